@@ -1,0 +1,117 @@
+"""Load ABR reference data: network traces and per-rung chunk sizes.
+
+The data (see ``shared/abr/README.md``) lives outside the repository. Its directory
+is ``$REEL_ABR_DATA`` when set, else ``<repo>/../shared/abr``. Trace files hold one
+``time_s throughput_mbps`` sample per line, whitespace separated (the HSDPA files
+have CRLF endings, which ``str.split`` absorbs). Chunk-size files ``video_size_<r>``
+hold one byte count per line, chunk 1 first, ``_0`` the lowest rung.
+
+This module is the I/O shell around the pure simulator; nothing here decides.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reelstream.errors import ReelStreamError
+
+DATA_ENV = "REEL_ABR_DATA"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class AbrDataMissing(ReelStreamError):
+    """The ABR traces or chunk-size files are not where they were looked for."""
+
+
+class AbrDataInvalid(ReelStreamError):
+    """A trace or chunk-size file exists but cannot be parsed or is too short."""
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A throughput trace: ``mbps[i]`` applies between ``times_s[i-1]`` and ``times_s[i]``."""
+
+    name: str
+    times_s: tuple[float, ...]
+    mbps: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Video:
+    """A title's ladder: ``sizes[chunk][rung]`` bytes, ``bitrates_kbps`` ascending."""
+
+    bitrates_kbps: tuple[float, ...]
+    chunk_s: float
+    sizes: tuple[tuple[int, ...], ...]
+
+    @property
+    def chunks(self) -> int:
+        """Number of chunks in the title."""
+        return len(self.sizes)
+
+
+# Pensieve's ladder for the EnvivioDash3 title (Mao et al. 2017, Sec. 5.1).
+PENSIEVE_BITRATES_KBPS = (300.0, 750.0, 1200.0, 1850.0, 2850.0, 4300.0)
+PENSIEVE_CHUNK_S = 4.0
+PENSIEVE_CHUNKS = 48
+
+
+def data_dir() -> Path:
+    """Directory of the ABR data: ``$REEL_ABR_DATA`` or ``<repo>/../shared/abr``."""
+    configured = os.environ.get(DATA_ENV)
+    path = Path(configured) if configured else REPO_ROOT.parent / "shared" / "abr"
+    if not path.is_dir():
+        how = f"${DATA_ENV}={configured}" if configured else f"the default {path}"
+        raise AbrDataMissing(
+            f"ABR data directory not found ({how}); set {DATA_ENV} to the folder holding "
+            "traces/ and video_sizes/ (see shared/abr/README.md)")
+    return path
+
+
+def parse_trace(name: str, text: str) -> Trace:
+    """Parse a trace file's text; blank lines are skipped, bad lines are errors."""
+    times: list[float] = []
+    rates: list[float] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            times.append(float(fields[0]))
+            rates.append(float(fields[1]))
+        except (IndexError, ValueError) as e:
+            raise AbrDataInvalid(f"trace {name}, line {number}: expected 'time_s mbps'") from e
+    if len(times) < 2:
+        raise AbrDataInvalid(f"trace {name}: needs at least two samples")
+    return Trace(name=name, times_s=tuple(times), mbps=tuple(rates))
+
+
+def load_traces(folder: Path) -> list[Trace]:
+    """All traces in ``folder``, sorted by file name (the order the bench splits on)."""
+    if not folder.is_dir():
+        raise AbrDataMissing(f"trace folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise AbrDataMissing(f"no trace files in {folder}")
+    return [parse_trace(p.name, p.read_text()) for p in files]
+
+
+def load_video(folder: Path, bitrates_kbps: Sequence[float] = PENSIEVE_BITRATES_KBPS,
+               chunk_s: float = PENSIEVE_CHUNK_S, chunks: int = PENSIEVE_CHUNKS) -> Video:
+    """Read ``video_size_0..`` from ``folder`` (or its ``video_sizes/`` child)."""
+    if not (folder / "video_size_0").exists() and (folder / "video_sizes").is_dir():
+        folder = folder / "video_sizes"
+    per_rung = []
+    for rung in range(len(bitrates_kbps)):
+        path = folder / f"video_size_{rung}"
+        if not path.is_file():
+            raise AbrDataMissing(f"chunk-size file missing: {path}")
+        sizes = [int(v) for v in path.read_text().split()]
+        if len(sizes) < chunks:
+            raise AbrDataInvalid(f"{path}: {len(sizes)} chunks, need {chunks}")
+        per_rung.append(sizes[:chunks])
+    by_chunk = tuple(tuple(per_rung[r][c] for r in range(len(per_rung))) for c in range(chunks))
+    return Video(bitrates_kbps=tuple(bitrates_kbps), chunk_s=chunk_s, sizes=by_chunk)

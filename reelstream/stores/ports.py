@@ -1,0 +1,245 @@
+"""The three ports every runtime implements: event log, state views, objects.
+
+Each has an embedded adapter (SQLite, a local directory) and a real one (Kafka,
+Cassandra, S3), chosen by URL in ``reelstream.stores.factory``, and one contract test
+suite in ``tests/contracts`` run against both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, Sequence
+
+from reelstream.events.topics import Topic
+
+# --------------------------------------------------------------------------- event log
+
+
+@dataclass(frozen=True)
+class Record:
+    """One message as stored in a topic partition."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class EventLog(ABC):
+    """A partitioned, replayable log of messages (Kafka's model)."""
+
+    @abstractmethod
+    def ensure_topics(self, topics: Iterable[Topic]) -> None:
+        """Create missing topics with their partition count and cleanup policy."""
+
+    @abstractmethod
+    def partitions(self, topic: str) -> int:
+        """Number of partitions of an existing topic."""
+
+    @abstractmethod
+    def append(
+        self, topic: str, key: bytes | None, value: bytes, *,
+        headers: Sequence[tuple[str, bytes]] = (), timestamp_ms: int | None = None,
+    ) -> None:
+        """Queue a message; it lands on ``partition_for(key)``. Durable once ``flush`` returns."""
+
+    @abstractmethod
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until every appended message is durably written (acks=all on Kafka)."""
+
+    @abstractmethod
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Next offset to be written, per partition."""
+
+    @abstractmethod
+    def consumer(self, topics: Sequence[str], group_id: str | None) -> "LogConsumer":
+        """A consumer in ``group_id`` (partitions shared among the group's members, offsets
+        committed explicitly), or with ``group_id=None`` a standalone reader assigned
+        every partition from the beginning (for tail and replay)."""
+
+    @abstractmethod
+    def committed(self, group_id: str, topic: str) -> dict[int, int]:
+        """The group's committed offsets per partition (absent when never committed)."""
+
+    def close(self) -> None:
+        """Release connections; pending appends are flushed first."""
+
+
+class LogConsumer(ABC):
+    """Reads a set of topics at-least-once: nothing is committed until ``commit``."""
+
+    @abstractmethod
+    def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
+        """Return the next records of the assigned partitions, waiting up to ``timeout``."""
+
+    @abstractmethod
+    def commit(self, records: Sequence[Record]) -> None:
+        """Commit the position after the last of ``records`` in each partition they came from."""
+
+    @abstractmethod
+    def seek_to_beginning(self) -> None: ...
+
+    @abstractmethod
+    def seek(self, topic: str, partition: int, offset: int) -> None: ...
+
+    @abstractmethod
+    def seek_to_timestamp(self, timestamp_ms: int) -> None:
+        """Move each assigned partition to its first record at or after ``timestamp_ms``."""
+
+    @abstractmethod
+    def assignment(self) -> set[tuple[str, int]]:
+        """Partitions this member currently reads (may be empty until the group settles)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Leave the group; uncommitted records will be redelivered to another member."""
+
+
+# --------------------------------------------------------------------------- state views
+
+
+class Column(StrEnum):
+    TEXT = "text"
+    INT = "int"
+    BIGINT = "bigint"
+    DOUBLE = "double"
+    BOOLEAN = "boolean"
+    JSON = "json"  # a JSON document; text in both stores
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """A table shaped by the query it serves.
+
+    ``partition_key`` is what every read names (Cassandra's partition key); rows within
+    a partition are ordered by ``clustering_key``. Every row also stores ``applied``:
+    the log position of the last event folded into it, so a redelivered event is a no-op.
+    """
+
+    name: str
+    partition_key: tuple[str, ...]
+    clustering_key: tuple[str, ...]
+    columns: Mapping[str, Column]
+    query: str  # the read this table is designed for, e.g. "watch positions of a user"
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return self.partition_key + self.clustering_key
+
+    def key_of(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(row[c] for c in self.key_columns)
+
+
+APPLIED = "applied"  # column holding {"topic/partition": offset} of the last events applied
+
+
+@dataclass
+class Row:
+    """A view row: key and value columns, plus the positions already applied to it."""
+
+    values: dict[str, Any]
+    applied: dict[str, int] = field(default_factory=dict)
+
+    def has_applied(self, record: Record) -> bool:
+        return self.applied.get(f"{record.topic}/{record.partition}", -1) >= record.offset
+
+
+class StateStore(ABC):
+    """Materialized views written by processors and read by gateways."""
+
+    @abstractmethod
+    def ensure_views(self, specs: Iterable[ViewSpec]) -> None:
+        """Apply schema migrations so every view's table exists with every column."""
+
+    @abstractmethod
+    def get(self, spec: ViewSpec, key: Sequence[Any]) -> Row | None: ...
+
+    @abstractmethod
+    def put(self, spec: ViewSpec, row: Row) -> None:
+        """Upsert the row (all columns, ``applied`` included) in one write."""
+
+    @abstractmethod
+    def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]:
+        """Every row of one partition, in clustering order."""
+
+    @abstractmethod
+    def scan(self, spec: ViewSpec) -> Iterator[Row]:
+        """Every row of the view (for replay verification and admin tools)."""
+
+    @abstractmethod
+    def truncate(self, spec: ViewSpec) -> None: ...
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+# --------------------------------------------------------------------------- objects
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    sha256: str | None
+    content_type: str
+    etag: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+Source = bytes | Path | BinaryIO
+
+
+class ObjectStore(ABC):
+    """Origin storage for masters, encoded chunks and packaged segments."""
+
+    @abstractmethod
+    def put(
+        self, key: str, source: Source, *, content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None, expected_sha256: str | None = None,
+        progress: Progress | None = None,
+    ) -> ObjectInfo:
+        """Store ``source`` under ``key``, computing its SHA-256 while streaming.
+
+        Large sources go up in parts. When ``expected_sha256`` is given and differs,
+        raises ChecksumMismatch and nothing is stored.
+        """
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """The whole object; raises ChecksumMismatch if it no longer matches its SHA-256."""
+
+    @abstractmethod
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start``..``end`` inclusive (HTTP Range semantics)."""
+
+    @abstractmethod
+    def download(self, key: str, path: Path) -> ObjectInfo:
+        """Stream the object to ``path``, verifying its SHA-256."""
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo:
+        """Raises ObjectNotFound when absent."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, in key order."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing key is not an error."""
+
+    def exists(self, key: str) -> bool:
+        from reelstream.errors import ObjectNotFound
+
+        try:
+            self.head(key)
+            return True
+        except ObjectNotFound:
+            return False
