@@ -10,12 +10,15 @@ with utility v_m = ln(S_m / S_1), Q the buffer level and S_m the rung's chunk si
 (the paper's model has constant sizes S_m = bitrate_m * p, so sizes are taken from
 the nominal bitrates; the ratio is what matters).
 
-Parameters. The paper shows (Sec. IV, Theorem 1 and the discussion after it) that the
-buffer stays between V*gamma*p and V*(v_M + gamma*p), and sizes V from the buffer
-capacity, V = (Q_max - p) / (v_M + gamma*p) in seconds (the paper's (Q_max - 1) in
-chunks). We pin the other end, V*gamma*p, to a reservoir below which the lowest rung
-wins, exactly as dash.js's BolaRule does (MINIMUM_BUFFER_S = 10 s). With the
-simulator's 60 s buffer the target Q_max is 60 s.
+Parameters. The buffer BOLA settles into is bracketed by V*gamma*p and
+V*(v_M + gamma*p) (Sec. IV, Theorem 1 and after), and the paper sizes V from the
+buffer capacity Q_max. We use the parameterisation of dash.js's BolaRule (written by
+the same authors, see also Spiteri et al., "From Theory to Practice", MMSys 2018,
+Sec. 3): V*(gamma*p - 1) = reservoir and V*(v_M + gamma*p - 1) = buffer target, so
+the lowest rung is preferred until the buffer is well past the reservoir (17 s with
+our ladder) and the top rung from about one chunk below the target, the paper's
+Q_max - 1 chunks. With the simulator's 60 s buffer the target Q_max is 60 s; the
+reservoir is dash.js's MINIMUM_BUFFER_S = 10 s.
 """
 
 from __future__ import annotations
@@ -29,15 +32,14 @@ BUFFER_TARGET_S = 60.0
 RESERVOIR_S = 10.0
 
 
-def bola_parameters(bitrates_kbps: Sequence[float], buffer_target_s: float, reservoir_s: float,
-                    chunk_duration_s: float) -> tuple[float, float]:
-    """Return ``(V, gamma_p)`` with V*gamma_p = reservoir, V*(v_M+gamma_p) = target - p."""
+def bola_parameters(bitrates_kbps: Sequence[float], buffer_target_s: float,
+                    reservoir_s: float) -> tuple[float, float]:
+    """Return ``(V, gamma_p)``: V*(gamma_p-1) = reservoir, V*(v_M+gamma_p-1) = target."""
     v_top = math.log(bitrates_kbps[-1] / bitrates_kbps[0])
-    upper = buffer_target_s - chunk_duration_s
-    if upper <= reservoir_s or v_top <= 0.0:
-        raise ValueError("BOLA needs buffer_target - chunk > reservoir and more than one bitrate")
-    v = (upper - reservoir_s) / v_top
-    return v, reservoir_s / v
+    if buffer_target_s <= reservoir_s or v_top <= 0.0:
+        raise ValueError("BOLA needs buffer_target > reservoir and more than one bitrate")
+    v = (buffer_target_s - reservoir_s) / v_top
+    return v, 1.0 + reservoir_s / v
 
 
 def bola_scores(buffer_s: float, bitrates_kbps: Sequence[float], v: float,
@@ -63,7 +65,6 @@ class Bola(AbrAlgorithm):
         self.reservoir_s = reservoir_s
 
     def choose(self, obs: Observation) -> int:
-        v, gamma_p = bola_parameters(obs.bitrates_kbps, self.buffer_target_s, self.reservoir_s,
-                                     obs.chunk_duration_s)
+        v, gamma_p = bola_parameters(obs.bitrates_kbps, self.buffer_target_s, self.reservoir_s)
         scores = bola_scores(obs.buffer_s, obs.bitrates_kbps, v, gamma_p)
         return max(range(obs.rungs), key=lambda rung: scores[rung])

@@ -1,0 +1,257 @@
+"""ABR benchmark: every algorithm on the HSDPA and FCC trace sets, Pensieve simulator.
+
+    python bench/abr.py            # evaluate, print tables, write bench/out/abr.png,
+                                   # end with one JSON line of every figure and target
+    python bench/abr.py --tune     # grid-search ReelStreamMPC on the tuning half only
+
+Split: traces are sorted by file name; even positions (0, 2, 4, ...) are the tuning
+half, odd positions the held-out half. ReelStreamMPC's defaults were chosen with
+``--tune`` on the even half of both sets; the targets are checked on the odd half and
+on the whole set. Data: ``$REEL_ABR_DATA`` or ``<repo>/../shared/abr``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from multiprocessing import Pool
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reelstream.player.abr import (  # noqa: E402
+    AbrAlgorithm, AlwaysLowest, Bola, BufferBased, Mpc, ReelStreamMpc, ReelStreamTuning,
+    RobustMpc, ThroughputRule,
+)
+from reelstream.player.qoe import SessionMetrics, measure  # noqa: E402
+from reelstream.player.simulator import simulate  # noqa: E402
+from reelstream.player.traces import Trace, Video, data_dir, load_traces, load_video  # noqa: E402
+
+SETS = ("hsdpa", "fcc")
+PORTIONS = ("tune", "holdout", "all")
+SPLIT = "sorted file names; even positions (0,2,4,...) = tune, odd positions = holdout"
+DEFAULT = "ReelStreamMPC"
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def algorithms() -> list[AbrAlgorithm]:
+    """Everything compared, the reference floor first and ReelStream's default last."""
+    return [AlwaysLowest(), ThroughputRule(), BufferBased(), Bola(), Mpc(), RobustMpc(),
+            ReelStreamMpc()]
+
+
+def split(traces: Sequence[Trace]) -> dict[str, list[Trace]]:
+    """The tuning / held-out / whole partition of one (name-sorted) set."""
+    return {"tune": list(traces[0::2]), "holdout": list(traces[1::2]), "all": list(traces)}
+
+
+def _run(job: tuple[AbrAlgorithm, Video, list[Trace]]) -> list[SessionMetrics]:
+    algorithm, video, traces = job
+    return [measure(simulate(t, video, algorithm), video.bitrates_kbps, video.chunk_s)
+            for t in traces]
+
+
+def run_all(jobs: list[tuple[AbrAlgorithm, Video, list[Trace]]],
+            workers: int) -> list[list[SessionMetrics]]:
+    """Run jobs in parallel; simulations are pure, so order and workers don't matter."""
+    if workers <= 1:
+        return [_run(j) for j in jobs]
+    with Pool(workers) as pool:
+        return pool.map(_run, jobs, chunksize=1)
+
+
+def _batches(traces: list[Trace], size: int) -> list[list[Trace]]:
+    return [traces[i:i + size] for i in range(0, len(traces), size)]
+
+
+def evaluate(algos: Sequence[AbrAlgorithm], video: Video, traces: list[Trace],
+             workers: int) -> dict[str, list[SessionMetrics]]:
+    """Metrics per algorithm name, in trace order."""
+    jobs = [(a, video, b) for a in algos for b in _batches(traces, 12)]
+    results = run_all(jobs, workers)
+    by_algo: dict[str, list[SessionMetrics]] = {a.name: [] for a in algos}
+    for (algo, _, _), metrics in zip(jobs, results):
+        by_algo[algo.name].extend(metrics)
+    return by_algo
+
+
+def summarize(metrics: Sequence[SessionMetrics]) -> dict[str, float]:
+    """Set-level figures: means over sessions, rebuffer ratio pooled over sessions."""
+    n = len(metrics)
+    stall = sum(m.stall_s for m in metrics)
+    play = sum(m.play_s for m in metrics)
+    return {
+        "qoe_lin": sum(m.qoe["lin"] for m in metrics) / n,
+        "qoe_log": sum(m.qoe["log"] for m in metrics) / n,
+        "qoe_hd": sum(m.qoe["hd"] for m in metrics) / n,
+        "rebuffer_pct": 100.0 * stall / (stall + play),
+        "avg_bitrate_kbps": sum(m.avg_bitrate_kbps for m in metrics) / n,
+        "switches": sum(m.switches for m in metrics) / n,
+        "smoothness_mbps": sum(m.smoothness_mbps for m in metrics) / n,
+        "startup_s": sum(m.startup_s for m in metrics) / n,
+        "sessions": float(n),
+    }
+
+
+def by_portion(per_trace: dict[str, list[SessionMetrics]],
+               names: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """portion -> algorithm -> summary, using the trace names' positions for the split."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for portion in PORTIONS:
+        keep = set(split(names)[portion])  # type: ignore[arg-type]
+        out[portion] = {algo: summarize([m for m in ms if m.trace in keep])
+                        for algo, ms in per_trace.items()}
+    return out
+
+
+def targets(summary: dict[str, dict[str, float]], set_name: str) -> dict[str, float | bool]:
+    """ReelStream's targets on one portion of one set."""
+    ours, robust, bola = summary[DEFAULT], summary["RobustMPC"], summary["BOLA"]
+    ratio = ours["qoe_lin"] / robust["qoe_lin"] if robust["qoe_lin"] > 0 else float("inf")
+    out: dict[str, float | bool] = {
+        "qoe_lin_vs_robustmpc_ratio": ratio,
+        "qoe_lin_vs_robustmpc_met": ratio >= 1.05,
+        "rebuffer_not_above_bola_met": ours["rebuffer_pct"] <= bola["rebuffer_pct"],
+    }
+    if set_name == "hsdpa":
+        out["rebuffer_below_0_5pct_met"] = ours["rebuffer_pct"] < 0.5
+    return out
+
+
+COLUMNS = [("qoe_lin", "QoE_lin", "{:8.3f}"), ("qoe_log", "QoE_log", "{:8.3f}"),
+           ("qoe_hd", "QoE_hd", "{:8.3f}"), ("rebuffer_pct", "rebuf%", "{:7.3f}"),
+           ("avg_bitrate_kbps", "kbps", "{:6.0f}"), ("switches", "switch", "{:6.1f}"),
+           ("smoothness_mbps", "smooth", "{:6.3f}"), ("startup_s", "start_s", "{:7.2f}")]
+
+
+def table(title: str, summary: dict[str, dict[str, float]]) -> str:
+    """A fixed-width table, one row per algorithm."""
+    head = f"{'algorithm':15}" + "".join(f" {label:>{len(fmt.format(0))}}"
+                                         for _, label, fmt in COLUMNS)
+    rows = [title, head, "-" * len(head)]
+    for algo, s in summary.items():
+        rows.append(f"{algo:15}" + "".join(" " + fmt.format(s[key]) for key, _, fmt in COLUMNS))
+    return "\n".join(rows)
+
+
+def plot(results: dict[str, dict[str, dict[str, dict[str, float]]]], path: Path) -> None:
+    """Bar charts: mean QoE_lin and rebuffer ratio per algorithm, per set (whole set)."""
+    import matplotlib
+    matplotlib.use("Agg")  # no display on CI or the bench machine
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(SETS), figsize=(6 * len(SETS), 7), squeeze=False)
+    for col, set_name in enumerate(SETS):
+        summary = results[set_name]["all"]
+        names = list(summary)
+        colors = ["tab:red" if n == DEFAULT else "tab:blue" for n in names]
+        for row, (key, label) in enumerate([("qoe_lin", "mean QoE_lin per chunk"),
+                                            ("rebuffer_pct", "rebuffer ratio (%)")]):
+            ax = axes[row][col]
+            ax.bar(names, [summary[n][key] for n in names], color=colors)
+            ax.set_title(f"{set_name.upper()} ({int(summary[names[0]]['sessions'])} traces): {label}")
+            ax.tick_params(axis="x", rotation=35, labelsize=8)
+            ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def flat_json(results: dict[str, dict[str, dict[str, dict[str, float]]]],
+              checks: dict[str, dict[str, dict[str, float | bool]]],
+              extra: dict[str, object]) -> dict[str, object]:
+    """Every figure as ``<set>_<portion>_<algo>_<metric>``, every target as ``..._met``."""
+    out: dict[str, object] = dict(extra)
+    for set_name, portions in results.items():
+        for portion, summary in portions.items():
+            for algo, figures in summary.items():
+                for key, value in figures.items():
+                    out[f"{set_name}_{portion}_{algo}_{key}"] = round(value, 5)
+    for set_name, portions in checks.items():
+        for portion, figures in portions.items():
+            for key, value in figures.items():
+                out[f"{set_name}_{portion}_{key}"] = value if isinstance(value, bool) \
+                    else round(value, 5)
+    out["all_targets_met"] = all(v for k, v in out.items() if k.endswith("_met")
+                                 and k != "all_targets_met")
+    return out
+
+
+def bench(workers: int) -> None:
+    """Evaluate everything, print tables, plot, and end with the JSON line."""
+    started = time.perf_counter()
+    root = data_dir()
+    video = load_video(root)
+    results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    checks: dict[str, dict[str, dict[str, float | bool]]] = {}
+    for set_name in SETS:
+        traces = load_traces(root / "traces" / set_name)
+        per_trace = evaluate(algorithms(), video, traces, workers)
+        results[set_name] = by_portion(per_trace, [t.name for t in traces])
+        checks[set_name] = {p: targets(results[set_name][p], set_name)
+                            for p in ("holdout", "all")}
+        for portion in ("all", "holdout"):
+            print(table(f"\n== {set_name.upper()} / {portion} ({len(split(traces)[portion])} "
+                        "traces; QoE = mean per chunk, chunk 2 on)", results[set_name][portion]))
+        for portion, figures in checks[set_name].items():
+            print(f"targets {set_name}/{portion}: " + ", ".join(
+                f"{k}={v if isinstance(v, bool) else round(v, 3)}" for k, v in figures.items()))
+    png = OUT / "abr.png"
+    plot(results, png)
+    print(f"\nplot: {png}")
+    elapsed = time.perf_counter() - started
+    extra = {"tuning_split": SPLIT, "tuned_on": "tune (even half) of hsdpa and fcc",
+             "targets_checked_on": "holdout (odd half) and all",
+             "simulator": "Pensieve fixed_env model, traces start at index 0",
+             "workers": workers, "elapsed_s": round(elapsed, 1)}
+    print(json.dumps(flat_json(results, checks, extra), sort_keys=False))
+
+
+# --- tuning (even half only) -------------------------------------------------------
+
+GRID: dict[str, Sequence[object]] = {
+    "error_quantile": (0.6, 0.8, 1.0),
+    "error_window": (5, 8),
+    "rebuffer_penalty": (4.3, 8.0, 15.0),
+    "target_weight": (0.0, 0.02, 0.05),
+}
+
+
+def tune(workers: int) -> None:
+    """Grid-search ReelStreamTuning on the tuning half; prints one line per setting."""
+    root = data_dir()
+    video = load_video(root)
+    halves = {s: split(load_traces(root / "traces" / s))["tune"] for s in SETS}
+    base = {s: {n: summarize(ms) for n, ms in evaluate(
+        [Bola(), RobustMpc()], video, halves[s], workers).items()} for s in SETS}
+    print("reference on tune half:", json.dumps(base))
+    keys = list(GRID)
+    for values in itertools.product(*(GRID[k] for k in keys)):
+        tuning = replace(ReelStreamTuning(), **dict(zip(keys, values)))  # type: ignore[arg-type]
+        line = [f"{k}={v}" for k, v in zip(keys, values)]
+        for s in SETS:
+            ours = summarize(evaluate([ReelStreamMpc(tuning)], video, halves[s],
+                                      workers)[DEFAULT])
+            ratio = ours["qoe_lin"] / base[s]["RobustMPC"]["qoe_lin"]
+            line.append(f"{s}: x{ratio:.3f} rebuf {ours['rebuffer_pct']:.3f}% "
+                        f"(bola {base[s]['BOLA']['rebuffer_pct']:.3f}%)")
+        print(" | ".join(line), flush=True)
+
+
+def main(argv: Sequence[str] | None = None, runner: Callable[[int], None] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tune", action="store_true", help="grid-search on the tuning half")
+    parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 2))
+    args = parser.parse_args(argv)
+    (runner or (tune if args.tune else bench))(args.workers)
+
+
+if __name__ == "__main__":
+    main()
