@@ -36,8 +36,11 @@ class PlanProblem:
         rebuffer_penalty: mu, reward lost per second of stall.
         smooth_penalty: reward lost per unit of |q(R_k) - q(R_k-1)|.
         floor_s: if set, a rung other than 0 is refused when it would leave the
-            buffer below ``floor_s`` after the chunk lands *and* shrink it (the
-            download takes longer than the chunk plays).
+            buffer below ``floor_s`` after the chunk lands, unless the download
+            neither shrinks the buffer (it is shorter than the chunk plays) nor
+            takes more than ``below_floor_share`` of the buffer (so that a
+            prediction off by 1/share still does not stall).
+        below_floor_share: see ``floor_s``.
         target_s: buffer the plan should end with; each second short of it costs
             ``target_weight``.
     """
@@ -50,15 +53,18 @@ class PlanProblem:
     rebuffer_penalty: float
     smooth_penalty: float = 1.0
     floor_s: float | None = None
+    below_floor_share: float = 1.0
     target_s: float = 0.0
     target_weight: float = 0.0
 
 
 def admissible(problem: PlanProblem, buffer_s: float, rung: int, download_s: float) -> bool:
     """Whether the safety floor lets the plan fetch ``rung`` from ``buffer_s``."""
-    if problem.floor_s is None or rung == 0 or download_s <= problem.chunk_s:
+    if problem.floor_s is None or rung == 0:
         return True
-    return buffer_s - download_s + problem.chunk_s >= problem.floor_s
+    if buffer_s - download_s + problem.chunk_s >= problem.floor_s:
+        return True
+    return download_s <= problem.chunk_s and download_s <= problem.below_floor_share * buffer_s
 
 
 def _saturation(problem: PlanProblem, depth: int) -> float:

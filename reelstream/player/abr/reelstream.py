@@ -11,8 +11,9 @@ maximising QoE_lin, first rung applied) but is built to stall less:
 * **Buffer floor.** A rung other than the lowest is never fetched if its predicted
   download would leave the buffer below ``floor_s`` (10 s) *and* smaller than now,
   so quality drops before the buffer falls under the floor. During startup (buffer
-  under the floor) this lets the player climb only to rungs the link sustains: it
-  starts low and climbs as the buffer allows.
+  under the floor) the player climbs only to rungs the link sustains and whose
+  download takes at most ``below_floor_share`` of the buffer: it starts low and
+  climbs as the buffer allows.
 * **Buffer target.** The plan pays ``target_weight`` per second its end buffer is
   short of ``target_s`` (30 s), less near the end of the title where a big buffer
   is worthless.
@@ -45,6 +46,8 @@ class ReelStreamTuning:
         horizon: chunks planned ahead.
         rebuffer_penalty: mu used *in planning* (QoE_lin's is 4.3).
         floor_s: buffer the player will not knowingly drain below.
+        below_floor_share: under the floor, the largest share of the buffer one
+            download may take.
         target_s: buffer the plan aims to end at.
         target_weight: reward per second of shortfall from ``target_s``.
     """
@@ -55,8 +58,9 @@ class ReelStreamTuning:
     horizon: int = 5
     rebuffer_penalty: float = 4.3
     floor_s: float = 10.0
+    below_floor_share: float = 0.5
     target_s: float = 30.0
-    target_weight: float = 0.02
+    target_weight: float = 0.2
 
 
 def quantile(samples: Sequence[float], q: float) -> float:
@@ -115,6 +119,7 @@ class ReelStreamMpc(AbrAlgorithm):
             chunk_s=obs.chunk_duration_s,
             rebuffer_penalty=t.rebuffer_penalty,
             floor_s=t.floor_s,
+            below_floor_share=t.below_floor_share,
             target_s=min(t.target_s, after_horizon_s),
             target_weight=t.target_weight,
         )

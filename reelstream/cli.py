@@ -1,0 +1,235 @@
+"""`reel`: the one command-line entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+from reelstream.config import Settings, load_settings
+from reelstream.errors import ReelStreamError
+from reelstream.events.topics import TOPICS, topic
+from reelstream.runtime import Runtime
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    env = dict(os.environ)
+    if args.data_dir:
+        env["REEL_DATA_DIR"] = str(args.data_dir)
+    return load_settings(env=env, config_file=args.config).with_servers(
+        kafka=args.kafka, cassandra=args.cassandra, s3=args.s3)
+
+
+def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML config file (settings named as in the README)")
+    p.add_argument("--data-dir", type=Path, help="embedded runtime's folder (default .reel or REEL_DATA_DIR)")
+    p.add_argument("--kafka", action="store_true", help="use the Kafka broker (REEL_KAFKA_BOOTSTRAP) as the log")
+    p.add_argument("--cassandra", action="store_true", help="use Cassandra (REEL_CASSANDRA_HOSTS/PORT) for state")
+    p.add_argument("--s3", action="store_true", help="use the S3 server (REEL_S3_ENDPOINT) for objects")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    if args.create:
+        runtime = Runtime(_settings(args))
+        runtime.log  # opening the log creates the catalog's topics
+        print(f"topics ensured on {runtime.settings.log_url}")
+        runtime.close()
+    for t in TOPICS:
+        retention = "kept forever" if t.retention_ms < 0 else f"deleted after {t.retention_ms // 86_400_000} days"
+        policy = "compacted (latest per key)" if t.cleanup.value == "compact" else retention
+        print(f"{t.name}\n  key: {t.key_field}   partitions: {t.partitions}   {policy}\n"
+              f"  events: {', '.join(sorted(t.event_types))}\n  {t.doc}\n")
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    runtime = Runtime(_settings(args))
+    topic(args.topic)
+    reader = runtime.log.consumer([args.topic], group_id=None)
+    if not args.from_beginning:
+        for t, p in reader.assignment():
+            reader.seek(t, p, runtime.log.end_offsets(t)[p])
+    shown = 0
+    try:
+        while args.limit is None or shown < args.limit:
+            records = reader.poll(timeout=1.0)
+            if not records and args.exit_at_end:
+                break
+            for r in records:
+                try:
+                    event = runtime.codec.decode(r.value)
+                    body = {"type": event.type, **event.header.to_avro(), **event.data}
+                except ReelStreamError as e:
+                    body = {"undecodable": str(e)}
+                line = json.dumps(body, default=_json_default)
+                print(f"{r.topic}/{r.partition}@{r.offset} {line}" if not args.json else line, flush=True)
+                shown += 1
+                if args.limit is not None and shown >= args.limit:
+                    break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        reader.close()
+    return 0
+
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    from reelstream.events.model import new_event
+
+    runtime = Runtime(_settings(args))
+    data = json.loads(args.data if args.data != "-" else sys.stdin.read())
+    event = new_event(args.event_type, data, producer=runtime.settings.producer)
+    runtime.publish(event)
+    print(event.event_id)
+    return 0
+
+
+def cmd_processors(args: argparse.Namespace) -> int:
+    from reelstream.processors.registry import all_processors
+
+    settings = _settings(args)
+    if args.runtime == "faust":
+        from reelstream.processors.app import run_faust
+
+        return run_faust(settings, all_processors())
+    return asyncio.run(_run_embedded(settings))
+
+
+async def _run_embedded(settings: Settings, banner: str | None = None) -> int:
+    from reelstream.processors.embedded import run_embedded
+    from reelstream.processors.registry import all_processors
+
+    runtime = Runtime(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    processors = all_processors()
+    print(banner or f"processors {', '.join(p.name for p in processors)} running on "
+                    f"{settings.log_url} -> {settings.state_url}; Ctrl-C stops", flush=True)
+    try:
+        await run_embedded(processors, runtime.log, runtime.state, runtime.codec, settings.producer, stop)
+    finally:
+        runtime.close()
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    mode = "embedded (no servers)" if settings.embedded else "on servers"
+    return asyncio.run(_run_embedded(settings, banner=(
+        f"ReelStream up, {mode}\n  log:     {settings.log_url}\n  state:   {settings.state_url}\n"
+        f"  objects: {settings.objects_url}\nCtrl-C stops.")))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from reelstream.processors.registry import PROCESSORS
+    from reelstream.processors.replay import diff_states, fresh_suffix, rebuild, wait_until_caught_up
+    from reelstream.stores.factory import open_state, replay_state_url
+
+    if args.processor not in PROCESSORS:
+        print(f"reel replay: unknown processor {args.processor!r}; choose from {', '.join(PROCESSORS)}",
+              file=sys.stderr)
+        return 2
+    processor = PROCESSORS[args.processor]()
+    runtime = Runtime(_settings(args))
+    into_url = args.into or replay_state_url(runtime.settings.state_url, fresh_suffix())
+    fresh = open_state(into_url)
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r  replayed {done}/{total} records", end="", file=sys.stderr, flush=True)
+
+    report = rebuild(processor, runtime.log, fresh, runtime.codec, progress)
+    print(file=sys.stderr)
+    print(f"rebuilt {processor.name} from {report.records} records in {report.seconds:.1f}s into {into_url}: "
+          + ", ".join(f"{name} {n} rows" for name, n in report.rows.items()))
+    if not args.verify:
+        return 0
+    wait_until_caught_up(processor, runtime.log, timeout=args.timeout)
+    problems = diff_states(processor, runtime.state, fresh)
+    if problems:
+        print(f"VERIFY FAILED: {len(problems)} differences", file=sys.stderr)
+        for line in problems[:20]:
+            print("  " + line, file=sys.stderr)
+        return 1
+    print(f"verified: rebuilt state equals the live state of {processor.name}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reel", description="ReelStream: event-sourced video on demand.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run everything on this machine (embedded by default)")
+    _add_runtime_flags(up)
+    up.set_defaults(fn=cmd_up)
+
+    procs = sub.add_parser("processors", help="run the stream processors only")
+    _add_runtime_flags(procs)
+    procs.add_argument("--runtime", choices=("embedded", "faust"), default="embedded",
+                       help="embedded asyncio host, or Faust agents (needs --kafka)")
+    procs.set_defaults(fn=cmd_processors)
+
+    topics = sub.add_parser("topics", help="list the topic catalog (and create the topics)")
+    _add_runtime_flags(topics)
+    topics.add_argument("--create", action="store_true", help="create missing topics in the log")
+    topics.set_defaults(fn=cmd_topics)
+
+    tail = sub.add_parser("tail", help="print a topic's events, decoded")
+    _add_runtime_flags(tail)
+    tail.add_argument("topic", help="topic name, e.g. reel.playback")
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
+    tail.add_argument("--limit", type=int, help="stop after N events")
+    tail.add_argument("--exit-at-end", action="store_true", help="stop when no more records arrive")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line, nothing else")
+    tail.set_defaults(fn=cmd_tail)
+
+    emit = sub.add_parser("emit", help="validate and append one event (JSON payload without the header)")
+    _add_runtime_flags(emit)
+    emit.add_argument("event_type", help="e.g. EntitlementGranted")
+    emit.add_argument("data", help="JSON payload, or - for stdin")
+    emit.set_defaults(fn=cmd_emit)
+
+    replay = sub.add_parser("replay", help="rebuild a processor's state from the start of the log")
+    _add_runtime_flags(replay)
+    replay.add_argument("processor", help="processor name, e.g. catalog or watch_positions")
+    replay.add_argument("--verify", action="store_true", help="then prove the rebuilt state equals the live one")
+    replay.add_argument("--into", help="state URL to rebuild into (default: a fresh store beside the live one)")
+    replay.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the live processor")
+    replay.set_defaults(fn=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except ReelStreamError as e:
+        print(f"reel {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

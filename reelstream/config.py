@@ -1,0 +1,103 @@
+"""Settings: environment variables, then an optional TOML file, validated at start.
+
+Every field is documented where it is declared; a bad value fails at start with the
+setting's name and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+from reelstream.errors import ConfigError
+
+_SCHEMES = {
+    "log_url": ("sqlite", "kafka"),
+    "state_url": ("sqlite", "cassandra"),
+    "objects_url": ("file", "s3"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(".reel")
+    """REEL_DATA_DIR: where the embedded runtime keeps its SQLite files and objects."""
+    log_url: str = ""
+    """REEL_LOG_URL: ``sqlite:///path/log.db`` (embedded) or ``kafka://host:port[,host:port]``."""
+    state_url: str = ""
+    """REEL_STATE_URL: ``sqlite:///path/state.db`` or ``cassandra://host[,host]:port/keyspace``."""
+    objects_url: str = ""
+    """REEL_OBJECTS_URL: ``file:///dir`` or ``s3://bucket?endpoint=http://host:port`` (no endpoint: AWS)."""
+    schema_registry_url: str | None = None
+    """REEL_SCHEMA_REGISTRY_URL: when set, events use the Confluent wire format with this registry."""
+    producer: str = f"reel@{socket.gethostname()}"
+    """REEL_PRODUCER: the ``producer`` written into every event's header."""
+    s3_access_key: str | None = None
+    """REEL_S3_ACCESS_KEY: S3 access key (else boto3's usual credential chain)."""
+    s3_secret_key: str | None = None
+    """REEL_S3_SECRET_KEY: S3 secret key."""
+    s3_region: str = "us-east-1"
+    """REEL_S3_REGION: S3 region."""
+
+    def __post_init__(self) -> None:
+        data_dir = Path(self.data_dir).resolve()
+        object.__setattr__(self, "data_dir", data_dir)
+        defaults = {"log_url": f"sqlite:///{data_dir}/log.db", "state_url": f"sqlite:///{data_dir}/state.db",
+                    "objects_url": f"file://{data_dir}/objects"}
+        for name, default in defaults.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, default)
+        for name, schemes in _SCHEMES.items():
+            scheme = urlparse(getattr(self, name)).scheme
+            if scheme not in schemes:
+                raise ConfigError(
+                    f"{name} (REEL_{name.upper()}) = {getattr(self, name)!r}: the scheme must be one of "
+                    f"{', '.join(s + '://' for s in schemes)}")
+
+    @property
+    def embedded(self) -> bool:
+        return self.log_url.startswith("sqlite:")
+
+    def with_servers(self, kafka: bool = False, cassandra: bool = False, s3: bool = False) -> "Settings":
+        """Point the chosen ports at the local real servers (``infra/local/env.sh``)."""
+        env = os.environ
+        changes: dict[str, Any] = {}
+        if kafka:
+            changes["log_url"] = f"kafka://{env.get('REEL_KAFKA_BOOTSTRAP', '127.0.0.1:19092')}"
+        if cassandra:
+            hosts = env.get("REEL_CASSANDRA_HOSTS", "127.0.0.1")
+            changes["state_url"] = f"cassandra://{hosts}:{env.get('REEL_CASSANDRA_PORT', '19042')}/reelstream"
+        if s3:
+            endpoint = env.get("REEL_S3_ENDPOINT", "http://127.0.0.1:18333")
+            changes["objects_url"] = f"s3://reelstream-origin?endpoint={endpoint}"
+            changes["s3_access_key"] = self.s3_access_key or env.get("REEL_S3_ACCESS_KEY", "reelstream")
+            changes["s3_secret_key"] = self.s3_secret_key or env.get("REEL_S3_SECRET_KEY", "reelstream-secret")
+        return replace(self, **changes)
+
+
+def load_settings(env: Mapping[str, str] | None = None, config_file: Path | None = None) -> Settings:
+    """Settings from ``REEL_*`` variables over an optional TOML file (``REEL_CONFIG``)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env["REEL_CONFIG"]) if env.get("REEL_CONFIG") else None)
+    known = {f.name for f in fields(Settings)}
+    if path is not None:
+        try:
+            document = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"config file {path}: {e}") from e
+        unknown = set(document) - known
+        if unknown:
+            raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}; "
+                              f"known: {', '.join(sorted(known))}")
+        values.update(document)
+    for name in known:
+        variable = f"REEL_{name.upper()}"
+        if env.get(variable):
+            values[name] = env[variable]
+    return Settings(**values)

@@ -1,0 +1,64 @@
+"""What a processor is: an event in, view rows and new events out, no I/O of its own.
+
+A processor reads current state only through the ``StateReader`` it is handed, so a
+unit test passes a dict-backed reader and needs no runtime. The hosts (embedded
+asyncio loop, Faust agents) wrap the same processor in a ``ProcessorRunner``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Protocol, Sequence
+
+from reelstream.events.model import Event
+from reelstream.stores.ports import Row, ViewSpec
+
+
+class StateReader(Protocol):
+    def get(self, spec: ViewSpec, key: Sequence[Any]) -> Row | None: ...
+
+    def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]: ...
+
+
+@dataclass
+class Outcome:
+    """What handling one event decided: rows to upsert (in order) and events to emit."""
+
+    writes: list[tuple[ViewSpec, dict[str, Any]]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def write(self, spec: ViewSpec, values: Mapping[str, Any]) -> "Outcome":
+        self.writes.append((spec, dict(values)))
+        return self
+
+
+class Processor(ABC):
+    """A pure stream processor. Subclasses set ``name``, ``topics`` and ``views``."""
+
+    name: ClassVar[str]
+    topics: ClassVar[tuple[str, ...]]
+    views: ClassVar[tuple[ViewSpec, ...]]
+
+    @abstractmethod
+    def primary(self, event: Event) -> tuple[ViewSpec, tuple[Any, ...]] | None:
+        """The row whose ``applied`` position records that ``event`` was handled, or None
+        when this processor ignores the event. It is written last, so a crash part-way
+        through an event's writes makes the redelivered event run again in full."""
+
+    @abstractmethod
+    def handle(self, event: Event, state: StateReader) -> Outcome:
+        """Decide the rows to write and events to emit. Must be deterministic."""
+
+
+def newer(event: Event, row: Row | None, time_column: str = "event_time_ms") -> bool:
+    """True when ``event`` happened after what ``row`` holds (ordering by event time, not arrival)."""
+    if row is None or row.values.get(time_column) is None:
+        return True
+    return bool(millis(event.header.event_time) >= row.values[time_column])
+
+
+def millis(moment: Any) -> int | None:
+    if moment is None:
+        return None
+    return int(moment.timestamp() * 1000)

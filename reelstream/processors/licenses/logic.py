@@ -1,0 +1,43 @@
+"""Licenses issued per account: streaming grants and offline downloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reelstream.events.model import Event
+from reelstream.processors.base import Outcome, Processor, StateReader, millis
+from reelstream.stores.ports import Column, ViewSpec
+
+# Partition key: user_id. Device and download limits count one account's licenses.
+LICENSES = ViewSpec(
+    name="licenses", partition_key=("user_id",), clustering_key=("license_id",),
+    columns={"title_id": Column.TEXT, "device_id": Column.TEXT, "kind": Column.TEXT, "key_ids": Column.JSON,
+             "issued_ms": Column.BIGINT, "expires_ms": Column.BIGINT, "returned": Column.BOOLEAN},
+    query="an account's licenses and downloads, by user id",
+)
+
+
+class LicenseProcessor(Processor):
+    name = "licenses"
+    topics = ("reel.licenses",)
+    views = (LICENSES,)
+
+    def primary(self, event: Event) -> tuple[ViewSpec, tuple[Any, ...]] | None:
+        if event.type == "LicenseDenied":
+            return None  # denials are audit facts on the log; no state to keep
+        return LICENSES, (event["user_id"], event["license_id"])
+
+    def handle(self, event: Event, state: StateReader) -> Outcome:
+        key = (event["user_id"], event["license_id"])
+        current = state.get(LICENSES, key)
+        if event.type == "DownloadReturned":
+            base = dict(current.values) if current else {
+                "user_id": key[0], "license_id": key[1], "title_id": event["title_id"], "device_id": event["device_id"],
+                "kind": "download", "key_ids": [], "issued_ms": None, "expires_ms": None}
+            return Outcome().write(LICENSES, {**base, "returned": True})
+        kind = "streaming" if event.type == "LicenseGranted" else "download"
+        return Outcome().write(LICENSES, {
+            "user_id": key[0], "license_id": key[1], "title_id": event["title_id"], "device_id": event["device_id"],
+            "kind": kind, "key_ids": list(event.data.get("key_ids", [])),
+            "issued_ms": millis(event.header.event_time), "expires_ms": millis(event["expires_at"]),
+            "returned": bool(current and current.values.get("returned"))})

@@ -1,0 +1,46 @@
+"""Watch positions for resume, from playback events.
+
+One row per (user, title, device type): the newest position that device type
+reported. Resume reads the user's partition and takes the newest across device types,
+so a stale device can never overwrite a newer position from another one: ordering is
+by event time, not arrival.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reelstream.events.model import Event
+from reelstream.processors.base import Outcome, Processor, StateReader, millis, newer
+from reelstream.stores.ports import Column, ViewSpec
+
+# Partition key: user_id; clustering key: (title_id, device_type), as the mission specifies.
+WATCH_POSITIONS = ViewSpec(
+    name="watch_positions", partition_key=("user_id",), clustering_key=("title_id", "device_type"),
+    columns={"position_ms": Column.BIGINT, "event_time_ms": Column.BIGINT, "state": Column.TEXT,
+             "session_id": Column.TEXT, "profile_id": Column.TEXT, "device_id": Column.TEXT},
+    query="a user's latest positions per title and device type (resume, continue watching)",
+)
+
+_STATE_BY_TYPE = {"PlaybackStarted": "PLAYING", "PlaybackPaused": "PAUSED", "PlaybackStopped": "STOPPED"}
+
+
+class WatchPositionProcessor(Processor):
+    name = "watch_positions"
+    topics = ("reel.playback",)
+    views = (WATCH_POSITIONS,)
+
+    def primary(self, event: Event) -> tuple[ViewSpec, tuple[Any, ...]] | None:
+        return WATCH_POSITIONS, (event["user_id"], event["title_id"], event["device_type"])
+
+    def handle(self, event: Event, state: StateReader) -> Outcome:
+        key = (event["user_id"], event["title_id"], event["device_type"])
+        current = state.get(WATCH_POSITIONS, key)
+        if not newer(event, current):
+            return Outcome()
+        state_name = event.data.get("state") or _STATE_BY_TYPE[event.type]
+        return Outcome().write(WATCH_POSITIONS, {
+            "user_id": key[0], "title_id": key[1], "device_type": key[2],
+            "position_ms": event["position_ms"], "event_time_ms": millis(event.header.event_time),
+            "state": state_name, "session_id": event["session_id"], "profile_id": event["profile_id"],
+            "device_id": event["device_id"]})

@@ -1,0 +1,20 @@
+"""Every processor ReelStream runs, by name (what `reel replay NAME` takes)."""
+
+from __future__ import annotations
+
+from reelstream.processors.base import Processor
+from reelstream.processors.catalog.logic import CatalogProcessor
+from reelstream.processors.entitlements.logic import EntitlementProcessor
+from reelstream.processors.keys.logic import KeyCatalogProcessor
+from reelstream.processors.licenses.logic import LicenseProcessor
+from reelstream.processors.playback.logic import WatchPositionProcessor
+from reelstream.processors.transcode.progress import ChunkProgressProcessor
+
+PROCESSORS: dict[str, type[Processor]] = {
+    p.name: p for p in (CatalogProcessor, EntitlementProcessor, WatchPositionProcessor, LicenseProcessor,
+                        KeyCatalogProcessor, ChunkProgressProcessor)
+}
+
+
+def all_processors() -> list[Processor]:
+    return [cls() for cls in PROCESSORS.values()]

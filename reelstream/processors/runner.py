@@ -1,0 +1,103 @@
+"""Runs one processor over log records: decode, de-duplicate, handle, write, emit.
+
+Shared by both hosts, so the embedded runtime and the Faust/Kafka runtime apply
+events identically. Idempotence: every written row stores the log position of the
+event that wrote it, and an event whose position the primary row already holds is
+skipped. Emitted events get ids derived from the input's, so a redelivery re-emits
+byte-identical events that consumers de-duplicate on ``event_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from reelstream.errors import ReelStreamError, UndecodableEvent
+from reelstream.events.codec import EventCodec
+from reelstream.events.model import Event, derived_event_id, new_event
+from reelstream.events.topics import DEAD_LETTER_TOPIC, topic_for
+from reelstream.processors.base import Processor
+from reelstream.stores.ports import EventLog, Record, Row, StateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunnerStats:
+    applied: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    dead_lettered: int = 0
+    emitted: int = 0
+
+
+class ProcessorRunner:
+    def __init__(self, processor: Processor, log_: EventLog, state: StateStore, codec: EventCodec,
+                 producer: str, emit: bool = True) -> None:
+        self.processor = processor
+        self.log = log_
+        self.state = state
+        self.codec = codec
+        self.producer = producer
+        self.emit = emit  # replays rebuild state without re-emitting history
+        self.stats = RunnerStats()
+        self.consumer_name = f"reel.processor.{processor.name}"
+
+    def process(self, records: Sequence[Record]) -> None:
+        """Apply a batch; durable (outputs flushed) when it returns, so the caller may commit."""
+        for record in records:
+            self.process_one(record)
+        self.log.flush()
+
+    def process_one(self, record: Record) -> None:
+        try:
+            event = self.codec.decode(record.value)
+        except UndecodableEvent as e:
+            self._dead_letter(record, f"undecodable: {e}")
+            return
+        target = self.processor.primary(event)
+        if target is None:
+            self.stats.ignored += 1
+            return
+        spec, key = target
+        current = self.state.get(spec, key)
+        if current is not None and current.has_applied(record):
+            self.stats.duplicates += 1
+            return
+        try:
+            outcome = self.processor.handle(event, self.state)
+        except (ReelStreamError, KeyError, ValueError, TypeError) as e:
+            log.exception("%s failed on %s %s", self.processor.name, event.type, event.event_id)
+            self._dead_letter(record, f"{self.processor.name} could not apply {event.type}: {e!r}")
+            return
+        if self.emit:
+            for index, out in enumerate(outcome.events):
+                out = replace(out, header=replace(out.header, event_id=derived_event_id(event, index)))
+                topic = topic_for(out.type)
+                self.log.append(topic.name, topic.key_of(out), self.codec.encode(out, topic.name))
+                self.stats.emitted += 1
+        position = f"{record.topic}/{record.partition}"
+        primary_key = tuple(key)
+        ordered = sorted(outcome.writes, key=lambda w: w[0] is spec and w[0].key_of(w[1]) == primary_key)
+        for view, values in ordered:
+            existing = self.state.get(view, view.key_of(values))
+            applied = dict(existing.applied) if existing else {}
+            applied[position] = record.offset
+            self.state.put(view, Row(values, applied))
+        if not any(w[0] is spec and w[0].key_of(w[1]) == primary_key for w in outcome.writes):
+            # The event changed nothing visible; still mark it applied on the primary row.
+            if current is not None:
+                self.state.put(spec, Row(current.values, {**current.applied, position: record.offset}))
+        self.stats.applied += 1
+
+    def _dead_letter(self, record: Record, reason: str) -> None:
+        self.stats.dead_lettered += 1
+        log.warning("dead-lettering %s/%d@%d: %s", record.topic, record.partition, record.offset, reason)
+        if not self.emit:
+            return  # a replay meets the same bad records the live run already dead-lettered
+        letter = new_event("DeadLetter", {
+            "source_topic": record.topic, "source_partition": record.partition, "source_offset": record.offset,
+            "key": record.key, "value": record.value, "consumer": self.consumer_name, "reason": reason,
+        }, producer=self.producer, correlation_id=f"{record.topic}/{record.partition}/{record.offset}")
+        self.log.append(DEAD_LETTER_TOPIC, record.topic.encode(), self.codec.encode(letter, DEAD_LETTER_TOPIC))

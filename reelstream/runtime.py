@@ -1,0 +1,46 @@
+"""A runtime: the three ports opened from settings, plus the event codec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from reelstream.config import Settings
+from reelstream.events.codec import EventCodec
+from reelstream.events.model import Event
+from reelstream.events.topics import TOPICS, topic_for
+from reelstream.stores.factory import open_log, open_objects, open_state
+from reelstream.stores.ports import EventLog, ObjectStore, StateStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    codec: EventCodec = field(default_factory=EventCodec)
+
+    @cached_property
+    def log(self) -> EventLog:
+        log = open_log(self.settings.log_url)
+        log.ensure_topics(TOPICS)
+        return log
+
+    @cached_property
+    def state(self) -> StateStore:
+        return open_state(self.settings.state_url)
+
+    @cached_property
+    def objects(self) -> ObjectStore:
+        return open_objects(self.settings.objects_url, self.settings)
+
+    def publish(self, event: Event, flush: bool = True) -> None:
+        """Validate, encode and append ``event`` to its topic (SchemaViolation before any write)."""
+        topic = topic_for(event.type)
+        value = self.codec.encode(event, topic.name)
+        self.log.append(topic.name, topic.key_of(event), value)
+        if flush:
+            self.log.flush()
+
+    def close(self) -> None:
+        for name in ("log", "state"):
+            if name in self.__dict__:
+                getattr(self, name).close()

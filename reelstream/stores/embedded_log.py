@@ -1,0 +1,320 @@
+"""EmbeddedLog: the event log on SQLite, for one machine and no servers.
+
+WAL mode lets several processes append and consume at once; every append is a
+transaction that takes the partition's next offset, so offsets are dense and never
+reused. Keys go to partitions with Kafka's murmur2 so a replay lands where Kafka
+would put it. Consumer groups are rows with a heartbeat: live members split the
+partitions by sorted member id (range assignment); a member that stops
+heartbeating for ``session_timeout`` loses its partitions to the others, and
+whatever it had not committed is redelivered (at-least-once, like Kafka).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from reelstream.errors import EventLogError, UnknownTopic
+from reelstream.events.partitioning import partition_for
+from reelstream.events.topics import Topic
+from reelstream.stores.ports import EventLog, LogConsumer, Record
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL, cleanup TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS heads (topic TEXT, partition INTEGER, next_offset INTEGER NOT NULL,
+                                  PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS records (topic TEXT, partition INTEGER, offset INTEGER, key BLOB, value BLOB NOT NULL,
+                                    timestamp_ms INTEGER NOT NULL, headers BLOB,
+                                    PRIMARY KEY (topic, partition, offset)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_by_time ON records (topic, partition, timestamp_ms);
+CREATE TABLE IF NOT EXISTS group_offsets (group_id TEXT, topic TEXT, partition INTEGER, offset INTEGER NOT NULL,
+                                          PRIMARY KEY (group_id, topic, partition));
+CREATE TABLE IF NOT EXISTS group_members (group_id TEXT, member_id TEXT, heartbeat_ms INTEGER NOT NULL,
+                                          PRIMARY KEY (group_id, member_id));
+"""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes | None:
+    if not headers:
+        return None
+    parts = []
+    for name, value in headers:
+        raw = name.encode()
+        parts.append(len(raw).to_bytes(2, "big") + raw + len(value).to_bytes(4, "big") + value)
+    return b"".join(parts)
+
+
+def _decode_headers(blob: bytes | None) -> tuple[tuple[str, bytes], ...]:
+    out, i = [], 0
+    while blob and i < len(blob):
+        n = int.from_bytes(blob[i : i + 2], "big")
+        name = blob[i + 2 : i + 2 + n].decode()
+        i += 2 + n
+        m = int.from_bytes(blob[i : i + 4], "big")
+        out.append((name, blob[i + 4 : i + 4 + m]))
+        i += 4 + m
+    return tuple(out)
+
+
+class _Db:
+    """One connection per thread; every write in a BEGIN IMMEDIATE transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn.executescript(_SCHEMA)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a committed append survives a process crash; only an OS
+            # crash can lose the last transactions. Kafka with acks=all has the same window
+            # before the page cache is flushed.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def write(self, fn):  # type: ignore[no-untyped-def]
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+        except sqlite3.Error as e:
+            raise EventLogError(f"embedded log {self.path}: {e}") from e
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise EventLogError(f"embedded log {self.path}: {e}") from e
+
+
+class EmbeddedLog(EventLog):
+    """The event log in one SQLite file (``sqlite:///path/log.db``)."""
+
+    def __init__(self, path: Path, session_timeout_ms: int = 10_000) -> None:
+        self._db = _Db(path)
+        self.session_timeout_ms = session_timeout_ms
+        self._partitions: dict[str, int] = {}
+        self._pending: list[tuple[str, int, bytes | None, bytes, int, bytes | None]] = []
+        self._lock = threading.Lock()
+        self._round_robin = itertools.count()
+
+    @property
+    def db(self) -> _Db:
+        return self._db
+
+    def ensure_topics(self, topics: Iterable[Topic]) -> None:
+        def create(conn: sqlite3.Connection) -> None:
+            for t in topics:
+                conn.execute("INSERT OR IGNORE INTO topics VALUES (?, ?, ?)", (t.name, t.partitions, t.cleanup.value))
+                for p in range(t.partitions):
+                    conn.execute("INSERT OR IGNORE INTO heads VALUES (?, ?, 0)", (t.name, p))
+
+        self._db.write(create)
+
+    def partitions(self, topic: str) -> int:
+        if topic not in self._partitions:
+            rows = self._db.read("SELECT partitions FROM topics WHERE name = ?", (topic,))
+            if not rows:
+                raise UnknownTopic(f"topic '{topic}' does not exist in {self._db.path}; run `reel topics --create`")
+            self._partitions[topic] = rows[0][0]
+        return self._partitions[topic]
+
+    def append(self, topic: str, key: bytes | None, value: bytes, *,
+               headers: Sequence[tuple[str, bytes]] = (), timestamp_ms: int | None = None) -> None:
+        n = self.partitions(topic)
+        partition = partition_for(key, n) if key is not None else next(self._round_robin) % n
+        item = (topic, partition, key, value, timestamp_ms or _now_ms(), _encode_headers(headers))
+        with self._lock:
+            self._pending.append(item)
+            full = len(self._pending) >= 1000
+        if full:
+            self.flush()
+
+    def flush(self, timeout: float = 30.0) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return
+
+        def insert(conn: sqlite3.Connection) -> None:
+            heads: dict[tuple[str, int], int] = {}
+            for topic, partition, key, value, ts, headers in pending:
+                if (topic, partition) not in heads:
+                    heads[(topic, partition)] = conn.execute(
+                        "SELECT next_offset FROM heads WHERE topic = ? AND partition = ?", (topic, partition)
+                    ).fetchone()[0]
+                offset = heads[(topic, partition)]
+                heads[(topic, partition)] = offset + 1
+                conn.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (topic, partition, offset, key, value, ts, headers))
+            conn.executemany("UPDATE heads SET next_offset = ? WHERE topic = ? AND partition = ?",
+                             [(o, t, p) for (t, p), o in heads.items()])
+
+        self._db.write(insert)
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        self.partitions(topic)
+        return dict(self._db.read("SELECT partition, next_offset FROM heads WHERE topic = ?", (topic,)))
+
+    def committed(self, group_id: str, topic: str) -> dict[int, int]:
+        return dict(self._db.read(
+            "SELECT partition, offset FROM group_offsets WHERE group_id = ? AND topic = ?", (group_id, topic)))
+
+    def consumer(self, topics: Sequence[str], group_id: str | None) -> LogConsumer:
+        for t in topics:
+            self.partitions(t)
+        return EmbeddedConsumer(self, list(topics), group_id)
+
+    def close(self) -> None:
+        self.flush()
+
+
+class EmbeddedConsumer(LogConsumer):
+    def __init__(self, log: EmbeddedLog, topics: list[str], group_id: str | None) -> None:
+        self._log = log
+        self._db = log.db
+        self._topics = topics
+        self._group = group_id
+        self._member = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._all = [(t, p) for t in topics for p in range(log.partitions(t))]
+        self._assigned: list[tuple[str, int]] = []
+        self._positions: dict[tuple[str, int], int] = {}
+        self._last_heartbeat = 0
+        self._pending_seek: tuple[str, object] | None = None
+        if group_id is None:
+            self._assign(self._all)
+        else:
+            self._heartbeat(force=True)
+
+    # -- group membership -------------------------------------------------------------
+    def _heartbeat(self, force: bool = False) -> None:
+        if self._group is None:
+            return
+        now = _now_ms()
+        if not force and now - self._last_heartbeat < 1000:
+            return
+        self._last_heartbeat = now
+        group, member, timeout = self._group, self._member, self._log.session_timeout_ms
+
+        def beat(conn: sqlite3.Connection) -> list[str]:
+            conn.execute("INSERT OR REPLACE INTO group_members VALUES (?, ?, ?)", (group, member, now))
+            conn.execute("DELETE FROM group_members WHERE group_id = ? AND heartbeat_ms < ?", (group, now - timeout))
+            return [r[0] for r in conn.execute(
+                "SELECT member_id FROM group_members WHERE group_id = ? ORDER BY member_id", (group,))]
+
+        members = self._db.write(beat)
+        index, count = members.index(member), len(members)
+        # Range assignment over the sorted partition list, as Kafka's RangeAssignor does per topic.
+        mine = [tp for i, tp in enumerate(self._all) if i % count == index]
+        if mine != self._assigned:
+            self._assign(mine)
+
+    def _assign(self, partitions: list[tuple[str, int]]) -> None:
+        self._assigned = partitions
+        committed: dict[tuple[str, int], int] = {}
+        if self._group is not None:
+            for t in self._topics:
+                committed.update({(t, p): o for p, o in self._log.committed(self._group, t).items()})
+        self._positions = {tp: committed.get(tp, 0) for tp in partitions}
+        if self._pending_seek is not None:
+            kind, arg = self._pending_seek
+            if kind == "beginning":
+                self._positions = {tp: 0 for tp in partitions}
+            elif kind == "timestamp":
+                self._apply_timestamp(int(arg))  # type: ignore[arg-type]
+
+    # -- reading ------------------------------------------------------------------------
+    def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._heartbeat()
+            records = self._read(max_records)
+            if records or time.monotonic() >= deadline:
+                return records
+            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+
+    def _read(self, max_records: int) -> list[Record]:
+        out: list[Record] = []
+        for (topic, partition) in self._assigned:
+            if len(out) >= max_records:
+                break
+            start = self._positions[(topic, partition)]
+            rows = self._db.read(
+                "SELECT offset, key, value, timestamp_ms, headers FROM records "
+                "WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?",
+                (topic, partition, start, max_records - len(out)),
+            )
+            for offset, key, value, ts, headers in rows:
+                out.append(Record(topic, partition, offset, key, value, ts, _decode_headers(headers)))
+            if rows:
+                self._positions[(topic, partition)] = rows[-1][0] + 1
+        return out
+
+    def commit(self, records: Sequence[Record]) -> None:
+        if self._group is None or not records:
+            return
+        last: dict[tuple[str, int], int] = {}
+        for r in records:
+            last[(r.topic, r.partition)] = max(last.get((r.topic, r.partition), -1), r.offset)
+        group = self._group
+
+        def store(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT OR REPLACE INTO group_offsets VALUES (?, ?, ?, ?)",
+                             [(group, t, p, o + 1) for (t, p), o in last.items()])
+
+        self._db.write(store)
+
+    # -- seeking ------------------------------------------------------------------------
+    def seek_to_beginning(self) -> None:
+        self._pending_seek = ("beginning", None)
+        self._positions = {tp: 0 for tp in self._assigned}
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        if (topic, partition) not in self._positions:
+            raise EventLogError(f"cannot seek {topic}/{partition}: not assigned to this consumer")
+        self._positions[(topic, partition)] = offset
+
+    def seek_to_timestamp(self, timestamp_ms: int) -> None:
+        self._pending_seek = ("timestamp", timestamp_ms)
+        self._apply_timestamp(timestamp_ms)
+
+    def _apply_timestamp(self, timestamp_ms: int) -> None:
+        for topic, partition in self._assigned:
+            rows = self._db.read(
+                "SELECT min(offset) FROM records WHERE topic = ? AND partition = ? AND timestamp_ms >= ?",
+                (topic, partition, timestamp_ms))
+            first = rows[0][0]
+            self._positions[(topic, partition)] = (
+                first if first is not None else self._log.end_offsets(topic)[partition])
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return set(self._assigned)
+
+    def close(self) -> None:
+        if self._group is None:
+            return
+        group, member = self._group, self._member
+        self._db.write(lambda conn: conn.execute(
+            "DELETE FROM group_members WHERE group_id = ? AND member_id = ?", (group, member)))

@@ -1,0 +1,226 @@
+"""KafkaLog: the event log on Apache Kafka through confluent-kafka (librdkafka).
+
+The producer is idempotent with acks=all, so a retried send never duplicates or
+reorders a partition; it uses librdkafka's ``murmur2_random`` partitioner, which is
+Java's default (murmur2) for keyed messages, so a key lands on the same partition
+as in the embedded log and in any Java or Kafka Streams producer.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterable, Sequence
+
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
+                             TopicPartition)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from reelstream.errors import EventLogError, UnknownTopic
+from reelstream.events.topics import Topic
+from reelstream.stores.ports import EventLog, LogConsumer, Record
+
+
+class KafkaLog(EventLog):
+    """``kafka://host:port[,host:port]``"""
+
+    def __init__(self, bootstrap: str, client_id: str = "reelstream", extra: dict[str, Any] | None = None) -> None:
+        self.bootstrap = bootstrap
+        self._base = {"bootstrap.servers": bootstrap, "client.id": client_id, **(extra or {})}
+        self._producer: Producer | None = None
+        self._admin = AdminClient(self._base)
+        self._partitions: dict[str, int] = {}
+        self._errors: list[str] = []
+        self._lock = threading.Lock()
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer({
+                **self._base,
+                "enable.idempotence": True,  # implies acks=all and in-order, no-duplicate retries
+                "acks": "all",
+                "partitioner": "murmur2_random",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+            })
+        return self._producer
+
+    def ensure_topics(self, topics: Iterable[Topic]) -> None:
+        wanted = list(topics)
+        existing = self._admin.list_topics(timeout=15).topics
+        new = [NewTopic(t.name, num_partitions=t.partitions, replication_factor=-1, config=t.kafka_config)
+               for t in wanted if t.name not in existing]
+        if not new:
+            return
+        for name, future in self._admin.create_topics(new, operation_timeout=30).items():
+            try:
+                future.result()
+            except KafkaException as e:
+                if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise EventLogError(f"could not create topic {name} on {self.bootstrap}: {e}") from e
+
+    def partitions(self, topic: str) -> int:
+        if topic not in self._partitions:
+            try:
+                meta = self._admin.list_topics(topic, timeout=15).topics.get(topic)
+            except KafkaException as e:
+                raise EventLogError(f"Kafka at {self.bootstrap} did not answer: {e}") from e
+            if meta is None or meta.error is not None or not meta.partitions:
+                raise UnknownTopic(f"topic '{topic}' does not exist on {self.bootstrap}; run `reel topics --create`")
+            self._partitions[topic] = len(meta.partitions)
+        return self._partitions[topic]
+
+    def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            with self._lock:
+                self._errors.append(f"{msg.topic()}: {err}")
+
+    def append(self, topic: str, key: bytes | None, value: bytes, *,
+               headers: Sequence[tuple[str, bytes]] = (), timestamp_ms: int | None = None) -> None:
+        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": self._on_delivery}
+        if headers:
+            kwargs["headers"] = list(headers)
+        if timestamp_ms is not None:
+            kwargs["timestamp"] = timestamp_ms
+        while True:
+            try:
+                self.producer.produce(topic, **kwargs)
+                break
+            except BufferError:
+                self.producer.poll(0.05)  # local queue full: let deliveries drain, then retry
+            except KafkaException as e:
+                raise EventLogError(f"append to {topic} failed: {e}") from e
+        self.producer.poll(0)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        if self._producer is None:
+            return
+        remaining = self._producer.flush(timeout)
+        with self._lock:
+            errors, self._errors = self._errors, []
+        if remaining:
+            raise EventLogError(f"{remaining} messages not acknowledged by {self.bootstrap} within {timeout}s")
+        if errors:
+            raise EventLogError(f"{len(errors)} appends failed, first: {errors[0]}")
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        consumer = Consumer({**self._base, "group.id": "reelstream-offsets", "enable.auto.commit": False})
+        try:
+            return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
+                    for p in range(self.partitions(topic))}
+        except KafkaException as e:
+            raise EventLogError(f"could not read end offsets of {topic}: {e}") from e
+        finally:
+            consumer.close()
+
+    def committed(self, group_id: str, topic: str) -> dict[int, int]:
+        consumer = Consumer({**self._base, "group.id": group_id, "enable.auto.commit": False})
+        try:
+            tps = [TopicPartition(topic, p) for p in range(self.partitions(topic))]
+            return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=15) if tp.offset >= 0}
+        except KafkaException as e:
+            raise EventLogError(f"could not read committed offsets of {group_id}: {e}") from e
+        finally:
+            consumer.close()
+
+    def consumer(self, topics: Sequence[str], group_id: str | None) -> LogConsumer:
+        for t in topics:
+            self.partitions(t)
+        return KafkaConsumer(self, list(topics), group_id)
+
+    def close(self) -> None:
+        self.flush()
+
+
+class KafkaConsumer(LogConsumer):
+    def __init__(self, log: KafkaLog, topics: list[str], group_id: str | None) -> None:
+        self._log = log
+        self._group = group_id
+        self._pending_seek: tuple[str, int] | None = None
+        config = {
+            **log._base,
+            # A standalone reader still needs a group id for librdkafka; it never commits.
+            "group.id": group_id or "reelstream-reader",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 1_000,
+            "partition.assignment.strategy": "range",
+        }
+        self._consumer = Consumer(config)
+        if group_id is None:
+            self._consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING)
+                                   for t in topics for p in range(log.partitions(t))])
+        else:
+            self._consumer.subscribe(topics, on_assign=self._on_assign)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._pending_seek is None:
+            return
+        kind, ts = self._pending_seek
+        if kind == "beginning":
+            for tp in partitions:
+                tp.offset = OFFSET_BEGINNING
+        else:
+            for tp in partitions:
+                tp.offset = ts
+            partitions = consumer.offsets_for_times(partitions, timeout=15)
+        consumer.assign(partitions)
+
+    def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
+        try:
+            messages = self._consumer.consume(max_records, timeout)
+        except KafkaException as e:
+            raise EventLogError(f"poll failed: {e}") from e
+        out = []
+        for m in messages:
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise EventLogError(f"poll failed on {m.topic()}: {err}")
+            out.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(),
+                              m.timestamp()[1], tuple(m.headers() or ())))
+        return out
+
+    def commit(self, records: Sequence[Record]) -> None:
+        if self._group is None or not records:
+            return
+        last: dict[tuple[str, int], int] = {}
+        for r in records:
+            last[(r.topic, r.partition)] = max(last.get((r.topic, r.partition), -1), r.offset)
+        try:
+            self._consumer.commit(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()],
+                                  asynchronous=False)
+        except KafkaException as e:
+            raise EventLogError(f"commit failed for group {self._group}: {e}") from e
+
+    def seek_to_beginning(self) -> None:
+        self._pending_seek = ("beginning", 0)
+        for tp in self._consumer.assignment():
+            self._consumer.seek(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        try:
+            self._consumer.seek(TopicPartition(topic, partition, offset))
+        except KafkaException as e:
+            raise EventLogError(f"cannot seek {topic}/{partition}: {e}") from e
+
+    def seek_to_timestamp(self, timestamp_ms: int) -> None:
+        self._pending_seek = ("timestamp", timestamp_ms)
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return
+        found = self._consumer.offsets_for_times(
+            [TopicPartition(tp.topic, tp.partition, timestamp_ms) for tp in assigned], timeout=15)
+        for tp in found:
+            if tp.offset < 0:  # no record at or after the time: go to the end
+                tp.offset = self._consumer.get_watermark_offsets(tp, timeout=15)[1]
+            self._consumer.seek(tp)
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def close(self) -> None:
+        self._consumer.close()

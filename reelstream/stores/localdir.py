@@ -1,0 +1,333 @@
+"""ObjectStore in a local directory: the embedded runtime's origin storage.
+
+An object ``a/b.mp4`` is the plain file ``<root>/a/b.mp4`` (so nginx can serve the
+directory as is); its SHA-256, content type and metadata sit in a JSON sidecar at the
+same path under ``<root>/.meta/objects/``, a mirror tree, so two keys collide there only
+where their files would collide anyway. Writes go to ``<root>/.meta/tmp/`` first, are
+fsynced and renamed into place, so a reader never sees half an object.
+
+The key and metadata rules (``check_key``, ``check_metadata``) live here and the S3
+adapter imports them: a key valid on one store is valid on the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Iterator, Mapping
+
+from reelstream.errors import ChecksumMismatch, ObjectNotFound, ObjectStoreError
+from reelstream.stores.ports import ObjectInfo, ObjectStore, Progress, Source
+
+CHUNK = 1024 * 1024
+META_DIR = ".meta"  # reserved first key segment: the sidecars and temp files live there
+SHA256 = "sha256"  # the metadata name both stores keep the checksum under
+_METADATA_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+# --------------------------------------------------------------------------- shared rules
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a portable object key, else raise ObjectStoreError."""
+    why = None
+    if not isinstance(key, str) or not key:
+        why = "it is empty"
+    elif key.startswith("/"):
+        why = "it starts with '/'"
+    elif _CONTROL.search(key):
+        why = "it contains a backslash or a control character"
+    elif len(key.encode("utf-8")) > 1024:
+        why = "it is longer than 1024 bytes (S3's limit)"
+    elif any(seg in ("", ".", "..") for seg in key.split("/")):
+        why = "it has an empty, '.' or '..' segment"
+    elif key.split("/", 1)[0] == META_DIR:
+        why = f"'{META_DIR}/' is reserved for the local store's metadata"
+    if why:
+        raise ObjectStoreError(
+            f"invalid object key {key!r}: {why}; use '/'-separated names like 'masters/v1/source.mp4'")
+    return key
+
+
+def check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """User metadata both stores can hold: S3 lowercases names and sends values as ASCII headers."""
+    out: dict[str, str] = {}
+    for name, value in (metadata or {}).items():
+        if not isinstance(name, str) or not _METADATA_NAME.match(name) or name == SHA256:
+            raise ObjectStoreError(
+                f"invalid metadata name {name!r}: use lowercase letters, digits and '-' "
+                f"('{SHA256}' is reserved for the checksum)")
+        if not isinstance(value, str) or not value.isascii() or _CONTROL.search(value):
+            raise ObjectStoreError(f"metadata {name!r}: the value must be printable ASCII text")
+        out[name] = value
+    return out
+
+
+def check_range(start: int, end: int) -> None:
+    if start < 0 or end < start:
+        raise ObjectStoreError(f"invalid byte range {start}-{end}: need 0 <= start <= end")
+
+
+@contextmanager
+def opened(source: Source) -> Iterator[tuple[BinaryIO, int | None]]:
+    """The source as a readable stream and its remaining size (None when it cannot be known)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield io.BytesIO(source), len(source)
+    elif isinstance(source, Path):
+        try:
+            f = source.open("rb")
+        except OSError as e:
+            raise ObjectStoreError(f"cannot read {source}: {e}") from e
+        with f:
+            yield f, os.fstat(f.fileno()).st_size
+    else:
+        size = None
+        try:
+            if source.seekable():
+                here = source.tell()
+                size = source.seek(0, io.SEEK_END) - here
+                source.seek(here)
+        except (OSError, ValueError):
+            size = None
+        yield source, size
+
+
+def report(progress: Progress | None, done: int, total: int | None) -> None:
+    """Call ``progress``; ``total`` is -1 while unknown (a stream) and exact on the last call."""
+    if progress is not None:
+        progress(done, -1 if total is None else total)
+
+
+def verify(key: str, stored: str | None, actual: str) -> None:
+    if stored is not None and stored != actual:
+        raise ChecksumMismatch(
+            f"object {key!r} is corrupt: its SHA-256 is {actual}, {stored} was recorded when it was stored")
+
+
+# --------------------------------------------------------------------------- adapter
+
+
+class LocalDirObjectStore(ObjectStore):
+    """Objects as files under ``root``; sidecar metadata under ``root/.meta``."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = Path(root).resolve()
+        self._meta = self._root / META_DIR / "objects"
+        self._tmp = self._root / META_DIR / "tmp"
+        try:
+            self._tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ObjectStoreError(f"cannot create the object store directory {self._root}: {e}") from e
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        check_key(key)
+        return self._root / key, self._meta / key
+
+    # -- writes
+
+    def put(
+        self, key: str, source: Source, *, content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None, expected_sha256: str | None = None,
+        progress: Progress | None = None,
+    ) -> ObjectInfo:
+        data_path, meta_path = self._paths(key)
+        user = check_metadata(metadata)
+        with opened(source) as (stream, total), self._temp() as (tmp, out):
+            digest, done = hashlib.sha256(), 0
+            report(progress, 0, total)
+            while chunk := stream.read(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                report(progress, done, total)
+            if done != total:
+                report(progress, done, done)
+            sha = digest.hexdigest()
+            if expected_sha256 is not None and expected_sha256.lower() != sha:
+                raise ChecksumMismatch(
+                    f"object {key!r} not stored: its SHA-256 is {sha}, expected {expected_sha256}")
+            info = ObjectInfo(key=key, size=done, sha256=sha, content_type=content_type,
+                              etag=sha, metadata=user)
+            sidecar = json.dumps({"sha256": sha, "content_type": content_type, "metadata": user})
+            with self._translated(f"storing {key!r}"):
+                out.flush()
+                os.fsync(out.fileno())
+                self._place(tmp, data_path)
+                # The sidecar follows the data: a crash in between leaves the old checksum
+                # beside the new bytes, which reads as ChecksumMismatch, never as silent damage.
+                self._write_atomic(meta_path, sidecar.encode())
+        return info
+
+    @contextmanager
+    def _temp(self) -> Iterator[tuple[Path, IO[bytes]]]:
+        """A temp file on the store's filesystem (so rename is atomic), removed unless placed."""
+        with self._translated("creating a temp file"):
+            fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                yield tmp, out
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _place(self, tmp: Path, target: Path) -> None:
+        if target.is_dir() or any(p.is_file() for p in target.parents):
+            raise ObjectStoreError(
+                f"cannot store {target}: a file and a directory would share a name "
+                "(unlike S3, a local store cannot hold both 'a' and 'a/b')")
+        for attempt in range(3):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(tmp, target)
+                break
+            except FileNotFoundError:
+                if attempt == 2:  # a concurrent delete keeps pruning the directory we made
+                    raise
+        _fsync_dir(target.parent)
+
+    def _write_atomic(self, target: Path, data: bytes) -> None:
+        with self._temp() as (tmp, out):
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+            self._place(tmp, target)
+
+    def delete(self, key: str) -> None:
+        data_path, meta_path = self._paths(key)
+        with self._translated(f"deleting {key!r}"):
+            data_path.unlink(missing_ok=True)
+            meta_path.unlink(missing_ok=True)
+            for path, top in ((data_path, self._root), (meta_path, self._meta)):
+                _prune_empty_parents(path.parent, top)
+
+    # -- reads
+
+    def _sidecar(self, key: str) -> dict[str, Any]:
+        data_path, meta_path = self._paths(key)
+        if not data_path.is_file():
+            raise ObjectNotFound(f"no object {key!r} in {self._root}")
+        try:
+            return dict(json.loads(meta_path.read_bytes()))
+        except FileNotFoundError:
+            return {}  # a file dropped in by hand: no checksum to verify
+        except (OSError, ValueError) as e:
+            raise ObjectStoreError(f"unreadable metadata for {key!r} ({meta_path}): {e}") from e
+
+    def head(self, key: str) -> ObjectInfo:
+        sidecar = self._sidecar(key)
+        data_path, _ = self._paths(key)
+        try:
+            size = data_path.stat().st_size
+        except FileNotFoundError as e:
+            raise ObjectNotFound(f"no object {key!r} in {self._root}") from e
+        sha = sidecar.get("sha256")
+        return ObjectInfo(key=key, size=size, sha256=sha,
+                          content_type=sidecar.get("content_type", "application/octet-stream"),
+                          etag=sha, metadata=dict(sidecar.get("metadata", {})))
+
+    def _open(self, key: str) -> BinaryIO:
+        data_path, _ = self._paths(key)
+        try:
+            return data_path.open("rb")
+        except FileNotFoundError as e:
+            raise ObjectNotFound(f"no object {key!r} in {self._root}") from e
+        except OSError as e:
+            raise ObjectStoreError(f"cannot read {key!r}: {e}") from e
+
+    def get(self, key: str) -> bytes:
+        info = self.head(key)
+        with self._open(key) as f:
+            data = f.read()
+        verify(key, info.sha256, hashlib.sha256(data).hexdigest())
+        return data
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        check_range(start, end)
+        info = self.head(key)
+        if start >= info.size:
+            raise ObjectStoreError(f"range {start}-{end} of {key!r} starts past its end ({info.size} bytes)")
+        with self._open(key) as f:
+            f.seek(start)
+            return f.read(end - start + 1)
+
+    def download(self, key: str, path: Path) -> ObjectInfo:
+        info = self.head(key)
+        with self._open(key) as f:
+            save_verified(key, info.sha256, iter(lambda: f.read(CHUNK), b""), Path(path))
+        return info
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        # Walk only the deepest directory the prefix names, then sort by UTF-8 bytes,
+        # the order S3 lists in.
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        if base.split("/", 1)[0] == META_DIR:
+            return
+        start = self._root / base if base else self._root
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel = Path(dirpath).relative_to(self._root).as_posix()
+            if rel == ".":
+                dirnames[:] = [d for d in dirnames if d != META_DIR]
+                rel = ""
+            for name in filenames:
+                key = f"{rel}/{name}" if rel else name
+                if key.startswith(prefix):
+                    keys.append(key)
+        for key in sorted(keys, key=lambda k: k.encode("utf-8")):
+            try:
+                yield self.head(key)
+            except ObjectNotFound:
+                continue  # deleted while we listed
+
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as e:
+            raise ObjectStoreError(f"local object store {self._root}: {what}: {e}") from e
+
+
+def save_verified(key: str, sha256: str | None, chunks: Iterator[bytes], path: Path) -> None:
+    """Write ``chunks`` to ``path`` atomically, only if they hash to ``sha256`` (when known)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = Path(name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                digest.update(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        verify(key, sha256, digest.hexdigest())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ObjectStoreError(f"cannot write {key!r} to {path}: {e}") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prune_empty_parents(path: Path, top: Path) -> None:
+    while path != top and top in path.parents:
+        try:
+            path.rmdir()
+        except OSError:
+            return  # not empty (or another writer just used it): stop
+        path = path.parent

@@ -1,0 +1,140 @@
+"""One contract for the event log, run against EmbeddedLog (SQLite) and KafkaLog (a real broker)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from reelstream.errors import UnknownTopic
+from reelstream.events.partitioning import partition_for
+from reelstream.events.topics import Cleanup, Topic
+from reelstream.stores.embedded_log import EmbeddedLog
+from reelstream.stores.kafka import KafkaLog
+from reelstream.stores.ports import EventLog, LogConsumer, Record
+
+
+@pytest.fixture(params=["embedded", "kafka"])
+def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
+    if request.param == "embedded":
+        adapter: EventLog = EmbeddedLog(tmp_path / "log.db", session_timeout_ms=3000)
+    else:
+        adapter = KafkaLog(request.getfixturevalue("kafka_bootstrap"))
+    yield adapter
+    adapter.close()
+
+
+def _topic(unique: str, partitions: int = 3) -> Topic:
+    return Topic(f"contract.{unique}", "k", partitions, Cleanup.DELETE, -1, frozenset({"X"}), "test")
+
+
+def drain(consumer: LogConsumer, count: int, timeout: float = 30.0) -> list[Record]:
+    got: list[Record] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        got.extend(consumer.poll(max_records=500, timeout=0.5))
+    return got
+
+
+def test_keys_land_on_kafkas_default_partition_in_order(log: EventLog, unique: str) -> None:
+    topic = _topic(unique, partitions=4)
+    log.ensure_topics([topic])
+    keys = [f"title-{i % 7}".encode() for i in range(40)]
+    for i, key in enumerate(keys):
+        log.append(topic.name, key, f"v{i}".encode(), headers=[("h", str(i).encode())])
+    log.flush()
+    reader = log.consumer([topic.name], group_id=None)
+    records = drain(reader, 40)
+    reader.close()
+    assert len(records) == 40
+    for r in records:
+        assert r.partition == partition_for(r.key, 4)
+        i = int(r.value[1:])
+        assert r.headers == (("h", str(i).encode()),)
+    for p in range(4):
+        in_partition = [int(r.value[1:]) for r in records if r.partition == p]
+        assert in_partition == sorted(in_partition)
+        assert [r.offset for r in records if r.partition == p] == list(range(len(in_partition)))
+    assert sum(log.end_offsets(topic.name).values()) == 40
+
+
+def test_a_group_resumes_from_its_commit_and_redelivers_the_rest(log: EventLog, unique: str) -> None:
+    topic = _topic(unique, partitions=1)
+    log.ensure_topics([topic])
+    for i in range(10):
+        log.append(topic.name, b"same-key", str(i).encode())
+    log.flush()
+    group = f"g-{unique}"
+    first = log.consumer([topic.name], group)
+    records = drain(first, 10)
+    first.commit(records[:4])
+    first.close()
+    assert log.committed(group, topic.name) == {0: 4}
+    second = log.consumer([topic.name], group)
+    again = drain(second, 6)
+    second.close()
+    assert [r.value for r in again] == [str(i).encode() for i in range(4, 10)]
+
+
+def test_group_members_share_the_partitions(log: EventLog, unique: str) -> None:
+    topic = _topic(unique, partitions=4)
+    log.ensure_topics([topic])
+    group = f"g-{unique}"
+    a, b = log.consumer([topic.name], group), log.consumer([topic.name], group)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        a.poll(timeout=0.2)
+        b.poll(timeout=0.2)
+        if len(a.assignment()) == 2 and len(b.assignment()) == 2:
+            break
+    assert a.assignment() | b.assignment() == {(topic.name, p) for p in range(4)}
+    assert not a.assignment() & b.assignment()
+    for i in range(20):
+        log.append(topic.name, f"k{i}".encode(), str(i).encode())
+    log.flush()
+    got: list[Record] = []
+    deadline = time.monotonic() + 30
+    while len(got) < 20 and time.monotonic() < deadline:
+        got += a.poll(timeout=0.2) + b.poll(timeout=0.2)
+    a.close()
+    b.close()
+    assert sorted(int(r.value) for r in got) == list(range(20))
+
+
+def test_seek_to_beginning_offset_and_timestamp(log: EventLog, unique: str) -> None:
+    topic = _topic(unique, partitions=1)
+    log.ensure_topics([topic])
+    base = 1_700_000_000_000
+    for i in range(10):
+        log.append(topic.name, b"k", str(i).encode(), timestamp_ms=base + i * 1000)
+    log.flush()
+    reader = log.consumer([topic.name], group_id=None)
+    assert len(drain(reader, 10)) == 10
+    reader.seek(topic.name, 0, 7)
+    assert [r.value for r in drain(reader, 3)] == [b"7", b"8", b"9"]
+    reader.seek_to_timestamp(base + 4500)
+    assert [r.value for r in drain(reader, 5)] == [b"5", b"6", b"7", b"8", b"9"]
+    reader.seek_to_beginning()
+    assert len(drain(reader, 10)) == 10
+    reader.close()
+
+
+def test_appends_are_durable_across_a_new_client(log: EventLog, unique: str, tmp_path: Path) -> None:
+    topic = _topic(unique, partitions=2)
+    log.ensure_topics([topic])
+    log.ensure_topics([topic])  # idempotent
+    for i in range(5):
+        log.append(topic.name, f"k{i}".encode(), b"x")
+    log.flush()
+    log.close()
+    reopened = EmbeddedLog(tmp_path / "log.db") if isinstance(log, EmbeddedLog) else KafkaLog(log.bootstrap)  # type: ignore[attr-defined]
+    assert sum(reopened.end_offsets(topic.name).values()) == 5
+    assert reopened.partitions(topic.name) == 2
+    reopened.close()
+
+
+def test_unknown_topic_is_a_clear_error(log: EventLog, unique: str) -> None:
+    with pytest.raises(UnknownTopic, match="reel topics --create"):
+        log.partitions(f"missing.{unique}")
