@@ -50,8 +50,12 @@ class EventCodec:
         """Raise SchemaViolation naming the field when ``event`` does not match its schema."""
         schema = self.registry.current(event.type)
         datum = event.to_avro()
+        unknown = set(event.data) - schema.field_names
+        if unknown:
+            # fastavro ignores extra keys; they would be dropped silently, so refuse them.
+            raise SchemaViolation(event.type, sorted(unknown)[0], "is not a field of this event")
         if not is_valid(schema.parsed, datum):
-            field, message = first_violation(schema.raw, datum) or ("<event>", "does not match the schema")
+            field, message = first_violation(schema.resolved, datum) or ("<event>", "does not match the schema")
             raise SchemaViolation(event.type, field, message)
         if event.header.schema_version != schema.version:
             raise SchemaViolation(

@@ -14,7 +14,7 @@ import json
 import os
 import struct
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +62,15 @@ class SchemaVersion:
 
     event_type: str  # short name, e.g. "TitleRegistered"
     version: int
-    raw: dict[str, Any] = field(repr=False)
+    raw: dict[str, Any] = field(repr=False)  # the file's JSON
+    resolved: dict[str, Any] = field(repr=False)  # with EventHeader inlined
     parsed: Any = field(repr=False)
     canonical: str = field(repr=False)
     fingerprint: bytes = field(repr=False)  # 8 bytes, little-endian, as single-object encoding writes it
+
+    @cached_property
+    def field_names(self) -> frozenset[str]:
+        return frozenset(f["name"] for f in self.raw["fields"]) - {"header"}
 
     @property
     def full_name(self) -> str:
@@ -92,7 +97,7 @@ def _build(raw: dict[str, Any], header: dict[str, Any], source: Path) -> SchemaV
         raise SchemaError(f"{source}: not a valid Avro schema: {e}") from e
     canonical = to_parsing_canonical_form(parsed)
     fingerprint = struct.pack("<Q", crc64_avro(canonical.encode()))
-    return SchemaVersion(name, version, raw, parsed, canonical, fingerprint)
+    return SchemaVersion(name, version, raw, full, parsed, canonical, fingerprint)
 
 
 class SchemaRegistry:
