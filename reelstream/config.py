@@ -47,7 +47,8 @@ class Settings:
     def __post_init__(self) -> None:
         data_dir = Path(self.data_dir).resolve()
         object.__setattr__(self, "data_dir", data_dir)
-        defaults = {"log_url": f"sqlite:///{data_dir}/log.db", "state_url": f"sqlite:///{data_dir}/state.db",
+        # data_dir is absolute, so these read sqlite:///abs/path like any SQLAlchemy-style URL.
+        defaults = {"log_url": f"sqlite://{data_dir}/log.db", "state_url": f"sqlite://{data_dir}/state.db",
                     "objects_url": f"file://{data_dir}/objects"}
         for name, default in defaults.items():
             if not getattr(self, name):

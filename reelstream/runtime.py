@@ -26,7 +26,11 @@ class Runtime:
 
     @cached_property
     def state(self) -> StateStore:
-        return open_state(self.settings.state_url)
+        from reelstream.processors.registry import all_processors
+
+        state = open_state(self.settings.state_url)
+        state.ensure_views(spec for p in all_processors() for spec in p.views)
+        return state
 
     @cached_property
     def objects(self) -> ObjectStore:

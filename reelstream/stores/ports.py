@@ -125,7 +125,7 @@ class ViewSpec:
     name: str
     partition_key: tuple[str, ...]
     clustering_key: tuple[str, ...]
-    columns: Mapping[str, Column]
+    columns: Mapping[str, Column]  # every column, key columns included
     query: str  # the read this table is designed for, e.g. "watch positions of a user"
 
     @property

@@ -11,7 +11,7 @@ from reelstream.stores.ports import Column, ViewSpec
 # Partition key: title_id. Read by the gateways for one title at a time.
 TITLES = ViewSpec(
     name="titles", partition_key=("title_id",), clustering_key=(),
-    columns={"title": Column.TEXT, "status": Column.TEXT, "metadata": Column.JSON, "ingest": Column.JSON,
+    columns={"title_id": Column.TEXT, "title": Column.TEXT, "status": Column.TEXT, "metadata": Column.JSON, "ingest": Column.JSON,
              "rejections": Column.JSON, "renditions": Column.JSON, "package": Column.JSON,
              "updated_ms": Column.BIGINT},
     query="a title's catalog entry and lifecycle status, by title id",

@@ -11,7 +11,7 @@ from reelstream.stores.ports import Column, ViewSpec
 # Partition key: user_id. The license server reads all of one account's entitlements at once.
 ENTITLEMENTS = ViewSpec(
     name="entitlements", partition_key=("user_id",), clustering_key=("entitlement_id",),
-    columns={"kind": Column.TEXT, "title_id": Column.TEXT, "plan": Column.TEXT, "starts_ms": Column.BIGINT,
+    columns={"user_id": Column.TEXT, "entitlement_id": Column.TEXT, "kind": Column.TEXT, "title_id": Column.TEXT, "plan": Column.TEXT, "starts_ms": Column.BIGINT,
              "ends_ms": Column.BIGINT, "revoked": Column.BOOLEAN, "revoked_reason": Column.TEXT},
     query="every entitlement of an account, by user id",
 )

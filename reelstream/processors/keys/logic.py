@@ -11,7 +11,7 @@ from reelstream.stores.ports import Column, ViewSpec
 # Partition key: title_id.
 CONTENT_KEY_IDS = ViewSpec(
     name="content_key_ids", partition_key=("title_id",), clustering_key=(),
-    columns={"keys": Column.JSON, "key_provider": Column.TEXT},
+    columns={"title_id": Column.TEXT, "keys": Column.JSON, "key_provider": Column.TEXT},
     query="the key ids and key classes of a title",
 )
 

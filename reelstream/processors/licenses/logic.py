@@ -11,7 +11,7 @@ from reelstream.stores.ports import Column, ViewSpec
 # Partition key: user_id. Device and download limits count one account's licenses.
 LICENSES = ViewSpec(
     name="licenses", partition_key=("user_id",), clustering_key=("license_id",),
-    columns={"title_id": Column.TEXT, "device_id": Column.TEXT, "kind": Column.TEXT, "key_ids": Column.JSON,
+    columns={"user_id": Column.TEXT, "license_id": Column.TEXT, "title_id": Column.TEXT, "device_id": Column.TEXT, "kind": Column.TEXT, "key_ids": Column.JSON,
              "issued_ms": Column.BIGINT, "expires_ms": Column.BIGINT, "returned": Column.BOOLEAN},
     query="an account's licenses and downloads, by user id",
 )

@@ -17,7 +17,8 @@ from reelstream.stores.ports import Column, ViewSpec
 # Partition key: user_id; clustering key: (title_id, device_type), as the mission specifies.
 WATCH_POSITIONS = ViewSpec(
     name="watch_positions", partition_key=("user_id",), clustering_key=("title_id", "device_type"),
-    columns={"position_ms": Column.BIGINT, "event_time_ms": Column.BIGINT, "state": Column.TEXT,
+    columns={"user_id": Column.TEXT, "title_id": Column.TEXT, "device_type": Column.TEXT,
+             "position_ms": Column.BIGINT, "event_time_ms": Column.BIGINT, "state": Column.TEXT,
              "session_id": Column.TEXT, "profile_id": Column.TEXT, "device_id": Column.TEXT},
     query="a user's latest positions per title and device type (resume, continue watching)",
 )

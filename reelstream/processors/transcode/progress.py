@@ -12,7 +12,8 @@ from reelstream.stores.ports import Column, ViewSpec
 # rendition's chunks in order.
 CHUNK_PROGRESS = ViewSpec(
     name="chunk_progress", partition_key=("title_id", "rendition_id"), clustering_key=("chunk_index",),
-    columns={"status": Column.TEXT, "object_key": Column.TEXT, "size_bytes": Column.BIGINT,
+    columns={"title_id": Column.TEXT, "rendition_id": Column.TEXT, "chunk_index": Column.INT,
+             "status": Column.TEXT, "object_key": Column.TEXT, "size_bytes": Column.BIGINT,
              "duration_ms": Column.BIGINT, "bitrate_kbps": Column.INT, "psnr_db": Column.DOUBLE,
              "worker_id": Column.TEXT, "reason": Column.TEXT},
     query="the chunks of one rendition of a title, in order",
