@@ -1,0 +1,71 @@
+"""The Faust host: the same processors as Faust agents on Kafka topics, state in Cassandra.
+
+Each agent reads its processor's topics as raw bytes and hands every message to the
+shared ``ProcessorRunner`` (decode, de-duplicate by position, write the view rows,
+emit). Faust acknowledges a message when the agent has finished with it and commits
+acknowledged offsets, so processing is at-least-once and the runner makes it
+idempotent. No Faust tables: the views live in the StateStore so gateways can read
+them and `reel replay` can rebuild them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, AsyncIterator, Callable, Sequence
+
+import faust
+
+from reelstream.config import Settings
+from reelstream.errors import ConfigError
+from reelstream.processors.base import Processor
+from reelstream.processors.runner import ProcessorRunner
+from reelstream.runtime import Runtime
+from reelstream.stores.ports import Record
+
+FAUST_APP_ID = "reel.processors"
+log = logging.getLogger(__name__)
+
+
+def _record(message: Any) -> Record:
+    return Record(message.topic, message.partition, message.offset, message.key, message.value,
+                  int((message.timestamp or 0) * 1000), tuple(message.headers or ()))
+
+
+def _agent(runner: ProcessorRunner) -> Callable[[Any], Any]:
+    async def agent(stream: Any) -> AsyncIterator[None]:
+        async for event in stream.events():
+            await asyncio.to_thread(runner.process, [_record(event.message)])
+            yield None
+
+    return agent
+
+
+def build_app(settings: Settings, processors: Sequence[Processor], runtime: Runtime | None = None) -> faust.App:
+    if not settings.log_url.startswith("kafka://"):
+        raise ConfigError(f"the Faust runtime needs a Kafka log (--kafka or REEL_LOG_URL=kafka://...), "
+                          f"not {settings.log_url}")
+    runtime = runtime or Runtime(settings)
+    brokers = [f"kafka://{h}" for h in settings.log_url.removeprefix("kafka://").split(",")]
+    app = faust.App(
+        FAUST_APP_ID, broker=brokers, value_serializer="raw", key_serializer="raw",
+        store="memory://", web_enabled=False, topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest", producer_acks=-1,
+        broker_commit_every=100, broker_commit_interval=1.0,
+    )
+    runtime.log  # creates the catalog's topics before the agents subscribe
+    for processor in processors:
+        runtime.state.ensure_views(processor.views)
+        runner = ProcessorRunner(processor, runtime.log, runtime.state, runtime.codec, settings.producer)
+        topic = app.topic(*processor.topics, key_type=bytes, value_type=bytes,
+                          key_serializer="raw", value_serializer="raw")
+        app.agent(topic, name=f"reel.processor.{processor.name}")(_agent(runner))
+    return app
+
+
+def run_faust(settings: Settings, processors: Sequence[Processor]) -> int:
+    """Run a Faust worker in the foreground (Ctrl-C stops it)."""
+    app = build_app(settings, processors)
+    worker = faust.Worker(app, loglevel="WARNING")
+    worker.execute_from_commandline()
+    return 0
