@@ -101,6 +101,14 @@ def check_row(spec: ViewSpec, row: Row) -> None:
         raise StateStoreError(f"view {spec.name!r}: applied must map 'topic/partition' to an offset")
 
 
+def check_key(spec: ViewSpec, columns: Sequence[str], key: Sequence[Any]) -> None:
+    """Refuse a key (or partition) tuple of the wrong length or with values of the wrong type."""
+    if len(key) != len(columns):
+        raise StateStoreError(f"view {spec.name!r}: expected a key of {tuple(columns)}, got {tuple(key)!r}")
+    for name, value in zip(columns, key):
+        check_value(spec, name, value)
+
+
 def encode(kind: Column, value: Any) -> Any:
     if value is None:
         return None
@@ -225,7 +233,7 @@ class SqliteStateStore(StateStore):
         return names, f"SELECT {', '.join(names)} FROM {spec.name}"
 
     def get(self, spec: ViewSpec, key: Sequence[Any]) -> Row | None:
-        _check_key(spec, spec.key_columns, key)
+        check_key(spec, spec.key_columns, key)
         names, sql = self._select(spec)
         where = " AND ".join(f"{c} = ?" for c in spec.key_columns)
         with self._errors(f"reading {spec.name!r}"):
@@ -244,7 +252,7 @@ class SqliteStateStore(StateStore):
             self._conn().execute(sql, params)
 
     def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]:
-        _check_key(spec, spec.partition_key, partition)
+        check_key(spec, spec.partition_key, partition)
         names, sql = self._select(spec)
         where = " AND ".join(f"{c} = ?" for c in spec.partition_key)
         order = ", ".join(spec.clustering_key) or "1"
@@ -271,13 +279,6 @@ class SqliteStateStore(StateStore):
         for conn in conns:
             conn.close()
         self._local = threading.local()
-
-
-def _check_key(spec: ViewSpec, columns: Sequence[str], key: Sequence[Any]) -> None:
-    if len(key) != len(columns):
-        raise StateStoreError(f"view {spec.name!r}: expected a key of {tuple(columns)}, got {tuple(key)!r}")
-    for name, value in zip(columns, key):
-        check_value(spec, name, value)
 
 
 @contextmanager
