@@ -109,7 +109,10 @@ def load_video(folder: Path, bitrates_kbps: Sequence[float] = PENSIEVE_BITRATES_
         path = folder / f"video_size_{rung}"
         if not path.is_file():
             raise AbrDataMissing(f"chunk-size file missing: {path}")
-        sizes = [int(v) for v in path.read_text().split()]
+        try:
+            sizes = [int(v) for v in path.read_text().split()]
+        except ValueError as e:
+            raise AbrDataInvalid(f"{path}: every line must be a byte count") from e
         if len(sizes) < chunks:
             raise AbrDataInvalid(f"{path}: {len(sizes)} chunks, need {chunks}")
         per_rung.append(sizes[:chunks])

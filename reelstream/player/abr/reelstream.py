@@ -45,22 +45,27 @@ class ReelStreamTuning:
             (1.0 = the worst, like RobustMPC but one-sided).
         horizon: chunks planned ahead.
         rebuffer_penalty: mu used *in planning* (QoE_lin's is 4.3).
+        smooth_penalty: weight of |bitrate change| *in planning* (QoE_lin's is 1).
         floor_s: buffer the player will not knowingly drain below.
         below_floor_share: under the floor, the largest share of the buffer one
             download may take.
         target_s: buffer the plan aims to end at.
         target_weight: reward per second of shortfall from ``target_s``.
+        end_taper: lower the target near the end of the title to the playback
+            time still to download after the horizon.
     """
 
     history: int = 5
     error_window: int = 8
-    error_quantile: float = 0.8
+    error_quantile: float = 1.0
     horizon: int = 5
     rebuffer_penalty: float = 4.3
+    smooth_penalty: float = 1.0
     floor_s: float = 10.0
     below_floor_share: float = 0.5
     target_s: float = 30.0
-    target_weight: float = 0.2
+    target_weight: float = 0.8
+    end_taper: bool = True
 
 
 def quantile(samples: Sequence[float], q: float) -> float:
@@ -111,6 +116,7 @@ class ReelStreamMpc(AbrAlgorithm):
         horizon = min(t.horizon, obs.chunks_remaining)
         # Buffer left after the horizon only matters for the chunks still to come.
         after_horizon_s = (obs.chunks_remaining - horizon) * obs.chunk_duration_s
+        target_s = min(t.target_s, after_horizon_s) if t.end_taper else t.target_s
         problem = PlanProblem(
             buffer_s=obs.buffer_s,
             last_rung=0 if obs.last_rung is None else obs.last_rung,
@@ -118,9 +124,10 @@ class ReelStreamMpc(AbrAlgorithm):
             quality=mbps(obs),
             chunk_s=obs.chunk_duration_s,
             rebuffer_penalty=t.rebuffer_penalty,
+            smooth_penalty=t.smooth_penalty,
             floor_s=t.floor_s,
             below_floor_share=t.below_floor_share,
-            target_s=min(t.target_s, after_horizon_s),
+            target_s=target_s,
             target_weight=t.target_weight,
         )
         return best_first_rung(problem)

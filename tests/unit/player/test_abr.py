@@ -1,0 +1,149 @@
+"""Each ABR algorithm on hand-built situations: collapse, recovery, full buffer, start."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from reelstream.player.abr import (
+    AbrAlgorithm, AlwaysLowest, Bola, BufferBased, Mpc, Observation, ReelStreamMpc, RobustMpc,
+    ThroughputRule,
+)
+from reelstream.player.abr.interface import highest_rung_at_most
+from reelstream.player.abr.mpc import prediction_errors, robust_prediction
+from reelstream.player.abr.reelstream import cautious_prediction, quantile
+from reelstream.player.abr.throughput import harmonic_mean, harmonic_prediction
+
+Obs = Callable[..., Observation]
+PREDICTIVE = [ThroughputRule(), Mpc(), RobustMpc(), ReelStreamMpc()]
+STEADY_FAST = [5000.0] * 8
+COLLAPSED = [5000.0] * 6 + [400.0, 350.0]
+RECOVERED = [400.0] * 4 + [5000.0] * 6
+
+
+def test_harmonic_mean_of_last_five() -> None:
+    assert harmonic_mean([1.0, 2.0, 4.0]) == pytest.approx(3 / (1 + 0.5 + 0.25))
+    assert harmonic_prediction([9e9, 100.0, 100.0, 100.0, 100.0, 100.0]) == pytest.approx(100.0)
+
+
+def test_highest_rung_at_most() -> None:
+    assert highest_rung_at_most([300, 750, 1200], 1199.0) == 1
+    assert highest_rung_at_most([300, 750, 1200], 10.0) == 0
+
+
+@pytest.mark.parametrize("algo", PREDICTIVE, ids=lambda a: a.name)
+def test_bandwidth_collapse_drops_rung(algo: AbrAlgorithm, obs: Obs) -> None:
+    before = algo.choose(obs(STEADY_FAST, buffer_s=12.0, last_rung=4))
+    after = algo.choose(obs(COLLAPSED, buffer_s=12.0, last_rung=4))
+    assert before >= 3
+    assert after < before
+    assert after <= 2
+
+
+@pytest.mark.parametrize("algo", PREDICTIVE, ids=lambda a: a.name)
+def test_recovery_climbs(algo: AbrAlgorithm, obs: Obs) -> None:
+    low = algo.choose(obs([400.0] * 8, buffer_s=20.0, last_rung=0))
+    high = algo.choose(obs(RECOVERED, buffer_s=20.0, last_rung=0))
+    assert low == 0
+    assert high > low
+
+
+@pytest.mark.parametrize("algo", [*PREDICTIVE, Bola(), BufferBased(), AlwaysLowest()],
+                         ids=lambda a: a.name)
+def test_first_chunk_starts_low(algo: AbrAlgorithm, obs: Obs) -> None:
+    assert algo.choose(obs((), buffer_s=0.0, last_rung=None)) == 0
+
+
+@pytest.mark.parametrize("algo", [Bola(), BufferBased()], ids=lambda a: a.name)
+def test_buffer_based_full_buffer_goes_top_and_empty_goes_bottom(algo: AbrAlgorithm,
+                                                                 obs: Obs) -> None:
+    assert algo.choose(obs([500.0] * 5, buffer_s=59.0, last_rung=2)) == 5
+    assert algo.choose(obs([9000.0] * 5, buffer_s=2.0, last_rung=2)) == 0
+
+
+def test_bola_is_monotone_in_buffer(obs: Obs) -> None:
+    rungs = [Bola().choose(obs([1000.0] * 5, buffer_s=b / 2, last_rung=2)) for b in range(121)]
+    assert rungs == sorted(rungs)
+    assert rungs[0] == 0 and rungs[-1] == 5
+
+
+def test_bba_holds_rung_between_neighbours(obs: Obs) -> None:
+    bba = BufferBased(reservoir_s=5.0, cushion_s=10.0)
+    # f(10 s) = 300 + 4000 * 5/10 = 2300 kbps: between rung 3 (1850) and 4 (2850).
+    assert bba.choose(obs([1000.0], buffer_s=10.0, last_rung=3)) == 3
+    assert bba.choose(obs([1000.0], buffer_s=10.0, last_rung=4)) == 4
+    # From rung 1, Rate+ = 1200 <= f(B), so jump to max{R_i < f(B)} = rung 3.
+    assert bba.choose(obs([1000.0], buffer_s=10.0, last_rung=1)) == 3
+
+
+def test_robust_prediction_divides_by_worst_recent_error() -> None:
+    history = [1000.0, 1000.0, 250.0, 1000.0]
+    errors = prediction_errors(history)
+    assert errors[0] == 0.0  # HM(1000) predicted 1000 for the 2nd chunk
+    assert errors[1] == pytest.approx((1000 - 250) / 250)
+    assert robust_prediction(history) == pytest.approx(harmonic_prediction(history) / (1 + 3.0))
+
+
+def test_robust_mpc_is_more_cautious_than_mpc_on_a_jittery_link(obs: Obs) -> None:
+    jittery = [4000.0, 1000.0, 4000.0, 1000.0, 4000.0, 1000.0, 4000.0, 1000.0]
+    assert robust_prediction(jittery) == pytest.approx(harmonic_prediction(jittery) / 2)
+    for buffer_s in (2.0, 4.0, 6.0, 10.0):
+        o = obs(jittery, buffer_s=buffer_s, last_rung=2)
+        assert RobustMpc().choose(o) < Mpc().choose(o)
+
+
+def test_mpc_uses_the_whole_horizon_to_avoid_a_stall(obs: Obs) -> None:
+    # 1500 kbps, 4 s of buffer: the top rung would stall ~7.5 s per chunk.
+    assert Mpc().choose(obs([1500.0] * 5, buffer_s=4.0, last_rung=2)) <= 2
+
+
+def test_quantile_interpolates() -> None:
+    assert quantile([], 0.5) == 0.0
+    assert quantile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert quantile([0.0, 1.0], 0.25) == pytest.approx(0.25)
+
+
+def test_cautious_prediction_ignores_under_predictions() -> None:
+    rising = [500.0, 1000.0, 2000.0, 4000.0, 8000.0, 8000.0]
+    assert cautious_prediction(rising, ReelStreamMpc().tuning) == pytest.approx(
+        harmonic_prediction(rising))
+    falling = list(reversed(rising))
+    assert cautious_prediction(falling, ReelStreamMpc().tuning) < harmonic_prediction(falling)
+
+
+@pytest.mark.parametrize("buffer_s", [0.0, 2.0, 4.0, 6.0, 9.0, 10.5, 12.0, 15.0, 20.0, 35.0])
+@pytest.mark.parametrize("history", [STEADY_FAST, COLLAPSED, RECOVERED, [900.0] * 6,
+                                     [2000.0, 600.0, 3000.0, 800.0, 2500.0, 700.0]])
+def test_default_never_plans_to_drain_below_the_floor(buffer_s: float, history: list[float],
+                                                      obs: Obs) -> None:
+    algo = ReelStreamMpc()
+    floor = algo.tuning.floor_s
+    o = obs(history, buffer_s=buffer_s, last_rung=3)
+    rung = algo.choose(o)
+    download = o.upcoming_sizes_bytes[0][rung] * 8 / 1000 / algo.predict(o)
+    after = buffer_s - download + o.chunk_duration_s
+    drains = download > o.chunk_duration_s
+    assert rung == 0 or after >= floor or not drains
+
+
+def test_default_climbs_as_the_buffer_allows_during_startup(obs: Obs) -> None:
+    algo = ReelStreamMpc()
+    link = [2500.0] * 3
+    rungs = [algo.choose(obs(link, buffer_s=b, last_rung=1)) for b in (4.0, 8.0, 16.0, 30.0)]
+    assert rungs == sorted(rungs)
+    assert rungs[0] == 0  # 4 s of buffer: fill it first, at the smallest chunks
+    assert rungs[-1] > rungs[0]
+
+
+def test_algorithms_are_pure(obs: Obs) -> None:
+    o = obs(COLLAPSED, buffer_s=12.0, last_rung=3)
+    for algo in [*PREDICTIVE, Bola(), BufferBased()]:
+        assert algo.choose(o) == algo.choose(o)
+
+
+def test_observation_rejects_inconsistent_input() -> None:
+    with pytest.raises(ValueError):
+        Observation((1.0,), (), 0.0, None, ((1, 2),), 1, 4.0, (300.0, 750.0))
+    with pytest.raises(ValueError):
+        Observation((), (), 0.0, None, ((1,),), 1, 4.0, (300.0, 750.0))
