@@ -126,7 +126,8 @@ async def _run_embedded(settings: Settings, banner: str | None = None) -> int:
     print(banner or f"processors {', '.join(p.name for p in processors)} running on "
                     f"{settings.log_url} -> {settings.state_url}; Ctrl-C stops", flush=True)
     try:
-        await run_embedded(processors, runtime.log, runtime.state, runtime.codec, settings.producer, stop)
+        await run_embedded(processors, runtime.log, runtime.state, runtime.codec, settings.producer, stop,
+                           settings.group_prefix)
     finally:
         runtime.close()
     return 0
@@ -163,7 +164,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
           + ", ".join(f"{name} {n} rows" for name, n in report.rows.items()))
     if not args.verify:
         return 0
-    wait_until_caught_up(processor, runtime.log, timeout=args.timeout)
+    wait_until_caught_up(processor, runtime.log, timeout=args.timeout,
+                         group_prefix=runtime.settings.group_prefix)
     problems = diff_states(processor, runtime.state, fresh)
     if problems:
         print(f"VERIFY FAILED: {len(problems)} differences", file=sys.stderr)

@@ -35,6 +35,9 @@ class Settings:
     """REEL_OBJECTS_URL: ``file:///dir`` or ``s3://bucket?endpoint=http://host:port`` (no endpoint: AWS)."""
     schema_registry_url: str | None = None
     """REEL_SCHEMA_REGISTRY_URL: when set, events use the Confluent wire format with this registry."""
+    group_prefix: str = "reel"
+    """REEL_GROUP_PREFIX: consumer groups are ``<prefix>.processor.<name>`` (embedded host) and
+    ``<prefix>.processors`` (Faust); change it to run a second, independent set of processors."""
     producer: str = f"reel@{socket.gethostname()}"
     """REEL_PRODUCER: the ``producer`` written into every event's header."""
     s3_access_key: str | None = None

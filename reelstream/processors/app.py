@@ -23,7 +23,10 @@ from reelstream.processors.runner import ProcessorRunner
 from reelstream.runtime import Runtime
 from reelstream.stores.ports import Record
 
-FAUST_APP_ID = "reel.processors"
+
+
+def faust_app_id(prefix: str = "reel") -> str:
+    return f"{prefix}.processors"
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +51,7 @@ def build_app(settings: Settings, processors: Sequence[Processor], runtime: Runt
     runtime = runtime or Runtime(settings)
     brokers = [f"kafka://{h}" for h in settings.log_url.removeprefix("kafka://").split(",")]
     app = faust.App(
-        FAUST_APP_ID, broker=brokers, value_serializer="raw", key_serializer="raw",
+        faust_app_id(settings.group_prefix), broker=brokers, value_serializer="raw", key_serializer="raw",
         store="memory://", web_enabled=False, topic_allow_declare=False,
         consumer_auto_offset_reset="earliest", producer_acks=-1,
         broker_commit_every=100, broker_commit_interval=1.0,

@@ -52,20 +52,21 @@ def rebuild(processor: Processor, event_log: EventLog, fresh: StateStore, codec:
     return ReplayReport(processor.name, done, rows, time.monotonic() - started)
 
 
-def wait_until_caught_up(processor: Processor, event_log: EventLog, timeout: float = 60.0) -> None:
+def wait_until_caught_up(processor: Processor, event_log: EventLog, timeout: float = 60.0,
+                         group_prefix: str = "reel") -> None:
     """Wait for the live processor to commit up to the end of its topics, so both states cover the same log.
 
-    The live processor is either the embedded host (group ``reel.processor.NAME``) or the
-    Faust worker (group ``reel.processors``); whichever has committed is the one checked.
+    The live processor is either the embedded host (group ``PREFIX.processor.NAME``) or the
+    Faust worker (group ``PREFIX.processors``); whichever has committed is the one checked.
     """
-    from reelstream.processors.app import FAUST_APP_ID
+    from reelstream.processors.app import faust_app_id
 
     deadline = time.monotonic() + timeout
     if not any(o for t in processor.topics for o in event_log.end_offsets(t).values()):
         return  # nothing to have processed
     while True:
         lags = []
-        for group in (group_id(processor), FAUST_APP_ID):
+        for group in (group_id(processor, group_prefix), faust_app_id(group_prefix)):
             committed = {t: event_log.committed(group, t) for t in processor.topics}
             if not any(committed.values()):
                 continue
