@@ -18,9 +18,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Iterator, Mapping
+from typing import IO, Any, BinaryIO
 
 from reelstream.errors import ChecksumMismatch, ObjectNotFound, ObjectStoreError
 from reelstream.stores.ports import ObjectInfo, ObjectStore, Progress, Source
@@ -52,7 +53,9 @@ def check_key(key: str) -> str:
         why = f"'{META_DIR}/' is reserved for the local store's metadata"
     if why:
         raise ObjectStoreError(
-            f"invalid object key {key!r}: {why}; use '/'-separated names like 'masters/v1/source.mp4'")
+            f"invalid object key {key!r}: {why}; "
+            "use '/'-separated names like 'masters/v1/source.mp4'"
+        )
     return key
 
 
@@ -63,7 +66,8 @@ def check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
         if not isinstance(name, str) or not _METADATA_NAME.match(name) or name == SHA256:
             raise ObjectStoreError(
                 f"invalid metadata name {name!r}: use lowercase letters, digits and '-' "
-                f"('{SHA256}' is reserved for the checksum)")
+                f"('{SHA256}' is reserved for the checksum)"
+            )
         if not isinstance(value, str) or not value.isascii() or _CONTROL.search(value):
             raise ObjectStoreError(f"metadata {name!r}: the value must be printable ASCII text")
         out[name] = value
@@ -108,7 +112,9 @@ def report(progress: Progress | None, done: int, total: int | None) -> None:
 def verify(key: str, stored: str | None, actual: str) -> None:
     if stored is not None and stored != actual:
         raise ChecksumMismatch(
-            f"object {key!r} is corrupt: its SHA-256 is {actual}, {stored} was recorded when it was stored")
+            f"object {key!r} is corrupt: its SHA-256 is {actual}, "
+            f"{stored} was recorded when it was stored"
+        )
 
 
 # --------------------------------------------------------------------------- adapter
@@ -124,7 +130,9 @@ class LocalDirObjectStore(ObjectStore):
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ObjectStoreError(f"cannot create the object store directory {self._root}: {e}") from e
+            raise ObjectStoreError(
+                f"cannot create the object store directory {self._root}: {e}"
+            ) from e
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         check_key(key)
@@ -133,8 +141,13 @@ class LocalDirObjectStore(ObjectStore):
     # -- writes
 
     def put(
-        self, key: str, source: Source, *, content_type: str = "application/octet-stream",
-        metadata: Mapping[str, str] | None = None, expected_sha256: str | None = None,
+        self,
+        key: str,
+        source: Source,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+        expected_sha256: str | None = None,
         progress: Progress | None = None,
     ) -> ObjectInfo:
         data_path, meta_path = self._paths(key)
@@ -152,9 +165,11 @@ class LocalDirObjectStore(ObjectStore):
             sha = digest.hexdigest()
             if expected_sha256 is not None and expected_sha256.lower() != sha:
                 raise ChecksumMismatch(
-                    f"object {key!r} not stored: its SHA-256 is {sha}, expected {expected_sha256}")
-            info = ObjectInfo(key=key, size=done, sha256=sha, content_type=content_type,
-                              etag=sha, metadata=user)
+                    f"object {key!r} not stored: its SHA-256 is {sha}, expected {expected_sha256}"
+                )
+            info = ObjectInfo(
+                key=key, size=done, sha256=sha, content_type=content_type, etag=sha, metadata=user
+            )
             sidecar = json.dumps({"sha256": sha, "content_type": content_type, "metadata": user})
             with self._translated(f"storing {key!r}"):
                 out.flush()
@@ -181,7 +196,8 @@ class LocalDirObjectStore(ObjectStore):
         if target.is_dir() or any(p.is_file() for p in target.parents):
             raise ObjectStoreError(
                 f"cannot store {target}: a file and a directory would share a name "
-                "(unlike S3, a local store cannot hold both 'a' and 'a/b')")
+                "(unlike S3, a local store cannot hold both 'a' and 'a/b')"
+            )
         for attempt in range(3):
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -228,9 +244,14 @@ class LocalDirObjectStore(ObjectStore):
         except FileNotFoundError as e:
             raise ObjectNotFound(f"no object {key!r} in {self._root}") from e
         sha = sidecar.get("sha256")
-        return ObjectInfo(key=key, size=size, sha256=sha,
-                          content_type=sidecar.get("content_type", "application/octet-stream"),
-                          etag=sha, metadata=dict(sidecar.get("metadata", {})))
+        return ObjectInfo(
+            key=key,
+            size=size,
+            sha256=sha,
+            content_type=sidecar.get("content_type", "application/octet-stream"),
+            etag=sha,
+            metadata=dict(sidecar.get("metadata", {})),
+        )
 
     def _open(self, key: str) -> BinaryIO:
         data_path, _ = self._paths(key)
@@ -252,7 +273,9 @@ class LocalDirObjectStore(ObjectStore):
         check_range(start, end)
         info = self.head(key)
         if start >= info.size:
-            raise ObjectStoreError(f"range {start}-{end} of {key!r} starts past its end ({info.size} bytes)")
+            raise ObjectStoreError(
+                f"range {start}-{end} of {key!r} starts past its end ({info.size} bytes)"
+            )
         with self._open(key) as f:
             f.seek(start)
             return f.read(end - start + 1)

@@ -16,10 +16,11 @@ import math
 import re
 import sqlite3
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from reelstream.errors import StateStoreError
 from reelstream.stores.ports import APPLIED, Column, Row, StateStore, ViewSpec
@@ -31,8 +32,12 @@ _INT64 = (-(2**63), 2**63 - 1)
 # SQLite's type affinity comes from the declared type's spelling; JSON must be TEXT
 # (a NUMERIC affinity would turn the document "5" into the integer 5).
 _SQL_TYPE = {
-    Column.TEXT: "TEXT", Column.INT: "INTEGER", Column.BIGINT: "INTEGER",
-    Column.DOUBLE: "REAL", Column.BOOLEAN: "INTEGER", Column.JSON: "TEXT",
+    Column.TEXT: "TEXT",
+    Column.INT: "INTEGER",
+    Column.BIGINT: "INTEGER",
+    Column.DOUBLE: "REAL",
+    Column.BOOLEAN: "INTEGER",
+    Column.JSON: "TEXT",
 }
 
 MIGRATIONS_TABLE = "schema_migrations"
@@ -48,9 +53,12 @@ def check_spec(spec: ViewSpec) -> None:
         if not _IDENTIFIER.match(name):
             raise StateStoreError(
                 f"view {spec.name!r}: {name!r} is not a valid name "
-                "(lowercase letter, then lowercase letters, digits or '_', at most 48)")
+                "(lowercase letter, then lowercase letters, digits or '_', at most 48)"
+            )
     if spec.name == MIGRATIONS_TABLE or APPLIED in spec.columns:
-        raise StateStoreError(f"view {spec.name!r}: {MIGRATIONS_TABLE!r} and {APPLIED!r} are reserved")
+        raise StateStoreError(
+            f"view {spec.name!r}: {MIGRATIONS_TABLE!r} and {APPLIED!r} are reserved"
+        )
     if not spec.partition_key:
         raise StateStoreError(f"view {spec.name!r}: a partition key is required")
     for key in spec.key_columns:
@@ -78,7 +86,11 @@ def check_value(spec: ViewSpec, name: str, value: Any) -> None:
         ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
     elif kind is Column.DOUBLE:
         # NaN is refused: SQLite stores it as NULL, so it would read back as None.
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+        ok = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and not math.isnan(value)
+        )
     elif kind is Column.BOOLEAN:
         ok = isinstance(value, bool)
     elif kind is Column.JSON:
@@ -88,7 +100,9 @@ def check_value(spec: ViewSpec, name: str, value: Any) -> None:
             ok = False
     if not ok:
         raise StateStoreError(
-            f"view {spec.name!r}: column {name!r} is {kind.value}, got {type(value).__name__} {value!r}")
+            f"view {spec.name!r}: column {name!r} is {kind.value}, "
+            f"got {type(value).__name__} {value!r}"
+        )
 
 
 def check_row(spec: ViewSpec, row: Row) -> None:
@@ -98,14 +112,18 @@ def check_row(spec: ViewSpec, row: Row) -> None:
         if key not in row.values:
             raise StateStoreError(f"view {spec.name!r}: row lacks key column {key!r}")
     if not all(isinstance(k, str) and isinstance(v, int) for k, v in row.applied.items()):
-        raise StateStoreError(f"view {spec.name!r}: applied must map 'topic/partition' to an offset")
+        raise StateStoreError(
+            f"view {spec.name!r}: applied must map 'topic/partition' to an offset"
+        )
 
 
 def check_key(spec: ViewSpec, columns: Sequence[str], key: Sequence[Any]) -> None:
     """Refuse a key (or partition) tuple of the wrong length or with values of the wrong type."""
     if len(key) != len(columns):
-        raise StateStoreError(f"view {spec.name!r}: expected a key of {tuple(columns)}, got {tuple(key)!r}")
-    for name, value in zip(columns, key):
+        raise StateStoreError(
+            f"view {spec.name!r}: expected a key of {tuple(columns)}, got {tuple(key)!r}"
+        )
+    for name, value in zip(columns, key, strict=True):
         check_value(spec, name, value)
 
 
@@ -156,7 +174,8 @@ class SqliteStateStore(StateStore):
         with self._errors("open"):
             self._conn().execute(
                 f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
-                "(id TEXT PRIMARY KEY, view TEXT NOT NULL, applied_at TEXT NOT NULL)")
+                "(id TEXT PRIMARY KEY, view TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
 
     # -- connections
 
@@ -200,16 +219,19 @@ class SqliteStateStore(StateStore):
                 if pk != spec.key_columns:
                     raise StateStoreError(
                         f"view {spec.name!r} exists with key {pk}, spec says {spec.key_columns}; "
-                        "a key cannot be migrated, create a new view")
+                        "a key cannot be migrated, create a new view"
+                    )
             for mid, column in migration_ids(spec, existing):
                 if column is None:
                     conn.execute(self._create_sql(spec))
                 else:
-                    conn.execute(
-                        f"ALTER TABLE {spec.name} ADD COLUMN {column} {_SQL_TYPE[spec.columns[column]]}")
+                    sql_type = _SQL_TYPE[spec.columns[column]]
+                    conn.execute(f"ALTER TABLE {spec.name} ADD COLUMN {column} {sql_type}")
                 conn.execute(
-                    f"INSERT OR IGNORE INTO {MIGRATIONS_TABLE} (id, view, applied_at) VALUES (?, ?, ?)",
-                    (mid, spec.name, datetime.now(timezone.utc).isoformat()))
+                    f"INSERT OR IGNORE INTO {MIGRATIONS_TABLE} (id, view, applied_at) "
+                    "VALUES (?, ?, ?)",
+                    (mid, spec.name, datetime.now(UTC).isoformat()),
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -219,13 +241,19 @@ class SqliteStateStore(StateStore):
     def _create_sql(spec: ViewSpec) -> str:
         cols = [f"{c} {_SQL_TYPE[k]}" for c, k in spec.columns.items()]
         keys = ", ".join(spec.key_columns)
-        return (f"CREATE TABLE {spec.name} ({', '.join(cols)}, {APPLIED} TEXT NOT NULL, "
-                f"PRIMARY KEY ({keys})) WITHOUT ROWID")
+        return (
+            f"CREATE TABLE {spec.name} ({', '.join(cols)}, {APPLIED} TEXT NOT NULL, "
+            f"PRIMARY KEY ({keys})) WITHOUT ROWID"
+        )
 
     # -- rows
 
     def _row(self, spec: ViewSpec, names: Sequence[str], record: Sequence[Any]) -> Row:
-        values = {n: decode(spec.columns[n], v) for n, v in zip(names, record) if n != APPLIED}
+        values = {
+            n: decode(spec.columns[n], v)
+            for n, v in zip(names, record, strict=True)
+            if n != APPLIED
+        }
         return Row(values=values, applied=json.loads(record[-1]))
 
     def _select(self, spec: ViewSpec) -> tuple[list[str], str]:
@@ -246,8 +274,10 @@ class SqliteStateStore(StateStore):
         params = [encode(k, row.values.get(c)) for c, k in spec.columns.items()]
         params.append(json.dumps(row.applied, separators=(",", ":"), sort_keys=True))
         updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in spec.key_columns)
-        sql = (f"INSERT INTO {spec.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-               f"ON CONFLICT ({', '.join(spec.key_columns)}) DO UPDATE SET {updates}")
+        sql = (
+            f"INSERT INTO {spec.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT ({', '.join(spec.key_columns)}) DO UPDATE SET {updates}"
+        )
         with self._errors(f"writing {spec.name!r}"):
             self._conn().execute(sql, params)
 
@@ -257,15 +287,20 @@ class SqliteStateStore(StateStore):
         where = " AND ".join(f"{c} = ?" for c in spec.partition_key)
         order = ", ".join(spec.clustering_key) or "1"
         with self._errors(f"querying {spec.name!r}"):
-            records = self._conn().execute(
-                f"{sql} WHERE {where} ORDER BY {order}", tuple(partition)).fetchall()
+            records = (
+                self._conn()
+                .execute(f"{sql} WHERE {where} ORDER BY {order}", tuple(partition))
+                .fetchall()
+            )
         return [self._row(spec, names, r) for r in records]
 
     def scan(self, spec: ViewSpec) -> Iterator[Row]:
         names, sql = self._select(spec)
         with self._errors(f"scanning {spec.name!r}"):
             # fetchall: a cursor left open across yields would pin a WAL snapshot.
-            records = self._conn().execute(f"{sql} ORDER BY {', '.join(spec.key_columns)}").fetchall()
+            records = (
+                self._conn().execute(f"{sql} ORDER BY {', '.join(spec.key_columns)}").fetchall()
+            )
         return iter([self._row(spec, names, r) for r in records])
 
     def truncate(self, spec: ViewSpec) -> None:
