@@ -1,0 +1,240 @@
+"""The StateStore contract, run against SQLite and Cassandra with the same assertions."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from reelstream.errors import StateStoreError
+from reelstream.stores.ports import Column, Record, Row, ViewSpec
+
+if TYPE_CHECKING:  # tests/contracts is not a package; the fixture itself comes from conftest
+    from tests.contracts.conftest import StateHarness
+
+COLUMNS = {
+    "user_id": Column.TEXT,
+    "video_id": Column.TEXT,
+    "n": Column.INT,
+    "position_ms": Column.BIGINT,
+    "ratio": Column.DOUBLE,
+    "finished": Column.BOOLEAN,
+    "extra": Column.JSON,
+    "title": Column.TEXT,
+}
+
+
+@pytest.fixture
+def spec(state: StateHarness) -> ViewSpec:
+    """A fresh view per test (the Cassandra keyspace is shared by the session)."""
+    view = ViewSpec(
+        name=f"watch_{uuid.uuid4().hex[:10]}",
+        partition_key=("user_id",),
+        clustering_key=("video_id", "n"),
+        columns=dict(COLUMNS),
+        query="watch positions of a user, by video",
+    )
+    state.store.ensure_views([view])
+    return view
+
+
+def row(user: str, video: str, n: int = 0, **values: Any) -> Row:
+    return Row(values={"user_id": user, "video_id": video, "n": n, **values})
+
+
+def full(user: str, video: str, n: int = 0, **values: Any) -> dict[str, Any]:
+    """What a row reads back as: every column, the unset ones None."""
+    return dict.fromkeys(COLUMNS) | {"user_id": user, "video_id": video, "n": n, **values}
+
+
+def test_get_missing_returns_none(state: StateHarness, spec: ViewSpec) -> None:
+    assert state.store.get(spec, ("nobody", "v", 0)) is None
+
+
+def test_every_column_type_round_trips(state: StateHarness, spec: ViewSpec) -> None:
+    values = {
+        "position_ms": 2**40 + 7,
+        "ratio": 0.125,
+        "finished": True,
+        "title": "Été — 映画",
+        "extra": {"tags": ["a", "b"], "nested": {"x": 1, "y": None}, "pi": 3.5},
+    }
+    state.store.put(spec, row("u1", "v1", -(2**31), **values))
+
+    got = state.store.get(spec, ("u1", "v1", -(2**31)))
+
+    assert got is not None and got.values == full("u1", "v1", -(2**31), **values)
+    assert type(got.values["ratio"]) is float and type(got.values["position_ms"]) is int
+    assert got.values["finished"] is True
+
+
+def test_none_and_absent_values_read_back_as_none(state: StateHarness, spec: ViewSpec) -> None:
+    state.store.put(spec, row("u1", "v1", title=None, finished=False, extra=[]))
+
+    got = state.store.get(spec, ("u1", "v1", 0))
+
+    assert got is not None and got.values == full("u1", "v1", finished=False, extra=[])
+    assert got.values["finished"] is False
+
+
+def test_double_accepts_an_int_and_reads_back_a_float(state: StateHarness, spec: ViewSpec) -> None:
+    state.store.put(spec, row("u1", "v1", ratio=2))
+    got = state.store.get(spec, ("u1", "v1", 0))
+    assert got is not None and got.values["ratio"] == 2.0 and type(got.values["ratio"]) is float
+
+
+def test_put_replaces_the_whole_row(state: StateHarness, spec: ViewSpec) -> None:
+    state.store.put(spec, row("u1", "v1", position_ms=10, title="first"))
+    state.store.put(spec, row("u1", "v1", position_ms=20))
+
+    got = state.store.get(spec, ("u1", "v1", 0))
+
+    assert got is not None and got.values == full("u1", "v1", position_ms=20)
+    assert len(state.store.query(spec, ("u1",))) == 1
+
+
+def test_query_returns_one_partition_in_clustering_order(
+    state: StateHarness, spec: ViewSpec
+) -> None:
+    # Byte order for text ("B" < "a" < "é"), numeric order for ints (negative first).
+    keys = [("é", 0), ("a", 5), ("B", 1), ("a", -3), ("a", 10)]
+    for video, n in keys:
+        state.store.put(spec, row("u1", video, n, position_ms=n))
+    state.store.put(spec, row("u2", "a", 0))
+
+    rows = state.store.query(spec, ("u1",))
+
+    assert [(r.values["video_id"], r.values["n"]) for r in rows] == [
+        ("B", 1),
+        ("a", -3),
+        ("a", 5),
+        ("a", 10),
+        ("é", 0),
+    ]
+    assert all(r.values["user_id"] == "u1" for r in rows)
+    assert state.store.query(spec, ("nobody",)) == []
+
+
+def test_scan_returns_every_row_across_pages(state: StateHarness, spec: ViewSpec) -> None:
+    expected = {(f"u{i % 7}", f"v{i}", i) for i in range(130)}
+    for user, video, n in expected:
+        state.store.put(spec, row(user, video, n))
+
+    scanned = {spec.key_of(r.values) for r in state.store.scan(spec)}
+
+    assert scanned == expected
+
+
+def test_applied_positions_round_trip(state: StateHarness, spec: ViewSpec) -> None:
+    applied = {"playback-events/3": 41, "catalog-events/0": 7}
+    state.store.put(spec, Row(values=row("u1", "v1").values, applied=applied))
+
+    got = state.store.get(spec, ("u1", "v1", 0))
+
+    assert got is not None and got.applied == applied
+    seen = Record("playback-events", 3, 41, None, b"", 0)
+    assert got.has_applied(seen)
+    assert not got.has_applied(dataclasses.replace(seen, offset=42))
+    assert not got.has_applied(dataclasses.replace(seen, partition=4))
+    assert state.store.get(spec, ("u1", "v1", 0)) == got
+    state.store.put(spec, row("u1", "v2"))
+    assert state.store.get(spec, ("u1", "v2", 0)) == Row(values=full("u1", "v2"), applied={})
+
+
+def test_ensure_views_is_idempotent_and_adds_columns(state: StateHarness, spec: ViewSpec) -> None:
+    state.store.put(spec, row("u1", "v1", position_ms=5))
+    state.store.ensure_views([spec])
+    other = state.reopen()  # as another process would, starting later
+    other.ensure_views([spec])
+
+    grown = dataclasses.replace(spec, columns={**spec.columns, "rating": Column.INT})
+    other.ensure_views([grown])
+    state.store.ensure_views([grown])  # the first process catches up: already there, no error
+
+    old = state.store.get(grown, ("u1", "v1", 0))
+    assert old is not None and old.values == full("u1", "v1", position_ms=5, rating=None)
+    state.store.put(grown, row("u1", "v2", rating=4))
+    got = other.get(grown, ("u1", "v2", 0))
+    assert got is not None and got.values["rating"] == 4
+    # The old spec still reads the grown table: it just does not see the new column.
+    narrow = state.store.get(spec, ("u1", "v2", 0))
+    assert narrow is not None and "rating" not in narrow.values
+
+
+def test_changing_a_views_key_is_refused(state: StateHarness, spec: ViewSpec) -> None:
+    rekeyed = dataclasses.replace(spec, clustering_key=("n", "video_id"))
+    with pytest.raises(StateStoreError, match="key"):
+        state.store.ensure_views([rekeyed])
+
+
+def test_reading_a_view_never_ensured_is_a_state_store_error(state: StateHarness) -> None:
+    never = ViewSpec(
+        f"never_{uuid.uuid4().hex[:8]}", ("user_id",), (), {"user_id": Column.TEXT}, "none"
+    )
+    with pytest.raises(StateStoreError):
+        state.store.get(never, ("u1",))
+
+
+def test_truncate_empties_the_view(state: StateHarness, spec: ViewSpec) -> None:
+    for i in range(3):
+        state.store.put(spec, row("u1", f"v{i}"))
+
+    state.store.truncate(spec)
+
+    assert list(state.store.scan(spec)) == []
+    assert state.store.get(spec, ("u1", "v0", 0)) is None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"n": "1"},  # text in an int column
+        {"n": 2**31},  # beyond Cassandra's 32-bit int
+        {"position_ms": 2**63},
+        {"position_ms": True},  # a bool is not a number here
+        {"ratio": "0.5"},
+        {"ratio": float("nan")},  # SQLite would store NULL
+        {"finished": 1},
+        {"title": 42},
+        {"extra": {1, 2}},  # not JSON
+        {"user_id": None},  # keys are required
+        {"unknown": 1},
+    ],
+    ids=lambda v: next(iter(v)) + "=" + repr(next(iter(v.values())))[:12],
+)
+def test_a_value_of_the_wrong_type_is_refused(
+    state: StateHarness,
+    spec: ViewSpec,
+    values: dict[str, Any],
+) -> None:
+    bad = Row(values={**row("u1", "v1").values, **values})
+    with pytest.raises(StateStoreError):
+        state.store.put(spec, bad)
+    assert state.store.scan(spec) is not None and list(state.store.scan(spec)) == []
+
+
+def test_a_key_of_the_wrong_shape_is_refused(state: StateHarness, spec: ViewSpec) -> None:
+    with pytest.raises(StateStoreError):
+        state.store.get(spec, ("u1", "v1"))
+    with pytest.raises(StateStoreError):
+        state.store.get(spec, ("u1", "v1", "zero"))
+    with pytest.raises(StateStoreError):
+        state.store.query(spec, ("u1", "v1"))
+
+
+def test_concurrent_writers_from_threads(state: StateHarness, spec: ViewSpec) -> None:
+    def write(worker: int) -> None:
+        for i in range(20):
+            state.store.put(spec, row(f"u{worker}", f"v{i}", i, position_ms=worker))
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sum(1 for _ in state.store.scan(spec)) == 80
+    assert [r.values["n"] for r in state.store.query(spec, ("u3",))] == sorted(range(20), key=str)

@@ -1,0 +1,39 @@
+from pathlib import Path
+
+import pytest
+
+from reelstream.config import load_settings
+from reelstream.errors import ConfigError
+
+
+def test_defaults_are_embedded_under_the_data_dir(tmp_path: Path) -> None:
+    s = load_settings(env={"REEL_DATA_DIR": str(tmp_path)})
+    assert s.embedded
+    assert s.log_url == f"sqlite://{tmp_path}/log.db"
+    assert s.objects_url == f"file://{tmp_path}/objects"
+
+
+def test_a_bad_url_names_the_setting() -> None:
+    with pytest.raises(ConfigError, match=r"log_url \(REEL_LOG_URL\) = 'postgres://x'.*sqlite://, kafka://"):
+        load_settings(env={"REEL_LOG_URL": "postgres://x"})
+
+
+def test_the_config_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    config = tmp_path / "reel.toml"
+    config.write_text('state_url = "cassandra://db1,db2:9042/prod"\nproducer = "from-file"\n')
+    s = load_settings(env={"REEL_PRODUCER": "from-env"}, config_file=config)
+    assert s.state_url == "cassandra://db1,db2:9042/prod" and s.producer == "from-env"
+
+
+def test_unknown_settings_in_the_file_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "reel.toml"
+    config.write_text('log_ulr = "kafka://x:1"\n')
+    with pytest.raises(ConfigError, match="unknown setting.*log_ulr"):
+        load_settings(env={}, config_file=config)
+
+
+def test_with_servers_points_at_the_local_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REEL_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+    s = load_settings(env={"REEL_DATA_DIR": str(tmp_path)}).with_servers(kafka=True, cassandra=True, s3=True)
+    assert s.log_url == "kafka://127.0.0.1:19092"
+    assert s.state_url.startswith("cassandra://") and s.objects_url.startswith("s3://reelstream-origin?endpoint=")
