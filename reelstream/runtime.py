@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from reelstream.config import Settings
@@ -16,7 +16,14 @@ from reelstream.stores.ports import EventLog, ObjectStore, StateStore
 @dataclass
 class Runtime:
     settings: Settings
-    codec: EventCodec = field(default_factory=EventCodec)
+
+    @cached_property
+    def codec(self) -> EventCodec:
+        if self.settings.schema_registry_url:
+            from reelstream.events.schema_registry import ConfluentSchemaRegistry
+
+            return EventCodec(schema_registry=ConfluentSchemaRegistry(self.settings.schema_registry_url))
+        return EventCodec()
 
     @cached_property
     def log(self) -> EventLog:
