@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from reelstream.errors import ReplayMismatch
 from reelstream.events.codec import EventCodec

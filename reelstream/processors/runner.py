@@ -15,7 +15,7 @@ from typing import Sequence
 
 from reelstream.errors import ReelStreamError, UndecodableEvent
 from reelstream.events.codec import EventCodec
-from reelstream.events.model import Event, derived_event_id, new_event
+from reelstream.events.model import derived_event_id, new_event
 from reelstream.events.topics import DEAD_LETTER_TOPIC, topic_for
 from reelstream.processors.base import Processor
 from reelstream.stores.ports import EventLog, Record, Row, StateStore

@@ -1,17 +1,16 @@
-"""`reel`: the one command-line entry point."""
+"""The foundation's commands: up, processors, topics, tail, emit, replay."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import logging
 import os
 import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from reelstream.config import Settings, load_settings
 from reelstream.errors import ReelStreamError
@@ -19,7 +18,7 @@ from reelstream.events.topics import TOPICS, topic
 from reelstream.runtime import Runtime
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_from(args: argparse.Namespace) -> Settings:
     env = dict(os.environ)
     if args.data_dir:
         env["REEL_DATA_DIR"] = str(args.data_dir)
@@ -27,7 +26,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         kafka=args.kafka, cassandra=args.cassandra, s3=args.s3)
 
 
-def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
+def add_runtime_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML config file (settings named as in the README)")
     p.add_argument("--data-dir", type=Path, help="embedded runtime's folder (default .reel or REEL_DATA_DIR)")
     p.add_argument("--kafka", action="store_true", help="use the Kafka broker (REEL_KAFKA_BOOTSTRAP) as the log")
@@ -48,7 +47,7 @@ def _json_default(value: Any) -> Any:
 
 def cmd_topics(args: argparse.Namespace) -> int:
     if args.create:
-        runtime = Runtime(_settings(args))
+        runtime = Runtime(settings_from(args))
         runtime.log  # opening the log creates the catalog's topics
         print(f"topics ensured on {runtime.settings.log_url}")
         runtime.close()
@@ -61,7 +60,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    runtime = Runtime(_settings(args))
+    runtime = Runtime(settings_from(args))
     topic(args.topic)
     reader = runtime.log.consumer([args.topic], group_id=None)
     if not args.from_beginning:
@@ -94,7 +93,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 def cmd_emit(args: argparse.Namespace) -> int:
     from reelstream.events.model import new_event
 
-    runtime = Runtime(_settings(args))
+    runtime = Runtime(settings_from(args))
     data = json.loads(args.data if args.data != "-" else sys.stdin.read())
     event = new_event(args.event_type, data, producer=runtime.settings.producer)
     runtime.publish(event)
@@ -105,7 +104,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
 def cmd_processors(args: argparse.Namespace) -> int:
     from reelstream.processors.registry import all_processors
 
-    settings = _settings(args)
+    settings = settings_from(args)
     if args.runtime == "faust":
         from reelstream.processors.app import run_faust
 
@@ -134,7 +133,7 @@ async def _run_embedded(settings: Settings, banner: str | None = None) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from(args)
     mode = "embedded (no servers)" if settings.embedded else "on servers"
     return asyncio.run(_run_embedded(settings, banner=(
         f"ReelStream up, {mode}\n  log:     {settings.log_url}\n  state:   {settings.state_url}\n"
@@ -151,7 +150,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     processor = PROCESSORS[args.processor]()
-    runtime = Runtime(_settings(args))
+    runtime = Runtime(settings_from(args))
     into_url = args.into or replay_state_url(runtime.settings.state_url, fresh_suffix())
     fresh = open_state(into_url)
 
@@ -176,30 +175,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reel", description="ReelStream: event-sourced video on demand.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     up = sub.add_parser("up", help="run everything on this machine (embedded by default)")
-    _add_runtime_flags(up)
+    add_runtime_flags(up)
     up.set_defaults(fn=cmd_up)
 
     procs = sub.add_parser("processors", help="run the stream processors only")
-    _add_runtime_flags(procs)
+    add_runtime_flags(procs)
     procs.add_argument("--runtime", choices=("embedded", "faust"), default="embedded",
                        help="embedded asyncio host, or Faust agents (needs --kafka)")
     procs.set_defaults(fn=cmd_processors)
 
     topics = sub.add_parser("topics", help="list the topic catalog (and create the topics)")
-    _add_runtime_flags(topics)
+    add_runtime_flags(topics)
     topics.add_argument("--create", action="store_true", help="create missing topics in the log")
     topics.set_defaults(fn=cmd_topics)
 
     tail = sub.add_parser("tail", help="print a topic's events, decoded")
-    _add_runtime_flags(tail)
+    add_runtime_flags(tail)
     tail.add_argument("topic", help="topic name, e.g. reel.playback")
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
     tail.add_argument("--limit", type=int, help="stop after N events")
@@ -208,30 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     tail.set_defaults(fn=cmd_tail)
 
     emit = sub.add_parser("emit", help="validate and append one event (JSON payload without the header)")
-    _add_runtime_flags(emit)
+    add_runtime_flags(emit)
     emit.add_argument("event_type", help="e.g. EntitlementGranted")
     emit.add_argument("data", help="JSON payload, or - for stdin")
     emit.set_defaults(fn=cmd_emit)
 
     replay = sub.add_parser("replay", help="rebuild a processor's state from the start of the log")
-    _add_runtime_flags(replay)
+    add_runtime_flags(replay)
     replay.add_argument("processor", help="processor name, e.g. catalog or watch_positions")
     replay.add_argument("--verify", action="store_true", help="then prove the rebuilt state equals the live one")
     replay.add_argument("--into", help="state URL to rebuild into (default: a fresh store beside the live one)")
     replay.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the live processor")
     replay.set_defaults(fn=cmd_replay)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.fn(args))
-    except ReelStreamError as e:
-        print(f"reel {args.command}: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

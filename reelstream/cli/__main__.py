@@ -1,0 +1,5 @@
+import sys
+
+from reelstream.cli import main
+
+sys.exit(main())
