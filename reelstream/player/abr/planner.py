@@ -41,8 +41,9 @@ class PlanProblem:
             takes more than ``below_floor_share`` of the buffer (so that a
             prediction off by 1/share still does not stall).
         below_floor_share: see ``floor_s``.
-        target_s: buffer the plan should end with; each second short of it costs
-            ``target_weight``.
+        shortfall_costs: ``(level_s, weight)`` pairs: each second the plan ends
+            below ``level_s`` costs ``weight`` (a buffer target, or "do not end
+            lower than now").
     """
 
     buffer_s: float
@@ -54,8 +55,7 @@ class PlanProblem:
     smooth_penalty: float = 1.0
     floor_s: float | None = None
     below_floor_share: float = 1.0
-    target_s: float = 0.0
-    target_weight: float = 0.0
+    shortfall_costs: tuple[tuple[float, float], ...] = ()
 
 
 def admissible(problem: PlanProblem, buffer_s: float, rung: int, download_s: float) -> bool:
@@ -70,7 +70,8 @@ def admissible(problem: PlanProblem, buffer_s: float, rung: int, download_s: flo
 def _saturation(problem: PlanProblem, depth: int) -> float:
     """Buffer above which nothing in steps after ``depth`` can change the reward."""
     ahead = sum(max(row) for row in problem.download_s[depth + 1:])
-    return ahead + max(problem.floor_s or 0.0, problem.target_s) + problem.chunk_s
+    levels = [level for level, _ in problem.shortfall_costs]
+    return ahead + max([problem.floor_s or 0.0, *levels]) + problem.chunk_s
 
 
 def _pareto(plans: list[_Plan], cap: float) -> list[_Plan]:
@@ -106,9 +107,13 @@ def _expand(problem: PlanProblem, depth: int,
     return {rung: _pareto(plans, cap) for rung, plans in grown.items()}
 
 
+def shortfall(problem: PlanProblem, end_buffer_s: float) -> float:
+    """Cost of ending the horizon with ``end_buffer_s`` of buffer."""
+    return sum(weight * max(level - end_buffer_s, 0.0) for level, weight in problem.shortfall_costs)
+
+
 def _terminal(problem: PlanProblem, plan: _Plan) -> float:
-    deficit = max(problem.target_s - plan[0], 0.0)
-    return plan[1] - problem.target_weight * deficit
+    return plan[1] - shortfall(problem, plan[0])
 
 
 def best_first_rung(problem: PlanProblem) -> int:
@@ -141,4 +146,4 @@ def plan_value(problem: PlanProblem, rungs: Sequence[int]) -> float | None:
         reward += (problem.quality[rung] - problem.rebuffer_penalty * stall
                    - problem.smooth_penalty * abs(problem.quality[rung] - problem.quality[previous]))
         previous = rung
-    return reward - problem.target_weight * max(problem.target_s - buffer_s, 0.0)
+    return reward - shortfall(problem, buffer_s)

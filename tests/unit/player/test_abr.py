@@ -132,8 +132,20 @@ def test_default_climbs_as_the_buffer_allows_during_startup(obs: Obs) -> None:
     link = [2500.0] * 3
     rungs = [algo.choose(obs(link, buffer_s=b, last_rung=1)) for b in (4.0, 8.0, 16.0, 30.0)]
     assert rungs == sorted(rungs)
-    assert rungs[0] == 0  # 4 s of buffer: fill it first, at the smallest chunks
     assert rungs[-1] > rungs[0]
+    # With 4 s buffered a download may take at most half of it: 1200 kbps (1.9 s) fits,
+    # 1850 kbps (3.0 s) does not, although the link would sustain it.
+    assert rungs[0] == 2
+
+
+@pytest.mark.parametrize("buffer_s", [1.0, 4.0, 7.0, 9.5])
+def test_default_under_the_floor_only_takes_downloads_that_fit_half_the_buffer(
+        buffer_s: float, obs: Obs) -> None:
+    algo = ReelStreamMpc()
+    o = obs([6000.0] * 6, buffer_s=buffer_s, last_rung=2)
+    rung = algo.choose(o)
+    download = o.upcoming_sizes_bytes[0][rung] * 8 / 1000 / algo.predict(o)
+    assert rung == 0 or download <= algo.tuning.below_floor_share * buffer_s
 
 
 def test_algorithms_are_pure(obs: Obs) -> None:

@@ -25,8 +25,8 @@ def random_problem(rng: random.Random, horizon: int, safe: bool) -> PlanProblem:
         smooth_penalty=rng.choice([1.0, 2.0]),
         floor_s=10.0 if safe else None,
         below_floor_share=rng.choice([0.5, 1.0]),
-        target_s=rng.choice([0.0, 30.0]) if safe else 0.0,
-        target_weight=rng.choice([0.0, 0.5, 2.0]) if safe else 0.0,
+        shortfall_costs=((rng.choice([0.0, 30.0]), rng.choice([0.0, 0.1, 0.5])),
+                         (rng.uniform(0.0, 20.0), rng.choice([0.0, 2.0]))) if safe else (),
     )
 
 
