@@ -25,13 +25,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reelstream.player.abr import (  # noqa: E402
-    AbrAlgorithm, AlwaysLowest, Bola, BufferBased, Mpc, ReelStreamMpc, ReelStreamTuning,
-    RobustMpc, ThroughputRule,
+from reelstream.player.abr import (
+    AbrAlgorithm,
+    AlwaysLowest,
+    Bola,
+    BufferBased,
+    Mpc,
+    ReelStreamMpc,
+    ReelStreamTuning,
+    RobustMpc,
+    ThroughputRule,
 )
-from reelstream.player.qoe import SessionMetrics, measure  # noqa: E402
-from reelstream.player.simulator import simulate  # noqa: E402
-from reelstream.player.traces import Trace, Video, data_dir, load_traces, load_video  # noqa: E402
+from reelstream.player.qoe import SessionMetrics, measure
+from reelstream.player.simulator import simulate
+from reelstream.player.traces import Trace, Video, data_dir, load_traces, load_video
 
 SETS = ("hsdpa", "fcc")
 PORTIONS = ("tune", "holdout", "all")
@@ -210,7 +217,7 @@ def bench(workers: int) -> None:
     extra = {"tuning_split": SPLIT, "tuned_on": "tune (even half) of hsdpa and fcc",
              "targets_checked_on": "holdout (odd half) and all",
              "simulator": "Pensieve fixed_env model, traces start at index 0",
-             "workers": workers, "elapsed_s": round(elapsed, 1)}
+             "plot": str(png), "workers": workers, "elapsed_s": round(elapsed, 1)}
     print(json.dumps(flat_json(results, checks, extra), sort_keys=False))
 
 

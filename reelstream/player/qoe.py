@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from reelstream.player.simulator import Session
 
@@ -45,7 +46,7 @@ def chunk_rewards(session: Session, model: QoeModel) -> list[float]:
     """QoE of every chunk from the second on."""
     chunks, q = session.chunks, model.quality
     return [q[c.rung] - model.rebuffer_penalty * c.stall_s - abs(q[c.rung] - q[p.rung])
-            for p, c in zip(chunks, chunks[1:])]
+            for p, c in pairwise(chunks)]
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class SessionMetrics:
 def measure(session: Session, bitrates_kbps: Sequence[float], chunk_s: float) -> SessionMetrics:
     """All metrics of one session."""
     later = session.chunks[1:]
-    pairs = list(zip(session.chunks, later))
+    pairs = list(pairwise(session.chunks))
     rates = [bitrates_kbps[c.rung] for c in later]
     return SessionMetrics(
         trace=session.trace,

@@ -10,8 +10,8 @@ with utility v_m = ln(S_m / S_1), Q the buffer level and S_m the rung's chunk si
 (the paper's model has constant sizes S_m = bitrate_m * p, so sizes are taken from
 the nominal bitrates; the ratio is what matters).
 
-Parameters. The buffer BOLA settles into is bracketed by V*gamma*p and
-V*(v_M + gamma*p) (Sec. IV, Theorem 1 and after), and the paper sizes V from the
+Parameters. V trades utility against buffer occupancy (the O(1/V) optimality gap
+against a buffer bound that grows with V, Sec. IV), and the paper sizes V from the
 buffer capacity Q_max. We use the parameterisation of dash.js's BolaRule (written by
 the same authors, see also Spiteri et al., "From Theory to Practice", MMSys 2018,
 Sec. 3): V*(gamma*p - 1) = reservoir and V*(v_M + gamma*p - 1) = buffer target, so

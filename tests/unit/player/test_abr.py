@@ -7,7 +7,14 @@ from collections.abc import Callable
 import pytest
 
 from reelstream.player.abr import (
-    AbrAlgorithm, AlwaysLowest, Bola, BufferBased, Mpc, Observation, ReelStreamMpc, RobustMpc,
+    AbrAlgorithm,
+    AlwaysLowest,
+    Bola,
+    BufferBased,
+    Mpc,
+    Observation,
+    ReelStreamMpc,
+    RobustMpc,
     ThroughputRule,
 )
 from reelstream.player.abr.interface import highest_rung_at_most
@@ -105,11 +112,12 @@ def test_quantile_interpolates() -> None:
 
 
 def test_cautious_prediction_ignores_under_predictions() -> None:
+    tuning = ReelStreamMpc().tuning
     rising = [500.0, 1000.0, 2000.0, 4000.0, 8000.0, 8000.0]
-    assert cautious_prediction(rising, ReelStreamMpc().tuning) == pytest.approx(
-        harmonic_prediction(rising))
+    assert cautious_prediction(rising, tuning) == pytest.approx(
+        harmonic_prediction(rising, tuning.history))
     falling = list(reversed(rising))
-    assert cautious_prediction(falling, ReelStreamMpc().tuning) < harmonic_prediction(falling)
+    assert cautious_prediction(falling, tuning) < harmonic_prediction(falling, tuning.history)
 
 
 @pytest.mark.parametrize("buffer_s", [0.0, 2.0, 4.0, 6.0, 9.0, 10.5, 12.0, 15.0, 20.0, 35.0])

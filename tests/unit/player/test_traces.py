@@ -8,7 +8,12 @@ import pytest
 
 from reelstream.player import traces
 from reelstream.player.traces import (
-    AbrDataInvalid, AbrDataMissing, data_dir, load_traces, load_video, parse_trace,
+    AbrDataInvalid,
+    AbrDataMissing,
+    data_dir,
+    load_traces,
+    load_video,
+    parse_trace,
 )
 
 
