@@ -52,13 +52,14 @@ def _topic(name: str, key: str, partitions: int, cleanup: Cleanup, retention_ms:
 
 TOPICS: tuple[Topic, ...] = (
     _topic("reel.catalog", "title_id", 6, Cleanup.DELETE, FOREVER,
-           "TitleRegistered MezzanineUploaded IngestValidated IngestRejected RenditionCompleted TitlePackaged TitlePublished",
+           "TitleRegistered MezzanineUploaded IngestValidated IngestRejected TranscodePlanned RenditionCompleted "
+           "TitleTranscoded TitleTranscodeFailed TitlePackaged TitlePublished",
            "The life of every title, from registration to publication. Kept forever: the catalog is rebuilt from it."),
     _topic("reel.transcode.jobs", "job_id", 12, Cleanup.DELETE, 7 * DAY_MS,
-           "ChunkTranscodeRequested",
+           "ChunkTranscodeRequested AudioTranscodeRequested",
            "Work for the transcode worker fleet (a consumer group), keyed per chunk so jobs spread over partitions."),
     _topic("reel.transcode.results", "title_id", 6, Cleanup.DELETE, 30 * DAY_MS,
-           "ChunkTranscoded ChunkFailed",
+           "ChunkTranscoded ChunkFailed AudioTranscoded",
            "Outcomes of chunk jobs, keyed by title so one processor instance sees all of a title's chunks in order."),
     _topic("reel.keys", "title_id", 6, Cleanup.COMPACT, FOREVER,
            "ContentKeysCreated",

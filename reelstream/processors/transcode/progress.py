@@ -26,6 +26,8 @@ class ChunkProgressProcessor(Processor):
     views = (CHUNK_PROGRESS,)
 
     def primary(self, event: Event) -> tuple[ViewSpec, tuple[Any, ...]] | None:
+        if event.type not in ("ChunkTranscoded", "ChunkFailed"):
+            return None  # audio results are tracked by the completion processor
         group_marker = f"group:{event['encoder_group']}"
         return CHUNK_PROGRESS, (event["title_id"], group_marker, event["chunk_index"])
 
