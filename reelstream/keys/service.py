@@ -11,7 +11,7 @@ import base64
 import secrets
 import threading
 import time
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from reelstream.errors import ReelStreamError
 from reelstream.events.model import Event, new_event

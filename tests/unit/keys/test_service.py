@@ -7,8 +7,8 @@ import base64
 
 import pytest
 
-from reelstream.events.model import Event
 from reelstream.events.codec import EventCodec
+from reelstream.events.model import Event
 from reelstream.keys.kek import AesGcmKek, KeyUnwrapFailed
 from reelstream.keys.model import ContentKey, video_key_class
 from reelstream.keys.service import CONTENT_KEYS, KeyIdConflict, KeyService, UnknownKey
