@@ -2,7 +2,9 @@
 
 Keys are per title and per track class (AUDIO, SD up to 576 lines, HD up to 1080, UHD
 above), so a device allowed only SD never holds an HD key. The packager asks for the
-classes it needs; the key service (SPEKE/CPIX behind this port, another module) answers.
+classes it needs; the key service (``reelstream.keys``: ``KeyService``, or
+``SpekeKeyProvider`` for a SPEKE v2 endpoint) answers. ``ContentKey`` and the classes
+are the key service's own (``reelstream.keys.model``), so either plugs in as is.
 ``InMemoryKeyProvider`` is for tests and the embedded demo: it derives nothing, it only
 returns what it was given or random keys it remembers.
 """
@@ -12,13 +14,14 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Literal
+from typing import Any
 
+from reelstream.keys.model import KEY_CLASSES, ContentKey, KeyClass, video_key_class
 from reelstream.media.package.errors import PackagingError
 
-KeyClass = Literal["AUDIO", "SD", "HD", "UHD"]
-KEY_CLASSES: tuple[KeyClass, ...] = ("AUDIO", "SD", "HD", "UHD")
+__all__ = ["KEY_CLASSES", "ContentKey", "InMemoryKeyProvider", "KeyClass", "KeyProvider",
+           "MissingKey", "key_class_for", "kid_bytes"]
+
 
 
 class MissingKey(PackagingError):
@@ -34,32 +37,15 @@ class MissingKey(PackagingError):
         self.box = box
 
 
-@dataclass(frozen=True)
-class ContentKey:
-    """A 128-bit AES content key and its key id (the KID players ask a license for)."""
-
-    kid: bytes
-    key: bytes
-
-    def __post_init__(self) -> None:
-        if len(self.kid) != 16 or len(self.key) != 16:
-            raise ValueError("a content key and its key id are 16 bytes each")
-
-    @property
-    def kid_hex(self) -> str:
-        return self.kid.hex()
-
-    def __repr__(self) -> str:  # never print key bytes (logs, tracebacks)
-        return f"ContentKey(kid={self.kid.hex()}, key=<redacted>)"
-
-
-def key_class_for(kind: str, height: int | None) -> KeyClass:
-    """AUDIO for audio; SD up to 576 lines, HD up to 1080, UHD above."""
+def key_class_for(kind: str, width: int | None, height: int | None) -> KeyClass:
+    """AUDIO for audio; video by pixel count, the SPEKE v2 PRESET-VIDEO-3 bands."""
     if kind == "audio":
         return "AUDIO"
-    if height is None or height <= 576:
-        return "SD"
-    return "HD" if height <= 1080 else "UHD"
+    return video_key_class(width or 0, height or 0)
+
+
+def kid_bytes(key: ContentKey) -> bytes:
+    return bytes.fromhex(key.kid)
 
 
 class KeyProvider(ABC):
@@ -68,6 +54,11 @@ class KeyProvider(ABC):
     @abstractmethod
     def keys_for(self, title_id: str, classes: Iterable[KeyClass]) -> dict[KeyClass, ContentKey]:
         """One key per requested class. Raises MissingKey when one cannot be had."""
+
+    @classmethod
+    def __subclasshook__(cls, other: Any) -> bool:
+        # The key service and the SPEKE client implement keys_for without importing this port.
+        return callable(getattr(other, "keys_for", None)) or NotImplemented
 
 
 class InMemoryKeyProvider(KeyProvider):
@@ -86,6 +77,6 @@ class InMemoryKeyProvider(KeyProvider):
             if c not in held:
                 if not self._generate:
                     raise MissingKey(title_id, c)
-                held[c] = ContentKey(os.urandom(16), os.urandom(16))
+                held[c] = ContentKey(os.urandom(16).hex(), os.urandom(16))
             out[c] = held[c]
         return out

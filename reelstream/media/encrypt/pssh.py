@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from Crypto.Cipher import AES
 
-from reelstream.media.encrypt.keys import ContentKey
+from reelstream.media.encrypt.keys import ContentKey, kid_bytes
 from reelstream.media.package.boxes import Pssh
 
 WIDEVINE = uuid.UUID("edef8ba9-79d6-4ace-a3c8-27dcd51d21ed")
@@ -87,7 +87,7 @@ def _guid_le(kid: bytes) -> bytes:
 def playready_checksum(key: ContentKey) -> bytes:
     """PlayReady Header 4.3 KID CHECKSUM for AESCTR: the first 8 bytes of the AES-128-ECB
     encryption of the little-endian-GUID key id with the content key."""
-    return AES.new(key.key, AES.MODE_ECB).encrypt(_guid_le(key.kid))[:8]
+    return AES.new(key.key, AES.MODE_ECB).encrypt(_guid_le(kid_bytes(key)))[:8]
 
 
 def wrmheader(keys: Sequence[ContentKey], scheme: str, la_url: str = "") -> str:
@@ -96,7 +96,7 @@ def wrmheader(keys: Sequence[ContentKey], scheme: str, la_url: str = "") -> str:
     algid = "AESCTR" if scheme == "cenc" else "AESCBC"
     kid_elems = []
     for k in sorted(keys, key=lambda k: k.kid):
-        value = base64.b64encode(_guid_le(k.kid)).decode()
+        value = base64.b64encode(_guid_le(kid_bytes(k))).decode()
         checksum = ""
         if algid == "AESCTR":
             checksum = f' CHECKSUM="{base64.b64encode(playready_checksum(k)).decode()}"'
@@ -123,7 +123,7 @@ def playready_pssh(keys: Sequence[ContentKey], scheme: str, la_url: str = "") ->
 
 def all_pssh(keys: Sequence[ContentKey], scheme: str) -> list[Pssh]:
     """Common, Widevine and PlayReady boxes for one set of keys."""
-    kids = [k.kid for k in keys]
+    kids = [kid_bytes(k) for k in keys]
     return [common_pssh(kids), widevine_pssh(kids, scheme), playready_pssh(keys, scheme)]
 
 

@@ -3,8 +3,9 @@
 Video (NAL-structured, 9.5.2): every NAL unit that is not a video slice stays clear,
 and so do the length prefix, the NAL unit header and the slice header of every slice.
 For 'cenc', CMAF (ISO/IEC 23000-19 8.2.3.2) requires BytesOfProtectedData to be a
-multiple of 16, so the odd tail of each slice joins the clear bytes of the next
-subsample (the keystream then stays block aligned from one sample to the next, which
+multiple of 16, so protection starts right after the slice header and the odd tail
+of each slice stays clear, counted with the clear bytes of the next subsample (as
+Shaka Packager 3.8 does; the keystream then stays block aligned from one sample to the next, which
 is also what lets ReelStream encrypt a whole fragment in one AES call). 'cbcs' starts
 protection right after the slice header; its partial last block is left clear by the
 pattern itself (10.4.2).
@@ -26,21 +27,20 @@ class SubsampleError(ValueError):
 
 def organize(pairs: list[tuple[int, int]], align: bool) -> tuple[Subsample, ...]:
     """Merge clear-only runs into the next subsample, split clear runs over 65535 bytes,
-    and (``align``) move the unaligned tail of each protected run into the clear."""
+    and (``align``) leave the unaligned tail of each protected run clear."""
     out: list[Subsample] = []
     clear_acc = 0
     for clear, protected in pairs:
-        if align and protected:
-            tail = protected % 16
-            clear, protected = clear + tail, protected - tail
+        tail = protected % 16 if align else 0
         clear_acc += clear
-        if protected == 0:
+        if protected - tail == 0:
+            clear_acc += protected
             continue
         while clear_acc > _MAX_CLEAR:
             out.append((_MAX_CLEAR, 0))
             clear_acc -= _MAX_CLEAR
-        out.append((clear_acc, protected))
-        clear_acc = 0
+        out.append((clear_acc, protected - tail))
+        clear_acc = tail  # the unaligned end of the slice stays clear
     while clear_acc > _MAX_CLEAR:
         out.append((_MAX_CLEAR, 0))
         clear_acc -= _MAX_CLEAR

@@ -24,8 +24,9 @@ from reelstream.media.package.boxes import (
 )
 from reelstream.media.package.errors import CorruptMedia, UnsupportedCodec
 
-VIDEO_ENTRIES = {b"avc1", b"avc3"}
-AUDIO_ENTRIES = {b"mp4a"}
+VIDEO_ENTRIES = {b"avc1", b"avc3", b"encv"}
+AUDIO_ENTRIES = {b"mp4a", b"enca"}
+PROTECTED_ENTRIES = {b"encv", b"enca"}
 STSD = "moov/trak/mdia/minf/stbl/stsd"
 
 
@@ -129,7 +130,7 @@ def _aac_object_type(esds: bytes) -> int:
     return 2
 
 
-def read_clear(data: bytes, file: str) -> ClearTrack:
+def read_clear(data: bytes, file: str, allow_protected: bool = False) -> ClearTrack:
     """Parse a clear fragmented MP4 (ftyp, moov, then moof+mdat pairs)."""
     ftyp = moov = None
     fragments: list[Fragment] = []
@@ -155,7 +156,11 @@ def read_clear(data: bytes, file: str) -> ClearTrack:
         raise CorruptMedia(file, "moov", 0, "no ftyp/moov: not an MP4 initialization")
     if pending is not None:
         raise CorruptMedia(file, "moof", pending[1], "moof without its mdat (truncated file)")
-    return ClearTrack(file, ftyp, moov, fragments)
+    track = ClearTrack(file, ftyp, moov, fragments)
+    if track.sample_entry.type in PROTECTED_ENTRIES and not allow_protected:
+        raise UnsupportedCodec(file, f"{STSD}/{track.sample_entry.type.decode()}",
+                               "already encrypted " + track.sample_entry.type.decode())
+    return track
 
 
 @dataclass
@@ -270,7 +275,11 @@ def protect_fragment(frag: Fragment, table: SampleTable, p: Protection, mapper: 
     traf = frag.moof.find("traf")
     assert isinstance(traf, ContainerBox)
     saio = Saio((0,))
-    new_traf = ContainerBox(b"traf", [*traf.children, Saiz.of(sizes), saio, senc], traf.prefix)
+    # A constant IV and no subsamples (cbcs audio) leaves every entry empty: then there
+    # is no auxiliary information to point at, and saiz/saio are left out (as Shaka
+    # Packager does; ffmpeg 8.1 rejects a saiz of zero-sized entries).
+    aux: list[Box] = [Saiz.of(sizes), saio] if any(sizes) else []
+    new_traf = ContainerBox(b"traf", [*traf.children, *aux, senc], traf.prefix)
     moof = ContainerBox(b"moof", [new_traf if c is traf else c for c in frag.moof.children],
                         frag.moof.prefix)
     saio.offsets = (_offset_in(moof, senc) + Senc.FIRST_ENTRY_OFFSET,)
@@ -312,3 +321,45 @@ def iter_segments(track: ClearTrack, p: Protection | None) -> Iterator[tuple[byt
             yield clear_fragment(frag), table
         else:
             yield protect_fragment(frag, table, p, mapper, track.file), table
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+@dataclass(frozen=True)
+class ProtectedSample:
+    iv: bytes
+    subsamples: tuple[tuple[int, int], ...]
+    data: bytes
+
+
+def read_protected(data: bytes, file: str) -> tuple[Tenc, list[ProtectedSample]]:
+    """The tenc and every sample with its senc entry, from a protected fragmented MP4
+    (ReelStream's or another packager's): for interop checks and tests."""
+    init_end = 0
+    for kind, _, _, end, _ in iter_headers(memoryview(data), 0, len(data), file):
+        if kind == b"moov":
+            init_end = end
+            break
+    track = read_clear(data, file, allow_protected=True) if init_end else None
+    if track is None:
+        raise CorruptMedia(file, "moov", 0, "no moov")
+    stsd = track.moov.find("trak/mdia/minf/stbl/stsd")
+    assert isinstance(stsd, ContainerBox)
+    entry = stsd.children[0]
+    tenc = entry.find("sinf/schi/tenc") if isinstance(entry, ContainerBox) else None
+    if not isinstance(tenc, Tenc):
+        raise CorruptMedia(file, f"{STSD}/{entry.type.decode()}/sinf/schi/tenc", 0, "not protected")
+    out: list[ProtectedSample] = []
+    for frag in track.fragments:
+        table = sample_table(frag, file)
+        traf = frag.moof.find("traf")
+        assert isinstance(traf, ContainerBox)
+        raw = traf.find("senc")
+        entries = (Senc.parse(raw.payload(), tenc.default_per_sample_iv_size).entries
+                   if isinstance(raw, RawBox) else [])
+        for i, (o, s) in enumerate(zip(table.offsets, table.sizes, strict=True)):
+            e = entries[i] if i < len(entries) else None
+            out.append(ProtectedSample(e.iv if e else b"", tuple(e.subsamples) if e else (),
+                                       bytes(frag.mdat[o:o + s])))
+    return tenc, out
