@@ -1,0 +1,134 @@
+"""What a master (or sidecar) contains, from ffprobe, and whether its ends decode cleanly."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from reelstream.media import tools
+from reelstream.media.transcode.run import MediaCommandFailed, run
+
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})  # PQ (HDR10) and HLG
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    codec: str
+    width: int
+    height: int
+    frame_rate: Fraction
+    frame_count: int
+    pix_fmt: str
+    color_transfer: str | None
+    color_primaries: str | None
+    color_space: str | None
+    master_display: str | None = None  # x265 syntax, from the SMPTE ST 2086 side data
+    max_cll: str | None = None  # "MaxCLL,MaxFALL"
+
+    @property
+    def hdr(self) -> bool:
+        return self.color_transfer in HDR_TRANSFERS
+
+    @property
+    def frame_rate_text(self) -> str:
+        return f"{self.frame_rate.numerator}/{self.frame_rate.denominator}"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    index: int  # among the file's audio streams (ffmpeg's 0:a:N)
+    codec: str
+    channels: int
+    sample_rate: int
+    language: str | None
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: Path
+    format_name: str
+    duration_s: float
+    video: VideoInfo | None
+    audio: list[AudioInfo] = field(default_factory=list)
+
+
+def _fraction(text: str | None) -> Fraction:
+    try:
+        value = Fraction(text or "0")
+    except (ValueError, ZeroDivisionError):
+        return Fraction(0)
+    return value
+
+
+def _ratio(text: str, scale: int) -> int:
+    return round(_fraction(text) * scale)
+
+
+def master_display_of(side: dict[str, Any]) -> str:
+    """x265's ``master-display`` from ffprobe's "Mastering display metadata" (ST 2086 units:
+    chromaticity in 0.00002, luminance in 0.0001 cd/m2)."""
+    def xy(c: str) -> str:
+        return f"({_ratio(side[f'{c}_x'], 50000)},{_ratio(side[f'{c}_y'], 50000)})"
+
+    lum = f"L({_ratio(side['max_luminance'], 10000)},{_ratio(side['min_luminance'], 10000)})"
+    return f"G{xy('green')}B{xy('blue')}R{xy('red')}WP{xy('white_point')}{lum}"
+
+
+def _side_data(path: Path) -> tuple[str | None, str | None]:
+    out = run([tools.ffprobe(), "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1",
+               "-show_frames", "-show_entries", "frame=side_data_list", "-of", "json", str(path)],
+              f"reading HDR side data of {path.name}")
+    frames = json.loads(out.stdout or "{}").get("frames") or [{}]
+    display = cll = None
+    for side in frames[0].get("side_data_list", []):
+        kind = side.get("side_data_type", "")
+        if kind.startswith("Mastering display") and "red_x" in side:
+            display = master_display_of(side)
+        elif kind.startswith("Content light level"):
+            cll = f"{side.get('max_content', 0)},{side.get('max_average', 0)}"
+    return display, cll
+
+
+def probe(path: Path) -> MediaInfo:
+    """Streams of ``path``. Raises MediaCommandFailed when ffprobe cannot read it."""
+    out = run([tools.ffprobe(), "-v", "error", "-count_packets", "-show_format", "-show_streams",
+               "-of", "json", str(path)], f"probing {path.name}")
+    doc = json.loads(out.stdout or "{}")
+    streams = doc.get("streams", [])
+    fmt = doc.get("format", {})
+    video = None
+    v = next((s for s in streams if s.get("codec_type") == "video"
+              and not s.get("disposition", {}).get("attached_pic")), None)
+    if v is not None:
+        transfer = v.get("color_transfer")
+        display, cll = _side_data(path) if transfer in HDR_TRANSFERS else (None, None)
+        video = VideoInfo(
+            codec=v.get("codec_name", "unknown"), width=int(v.get("width", 0)), height=int(v.get("height", 0)),
+            frame_rate=_fraction(v.get("r_frame_rate")), frame_count=int(v.get("nb_read_packets") or 0),
+            pix_fmt=v.get("pix_fmt", ""), color_transfer=transfer, color_primaries=v.get("color_primaries"),
+            color_space=v.get("color_space"), master_display=display, max_cll=cll)
+    audio = [AudioInfo(index=i, codec=s.get("codec_name", "unknown"), channels=int(s.get("channels", 0)),
+                       sample_rate=int(s.get("sample_rate", 0)), language=(s.get("tags") or {}).get("language"))
+             for i, s in enumerate(x for x in streams if x.get("codec_type") == "audio")]
+    return MediaInfo(path=path, format_name=fmt.get("format_name", ""),
+                     duration_s=float(fmt.get("duration") or 0.0), video=video, audio=audio)
+
+
+def decode_errors(path: Path, seconds: float = 2.0) -> list[str]:
+    """Decode the first and the last ``seconds`` of every stream; the decoder's complaints, if any."""
+    problems: list[str] = []
+    for where, position in (("first", ["-ss", "0"]), ("last", ["-sseof", f"-{seconds}"])):
+        argv = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", *position, "-i", str(path),
+                "-t", str(seconds), "-map", "0:v?", "-map", "0:a?", "-f", "null", "-"]
+        try:
+            result = run(argv, f"decoding the {where} {seconds:g}s of {path.name}")
+        except MediaCommandFailed as e:
+            problems.append(f"{where} {seconds:g}s: {e}")
+            continue
+        errors = [line for line in result.stderr.splitlines() if line.strip()]
+        if errors:
+            problems.append(f"{where} {seconds:g}s: {errors[0]} ({len(errors)} errors)")
+    return problems

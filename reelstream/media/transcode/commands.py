@@ -1,0 +1,143 @@
+"""ffmpeg command lines as plain lists, built by pure functions (tested against expected args).
+
+A chunk job decodes its span of the master once and encodes every rung of one encoder
+group from one filter graph: ``trim`` to the chunk's exact frame count, ``split``, one
+``scale`` per rung. Decoding once per job instead of once per rung is what makes the
+chunked pipeline cost what a single pass costs (shared/MEASURED.md: 179 s CPU vs 461 s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from reelstream.media.transcode.grid import seek_seconds
+
+MP4_TIMESCALE = 90000  # divisible by every common frame duration (24, 25, 30, 24000/1001 ...)
+
+
+@dataclass(frozen=True)
+class RungEncode:
+    rendition_id: str
+    codec: str  # h264 | hevc
+    width: int
+    height: int
+    bitrate_kbps: int
+    hdr: bool = False
+    crf: float | None = None  # capped CRF (see rate_control); None: ABR
+
+
+@dataclass(frozen=True)
+class ChunkEncode:
+    """Everything one ffmpeg run needs to encode one chunk into every rung of a group."""
+
+    master: Path
+    fps: Fraction
+    start_frame: int
+    frame_count: int
+    rungs: tuple[RungEncode, ...]
+    outputs: tuple[Path, ...]
+    source_hdr: bool = False
+    master_display: str | None = None
+    max_cll: str | None = None
+    tonemap_lut: Path | None = None  # needed when an SDR rung comes from an HDR master
+    preset: str = "veryfast"
+    threads: int = 0  # 0: the encoder's default
+    extra_inputs: tuple[str, ...] = field(default=())
+
+
+def rate_control(rung: RungEncode) -> list[str]:
+    """Capped constant quality when a CRF was calibrated for the title, else plain ABR.
+
+    A fresh ABR encode per 2-s chunk restarts x264's rate control and undershoots
+    (shared/MEASURED.md: 317 kbit/s for 400, 3 dB PSNR lost); a CRF calibrated per title
+    and rung (``calibrate.py``) spends bits like a single pass, and the VBV cap
+    (maxrate 1.1x, buffer 2x) keeps every chunk deliverable at the rung's bandwidth.
+    """
+    cap = ["-maxrate", f"{int(rung.bitrate_kbps * 1.1)}k", "-bufsize", f"{rung.bitrate_kbps * 2}k"]
+    if rung.crf is not None:
+        return ["-crf", f"{rung.crf:.2f}", *cap]
+    return ["-b:v", f"{rung.bitrate_kbps}k", *cap]
+
+
+def h264_args(rung: RungEncode, gop: int, preset: str) -> list[str]:
+    return [
+        "-c:v", "libx264", "-preset", preset, "-profile:v", "high", "-pix_fmt", "yuv420p",
+        *rate_control(rung),
+        # One closed GOP per chunk: IDR on the first frame, no scene-cut keyframes off the grid.
+        "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop+psnr",
+        "-x264-params", "open-gop=0",
+        "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
+    ]
+
+
+def hevc_hdr_args(rung: RungEncode, gop: int, preset: str, master_display: str | None,
+                  max_cll: str | None) -> list[str]:
+    # HDR10: Main10, PQ transfer, BT.2020 primaries and matrix in the VUI, plus the
+    # mastering-display (SMPTE ST 2086) and content-light-level SEI repeated on every IDR.
+    params = [f"keyint={gop}", f"min-keyint={gop}", "scenecut=0", "open-gop=0", "repeat-headers=1",
+              "hdr10=1", "hdr10-opt=1", "colorprim=bt2020", "transfer=smpte2084", "colormatrix=bt2020nc",
+              "log-level=error"]
+    if master_display:
+        params.append(f"master-display={master_display}")
+    if max_cll:
+        params.append(f"max-cll={max_cll}")
+    return [
+        "-c:v", "libx265", "-preset", preset, "-profile:v", "main10", "-pix_fmt", "yuv420p10le",
+        "-tag:v", "hvc1", *rate_control(rung), "-x265-params", ":".join(params),
+        "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+    ]
+
+
+def filter_graph(job: ChunkEncode) -> str:
+    """``trim`` to the chunk's frames, restart timestamps at 0, split, scale each rung."""
+    head = f"[0:v:0]trim=end_frame={job.frame_count},setpts=PTS-STARTPTS"
+    sdr_from_hdr = job.source_hdr and not all(r.hdr for r in job.rungs)
+    if sdr_from_hdr:
+        # Tone-map once, at the largest rung's size, before the split.
+        top = max(job.rungs, key=lambda r: r.width * r.height)
+        head += (f",scale={top.width}:{top.height}:in_color_matrix=bt2020:in_range=tv,format=rgb48le,"
+                 f"lut3d=file='{job.tonemap_lut}':interp=tetrahedral,"
+                 "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p")
+    parts = [f"{head},split={len(job.rungs)}" + "".join(f"[s{i}]" for i in range(len(job.rungs)))]
+    for i, rung in enumerate(job.rungs):
+        pix = "yuv420p10le" if rung.hdr else "yuv420p"
+        # setsar=1: 426x240 and 854x480 come out with a non-square SAR otherwise (MEASURED.md).
+        parts.append(f"[s{i}]scale={rung.width}:{rung.height}:flags=bicubic,setsar=1,format={pix}[v{i}]")
+    return ";".join(parts)
+
+
+def chunk_command(ffmpeg: str, job: ChunkEncode, vstats: Path) -> list[str]:
+    gop = job.frame_count
+    argv = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y",
+            # Accurate input seek: decode from the previous keyframe, drop frames before the chunk.
+            "-ss", f"{seek_seconds(job.start_frame, job.fps):.6f}", "-i", str(job.master),
+            "-filter_complex", filter_graph(job)]
+    if job.threads:
+        argv += ["-threads", str(job.threads)]
+    for i, (rung, out) in enumerate(zip(job.rungs, job.outputs, strict=True)):
+        codec_args = (hevc_hdr_args(rung, gop, job.preset, job.master_display, job.max_cll)
+                      if rung.codec == "hevc" and rung.hdr else
+                      h264_args(rung, gop, job.preset) if rung.codec == "h264" else
+                      _hevc_sdr_args(rung, gop, job.preset))
+        argv += ["-map", f"[v{i}]", *codec_args, "-fps_mode", "passthrough", "-frames:v", str(job.frame_count),
+                 "-an", "-sn", "-dn", "-map_metadata", "-1", "-fflags", "+bitexact",
+                 "-video_track_timescale", str(MP4_TIMESCALE), "-movflags", "+faststart", "-f", "mp4", str(out)]
+    return argv + ["-vstats_file", str(vstats), "-vstats_version", "2"]
+
+
+def _hevc_sdr_args(rung: RungEncode, gop: int, preset: str) -> list[str]:
+    return ["-c:v", "libx265", "-preset", preset, "-pix_fmt", "yuv420p", "-tag:v", "hvc1", *rate_control(rung),
+            "-x265-params", f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:log-level=error"]
+
+
+def audio_command(ffmpeg: str, source: Path, stream_index: int, language: str, bitrate_kbps: int,
+                  audio_description: bool, out: Path) -> list[str]:
+    """AAC-LC stereo, 48 kHz, the whole track, one MP4 per track."""
+    disposition = "+descriptions+visual_impaired" if audio_description else "default"
+    return [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(source),
+            "-map", f"0:a:{stream_index}", "-vn", "-sn", "-dn", "-map_metadata", "-1",
+            "-c:a", "aac", "-profile:a", "aac_low", "-b:a", f"{bitrate_kbps}k", "-ac", "2", "-ar", "48000",
+            "-metadata:s:a:0", f"language={language}", "-disposition:a:0", disposition,
+            "-fflags", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(out)]
