@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Start the local servers in the background (fetching them first if needed).
+#   infra/local/start.sh [kafka|cassandra|s3|all]
+# Idempotent: a server already running and healthy is left alone.
+# Logs: <run>/logs/<name>.log, pids: <run>/pids/<name>.pid, data: <run>/data/<name>/
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+case "${1:-all}" in -h | --help) sed -n '2,5p' "$0"; exit 0 ;; esac
+
+start_one() {
+  local svc="$1" pid host timeout t0 p owner
+  host="$("svc_${svc}_host")"
+  timeout="$("svc_${svc}_start_timeout")"
+  with_lock "$svc"
+  clear_stale_pid "$svc"
+
+  if pid="$(service_pid "$svc")"; then
+    if "svc_${svc}_health" 2> /dev/null; then
+      info "$svc: already running (pid $pid) and healthy"
+      return 0
+    fi
+    info "$svc: running (pid $pid) but not healthy yet; waiting up to ${timeout}s"
+  else
+    for p in $("svc_${svc}_ports"); do
+      if port_open "$host" "$p"; then
+        owner="$(port_owner "$p")"
+        die "$svc: port $host:$p is already in use by another process${owner:+ ($owner)}, not by a server this script started. Stop it, or move ReelStream's $svc to other ports (see infra/local/env.sh)."
+      fi
+    done
+    if ! "svc_${svc}_fetched"; then
+      t0="$(now_s)"
+      "svc_${svc}_fetch"
+      info "$svc: fetched in $(elapsed_since "$t0") s"
+    fi
+    mkdir -p "$DATA_DIR/$svc"
+    "svc_${svc}_start"
+    pid="$(tr -dc '0-9' < "$(pid_file "$svc")")"
+    info "$svc: started pid $pid, waiting up to ${timeout}s for it to be healthy (log: $LOG_DIR/$svc.log)"
+  fi
+
+  t0="$(now_s)"
+  while true; do
+    if ! kill -0 "$pid" 2> /dev/null; then
+      tail_log "$svc" 40
+      rm -f "$(pid_file "$svc")"
+      die "$svc: the server process exited during startup (see the log above: $LOG_DIR/$svc.log)"
+    fi
+    if "svc_${svc}_health" 2> /dev/null; then
+      info "$svc: healthy after $(elapsed_since "$t0") s (pid $pid)"
+      return 0
+    fi
+    if awk -v a="$t0" -v b="$(now_s)" -v t="$timeout" 'BEGIN { exit !(b - a > t) }'; then
+      tail_log "$svc" 40
+      die "$svc: not healthy after ${timeout}s; it is still running as pid $pid (stop it with infra/local/stop.sh $svc)"
+    fi
+    sleep 1
+  done
+}
+
+for svc in $(expand_services "${1:-all}"); do
+  start_one "$svc"
+done
