@@ -29,7 +29,7 @@ def test_widevine_pssh_equals_shaka_packager_bytes() -> None:
 def test_widevine_protobuf_fields() -> None:
     data = widevine_pssh([KID, bytes(16)], "cbcs", provider="reelstream", content_id=b"t1").data
     assert data == (b"\x12\x10" + bytes(16) + b"\x12\x10" + KID + b"\x22\x0areelstream"
-                    + b"\x2a\x02t1" + b"\x48" + bytes([0xf3, 0xc6, 0x89, 0x9b, 0x06])  # varint of 0x63626373 "cbcs")
+                    + b"\x2a\x02t1" + b"\x48" + bytes([0xf3, 0xc6, 0x89, 0x9b, 0x06]))  # 9: "cbcs"
 
 
 def test_common_pssh_is_v1_with_key_ids() -> None:
