@@ -34,9 +34,16 @@ STSD = "moov/trak/mdia/minf/stbl/stsd"
 
 
 def fragment_args(ffmpeg: str, concat_list: Path, output: Path, kind: str,
-                  segment_s: float) -> list[str]:
-    """The ffmpeg command that turns clear MP4 input into one fragmented MP4 file."""
+                  segment_s: float, same_config: bool = True) -> list[str]:
+    """The ffmpeg command that turns clear MP4 input into one fragmented MP4 file.
+
+    ``same_config``: every chunk has the same decoder configuration (avcC). Then the
+    concat demuxer's auto_convert is turned off: otherwise it copies SPS/PPS into every
+    chunk's first sample (measured: +38 bytes per IDR), and the packaged samples would
+    no longer be the transcoder's bytes.
+    """
     args = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            *(["-auto_convert", "0"] if same_config else []),
             # the chunk files in order, as one stream; -safe 0 allows absolute paths
             "-f", "concat", "-safe", "0", "-i", str(concat_list),
             "-map", "0:v:0" if kind == "video" else "0:a:0", "-c", "copy",

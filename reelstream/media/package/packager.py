@@ -148,19 +148,20 @@ def _prepare(objects: ObjectStore, title_id: str, track_id: str, media: MediaInp
     work = tmp / track_id
     work.mkdir()
     paths = []
+    configs: set[bytes] = set()
     for n, key in enumerate(sorted(keys)):
         try:
             data = objects.get(key)
         except ObjectNotFound as e:
             raise MissingInput(f"{key} is missing: transcode the track before packaging") from e
-        check_source(data, key, kind)
+        configs.add(check_source(data, key, kind))
         path = work / f"{n:06d}.mp4"
         path.write_bytes(data)
         paths.append(path)
     listing = work / "concat.txt"
     listing.write_text("".join(f"file '{p}'\n" for p in paths))
     output = work / "fragmented.mp4"
-    args = fragment_args(tools.ffmpeg(), listing, output, kind, segment_s)
+    args = fragment_args(tools.ffmpeg(), listing, output, kind, segment_s, len(configs) == 1)
     done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode != 0:
         raise PackagingError(f"ffmpeg could not fragment {track_id} ({keys[0]}...): "
@@ -169,9 +170,10 @@ def _prepare(objects: ObjectStore, title_id: str, track_id: str, media: MediaInp
     return _Source(track_id, track, media)
 
 
-def check_source(data: bytes, key: str, kind: str) -> None:
+def check_source(data: bytes, key: str, kind: str) -> bytes:
     """A chunk or audio file must be a complete MP4 whose first track is H.264 (video) or
-    AAC (audio). Raises CorruptMedia / UnsupportedCodec naming ``key`` and the box."""
+    AAC (audio). Raises CorruptMedia / UnsupportedCodec naming ``key`` and the box.
+    Returns the track's sample entry (its decoder configuration) as bytes."""
     moov = None
     has_mdat = False
     for box_type, start, _, end, _ in iter_headers(data, 0, len(data), key):
@@ -188,7 +190,11 @@ def check_source(data: bytes, key: str, kind: str) -> None:
         if isinstance(stsd, ContainerBox) and stsd.children:
             entry = stsd.children[0].type
             if entry in wanted and entry not in (b"encv", b"enca"):
-                return
+                sample_entry = stsd.children[0]
+                assert isinstance(sample_entry, ContainerBox)
+                # the decoder configuration only (btrt and the like differ chunk to chunk)
+                return b"".join(c.build() for c in sample_entry.children
+                                if c.type in (b"avcC", b"esds"))
             hdlr = trak.find("mdia/hdlr") if isinstance(trak, ContainerBox) else None
             handler = hdlr.payload()[8:12] if hdlr is not None else b""
             if handler == (b"vide" if kind == "video" else b"soun"):
