@@ -8,11 +8,12 @@ from reelstream.processors.entitlements.logic import EntitlementProcessor
 from reelstream.processors.keys.logic import KeyCatalogProcessor
 from reelstream.processors.licenses.logic import LicenseProcessor
 from reelstream.processors.playback.logic import WatchPositionProcessor
+from reelstream.processors.transcode.completion import TranscodeCompletionProcessor
 from reelstream.processors.transcode.progress import ChunkProgressProcessor
 
 PROCESSORS: dict[str, type[Processor]] = {
     p.name: p for p in (CatalogProcessor, EntitlementProcessor, WatchPositionProcessor, LicenseProcessor,
-                        KeyCatalogProcessor, ChunkProgressProcessor)
+                        KeyCatalogProcessor, ChunkProgressProcessor, TranscodeCompletionProcessor)
 }
 
 

@@ -1,0 +1,1 @@
+"""Workers: the transcode fleet (a consumer group on reel.transcode.jobs)."""

@@ -44,6 +44,7 @@ class ChunkEncode:
     tonemap_lut: Path | None = None  # needed when an SDR rung comes from an HDR master
     preset: str = "veryfast"
     threads: int = 0  # 0: the encoder's default
+    gpu: bool = False  # NVENC encoders (a GPU worker on a job that prefers one)
     extra_inputs: tuple[str, ...] = field(default=())
 
 
@@ -110,21 +111,33 @@ def filter_graph(job: ChunkEncode) -> str:
 
 def chunk_command(ffmpeg: str, job: ChunkEncode, vstats: Path) -> list[str]:
     gop = job.frame_count
+    # One worker per core: a worker's ffmpeg then decodes, filters and encodes on that core only.
+    threads = ["-threads", str(job.threads)] if job.threads else []
     argv = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y",
+            *(["-filter_threads", str(job.threads), "-filter_complex_threads", str(job.threads)] if job.threads else []),
             # Accurate input seek: decode from the previous keyframe, drop frames before the chunk.
-            "-ss", f"{seek_seconds(job.start_frame, job.fps):.6f}", "-i", str(job.master),
+            *threads, "-ss", f"{seek_seconds(job.start_frame, job.fps):.6f}", "-i", str(job.master),
             "-filter_complex", filter_graph(job)]
-    if job.threads:
-        argv += ["-threads", str(job.threads)]
     for i, (rung, out) in enumerate(zip(job.rungs, job.outputs, strict=True)):
-        codec_args = (hevc_hdr_args(rung, gop, job.preset, job.master_display, job.max_cll)
+        codec_args = (nvenc_args(rung, gop) if job.gpu else
+                      hevc_hdr_args(rung, gop, job.preset, job.master_display, job.max_cll)
                       if rung.codec == "hevc" and rung.hdr else
                       h264_args(rung, gop, job.preset) if rung.codec == "h264" else
                       _hevc_sdr_args(rung, gop, job.preset))
-        argv += ["-map", f"[v{i}]", *codec_args, "-fps_mode", "passthrough", "-frames:v", str(job.frame_count),
+        argv += ["-map", f"[v{i}]", *codec_args, *threads, "-fps_mode", "passthrough", "-frames:v", str(job.frame_count),
                  "-an", "-sn", "-dn", "-map_metadata", "-1", "-fflags", "+bitexact",
                  "-video_track_timescale", str(MP4_TIMESCALE), "-movflags", "+faststart", "-f", "mp4", str(out)]
     return argv + ["-vstats_file", str(vstats), "-vstats_version", "2"]
+
+
+def nvenc_args(rung: RungEncode, gop: int) -> list[str]:
+    # NVENC: same grid (forced IDR every chunk, no scene cuts), VBR capped like the CPU rungs.
+    hdr = ["-profile:v", "main10", "-pix_fmt", "p010le", "-color_primaries", "bt2020", "-color_trc", "smpte2084",
+           "-colorspace", "bt2020nc"] if rung.hdr else ["-pix_fmt", "yuv420p"]
+    return ["-c:v", "hevc_nvenc" if rung.codec == "hevc" else "h264_nvenc", "-preset", "p5", "-rc", "vbr",
+            "-b:v", f"{rung.bitrate_kbps}k", "-maxrate", f"{int(rung.bitrate_kbps * 1.1)}k",
+            "-bufsize", f"{rung.bitrate_kbps * 2}k", "-g", str(gop), "-forced-idr", "1", "-no-scenecut", "1",
+            *hdr, *(["-tag:v", "hvc1"] if rung.codec == "hevc" else [])]
 
 
 def _hevc_sdr_args(rung: RungEncode, gop: int, preset: str) -> list[str]:

@@ -1,0 +1,183 @@
+"""Media commands: `reel ingest`, `reel worker transcode`, `reel transcode status`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from reelstream.cli.core import add_runtime_flags, settings_from
+from reelstream.runtime import Runtime
+
+
+class CliProgress:
+    """Upload bytes and rate on one line, then the ingest's steps."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def uploading(self, name: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.quiet or (now - self._last < 0.2 and done < total):
+            return
+        self._last = now
+        rate = done / max(now - self.started, 1e-6)
+        eta = (total - done) / rate if rate and total > 0 else 0
+        print(f"\r  uploading {name}: {done / 1e6:8.1f} / {total / 1e6:.1f} MB  {rate / 1e6:6.1f} MB/s  "
+              f"ETA {eta:4.0f}s", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+        if done >= total:
+            self.started = time.monotonic()
+
+    def step(self, message: str) -> None:
+        if not self.quiet:
+            print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from reelstream.ingest.service import IngestService
+    from reelstream.media.transcode.ladder import DEFAULT_LADDER, load_ladder
+
+    runtime = Runtime(settings_from(args))
+    ladder = load_ladder(args.ladder) if args.ladder else DEFAULT_LADDER
+    service = IngestService(runtime, ladder, CliProgress(args.quiet), calibrate_rate=not args.no_calibrate)
+    try:
+        result = service.ingest(args.master, args.metadata)
+    finally:
+        runtime.log.flush()
+    print(f"{result.title_id}: validated; {len(result.renditions)} renditions "
+          f"({', '.join(result.renditions)}), {result.chunk_count} chunks each, {result.jobs} jobs queued")
+    if args.follow:
+        return follow(runtime, result.title_id, timeout=args.timeout)
+    runtime.close()
+    return 0
+
+
+def follow(runtime: Runtime, title_id: str, timeout: float) -> int:
+    """Chunks done per rung and an ETA, from the results topic, until the title is transcoded or failed."""
+    reader = runtime.log.consumer(["reel.catalog", "reel.transcode.results"], group_id=None)
+    plan: dict[str, Any] | None = None
+    done: dict[str, set[int]] = {}
+    started, deadline = time.monotonic(), time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for record in reader.poll(timeout=1.0):
+                event = runtime.codec.decode(record.value)
+                if event.data.get("title_id") != title_id:
+                    continue
+                if event.type == "TranscodePlanned":
+                    plan = dict(event.data)
+                elif event.type == "ChunkTranscoded":
+                    for out in event["outputs"]:
+                        done.setdefault(out["rendition_id"], set()).add(event["chunk_index"])
+                elif event.type == "TitleTranscoded":
+                    print(f"\n{title_id}: transcoded; ready for packaging")
+                    return 0
+                elif event.type == "TitleTranscodeFailed":
+                    print(f"\n{title_id}: FAILED: {event['job_id']}: {event['reason']}", file=sys.stderr)
+                    return 1
+            if plan:
+                total = plan["chunk_count"] * len(plan["renditions"])
+                finished = sum(len(v) for v in done.values())
+                elapsed = time.monotonic() - started
+                eta = elapsed / finished * (total - finished) if finished else 0
+                rungs = "  ".join(f"{r['rendition_id']} {len(done.get(r['rendition_id'], ()))}/{plan['chunk_count']}"
+                                  for r in plan["renditions"])
+                print(f"\r  {rungs}  ETA {eta:4.0f}s", end="", file=sys.stderr, flush=True)
+    finally:
+        reader.close()
+    print(f"\n{title_id}: not finished after {timeout:.0f}s (are workers running? `reel worker transcode`)",
+          file=sys.stderr)
+    return 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from reelstream.workers.capabilities import detect
+    from reelstream.workers.pool import default_processes, start_pool, stop_pool
+    from reelstream.workers.transcode import TranscodeWorker
+
+    processes = args.processes or default_processes()
+    if processes > 1:
+        procs = start_pool(processes, args.threads, args.capabilities, args.idle_exit,
+                           extra=_runtime_args(args))
+        print(f"{processes} transcode workers running (pids {', '.join(str(p.pid) for p in procs)}); Ctrl-C stops",
+              flush=True)
+        try:
+            while any(p.poll() is None for p in procs):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop_pool(procs)
+        return 0
+    runtime = Runtime(settings_from(args))
+    caps = detect(None if args.capabilities == "auto" else args.capabilities)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    worker = TranscodeWorker(runtime, capabilities=caps, threads=args.threads)
+    print(f"worker {worker.worker_id} ({caps.label}) taking jobs from {runtime.settings.log_url}", flush=True)
+    stats = worker.run(stop.is_set, idle_exit_s=args.idle_exit)
+    print(f"worker {worker.worker_id} stopped: {stats}", flush=True)
+    runtime.close()
+    return 0
+
+
+def _runtime_args(args: argparse.Namespace) -> list[str]:
+    out = []
+    if args.config:
+        out += ["--config", str(args.config)]
+    if args.data_dir:
+        out += ["--data-dir", str(args.data_dir)]
+    out += [flag for flag, on in (("--kafka", args.kafka), ("--cassandra", args.cassandra), ("--s3", args.s3)) if on]
+    return out
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from reelstream.processors.transcode.completion import TRANSCODE_TITLES
+
+    runtime = Runtime(settings_from(args))
+    row = runtime.state.get(TRANSCODE_TITLES, (args.title_id,))
+    if row is None:
+        print(f"reel transcode status: no transcode known for {args.title_id!r}", file=sys.stderr)
+        return 2
+    print(json.dumps(row.values, indent=2, default=str))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ingest = sub.add_parser("ingest", help="upload a master with its metadata, validate it, queue its transcode")
+    add_runtime_flags(ingest)
+    ingest.add_argument("master", type=Path, help="the studio master (any container ffmpeg reads)")
+    ingest.add_argument("--metadata", type=Path, required=True,
+                        help="title.json: title, languages, rating, license terms, master sha256, sidecars")
+    ingest.add_argument("--ladder", type=Path, help="JSON ladder (default: 10 rungs, 240p/400k .. 2160p HDR/15M)")
+    ingest.add_argument("--no-calibrate", action="store_true",
+                        help="plain per-chunk ABR instead of per-title calibrated capped CRF")
+    ingest.add_argument("--follow", action="store_true", help="then show chunks done per rung until complete")
+    ingest.add_argument("--timeout", type=float, default=3600.0, help="seconds --follow waits")
+    ingest.add_argument("--quiet", action="store_true", help="no progress output")
+    ingest.set_defaults(fn=cmd_ingest)
+
+    worker = sub.add_parser("worker", help="run a worker of a fleet")
+    kinds = worker.add_subparsers(dest="kind", required=True)
+    transcode = kinds.add_parser("transcode", help="encode chunk and audio jobs from reel.transcode.jobs")
+    add_runtime_flags(transcode)
+    transcode.add_argument("--processes", type=int, default=1,
+                           help="local worker processes (0: one per core); each joins the same consumer group")
+    transcode.add_argument("--threads", type=int, default=0, help="ffmpeg threads per worker (0: ffmpeg's default)")
+    transcode.add_argument("--capabilities", choices=("auto", "cpu", "gpu"), default="auto",
+                           help="detect NVENC at start (auto) or force it")
+    transcode.add_argument("--idle-exit", type=float, help="exit after this many seconds without a job")
+    transcode.set_defaults(fn=cmd_worker)
+
+    status = sub.add_parser("transcode", help="transcode status of a title")
+    add_runtime_flags(status)
+    status.add_argument("title_id")
+    status.set_defaults(fn=cmd_status)

@@ -1,0 +1,92 @@
+"""Planning a validated title: the TranscodePlanned fact and one job per (chunk, encoder group).
+
+Pure: the same inputs give the same events (ids aside), so it is unit-tested without media.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterable, Mapping
+
+from reelstream.events.model import Event, new_event
+from reelstream.media.transcode.grid import chunk_frames, chunk_grid
+from reelstream.media.transcode.ladder import Rung, groups
+from reelstream.media.transcode.layout import audio_job_id, chunk_job_id
+
+# Groups whose encodes are worth a GPU: UHD HEVC. Workers without one still take them.
+GPU_GROUPS = frozenset({"hevc-hdr"})
+AUDIO_KBPS = 128
+
+
+@dataclass(frozen=True)
+class SourceVideo:
+    frame_rate: Fraction
+    frame_count: int
+    hdr: bool
+    master_display: str | None = None
+    max_cll: str | None = None
+
+
+@dataclass(frozen=True)
+class AudioPlan:
+    track_id: str
+    language: str
+    audio_description: bool
+    source_key: str
+    stream_index: int
+
+
+@dataclass(frozen=True)
+class TextPlan:
+    track_id: str
+    language: str
+    sdh: bool
+    forced: bool
+    object_key: str
+
+
+def _fps_text(fps: Fraction) -> str:
+    return f"{fps.numerator}/{fps.denominator}"
+
+
+def plan_events(title_id: str, master_key: str, video: SourceVideo, rungs: Iterable[Rung],
+                crfs: Mapping[str, float], audio: Iterable[AudioPlan], text: Iterable[TextPlan], *,
+                producer: str, caused_by: Event) -> list[Event]:
+    rungs, audio, text = list(rungs), list(audio), list(text)
+    grid = chunk_grid(video.frame_count, video.frame_rate)
+    fps = video.frame_rate
+
+    def event(kind: str, data: dict[str, object]) -> Event:
+        return new_event(kind, data, producer=producer, caused_by=caused_by)
+
+    out = [event("TranscodePlanned", {
+        "title_id": title_id, "master_key": master_key, "frame_rate": _fps_text(fps),
+        "frame_count": video.frame_count, "chunk_frames": chunk_frames(fps), "chunk_count": len(grid),
+        "renditions": [{"rendition_id": r.rendition_id, "encoder_group": r.encoder_group, "codec": r.codec,
+                        "width": r.width, "height": r.height, "bitrate_kbps": r.bitrate_kbps, "hdr": r.hdr}
+                       for r in rungs],
+        "audio_tracks": [{"track_id": a.track_id, "language": a.language, "audio_description": a.audio_description}
+                         for a in audio],
+        "subtitle_tracks": [{"track_id": t.track_id, "language": t.language, "sdh": t.sdh, "forced": t.forced,
+                             "object_key": t.object_key} for t in text],
+    })]
+    for group, members in groups(rungs).items():
+        rung_data = [{"rendition_id": r.rendition_id, "codec": r.codec, "width": r.width, "height": r.height,
+                      "bitrate_kbps": r.bitrate_kbps, "hdr": r.hdr, "crf": crfs.get(r.rendition_id)}
+                     for r in members]
+        for chunk in grid:
+            out.append(event("ChunkTranscodeRequested", {
+                "job_id": chunk_job_id(title_id, group, chunk.index), "title_id": title_id, "encoder_group": group,
+                "chunk_index": chunk.index, "source_key": master_key, "start_ms": chunk.start_ms(fps),
+                "duration_ms": chunk.duration_ms(fps), "rungs": rung_data, "attempt": 1,
+                "prefer_gpu": group in GPU_GROUPS, "frame_rate": _fps_text(fps), "start_frame": chunk.start_frame,
+                "frame_count": chunk.frame_count, "source_hdr": video.hdr, "master_display": video.master_display,
+                "max_cll": video.max_cll}))
+    for track in audio:
+        out.append(event("AudioTranscodeRequested", {
+            "job_id": audio_job_id(title_id, track.track_id), "title_id": title_id, "track_id": track.track_id,
+            "language": track.language, "audio_description": track.audio_description,
+            "source_key": track.source_key, "stream_index": track.stream_index, "bitrate_kbps": AUDIO_KBPS,
+            "attempt": 1}))
+    return out

@@ -1,0 +1,227 @@
+"""The ingest service: what `reel ingest` and the HTTP endpoint both call.
+
+upload (resumable, SHA-256 while streaming) -> MezzanineUploaded per file -> checks ->
+IngestValidated or IngestRejected (every reason, files kept) -> subtitles to WebVTT ->
+per-title CRF calibration -> TranscodePlanned and the jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from reelstream.events.model import Event, new_event
+from reelstream.ingest import subtitles
+from reelstream.ingest.metadata import SidecarSpec, TitleMetadata, parse_metadata
+from reelstream.ingest.plan import AudioPlan, SourceVideo, TextPlan, plan_events
+from reelstream.ingest.reasons import IngestRejected, Reason
+from reelstream.ingest.upload import UploadReport, upload_resumable
+from reelstream.ingest.validate import MediaReport, check_master, check_sidecar_audio, check_subtitle
+from reelstream.media.probe import MediaInfo
+from reelstream.media.transcode import layout
+from reelstream.media.transcode.calibrate import calibrate
+from reelstream.media.transcode.commands import ChunkEncode, RungEncode
+from reelstream.media.transcode.tonemap import peak_of, write_cube
+from reelstream.media.transcode.grid import chunk_grid
+from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, groups, ladder_for
+from reelstream.runtime import Runtime
+
+
+class IngestProgress(Protocol):
+    def uploading(self, name: str, done: int, total: int) -> None: ...
+
+    def step(self, message: str) -> None: ...
+
+
+class _Silent:
+    def uploading(self, name: str, done: int, total: int) -> None:
+        pass
+
+    def step(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class IngestResult:
+    title_id: str
+    master_key: str
+    uploads: dict[str, UploadReport] = field(default_factory=dict)
+    renditions: list[str] = field(default_factory=list)
+    chunk_count: int = 0
+    jobs: int = 0
+    crfs: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class IngestService:
+    runtime: Runtime
+    ladder: tuple[Rung, ...] = DEFAULT_LADDER
+    progress: IngestProgress = field(default_factory=_Silent)
+    calibrate_rate: bool = True  # capped CRF calibrated per title (the per-chunk rate-control fix)
+    fault: Any = None  # tests: called before each uploaded part, to interrupt an upload
+
+    @property
+    def journal_dir(self) -> Path:
+        return Path(self.runtime.settings.data_dir) / "uploads"
+
+    def ingest(self, master: Path, metadata_path: Path) -> IngestResult:
+        """Ingest ``master`` described by ``metadata_path``; raises IngestRejected with every reason."""
+        try:
+            doc = json.loads(metadata_path.read_text())
+        except (OSError, ValueError) as e:
+            raise IngestRejected(None, [Reason("METADATA_INVALID", None, f"{metadata_path}: {e}")]) from e
+        meta, reasons = parse_metadata(doc)
+        if meta is None:
+            raise IngestRejected(None, reasons)  # no title id: nothing to record the rejection under
+        return self._ingest(master, metadata_path.parent, meta, reasons)
+
+    def _ingest(self, master: Path, sidecar_dir: Path, meta: TitleMetadata, reasons: list[Reason]) -> IngestResult:
+        correlation = f"ingest-{meta.title_id}-{uuid.uuid4().hex[:8]}"
+        producer = self.runtime.settings.producer
+
+        def publish(kind: str, data: dict[str, Any]) -> Event:
+            event = new_event(kind, data, producer=producer, correlation_id=correlation)
+            self.runtime.publish(event)
+            return event
+
+        if not reasons:
+            publish("TitleRegistered", meta.registered_data())
+        result = IngestResult(meta.title_id, layout.master_key(meta.title_id, master.name))
+        result.uploads["master"] = self._upload(result.master_key, master, "master")
+        publish("MezzanineUploaded", self._uploaded(meta.title_id, "MASTER", None, result.uploads["master"]))
+        reasons += self._check_checksum(master, meta, result.uploads["master"])
+        sidecars: dict[str, Path] = {}
+        for spec in meta.subtitles + meta.audio:
+            path = sidecar_dir / spec.file
+            if not path.is_file():
+                code = "SUBTITLE_INVALID" if spec.kind == "subtitle" else "AUDIO_INVALID"
+                reasons.append(Reason(code, f"{spec.kind}s/{spec.file}", f"file not found next to the metadata: {path}"))
+                continue
+            report = self._upload(layout.sidecar_key(meta.title_id, spec.file), path, spec.file)
+            publish("MezzanineUploaded", self._uploaded(meta.title_id, spec.kind.upper(), spec.language, report))
+            sidecars[spec.file] = path
+        self.progress.step("validating the master and sidecars")
+        media = MediaReport()
+        check_master(master, meta, media)
+        duration = media.master.duration_s if media.master else None
+        for spec in meta.subtitles:
+            if spec.file in sidecars:
+                check_subtitle(sidecars[spec.file], spec, int(duration * 1000) if duration else None, media)
+        for spec in meta.audio:
+            if spec.file in sidecars:
+                check_sidecar_audio(sidecars[spec.file], spec, duration, media)
+        reasons += media.reasons
+        if reasons or media.master is None or media.master.video is None:
+            publish("IngestRejected", {"title_id": meta.title_id, "reasons": [r.to_avro() for r in reasons],
+                                       "object_key": result.master_key})
+            raise IngestRejected(meta.title_id, reasons)
+        validated = publish("IngestValidated", self._validated(meta, result.master_key, media))
+        self._plan(meta, master, media, validated, result)
+        return result
+
+    def _upload(self, key: str, path: Path, name: str) -> UploadReport:
+        return upload_resumable(self.runtime.objects, key, path, self.journal_dir,
+                                progress=lambda done, total: self.progress.uploading(name, done, total),
+                                fault=self.fault)
+
+    @staticmethod
+    def _uploaded(title_id: str, kind: str, language: str | None, report: UploadReport) -> dict[str, Any]:
+        return {"title_id": title_id, "asset_kind": kind, "language": language, "object_key": report.info.key,
+                "size_bytes": report.info.size, "sha256": report.info.sha256 or ""}
+
+    @staticmethod
+    def _check_checksum(master: Path, meta: TitleMetadata, report: UploadReport) -> list[Reason]:
+        declared = meta.master_sha256
+        sidecar = master.with_name(master.name + ".sha256")
+        if declared is None and sidecar.is_file():
+            declared = (sidecar.read_text().split() or [""])[0].lower()
+        if declared is None:
+            return [Reason("METADATA_INVALID", "master.sha256",
+                           f"no checksum: give master.sha256 in the metadata or a {sidecar.name} file")]
+        size = report.info.size
+        if meta.master_size is not None and size < meta.master_size:
+            return [Reason("TRUNCATED_UPLOAD", "master", f"{size} bytes arrived, the metadata declares "
+                                                         f"{meta.master_size}; upload the complete file")]
+        if report.info.sha256 != declared:
+            return [Reason("CHECKSUM_MISMATCH", "master.sha256", f"the uploaded master hashes to "
+                                                                 f"{report.info.sha256}, not {declared}")]
+        return []
+
+    def _audio_tracks(self, meta: TitleMetadata, master_key: str, media: MediaReport) -> list[AudioPlan]:
+        from reelstream.ingest.languages import primary
+
+        assert media.master is not None
+        tracks = [AudioPlan(layout.audio_track_id(primary(a.language) or "und", False), primary(a.language) or "und",
+                            False, master_key, a.index) for a in media.master.audio]
+        for spec in meta.audio:
+            lang = primary(spec.language) or spec.language
+            tracks.append(AudioPlan(layout.audio_track_id(lang, spec.audio_description), lang,
+                                    spec.audio_description, layout.sidecar_key(meta.title_id, spec.file), 0))
+        return tracks
+
+    def _validated(self, meta: TitleMetadata, master_key: str, media: MediaReport) -> dict[str, Any]:
+        info: MediaInfo = media.master  # type: ignore[assignment]
+        video = info.video
+        assert video is not None
+        audio = [{"language": t.language, "channels": 2, "codec": "aac", "audio_description": t.audio_description,
+                  "object_key": None if t.source_key == master_key else t.source_key}
+                 for t in self._audio_tracks(meta, master_key, media)]
+        for entry, stream in zip(audio, info.audio):
+            entry.update(channels=stream.channels, codec=stream.codec)
+        return {"title_id": meta.title_id, "master_key": master_key, "duration_ms": int(info.duration_s * 1000),
+                "video": {"codec": video.codec, "width": video.width, "height": video.height,
+                          "frame_rate": video.frame_rate_text, "color_transfer": video.color_transfer,
+                          "color_primaries": video.color_primaries, "hdr": video.hdr},
+                "audio_tracks": audio,
+                "subtitle_tracks": [{"language": s.language, "format": "srt" if s.file.endswith(".srt") else "webvtt",
+                                     "sdh": s.sdh, "forced": s.forced,
+                                     "object_key": layout.sidecar_key(meta.title_id, s.file)} for s in meta.subtitles]}
+
+    def _plan(self, meta: TitleMetadata, master: Path, media: MediaReport, validated: Event,
+              result: IngestResult) -> None:
+        info = media.master
+        assert info is not None and info.video is not None
+        video = info.video
+        text = []
+        for spec in meta.subtitles:
+            track = layout.text_track_id(spec.language, spec.sdh, spec.forced)
+            key = layout.subtitle_key(meta.title_id, track)
+            self.runtime.objects.put(key, subtitles.to_webvtt(media.subtitles[spec.file]).encode(),
+                                     content_type="text/vtt")
+            text.append(TextPlan(track, spec.language, spec.sdh, spec.forced, key))
+        rungs = ladder_for(video.width, video.height, video.hdr, self.ladder, meta.license_terms["max_height"])
+        grid = chunk_grid(video.frame_count, video.frame_rate)
+        crfs: dict[str, float] = {}
+        base = ChunkEncode(master=master, fps=video.frame_rate, start_frame=0, frame_count=0, rungs=(), outputs=(),
+                           source_hdr=video.hdr, master_display=video.master_display, max_cll=video.max_cll,
+                           tonemap_lut=write_cube(Path(tempfile.gettempdir()), peak_of(video.master_display,
+                                                                                       video.max_cll))
+                           if video.hdr else None)
+        if self.calibrate_rate:
+            self.progress.step(f"calibrating rate control for {len(rungs)} rungs")
+            for group in groups(rungs).values():
+                crfs.update(calibrate(master, video.frame_rate, grid, [_encode_of(r) for r in group],
+                                      base=base, scratch=Path(tempfile.gettempdir())))
+        events = plan_events(meta.title_id, result.master_key,
+                             SourceVideo(video.frame_rate, video.frame_count, video.hdr, video.master_display,
+                                         video.max_cll),
+                             rungs, crfs, self._audio_tracks(meta, result.master_key, media), text,
+                             producer=self.runtime.settings.producer, caused_by=validated)
+        for event in events:
+            self.runtime.publish(event, flush=False)
+        self.runtime.log.flush()
+        result.renditions = [r.rendition_id for r in rungs]
+        result.chunk_count = len(grid)
+        result.jobs = len(events) - 1
+        result.crfs = crfs
+
+
+def _encode_of(rung: Rung) -> RungEncode:
+    return RungEncode(rung.rendition_id, rung.codec, rung.width, rung.height, rung.bitrate_kbps, rung.hdr)
+
+
+__all__ = ["IngestService", "IngestResult", "IngestRejected", "SidecarSpec"]

@@ -1,0 +1,121 @@
+"""The media checks of an ingest, each failure a Reason with its IngestRejectionCode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reelstream.ingest import subtitles
+from reelstream.ingest.languages import primary
+from reelstream.ingest.metadata import SidecarSpec, TitleMetadata
+from reelstream.ingest.reasons import Reason
+from reelstream.media.probe import MediaInfo, decode_errors, probe
+from reelstream.media.transcode.run import MediaCommandFailed
+
+# Codecs a mezzanine may use: production and distribution codecs ffmpeg decodes frame-exactly.
+VIDEO_CODECS = frozenset({"prores", "dnxhd", "h264", "hevc", "mpeg2video", "ffv1", "v210", "rawvideo", "jpeg2000",
+                          "vp9", "av1"})
+MIN_DURATION_S, MAX_DURATION_S = 1.0, 6 * 3600.0
+DURATION_TOLERANCE_S = 2.0
+
+
+@dataclass
+class MediaReport:
+    master: MediaInfo | None = None
+    reasons: list[Reason] = field(default_factory=list)
+    sidecar_audio: dict[str, MediaInfo] = field(default_factory=dict)  # file -> probe
+    subtitles: dict[str, list[subtitles.Cue]] = field(default_factory=dict)  # file -> cues
+
+
+def check_master(path: Path, meta: TitleMetadata, report: MediaReport) -> None:
+    try:
+        info = probe(path)
+    except MediaCommandFailed as e:
+        report.reasons.append(Reason("PROBE_FAILED", "master", f"ffprobe cannot read the master: {e}"))
+        return
+    report.master = info
+    video = info.video
+    if video is None:
+        report.reasons.append(Reason("PROBE_FAILED", "master", "the master has no video stream"))
+        return
+    if video.codec not in VIDEO_CODECS:
+        report.reasons.append(Reason("UNSUPPORTED_CODEC", "master",
+                                     f"video codec {video.codec!r} is not a mezzanine codec; deliver one of "
+                                     f"{', '.join(sorted(VIDEO_CODECS))}"))
+    if video.frame_rate <= 0 or video.frame_count <= 0:
+        report.reasons.append(Reason("PROBE_FAILED", "master", "no frame rate or frame count could be read"))
+    problems = decode_errors(path)
+    if problems:
+        report.reasons.append(Reason("DECODE_FAILED", "master", "; ".join(problems)))
+    _check_duration(info, meta, report)
+    _check_languages(info, meta, report)
+
+
+def _check_duration(info: MediaInfo, meta: TitleMetadata, report: MediaReport) -> None:
+    duration = info.duration_s
+    if not MIN_DURATION_S <= duration <= MAX_DURATION_S:
+        report.reasons.append(Reason("DURATION_INVALID", "master",
+                                     f"duration {duration:.3f}s is outside {MIN_DURATION_S:g}s..{MAX_DURATION_S:g}s"))
+    if meta.expected_duration_s is not None and abs(duration - meta.expected_duration_s) > DURATION_TOLERANCE_S:
+        report.reasons.append(Reason("DURATION_INVALID", "expected_duration_s",
+                                     f"the master runs {duration:.3f}s, the metadata says {meta.expected_duration_s:g}s"))
+    video = info.video
+    if video is not None and video.frame_rate > 0:
+        video_s = float(video.frame_count / video.frame_rate)
+        if abs(video_s - duration) > DURATION_TOLERANCE_S:
+            report.reasons.append(Reason("DURATION_INVALID", "master",
+                                         f"the video runs {video_s:.3f}s but the file {duration:.3f}s"))
+
+
+def _check_languages(info: MediaInfo, meta: TitleMetadata, report: MediaReport) -> None:
+    declared = {primary(x) for x in meta.audio_languages}
+    in_master = [primary(a.language) for a in info.audio]
+    for i, lang in enumerate(in_master):
+        if lang is None:
+            report.reasons.append(Reason("LANGUAGE_MISMATCH", f"master audio stream {i}",
+                                         "has no language tag; tag every audio stream (e.g. 'eng')"))
+        elif lang not in declared:
+            report.reasons.append(Reason("LANGUAGE_MISMATCH", f"master audio stream {i}",
+                                         f"is in {lang!r}, which audio_languages does not list"))
+    delivered = set(in_master) | {primary(s.language) for s in meta.audio if not s.audio_description}
+    for lang in sorted(x for x in declared - delivered if x):
+        report.reasons.append(Reason("LANGUAGE_MISMATCH", "audio_languages",
+                                     f"lists {lang!r} but neither the master nor a sidecar carries it"))
+
+
+def check_subtitle(path: Path, spec: SidecarSpec, duration_ms: int | None, report: MediaReport) -> None:
+    name = f"subtitles/{spec.file}"
+    try:
+        _, cues = subtitles.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, subtitles.SubtitleError) as e:
+        report.reasons.append(Reason("SUBTITLE_INVALID", name, f"not readable SRT/WebVTT (UTF-8): {e}"))
+        return
+    problems = subtitles.timing_problems(cues, duration_ms)
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        report.reasons.append(Reason("SUBTITLE_INVALID", name, "; ".join(problems[:3]) + more))
+        return
+    report.subtitles[spec.file] = cues
+
+
+def check_sidecar_audio(path: Path, spec: SidecarSpec, master_duration: float | None, report: MediaReport) -> None:
+    name = f"audio/{spec.file}"
+    try:
+        info = probe(path)
+    except MediaCommandFailed as e:
+        report.reasons.append(Reason("AUDIO_INVALID", name, f"ffprobe cannot read it: {e}"))
+        return
+    if len(info.audio) != 1:
+        report.reasons.append(Reason("AUDIO_INVALID", name, f"needs exactly one audio stream, has {len(info.audio)}"))
+        return
+    problems = decode_errors(path)
+    if problems:
+        report.reasons.append(Reason("AUDIO_INVALID", name, "; ".join(problems)))
+    if master_duration and abs(info.duration_s - master_duration) > DURATION_TOLERANCE_S:
+        report.reasons.append(Reason("AUDIO_INVALID", name, f"runs {info.duration_s:.3f}s, the master "
+                                                            f"{master_duration:.3f}s"))
+    tagged = primary(info.audio[0].language)
+    if tagged is not None and tagged != primary(spec.language):
+        report.reasons.append(Reason("LANGUAGE_MISMATCH", name, f"is tagged {tagged!r}, the metadata says "
+                                                                f"{spec.language!r}"))
+    report.sidecar_audio[spec.file] = info

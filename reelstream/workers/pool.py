@@ -1,0 +1,46 @@
+"""Embedded mode: the same transcode workers as local processes, one per core by default."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def worker_command(threads: int, capabilities: str, idle_exit_s: float | None, extra: Sequence[str] = ()) -> list[str]:
+    argv = [sys.executable, "-m", "reelstream.cli", "worker", "transcode", "--processes", "1",
+            "--threads", str(threads), "--capabilities", capabilities, *extra]
+    if idle_exit_s is not None:
+        argv += ["--idle-exit", str(idle_exit_s)]
+    return argv
+
+
+def start_pool(processes: int, threads: int = 1, capabilities: str = "auto", idle_exit_s: float | None = None,
+               env: dict[str, str] | None = None, extra: Sequence[str] = (), log_dir: Path | None = None
+               ) -> list[subprocess.Popen[bytes]]:
+    """Start ``processes`` workers; each is a member of the same consumer group."""
+    procs = []
+    for i in range(processes):
+        out = open(log_dir / f"worker-{i}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115
+        procs.append(subprocess.Popen(worker_command(threads, capabilities, idle_exit_s, extra),
+                                      env=env or dict(os.environ), stdout=out, stderr=subprocess.STDOUT))
+    return procs
+
+
+def stop_pool(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def default_processes() -> int:
+    return os.cpu_count() or 1
