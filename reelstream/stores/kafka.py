@@ -62,7 +62,9 @@ class KafkaLog(EventLog):
     def partitions(self, topic: str) -> int:
         if topic not in self._partitions:
             try:
-                meta = self._admin.list_topics(topic, timeout=15).topics.get(topic)
+                # Ask for all topics: a metadata request naming one can auto-create it on brokers
+                # with auto.create.topics.enable, which would hide a typo behind a new empty topic.
+                meta = self._admin.list_topics(timeout=15).topics.get(topic)
             except KafkaException as e:
                 raise EventLogError(f"Kafka at {self.bootstrap} did not answer: {e}") from e
             if meta is None or meta.error is not None or not meta.partitions:
