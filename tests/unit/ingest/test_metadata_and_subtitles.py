@@ -1,0 +1,83 @@
+"""Metadata and subtitle checks: every problem named, machine-readable."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from reelstream.ingest import subtitles
+from reelstream.ingest.languages import primary
+from reelstream.ingest.metadata import parse_metadata
+
+GOOD: dict[str, Any] = {
+    "title_id": "film-1", "title": "Film", "original_language": "en", "audio_languages": ["en", "fr"],
+    "rating": {"system": "MPAA", "value": "PG-13"}, "genres": ["drama"],
+    "license_terms": {"territories": ["US"], "window_start": "2026-01-01T00:00:00Z", "window_end": None,
+                      "offline_download_allowed": True, "max_height": 2160},
+    "master": {"sha256": "a" * 64, "size_bytes": 10},
+    "subtitles": [{"file": "en.srt", "language": "en", "sdh": True}],
+    "audio": [{"file": "ad.m4a", "language": "en", "audio_description": True}],
+}
+
+
+def test_good_metadata_parses() -> None:
+    meta, reasons = parse_metadata(GOOD)
+    assert reasons == [] and meta is not None
+    assert meta.subtitles[0].sdh and meta.audio[0].audio_description
+    assert meta.registered_data()["license_terms"]["max_height"] == 2160
+
+
+def test_every_bad_field_is_named() -> None:
+    doc = copy.deepcopy(GOOD)
+    doc["license_terms"].update(window_end="2025-01-01T00:00:00Z", territories=["usa"])
+    doc["audio_languages"] = ["fr"]
+    del doc["rating"]
+    doc["master"]["sha256"] = "xyz"
+    meta, reasons = parse_metadata(doc)
+    assert meta is not None
+    assert {r.code for r in reasons} == {"METADATA_INVALID"}
+    assert {r.field for r in reasons} == {"license_terms.window_end", "license_terms.territories", "audio_languages",
+                                          "rating", "master.sha256"}
+
+
+def test_without_a_usable_title_id_there_is_no_title() -> None:
+    meta, reasons = parse_metadata({**GOOD, "title_id": "Bad Id!"})
+    assert meta is None and reasons[0].field == "title_id"
+    assert parse_metadata(["not", "an", "object"])[0] is None
+
+
+def test_language_tags_compare_across_bcp47_and_iso639_2() -> None:
+    assert primary("eng") == primary("en") == primary("en-GB") == "en"
+    assert primary("fre") == primary("fra") == "fr"
+    assert primary("und") is None and primary(None) is None
+
+
+SRT = "1\n00:00:01,000 --> 00:00:02,500\nHello\n\n2\n00:00:03,000 --> 00:00:04,000\n[door slams]\n"
+
+
+def test_srt_converts_to_webvtt_and_sdh_is_recognised() -> None:
+    fmt, cues = subtitles.parse(SRT)
+    assert fmt == "srt" and [(c.start_ms, c.end_ms) for c in cues] == [(1000, 2500), (3000, 4000)]
+    vtt = subtitles.to_webvtt(cues)
+    assert vtt.startswith("WEBVTT\n\n00:00:01.000 --> 00:00:02.500\nHello")
+    again = subtitles.parse(vtt)
+    assert again[0] == "webvtt" and again[1] == cues  # round trip
+    assert subtitles.looks_sdh(cues)
+
+
+def test_bad_timing_is_reported_per_cue() -> None:
+    _, cues = subtitles.parse("WEBVTT\n\n00:00:05.000 --> 00:00:04.000\nBackwards\n\n"
+                              "00:00:01.000 --> 00:00:02.000\nOut of order\n\n00:01:00.000 --> 00:01:01.000\nLate\n")
+    problems = subtitles.timing_problems(cues, duration_ms=10_000)
+    assert any("cue 1 ends" in p for p in problems)
+    assert any("cue 2 starts" in p for p in problems)
+    assert any("cue 3 ends at 61000 ms, after the master ends" in p for p in problems)
+
+
+def test_malformed_timing_line_is_an_error() -> None:
+    try:
+        subtitles.parse("1\n00:00:01 --> 00:00:02\nNo millis\n")
+    except subtitles.SubtitleError as e:
+        assert "cue 1" in str(e)
+    else:
+        raise AssertionError("malformed timing accepted")

@@ -1,0 +1,105 @@
+"""Planning a title into jobs, and the pure completion processor rebuilt from events."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from reelstream.events.codec import EventCodec
+from reelstream.events.model import Event, new_event
+from reelstream.ingest.plan import AudioPlan, SourceVideo, TextPlan, plan_events
+from reelstream.events.partitioning import partition_for
+from reelstream.media.transcode.ladder import ladder_for
+from reelstream.processors.transcode.completion import (
+    RENDITION_CHUNKS, TRANSCODE_TITLES, TranscodeCompletionProcessor)
+from tests.support.memory_state import MemoryState
+
+CODEC = EventCodec()
+
+
+def plan(title: str = "t1", seconds: int = 5) -> list[Event]:
+    cause = new_event("IngestValidated", {}, producer="test", schema_version=1)
+    rungs = ladder_for(3840, 2160, True, max_height=2160)
+    return plan_events(title, f"titles/{title}/master/m.mov", SourceVideo(Fraction(24), 24 * seconds, True,
+                                                                          "G(1,1)B(1,1)R(1,1)WP(1,1)L(1,1)", "1000,400"),
+                       rungs, {"h264-240p-400k": 24.5}, [AudioPlan("audio-en", "en", False, "k", 0)],
+                       [TextPlan("text-en", "en", False, False, f"titles/{title}/subtitles/text-en.vtt")],
+                       producer="test", caused_by=cause)
+
+
+def test_one_job_per_chunk_and_encoder_group_all_valid_events() -> None:
+    events = plan()
+    kinds = [e.type for e in events]
+    assert kinds[0] == "TranscodePlanned" and kinds.count("AudioTranscodeRequested") == 1
+    jobs = [e for e in events if e.type == "ChunkTranscodeRequested"]
+    assert len(jobs) == 3 * 2  # 3 chunks x {h264-sdr, hevc-hdr}
+    for event in events:
+        CODEC.encode(event)  # every planned event matches its schema
+    hevc = [j for j in jobs if j["encoder_group"] == "hevc-hdr"]
+    assert all(j["prefer_gpu"] and j["source_hdr"] for j in hevc)
+    assert [(j["start_frame"], j["frame_count"]) for j in hevc] == [(0, 48), (48, 48), (96, 24)]
+    sdr = next(j for j in jobs if j["encoder_group"] == "h264-sdr")
+    assert len(sdr["rungs"]) == 8 and sdr["rungs"][0]["crf"] == 24.5 and sdr["rungs"][1]["crf"] is None
+    partitions = {partition_for(j["job_id"].encode(), 12) for j in plan("t2", 60) if j.type == "ChunkTranscodeRequested"}
+    assert len(partitions) >= 10  # 60 jobs keyed per chunk spread over the 12 partitions
+
+
+def result(title: str, group: str, index: int, renditions: list[str]) -> Event:
+    return new_event("ChunkTranscoded", {
+        "job_id": f"{title}:{group}:{index}", "title_id": title, "encoder_group": group, "chunk_index": index,
+        "worker_id": "w", "encode_ms": 1, "used_gpu": False,
+        "outputs": [{"rendition_id": r, "object_key": "k", "size_bytes": 1000, "duration_ms": 2000, "frames": 48,
+                     "bitrate_kbps": 4, "psnr_db": 40.0, "ssim": None} for r in renditions]}, producer="test")
+
+
+def run(events: list[Event]) -> tuple[MemoryState, list[Event]]:
+    state, processor, emitted = MemoryState(), TranscodeCompletionProcessor(), []
+    for event in events:
+        if processor.primary(event) is None:
+            continue
+        outcome = processor.handle(event, state)
+        state.apply(outcome)
+        emitted += outcome.events
+    return state, emitted
+
+
+def small_plan(title: str) -> Event:
+    return new_event("TranscodePlanned", {
+        "title_id": title, "master_key": "m", "frame_rate": "24/1", "frame_count": 100, "chunk_frames": 48,
+        "chunk_count": 3, "audio_tracks": [{"track_id": "audio-en", "language": "en", "audio_description": False}],
+        "subtitle_tracks": [],
+        "renditions": [{"rendition_id": r, "encoder_group": "h264-sdr", "codec": "h264", "width": 1, "height": 1,
+                        "bitrate_kbps": 1, "hdr": False} for r in ("a", "b")]}, producer="test")
+
+
+def audio_done(title: str) -> Event:
+    return new_event("AudioTranscoded", {"job_id": f"{title}:audio:audio-en", "title_id": title, "track_id": "audio-en",
+                                         "worker_id": "w", "object_key": "k", "size_bytes": 1, "duration_ms": 1,
+                                         "bitrate_kbps": 1}, producer="test")
+
+
+def test_renditions_complete_then_the_title_in_any_arrival_order_and_duplicates_change_nothing() -> None:
+    chunks = [result("t1", "h264-sdr", i, ["a", "b"]) for i in range(3)]
+    for order in ([small_plan("t1"), *chunks, chunks[1], audio_done("t1")],
+                  [chunks[2], audio_done("t1"), chunks[0], small_plan("t1"), chunks[1], chunks[0]]):
+        state, emitted = run(order)
+        kinds = [e.type for e in emitted]
+        assert kinds == ["RenditionCompleted", "RenditionCompleted", "TitleTranscoded"], order
+        done = emitted[0]
+        assert done["chunk_count"] == 3 and done["total_bytes"] == 3000 and done["chunk_duration_ms"] == 2000
+        assert done["chunk_prefix"] == f"titles/t1/renditions/{done['rendition_id']}/chunks/"
+        assert state.get(TRANSCODE_TITLES, ("t1",)).values["status"] == "TRANSCODED"  # type: ignore[union-attr]
+        assert len(state.query(RENDITION_CHUNKS, ("t1", "a"))) == 3
+        for event in emitted:
+            CODEC.encode(event)
+
+
+def test_a_final_failure_fails_only_its_title() -> None:
+    failed = new_event("ChunkFailed", {"job_id": "t1:h264-sdr:1", "title_id": "t1", "encoder_group": "h264-sdr",
+                                       "chunk_index": 1, "attempt": 3, "worker_id": "w", "reason": "boom",
+                                       "final": True}, producer="test")
+    events = [small_plan("t1"), small_plan("t2"), failed, failed, audio_done("t2"),
+              *[result("t2", "h264-sdr", i, ["a", "b"]) for i in range(3)]]
+    state, emitted = run(events)
+    assert [e.type for e in emitted if e["title_id"] == "t1"] == ["TitleTranscodeFailed"]
+    assert state.get(TRANSCODE_TITLES, ("t1",)).values["status"] == "FAILED"  # type: ignore[union-attr]
+    assert [e.type for e in emitted if e["title_id"] == "t2"][-1] == "TitleTranscoded"
