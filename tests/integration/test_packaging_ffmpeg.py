@@ -18,7 +18,12 @@ from reelstream.media.package.model import Package
 from reelstream.media.package.packager import package_title
 from reelstream.stores.localdir import LocalDirObjectStore
 from tests.support.media_fixtures import (
-    DEFAULT_AUDIO, DEFAULT_RENDITIONS, DEFAULT_SUBTITLES, build_media, framemd5, join_track,
+    DEFAULT_AUDIO,
+    DEFAULT_RENDITIONS,
+    DEFAULT_SUBTITLES,
+    build_media,
+    framemd5,
+    join_track,
     upload_title,
 )
 

@@ -36,7 +36,7 @@ DEFAULT_SUBTITLES = ("text-fr", "text-en-sdh")
 
 
 def run(args: list[str]) -> None:
-    done = subprocess.run(args, capture_output=True, text=True)
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)}\n{done.stderr[-2000:]}")
 
@@ -68,7 +68,7 @@ def encode_audio(path: Path, seconds: int, frequency: int) -> Path:
 
 def vtt(language: str, seconds: int) -> str:
     cues = [f"{i + 1}\n00:00:{i:02d}.500 --> 00:00:{i + 1:02d}.250\n[{language}] line {i + 1}\n"
-            for i in range(0, seconds - 1)]
+            for i in range(seconds - 1)]
     return "WEBVTT\n\n" + "\n".join(cues)
 
 
@@ -105,7 +105,7 @@ def framemd5(path: Path, key: bytes | None = None, copy: bool = False,
     if key is not None:
         args += ["-decryption_key", key.hex()]
     args += ["-i", str(path)] + (["-c", "copy"] if copy else []) + ["-f", "framemd5", "-"]
-    done = subprocess.run(args, capture_output=True, text=True)
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
     if strict and (done.returncode != 0 or done.stderr.strip()):
         raise AssertionError(f"ffmpeg failed on {path}: {done.stderr[-1000:]}")
     return [line for line in done.stdout.splitlines() if not line.startswith("#")]

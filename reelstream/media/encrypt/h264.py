@@ -1,8 +1,7 @@
 """Just enough H.264 (ITU-T H.264 / ISO/IEC 14496-10) to find where a slice header ends.
 
 Common Encryption keeps the NAL unit header and the slice header of every video slice
-in the clear (23001-7 9.5.2.? 'cbcs' requires it; CMAF and Shaka Packager do it for
-'cenc' too), so a decoder can parse headers without the key. The slice header has no
+in the clear ('cbcs' requires it; CMAF and Shaka Packager do it for 'cenc' too), so a decoder can parse headers without the key. The slice header has no
 length field: its size in bits follows from the SPS and PPS it refers to, so this
 module reads SPS (7.3.2.1.1), PPS (7.3.2.2) and the slice header (7.3.3) up to its last
 field.
@@ -265,11 +264,10 @@ def _slice_header_bits(r: BitReader, nal_header: int, ps: ParameterSets) -> int:
     if b_slice:
         r.u(1)  # direct_spatial_mv_pred_flag
     l0, l1 = pps.num_ref_idx_l0_default, pps.num_ref_idx_l1_default
-    if slice_type in (0, 1, 3):
-        if r.flag():  # num_ref_idx_active_override_flag
-            l0 = r.ue() + 1
-            if b_slice:
-                l1 = r.ue() + 1
+    if slice_type in (0, 1, 3) and r.flag():  # num_ref_idx_active_override_flag
+        l0 = r.ue() + 1
+        if b_slice:
+            l1 = r.ue() + 1
     if slice_type not in (2, 4):
         _ref_pic_list_modification(r)
         if b_slice:
@@ -296,7 +294,6 @@ def _slice_header_bits(r: BitReader, nal_header: int, ps: ParameterSets) -> int:
         if slice_type == 3:
             r.u(1)
         r.se()
-    if pps.deblocking_filter_control_present:
-        if r.ue() != 1:
-            r.se(), r.se()
+    if pps.deblocking_filter_control_present and r.ue() != 1:
+        r.se(), r.se()
     return r.pos

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from reelstream.media.package.errors import CorruptMedia
 
@@ -475,7 +475,6 @@ TYPED: dict[bytes, type] = {
     b"mfhd": Mfhd, b"tfhd": Tfhd, b"tfdt": Tfdt, b"trun": Trun, b"frma": Frma,
     b"schm": Schm, b"tenc": Tenc, b"saiz": Saiz, b"saio": Saio, b"pssh": Pssh,
 }
-AnyBox = Union[RawBox, ContainerBox, Box]
 
 
 # --------------------------------------------------------------------------- parser

@@ -19,8 +19,21 @@ from pathlib import Path
 from reelstream.media.encrypt.cenc import Map, SampleEncryptor
 from reelstream.media.encrypt.subsamples import AvcSubsampler, SubsampleError
 from reelstream.media.package.boxes import (
-    Box, ContainerBox, Frma, Pssh, RawBox, Saio, Saiz, Schm, Senc, Tenc, Tfdt, Tfhd, Trun,
-    iter_headers, parse_boxes,
+    Box,
+    ContainerBox,
+    Frma,
+    Pssh,
+    RawBox,
+    Saio,
+    Saiz,
+    Schm,
+    Senc,
+    Tenc,
+    Tfdt,
+    Tfhd,
+    Trun,
+    iter_headers,
+    parse_boxes,
 )
 from reelstream.media.package.errors import CorruptMedia, UnsupportedCodec
 

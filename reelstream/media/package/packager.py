@@ -30,21 +30,39 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from reelstream.errors import ObjectNotFound
 from reelstream.media import tools
 from reelstream.media.encrypt.cenc import CbcsEncryptor, CencEncryptor, SampleEncryptor
 from reelstream.media.encrypt.keys import (
-    ContentKey, KeyClass, KeyProvider, MissingKey, key_class_for, kid_bytes,
+    ContentKey,
+    KeyClass,
+    KeyProvider,
+    MissingKey,
+    key_class_for,
+    kid_bytes,
 )
 from reelstream.media.encrypt.pssh import all_pssh, pssh_base64
 from reelstream.media.package import webvtt
 from reelstream.media.package.boxes import ContainerBox, iter_headers, parse_boxes
 from reelstream.media.package.cmaf import (
-    AUDIO_ENTRIES, STSD, VIDEO_ENTRIES, ClearTrack, Protection, fragment_args, iter_segments,
-    protect_init, read_clear,
+    AUDIO_ENTRIES,
+    STSD,
+    VIDEO_ENTRIES,
+    ClearTrack,
+    Protection,
+    fragment_args,
+    iter_segments,
+    protect_init,
+    read_clear,
 )
-from reelstream.media.package.errors import CorruptMedia, MissingInput, PackagingError, UnsupportedCodec
+from reelstream.media.package.errors import (
+    CorruptMedia,
+    MissingInput,
+    PackagingError,
+    UnsupportedCodec,
+)
 from reelstream.media.package.model import Package, PackagedTrack, Scheme, Segment
 from reelstream.stores.ports import ObjectStore
 
@@ -162,7 +180,7 @@ def _prepare(objects: ObjectStore, title_id: str, track_id: str, media: MediaInp
     listing.write_text("".join(f"file '{p}'\n" for p in paths))
     output = work / "fragmented.mp4"
     args = fragment_args(tools.ffmpeg(), listing, output, kind, segment_s, len(configs) == 1)
-    done = subprocess.run(args, capture_output=True, text=True)
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise PackagingError(f"ffmpeg could not fragment {track_id} ({keys[0]}...): "
                              f"{done.stderr.strip()[-500:]}\ncommand: {' '.join(args)}")
@@ -251,14 +269,14 @@ def _write_track(objects: ObjectStore, prefix: str, source: _Source, scheme: Sch
     ts = track.timescale
     total_s = sum(s.duration for s in segments) / ts
     peak = max((s.size * 8 * ts / s.duration for s in segments if s.duration), default=0)
-    common = dict(
-        track_id=tid, kind=track.kind, codecs=track.codecs, bandwidth=int(peak),
-        average_bandwidth=int(sum(s.size for s in segments) * 8 / total_s) if total_s else 0,
-        timescale=ts, init=f"{tid}/init.mp4", media_template=tid + "/seg-{number:05d}.m4s",
-        segments=tuple(segments),
-        key_id=key.kid if protection and key else None,
-        key_class=key_class_for(track.kind, *(track.dimensions if track.kind == "video"
-                                              else (None, None))) if protection else None)
+    common: dict[str, Any] = {
+        "track_id": tid, "kind": track.kind, "codecs": track.codecs, "bandwidth": int(peak),
+        "average_bandwidth": int(sum(s.size for s in segments) * 8 / total_s) if total_s else 0,
+        "timescale": ts, "init": f"{tid}/init.mp4", "media_template": tid + "/seg-{number:05d}.m4s",
+        "segments": tuple(segments),
+        "key_id": key.kid if protection and key else None,
+        "key_class": key_class_for(track.kind, *(track.dimensions if track.kind == "video"
+                                              else (None, None))) if protection else None}
     if track.kind == "video":
         w, h = track.dimensions
         rate = Fraction(ts, durations.most_common(1)[0][0]) if durations else Fraction(0)

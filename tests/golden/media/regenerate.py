@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
-from reelstream.media import tools  # noqa: E402
+from reelstream.media import tools
 
 
 def make_inputs() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        t = Path(tmp)
+    if True:
         base = [tools.ffmpeg(), "-nostdin", "-loglevel", "error", "-y"]
         subprocess.run(base + ["-f", "lavfi", "-i", "testsrc2=size=64x64:rate=24:duration=0.5",
                                "-c:v", "libx264", "-preset", "veryfast", "-g", "12", "-pix_fmt",
@@ -37,7 +35,7 @@ def make_inputs() -> None:
 
 def make_outputs() -> None:
     sys.path.insert(0, str(HERE.parents[2] / "tests" / "unit" / "media" / "package"))
-    from test_golden_media import protected_file  # noqa: E402
+    from test_golden_media import protected_file
 
     for codec in ("avc", "aac"):
         for scheme in ("cenc", "cbcs"):

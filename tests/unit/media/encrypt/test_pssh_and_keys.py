@@ -7,11 +7,24 @@ import base64
 import pytest
 
 from reelstream.media.encrypt.keys import (
-    ContentKey, InMemoryKeyProvider, KeyProvider, MissingKey, key_class_for,
+    ContentKey,
+    InMemoryKeyProvider,
+    KeyProvider,
+    MissingKey,
+    key_class_for,
 )
 from reelstream.media.encrypt.pssh import (
-    COMMON, PLAYREADY, WIDEVINE, common_pssh, fairplay_key_tag, playready_checksum,
-    playready_header_object, playready_pssh, pssh_hls_key, widevine_pssh, wrmheader,
+    COMMON,
+    PLAYREADY,
+    WIDEVINE,
+    common_pssh,
+    fairplay_key_tag,
+    playready_checksum,
+    playready_header_object,
+    playready_pssh,
+    pssh_hls_key,
+    widevine_pssh,
+    wrmheader,
 )
 from reelstream.media.package.boxes import Pssh
 

@@ -17,9 +17,26 @@ from reelstream.media.encrypt.cenc import CbcsEncryptor, CencEncryptor
 from reelstream.media.encrypt.keys import ContentKey
 from reelstream.media.encrypt.pssh import all_pssh
 from reelstream.media.package.boxes import (
-    ContainerBox, Pssh, RawBox, Saio, Saiz, Schm, Senc, SencEntry, Tenc, Trun, build, parse_boxes,
+    ContainerBox,
+    Pssh,
+    RawBox,
+    Saio,
+    Saiz,
+    Schm,
+    Senc,
+    SencEntry,
+    Tenc,
+    Trun,
+    build,
+    parse_boxes,
 )
-from reelstream.media.package.cmaf import Protection, iter_segments, protect_init, read_clear, read_protected
+from reelstream.media.package.cmaf import (
+    Protection,
+    iter_segments,
+    protect_init,
+    read_clear,
+    read_protected,
+)
 from reelstream.media.package.errors import CorruptMedia
 
 GOLDEN = Path(__file__).resolve().parents[3] / "golden" / "media"
