@@ -132,3 +132,11 @@ def decode_errors(path: Path, seconds: float = 2.0) -> list[str]:
         if errors:
             problems.append(f"{where} {seconds:g}s: {errors[0]} ({len(errors)} errors)")
     return problems
+
+
+def count_frames(path: Path) -> int:
+    """Video frames in ``path`` (packets demuxed, nothing decoded)."""
+    out = run([tools.ffprobe(), "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
+               "stream=nb_read_packets", "-of", "csv=p=0", str(path)], f"counting the frames of {path.name}")
+    text = out.stdout.strip().split(",")[0]
+    return int(text) if text.isdigit() else 0

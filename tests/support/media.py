@@ -75,7 +75,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def title_metadata(title_id: str, master: Path, *, languages: Sequence[str] = ("en", "fr"),
+def title_metadata(title_id: str, master_path: Path, *, languages: Sequence[str] = ("en", "fr"),
                    subtitles: Sequence[dict[str, Any]] = (), audio: Sequence[dict[str, Any]] = (),
                    **overrides: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
@@ -83,7 +83,7 @@ def title_metadata(title_id: str, master: Path, *, languages: Sequence[str] = ("
         "audio_languages": list(languages), "rating": {"system": "MPAA", "value": "PG-13"}, "genres": ["drama"],
         "license_terms": {"territories": ["US", "FR"], "window_start": "2026-01-01T00:00:00Z", "window_end": None,
                           "offline_download_allowed": True, "max_height": 2160},
-        "master": {"file": master.name, "sha256": sha256(master), "size_bytes": master.stat().st_size},
+        "master": {"file": master_path.name, "sha256": sha256(master_path), "size_bytes": master_path.stat().st_size},
         "subtitles": list(subtitles), "audio": list(audio),
     }
     doc.update(overrides)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from reelstream.errors import ReelStreamError
 from reelstream.media import tools
+from reelstream.media.probe import count_frames
 from reelstream.media.transcode.commands import ChunkEncode, chunk_command
 from reelstream.media.transcode.run import run
 
@@ -33,7 +34,8 @@ class EncodedChunk:
 def parse_vstats(text: str, outputs: int) -> list[tuple[int, float | None]]:
     """(frames, mean per-frame PSNR) per output, from ffmpeg's ``-vstats_version 2`` lines.
 
-    The PSNR is the encoder's own (x264's reconstruction against the scaled source frame,
+    Encoders run in threads of their own and their vstats lines can interleave, so the
+    frame count here is only a hint; ``encode_chunk`` counts the output's frames. The PSNR is the encoder's own (x264's reconstruction against the scaled source frame,
     ``-flags +psnr``), so measuring quality costs no second decode.
     """
     frames = [0] * outputs
@@ -55,7 +57,8 @@ def encode_chunk(job: ChunkEncode, scratch: Path | None = None) -> list[EncodedC
         run(chunk_command(tools.ffmpeg(), job, vstats), f"encoding chunk at frame {job.start_frame}")
         stats = parse_vstats(vstats.read_text(errors="replace") if vstats.exists() else "", len(job.rungs))
     results = []
-    for rung, out, (frames, psnr) in zip(job.rungs, job.outputs, stats, strict=True):
+    for rung, out, (_, psnr) in zip(job.rungs, job.outputs, stats, strict=True):
+        frames = count_frames(out)
         if frames != job.frame_count:
             raise ChunkIncomplete(f"{rung.rendition_id}: {frames} frames encoded, the grid needs {job.frame_count}")
         size = out.stat().st_size

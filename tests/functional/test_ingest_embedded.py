@@ -1,0 +1,155 @@
+"""Ingest on the embedded runtime: real ffmpeg, each fault giving its own rejection, nothing lost."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reelstream.config import Settings
+from reelstream.events.model import Event
+from reelstream.ingest.reasons import IngestRejected
+from reelstream.ingest.service import IngestService
+from reelstream.ingest.upload import upload_resumable
+from reelstream.media.transcode.ladder import Rung
+from reelstream.runtime import Runtime
+from tests.support.media import make_audio, make_master, sha256, title_metadata, write_metadata, write_srt, write_vtt
+
+LADDER = (Rung("h264", 144, 200), Rung("h264", 180, 300))
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A delivery folder: master (en, fr), an audio-description track, two subtitle files."""
+    folder = tmp_path_factory.mktemp("studio")
+    make_master(folder / "film.mp4", seconds=4)
+    make_audio(folder / "en-ad.m4a", seconds=4, language="en")
+    write_srt(folder / "en.srt", [(0.5, 1.5, "Hello"), (2.0, 3.0, "[door slams]")])
+    write_vtt(folder / "fr.vtt", [(0.5, 1.5, "Bonjour"), (2.0, 3.5, "Au revoir")])
+    return folder
+
+
+def delivery(studio: Path, tmp_path: Path, **overrides: object) -> tuple[Path, Path]:
+    folder = tmp_path / "delivery"
+    shutil.copytree(studio, folder)
+    master = folder / "film.mp4"
+    doc = title_metadata("film-1", master, subtitles=[{"file": "en.srt", "language": "en", "sdh": True},
+                                                      {"file": "fr.vtt", "language": "fr"}],
+                         audio=[{"file": "en-ad.m4a", "language": "en", "audio_description": True}], **overrides)
+    return master, write_metadata(folder / "title.json", doc)
+
+
+def catalog(runtime: Runtime) -> list[Event]:
+    reader = runtime.log.consumer(["reel.catalog"], group_id=None)
+    events = [runtime.codec.decode(r.value) for r in reader.poll(max_records=10_000, timeout=1)]
+    reader.close()
+    return events
+
+
+def rejected(runtime: Runtime, master: Path, metadata: Path) -> IngestRejected:
+    with pytest.raises(IngestRejected) as info:
+        IngestService(runtime, LADDER, calibrate_rate=False).ingest(master, metadata)
+    event = [e for e in catalog(runtime) if e.type == "IngestRejected"][-1]
+    assert [r["code"] for r in event["reasons"]] == [r.code for r in info.value.reasons]
+    assert event["object_key"] == "titles/film-1/master/film.mp4"
+    assert runtime.objects.head(event["object_key"]).sha256 == sha256(master)  # the master is kept
+    return info.value
+
+
+def test_a_good_delivery_is_validated_and_planned(studio: Path, tmp_path: Path) -> None:
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    master, metadata = delivery(studio, tmp_path)
+    result = IngestService(runtime, LADDER).ingest(master, metadata)
+    kinds = [e.type for e in catalog(runtime)]
+    assert kinds == ["TitleRegistered", "MezzanineUploaded", "MezzanineUploaded", "MezzanineUploaded",
+                     "MezzanineUploaded", "IngestValidated", "TranscodePlanned"]
+    validated = next(e for e in catalog(runtime) if e.type == "IngestValidated")
+    assert validated["video"]["width"] == 320 and validated["video"]["frame_rate"] == "24/1"
+    assert [(a["language"], a["audio_description"]) for a in validated["audio_tracks"]] == [
+        ("en", False), ("fr", False), ("en", True)]
+    assert [s["sdh"] for s in validated["subtitle_tracks"]] == [True, False]
+    assert set(result.crfs) == {"h264-144p-200k", "h264-180p-300k"}  # rate control calibrated per rung
+    vtt = runtime.objects.get("titles/film-1/subtitles/text-en-sdh.vtt").decode()
+    assert vtt.startswith("WEBVTT") and "00:00:02.000 --> 00:00:03.000" in vtt
+    assert runtime.objects.exists("titles/film-1/subtitles/text-fr.vtt")
+    assert result.chunk_count == 2 and result.jobs == 2 + 3  # 2 chunks x 1 group, 3 audio tracks
+
+
+def test_wrong_checksum(studio: Path, tmp_path: Path) -> None:
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    master, metadata = delivery(studio, tmp_path, master={"sha256": "0" * 64})
+    error = rejected(runtime, master, metadata)
+    assert [r.code for r in error.reasons] == ["CHECKSUM_MISMATCH"]
+
+
+def test_truncated_upload(studio: Path, tmp_path: Path) -> None:
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    master, metadata = delivery(studio, tmp_path)  # checksum and size of the complete file
+    data = master.read_bytes()
+    master.write_bytes(data[: len(data) * 2 // 3])
+    error = rejected(runtime, master, metadata)
+    assert error.reasons[0].code == "TRUNCATED_UPLOAD" and "CHECKSUM_MISMATCH" not in {r.code for r in error.reasons}
+
+
+def test_corrupt_master(studio: Path, tmp_path: Path) -> None:
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    folder = tmp_path / "c"
+    folder.mkdir()
+    master = folder / "film.mp4"
+    data = bytearray((studio / "film.mp4").read_bytes())
+    for i in range(len(data) * 3 // 4, len(data) - 64, 97):  # damage the last seconds' pictures
+        data[i] ^= 0xFF
+    master.write_bytes(bytes(data))
+    metadata = write_metadata(folder / "title.json", title_metadata("film-1", master))
+    error = rejected(runtime, master, metadata)
+    assert [r.code for r in error.reasons] == ["DECODE_FAILED"] and "last" in error.reasons[0].message
+
+
+def test_invalid_metadata_and_bad_subtitle_timing_and_language(studio: Path, tmp_path: Path) -> None:
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    master, metadata = delivery(studio, tmp_path, audio_languages=["en", "fr", "de"])
+    write_srt(metadata.parent / "en.srt", [(3.0, 2.0, "Backwards"), (1.0, 9.5, "Past the end")])
+    doc = metadata.read_text().replace('"window_end": null', '"window_end": "2020-01-01T00:00:00Z"')
+    metadata.write_text(doc)
+    error = rejected(runtime, master, metadata)
+    by_code = {r.code: r for r in error.reasons}
+    assert set(by_code) == {"METADATA_INVALID", "SUBTITLE_INVALID", "LANGUAGE_MISMATCH"}
+    assert by_code["METADATA_INVALID"].field == "license_terms.window_end"
+    assert by_code["SUBTITLE_INVALID"].field == "subtitles/en.srt"
+    assert "cue 1 ends" in by_code["SUBTITLE_INVALID"].message
+    assert "'de'" in by_code["LANGUAGE_MISMATCH"].message
+    assert "TitleRegistered" not in [e.type for e in catalog(runtime)]  # invalid metadata is not registered
+
+
+def test_cli_names_the_reason_and_missing_metadata_writes_nothing(studio: Path, tmp_path: Path) -> None:
+    master, metadata = delivery(studio, tmp_path, master={"sha256": "0" * 64})
+    env = {**os.environ, "REEL_DATA_DIR": str(tmp_path / "reel")}
+    cli = [sys.executable, "-m", "reelstream.cli", "ingest", str(master), "--quiet", "--metadata"]
+    bad = subprocess.run([*cli, str(metadata)], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "CHECKSUM_MISMATCH [master.sha256]" in bad.stderr
+    assert "The uploaded files are kept" in bad.stderr
+    missing = subprocess.run([*cli, str(tmp_path / "nope.json")], env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "METADATA_INVALID" in missing.stderr
+
+
+def test_an_interrupted_upload_resumes_without_starting_over(tmp_path: Path) -> None:
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(10 * 64 * 1024 + 123))  # 11 parts of 64 KiB
+
+    def cut_after_four(part: int) -> None:
+        if part == 5:
+            raise ConnectionError("network dropped")
+
+    with pytest.raises(ConnectionError):
+        upload_resumable(runtime.objects, "titles/x/master/big.bin", source, tmp_path / "journal",
+                         part_size=64 * 1024, fault=cut_after_four)
+    assert not runtime.objects.exists("titles/x/master/big.bin")
+    report = upload_resumable(runtime.objects, "titles/x/master/big.bin", source, tmp_path / "journal",
+                              part_size=64 * 1024)
+    assert (report.parts, report.parts_sent) == (11, 7)  # parts 1-4 were not sent again
+    assert report.info.sha256 == sha256(source) == runtime.objects.head("titles/x/master/big.bin").sha256
