@@ -11,16 +11,19 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from reelstream.events.topics import Topic
 
 # --------------------------------------------------------------------------- event log
 
 
-@dataclass(frozen=True)
-class Record:
-    """One message as stored in a topic partition."""
+class Record(NamedTuple):
+    """One message as stored in a topic partition.
+
+    A NamedTuple rather than a frozen dataclass: consumers build hundreds of thousands
+    a second, and tuple construction is several times cheaper.
+    """
 
     topic: str
     partition: int
