@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from reelstream.media.encrypt.keys import InMemoryKeyProvider
+from reelstream.media.package.boxes import Trun
+from reelstream.media.package.cmaf import read_clear, sample_table
 from reelstream.media.package.model import Package
 from reelstream.media.package.packager import package_title
 from reelstream.stores.localdir import LocalDirObjectStore
@@ -101,3 +103,26 @@ def test_package_json_is_the_published_contract(packaged) -> None:
     vtt = store.get(package.storage_prefix + by_id["text-fr"].media_key(1)).decode()
     assert vtt.startswith("WEBVTT") and "-->" in vtt
     assert json.loads(raw)["scheme"] == "cenc"
+
+
+def _timeline(data: bytes) -> list[tuple]:
+    track = read_clear(data, "joined")
+    out = []
+    for frag in track.fragments:
+        table = sample_table(frag, "joined")
+        trun = frag.moof.find("traf/trun")
+        assert isinstance(trun, Trun)
+        out.append((table.decode_time, table.durations, [s.composition_offset or 0 for s in trun.samples],
+                    [bytes(frag.mdat[o:o + s]) for o, s in zip(table.offsets, table.sizes, strict=True)]))
+    return out
+
+
+def test_native_fragmenter_makes_what_ffmpeg_makes(packaged) -> None:
+    """Same fragments, decode times, durations, composition offsets and sample bytes."""
+    store, _, packages, _, out = packaged
+    ffmpeg_made = package_title(store, "t1", RENDITIONS, DEFAULT_AUDIO, [], "clear", None,  # type: ignore[arg-type]
+                                package_id="clear-ffmpeg", fragmenter="ffmpeg")
+    for track in ffmpeg_made.tracks:
+        native = _joined(store, packages["clear"], track.track_id, out).read_bytes()
+        reference = _joined(store, ffmpeg_made, track.track_id, out).read_bytes()
+        assert _timeline(native) == _timeline(reference), track.track_id
