@@ -124,7 +124,7 @@ class TranscodeWorker:
             return self._failed(job, str(e))
         self.runtime.objects.put(layout.job_record_key(job["title_id"], job["job_id"]),
                                  json.dumps({"type": result.type, "event_id": result.event_id,
-                                             "data": result.data}, default=str).encode(),
+                                             "data": dict(result.data)}).encode(),
                                  content_type="application/json")
         self.stats.encoded += 1
         return [result]
