@@ -43,6 +43,17 @@ _SQL_TYPE = {
 MIGRATIONS_TABLE = "schema_migrations"
 
 
+def q(name: str) -> str:
+    """A quoted identifier (same syntax in SQLite and CQL), so that a column may be named
+    like a keyword ("order", "view", "token"); names are checked lowercase, so quoting
+    does not change them."""
+    return f'"{name}"'
+
+
+def qs(names: Iterable[str]) -> str:
+    return ", ".join(q(n) for n in names)
+
+
 # --------------------------------------------------------------------------- shared rules
 
 
@@ -174,7 +185,7 @@ class SqliteStateStore(StateStore):
         with self._errors("open"):
             self._conn().execute(
                 f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
-                "(id TEXT PRIMARY KEY, view TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                '(id TEXT PRIMARY KEY, "view" TEXT NOT NULL, applied_at TEXT NOT NULL)'
             )
 
     # -- connections
@@ -212,7 +223,7 @@ class SqliteStateStore(StateStore):
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading the schema
         try:
-            info = conn.execute(f"PRAGMA table_info({spec.name})").fetchall()
+            info = conn.execute(f"PRAGMA table_info({q(spec.name)})").fetchall()
             existing = {r[1]: r for r in info} if info else None
             if existing is not None:
                 pk = tuple(r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5]))
@@ -226,9 +237,9 @@ class SqliteStateStore(StateStore):
                     conn.execute(self._create_sql(spec))
                 else:
                     sql_type = _SQL_TYPE[spec.columns[column]]
-                    conn.execute(f"ALTER TABLE {spec.name} ADD COLUMN {column} {sql_type}")
+                    conn.execute(f"ALTER TABLE {q(spec.name)} ADD COLUMN {q(column)} {sql_type}")
                 conn.execute(
-                    f"INSERT OR IGNORE INTO {MIGRATIONS_TABLE} (id, view, applied_at) "
+                    f'INSERT OR IGNORE INTO {MIGRATIONS_TABLE} (id, "view", applied_at) '
                     "VALUES (?, ?, ?)",
                     (mid, spec.name, datetime.now(UTC).isoformat()),
                 )
@@ -239,10 +250,10 @@ class SqliteStateStore(StateStore):
 
     @staticmethod
     def _create_sql(spec: ViewSpec) -> str:
-        cols = [f"{c} {_SQL_TYPE[k]}" for c, k in spec.columns.items()]
-        keys = ", ".join(spec.key_columns)
+        cols = [f"{q(c)} {_SQL_TYPE[k]}" for c, k in spec.columns.items()]
+        keys = qs(spec.key_columns)
         return (
-            f"CREATE TABLE {spec.name} ({', '.join(cols)}, {APPLIED} TEXT NOT NULL, "
+            f"CREATE TABLE {q(spec.name)} ({', '.join(cols)}, {q(APPLIED)} TEXT NOT NULL, "
             f"PRIMARY KEY ({keys})) WITHOUT ROWID"
         )
 
@@ -258,12 +269,12 @@ class SqliteStateStore(StateStore):
 
     def _select(self, spec: ViewSpec) -> tuple[list[str], str]:
         names = [*spec.columns, APPLIED]
-        return names, f"SELECT {', '.join(names)} FROM {spec.name}"
+        return names, f"SELECT {qs(names)} FROM {q(spec.name)}"
 
     def get(self, spec: ViewSpec, key: Sequence[Any]) -> Row | None:
         check_key(spec, spec.key_columns, key)
         names, sql = self._select(spec)
-        where = " AND ".join(f"{c} = ?" for c in spec.key_columns)
+        where = " AND ".join(f"{q(c)} = ?" for c in spec.key_columns)
         with self._errors(f"reading {spec.name!r}"):
             record = self._conn().execute(f"{sql} WHERE {where}", tuple(key)).fetchone()
         return None if record is None else self._row(spec, names, record)
@@ -273,10 +284,10 @@ class SqliteStateStore(StateStore):
         names = [*spec.columns, APPLIED]
         params = [encode(k, row.values.get(c)) for c, k in spec.columns.items()]
         params.append(json.dumps(row.applied, separators=(",", ":"), sort_keys=True))
-        updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in spec.key_columns)
+        updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in names if c not in spec.key_columns)
         sql = (
-            f"INSERT INTO {spec.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-            f"ON CONFLICT ({', '.join(spec.key_columns)}) DO UPDATE SET {updates}"
+            f"INSERT INTO {q(spec.name)} ({qs(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT ({qs(spec.key_columns)}) DO UPDATE SET {updates}"
         )
         with self._errors(f"writing {spec.name!r}"):
             self._conn().execute(sql, params)
@@ -284,8 +295,8 @@ class SqliteStateStore(StateStore):
     def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]:
         check_key(spec, spec.partition_key, partition)
         names, sql = self._select(spec)
-        where = " AND ".join(f"{c} = ?" for c in spec.partition_key)
-        order = ", ".join(spec.clustering_key) or "1"
+        where = " AND ".join(f"{q(c)} = ?" for c in spec.partition_key)
+        order = qs(spec.clustering_key) or "1"
         with self._errors(f"querying {spec.name!r}"):
             records = (
                 self._conn()
@@ -298,14 +309,12 @@ class SqliteStateStore(StateStore):
         names, sql = self._select(spec)
         with self._errors(f"scanning {spec.name!r}"):
             # fetchall: a cursor left open across yields would pin a WAL snapshot.
-            records = (
-                self._conn().execute(f"{sql} ORDER BY {', '.join(spec.key_columns)}").fetchall()
-            )
+            records = self._conn().execute(f"{sql} ORDER BY {qs(spec.key_columns)}").fetchall()
         return iter([self._row(spec, names, r) for r in records])
 
     def truncate(self, spec: ViewSpec) -> None:
         with self._errors(f"truncating {spec.name!r}"):
-            self._conn().execute(f"DELETE FROM {spec.name}")
+            self._conn().execute(f"DELETE FROM {q(spec.name)}")
 
     def close(self) -> None:
         with self._lock:

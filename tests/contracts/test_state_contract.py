@@ -137,8 +137,8 @@ def test_applied_positions_round_trip(state: StateHarness, spec: ViewSpec) -> No
     assert got is not None and got.applied == applied
     seen = Record("playback-events", 3, 41, None, b"", 0)
     assert got.has_applied(seen)
-    assert not got.has_applied(dataclasses.replace(seen, offset=42))
-    assert not got.has_applied(dataclasses.replace(seen, partition=4))
+    assert not got.has_applied(seen._replace(offset=42))
+    assert not got.has_applied(seen._replace(partition=4))
     assert state.store.get(spec, ("u1", "v1", 0)) == got
     state.store.put(spec, row("u1", "v2"))
     assert state.store.get(spec, ("u1", "v2", 0)) == Row(values=full("u1", "v2"), applied={})

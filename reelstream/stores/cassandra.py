@@ -1,0 +1,277 @@
+"""StateStore on Cassandra: one table per ViewSpec, keyed the way its query reads.
+
+Each view becomes ``PRIMARY KEY ((partition cols), clustering cols)``: a read names the
+whole partition key, so it touches one partition on one replica set, and rows come back
+in clustering order without sorting. Reads and writes run at LOCAL_QUORUM (with RF 1
+locally that is one replica; with RF 3 it tolerates one node down per DC).
+
+Schema changes are migrations, recorded in ``schema_migrations`` and applied by
+``ensure_views``; every DDL waits for schema agreement, because a statement prepared
+against a node that has not seen a new column fails or silently drops the column.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from cassandra import ConsistencyLevel, DriverException
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    Session,
+)
+from cassandra.connection import ConnectionException
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.protocol import ErrorMessage
+from cassandra.query import PreparedStatement, SimpleStatement, tuple_factory
+
+from reelstream.errors import StateStoreError
+from reelstream.stores.ports import APPLIED, Column, Row, StateStore, ViewSpec
+from reelstream.stores.sqlite_state import (
+    MIGRATIONS_TABLE,
+    check_key,
+    check_row,
+    check_spec,
+    decode,
+    encode,
+    migration_ids,
+    q,
+    qs,
+)
+
+_CQL_TYPE = {
+    Column.TEXT: "text",
+    Column.INT: "int",
+    Column.BIGINT: "bigint",
+    Column.DOUBLE: "double",
+    Column.BOOLEAN: "boolean",
+    Column.JSON: "text",
+}
+_KEYSPACE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+# Everything the driver raises for a failed request, a lost connection or a server error.
+_DRIVER_ERRORS = (DriverException, NoHostAvailable, ConnectionException, ErrorMessage)
+
+
+class CassandraStateStore(StateStore):
+    """Views in one keyspace, created (SimpleStrategy) if missing."""
+
+    def __init__(
+        self,
+        hosts: list[str],
+        port: int,
+        keyspace: str,
+        replication_factor: int = 1,
+        *,
+        protocol_version: int = 5,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 30.0,
+        page_size: int = 500,
+    ) -> None:
+        if not _KEYSPACE.match(keyspace):
+            raise StateStoreError(
+                f"invalid keyspace name {keyspace!r}: lowercase letters, digits, '_'"
+            )
+        self._keyspace = keyspace
+        self._page_size = page_size
+        self._prepared: dict[tuple[Any, ...], PreparedStatement] = {}
+        profile = ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+            consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+            request_timeout=request_timeout,
+            row_factory=tuple_factory,
+        )
+        self._cluster = Cluster(
+            contact_points=hosts,
+            port=port,
+            protocol_version=protocol_version,
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            connect_timeout=connect_timeout,
+            control_connection_timeout=connect_timeout,
+            max_schema_agreement_wait=30,
+        )
+        where = f"Cassandra at {','.join(hosts)}:{port}"
+        try:
+            with _translated(f"{where}: connecting"):
+                self._session: Session = self._cluster.connect()
+            with _translated(f"{where}: creating keyspace {keyspace!r}"):
+                self._ddl(
+                    f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+                    "{'class': 'SimpleStrategy', "
+                    f"'replication_factor': {int(replication_factor)}}}"
+                )
+                self._session.set_keyspace(keyspace)
+                self._ddl(
+                    f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+                    '(id text PRIMARY KEY, "view" text, applied_at timestamp) '
+                    "WITH comment = 'schema migrations applied by ensure_views'"
+                )
+        except BaseException:
+            self._cluster.shutdown()
+            raise
+
+    # -- schema
+
+    def _ddl(self, statement: str) -> None:
+        result = self._session.execute(statement)
+        if not result.response_future.is_schema_agreed:
+            raise StateStoreError(
+                f"schema change not agreed by every node within 30 s: {statement[:80]}...; "
+                "check `nodetool describecluster` and retry"
+            )
+
+    def _columns(self, table: str) -> dict[str, tuple[str, int, str]] | None:
+        """column -> (kind, position, cql type) of ``table``, or None when it does not exist."""
+        # system_schema is node-local: ONE is the only level that makes sense for it.
+        statement = SimpleStatement(
+            "SELECT column_name, kind, position, type FROM system_schema.columns "
+            "WHERE keyspace_name = %s AND table_name = %s",
+            consistency_level=ConsistencyLevel.ONE,
+        )
+        rows = self._session.execute(statement, (self._keyspace, table)).all()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows} or None
+
+    def ensure_views(self, specs: Iterable[ViewSpec]) -> None:
+        for spec in specs:
+            check_spec(spec)
+            with _translated(f"migrating view {spec.name!r}"):
+                self._migrate(spec)
+
+    def _migrate(self, spec: ViewSpec) -> None:
+        existing = self._columns(spec.name)
+        if existing is not None:
+            self._check_compatible(spec, existing)
+        for mid, column in migration_ids(spec, existing):
+            if column is None:
+                self._ddl(self._create_cql(spec))
+            else:
+                try:
+                    cql_type = _CQL_TYPE[spec.columns[column]]
+                    self._ddl(f"ALTER TABLE {q(spec.name)} ADD {q(column)} {cql_type}")
+                except _DRIVER_ERRORS:
+                    # Another process may have added it between our read and our ALTER.
+                    if column not in (self._columns(spec.name) or {}):
+                        raise
+            self._session.execute(
+                f'INSERT INTO {MIGRATIONS_TABLE} (id, "view", applied_at) VALUES (%s, %s, %s)',
+                (mid, spec.name, datetime.now(UTC)),
+            )
+        self._prepared = {k: v for k, v in self._prepared.items() if k[0] != spec.name}
+
+    @staticmethod
+    def _check_compatible(spec: ViewSpec, existing: dict[str, tuple[str, int, str]]) -> None:
+        def key(kind: str) -> tuple[str, ...]:
+            return tuple(
+                c
+                for c, _ in sorted(
+                    ((c, v[1]) for c, v in existing.items() if v[0] == kind), key=lambda cv: cv[1]
+                )
+            )
+
+        have = (key("partition_key"), key("clustering"))
+        if have != (spec.partition_key, spec.clustering_key):
+            raise StateStoreError(
+                f"view {spec.name!r} exists with key {have}, spec says "
+                f"{(spec.partition_key, spec.clustering_key)}; "
+                "a key cannot be migrated, create a new view"
+            )
+        for column, kind in spec.columns.items():
+            if column in existing and existing[column][2] != _CQL_TYPE[kind]:
+                raise StateStoreError(
+                    f"view {spec.name!r}: column {column!r} is {existing[column][2]} in Cassandra, "
+                    f"spec says {kind.value}; a type cannot be migrated, add a new column"
+                )
+
+    @staticmethod
+    def _create_cql(spec: ViewSpec) -> str:
+        cols = ", ".join(f"{q(c)} {_CQL_TYPE[k]}" for c, k in spec.columns.items())
+        clustering = "".join(f", {q(c)}" for c in spec.clustering_key)
+        comment = spec.query.replace("'", "''")
+        # Partition key first, in its own parentheses: that is what every read must name.
+        return (
+            f"CREATE TABLE IF NOT EXISTS {q(spec.name)} ({cols}, {q(APPLIED)} text, "
+            f"PRIMARY KEY (({qs(spec.partition_key)}){clustering})) "
+            f"WITH comment = '{comment}'"
+        )
+
+    # -- statements
+
+    def _statement(self, spec: ViewSpec, op: str) -> PreparedStatement:
+        # Keyed by the column set too: a spec that gained a column needs new statements.
+        cache_key = (spec.name, tuple(spec.columns.items()), op)
+        prepared = self._prepared.get(cache_key)
+        if prepared is None:
+            names = qs([*spec.columns, APPLIED])
+            if op == "put":
+                cql = (
+                    f"INSERT INTO {q(spec.name)} ({names}) "
+                    f"VALUES ({', '.join('?' * (len(spec.columns) + 1))})"
+                )
+            else:
+                key = {"get": spec.key_columns, "query": spec.partition_key, "scan": ()}[op]
+                where = " AND ".join(f"{q(c)} = ?" for c in key)
+                cql = f"SELECT {names} FROM {q(spec.name)}" + (f" WHERE {where}" if where else "")
+            prepared = self._session.prepare(cql)
+            self._prepared[cache_key] = prepared
+        return prepared
+
+    def _row(self, spec: ViewSpec, record: Sequence[Any]) -> Row:
+        values = {
+            c: decode(k, v) for (c, k), v in zip(spec.columns.items(), record[:-1], strict=True)
+        }
+        return Row(values=values, applied=json.loads(record[-1]) if record[-1] else {})
+
+    # -- rows
+
+    def get(self, spec: ViewSpec, key: Sequence[Any]) -> Row | None:
+        check_key(spec, spec.key_columns, key)
+        with _translated(f"reading {spec.name!r}"):
+            record = self._session.execute(self._statement(spec, "get"), tuple(key)).one()
+        return None if record is None else self._row(spec, record)
+
+    def put(self, spec: ViewSpec, row: Row) -> None:
+        check_row(spec, row)
+        # Absent columns are bound as null (a tombstone), not left unset: put replaces the
+        # whole row, as it does in SQLite.
+        params = [encode(k, row.values.get(c)) for c, k in spec.columns.items()]
+        params.append(json.dumps(row.applied, separators=(",", ":"), sort_keys=True))
+        with _translated(f"writing {spec.name!r}"):
+            self._session.execute(self._statement(spec, "put"), params)
+
+    def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]:
+        check_key(spec, spec.partition_key, partition)
+        with _translated(f"querying {spec.name!r}"):
+            statement = self._statement(spec, "query").bind(tuple(partition))
+            statement.fetch_size = self._page_size
+            return [self._row(spec, r) for r in self._session.execute(statement)]
+
+    def scan(self, spec: ViewSpec) -> Iterator[Row]:
+        # A generator: later pages are fetched as the caller iterates, so their errors must
+        # be translated here too, not only the first request's.
+        with _translated(f"scanning {spec.name!r}"):
+            statement = self._statement(spec, "scan").bind(())
+            statement.fetch_size = self._page_size
+            for record in self._session.execute(statement):
+                yield self._row(spec, record)
+
+    def truncate(self, spec: ViewSpec) -> None:
+        with _translated(f"truncating {spec.name!r}"):
+            self._session.execute(f"TRUNCATE {q(spec.name)}")
+
+    def close(self) -> None:
+        self._cluster.shutdown()
+
+
+@contextmanager
+def _translated(context: str) -> Iterator[None]:
+    """Turn cassandra-driver errors into StateStoreError naming what was being done."""
+    try:
+        yield
+    except _DRIVER_ERRORS as e:
+        raise StateStoreError(f"Cassandra: {context}: {e}") from e
