@@ -1,7 +1,8 @@
 """Where content keys come from: the ``KeyProvider`` port.
 
-Keys are per title and per track class (AUDIO, SD up to 576 lines, HD up to 1080, UHD
-above), so a device allowed only SD never holds an HD key. The packager asks for the
+Keys are per title and per track class (AUDIO; video SD up to 1024x576 pixels, HD up
+to 1920x1080, UHD above: SPEKE v2 PRESET-VIDEO-3), so a device allowed only SD never
+holds an HD key. The packager asks for the
 classes it needs; the key service (``reelstream.keys``: ``KeyService``, or
 ``SpekeKeyProvider`` for a SPEKE v2 endpoint) answers. ``ContentKey`` and the classes
 are the key service's own (``reelstream.keys.model``), so either plugs in as is.
@@ -21,7 +22,6 @@ from reelstream.media.package.errors import PackagingError
 
 __all__ = ["KEY_CLASSES", "ContentKey", "InMemoryKeyProvider", "KeyClass", "KeyProvider",
            "MissingKey", "key_class_for", "kid_bytes"]
-
 
 
 class MissingKey(PackagingError):
