@@ -134,8 +134,37 @@ def decode_errors(path: Path, seconds: float = 2.0) -> list[str]:
     return problems
 
 
+def mp4_sample_count(path: Path) -> int | None:
+    """Samples of the first track, from its ``stsz`` box (ISO/IEC 14496-12 §8.7.3: version and
+    flags, sample_size, sample_count), walking moov/trak/mdia/minf/stbl. Reads only the box
+    headers, so counting a chunk's frames costs no process. None when the file is no such MP4."""
+    path_to = (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsz")
+    with path.open("rb") as f:
+        end, depth = path.stat().st_size, 0
+        while depth < len(path_to):
+            header = f.read(8)
+            if len(header) < 8 or f.tell() > end:
+                return None
+            size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            body = 8
+            if size == 1:
+                size, body = int.from_bytes(f.read(8), "big"), 16
+            if size < body:
+                return None
+            if kind == path_to[depth]:
+                end, depth = f.tell() - body + size, depth + 1
+            else:
+                f.seek(size - body, 1)
+        payload = f.read(12)
+    return int.from_bytes(payload[8:12], "big") if len(payload) == 12 else None
+
+
 def count_frames(path: Path) -> int:
     """Video frames in ``path`` (packets demuxed, nothing decoded)."""
+    if path.suffix == ".mp4":
+        samples = mp4_sample_count(path)
+        if samples is not None:
+            return samples
     out = run([tools.ffprobe(), "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
                "stream=nb_read_packets", "-of", "csv=p=0", str(path)], f"counting the frames of {path.name}")
     text = out.stdout.strip().split(",")[0]
