@@ -95,8 +95,10 @@ def upload_resumable(objects: ObjectStore, key: str, source: Path, journal_dir: 
 
 
 def _s3_client(objects: ObjectStore) -> tuple[Any, str] | None:
-    from reelstream.stores.s3 import S3ObjectStore
-
+    try:
+        from reelstream.stores.s3 import S3ObjectStore
+    except ImportError:  # boto3 absent: no S3 store can exist either
+        return None
     if isinstance(objects, S3ObjectStore):
         # The port has no resumable upload; the adapter's boto3 client and bucket are reused
         # rather than configured twice. (Asked for as a port method in the report.)

@@ -1,0 +1,114 @@
+"""Ingest and chunked transcoding on the server runtime: Kafka, Cassandra and S3.
+
+The same code as the embedded tests; only the URLs differ. Workers are separate
+processes in one Kafka consumer group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from reelstream.config import Settings
+from reelstream.ingest.service import IngestService
+from reelstream.ingest.upload import upload_resumable
+from reelstream.media import tools
+from reelstream.media.probe import count_frames
+from reelstream.media.transcode.ladder import Rung
+from reelstream.processors.embedded import run_embedded
+from reelstream.processors.transcode.completion import TRANSCODE_TITLES, TranscodeCompletionProcessor
+from reelstream.runtime import Runtime
+from reelstream.workers.pool import start_pool, stop_pool
+from tests.support.media import make_audio, make_master, sha256, title_metadata, write_metadata, write_srt
+
+LADDER = (Rung("h264", 144, 200), Rung("h264", 180, 300))
+
+
+@pytest.fixture
+def servers(kafka_bootstrap: str, cassandra_contact: tuple[list[str], int], s3_settings: dict[str, str],
+            unique: str, tmp_path: Path) -> Settings:
+    hosts, port = cassandra_contact
+    return Settings(data_dir=tmp_path / "reel", log_url=f"kafka://{kafka_bootstrap}", group_prefix=f"it-{unique}",
+                    state_url=f"cassandra://{','.join(hosts)}:{port}/reel_it_{unique}",
+                    objects_url=f"s3://reel-it-{unique}?endpoint={s3_settings['endpoint']}",
+                    s3_access_key=s3_settings["access_key"], s3_secret_key=s3_settings["secret_key"])
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "REEL_DATA_DIR": str(settings.data_dir), "REEL_LOG_URL": settings.log_url,
+            "REEL_STATE_URL": settings.state_url, "REEL_OBJECTS_URL": settings.objects_url,
+            "REEL_GROUP_PREFIX": settings.group_prefix, "REEL_S3_ACCESS_KEY": settings.s3_access_key or "",
+            "REEL_S3_SECRET_KEY": settings.s3_secret_key or ""}
+
+
+def test_a_title_is_transcoded_on_kafka_cassandra_and_s3(servers: Settings, unique: str, tmp_path: Path) -> None:
+    runtime = Runtime(servers)
+    title = f"it-{unique}"
+    master = make_master(tmp_path / "film.mp4", seconds=5)
+    make_audio(tmp_path / "en-ad.m4a", seconds=5)
+    write_srt(tmp_path / "en.srt", [(0.5, 1.5, "Hello")])
+    metadata = write_metadata(tmp_path / "title.json", title_metadata(
+        title, master, subtitles=[{"file": "en.srt", "language": "en"}],
+        audio=[{"file": "en-ad.m4a", "language": "en", "audio_description": True}]))
+    IngestService(runtime, LADDER).ingest(master, metadata)
+    workers = start_pool(2, threads=1, capabilities="cpu", env=env_of(servers), log_dir=tmp_path)
+
+    async def complete() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_embedded([TranscodeCompletionProcessor()], runtime.log, runtime.state,
+                                                runtime.codec, "it", stop, servers.group_prefix))
+        deadline = time.monotonic() + 240
+        while (row := runtime.state.get(TRANSCODE_TITLES, (title,))) is None or row.values["status"] != "TRANSCODED":
+            assert time.monotonic() < deadline, "not transcoded in time"
+            await asyncio.sleep(0.5)
+        stop.set()
+        await task
+
+    try:
+        asyncio.run(complete())
+    finally:
+        stop_pool(workers)
+    for rendition in ("h264-144p-200k", "h264-180p-300k"):
+        keys = [o.key for o in runtime.objects.list(f"titles/{title}/renditions/{rendition}/chunks/")]
+        assert len(keys) == 3
+        files = []
+        for key in keys:
+            files.append(tmp_path / key)
+            runtime.objects.download(key, files[-1])
+        listing = tmp_path / f"{rendition}.txt"
+        listing.write_text("".join(f"file '{f}'\n" for f in files))
+        joined = tmp_path / f"{rendition}.mp4"
+        subprocess.run([tools.ffmpeg(), "-nostdin", "-v", "error", "-f", "concat", "-safe", "0", "-i", str(listing),
+                        "-c", "copy", str(joined)], check=True)
+        assert count_frames(joined) == 120
+        decode = subprocess.run([tools.ffmpeg(), "-nostdin", "-v", "error", "-i", str(joined), "-f", "null", "-"],
+                                capture_output=True, text=True)
+        assert decode.returncode == 0 and decode.stderr == ""
+    assert runtime.objects.exists(f"titles/{title}/audio/audio-en-ad.mp4")
+    assert runtime.objects.exists(f"titles/{title}/subtitles/text-en.vtt")
+    runtime.close()
+
+
+def test_an_interrupted_s3_multipart_upload_resumes_from_the_servers_parts(servers: Settings, tmp_path: Path) -> None:
+    runtime = Runtime(servers)
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(4 * 5 * 1024 * 1024 + 77))  # 5 parts of 5 MiB
+
+    def drop_at_part_4(part: int) -> None:
+        if part == 4:
+            raise ConnectionError("network dropped")
+
+    with pytest.raises(ConnectionError):
+        upload_resumable(runtime.objects, "titles/x/master/big.bin", source, tmp_path / "journal",
+                         part_size=5 * 1024 * 1024, fault=drop_at_part_4)
+    report = upload_resumable(runtime.objects, "titles/x/master/big.bin", source, tmp_path / "journal",
+                              part_size=5 * 1024 * 1024)
+    assert (report.parts, report.parts_sent) == (5, 2)
+    assert runtime.objects.head("titles/x/master/big.bin").sha256 == sha256(source)
+    runtime.objects.download("titles/x/master/big.bin", tmp_path / "back.bin")
+    assert sha256(tmp_path / "back.bin") == sha256(source)
