@@ -56,11 +56,19 @@ class PlanProblem:
     floor_s: float | None = None
     below_floor_share: float = 1.0
     shortfall_costs: tuple[tuple[float, float], ...] = ()
+    worst_download_s: Sequence[Sequence[float]] | None = None
+    worst_margin_s: float = 0.0
 
 
-def admissible(problem: PlanProblem, buffer_s: float, rung: int, download_s: float) -> bool:
-    """Whether the safety floor lets the plan fetch ``rung`` from ``buffer_s``."""
-    if problem.floor_s is None or rung == 0:
+def admissible(problem: PlanProblem, buffer_s: float, rung: int, download_s: float,
+               depth: int = 0) -> bool:
+    """Whether the safety rules let the plan fetch ``rung`` from ``buffer_s``."""
+    if rung == 0:
+        return True
+    worst = problem.worst_download_s
+    if worst is not None and worst[depth][rung] > buffer_s - problem.worst_margin_s:
+        return False
+    if problem.floor_s is None:
         return True
     if buffer_s - download_s + problem.chunk_s >= problem.floor_s:
         return True
@@ -71,6 +79,9 @@ def _saturation(problem: PlanProblem, depth: int) -> float:
     """Buffer above which nothing in steps after ``depth`` can change the reward."""
     ahead = sum(max(row) for row in problem.download_s[depth + 1:])
     levels = [level for level, _ in problem.shortfall_costs]
+    if problem.worst_download_s is not None:
+        levels += [max(row) + problem.worst_margin_s
+                   for row in problem.worst_download_s[depth + 1:]]
     return ahead + max([problem.floor_s or 0.0, *levels]) + problem.chunk_s
 
 
@@ -95,7 +106,7 @@ def _expand(problem: PlanProblem, depth: int,
     for previous, plans in frontier.items():
         for buffer_s, reward, first in plans:
             for rung, download in enumerate(row):
-                if not admissible(problem, buffer_s, rung, download):
+                if not admissible(problem, buffer_s, rung, download, depth):
                     continue
                 stall = download - buffer_s if download > buffer_s else 0.0
                 after = buffer_s - download + chunk if stall == 0.0 else chunk
@@ -139,7 +150,7 @@ def plan_value(problem: PlanProblem, rungs: Sequence[int]) -> float | None:
     buffer_s, previous, reward = problem.buffer_s, problem.last_rung, 0.0
     for depth, rung in enumerate(rungs):
         download = problem.download_s[depth][rung]
-        if not admissible(problem, buffer_s, rung, download):
+        if not admissible(problem, buffer_s, rung, download, depth):
             return None
         stall = max(download - buffer_s, 0.0)
         buffer_s = max(buffer_s - download, 0.0) + problem.chunk_s

@@ -19,7 +19,11 @@ from reelstream.player.abr import (
 )
 from reelstream.player.abr.interface import highest_rung_at_most
 from reelstream.player.abr.mpc import prediction_errors, robust_prediction
-from reelstream.player.abr.reelstream import cautious_prediction, quantile
+from reelstream.player.abr.reelstream import (
+    cautious_prediction,
+    collapse_throughput,
+    quantile,
+)
 from reelstream.player.abr.throughput import harmonic_mean, harmonic_prediction
 
 Obs = Callable[..., Observation]
@@ -141,9 +145,10 @@ def test_default_climbs_as_the_buffer_allows_during_startup(obs: Obs) -> None:
     rungs = [algo.choose(obs(link, buffer_s=b, last_rung=1)) for b in (4.0, 8.0, 16.0, 30.0)]
     assert rungs == sorted(rungs)
     assert rungs[-1] > rungs[0]
-    # With 4 s buffered a download may take at most half of it: 1200 kbps (1.9 s) fits,
-    # 1850 kbps (3.0 s) does not, although the link would sustain it.
-    assert rungs[0] == 2
+    # With 4 s buffered even the 750 kbps chunk (3 Mbit) would take 4.3 s if the link
+    # collapsed to the insured 700 kbit/s, so the lowest rung it is; 8 s lets it climb.
+    assert rungs[0] == 0
+    assert rungs[1] >= 1
 
 
 @pytest.mark.parametrize("buffer_s", [1.0, 4.0, 7.0, 9.5])
@@ -154,6 +159,30 @@ def test_default_under_the_floor_only_takes_downloads_that_fit_half_the_buffer(
     rung = algo.choose(o)
     download = o.upcoming_sizes_bytes[0][rung] * 8 / 1000 / algo.predict(o)
     assert rung == 0 or download <= algo.tuning.below_floor_share * buffer_s
+
+
+def test_collapse_throughput_is_capped_and_follows_a_drop() -> None:
+    tuning = ReelStreamMpc().tuning
+    assert collapse_throughput(STEADY_FAST, tuning) == tuning.collapse_kbps
+    assert collapse_throughput([900.0] * 6, tuning) == pytest.approx(900.0 / tuning.collapse_share)
+    # The last sample leads: a link that just dropped is insured from where it is now.
+    assert collapse_throughput([3000.0] * 5 + [600.0], tuning) == pytest.approx(
+        600.0 / tuning.collapse_share)
+
+
+@pytest.mark.parametrize("buffer_s", [2.0, 4.0, 6.0, 9.0, 12.0, 15.0, 20.0, 28.0, 35.0, 50.0])
+@pytest.mark.parametrize("history", [STEADY_FAST, COLLAPSED, RECOVERED, [900.0] * 6,
+                                     [2000.0, 600.0, 3000.0, 800.0, 2500.0, 700.0]])
+@pytest.mark.parametrize("remaining", [40, 4, 1])
+def test_default_next_chunk_survives_a_collapse_to_the_worst_case(
+        buffer_s: float, history: list[float], remaining: int, obs: Obs) -> None:
+    """Chance constraint: whatever it fetches lands before the buffer runs dry even if
+    the link falls to the worst-case rate (<= 700 kbit/s) as the request goes out."""
+    algo = ReelStreamMpc()
+    o = obs(history, buffer_s=buffer_s, last_rung=3, chunks_remaining=remaining)
+    rung = algo.choose(o)
+    at_worst = o.upcoming_sizes_bytes[0][rung] * 8 / 1000 / algo.worst_case(o)
+    assert rung == 0 or at_worst <= buffer_s
 
 
 def test_algorithms_are_pure(obs: Obs) -> None:

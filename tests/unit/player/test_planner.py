@@ -27,6 +27,9 @@ def random_problem(rng: random.Random, horizon: int, safe: bool) -> PlanProblem:
         below_floor_share=rng.choice([0.5, 1.0]),
         shortfall_costs=((rng.choice([0.0, 30.0]), rng.choice([0.0, 0.1, 0.5])),
                          (rng.uniform(0.0, 20.0), rng.choice([0.0, 2.0]))) if safe else (),
+        worst_download_s=[[q * 4.0 / rng.uniform(0.3, 1.0) for q in QUALITY]
+                          for _ in range(horizon)] if safe else None,
+        worst_margin_s=rng.choice([0.0, 1.0]),
     )
 
 
@@ -57,3 +60,18 @@ def test_floor_refuses_a_draining_rung_but_always_allows_the_lowest() -> None:
     starving = PlanProblem(buffer_s=1.0, last_rung=3, download_s=[[9.0] * 6], quality=QUALITY,
                            chunk_s=4.0, rebuffer_penalty=4.3, floor_s=10.0)
     assert best_first_rung(starving) == 0
+
+
+def test_worst_case_refuses_a_chunk_a_collapse_would_strand_at_every_step() -> None:
+    # Expected downloads are short, but at the worst-case rate rung 4 takes 16 s.
+    expected = [0.3, 0.75, 1.2, 1.85, 2.85, 4.3]
+    worst = [q * 4.0 / 0.7 for q in QUALITY]
+    problem = PlanProblem(buffer_s=15.0, last_rung=4, download_s=[expected, expected],
+                          quality=QUALITY, chunk_s=4.0, rebuffer_penalty=4.3,
+                          worst_download_s=[worst, worst])
+    assert plan_value(problem, [4, 0]) is None  # 16.3 s at the worst rate > 15 s
+    assert plan_value(problem, [3, 3]) is not None  # 10.6 s fits, and again at 15.2 s
+    assert best_first_rung(problem) == 3
+    thin = PlanProblem(buffer_s=0.5, last_rung=4, download_s=[expected], quality=QUALITY,
+                       chunk_s=4.0, rebuffer_penalty=4.3, worst_download_s=[worst])
+    assert best_first_rung(thin) == 0  # the lowest rung is always allowed

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from reelstream.player.abr import AbrAlgorithm, AlwaysLowest, Observation, ReelStreamMpc
+from reelstream.player.abr import (
+    AbrAlgorithm,
+    AlwaysLowest,
+    Observation,
+    ReelStreamMpc,
+    ReelStreamTuning,
+    RobustMpc,
+)
 from reelstream.player.network import TraceLink
 from reelstream.player.qoe import measure
 from reelstream.player.simulator import SimConfig, simulate
@@ -117,3 +126,29 @@ def test_first_rung_can_be_left_to_the_algorithm() -> None:
 def test_out_of_range_rung_is_an_error() -> None:
     with pytest.raises(ValueError):
         simulate(constant_trace(8.0), video(), Fixed(6))
+
+
+def collapse_trace(before_mbps: float, after_mbps: float, at_s: int) -> Trace:
+    times = tuple(float(t) for t in range(400))
+    return Trace("collapse", times, tuple(before_mbps if t <= at_s else after_mbps for t in times))
+
+
+def total_stall(trace: Trace, algorithm: AbrAlgorithm) -> float:
+    return measure(simulate(trace, video(), algorithm), LADDER, 4.0).stall_s
+
+
+@pytest.mark.parametrize("before_mbps", [3.5, 6.0])
+def test_default_rides_out_a_collapse_to_the_insured_rate_at_any_moment(
+        before_mbps: float) -> None:
+    """A 4.7-8x collapse to 0.75 Mbit/s (712 kbit/s of payload, above the insured
+    700) never stalls ReelStreamMPC, wherever in the session it strikes; the same
+    planner without the insurance, and RobustMPC, stall on some of these."""
+    uninsured = ReelStreamMpc(replace(ReelStreamTuning(), collapse_kbps=None))
+    stalls = {"insured": 0.0, "uninsured": 0.0, "robust": 0.0}
+    for at_s in range(4, 190, 6):
+        trace = collapse_trace(before_mbps, 0.75, at_s)
+        assert total_stall(trace, ReelStreamMpc()) == 0.0, f"collapse at {at_s} s"
+        stalls["uninsured"] += total_stall(trace, uninsured)
+        stalls["robust"] += total_stall(trace, RobustMpc())
+    assert stalls["uninsured"] > 1.0
+    assert stalls["robust"] > 1.0
