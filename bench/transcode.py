@@ -33,16 +33,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reelstream.config import Settings  # noqa: E402
-from reelstream.ingest.service import IngestService  # noqa: E402
-from reelstream.media import tools  # noqa: E402
-from reelstream.media.transcode.commands import RungEncode, h264_args  # noqa: E402
-from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, ladder_for  # noqa: E402
-from reelstream.processors.embedded import run_embedded  # noqa: E402
-from reelstream.processors.transcode.completion import TranscodeCompletionProcessor  # noqa: E402
-from reelstream.runtime import Runtime  # noqa: E402
-from reelstream.workers.pool import start_pool  # noqa: E402
-from tests.support.media import make_master, title_metadata, write_metadata  # noqa: E402
+from reelstream.config import Settings
+from reelstream.ingest.service import IngestService
+from reelstream.media import tools
+from reelstream.media.transcode.commands import RungEncode, h264_args
+from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, ladder_for
+from reelstream.processors.embedded import run_embedded
+from reelstream.processors.transcode.completion import TranscodeCompletionProcessor
+from reelstream.runtime import Runtime
+from reelstream.workers.pool import start_pool
+from tests.support.media import make_master, title_metadata, write_metadata
 
 FILM_S = 2 * 3600
 TARGET_MIN = 15
@@ -67,7 +67,7 @@ class Run:
 
 def single_pass(master: Path, rungs: list[Rung], out: Path) -> Run:
     run = Run("single pass")
-    graph = "[0:v]split=%d%s;" % (len(rungs), "".join(f"[s{i}]" for i in range(len(rungs))))
+    graph = f"[0:v]split={len(rungs)}" + "".join(f"[s{i}]" for i in range(len(rungs))) + ";"
     graph += ";".join(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]"
                       for i, r in enumerate(rungs))
     argv = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(master), "-filter_complex", graph]
@@ -140,8 +140,8 @@ def measure(run: Run, master: Path, rungs: list[Rung], seconds: float) -> None:
         path = run.files[r.rendition_id]
         out = subprocess.run(
             [tools.ffmpeg(), "-nostdin", "-hide_banner", "-i", str(path), "-i", str(master), "-lavfi",
-             f"[1:v]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p,split[r1][r2];"
-             "[0:v]split[d1][d2];[d1][r1]psnr;[d2][r2]ssim", "-f", "null", "-"],
+             (f"[1:v]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p,split[r1][r2];"
+              "[0:v]split[d1][d2];[d1][r1]psnr;[d2][r2]ssim"), "-f", "null", "-"],
             capture_output=True, text=True, check=True).stderr
         psnr = float(out.split("PSNR")[1].split("average:")[1].split()[0])
         ssim = float(out.split("SSIM")[1].split("All:")[1].split()[0])

@@ -8,9 +8,10 @@ whole list at once.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from reelstream.ingest.languages import is_tag
 from reelstream.ingest.reasons import Reason
@@ -79,11 +80,11 @@ class _Checker:
                 self.bad(path, "is required (ISO 8601, e.g. '2026-01-01T00:00:00Z')")
             return None
         try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(str(value))
         except ValueError:
             self.bad(path, f"must be an ISO 8601 date-time, not {value!r}")
             return None
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_metadata(doc: Any) -> tuple[TitleMetadata | None, list[Reason]]:
@@ -157,7 +158,7 @@ def _license_terms(c: _Checker, terms: Any) -> dict[str, Any]:
     if not isinstance(max_height, int) or isinstance(max_height, bool) or not 144 <= max_height <= 4320:
         c.bad("license_terms.max_height", "must be the highest allowed resolution in lines, 144..4320")
         max_height = 2160
-    return {"territories": territories, "window_start": start or datetime(1970, 1, 1, tzinfo=timezone.utc),
+    return {"territories": territories, "window_start": start or datetime(1970, 1, 1, tzinfo=UTC),
             "window_end": end, "offline_download_allowed": bool(offline), "max_height": max_height}
 
 

@@ -5,9 +5,9 @@ Pure: the same inputs give the same events (ids aside), so it is unit-tested wit
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Mapping
 
 from reelstream.events.model import Event, new_event
 from reelstream.media.transcode.grid import chunk_frames, chunk_grid

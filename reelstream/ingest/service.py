@@ -20,14 +20,19 @@ from reelstream.ingest.metadata import SidecarSpec, TitleMetadata, parse_metadat
 from reelstream.ingest.plan import AudioPlan, SourceVideo, TextPlan, plan_events
 from reelstream.ingest.reasons import IngestRejected, Reason
 from reelstream.ingest.upload import UploadReport, upload_resumable
-from reelstream.ingest.validate import MediaReport, check_master, check_sidecar_audio, check_subtitle
+from reelstream.ingest.validate import (
+    MediaReport,
+    check_master,
+    check_sidecar_audio,
+    check_subtitle,
+)
 from reelstream.media.probe import MediaInfo
 from reelstream.media.transcode import layout
 from reelstream.media.transcode.calibrate import calibrate
 from reelstream.media.transcode.commands import ChunkEncode, RungEncode
-from reelstream.media.transcode.tonemap import peak_of, write_cube
 from reelstream.media.transcode.grid import chunk_grid
 from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, groups, ladder_for
+from reelstream.media.transcode.tonemap import peak_of, write_cube
 from reelstream.runtime import Runtime
 
 
@@ -224,4 +229,4 @@ def _encode_of(rung: Rung) -> RungEncode:
     return RungEncode(rung.rendition_id, rung.codec, rung.width, rung.height, rung.bitrate_kbps, rung.hdr)
 
 
-__all__ = ["IngestService", "IngestResult", "IngestRejected", "SidecarSpec"]
+__all__ = ["IngestRejected", "IngestResult", "IngestService", "SidecarSpec"]

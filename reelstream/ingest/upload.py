@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from reelstream.errors import ObjectStoreError
 from reelstream.stores.ports import ObjectInfo, ObjectStore
@@ -51,7 +52,7 @@ class _Journal:
     parts: dict[str, str] = field(default_factory=dict)  # part number -> MD5 hex
 
     @classmethod
-    def open(cls, directory: Path, key: str, source: Path, part_size: int) -> "_Journal":
+    def open(cls, directory: Path, key: str, source: Path, part_size: int) -> _Journal:
         stat = source.stat()
         path = directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
         fresh = cls(path, key, stat.st_size, stat.st_mtime_ns, part_size)
@@ -102,7 +103,7 @@ def _s3_client(objects: ObjectStore) -> tuple[Any, str] | None:
     if isinstance(objects, S3ObjectStore):
         # The port has no resumable upload; the adapter's boto3 client and bucket are reused
         # rather than configured twice. (Asked for as a port method in the report.)
-        return objects._s3, objects._bucket  # noqa: SLF001
+        return objects._s3, objects._bucket
     return None
 
 

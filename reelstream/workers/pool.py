@@ -6,8 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 def worker_command(threads: int, capabilities: str, idle_exit_s: float | None, extra: Sequence[str] = ()) -> list[str]:

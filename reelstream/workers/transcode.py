@@ -20,10 +20,11 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from reelstream.errors import ReelStreamError
 from reelstream.events.model import Event, new_event
@@ -136,7 +137,7 @@ class TranscodeWorker:
         master = self._master(title, job["source_key"])
         rungs = tuple(RungEncode(r["rendition_id"], r["codec"], r["width"], r["height"], r["bitrate_kbps"], r["hdr"],
                                  r.get("crf")) for r in job["rungs"])
-        frame_count = job["frame_count"] or int(round(job["duration_ms"] * fps / 1000))
+        frame_count = job["frame_count"] or round(job["duration_ms"] * fps / 1000)
         with tempfile.TemporaryDirectory(dir=self._dir("jobs"), prefix="job-") as tmp:
             outputs = tuple(Path(tmp) / f"{r.rendition_id}.mp4" for r in rungs)
             lut = (write_cube(self._dir("luts"), peak_of(job["master_display"], job["max_cll"]))

@@ -17,7 +17,15 @@ from reelstream.ingest.service import IngestService
 from reelstream.ingest.upload import upload_resumable
 from reelstream.media.transcode.ladder import Rung
 from reelstream.runtime import Runtime
-from tests.support.media import make_audio, make_master, sha256, title_metadata, write_metadata, write_srt, write_vtt
+from tests.support.media import (
+    make_audio,
+    make_master,
+    sha256,
+    title_metadata,
+    write_metadata,
+    write_srt,
+    write_vtt,
+)
 
 LADDER = (Rung("h264", 144, 200), Rung("h264", 180, 300))
 
@@ -129,10 +137,10 @@ def test_cli_names_the_reason_and_missing_metadata_writes_nothing(studio: Path, 
     master, metadata = delivery(studio, tmp_path, master={"sha256": "0" * 64})
     env = {**os.environ, "REEL_DATA_DIR": str(tmp_path / "reel")}
     cli = [sys.executable, "-m", "reelstream.cli", "ingest", str(master), "--quiet", "--metadata"]
-    bad = subprocess.run([*cli, str(metadata)], env=env, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([*cli, str(metadata)], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and "CHECKSUM_MISMATCH [master.sha256]" in bad.stderr
     assert "The uploaded files are kept" in bad.stderr
-    missing = subprocess.run([*cli, str(tmp_path / "nope.json")], env=env, capture_output=True, text=True, timeout=60)
+    missing = subprocess.run([*cli, str(tmp_path / "nope.json")], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert missing.returncode == 2 and "METADATA_INVALID" in missing.stderr
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from reelstream.media import tools
 
@@ -34,8 +35,8 @@ def make_master(path: Path, seconds: float = 4, size: str = "320x180", fps: int 
     gop = str(2 * fps)
     if hdr:
         args += ["-vf", "format=yuv420p10le", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
-                 f"keyint={gop}:min-keyint={gop}:scenecut=0:qp=12:hdr10=1:colorprim=bt2020:transfer=smpte2084:"
-                 f"colormatrix=bt2020nc:master-display={MASTER_DISPLAY}:max-cll=1000,400:log-level=error",
+                 (f"keyint={gop}:min-keyint={gop}:scenecut=0:qp=12:hdr10=1:colorprim=bt2020:transfer=smpte2084:"
+                  f"colormatrix=bt2020nc:master-display={MASTER_DISPLAY}:max-cll=1000,400:log-level=error"),
                  "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc", "-tag:v", "hvc1"]
     else:
         args += ["-c:v", "libx264", "-preset", "ultrafast", "-qp", "14", "-g", gop, "-keyint_min", gop,
@@ -55,7 +56,7 @@ Cue = tuple[float, float, str]
 
 
 def _stamp(seconds: float, sep: str) -> str:
-    ms = int(round(seconds * 1000))
+    ms = round(seconds * 1000)
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Sequence
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 from reelstream.media.transcode.chunk import encode_chunk
 from reelstream.media.transcode.commands import ChunkEncode, RungEncode

@@ -62,8 +62,8 @@ def encode_chunk(job: ChunkEncode, scratch: Path | None = None) -> list[EncodedC
         if frames != job.frame_count:
             raise ChunkIncomplete(f"{rung.rendition_id}: {frames} frames encoded, the grid needs {job.frame_count}")
         size = out.stat().st_size
-        duration_ms = int(round(frames * 1000 / job.fps))
+        duration_ms = round(frames * 1000 / job.fps)
         results.append(EncodedChunk(rung.rendition_id, out, size, frames, duration_ms,
-                                    int(round(size * 8 / duration_ms)) if duration_ms else 0,
+                                    round(size * 8 / duration_ms) if duration_ms else 0,
                                     round(psnr, 3) if psnr is not None else None))
     return results

@@ -23,7 +23,7 @@ class Chunk:
         return int(self.start_frame * 1000 / fps)
 
     def duration_ms(self, fps: Fraction) -> int:
-        return int(round(self.frame_count * 1000 / fps))
+        return round(self.frame_count * 1000 / fps)
 
 
 def chunk_frames(fps: Fraction, seconds: int = CHUNK_SECONDS) -> int:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from reelstream.errors import ConfigError
 
@@ -31,7 +32,7 @@ class Rung:
         """Rungs encoded together from one decode of a chunk (one filter graph, one ffmpeg)."""
         return f"{self.codec}-{'hdr' if self.hdr else 'sdr'}"
 
-    def check(self) -> "Rung":
+    def check(self) -> Rung:
         where = f"ladder rung {self.rendition_id}"
         if self.codec not in CODECS:
             raise ConfigError(f"{where}: codec must be one of {', '.join(CODECS)}")
@@ -55,7 +56,7 @@ DEFAULT_LADDER: tuple[Rung, ...] = (
 
 
 def even(value: float) -> int:
-    return max(2, int(round(value / 2)) * 2)
+    return max(2, round(value / 2) * 2)
 
 
 def ladder_for(master_width: int, master_height: int, master_hdr: bool, ladder: Iterable[Rung] = DEFAULT_LADDER,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import shlex
 import subprocess
-from typing import Sequence
+from collections.abc import Sequence
 
 from reelstream.errors import ReelStreamError
 
@@ -22,7 +22,7 @@ def run(argv: Sequence[str], what: str, timeout: float = 3600.0) -> subprocess.C
     log.info("%s: %s", what, shlex.join(argv))
     try:
         result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL, errors="replace")
+                                stdin=subprocess.DEVNULL, errors="replace", check=False)
     except subprocess.TimeoutExpired as e:
         raise MediaCommandFailed(f"{what}: timed out after {timeout:.0f}s") from e
     except OSError as e:

@@ -98,7 +98,7 @@ class TranscodeCompletionProcessor(Processor):
                 "encoder_group": rendition["encoder_group"], "codec": rendition["codec"], "width": rendition["width"],
                 "height": rendition["height"], "bitrate_kbps": rendition["bitrate_kbps"], "hdr": rendition["hdr"],
                 "frame_rate": plan["frame_rate"],
-                "chunk_duration_ms": int(round(plan["chunk_frames"] * 1000 * _fraction(plan["frame_rate"]))),
+                "chunk_duration_ms": round(plan["chunk_frames"] * 1000 * _fraction(plan["frame_rate"])),
                 "chunk_prefix": chunk_prefix(title_id, rid)}, producer=PRODUCER, caused_by=cause))
         renditions = {r["rendition_id"] for r in plan["renditions"]}
         tracks = {t["track_id"] for t in plan["audio_tracks"]}

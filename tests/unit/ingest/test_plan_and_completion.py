@@ -6,11 +6,14 @@ from fractions import Fraction
 
 from reelstream.events.codec import EventCodec
 from reelstream.events.model import Event, new_event
-from reelstream.ingest.plan import AudioPlan, SourceVideo, TextPlan, plan_events
 from reelstream.events.partitioning import partition_for
+from reelstream.ingest.plan import AudioPlan, SourceVideo, TextPlan, plan_events
 from reelstream.media.transcode.ladder import ladder_for
 from reelstream.processors.transcode.completion import (
-    RENDITION_CHUNKS, TRANSCODE_TITLES, TranscodeCompletionProcessor)
+    RENDITION_CHUNKS,
+    TRANSCODE_TITLES,
+    TranscodeCompletionProcessor,
+)
 from tests.support.memory_state import MemoryState
 
 CODEC = EventCodec()

@@ -11,7 +11,13 @@ from reelstream.errors import ConfigError
 from reelstream.media.transcode import layout
 from reelstream.media.transcode.calibrate import crf_for, sample_chunks
 from reelstream.media.transcode.chunk import parse_vstats
-from reelstream.media.transcode.commands import ChunkEncode, RungEncode, audio_command, chunk_command, filter_graph
+from reelstream.media.transcode.commands import (
+    ChunkEncode,
+    RungEncode,
+    audio_command,
+    chunk_command,
+    filter_graph,
+)
 from reelstream.media.transcode.grid import Chunk, chunk_grid, seek_seconds
 from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, groups, ladder_for, load_ladder
 from reelstream.media.transcode.tonemap import REFERENCE_WHITE, cube, peak_of, pq_to_nits, tone_map
