@@ -14,7 +14,8 @@ for a in "$@"; do
   esac
 done
 
-for svc in $(expand_services "$target"); do
+services="$(expand_services "$target")"
+for svc in $services; do
   with_lock "$svc"
   if ((force == 0)) && "svc_${svc}_fetched"; then
     info "$svc: already fetched ($DIST_DIR)"

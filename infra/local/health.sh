@@ -14,7 +14,8 @@ for a in "$@"; do
 done
 
 rc=0
-for svc in $(expand_services "$target"); do
+services="$(expand_services "$target")"
+for svc in $services; do
   pid="$(service_pid "$svc" || true)"
   if ((quiet)); then
     "svc_${svc}_health" > /dev/null 2>&1 && ok=1 || ok=0

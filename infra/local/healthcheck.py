@@ -33,21 +33,24 @@ def check_kafka() -> None:
 
 def check_cassandra() -> None:
     logging.getLogger("cassandra").setLevel(logging.CRITICAL)
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import WhiteListRoundRobinPolicy
 
     hosts = [h.strip() for h in os.environ.get("REEL_CASSANDRA_HOSTS", "127.0.0.1").split(",")]
+    profile = ExecutionProfile(
+        load_balancing_policy=WhiteListRoundRobinPolicy(hosts), request_timeout=5
+    )
     cluster = Cluster(
         hosts,
         port=int(os.environ.get("REEL_CASSANDRA_PORT", "19042")),
         connect_timeout=5,
         control_connection_timeout=5,
-        load_balancing_policy=WhiteListRoundRobinPolicy(hosts),
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         protocol_version=5,
     )
     try:
         session = cluster.connect()
-        row = session.execute("SELECT release_version FROM system.local", timeout=5).one()
+        row = session.execute("SELECT release_version FROM system.local").one()
         if not row or not row.release_version:
             raise RuntimeError("system.local has no release_version")
     finally:

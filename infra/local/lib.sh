@@ -60,9 +60,12 @@ require_java17() {
   esac
 }
 
-# Python used for health checks: the repo venv when it exists, else none (port checks).
+# Python used for health checks: $REEL_HEALTH_PYTHON when set ("none" = no Python),
+# else the repo venv when it exists, else none (then the checks use ports, logs and Java tools).
 health_python() {
-  if [[ -x "$REPO_ROOT/.venv/bin/python" ]]; then
+  if [[ -n "${REEL_HEALTH_PYTHON:-}" ]]; then
+    [[ "$REEL_HEALTH_PYTHON" == none ]] || printf '%s\n' "$REEL_HEALTH_PYTHON"
+  elif [[ -x "$REPO_ROOT/.venv/bin/python" ]]; then
     printf '%s\n' "$REPO_ROOT/.venv/bin/python"
   fi
 }
@@ -186,8 +189,9 @@ mvn_fetch() {
   require_cmd java openjdk-17-jre-headless "by Maven"
   rm -rf "$out.tmp"
   mkdir -p "$out.tmp"
+  # (sed strips the colour resets that mvn -q prints even without a terminal)
   if ! mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$out.tmp" >&2; then
+    -DoutputDirectory="$out.tmp" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2; then
     rm -rf "$out.tmp"
     die "Maven could not fetch the dependencies of $pom (is Maven Central reachable?)"
   fi

@@ -58,6 +58,7 @@ start_one() {
   done
 }
 
-for svc in $(expand_services "${1:-all}"); do
+services="$(expand_services "${1:-all}")"
+for svc in $services; do
   start_one "$svc"
 done

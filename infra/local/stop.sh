@@ -14,7 +14,8 @@ for a in "$@"; do
   esac
 done
 
-for svc in $(expand_services "$target"); do
+services="$(expand_services "$target")"
+for svc in $services; do
   with_lock "$svc"
   if service_pid "$svc" > /dev/null; then
     stop_service_process "$svc" "$("svc_${svc}_stop_timeout")"
