@@ -80,3 +80,112 @@ def chromium(tmp: Path) -> Iterator[Any]:
             yield context
         finally:
             context.close()
+
+
+# --------------------------------------------------------------------------- a packaged title
+
+
+PLAYER_DIR = REPO / "reelstream" / "web"
+BROWSER_RENDITIONS = ("h264-360p-800k", "h264-720p-1500k")  # SD and HD: Chromium must get SD only
+BROWSER_AUDIO = ("audio-en", "audio-fr", "audio-en-ad")
+BROWSER_SUBTITLES = ("text-en-sdh", "text-fr")
+BROWSER_SECONDS = 6
+
+
+def build_browser_media(cache: Path) -> Path:
+    """Encode the browser-test title once (ffmpeg 8.1, about 3 s of CPU): two H.264 rungs,
+    three AAC tracks at different pitches, two WebVTT tracks, in the transcoder's layout."""
+    from tests.support import media_fixtures as mf
+
+    renditions = {"h264-360p-800k": mf.Rendition("h264-360p-800k", 640, 360, 800),
+                  "h264-720p-1500k": mf.Rendition("h264-720p-1500k", 1280, 720, 1500)}
+    for rid in BROWSER_RENDITIONS:
+        mf.encode_rendition(cache / "renditions" / rid, renditions[rid], BROWSER_SECONDS)
+    for i, track in enumerate(BROWSER_AUDIO):
+        mf.encode_audio(cache / "audio" / f"{track}.mp4", BROWSER_SECONDS, 440 + 220 * i)
+    (cache / "subtitles").mkdir(parents=True, exist_ok=True)
+    for track in BROWSER_SUBTITLES:
+        (cache / "subtitles" / f"{track}.vtt").write_text(mf.vtt(track.split("-")[1], BROWSER_SECONDS))
+    return cache
+
+
+def stand_in_app(objects: Any, packages: dict[str, Any], key_service: Any) -> web.Application:
+    """What the browser talks to: the player page, Shaka, manifests generated per request by
+    ReelStream's manifest functions, segments from origin storage, and keys.
+
+    The two key routes are a STAND-IN for the license server (a later issue): they hand
+    Clear Key keys to anyone, with no entitlement or device check. Keys come from the key
+    service (unwrapped from the state store), never from a file or the package.
+    """
+    import base64
+    import json
+
+    from reelstream.media.package import dash, hls
+
+    def urls(request: web.Request, package: Any) -> hls.UrlBuilder:
+        origin = f"{request.url.scheme}://{request.url.host}:{request.url.port}"
+        return hls.UrlBuilder(media_base=f"{origin}/media/{package.package_id}/", playlist_base="",
+                              clearkey_license=f"{origin}/license/clearkey/{package.title_id}",
+                              clearkey_key=f"{origin}/keys/{package.title_id}/{{key_id}}")
+
+    async def manifest(request: web.Request) -> web.Response:
+        package = packages[request.match_info["package"]]
+        name = request.match_info["name"]
+        u = urls(request, package)
+        if name == "manifest.mpd":
+            return web.Response(text=dash.mpd(package, hls.CHROMIUM_CLEARKEY, u), content_type="application/dash+xml")
+        if name == "master.m3u8":
+            body = hls.multivariant_playlist(package, hls.CHROMIUM_CLEARKEY, u)
+        else:
+            body = hls.media_playlist(package, name.removesuffix(".m3u8"), hls.CHROMIUM_CLEARKEY, u)
+        return web.Response(text=body, content_type="application/vnd.apple.mpegurl")
+
+    async def media(request: web.Request) -> web.Response:
+        package = packages[request.match_info["package"]]
+        body = objects.get(package.storage_prefix + request.match_info["key"])
+        kind = "text/vtt" if request.match_info["key"].endswith(".vtt") else "video/mp4"
+        return web.Response(body=body, content_type=kind)
+
+    def b64url(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    async def clearkey_license(request: web.Request) -> web.Response:
+        # W3C EME Clear Key license request/response (JSON Web Key set).
+        asked = json.loads(await request.read())
+        keys = []
+        for kid in asked["kids"]:
+            kid_hex = base64.urlsafe_b64decode(kid + "=" * (-len(kid) % 4)).hex()
+            key = key_service.key_for_kid(request.match_info["title"], kid_hex)
+            keys.append({"kty": "oct", "kid": kid, "k": b64url(key.key)})
+        return web.json_response({"keys": keys, "type": asked.get("type", "temporary")})
+
+    async def raw_key(request: web.Request) -> web.Response:
+        # HLS KEYFORMAT="identity": the URI returns the 16 key bytes.
+        key = key_service.key_for_kid(request.match_info["title"], request.match_info["kid"])
+        return web.Response(body=key.key, content_type="application/octet-stream")
+
+    app = web.Application()
+    app.router.add_get("/manifest/{package}/{name}", manifest)
+    app.router.add_get("/media/{package}/{key:.+}", media)
+    app.router.add_post("/license/clearkey/{title}", clearkey_license)
+    app.router.add_get("/keys/{title}/{kid}", raw_key)
+    app.router.add_static("/shaka/", SHAKA_DIST)
+    app.router.add_static("/player/", PLAYER_DIR)
+    return app
+
+
+def package_for_test(runtime: Any, key_service: Any, title_id: str, scheme: str, cache: Path) -> Any:
+    """Upload the cached media as ``title_id``, package it with ReelStream's packager and the
+    key service, and announce it (TitlePackaged), as the pipeline will."""
+    from reelstream.events.model import new_event
+    from reelstream.media.package.packager import package_title
+    from tests.support.media_fixtures import upload_title
+
+    upload_title(runtime.objects, title_id, cache)
+    package = package_title(runtime.objects, title_id, BROWSER_RENDITIONS, BROWSER_AUDIO, BROWSER_SUBTITLES,
+                            scheme, key_service)  # type: ignore[arg-type]
+    runtime.publish(new_event("TitlePackaged", {
+        "title_id": title_id, "package_id": package.package_id, "formats": ["dash", "hls"], "schemes": [scheme],
+        "storage_prefix": package.storage_prefix, "rendition_ids": list(BROWSER_RENDITIONS)},
+        producer="test", correlation_id=title_id))
+    return package
