@@ -50,6 +50,24 @@ Limits, measured: a deep collapse *below the lowest rung* (0.2 Mbit/s on
 ``norway_car_12``) still stalls, because insuring against it means keeping
 BOLA-sized buffers all session; doing that (a flat 4-5x collapse factor) reached
 BOLA's stall time on HSDPA but only 0.98-0.99x RobustMPC's QoE_lin.
+
+Against the targets (``bench/abr.py``; QoE_lin / RobustMPC's, rebuffer % vs BOLA's):
+
+=================  ==============  ===================  ==========
+set / portion      QoE_lin ratio   rebuffer % (BOLA)    HSDPA <0.5
+=================  ==============  ===================  ==========
+HSDPA held-out     1.027 (unmet)   0.101 (0.004) unmet  met
+HSDPA whole        1.043 (unmet)   0.075 (0.005) unmet  met
+FCC held-out       1.020 (unmet)   0.775 (0.823) met    --
+FCC whole          1.042 (unmet)   0.725 (0.749) met    --
+=================  ==============  ===================  ==========
+
+On the tuning half it reached 1.059 (HSDPA) and 1.064 (FCC) with FCC stalls equal
+to BOLA's; the held-out half is harder (its HSDPA stalls come from ferry and bus
+traces whose link sinks to 0.26-0.56 Mbit/s, under the insured 700 kbit/s). BOLA's
+stalls are those of always-lowest on HSDPA, so matching them means insuring every
+collapse, and that premium (a buffer of about 4-5 chunk downloads, kept to the end
+of the title) costs more QoE_lin than the 5 % margin over RobustMPC allows.
 """
 
 from __future__ import annotations
