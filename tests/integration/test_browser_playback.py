@@ -47,9 +47,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     # One title per scheme: a content key is never used with both cenc and cbcs.
     packages = {scheme: package_for_test(runtime, keys, f"t-browser-{scheme}", scheme, cache)
                 for scheme in ("cenc", "cbcs")}
-    with serve(stand_in_app(runtime.objects, {p.package_id: p for p in packages.values()}, keys)) as base:
-        with chromium(root) as browser:
-            yield {"base": base, "browser": browser, "packages": packages}
+    app = stand_in_app(runtime.objects, {p.package_id: p for p in packages.values()}, keys)
+    with serve(app) as base, chromium(root) as browser:
+        yield {"base": base, "browser": browser, "packages": packages}
     runtime.close()
 
 

@@ -89,11 +89,9 @@ def mpd(package: Package, profile: DeviceProfile, urls: UrlBuilder) -> str:
                         ("mediaPresentationDuration", xs_duration(package.duration_s)),
                         ("minBufferTime", xs_duration(_longest_segment(package.tracks)))])
     period = root.add("Period", ("id", "0"), ("start", "PT0S"))
-    next_id = 0
-    for tracks in _adaptation_groups(chosen.video) + _adaptation_groups(chosen.audio) \
-            + _adaptation_groups(chosen.text):
-        _adaptation_set(period, next_id, tracks, package, profile, urls)
-        next_id += 1
+    groups = _adaptation_groups(chosen.video) + _adaptation_groups(chosen.audio) + _adaptation_groups(chosen.text)
+    for set_id, tracks in enumerate(groups):
+        _adaptation_set(period, set_id, tracks, package, profile, urls)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + "\n".join(root.render()) + "\n"
 
 
