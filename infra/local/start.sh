@@ -8,38 +8,50 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 case "${1:-all}" in -h | --help) sed -n '2,5p' "$0"; exit 0 ;; esac
 
-start_one() {
-  local svc="$1" pid host timeout t0 p owner
+declare -A PIDS=() READY=()
+
+# launch_one NAME : fetch if needed and start the server, unless it already runs
+launch_one() {
+  local svc="$1" pid host t0 p owner
   host="$("svc_${svc}_host")"
-  timeout="$("svc_${svc}_start_timeout")"
   with_lock "$svc"
   clear_stale_pid "$svc"
 
   if pid="$(service_pid "$svc")"; then
     if "svc_${svc}_health" 2> /dev/null; then
       info "$svc: already running (pid $pid) and healthy"
-      return 0
+      READY[$svc]=1
+    else
+      info "$svc: running (pid $pid) but not healthy yet"
     fi
-    info "$svc: running (pid $pid) but not healthy yet; waiting up to ${timeout}s"
-  else
-    for p in $("svc_${svc}_ports"); do
-      if port_open "$host" "$p"; then
-        owner="$(port_owner "$p")"
-        die "$svc: port $host:$p is already in use by another process${owner:+ ($owner)}, not by a server this script started. Stop it, or move ReelStream's $svc to other ports (see infra/local/env.sh)."
-      fi
-    done
-    if ! "svc_${svc}_fetched"; then
-      t0="$(now_s)"
-      "svc_${svc}_fetch"
-      info "$svc: fetched in $(elapsed_since "$t0") s"
-    fi
-    mkdir -p "$DATA_DIR/$svc"
-    "svc_${svc}_start"
-    pid="$(tr -dc '0-9' < "$(pid_file "$svc")")"
-    info "$svc: started pid $pid, waiting up to ${timeout}s for it to be healthy (log: $LOG_DIR/$svc.log)"
+    PIDS[$svc]="$pid"
+    return 0
   fi
+  for p in $("svc_${svc}_ports"); do
+    if port_open "$host" "$p"; then
+      owner="$(port_owner "$p")"
+      die "$svc: port $host:$p is already in use by another process${owner:+ ($owner)}, not by a server this script started. Stop it, or move ReelStream's $svc to other ports (see infra/local/env.sh)."
+    fi
+  done
+  if ! "svc_${svc}_fetched"; then
+    t0="$(now_s)"
+    "svc_${svc}_fetch"
+    info "$svc: fetched in $(elapsed_since "$t0") s"
+  fi
+  mkdir -p "$DATA_DIR/$svc"
+  "svc_${svc}_start"
+  pid="$(tr -dc '0-9' < "$(pid_file "$svc")")"
+  PIDS[$svc]="$pid"
+  STARTED_AT[$svc]="$(now_s)"
+  info "$svc: started pid $pid (log: $LOG_DIR/$svc.log)"
+}
 
-  t0="$(now_s)"
+# wait_one NAME : wait until healthy; on failure show the log and exit non-zero
+wait_one() {
+  local svc="$1" pid="${PIDS[$1]}" timeout t0
+  [[ -n "${READY[$svc]:-}" ]] && return 0
+  timeout="$("svc_${svc}_start_timeout")"
+  t0="${STARTED_AT[$svc]:-$(now_s)}"
   while true; do
     if ! kill -0 "$pid" 2> /dev/null; then
       tail_log "$svc" 40
@@ -47,18 +59,23 @@ start_one() {
       die "$svc: the server process exited during startup (see the log above: $LOG_DIR/$svc.log)"
     fi
     if "svc_${svc}_health" 2> /dev/null; then
-      info "$svc: healthy after $(elapsed_since "$t0") s (pid $pid)"
+      info "$svc: healthy $(elapsed_since "$t0") s after start (pid $pid)"
       return 0
     fi
     if awk -v a="$t0" -v b="$(now_s)" -v t="$timeout" 'BEGIN { exit !(b - a > t) }'; then
       tail_log "$svc" 40
-      die "$svc: not healthy after ${timeout}s; it is still running as pid $pid (stop it with infra/local/stop.sh $svc)"
+      die "$svc: not healthy ${timeout} s after start; it is still running as pid $pid (stop it with infra/local/stop.sh $svc)"
     fi
     sleep 1
   done
 }
 
+declare -A STARTED_AT=()
 services="$(expand_services "${1:-all}")"
+# launch every server first, then wait: the JVMs start side by side
 for svc in $services; do
-  start_one "$svc"
+  launch_one "$svc"
+done
+for svc in $services; do
+  wait_one "$svc"
 done
