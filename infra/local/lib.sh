@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
 # Shared helpers for infra/local/{fetch,start,health,stop}.sh.
 # Sourced, never run. The caller sets `set -euo pipefail`.
 #
@@ -12,15 +12,19 @@
 INFRA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$INFRA_DIR/../.." && pwd)"
 RUN_DIR="${REEL_RUN_DIR:-$REPO_ROOT/.run}"
-DIST_DIR="$RUN_DIR/dist"
-CONF_DIR="$RUN_DIR/conf"
-DATA_DIR="$RUN_DIR/data"
+# used by the sourced <svc>/service.sh files
+# shellcheck disable=SC2034
+{
+  DIST_DIR="$RUN_DIR/dist"
+  CONF_DIR="$RUN_DIR/conf"
+  DATA_DIR="$RUN_DIR/data"
+}
 LOG_DIR="$RUN_DIR/logs"
 PID_DIR="$RUN_DIR/pids"
 
 ALL_SERVICES=(kafka cassandra s3)
 
-# shellcheck source=infra/local/env.sh
+# shellcheck source=env.sh
 source "$INFRA_DIR/env.sh"
 
 # ---------------------------------------------------------------- messages
