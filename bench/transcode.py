@@ -11,7 +11,6 @@ and a projection for a 2-hour film on N workers; ends with ONE JSON line.
 
 Default: a 30-s 720p24 master and the 6 H.264 rungs up to 720p (about 6 minutes on 2 cores);
 ``--full`` is the issue's 60-s 1080p master with the 8 H.264 rungs up to 1080p (about 30 minutes here).
-``--full`` is the issue's 60-s 1080p master with the 8 H.264 rungs up to 1080p.
 """
 
 from __future__ import annotations
@@ -154,7 +153,7 @@ def measure(run: Run, master: Path, rungs: list[Rung], seconds: float) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="the issue's 60-s 1080p master (about 20 min here)")
+    parser.add_argument("--full", action="store_true", help="the issue's 60-s 1080p master (about 30 min here)")
     parser.add_argument("--seconds", type=int, help="master duration (default 30, --full 60)")
     parser.add_argument("--size", help="master size (default 1280x720, --full 1920x1080)")
     parser.add_argument("--keep", type=Path, help="keep the work directory here")
