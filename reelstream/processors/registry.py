@@ -8,12 +8,14 @@ from reelstream.processors.entitlements.logic import EntitlementProcessor
 from reelstream.processors.keys.logic import KeyCatalogProcessor
 from reelstream.processors.licenses.logic import LicenseProcessor
 from reelstream.processors.playback.logic import WatchPositionProcessor
+from reelstream.processors.sessions.logic import LiveSessionProcessor
 from reelstream.processors.transcode.completion import TranscodeCompletionProcessor
 from reelstream.processors.transcode.progress import ChunkProgressProcessor
 
 PROCESSORS: dict[str, type[Processor]] = {
     p.name: p for p in (CatalogProcessor, EntitlementProcessor, WatchPositionProcessor, LicenseProcessor,
-                        KeyCatalogProcessor, ChunkProgressProcessor, TranscodeCompletionProcessor)
+                        KeyCatalogProcessor, ChunkProgressProcessor, TranscodeCompletionProcessor,
+                        LiveSessionProcessor)
 }
 
 

@@ -23,25 +23,45 @@ WATCH_POSITIONS = ViewSpec(
     query="a user's latest positions per title and device type (resume, continue watching)",
 )
 
+# Partition key: (user_id, profile_id); clustering key: title_id. The newest position of a
+# profile per title across all its devices: resume and "continue watching" per profile.
+# (WATCH_POSITIONS keys by device type, so two profiles on one TV would share a row.)
+PROFILE_PROGRESS = ViewSpec(
+    name="profile_progress", partition_key=("user_id", "profile_id"), clustering_key=("title_id",),
+    columns={"user_id": Column.TEXT, "profile_id": Column.TEXT, "title_id": Column.TEXT,
+             "position_ms": Column.BIGINT, "event_time_ms": Column.BIGINT, "state": Column.TEXT,
+             "device_type": Column.TEXT, "device_id": Column.TEXT, "session_id": Column.TEXT},
+    query="a profile's newest position per title across devices (resume, continue watching)",
+)
+
 _STATE_BY_TYPE = {"PlaybackStarted": "PLAYING", "PlaybackPaused": "PAUSED", "PlaybackStopped": "STOPPED"}
 
 
 class WatchPositionProcessor(Processor):
     name = "watch_positions"
     topics = ("reel.playback",)
-    views = (WATCH_POSITIONS,)
+    views = (WATCH_POSITIONS, PROFILE_PROGRESS)
 
     def primary(self, event: Event) -> tuple[ViewSpec, tuple[Any, ...]] | None:
         return WATCH_POSITIONS, (event["user_id"], event["title_id"], event["device_type"])
 
     def handle(self, event: Event, state: StateReader) -> Outcome:
         key = (event["user_id"], event["title_id"], event["device_type"])
-        current = state.get(WATCH_POSITIONS, key)
-        if not newer(event, current):
-            return Outcome()
+        outcome = Outcome()
+        at = millis(event.header.event_time)
         state_name = event.data.get("state") or _STATE_BY_TYPE[event.type]
-        return Outcome().write(WATCH_POSITIONS, {
-            "user_id": key[0], "title_id": key[1], "device_type": key[2],
-            "position_ms": event["position_ms"], "event_time_ms": millis(event.header.event_time),
-            "state": state_name, "session_id": event["session_id"], "profile_id": event["profile_id"],
-            "device_id": event["device_id"]})
+        # Each view keeps the newest event by event time, not arrival, independently: an
+        # event stale for its device type may still be the profile's newest, and vice versa.
+        profile_key = (event["user_id"], event["profile_id"], event["title_id"])
+        if newer(event, state.get(PROFILE_PROGRESS, profile_key)):
+            outcome.write(PROFILE_PROGRESS, {
+                "user_id": key[0], "profile_id": event["profile_id"], "title_id": key[1],
+                "position_ms": event["position_ms"], "event_time_ms": at, "state": state_name,
+                "device_type": key[2], "device_id": event["device_id"], "session_id": event["session_id"]})
+        if newer(event, state.get(WATCH_POSITIONS, key)):
+            outcome.write(WATCH_POSITIONS, {
+                "user_id": key[0], "title_id": key[1], "device_type": key[2],
+                "position_ms": event["position_ms"], "event_time_ms": at,
+                "state": state_name, "session_id": event["session_id"], "profile_id": event["profile_id"],
+                "device_id": event["device_id"]})
+        return outcome

@@ -1,0 +1,203 @@
+"""Accounts, profiles and devices, kept as views in the StateStore (Cassandra or SQLite).
+
+Written directly by the auth gateway, like the key service's ``content_keys``: these are
+operational records, not facts analytics replays. Passwords are stored as scrypt hashes
+(RFC 7914) with a per-account salt.
+
+A device is registered with a type (``tv``, ``phone``, ``browser``...) and the DRM
+security level of its CDM: ``hardware`` (a TEE-backed CDM, Widevine L1 / PlayReady SL3000)
+or ``software`` (Widevine L3, Clear Key). In proxy mode the vendor's license service
+reports the level it observed; the registered level is the upper bound ReelStream allows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from reelstream.errors import ReelStreamError
+from reelstream.stores.ports import Column, Row, StateStore, ViewSpec
+
+SecurityLevel = Literal["hardware", "software"]
+SECURITY_LEVELS: tuple[SecurityLevel, ...] = get_args(SecurityLevel)
+DeviceType = Literal["tv", "phone", "tablet", "browser", "console", "set-top-box"]
+DEVICE_TYPES: tuple[DeviceType, ...] = get_args(DeviceType)
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+# Partition key: account_id. Read on every sign-in.
+ACCOUNTS = ViewSpec(
+    name="accounts", partition_key=("account_id",), clustering_key=(),
+    columns={"account_id": Column.TEXT, "email": Column.TEXT, "password": Column.TEXT, "country": Column.TEXT,
+             "profiles": Column.JSON, "created_ms": Column.BIGINT},
+    query="an account with its profiles, by account id")
+# Partition key: email. Sign-in names an email; this maps it to the account.
+ACCOUNT_EMAILS = ViewSpec(
+    name="account_emails", partition_key=("email",), clustering_key=(),
+    columns={"email": Column.TEXT, "account_id": Column.TEXT},
+    query="the account of an email address")
+# Partition key: account_id; clustering: device_id. Device limits count one partition.
+DEVICES = ViewSpec(
+    name="devices", partition_key=("account_id",), clustering_key=("device_id",),
+    columns={"account_id": Column.TEXT, "device_id": Column.TEXT, "name": Column.TEXT, "device_type": Column.TEXT,
+             "security_level": Column.TEXT, "registered_ms": Column.BIGINT, "active": Column.BOOLEAN},
+    query="the devices registered to an account")
+VIEWS = (ACCOUNTS, ACCOUNT_EMAILS, DEVICES)
+
+
+class IdentityError(ReelStreamError):
+    """Root of the identity errors."""
+
+
+class InvalidIdentityInput(IdentityError):
+    """A field of a sign-up, profile or device registration is missing or malformed (400)."""
+
+
+class AuthenticationFailed(IdentityError):
+    """Email and password do not match an account (401; the message never says which)."""
+
+
+class AccountExists(IdentityError):
+    """Sign-up with an email that already has an account (409)."""
+
+
+class UnknownDevice(IdentityError):
+    """The device is not registered to the account, or was removed (403)."""
+
+
+class DeviceLimitReached(IdentityError):
+    """The account already has its maximum number of active devices (409); remove one first."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    profile_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    email: str
+    country: str
+    profiles: tuple[Profile, ...]
+
+
+@dataclass(frozen=True)
+class Device:
+    account_id: str
+    device_id: str
+    name: str
+    device_type: DeviceType
+    security_level: SecurityLevel
+    registered_ms: int
+    active: bool = True
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2 ** 14, r=8, p=1, dklen=32)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        _, salt, digest = stored.split("$")
+        expected = hash_password(password, bytes.fromhex(salt)).split("$")[2]
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected, digest)
+
+
+class IdentityStore:
+    """Accounts, profiles and devices. ``clock_ms`` is injected."""
+
+    def __init__(self, state: StateStore, clock_ms: Callable[[], int], max_devices: int = 10) -> None:
+        self._state = state
+        self._clock_ms = clock_ms
+        self.max_devices = max_devices
+        state.ensure_views(VIEWS)
+
+    def create_account(self, email: str, password: str, country: str, profile_name: str = "main") -> Account:
+        email = email.strip().lower() if isinstance(email, str) else ""
+        if not _EMAIL.match(email):
+            raise InvalidIdentityInput("email must look like name@domain")
+        if not isinstance(password, str) or len(password) < 8 or len(password) > 256:
+            raise InvalidIdentityInput("password must be 8 to 256 characters")
+        if not isinstance(country, str) or not _COUNTRY.match(country):
+            raise InvalidIdentityInput("country must be an ISO 3166-1 alpha-2 code such as 'US'")
+        if self._state.get(ACCOUNT_EMAILS, (email,)) is not None:
+            raise AccountExists(f"an account with {email} exists; sign in instead")
+        account = Account(f"acc-{uuid.uuid4().hex[:16]}", email, country, (Profile("p-main", profile_name),))
+        self._state.put(ACCOUNTS, Row({"account_id": account.account_id, "email": email,
+                                       "password": hash_password(password), "country": country,
+                                       "profiles": [p.__dict__ for p in account.profiles],
+                                       "created_ms": self._clock_ms()}))
+        self._state.put(ACCOUNT_EMAILS, Row({"email": email, "account_id": account.account_id}))
+        return account
+
+    def authenticate(self, email: str, password: str) -> Account:
+        row = self._state.get(ACCOUNT_EMAILS, (str(email).strip().lower(),))
+        account_row = self._state.get(ACCOUNTS, (row.values["account_id"],)) if row else None
+        if account_row is None or not check_password(str(password), account_row.values["password"]):
+            raise AuthenticationFailed("email or password is wrong")
+        return _account(account_row)
+
+    def account(self, account_id: str) -> Account | None:
+        row = self._state.get(ACCOUNTS, (account_id,))
+        return _account(row) if row else None
+
+    def add_profile(self, account_id: str, name: str) -> Profile:
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
+            raise InvalidIdentityInput("profile name must be 1 to 64 characters")
+        row = self._state.get(ACCOUNTS, (account_id,))
+        if row is None:
+            raise AuthenticationFailed("the account no longer exists")
+        profiles = list(row.values["profiles"])
+        if len(profiles) >= 5:
+            raise InvalidIdentityInput("an account has at most 5 profiles")
+        profile = Profile(f"p-{uuid.uuid4().hex[:10]}", name.strip())
+        self._state.put(ACCOUNTS, Row({**row.values, "profiles": profiles + [profile.__dict__]}, row.applied))
+        return profile
+
+    def register_device(self, account_id: str, name: str, device_type: str, security_level: str) -> Device:
+        if device_type not in DEVICE_TYPES:
+            raise InvalidIdentityInput(f"device_type must be one of {', '.join(DEVICE_TYPES)}")
+        if security_level not in SECURITY_LEVELS:
+            raise InvalidIdentityInput(f"security_level must be one of {', '.join(SECURITY_LEVELS)}")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise InvalidIdentityInput("device name must be 1 to 100 characters")
+        active = [d for d in self.devices(account_id) if d.active]
+        if len(active) >= self.max_devices:
+            raise DeviceLimitReached(f"the account has {len(active)} active devices, the most allowed; "
+                                     "remove one before adding another")
+        device = Device(account_id, f"dev-{uuid.uuid4().hex[:16]}", name, device_type,  # type: ignore[arg-type]
+                        security_level, self._clock_ms())  # type: ignore[arg-type]
+        self._state.put(DEVICES, Row(dict(device.__dict__)))
+        return device
+
+    def remove_device(self, account_id: str, device_id: str) -> None:
+        row = self._state.get(DEVICES, (account_id, device_id))
+        if row is None:
+            raise UnknownDevice(f"device {device_id} is not registered to this account")
+        self._state.put(DEVICES, Row({**row.values, "active": False}, row.applied))
+
+    def device(self, account_id: str, device_id: str) -> Device:
+        row = self._state.get(DEVICES, (account_id, device_id))
+        if row is None or not row.values["active"]:
+            raise UnknownDevice(f"device {device_id} is not registered to this account (or was removed)")
+        return Device(**row.values)
+
+    def devices(self, account_id: str) -> list[Device]:
+        return [Device(**r.values) for r in self._state.query(DEVICES, (account_id,))]
+
+
+def _account(row: Row) -> Account:
+    v = row.values
+    return Account(v["account_id"], v["email"], v["country"], tuple(Profile(**p) for p in v["profiles"]))
