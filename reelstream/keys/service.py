@@ -1,4 +1,5 @@
-"""The key service: one content key per title and key class, generated with a CSPRNG,
+"""The key service: one content key per title, key class and encryption scheme
+(``model.key_slot`` says why per scheme), generated with a CSPRNG,
 stored wrapped by the KEK in the ``content_keys`` view, announced by id only.
 
 It is ReelStream's own key provider (``keys_for``) and the store behind the SPEKE
@@ -16,10 +17,19 @@ from collections.abc import Callable, Iterable, Mapping
 from reelstream.errors import ReelStreamError
 from reelstream.events.model import Event, new_event
 from reelstream.keys.kek import KeyEncryptionKey
-from reelstream.keys.model import KEY_CLASSES, ContentKey, KeyClass, check_kid
+from reelstream.keys.model import (
+    KEY_CLASSES,
+    LEGACY_SCHEME,
+    ContentKey,
+    KeyClass,
+    check_kid,
+    key_slot,
+    slot_parts,
+)
 from reelstream.stores.ports import Column, Row, StateStore, ViewSpec
 
-# Partition key: title_id; one row per key class. Only wrapped keys, never key bytes.
+# Partition key: title_id; one row per key class and scheme ("HD" for 'cenc', "HD:cbcs" for
+# 'cbcs': ``key_slot``). Only wrapped keys, never key bytes.
 CONTENT_KEYS = ViewSpec(
     name="content_keys", partition_key=("title_id",), clustering_key=("key_class",),
     columns={"title_id": Column.TEXT, "key_class": Column.TEXT, "key_id": Column.TEXT,
@@ -63,19 +73,22 @@ class KeyService:
     # ------------------------------------------------------------------ provider interface
 
     def keys_for(self, title_id: str, classes: Iterable[KeyClass],
-                 kids: Mapping[KeyClass, str] | None = None) -> dict[KeyClass, ContentKey]:
-        """The title's key per class, creating missing ones (with ``kids`` when given, as a
-        SPEKE encryptor chooses its KIDs; otherwise random KIDs)."""
+                 kids: Mapping[KeyClass, str] | None = None,
+                 scheme: str = LEGACY_SCHEME) -> dict[KeyClass, ContentKey]:
+        """The title's key per class for ``scheme``, creating missing ones (with ``kids``
+        when given, as a SPEKE encryptor chooses its KIDs; otherwise random KIDs). Two
+        schemes never share a key or a KID."""
         wanted = _check_classes(classes)
         requested = {c: check_kid(k) for c, k in (kids or {}).items()}
         with self._lock:
             rows = self._rows(title_id)
             result: dict[KeyClass, ContentKey] = {}
             for key_class in wanted:
-                row = rows.get(key_class)
+                slot = key_slot(key_class, scheme)
+                row = rows.get(slot)
                 if row is None:
-                    row = self._create(title_id, key_class, requested.get(key_class), rows)
-                    rows[key_class] = row
+                    row = self._create(title_id, slot, requested.get(key_class), rows)
+                    rows[slot] = row
                 key = self._unwrap(row)
                 if key_class in requested and requested[key_class] != key.kid:
                     raise KeyIdConflict(
@@ -93,16 +106,22 @@ class KeyService:
                 return self._unwrap(row)
         raise UnknownKey(f"title {title_id} has no content key with id {wanted}")
 
-    def key_ids(self, title_id: str) -> dict[KeyClass, str]:
-        return {c: r.values["key_id"] for c, r in self._rows(title_id).items()}
+    def key_ids(self, title_id: str, scheme: str = LEGACY_SCHEME) -> dict[KeyClass, str]:
+        out: dict[KeyClass, str] = {}
+        for slot, row in self._rows(title_id).items():
+            key_class, row_scheme = slot_parts(slot)
+            if row_scheme == scheme:
+                out[key_class] = row.values["key_id"]
+        return out
 
     # ------------------------------------------------------------------ internals
 
-    def _rows(self, title_id: str) -> dict[KeyClass, Row]:
+    def _rows(self, title_id: str) -> dict[str, Row]:
+        """The title's rows by key slot."""
         return {r.values["key_class"]: r for r in self._state.query(CONTENT_KEYS, (title_id,))}
 
-    def _create(self, title_id: str, key_class: KeyClass, kid: str | None,
-                rows: Mapping[KeyClass, Row]) -> Row:
+    def _create(self, title_id: str, key_class: str, kid: str | None,
+                rows: Mapping[str, Row]) -> Row:
         kid = kid or self._random(16).hex()
         taken = {r.values["key_id"]: c for c, r in rows.items()}
         if kid in taken:
@@ -120,15 +139,19 @@ class KeyService:
         key = self._kek.unwrap(base64.b64decode(v["wrapped_key"]), _context(v["title_id"], v["key_class"], v["key_id"]))
         return ContentKey(v["key_id"], key)
 
-    def _announce(self, title_id: str, rows: dict[KeyClass, Row]) -> None:
+    def _announce(self, title_id: str, rows: dict[str, Row]) -> None:
         """Publish ContentKeysCreated (every key id of the title) when a key is new, then mark
-        the rows: a crash between the two re-announces on the next call, never loses it."""
+        the rows: a crash between the two re-announces on the next call, never loses it.
+        The event's KeyRef has no scheme field (schema v1): a title packaged in two schemes
+        lists two key ids per class."""
         if all(r.values.get("announced") for r in rows.values()):
             return
-        ordered = sorted(rows.values(), key=lambda r: KEY_CLASSES.index(r.values["key_class"]))
+        ordered = sorted(rows.values(), key=lambda r: (KEY_CLASSES.index(slot_parts(r.values["key_class"])[0]),
+                                                       r.values["key_class"]))
         self._publish(new_event("ContentKeysCreated", {
             "title_id": title_id,
-            "keys": [{"key_id": r.values["key_id"], "key_class": r.values["key_class"]} for r in ordered],
+            "keys": [{"key_id": r.values["key_id"], "key_class": slot_parts(r.values["key_class"])[0]}
+                     for r in ordered],
             "key_provider": PROVIDER_NAME,
         }, producer=self._producer, correlation_id=title_id))
         for key_class, row in rows.items():

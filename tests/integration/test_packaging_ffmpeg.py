@@ -57,7 +57,7 @@ def test_decrypts_to_the_clear_samples(packaged, scheme: str, track_id: str) -> 
     store, provider, packages, _, out = packaged
     package = packages[scheme]
     track = next(t for t in package.tracks if t.track_id == track_id)
-    key = provider.keys_for("t1", [track.key_class])[track.key_class]
+    key = provider.keys_for("t1", [track.key_class], scheme=scheme)[track.key_class]  # one key per scheme
     assert track.key_id == key.kid
     protected = _joined(store, package, track_id, out)
     clear = _joined(store, packages["clear"], track_id, out)

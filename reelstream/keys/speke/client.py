@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from reelstream.errors import ReelStreamError
 from reelstream.events.model import Event, new_event
-from reelstream.keys.model import KEY_CLASSES, ContentKey, KeyClass
+from reelstream.keys.model import KEY_CLASSES, ContentKey, KeyClass, key_slot
 from reelstream.keys.speke.contract import usage_rules
 from reelstream.keys.speke.cpix import (
     CpixContentKey,
@@ -50,18 +50,24 @@ class SpekeKeyProvider:
         self._producer = producer
         self.name = name or f"speke:{url}"
 
-    def kid_for(self, title_id: str, key_class: KeyClass) -> str:
-        return uuid.uuid5(_KID_NAMESPACE, f"{title_id}/{key_class}").hex
+    def kid_for(self, title_id: str, key_class: KeyClass, scheme: str | None = None) -> str:
+        """A KID per class and scheme (``key_slot``: one key per scheme); 'cenc' KIDs are
+        what they were before keys were per scheme."""
+        return uuid.uuid5(_KID_NAMESPACE, f"{title_id}/{key_slot(key_class, scheme or self.scheme)}"
+                          .replace(":", "/")).hex
 
-    def request_document(self, title_id: str, classes: Iterable[KeyClass]) -> CpixDocument:
-        kids = {c: self.kid_for(title_id, c) for c in KEY_CLASSES if c in set(classes)}
-        keys = tuple(CpixContentKey(kid, self.scheme) for kid in kids.values())
+    def request_document(self, title_id: str, classes: Iterable[KeyClass],
+                         scheme: str | None = None) -> CpixDocument:
+        scheme = scheme or self.scheme
+        kids = {c: self.kid_for(title_id, c, scheme) for c in KEY_CLASSES if c in set(classes)}
+        keys = tuple(CpixContentKey(kid, scheme) for kid in kids.values())
         systems = tuple(DrmSystem(kid, s, pssh="", content_protection_data="", hls_media="", hls_master="")
                         for kid in kids.values() for s in self.systems)
         return CpixDocument(title_id, keys, systems, usage_rules(kids))
 
-    def keys_for(self, title_id: str, classes: Iterable[KeyClass]) -> dict[KeyClass, ContentKey]:
-        request = self.request_document(title_id, classes)
+    def keys_for(self, title_id: str, classes: Iterable[KeyClass],
+                 scheme: str | None = None) -> dict[KeyClass, ContentKey]:
+        request = self.request_document(title_id, classes, scheme)
         response = self._post(build_cpix(request))
         by_kid = {k.kid: k for k in response.keys}
         result: dict[KeyClass, ContentKey] = {}

@@ -49,13 +49,13 @@ def answer(service: KeyService, request: CpixDocument) -> CpixDocument:
         raise CpixError(f"ContentKey {missing[0]} has no ContentKeyUsageRule; ReelStream needs the rule "
                         "to know which class (AUDIO, SD, HD, UHD) it protects")
     wanted = {classes[k.kid]: k.kid for k in request.keys}
+    scheme = next(iter(schemes))
     try:
-        keys = service.keys_for(request.content_id, list(wanted), kids=wanted)
+        keys = service.keys_for(request.content_id, list(wanted), kids=wanted, scheme=scheme or "cenc")
     except KeyIdConflict as e:
         raise CpixError(str(e)) from e
     answered = tuple(CpixContentKey(k.kid, k.common_encryption_scheme, k.explicit_iv, keys[classes[k.kid]].key)
                      for k in request.keys)
-    scheme = next(iter(schemes))
     systems = tuple(signaling.answer(s, scheme) for s in request.drm_systems)
     return request.with_keys(answered, systems)
 

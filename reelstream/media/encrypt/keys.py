@@ -1,8 +1,9 @@
 """Where content keys come from: the ``KeyProvider`` port.
 
-Keys are per title and per track class (AUDIO; video SD up to 1024x576 pixels, HD up
+Keys are per title, per track class (AUDIO; video SD up to 1024x576 pixels, HD up
 to 1920x1080, UHD above: SPEKE v2 PRESET-VIDEO-3), so a device allowed only SD never
-holds an HD key. The packager asks for the
+holds an HD key, and per encryption scheme ('cenc' and 'cbcs' packages of one title use
+different keys: ``reelstream.keys.model.key_slot`` gives the reason). The packager asks for the
 classes it needs; the key service (``reelstream.keys``: ``KeyService``, or
 ``SpekeKeyProvider`` for a SPEKE v2 endpoint) answers. ``ContentKey`` and the classes
 are the key service's own (``reelstream.keys.model``), so either plugs in as is.
@@ -17,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reelstream.keys.model import KEY_CLASSES, ContentKey, KeyClass, video_key_class
+from reelstream.keys.model import KEY_CLASSES, LEGACY_SCHEME, ContentKey, KeyClass, key_slot, video_key_class
 from reelstream.media.package.errors import PackagingError
 
 __all__ = ["KEY_CLASSES", "ContentKey", "InMemoryKeyProvider", "KeyClass", "KeyProvider",
@@ -52,8 +53,10 @@ class KeyProvider(ABC):
     """Gives the packager the content keys of a title, per track class."""
 
     @abstractmethod
-    def keys_for(self, title_id: str, classes: Iterable[KeyClass]) -> dict[KeyClass, ContentKey]:
-        """One key per requested class. Raises MissingKey when one cannot be had."""
+    def keys_for(self, title_id: str, classes: Iterable[KeyClass],
+                 scheme: str = LEGACY_SCHEME) -> dict[KeyClass, ContentKey]:
+        """One key per requested class, for ``scheme`` only (never a key another scheme
+        uses). Raises MissingKey when one cannot be had."""
 
     @classmethod
     def __subclasshook__(cls, other: Any) -> bool:
@@ -62,21 +65,23 @@ class KeyProvider(ABC):
 
 
 class InMemoryKeyProvider(KeyProvider):
-    """Keys held in a dict: given up front, or (``generate=True``) made on first request."""
+    """Keys held in a dict: given up front (those are 'cenc' keys, or any scheme's with a
+    ``"SD:cbcs"``-style ``key_slot``), or (``generate=True``) made on first request."""
 
-    def __init__(self, keys: Mapping[str, Mapping[KeyClass, ContentKey]] | None = None,
+    def __init__(self, keys: Mapping[str, Mapping[str, ContentKey]] | None = None,
                  generate: bool = False) -> None:
-        self._keys: dict[str, dict[KeyClass, ContentKey]] = {
-            t: dict(k) for t, k in (keys or {}).items()}
+        self._keys: dict[str, dict[str, ContentKey]] = {t: dict(k) for t, k in (keys or {}).items()}
         self._generate = generate
 
-    def keys_for(self, title_id: str, classes: Iterable[KeyClass]) -> dict[KeyClass, ContentKey]:
+    def keys_for(self, title_id: str, classes: Iterable[KeyClass],
+                 scheme: str = LEGACY_SCHEME) -> dict[KeyClass, ContentKey]:
         held = self._keys.setdefault(title_id, {})
         out: dict[KeyClass, ContentKey] = {}
         for c in classes:
-            if c not in held:
+            slot = key_slot(c, scheme)
+            if slot not in held:
                 if not self._generate:
-                    raise MissingKey(title_id, c)
-                held[c] = ContentKey(os.urandom(16).hex(), os.urandom(16))
-            out[c] = held[c]
+                    raise MissingKey(title_id, c if scheme == LEGACY_SCHEME else f"{c} ({scheme})")
+                held[slot] = ContentKey(os.urandom(16).hex(), os.urandom(16))
+            out[c] = held[slot]
         return out

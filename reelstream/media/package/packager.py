@@ -133,7 +133,7 @@ def package_title(objects: ObjectStore, title_id: str, renditions: Sequence[str]
                     lambda job: _prepare(objects, title_id, job[0], job[1], Path(tmp), segment_s,
                                          fragmenter),
                     jobs))
-                keys = _keys(key_provider, title_id, sources) if scheme != "clear" else {}
+                keys = _keys(key_provider, title_id, sources, scheme) if scheme != "clear" else {}
                 tracks = list(pool.map(
                     lambda s: _write_track(objects, prefix, s, scheme, keys, iv_size, written),
                     sources))
@@ -184,7 +184,7 @@ def _prepare(objects: ObjectStore, title_id: str, track_id: str, media: MediaInp
     if fragmenter == "native":
         if len(configs) > 1:
             raise PackagingError(f"{track_id}: its chunks have different decoder configurations "
-                                 "(avcC/esds); package with fragmenter='ffmpeg' or re-encode")
+                                 "(avcC/hvcC/esds); package with fragmenter='ffmpeg' or re-encode")
         return _Source(track_id, remux(chunks, kind, segment_s), media)
     work = tmp / track_id
     work.mkdir()
@@ -206,8 +206,8 @@ def _prepare(objects: ObjectStore, title_id: str, track_id: str, media: MediaInp
 
 
 def check_source(data: bytes, key: str, kind: str) -> bytes:
-    """A chunk or audio file must be a complete MP4 whose first track is H.264 (video) or
-    AAC (audio). Raises CorruptMedia / UnsupportedCodec naming ``key`` and the box.
+    """A chunk or audio file must be a complete MP4 whose first track is H.264 or HEVC
+    (video) or AAC (audio). Raises CorruptMedia / UnsupportedCodec naming ``key`` and the box.
     Returns the track's sample entry (its decoder configuration) as bytes."""
     moov = None
     has_mdat = False
@@ -229,7 +229,7 @@ def check_source(data: bytes, key: str, kind: str) -> bytes:
                 assert isinstance(sample_entry, ContainerBox)
                 # the decoder configuration only (btrt and the like differ chunk to chunk)
                 return b"".join(c.build() for c in sample_entry.children
-                                if c.type in (b"avcC", b"esds"))
+                                if c.type in (b"avcC", b"hvcC", b"esds"))
             hdlr = trak.find("mdia/hdlr") if isinstance(trak, ContainerBox) else None
             handler = hdlr.payload()[8:12] if hdlr is not None else b""
             if handler == (b"vide" if kind == "video" else b"soun"):
@@ -237,13 +237,14 @@ def check_source(data: bytes, key: str, kind: str) -> bytes:
     raise CorruptMedia(key, STSD, 0, f"no {kind} track")
 
 
-def _keys(provider: KeyProvider, title_id: str, sources: list[_Source]) -> dict[str, ContentKey]:
-    """The content key of each track (by track id), one provider call for all classes."""
+def _keys(provider: KeyProvider, title_id: str, sources: list[_Source], scheme: str) -> dict[str, ContentKey]:
+    """The content key of each track (by track id) for ``scheme``, one provider call for
+    all classes: a title's 'cenc' and 'cbcs' packages never share a key (``key_slot``)."""
     classes: dict[str, KeyClass] = {}
     for s in sources:
         w, h = s.track.dimensions if s.track.kind == "video" else (None, None)
         classes[s.track_id] = key_class_for(s.track.kind, w, h)
-    got = provider.keys_for(title_id, sorted(set(classes.values())))
+    got = provider.keys_for(title_id, sorted(set(classes.values())), scheme=scheme)
     out = {}
     for track_id, c in classes.items():
         if c not in got:
@@ -297,7 +298,8 @@ def _write_track(objects: ObjectStore, prefix: str, source: _Source, scheme: Sch
     if track.kind == "video":
         w, h = track.dimensions
         rate = Fraction(ts, durations.most_common(1)[0][0]) if durations else Fraction(0)
-        return PackagedTrack(**common, width=w, height=h, video_range="SDR", roles=("main",),
+        return PackagedTrack(**common, width=w, height=h, video_range=track.video_range,  # type: ignore[arg-type]
+                             roles=("main",),
                              frame_rate=str(rate.numerator) if rate.denominator == 1 else
                              f"{rate.numerator}/{rate.denominator}")
     media = source.media

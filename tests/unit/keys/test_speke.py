@@ -112,7 +112,7 @@ def test_contracts_that_would_break_the_key_hierarchy_are_refused(rules, message
 
 def test_answer_fills_keys_and_signaling(service: KeyService) -> None:
     response = answer(service, parse_cpix(AWS_STYLE_REQUEST))
-    keys = service.keys_for("abc123", ["SD", "AUDIO"])
+    keys = service.keys_for("abc123", ["SD", "AUDIO"], scheme="cbcs")  # the request is for cbcs
     assert [(k.kid, k.value) for k in response.keys] == [(KID_SD, keys["SD"].key), (KID_AUDIO, keys["AUDIO"].key)]
     system = response.drm_systems[0]
     assert base64.b64decode(system.pssh or "") == common_pssh([KID_SD])
@@ -135,7 +135,7 @@ async def test_endpoint_answers_and_refuses(service: KeyService) -> None:
         assert ok.status == 200
         assert ok.headers["X-Speke-Version"] == "2.0" and ok.headers["X-Speke-User-Agent"]
         assert ok.content_type == "application/xml"
-        assert parse_cpix(await ok.read()).keys[0].value == service.keys_for("abc123", ["SD"])["SD"].key
+        assert parse_cpix(await ok.read()).keys[0].value == service.keys_for("abc123", ["SD"], scheme="cbcs")["SD"].key
 
         no_version = await client.post(SPEKE_PATH, data=AWS_STYLE_REQUEST)
         assert (no_version.status, await no_version.text()) == (422, "Unsupported SPEKE version")
