@@ -10,11 +10,17 @@ is also what lets ReelStream encrypt a whole fragment in one AES call). 'cbcs' s
 protection right after the slice header; its partial last block is left clear by the
 pattern itself (10.4.2).
 
+HEVC follows the same rules (23001-7 10.2, 10.4.2): its NAL unit header is two bytes
+and the clear part of a VCL NAL unit is the slice segment header (``hevc.py``).
+
 Audio is whole-sample encrypted: no subsample map (``None``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from reelstream.media.encrypt import hevc
 from reelstream.media.encrypt.h264 import H264Error, ParameterSets
 from reelstream.media.package.boxes import Subsample
 
@@ -47,6 +53,46 @@ def organize(pairs: list[tuple[int, int]], align: bool) -> tuple[Subsample, ...]
     if clear_acc:
         out.append((clear_acc, 0))
     return tuple(out)
+
+
+def _nal_pairs(sample: memoryview, length_size: int,
+               header_size: Callable[[memoryview], int]) -> list[tuple[int, int]]:
+    """(clear, protected) per length-prefixed NAL unit (14496-15 4.3.2); ``header_size``
+    says how many bytes of a NAL unit stay clear."""
+    pairs: list[tuple[int, int]] = []
+    pos, end, n = 0, len(sample), length_size
+    while pos < end:
+        if pos + n > end:
+            raise SubsampleError(f"NAL length field cut at byte {pos} of {end}")
+        size = int.from_bytes(sample[pos:pos + n], "big")
+        if size < 2 or pos + n + size > end:
+            raise SubsampleError(f"NAL unit of {size} bytes at byte {pos} overruns the sample ({end})")
+        try:
+            header = min(header_size(sample[pos + n:pos + n + size]), size)
+        except ValueError as e:  # H264Error, HevcError
+            raise SubsampleError(f"NAL unit at byte {pos}: {e}") from e
+        pairs.append((n + header, size - header))
+        pos += n + size
+    return pairs
+
+
+class HevcSubsampler:
+    """Subsample maps for HEVC samples (``hvc1``/``hev1``, 14496-15 8)."""
+
+    def __init__(self, hvcc: bytes, align: bool) -> None:
+        self.params, self.length_size = hevc.ParameterSets.from_hvcc(hvcc)
+        self.align = align
+
+    def _clear_bytes(self, nal: memoryview) -> int:
+        kind = hevc.nal_type(nal)
+        if kind in (hevc.SPS, hevc.PPS):
+            self.params.add(nal)  # in-band parameter sets ('hev1') change later headers
+        if hevc.is_vcl(kind):
+            return self.params.slice_header_size(nal)
+        return len(nal)
+
+    def map(self, sample: memoryview) -> tuple[Subsample, ...]:
+        return organize(_nal_pairs(sample, self.length_size, self._clear_bytes), self.align)
 
 
 class AvcSubsampler:

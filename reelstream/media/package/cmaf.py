@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reelstream.media.encrypt.cenc import Map, SampleEncryptor
-from reelstream.media.encrypt.subsamples import AvcSubsampler, SubsampleError
+from reelstream.media.encrypt.h264 import H264Error
+from reelstream.media.encrypt import hevc
+from reelstream.media.encrypt.subsamples import AvcSubsampler, HevcSubsampler, SubsampleError
 from reelstream.media.package.boxes import (
     Box,
     ContainerBox,
@@ -37,7 +39,9 @@ from reelstream.media.package.boxes import (
 )
 from reelstream.media.package.errors import CorruptMedia, UnsupportedCodec
 
-VIDEO_ENTRIES = {b"avc1", b"avc3", b"encv"}
+AVC_ENTRIES = {b"avc1", b"avc3"}
+HEVC_ENTRIES = {b"hvc1", b"hev1"}
+VIDEO_ENTRIES = AVC_ENTRIES | HEVC_ENTRIES | {b"encv"}
 AUDIO_ENTRIES = {b"mp4a", b"enca"}
 PROTECTED_ENTRIES = {b"encv", b"enca"}
 STSD = "moov/trak/mdia/minf/stbl/stsd"
@@ -125,12 +129,45 @@ class ClearTrack:
                            0, "missing decoder configuration")
 
     @property
+    def is_hevc(self) -> bool:
+        return self.sample_entry.type in HEVC_ENTRIES
+
+    def hvcc(self) -> hevc.HvcC:
+        try:
+            return hevc.HvcC.parse(self.config(b"hvcC"))
+        except hevc.HevcError as e:
+            raise CorruptMedia(self.file, f"{STSD}/{self.sample_entry.type.decode()}/hvcC", 0, str(e)) from e
+
+    @property
     def codecs(self) -> str:
-        """RFC 6381 codecs string: avc1.PPCCLL, mp4a.40.AOT."""
+        """RFC 6381 codecs string: avc1.PPCCLL, hvc1.2.4.L150.B0 (14496-15 E.3), mp4a.40.AOT."""
+        if self.is_hevc:
+            return self.hvcc().codecs(self.sample_entry.type.decode())
         if self.kind == "video":
             avcc = self.config(b"avcC")
             return f"{self.sample_entry.type.decode()}.{avcc[1:4].hex()}"
         return f"mp4a.40.{_aac_object_type(self.config(b'esds'))}"
+
+    @property
+    def video_range(self) -> str:
+        """HLS VIDEO-RANGE (RFC 8216bis 4.4.6.2): PQ or HLG from the transfer characteristics
+        (H.273 / 23008-2 E.2.1: 16 = SMPTE ST 2084, 18 = ARIB STD-B67) of the ``colr`` box
+        ('nclx', 14496-12 12.1.5) or, without one, of the SPS VUI; SDR otherwise."""
+        transfer = _colr_transfer(self.sample_entry)
+        if transfer is None and self.is_hevc:
+            try:
+                transfer = self.hvcc().transfer_characteristics()
+            except (hevc.HevcError, H264Error) as e:
+                raise CorruptMedia(self.file, f"{STSD}/{self.sample_entry.type.decode()}/hvcC", 0,
+                                   f"unreadable SPS: {e}") from e
+        return {hevc.TRANSFER_PQ: "PQ", hevc.TRANSFER_HLG: "HLG"}.get(transfer or 0, "SDR")
+
+
+def _colr_transfer(entry: ContainerBox) -> int | None:
+    for c in entry.children:
+        if c.type == b"colr" and isinstance(c, RawBox) and c.data[:4] in (b"nclx", b"nclc") and len(c.data) >= 8:
+            return int(struct.unpack_from(">H", c.data, 6)[0])
+    return None
 
 
 def _aac_object_type(esds: bytes) -> int:
@@ -263,15 +300,18 @@ def subsample_maps(track: ClearTrack, p: Protection) -> SubsampleMapper:
     if track.kind == "audio":
         return SubsampleMapper(None)
     align = p.encryptor.scheme == b"cenc"
+    config = b"hvcC" if track.is_hevc else b"avcC"
     try:
-        return SubsampleMapper(AvcSubsampler(track.config(b"avcC"), align))
+        if track.is_hevc:
+            return SubsampleMapper(HevcSubsampler(track.config(config), align))
+        return SubsampleMapper(AvcSubsampler(track.config(config), align))
     except (ValueError, IndexError) as e:
-        raise CorruptMedia(track.file, f"{STSD}/{track.sample_entry.type.decode()}/avcC", 0,
-                           f"unreadable SPS/PPS: {e}") from e
+        raise CorruptMedia(track.file, f"{STSD}/{track.sample_entry.type.decode()}/{config.decode()}", 0,
+                           f"unreadable VPS/SPS/PPS: {e}") from e
 
 
 class SubsampleMapper:
-    def __init__(self, avc: AvcSubsampler | None) -> None:
+    def __init__(self, avc: AvcSubsampler | HevcSubsampler | None) -> None:
         self.avc = avc
 
     def maps(self, mdat: bytes | bytearray | memoryview, table: SampleTable) -> list[Map]:
@@ -288,7 +328,7 @@ def protect_fragment(frag: Fragment, table: SampleTable, p: Protection, mapper: 
     try:
         maps = mapper.maps(mdat, table)
     except SubsampleError as e:
-        raise CorruptMedia(file, "mdat", frag.offset + frag.moof.size, f"bad H.264 sample: {e}") from e
+        raise CorruptMedia(file, "mdat", frag.offset + frag.moof.size, f"bad video sample: {e}") from e
     entries = p.encryptor.encrypt_fragment(mdat, table.offsets, table.sizes, maps)
     senc = Senc(entries, Senc.USE_SUBSAMPLES if maps and maps[0] is not None else 0)
     sizes = senc.entry_sizes()

@@ -25,11 +25,11 @@ class CorruptMedia(PackagingError):
 
 
 class UnsupportedCodec(PackagingError):
-    """A track's sample entry is not one ReelStream can package (H.264 and AAC today)."""
+    """A track's sample entry is not one ReelStream can package (H.264, HEVC and AAC today)."""
 
     def __init__(self, file: str, box: str, codec: str) -> None:
         super().__init__(f"{file}: box '{box}': codec '{codec}' is not supported "
-                         "(ReelStream packages avc1/avc3 video and mp4a audio)")
+                         "(ReelStream packages avc1/avc3/hvc1/hev1 video and mp4a audio)")
         self.file = file
         self.box = box
         self.codec = codec
