@@ -166,3 +166,11 @@ def test_hevc_samples_and_metadata_equal_shaka(hevc, tmp_path: Path, track_id: s
         assert a.data == b.data, f"sample {i}: protected bytes differ"
     clear = read_clear(source.read_bytes(), "clear")
     assert our_samples[0].data != bytes(clear.fragments[0].mdat[:len(our_samples[0].data)])
+
+
+def test_cenc_and_cbcs_packages_of_one_title_use_different_keys(hevc) -> None:
+    """The per-scheme key rule (reelstream.keys.model.key_slot) as the packager applies it."""
+    _, _, packages, _ = hevc
+    cenc = {t.track_id: t.key_id for t in packages["cenc"].tracks}
+    cbcs = {t.track_id: t.key_id for t in packages["cbcs"].tracks}
+    assert cenc.keys() == cbcs.keys() and all(cenc[t] and cbcs[t] and cenc[t] != cbcs[t] for t in cenc)
