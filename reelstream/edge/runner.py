@@ -1,0 +1,150 @@
+"""The one place that runs nginx: writes each node's generated config, checks it
+(``nginx -t``), starts the master as a supervised child (``daemon off``), reloads it
+when the popularity list changes, and stops it. Every command is logged exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+from reelstream.edge import nginx
+from reelstream.edge.signing import EdgeSecret
+from reelstream.edge.topology import EdgeNode, Topology
+from reelstream.errors import ReelStreamError
+
+log = logging.getLogger(__name__)
+INSTALL_HINT = "install Debian's nginx: sudo apt-get install -y nginx (ReelStream runs it as a user process)"
+
+
+class NginxMissing(ReelStreamError):
+    """No nginx binary on PATH or in /usr/sbin; the message says how to install it."""
+
+
+class EdgeStartFailed(ReelStreamError):
+    """An edge node's config failed ``nginx -t`` or the node did not answer its health check;
+    the message holds nginx's own error output."""
+
+
+def find_nginx() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if found is None:
+        raise NginxMissing(f"nginx is not installed, so the cache tiers cannot start; {INSTALL_HINT}")
+    return found
+
+
+def _run_logged(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    log.info("running: %s", shlex.join(argv))
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
+class EdgeRunner:
+    """Runs every node of a topology; use as a context manager or call start/stop."""
+
+    def __init__(self, topology: Topology, secret: EdgeSecret, popular: Iterable[str] = (),
+                 nginx_binary: str | None = None, start_timeout_s: float = 10.0) -> None:
+        self.topology = topology
+        self.secret = secret
+        self.popular = tuple(popular)
+        self.nginx = nginx_binary or find_nginx()
+        self.start_timeout_s = start_timeout_s
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def write(self, node: EdgeNode) -> Path:
+        d = self.topology.node_dir(node)
+        for sub in ("logs", "cache", "tmp"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        (d / "popular.map").write_text(nginx.render_popular_map(self.popular))
+        path = nginx.config_path(self.topology, node)
+        run_as = pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else None
+        path.write_text(nginx.render_config(self.topology, node, self.secret, run_as))
+        return path
+
+    def start(self) -> "EdgeRunner":
+        # PoPs first: an appliance's first fill goes to its PoP.
+        for node in sorted(self.topology.nodes, key=lambda n: n.tier != "pop"):
+            self.write(node)
+            checked = _run_logged(nginx.command(self.nginx, self.topology, node, test_only=True))
+            if checked.returncode != 0:
+                self.stop()
+                raise EdgeStartFailed(f"edge node {node.name}: nginx -t failed: {checked.stderr.strip()}")
+            argv = nginx.command(self.nginx, self.topology, node)
+            log.info("starting edge node %s (%s) on %s: %s", node.name, node.tier, node.base_url, shlex.join(argv))
+            self.processes[node.name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                         stderr=subprocess.PIPE, start_new_session=True)
+            self._wait_healthy(node)
+        return self
+
+    def _wait_healthy(self, node: EdgeNode) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            process = self.processes[node.name]
+            if process.poll() is not None:
+                err = process.stderr.read().decode() if process.stderr else ""
+                self.stop()
+                raise EdgeStartFailed(f"edge node {node.name} exited with {process.returncode}: {err.strip()}")
+            try:
+                with urllib.request.urlopen(f"{node.base_url}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)  # polling a starting process, not a timing assumption
+        self.stop()
+        raise EdgeStartFailed(f"edge node {node.name} did not answer {node.base_url}/healthz in {self.start_timeout_s}s")
+
+    def set_popular(self, titles: Iterable[str]) -> None:
+        """Rewrite the appliances' popularity list and reload them (SIGHUP: new workers take
+        the list; in-flight requests finish on the old ones)."""
+        self.popular = tuple(titles)
+        for node in self.topology.tier("appliance"):
+            (self.topology.node_dir(node) / "popular.map").write_text(nginx.render_popular_map(self.popular))
+            process = self.processes.get(node.name)
+            if process and process.poll() is None:
+                log.info("reloading edge node %s: kill -HUP %d", node.name, process.pid)
+                before = _children(process.pid)
+                process.send_signal(signal.SIGHUP)
+                self._wait_new_workers(process.pid, before)
+
+    def _wait_new_workers(self, pid: int, before: set[int]) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline and not (_children(pid) - before):
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        for name, process in list(self.processes.items()):
+            if process.poll() is None:
+                log.info("stopping edge node %s: kill -QUIT %d", name, process.pid)
+                process.send_signal(signal.SIGQUIT)  # graceful: finish in-flight requests
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(5)
+            if process.stderr:
+                process.stderr.close()
+            del self.processes[name]
+
+    def __enter__(self) -> "EdgeRunner":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found |= {int(c) for c in (task / "children").read_text().split()}
+        except OSError:
+            pass
+    return found if found or not os.path.exists(f"/proc/{pid}") else set()

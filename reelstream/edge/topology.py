@@ -1,0 +1,85 @@
+"""A delivery topology: the origin, CDN PoP nodes and ISP-appliance nodes, described as
+data. ``nginx.py`` renders each node's config from it; ``runner.py`` runs them;
+``steering.py`` ranks them per session.
+
+Tiers (issue #6): an *appliance* sits inside one ISP's network and fills from its
+*parent* PoP; it holds only titles on the popularity list (``popular.py`` output), and
+long-tail requests are steered to the PoP (and, if they arrive anyway, passed through
+without being stored). A *PoP* fills from the origin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from reelstream.errors import ConfigError
+
+Tier = Literal["pop", "appliance"]
+GB = 1024**3
+
+
+@dataclass(frozen=True)
+class EdgeNode:
+    """One nginx cache node."""
+
+    name: str  # also its pathway / serviceLocation id in manifests: [a-z0-9-]
+    tier: Tier
+    port: int  # loopback port it listens on
+    cache_bytes: int  # proxy_cache max_size
+    parent: str | None = None  # an appliance's PoP; None for a PoP (it fills from the origin)
+    isp: str | None = None  # an appliance serves one ISP's subscribers
+    host: str = "127.0.0.1"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Topology:
+    origin_url: str  # where PoPs fill from: the origin app (``origin.py``) over the ObjectStore
+    nodes: tuple[EdgeNode, ...]
+    work_dir: Path  # per-node folders: conf, cache, logs, pid
+    segment_max_age_s: int = 31_536_000  # immutable segments: a year
+    manifest_max_age_s: int = 2  # media playlists and MPDs: short, refreshed in the background
+    manifest_stale_s: int = 300  # stale-while-revalidate window for manifests
+    lock_timeout_s: int = 10  # proxy_cache_lock: one fill per object, others wait up to this
+    worker_processes: int = 1
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [n.name for n in self.nodes]
+        ports = [n.port for n in self.nodes]
+        if len(set(names)) != len(names) or len(set(ports)) != len(ports):
+            raise ConfigError(f"edge topology: node names and ports must be unique ({names}, {ports})")
+        for node in self.nodes:
+            if not node.name.replace("-", "").isalnum() or node.name.lower() != node.name:
+                raise ConfigError(f"edge node {node.name!r}: use lowercase letters, digits and '-'")
+            if node.tier == "appliance":
+                parent = self.node(node.parent) if node.parent else None
+                if parent is None or parent.tier != "pop" or not node.isp:
+                    raise ConfigError(f"edge node {node.name!r}: an appliance needs an ISP and a PoP parent")
+            elif node.parent is not None:
+                raise ConfigError(f"edge node {node.name!r}: a PoP fills from the origin, not from {node.parent!r}")
+            if node.cache_bytes < 16 * 1024**2:
+                raise ConfigError(f"edge node {node.name!r}: cache_bytes {node.cache_bytes} is under 16 MiB")
+
+    def node(self, name: str | None) -> EdgeNode | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def tier(self, tier: Tier) -> tuple[EdgeNode, ...]:
+        return tuple(n for n in self.nodes if n.tier == tier)
+
+    def node_dir(self, node: EdgeNode) -> Path:
+        return self.work_dir / node.name
+
+
+def local_topology(origin_url: str, work_dir: Path, base_port: int = 18400,
+                   isps: tuple[str, ...] = ("isp-a",)) -> Topology:
+    """One machine: a PoP on ``base_port`` and one appliance per ISP on the next ports."""
+    pop = EdgeNode("pop-1", "pop", base_port, 2 * GB)
+    appliances = tuple(EdgeNode(f"appliance-{isp}", "appliance", base_port + 1 + i, 1 * GB, parent=pop.name, isp=isp)
+                       for i, isp in enumerate(isps))
+    return Topology(origin_url, (pop, *appliances), work_dir)
