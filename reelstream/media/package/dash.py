@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape
 from reelstream.media.package.hls import (
     CLEARKEY,
     COMMON,
+    ContentSteering,
     PLAYREADY,
     WIDEVINE,
     DeviceProfile,
@@ -81,13 +82,21 @@ def kid_uuid(kid: str) -> str:
     return f"{kid[:8]}-{kid[8:12]}-{kid[12:16]}-{kid[16:20]}-{kid[20:]}"
 
 
-def mpd(package: Package, profile: DeviceProfile, urls: UrlBuilder) -> str:
-    """The static MPD of ``package`` for ``profile``."""
+def mpd(package: Package, profile: DeviceProfile, urls: UrlBuilder, steering: ContentSteering | None = None) -> str:
+    """The static MPD of ``package`` for ``profile``. With ``steering``, one MPD-level
+    ``BaseURL`` per pathway (``serviceLocation``) and a ``ContentSteering`` element (the
+    order of the DASH-IF Content Steering examples); segment URLs in ``urls`` are then
+    relative to the chosen BaseURL."""
     chosen = select_tracks(package, profile)
     root = Node("MPD", [("xmlns", MPD_NS), ("xmlns:cenc", CENC_NS), ("xmlns:dashif", DASHIF_NS),
                         ("profiles", PROFILES), ("type", "static"),
                         ("mediaPresentationDuration", xs_duration(package.duration_s)),
                         ("minBufferTime", xs_duration(_longest_segment(package.tracks)))])
+    if steering is not None:
+        root.add("ContentSteering", ("defaultServiceLocation", steering.default),
+                 ("queryBeforeStart", str(steering.query_before_start).lower()), text=steering.server_uri)
+        for pathway in steering.pathways:
+            root.add("BaseURL", ("serviceLocation", pathway.pathway_id), text=pathway.urls.media_base)
     period = root.add("Period", ("id", "0"), ("start", "PT0S"))
     groups = _adaptation_groups(chosen.video) + _adaptation_groups(chosen.audio) + _adaptation_groups(chosen.text)
     for set_id, tracks in enumerate(groups):

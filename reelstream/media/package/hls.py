@@ -99,6 +99,30 @@ class UrlBuilder:
 
 
 @dataclass(frozen=True)
+class Pathway:
+    """One content-steering pathway (HLS ``PATHWAY-ID``, DASH ``serviceLocation``): a
+    delivery path (an edge node) with its own URLs, signed for that edge."""
+
+    pathway_id: str  # [A-Za-z0-9._-], as rfc8216bis §4.4.6.6 allows
+    urls: UrlBuilder
+
+
+@dataclass(frozen=True)
+class ContentSteering:
+    """Where a player asks which pathway to use (HLS ``EXT-X-CONTENT-STEERING``,
+    draft-pantos-hls-rfc8216bis §4.4.6.6; DASH ``<ContentSteering>``, DASH-IF Content
+    Steering / ISO/IEC 23009-1 Amd.), and the pathways, the default first."""
+
+    server_uri: str
+    pathways: tuple[Pathway, ...]
+    query_before_start: bool = True  # DASH: ask the steering server before the first segment
+
+    @property
+    def default(self) -> str:
+        return self.pathways[0].pathway_id
+
+
+@dataclass(frozen=True)
 class Selection:
     """The tracks a device gets, in package order, and what was dropped (for logs)."""
 
@@ -222,9 +246,10 @@ def frame_rate(value: str | None) -> str | None:
 # --------------------------------------------------------------------------- multivariant
 
 
-def multivariant_playlist(package: Package, profile: DeviceProfile, urls: UrlBuilder) -> str:
+def multivariant_playlist(package: Package, profile: DeviceProfile, urls: UrlBuilder,
+                          steering: ContentSteering | None = None) -> str:
     """The multivariant ("master") playlist: renditions the device can play, one
-    EXT-X-STREAM-INF per video track and audio codec group."""
+    EXT-X-STREAM-INF per video track and audio codec group (per pathway with ``steering``)."""
     chosen = select_tracks(package, profile)
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{HLS_VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     if package.scheme != "clear":
@@ -235,7 +260,21 @@ def multivariant_playlist(package: Package, profile: DeviceProfile, urls: UrlBui
                 if track.key_id and line not in seen:
                     seen.add(line)
                     lines.append(line)
-    groups = _audio_groups(chosen.audio)
+    if steering is None:
+        lines += _variants(chosen, urls, "", None)
+    else:
+        # Each pathway repeats the variants with its own URLs and its own rendition groups
+        # (a variant's groups must be on its pathway); players switch without a new playlist.
+        lines.append(f"#EXT-X-CONTENT-STEERING:SERVER-URI={_q(steering.server_uri)},PATHWAY-ID={_q(steering.default)}")
+        for pathway in steering.pathways:
+            lines += _variants(chosen, pathway.urls, f"-{pathway.pathway_id}", pathway.pathway_id)
+    return "\n".join(lines) + "\n"
+
+
+def _variants(chosen: Selection, urls: UrlBuilder, suffix: str, pathway: str | None) -> list[str]:
+    """The EXT-X-MEDIA and EXT-X-STREAM-INF lines of one pathway (or of the only one)."""
+    lines: list[str] = []
+    groups = _audio_groups(chosen.audio, suffix)
     for group, tracks in groups.items():
         default = _default_audio(tracks)
         for track in tracks:
@@ -248,7 +287,7 @@ def multivariant_playlist(package: Package, profile: DeviceProfile, urls: UrlBui
     for track in chosen.text:
         forced = "forced-subtitle" in track.roles
         lines.append("#EXT-X-MEDIA:" + _attributes([
-            ("TYPE", "SUBTITLES"), ("GROUP-ID", _q("subs")), ("LANGUAGE", _q(track.language or "und")),
+            ("TYPE", "SUBTITLES"), ("GROUP-ID", _q("subs" + suffix)), ("LANGUAGE", _q(track.language or "und")),
             ("NAME", _q(display_name(track))), ("DEFAULT", "NO"), ("AUTOSELECT", "YES"),
             ("FORCED", "YES" if forced else "NO"),
             ("CHARACTERISTICS", _q(SDH_CHARACTERISTICS) if "sdh" in track.accessibility else None),
@@ -268,17 +307,18 @@ def multivariant_playlist(package: Package, profile: DeviceProfile, urls: UrlBui
                 ("FRAME-RATE", frame_rate(video.frame_rate)),
                 ("VIDEO-RANGE", video.video_range),
                 ("AUDIO", _q(group) if tracks else None),
-                ("SUBTITLES", _q("subs") if chosen.text else None)]))
+                ("SUBTITLES", _q("subs" + suffix) if chosen.text else None),
+                ("PATHWAY-ID", _q(pathway) if pathway else None)]))
             lines.append(urls.playlist(video))
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def _audio_groups(audio: Sequence[PackagedTrack]) -> dict[str, list[PackagedTrack]]:
+def _audio_groups(audio: Sequence[PackagedTrack], suffix: str = "") -> dict[str, list[PackagedTrack]]:
     """One group per audio codec (a variant names one group; its CODECS must cover every
     rendition in it)."""
     groups: dict[str, list[PackagedTrack]] = {}
     for track in audio:
-        groups.setdefault(f"audio-{track.codecs}", []).append(track)
+        groups.setdefault(f"audio-{track.codecs}{suffix}", []).append(track)
     return groups
 
 
