@@ -10,7 +10,7 @@ from typing import Sequence
 from reelstream.errors import ReelStreamError
 
 # One module per feature, each with ``register(subparsers)``.
-COMMAND_MODULES = ("reelstream.cli.core", "reelstream.cli.media")
+COMMAND_MODULES = ("reelstream.cli.core", "reelstream.cli.media", "reelstream.cli.package")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ from reelstream.processors.catalog.logic import CatalogProcessor
 from reelstream.processors.entitlements.logic import EntitlementProcessor
 from reelstream.processors.keys.logic import KeyCatalogProcessor
 from reelstream.processors.licenses.logic import LicenseProcessor
+from reelstream.processors.packaging.logic import PackagingProcessor
 from reelstream.processors.playback.logic import WatchPositionProcessor
 from reelstream.processors.sessions.logic import LiveSessionProcessor
 from reelstream.processors.transcode.completion import TranscodeCompletionProcessor
@@ -17,6 +18,7 @@ PROCESSORS: dict[str, type[Processor]] = {
                         KeyCatalogProcessor, ChunkProgressProcessor, TranscodeCompletionProcessor,
                         LiveSessionProcessor)
 }
+PROCESSORS[PackagingProcessor.name] = PackagingProcessor
 
 
 def all_processors() -> list[Processor]:

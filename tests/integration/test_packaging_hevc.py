@@ -61,9 +61,9 @@ def encode_main10_hdr(out_dir: Path, width: int = 320, height: int = 180) -> lis
     lavfi = ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={FPS}:duration={SECONDS}"]
     if X265 is None:
         return _segment([*lavfi, "-c:v", "libx265", "-preset", "ultrafast", "-b:v", "300k", "-x265-params",
-                         f"keyint={GOP}:min-keyint={GOP}:scenecut=0:open-gop=0:bframes=0:slices=2:hdr10=1:"
+                         (f"keyint={GOP}:min-keyint={GOP}:scenecut=0:open-gop=0:bframes=0:slices=2:hdr10=1:"
                          f"repeat-headers=0:{PQ_VUI}:master-display={MASTER_DISPLAY}:max-cll=1000,400:"
-                         "log-level=error"], out_dir)
+                         "log-level=error")], out_dir)
     raw, whole = out_dir.parent / f"{out_dir.name}.hevc", out_dir.parent / f"{out_dir.name}.mp4"
     y4m = subprocess.Popen([tools.ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", *lavfi,
                             "-pix_fmt", "yuv420p10le", "-strict", "-1", "-f", "yuv4mpegpipe", "-"],
@@ -85,8 +85,8 @@ def encode_main10_hdr(out_dir: Path, width: int = 320, height: int = 180) -> lis
 def encode_main_sdr(out_dir: Path) -> list[Path]:
     return _segment(["-f", "lavfi", "-i", f"testsrc2=size=256x144:rate={FPS}:duration={SECONDS}",
                      "-c:v", "libx265", "-preset", "ultrafast", "-b:v", "200k", "-x265-params",
-                     f"keyint={GOP}:min-keyint={GOP}:scenecut=0:open-gop=0:bframes=3:b-pyramid=1:weightb=1:"
-                     "log-level=error"], out_dir)
+                     (f"keyint={GOP}:min-keyint={GOP}:scenecut=0:open-gop=0:bframes=3:b-pyramid=1:weightb=1:"
+                     "log-level=error")], out_dir)
 
 
 @pytest.fixture(scope="module")

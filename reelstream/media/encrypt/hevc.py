@@ -161,9 +161,8 @@ def parse_st_ref_pic_set(r: BitReader, idx: int, num_sets: int, sets: list[Short
 
 def _vui_transfer(r: BitReader) -> int | None:
     """E.2.1 vui_parameters(), up to transfer_characteristics."""
-    if r.flag():  # aspect_ratio_info_present_flag
-        if r.u(8) == 255:
-            r.u(16), r.u(16)
+    if r.flag() and r.u(8) == 255:  # aspect_ratio_info_present_flag, aspect_ratio_idc EXTENDED_SAR
+        r.u(16), r.u(16)
     if r.flag():  # overscan_info_present_flag
         r.u(1)
     if not r.flag():  # video_signal_type_present_flag

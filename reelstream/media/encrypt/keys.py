@@ -18,7 +18,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reelstream.keys.model import KEY_CLASSES, LEGACY_SCHEME, ContentKey, KeyClass, key_slot, video_key_class
+from reelstream.keys.model import (
+    KEY_CLASSES,
+    LEGACY_SCHEME,
+    ContentKey,
+    KeyClass,
+    key_slot,
+    video_key_class,
+)
 from reelstream.media.package.errors import PackagingError
 
 __all__ = ["KEY_CLASSES", "ContentKey", "InMemoryKeyProvider", "KeyClass", "KeyProvider",

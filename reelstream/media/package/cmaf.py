@@ -16,9 +16,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reelstream.media.encrypt import hevc
 from reelstream.media.encrypt.cenc import Map, SampleEncryptor
 from reelstream.media.encrypt.h264 import H264Error
-from reelstream.media.encrypt import hevc
 from reelstream.media.encrypt.subsamples import AvcSubsampler, HevcSubsampler, SubsampleError
 from reelstream.media.package.boxes import (
     Box,
