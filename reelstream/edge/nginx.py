@@ -23,9 +23,10 @@ LOG_FIELDS = (("time", '"$time_iso8601"'), ("node", '"{node}"'), ("tier", '"{tie
               ("bytes", "$body_bytes_sent"), ("request_time", "$request_time"), ("object", '"$object"'),
               ("cache", '"$upstream_cache_status"'), ("range", '"$http_range"'), ("cmcd", '"$arg_CMCD"'))
 
-# A package folder after the signature: /s/{token}/{expires}/packages/{title}/{package}/{rest}
-SIGNED_LOCATION = (r"^/s/(?<st>[A-Za-z0-9_-]+)/(?<se>[0-9]+)"
-                   r"(?<sp>/packages/(?<title>[A-Za-z0-9._-]+)/[A-Za-z0-9._-]+/)(?<rest>[^?]*)$")
+# A title's folder after the signature: /s/{token}/{expires}/packages/{title}/{package}/{rest}
+# (the scope signed is /packages/{title}/, as reelstream.edge.signing and the gateway sign it).
+SIGNED_LOCATION = (r"^/s/(?<st>[A-Za-z0-9_-]{22})/(?<se>[0-9]{1,12})"
+                   r"(?<sp>/packages/(?<title>[A-Za-z0-9._-]+)/)(?<rest>[A-Za-z0-9._/-]*)$")
 
 
 def render_popular_map(titles: Iterable[str]) -> str:
@@ -79,7 +80,7 @@ def render_config(topology: Topology, node: EdgeNode, secret: EdgeSecret, run_as
         # Health for the steering server's probes; the edge holds no other unsigned resource.
         '    location = /healthz { access_log off; default_type text/plain; return 200 "ok\\n"; }',
         "    location / { return 403; }",
-        f"    location ~ {SIGNED_LOCATION} {{",
+        f'    location ~ "{SIGNED_LOCATION}" {{',  # quoted: the regex has braces
         # Verified here, with no call back: MD5 of expiry, package prefix and the shared secret.
         "      secure_link $st,$se;",
         f'      secure_link_md5 "$se$sp {secret.value}";',

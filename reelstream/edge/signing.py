@@ -1,13 +1,14 @@
 """Signed segment URLs the edge verifies on its own (nginx ``secure_link``), no call back.
 
-The manifest gateway signs a *path prefix* (one package: ``/packages/{title}/{package}/``)
-with an expiry, so one token covers every segment a DASH ``SegmentTemplate`` or an HLS
-media playlist names, and relative URLs inherit it. The URL carries the token and the
-expiry as path segments in front of the object path::
+The manifest gateway signs a *path prefix*, the title's scope ``/packages/{title}/``
+(the gateway's ``reelstream.gateways.signing`` uses the same scope and formula), with an
+expiry, so one token covers every segment a DASH ``SegmentTemplate`` or an HLS media
+playlist names, and relative URLs inherit it. The URL carries the token and the expiry
+as path segments in front of the object path::
 
     /s/{token}/{expires}/packages/{title}/{package}/{track}/seg-00001.m4s
 
-    token = base64url_nopad( MD5( f"{expires}{prefix} {secret}" ) )
+    token = base64url_nopad( MD5( f"{expires}{scope} {secret}" ) )
 
 which is exactly what nginx computes for ``secure_link $token,$expires;`` and
 ``secure_link_md5 "$expires$prefix $secret";`` (ngx_http_secure_link_module: the MD5
@@ -32,10 +33,10 @@ from dataclasses import dataclass
 from reelstream.errors import ReelStreamError
 
 SIGNED_PREFIX = "/s/"
-# The signed unit: one package's folder (segments of every track, playlists, init segments).
-PACKAGE_PREFIX = re.compile(r"^/packages/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+/")
-SIGNED_PATH = re.compile(r"^/s/(?P<token>[A-Za-z0-9_-]{22})/(?P<expires>\d{1,12})(?P<prefix>/packages/[A-Za-z0-9._-]+/"
-                         r"[A-Za-z0-9._-]+/)(?P<rest>[^?]*)$")
+# The signed unit: one title's folder (every package, track, playlist and init segment of it).
+TITLE_SCOPE = re.compile(r"^/packages/[A-Za-z0-9._-]+/")
+SIGNED_PATH = re.compile(r"^/s/(?P<token>[A-Za-z0-9_-]{22})/(?P<expires>\d{1,12})(?P<prefix>/packages/[A-Za-z0-9._-]+/)"
+                         r"(?P<rest>[A-Za-z0-9._/-]*)$")
 
 
 class SignedUrlRefused(ReelStreamError):
@@ -61,8 +62,8 @@ class EdgeSecret:
 
 
 def token(secret: EdgeSecret, prefix: str, expires: int) -> str:
-    if not PACKAGE_PREFIX.fullmatch(prefix):
-        raise ReelStreamError(f"cannot sign {prefix!r}: a signed prefix is one package, '/packages/TITLE/PACKAGE/'")
+    if not TITLE_SCOPE.fullmatch(prefix):
+        raise ReelStreamError(f"cannot sign {prefix!r}: a signed scope is one title, '/packages/TITLE/'")
     digest = hashlib.md5(f"{expires}{prefix} {secret.value}".encode(), usedforsecurity=False).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
@@ -70,15 +71,18 @@ def token(secret: EdgeSecret, prefix: str, expires: int) -> str:
 def signed_base(edge_base: str, secret: EdgeSecret, storage_prefix: str, expires: int) -> str:
     """The URL prefix a manifest puts in front of the package's relative keys:
     ``{edge_base}/s/{token}/{expires}/packages/T/P/`` (``storage_prefix`` is the
-    package's ``packages/T/P/``)."""
-    prefix = "/" + storage_prefix.strip("/") + "/"
-    return f"{edge_base.rstrip('/')}{SIGNED_PREFIX}{token(secret, prefix, expires)}/{expires}{prefix}"
+    package's ``packages/T/P/``; the signature covers ``/packages/T/``)."""
+    path = "/" + storage_prefix.strip("/") + "/"
+    scope = TITLE_SCOPE.match(path)
+    if scope is None:
+        raise ReelStreamError(f"{storage_prefix!r} is not under packages/TITLE/")
+    return f"{edge_base.rstrip('/')}{SIGNED_PREFIX}{token(secret, scope[0], expires)}/{expires}{path}"
 
 
 def verify(secret: EdgeSecret, path: str, now: float) -> str:
     """The object path (``/packages/T/P/...``) a signed ``path`` grants, or SignedUrlRefused."""
     match = SIGNED_PATH.match(path.split("?", 1)[0])
-    if match is None:
+    if match is None or "/../" in path or path.endswith("/.."):
         raise SignedUrlRefused(f"{path[:80]!r} is not a signed package URL")
     expires = int(match["expires"])
     expected = token(secret, match["prefix"], expires)
