@@ -33,6 +33,27 @@ def make_inputs() -> None:
                        check=True)
 
 
+def make_hevc_input() -> None:
+    """HEVC Main10 HDR10 (PQ), 64x64, 12 frames, 16x16 CTUs and two slices per picture
+    (slice segment addresses in the headers), by the x265 command (Debian's multilib build:
+    the static ffmpeg's libx265 is 8-bit only); ffmpeg 8.1 muxes it into CMAF."""
+    raw = HERE / "clear_hevc.hevc"
+    y4m = subprocess.Popen([tools.ffmpeg(), "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                            "testsrc2=size=64x64:rate=24:duration=0.5", "-pix_fmt", "yuv420p10le", "-strict", "-1",
+                            "-f", "yuv4mpegpipe", "-"], stdout=subprocess.PIPE)
+    subprocess.run(["x265", "--input", "-", "--y4m", "--output-depth", "10", "--profile", "main10", "--preset",
+                    "ultrafast", "--ctu", "16", "--slices", "2", "--keyint", "12", "--no-scenecut", "--bframes", "0",
+                    "--hdr10", "--no-repeat-headers", "--colorprim", "bt2020", "--transfer", "smpte2084",
+                    "--colormatrix", "bt2020nc", "--max-cll", "1000,400", "--log-level", "error", "--no-progress",
+                    "-o", str(raw)], stdin=y4m.stdout, check=True)
+    y4m.wait()
+    subprocess.run([tools.ffmpeg(), "-nostdin", "-loglevel", "error", "-y", "-framerate", "24", "-f", "hevc",
+                    "-i", str(raw), "-c", "copy", "-tag:v", "hvc1", "-movflags",
+                    "+frag_keyframe+empty_moov+default_base_moof+cmaf", "-map_metadata", "-1", "-fflags", "+bitexact",
+                    str(HERE / "clear_hevc.mp4")], check=True)
+    raw.unlink()
+
+
 def make_outputs() -> None:
     sys.path.insert(0, str(HERE.parents[2] / "tests" / "unit" / "media" / "package"))
     from test_golden_media import protected_file
@@ -40,9 +61,15 @@ def make_outputs() -> None:
     for codec in ("avc", "aac"):
         for scheme in ("cenc", "cbcs"):
             (HERE / f"{scheme}_{codec}.mp4").write_bytes(protected_file(codec, scheme))
+    sys.path.insert(0, str(HERE.parents[2] / "tests" / "unit" / "media" / "encrypt"))
+    from test_hevc import protected_hevc
+
+    for scheme in ("cenc", "cbcs"):
+        (HERE / f"{scheme}_hevc.mp4").write_bytes(protected_hevc(scheme))
 
 
 if __name__ == "__main__":
     if "--inputs" in sys.argv:
         make_inputs()
+        make_hevc_input()
     make_outputs()
