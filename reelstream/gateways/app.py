@@ -1,0 +1,83 @@
+"""The gateways' application factory: one root app, one sub-app per gateway.
+
+    /auth/...        accounts, sessions, devices          (auth.py)
+    /licenses/...    the license server                   (licenses.py)
+    /manifests/...   per-device HLS/DASH                  (manifests.py)
+    /playback/...    heartbeats, resume, continue watching (playback.py)
+    /downloads/...   offline downloads                    (downloads.py)
+
+Each gateway serves its OpenAPI document at ``/{gateway}/openapi.json``. Any subset can
+run in a process (``reel gateway --only licenses``); all instances are stateless apart
+from caches, so any number run behind a load balancer. Background work (the group-commit
+publisher, the entitlement follower) lives in ``cleanup_ctx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from aiohttp import web
+
+from reelstream.gateways.auth import auth_app
+from reelstream.gateways.downloads import downloads_app
+from reelstream.gateways.entitlements import OVERLAY_S, follow_entitlements
+from reelstream.gateways.keys import SERVICES
+from reelstream.gateways.licenses import licenses_app
+from reelstream.gateways.manifests import manifests_app
+from reelstream.gateways.middlewares import errors
+from reelstream.gateways.playback import playback_app
+from reelstream.gateways.services import Services
+from reelstream.gateways.settings import GatewaySettings
+from reelstream.keys.service import KeyService
+from reelstream.runtime import Runtime
+
+GATEWAYS: dict[str, Callable[[], web.Application]] = {
+    "auth": auth_app, "licenses": licenses_app, "manifests": manifests_app, "playback": playback_app,
+    "downloads": downloads_app,
+}
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    s = app[SERVICES]
+    s.publisher.start()
+    stop = asyncio.Event()
+    # Read back far enough to cover events the entitlement processor may not have applied yet.
+    start_ms = s.now_ms() - int(OVERLAY_S * 1000)
+    follower = asyncio.create_task(follow_entitlements(s.entitlements, s.runtime.log, s.runtime.codec, stop,
+                                                       start_ms), name="entitlement-follower")
+    yield
+    stop.set()
+    await follower
+    await s.publisher.stop()
+
+
+def create_app(runtime: Runtime, settings: GatewaySettings, keys: KeyService | None, *,
+               clock: Callable[[], float] = time.time, gateways: Sequence[str] = tuple(GATEWAYS),
+               next_episode: Callable[[str], str | None] | None = None, close_runtime: bool = False
+               ) -> web.Application:
+    """The root app. ``clock`` (wall seconds) is injected for tests that step time."""
+    unknown = set(gateways) - set(GATEWAYS)
+    if unknown:
+        raise ValueError(f"unknown gateway(s) {sorted(unknown)}; known: {', '.join(GATEWAYS)}")
+    services = Services(runtime, settings, keys, clock=clock, **({"next_episode": next_episode}
+                                                                 if next_episode else {}))
+    app = web.Application(middlewares=[errors], client_max_size=settings.max_body_bytes)
+    app[SERVICES] = services
+    app.cleanup_ctx.append(_background)
+    if close_runtime:
+        async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+            yield
+            runtime.close()
+        app.cleanup_ctx.append(runtime_ctx)
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"gateways": list(gateways)})
+
+    app.router.add_get("/health", health)
+    for name in gateways:
+        sub = GATEWAYS[name]()
+        sub._client_max_size = settings.max_body_bytes  # noqa: SLF001 - sub-apps read their own limit
+        app.add_subapp(f"/{name}", sub)
+    return app

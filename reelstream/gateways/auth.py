@@ -1,0 +1,118 @@
+"""The auth gateway: accounts and profiles, sessions (signed tokens), devices.
+
+    POST   /auth/accounts          sign up                     -> 201 account
+    POST   /auth/sessions          sign in (email, password)   -> 201 session token
+    GET    /auth/me                the caller's account         -> 200
+    POST   /auth/profiles          add a profile                -> 201
+    POST   /auth/devices           register this device         -> 201 device + device-bound token
+    GET    /auth/devices           the account's devices        -> 200
+    DELETE /auth/devices/{device_id}                            -> 204
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+
+from aiohttp import web
+
+from reelstream.gateways.keys import services
+from reelstream.gateways.openapi import STR, Route, add_routes, obj
+from reelstream.gateways.services import field_of, json_body
+from reelstream.identity.accounts import DEVICE_TYPES, SECURITY_LEVELS, AuthenticationFailed
+
+
+async def create_account(request: web.Request) -> web.Response:
+    doc = await json_body(request)
+    s = services(request)
+    account = await asyncio.to_thread(
+        s.identity.create_account, field_of(doc, "email", str), field_of(doc, "password", str),
+        field_of(doc, "country", str), field_of(doc, "profile_name", str, required=False, default="main"))
+    return web.json_response(asdict(account), status=201)
+
+
+async def create_session(request: web.Request) -> web.Response:
+    doc = await json_body(request)
+    s = services(request)
+    account = await asyncio.to_thread(s.identity.authenticate, field_of(doc, "email", str),
+                                      field_of(doc, "password", str))
+    profile_id = field_of(doc, "profile_id", str, required=False) or account.profiles[0].profile_id
+    if profile_id not in {p.profile_id for p in account.profiles}:
+        raise AuthenticationFailed(f"profile {profile_id} is not one of this account's profiles")
+    device_id = field_of(doc, "device_id", str, required=False)
+    if device_id is not None:
+        await asyncio.to_thread(s.identity.device, account.account_id, device_id)
+    token = s.session_token(account.account_id, profile_id, device_id)
+    return web.json_response({"token": token, "token_type": "Bearer", "expires_in": s.settings.session_ttl_s,
+                              "account_id": account.account_id, "profile_id": profile_id, "device_id": device_id},
+                             status=201)
+
+
+async def me(request: web.Request) -> web.Response:
+    s = services(request)
+    caller = s.caller(request)
+    account = await asyncio.to_thread(s.identity.account, caller.account_id)
+    if account is None:
+        raise AuthenticationFailed("the account no longer exists")
+    return web.json_response({**asdict(account), "profile_id": caller.profile_id, "device_id": caller.device_id})
+
+
+async def add_profile(request: web.Request) -> web.Response:
+    s = services(request)
+    caller = s.caller(request)
+    doc = await json_body(request)
+    profile = await asyncio.to_thread(s.identity.add_profile, caller.account_id, field_of(doc, "name", str))
+    return web.json_response(asdict(profile), status=201)
+
+
+async def register_device(request: web.Request) -> web.Response:
+    s = services(request)
+    caller = s.caller(request)
+    doc = await json_body(request)
+    device = await asyncio.to_thread(
+        s.identity.register_device, caller.account_id, field_of(doc, "name", str),
+        field_of(doc, "device_type", str), field_of(doc, "security_level", str))
+    token = s.session_token(caller.account_id, caller.profile_id, device.device_id)
+    return web.json_response({**asdict(device), "token": token}, status=201)
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    s = services(request)
+    caller = s.caller(request)
+    devices = await asyncio.to_thread(s.identity.devices, caller.account_id)
+    return web.json_response({"devices": [asdict(d) for d in devices]})
+
+
+async def remove_device(request: web.Request) -> web.Response:
+    s = services(request)
+    caller = s.caller(request)
+    await asyncio.to_thread(s.identity.remove_device, caller.account_id, request.match_info["device_id"])
+    return web.Response(status=204)
+
+
+ROUTES = (
+    Route("POST", "/accounts", create_account, "Sign up", auth=None,
+          body=obj(["email", "password", "country"], email=STR, password=STR,
+                   country={"type": "string", "pattern": "^[A-Z]{2}$"}, profile_name=STR),
+          responses={201: "account created", 409: "email already registered"}),
+    Route("POST", "/sessions", create_session, "Sign in: a signed, expiring session token", auth=None,
+          body=obj(["email", "password"], email=STR, password=STR, profile_id=STR, device_id=STR),
+          responses={201: "session token", 403: "device not registered"}),
+    Route("GET", "/me", me, "The caller's account and profiles", responses={200: "account"}),
+    Route("POST", "/profiles", add_profile, "Add a profile", body=obj(["name"], name=STR),
+          responses={201: "profile"}),
+    Route("POST", "/devices", register_device, "Register this device; returns a device-bound token",
+          body=obj(["name", "device_type", "security_level"], name=STR,
+                   device_type={"type": "string", "enum": list(DEVICE_TYPES)},
+                   security_level={"type": "string", "enum": list(SECURITY_LEVELS)}),
+          responses={201: "device and token", 409: "device limit reached"}),
+    Route("GET", "/devices", list_devices, "The account's devices", responses={200: "devices"}),
+    Route("DELETE", "/devices/{device_id}", remove_device, "Remove a device",
+          responses={204: "removed", 403: "not this account's device"}),
+)
+
+
+def auth_app() -> web.Application:
+    app = web.Application()
+    add_routes(app, ROUTES, "ReelStream auth gateway", __doc__ or "")
+    return app

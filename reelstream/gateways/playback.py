@@ -1,0 +1,159 @@
+"""The playback gateway: heartbeats in, resume and "continue watching" out.
+
+    POST /playback/heartbeats             a player report (CMCD names where they exist)
+    GET  /playback/resume/{title_id}      where this profile should start the title
+    GET  /playback/continue-watching      this profile's row, newest first
+
+Players post every 30 s and on start, pause, seek, stop and exit. The gateway answers
+204 once the events are durable in the log (group commit across concurrent posts), so
+a player that crashes loses at most the beats it had not posted: the last 30 s.
+
+Heartbeat body (JSON): ``sid`` session id (CMCD), ``cid`` title id (CMCD), ``event``
+(start|heartbeat|seek|pause|stop|exit), ``position_ms``, ``state``, ``rendition_id``,
+``br`` encoded kbps (CMCD), ``bl`` buffer ms (CMCD), ``mtp`` throughput kbps (CMCD),
+``rebuffer_ms`` since the last beat, ``startup_ms`` (on start), ``cdn_node``,
+``ts`` the player's event time (ms; clamped to the server's clock, never in the future).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from reelstream.events.model import Event, new_event
+from reelstream.gateways.errors import BadRequest, PositionOutOfRange
+from reelstream.gateways.keys import services
+from reelstream.gateways.openapi import INT, STR, Route, add_routes, obj
+from reelstream.gateways.resume import continue_watching, resume_point
+from reelstream.gateways.services import Services, field_of, json_body
+from reelstream.processors.playback.logic import PROFILE_PROGRESS
+
+EVENTS = ("start", "heartbeat", "seek", "pause", "stop", "exit")
+STATES = ("PLAYING", "PAUSED", "BUFFERING", "SEEKING", "STOPPED")
+END_REASONS = ("STOPPED", "EXIT", "ENDED", "ERROR")
+MAX_CLIENT_LAG_MS = 24 * 3600 * 1000  # beats queued offline for longer are stamped on arrival
+
+
+def heartbeat_events(s: Services, account_id: str, profile_id: str, device_id: str, doc: dict[str, Any]
+                     ) -> list[Event]:
+    """Validate a report and turn it into the events it means (nothing is written here)."""
+    kind = field_of(doc, "event", str, required=False, default="heartbeat")
+    if kind not in EVENTS:
+        raise BadRequest(f"'event' must be one of {', '.join(EVENTS)}")
+    session_id, title_id = field_of(doc, "sid", str), field_of(doc, "cid", str)
+    if not 1 <= len(session_id) <= 128:
+        raise BadRequest("'sid' must be 1 to 128 characters")
+    position = field_of(doc, "position_ms", int)
+    title = s.catalog.title(title_id)
+    if position < 0 or position > title.duration_ms:
+        raise PositionOutOfRange(f"position_ms {position} is outside title {title_id} (0..{title.duration_ms} ms)")
+    device = s.device(account_id, device_id)
+    now = s.now_ms()
+    ts = field_of(doc, "ts", int, required=False, default=now)
+    ts = now if ts > now or ts < now - MAX_CLIENT_LAG_MS else ts
+    when = datetime.fromtimestamp(ts / 1000, tz=timezone.utc)
+    base = {"session_id": session_id, "user_id": account_id, "profile_id": profile_id, "device_id": device_id,
+            "device_type": device.device_type, "title_id": title_id, "position_ms": position}
+
+    def event(event_type: str, **data: Any) -> Event:
+        return new_event(event_type, {**base, **data}, producer=s.producer, correlation_id=session_id,
+                         event_time=when)
+
+    if kind == "start":
+        return [event("PlaybackStarted", startup_ms=field_of(doc, "startup_ms", int, required=False))]
+    state = field_of(doc, "state", str, required=False, default={
+        "pause": "PAUSED", "stop": "STOPPED", "exit": "STOPPED", "seek": "SEEKING"}.get(kind, "PLAYING"))
+    if state not in STATES:
+        raise BadRequest(f"'state' must be one of {', '.join(STATES)}")
+    beat = event("PlaybackHeartbeat", state=state, reason={"heartbeat": "INTERVAL"}.get(kind, kind.upper()),
+                 rendition_id=field_of(doc, "rendition_id", str, required=False),
+                 bitrate_kbps=_bounded(doc, "br", 10_000_000), buffer_ms=_bounded(doc, "bl", 10 ** 9),
+                 rebuffer_ms=_bounded(doc, "rebuffer_ms", 10 ** 9) or 0,
+                 startup_ms=_bounded(doc, "startup_ms", 10 ** 9), throughput_kbps=_bounded(doc, "mtp", 10 ** 9),
+                 cdn_node=field_of(doc, "cdn_node", str, required=False))
+    if kind == "pause":
+        return [beat, event("PlaybackPaused")]
+    if kind in ("stop", "exit"):
+        reason = field_of(doc, "end_reason", str, required=False, default="EXIT" if kind == "exit" else "STOPPED")
+        if reason not in END_REASONS:
+            raise BadRequest(f"'end_reason' must be one of {', '.join(END_REASONS)}")
+        return [beat, event("PlaybackStopped", reason=reason)]
+    return [beat]
+
+
+def _bounded(doc: dict[str, Any], name: str, limit: int) -> int | None:
+    value = field_of(doc, name, int, required=False)
+    if value is not None and not 0 <= value <= limit:
+        raise BadRequest(f"'{name}' must be between 0 and {limit}")
+    return value
+
+
+async def post_heartbeat(request: web.Request) -> web.Response:
+    s = services(request)
+    caller = s.caller(request)
+    device_id = caller.require_device()
+    doc = await json_body(request)
+    events = await asyncio.to_thread(heartbeat_events, s, caller.account_id, caller.profile_id, device_id, doc)
+    await s.publisher.publish(events)
+    return web.Response(status=204)
+
+
+def resume_for(s: Services, account_id: str, profile_id: str, title_id: str) -> dict[str, Any]:
+    title = s.catalog.title(title_id)
+    row = s.runtime.state.get(PROFILE_PROGRESS, (account_id, profile_id, title_id))
+    if row is None:
+        return {"title_id": title_id, "status": "restart", "position_ms": 0, "duration_ms": title.duration_ms,
+                "last_position_ms": None, "device_type": None, "updated_ms": None}
+    point = resume_point(row.values["position_ms"], title.duration_ms)
+    return {"title_id": title_id, "status": point.status, "position_ms": point.position_ms,
+            "duration_ms": title.duration_ms, "last_position_ms": row.values["position_ms"],
+            "device_type": row.values["device_type"], "updated_ms": row.values["event_time_ms"]}
+
+
+async def get_resume(request: web.Request) -> web.Response:
+    s = services(request)
+    caller = s.caller(request)
+    body = await asyncio.to_thread(resume_for, s, caller.account_id, caller.profile_id,
+                                   request.match_info["title_id"])
+    return web.json_response(body)
+
+
+def continue_list(s: Services, account_id: str, profile_id: str) -> list[dict[str, Any]]:
+    rows = [r.values for r in s.runtime.state.query(PROFILE_PROGRESS, (account_id, profile_id))]
+
+    def duration(title_id: str) -> int | None:
+        title = s.catalog.find(title_id)
+        return title.duration_ms if title else None
+
+    return [asdict(item) for item in continue_watching(rows, duration, s.next_episode)]
+
+
+async def get_continue_watching(request: web.Request) -> web.Response:
+    s = services(request)
+    caller = s.caller(request)
+    items = await asyncio.to_thread(continue_list, s, caller.account_id, caller.profile_id)
+    return web.json_response({"profile_id": caller.profile_id, "items": items})
+
+
+ROUTES = (
+    Route("POST", "/heartbeats", post_heartbeat, "Post a player heartbeat (durable before 204)",
+          body=obj(["sid", "cid", "position_ms"], sid=STR, cid=STR, position_ms=INT,
+                   event={"type": "string", "enum": list(EVENTS)}, state={"type": "string", "enum": list(STATES)},
+                   rendition_id=STR, br=INT, bl=INT, mtp=INT, rebuffer_ms=INT, startup_ms=INT, cdn_node=STR,
+                   ts=INT, end_reason={"type": "string", "enum": list(END_REASONS)}),
+          responses={204: "durable in the log", 403: "device not registered", 404: "title not published"}),
+    Route("GET", "/resume/{title_id}", get_resume, "Where this profile should start the title",
+          responses={200: "resume point", 404: "title not published"}),
+    Route("GET", "/continue-watching", get_continue_watching, "This profile's continue-watching row",
+          responses={200: "items"}),
+)
+
+
+def playback_app() -> web.Application:
+    app = web.Application()
+    add_routes(app, ROUTES, "ReelStream playback gateway", __doc__ or "")
+    return app

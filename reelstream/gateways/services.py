@@ -1,0 +1,165 @@
+"""What every gateway shares: the runtime's ports, the clock, tokens, caches, the
+publisher. Built once by ``app.create_app`` and stored under the ``SERVICES`` AppKey.
+
+Identity comes only from verified tokens (``caller``/``ticket``): a session token
+(audience ``session``) names the account, profile and device; a playback ticket
+(audience ``playback``) additionally names the title and playback session, and travels
+in manifest, license and playlist URLs where players cannot add headers.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from reelstream.gateways.catalog import TitleCatalog
+from reelstream.gateways.drm import ClearKeyAdapter, DrmAdapter
+from reelstream.gateways.entitlements import EntitlementCache
+from reelstream.gateways.errors import BadRequest, Unauthorized
+from reelstream.gateways.publisher import Publisher
+from reelstream.gateways.settings import GatewaySettings
+from reelstream.gateways.signing import EdgeSigner
+from reelstream.identity.accounts import Device, IdentityStore
+from reelstream.identity.tokens import KeyRing, TokenSigner
+from reelstream.keys.service import KeyService
+from reelstream.runtime import Runtime
+
+SESSION, PLAYBACK = "session", "playback"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, from a verified session token."""
+
+    account_id: str
+    profile_id: str
+    device_id: str | None
+
+    def require_device(self) -> str:
+        if self.device_id is None:
+            raise Unauthorized("this call needs a device-bound token: register the device "
+                               "(POST /auth/devices) or sign in with device_id")
+        return self.device_id
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A playback ticket: one title on one device in one playback session (or download)."""
+
+    account_id: str
+    profile_id: str
+    device_id: str
+    device_type: str
+    security_level: str
+    title_id: str
+    session_id: str
+    kind: str  # "stream" or "download"
+    license_id: str | None
+    expires_s: int
+
+    def claims(self) -> dict[str, Any]:
+        return {"sub": self.account_id, "prf": self.profile_id, "dev": self.device_id, "dty": self.device_type,
+                "sec": self.security_level, "ttl": self.title_id, "sid": self.session_id, "knd": self.kind,
+                "lic": self.license_id}
+
+
+@dataclass
+class Services:
+    runtime: Runtime
+    settings: GatewaySettings
+    keys: KeyService | None
+    clock: Callable[[], float] = time.time  # wall seconds; tests pass a stepped clock
+    next_episode: Callable[[str], str | None] = lambda title_id: None
+    adapters: Mapping[str, DrmAdapter] = field(default_factory=lambda: {"clearkey": ClearKeyAdapter()})
+
+    def __post_init__(self) -> None:
+        self.signer = TokenSigner(KeyRing.from_setting(self.settings.signing_keys), self.clock)
+        self.identity = IdentityStore(self.runtime.state, self.now_ms, self.settings.max_devices)
+        self.entitlements = EntitlementCache(self.runtime.state)
+        self.catalog = TitleCatalog(self.runtime.state, self.runtime.objects, self.keys)
+        self.publisher = Publisher(self.runtime.log, self.runtime.codec)
+        self.edge = EdgeSigner(self.settings.edge_base_url.rstrip("/"), self.settings.edge_secret,
+                               self.settings.ticket_ttl_s)
+        self.producer = f"gateway@{self.runtime.settings.producer}"
+        self._devices: dict[tuple[str, str], tuple[float, Device]] = {}
+
+    def device(self, account_id: str, device_id: str) -> Device:
+        """The registered device, cached for a minute (a removed device stops within it)."""
+        now = time.monotonic()
+        hit = self._devices.get((account_id, device_id))
+        if hit is not None and now - hit[0] < 60.0:
+            return hit[1]
+        device = self.identity.device(account_id, device_id)
+        self._devices[(account_id, device_id)] = (now, device)
+        return device
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # ------------------------------------------------------------------ tokens
+
+    def session_token(self, account_id: str, profile_id: str, device_id: str | None) -> str:
+        return self.signer.issue({"sub": account_id, "prf": profile_id, "dev": device_id},
+                                 self.settings.session_ttl_s, SESSION)
+
+    def caller(self, request: web.Request) -> Caller:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("send 'Authorization: Bearer <session token>' (POST /auth/sessions issues one)")
+        claims = self.signer.verify(token.strip(), SESSION)
+        return Caller(str(claims["sub"]), str(claims["prf"]), claims.get("dev"))
+
+    def new_ticket(self, caller: Caller, title_id: str, kind: str = "stream", license_id: str | None = None,
+                   ttl_s: int | None = None, session_id: str | None = None) -> tuple[Ticket, str]:
+        device_id = caller.require_device()
+        device = self.device(caller.account_id, device_id)
+        ttl = ttl_s or self.settings.ticket_ttl_s
+        ticket = Ticket(caller.account_id, caller.profile_id, device_id, device.device_type, device.security_level,
+                        title_id, session_id or f"ps-{uuid.uuid4().hex}", kind, license_id,
+                        int(self.clock()) + ttl)
+        return ticket, self.signer.issue(ticket.claims(), ttl, PLAYBACK)
+
+    def ticket(self, token: str) -> Ticket:
+        c = self.signer.verify(token, PLAYBACK)
+        return Ticket(c["sub"], c["prf"], c["dev"], c["dty"], c["sec"], c["ttl"], c["sid"], c["knd"], c.get("lic"),
+                      int(c["exp"]))
+
+    def country(self, request: web.Request) -> str:
+        country = request.headers.get(self.settings.country_header, "") or self.settings.default_country
+        if len(country) != 2 or not country.isalpha():
+            raise BadRequest(f"no client country: the edge must set {self.settings.country_header} "
+                             "(ISO 3166-1 alpha-2)")
+        return country.upper()
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body, or BadRequest saying what is wrong with it."""
+    raw = await request.read()
+    try:
+        import json
+
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("the body must be a JSON object")
+    return doc
+
+
+def field_of(doc: Mapping[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True,
+             default: Any = None) -> Any:
+    value = doc.get(name, default)
+    if value is None:
+        if required:
+            raise BadRequest(f"field '{name}' is required")
+        return default
+    if isinstance(value, bool) and kind is int or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise BadRequest(f"field '{name}' must be {names}")
+    return value

@@ -1,0 +1,82 @@
+"""Gateway settings: ``REEL_*`` environment variables, typed and validated at start.
+
+Each field's docstring names its variable. A bad value fails at start with the
+variable's name and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from reelstream.errors import ConfigError
+from reelstream.gateways.policy import Limits
+from reelstream.identity.tokens import KeyRing
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    signing_keys: str = ""
+    """REEL_GATEWAY_SIGNING_KEYS: ``kid:base64secret[,...]``, newest first; secrets >= 32 bytes.
+    Tokens are signed with the first key; every listed key verifies (rotation)."""
+    edge_secret: str = ""
+    """REEL_EDGE_SECRET: the secret shared with the nginx edge for ``secure_link_md5``."""
+    edge_base_url: str = "http://127.0.0.1:8080"
+    """REEL_EDGE_BASE_URL: where signed segment URLs point (the CDN / nginx edge)."""
+    license_base_url: str = ""
+    """REEL_LICENSE_BASE_URL: public URL of the license gateway written into manifests
+    ("" = the same origin as the manifest request)."""
+    country_header: str = "X-Client-Country"
+    """REEL_COUNTRY_HEADER: header carrying the client's ISO country, set by the trusted edge/LB."""
+    default_country: str = ""
+    """REEL_DEFAULT_COUNTRY: the country when the header is absent ("" = refuse such requests)."""
+    session_ttl_s: int = 12 * 3600
+    """REEL_SESSION_TTL_S: lifetime of a session token."""
+    ticket_ttl_s: int = 6 * 3600
+    """REEL_TICKET_TTL_S: lifetime of a playback ticket (manifest, license and segment URLs)."""
+    max_streams: int = 3
+    """REEL_MAX_STREAMS: concurrent streams per account."""
+    max_devices: int = 10
+    """REEL_MAX_DEVICES: active registered devices per account."""
+    max_licensed_devices: int = 5
+    """REEL_MAX_LICENSED_DEVICES: distinct devices holding unexpired licenses per account."""
+    max_downloads_per_account: int = 25
+    """REEL_MAX_DOWNLOADS_PER_ACCOUNT: active offline downloads per account."""
+    max_downloads_per_device: int = 10
+    """REEL_MAX_DOWNLOADS_PER_DEVICE: active offline downloads per device."""
+    max_body_bytes: int = 64 * 1024
+    """REEL_MAX_BODY_BYTES: the largest request body a gateway reads (413 above)."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and (not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"REEL_{f.name.upper()} = {value!r}: must be a positive integer")
+        if not self.edge_secret or len(self.edge_secret) < 16:
+            raise ConfigError("REEL_EDGE_SECRET: set a secret of at least 16 characters, shared with the edge")
+        KeyRing.from_setting(self.signing_keys)  # fails with the variable named
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_streams=self.max_streams, max_licensed_devices=self.max_licensed_devices,
+                      max_downloads_per_account=self.max_downloads_per_account,
+                      max_downloads_per_device=self.max_downloads_per_device)
+
+
+def load_gateway_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> GatewaySettings:
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in fields(GatewaySettings):
+        raw = env.get(f"REEL_GATEWAY_{f.name.upper()}") if f.name == "signing_keys" else env.get(f"REEL_{f.name.upper()}")
+        if raw is None or raw == "":
+            continue
+        if f.type == "int":
+            try:
+                values[f.name] = int(raw)
+            except ValueError:
+                raise ConfigError(f"REEL_{f.name.upper()} = {raw!r}: must be an integer") from None
+        else:
+            values[f.name] = raw
+    return GatewaySettings(**{**values, **overrides})

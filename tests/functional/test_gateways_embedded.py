@@ -1,0 +1,177 @@
+"""The gateways end to end on the embedded runtime (SQLite log and state), through the
+real app factory: sign-up to license, manifests per device, heartbeats to resume, bad
+input refused with nothing written."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from reelstream.config import Settings
+from reelstream.gateways.app import create_app
+from reelstream.identity.tokens import b64url
+from reelstream.runtime import Runtime
+from tests.unit.gateways.support import Clock, drain, grant, key_service, publish_title, settings
+
+US = {"X-Client-Country": "US"}
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    import time
+
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    keys = key_service(runtime)
+    package = publish_title(runtime, keys, "film-1", duration_s=600)
+    drain(runtime)
+    clock = Clock(time.time())
+    app = create_app(runtime, settings(), keys, clock=clock)
+    async with TestClient(TestServer(app)) as client:
+        yield {"client": client, "runtime": runtime, "package": package, "clock": clock, "keys": keys}
+    runtime.close()
+
+
+async def sign_up(client: TestClient, email: str, device_type: str = "browser", security: str = "software"
+                  ) -> dict[str, Any]:
+    r = await client.post("/auth/accounts", json={"email": email, "password": "correct horse", "country": "US"})
+    assert r.status == 201, await r.text()
+    account = await r.json()
+    r = await client.post("/auth/sessions", json={"email": email, "password": "correct horse"})
+    token = (await r.json())["token"]
+    r = await client.post("/auth/devices", json={"name": "d", "device_type": device_type,
+                                                 "security_level": security},
+                          headers={"Authorization": f"Bearer {token}"})
+    assert r.status == 201, await r.text()
+    device = await r.json()
+    return {"account_id": account["account_id"], "device_id": device["device_id"],
+            "auth": {"Authorization": f"Bearer {device['token']}", **US}}
+
+
+def kid_b64(package: Any, key_class: str) -> str:
+    kid = next(t.key_id for t in package.tracks if t.key_class == key_class)
+    return b64url(bytes.fromhex(kid))
+
+
+def log_size(runtime: Runtime) -> int:
+    return sum(sum(runtime.log.end_offsets(t).values()) for t in ("reel.licenses", "reel.playback"))
+
+
+async def open_session(client: TestClient, user: dict[str, Any], name: str = "manifest.mpd") -> tuple[str, str]:
+    r = await client.get(f"/manifests/titles/film-1/{name}", headers=user["auth"])
+    assert r.status == 200, await r.text()
+    return r.headers["X-Reel-Ticket"], await r.text()
+
+
+async def test_software_browser_gets_sd_keys_only_and_every_decision_is_an_event(stack: dict[str, Any]) -> None:
+    client, runtime, package = stack["client"], stack["runtime"], stack["package"]
+    user = await sign_up(client, "a@example.com")
+    grant(runtime, user["account_id"], "sub-1")
+    drain(runtime)
+    ticket, mpd = await open_session(client, user)
+    assert 'height="360"' in mpd and 'height="1080"' not in mpd and 'height="2160"' not in mpd
+    assert "http://edge.test/s/" in mpd and f"ticket={ticket}" in mpd
+
+    r = await client.post(f"/licenses/clearkey?ticket={ticket}", headers=US,
+                          data=json.dumps({"kids": [kid_b64(package, "SD"), kid_b64(package, "AUDIO")],
+                                           "type": "temporary"}))
+    assert r.status == 200, await r.text()
+    jwks = await r.json()
+    assert jwks["type"] == "temporary"
+    assert [k["kid"] for k in jwks["keys"]] == [kid_b64(package, "SD"), kid_b64(package, "AUDIO")]
+    assert all(k["kty"] == "oct" and len(k["k"]) == 22 and "=" not in k["k"] for k in jwks["keys"])
+
+    r = await client.post(f"/licenses/clearkey?ticket={ticket}", headers=US,
+                          data=json.dumps({"kids": [kid_b64(package, "HD")]}))
+    assert r.status == 403 and (await r.json())["reason"] == "SECURITY_LEVEL"
+
+    reader = runtime.log.consumer(["reel.licenses"], None)
+    events = [runtime.codec.decode(rec.value) for rec in reader.poll(100, 1.0)]
+    reader.close()
+    assert [e.type for e in events] == ["LicenseGranted", "LicenseDenied"]
+    assert events[1]["reason"] == "SECURITY_LEVEL" and events[0]["user_id"] == user["account_id"]
+
+
+async def test_hardware_tv_gets_uhd_and_hls_playlists_follow_the_ticket(stack: dict[str, Any]) -> None:
+    client, runtime = stack["client"], stack["runtime"]
+    user = await sign_up(client, "tv@example.com", "tv", "hardware")
+    ticket, master = await open_session(client, user, "master.m3u8")
+    assert "RESOLUTION=3840x2160" in master
+    playlist_url = next(line for line in master.splitlines() if line.endswith("h264-2160p.m3u8"))
+    assert f"/manifests/t/{ticket}/" in playlist_url
+    r = await client.get(playlist_url.split("://", 1)[1].split("/", 1)[1].join(["/", ""]), headers=US)
+    assert r.status == 200, await r.text()
+    assert "#EXT-X-ENDLIST" in await r.text()
+
+
+async def test_heartbeats_then_resume_and_continue_watching(stack: dict[str, Any]) -> None:
+    client, runtime, clock = stack["client"], stack["runtime"], stack["clock"]
+    user = await sign_up(client, "b@example.com")
+    beat = {"sid": "s1", "cid": "film-1", "event": "start", "position_ms": 0, "startup_ms": 900}
+    assert (await client.post("/playback/heartbeats", json=beat, headers=user["auth"])).status == 204
+    for position in (30_000, 60_000, 240_000):
+        clock.advance(30)
+        r = await client.post("/playback/heartbeats", json={**beat, "event": "heartbeat", "position_ms": position,
+                                                            "br": 800, "bl": 12_000, "rendition_id": "h264-360p"},
+                              headers=user["auth"])
+        assert r.status == 204, await r.text()
+    drain(runtime)
+    r = await client.get("/playback/resume/film-1", headers=user["auth"])
+    body = await r.json()
+    assert body["status"] == "resume" and body["position_ms"] == 240_000
+    r = await client.get("/playback/continue-watching", headers=user["auth"])
+    assert [i["title_id"] for i in (await r.json())["items"]] == ["film-1"]
+
+
+@pytest.mark.parametrize("case", ["malformed", "unknown_kid", "forged", "expired", "oversized", "no_token"])
+async def test_bad_license_requests_are_4xx_with_a_message_and_write_nothing(stack: dict[str, Any],
+                                                                             case: str) -> None:
+    client, runtime, package, clock = stack["client"], stack["runtime"], stack["package"], stack["clock"]
+    user = await sign_up(client, f"{case}@example.com")
+    ticket, _ = await open_session(client, user)
+    before = log_size(runtime)
+    body: Any = json.dumps({"kids": [kid_b64(package, "SD")]})
+    url = f"/licenses/clearkey?ticket={ticket}"
+    if case == "malformed":
+        body = b"{not json"
+    elif case == "unknown_kid":
+        body = json.dumps({"kids": [b64url(b"\x01" * 16)]})
+    elif case == "forged":
+        head, claims, _sig = ticket.split(".")
+        url = f"/licenses/clearkey?ticket={head}.{claims}.{b64url(b'x' * 32)}"
+    elif case == "expired":
+        clock.advance(7 * 3600)
+    elif case == "oversized":
+        body = json.dumps({"kids": ["A" * 100_000]})
+    elif case == "no_token":
+        url = "/licenses/clearkey"
+    r = await client.post(url, data=body, headers=US)
+    expected = {"malformed": 400, "unknown_kid": 400, "forged": 401, "expired": 401, "oversized": 413,
+                "no_token": 401}[case]
+    assert r.status == expected, await r.text()
+    message = (await r.json())["error"]
+    assert len(message) > 10
+    assert log_size(runtime) == before
+
+
+async def test_a_position_beyond_the_duration_is_refused_and_nothing_written(stack: dict[str, Any]) -> None:
+    client, runtime = stack["client"], stack["runtime"]
+    user = await sign_up(client, "c@example.com")
+    before = log_size(runtime)
+    r = await client.post("/playback/heartbeats", headers=user["auth"],
+                          json={"sid": "s", "cid": "film-1", "position_ms": 600_001})
+    assert r.status == 400 and "outside title film-1" in (await r.json())["error"]
+    r = await client.post("/playback/heartbeats", headers=user["auth"], data=b"[1,")
+    assert r.status == 400
+    assert log_size(runtime) == before
+
+
+async def test_openapi_documents_every_gateway(stack: dict[str, Any]) -> None:
+    for name in ("auth", "licenses", "manifests", "playback", "downloads"):
+        r = await stack["client"].get(f"/{name}/openapi.json")
+        doc = await r.json()
+        assert doc["openapi"].startswith("3.") and doc["paths"], name

@@ -1,0 +1,119 @@
+"""Shared by the gateway tests (unit, functional, integration): settings, a stepped clock,
+a published title with a synthetic package, and a synchronous processor drain."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from reelstream.events.model import new_event
+from reelstream.gateways.settings import GatewaySettings
+from reelstream.keys.kek import AesGcmKek
+from reelstream.keys.service import KeyService
+from reelstream.media.package.model import Package, PackagedTrack, Segment
+from reelstream.processors.registry import all_processors
+from reelstream.processors.runner import ProcessorRunner
+from reelstream.runtime import Runtime
+
+SIGNING_KEYS = "k2:" + base64.b64encode(b"2" * 32).decode() + ",k1:" + base64.b64encode(b"1" * 32).decode()
+EDGE_SECRET = "edge-secret-for-tests"
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def settings(**overrides: Any) -> GatewaySettings:
+    values: dict[str, Any] = {"signing_keys": SIGNING_KEYS, "edge_secret": EDGE_SECRET,
+                              "edge_base_url": "http://edge.test", "default_country": ""}
+    return GatewaySettings(**{**values, **overrides})
+
+
+@dataclass
+class Clock:
+    """Wall-clock seconds that tests step; starts at the real time so Kafka timestamps agree."""
+
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def key_service(runtime: Runtime) -> KeyService:
+    return KeyService(runtime.state, AesGcmKek(secrets.token_bytes(32)), runtime.publish, producer="test")
+
+
+def _track(track_id: str, kind: str, codecs: str, height: int | None, key_id: str, key_class: str,
+           duration_s: int) -> PackagedTrack:
+    timescale = 90_000 if kind == "video" else 48_000
+    segs = tuple(Segment(n + 1, n * 6 * timescale, 6 * timescale, 100_000) for n in range(duration_s // 6))
+    return PackagedTrack(
+        track_id=track_id, kind=kind, codecs=codecs, bandwidth=800_000, average_bandwidth=700_000,  # type: ignore[arg-type]
+        timescale=timescale, init=f"{track_id}/init.mp4", media_template=f"{track_id}/seg-{{number:05d}}.m4s",
+        segments=segs, width=(height * 16 // 9) if height else None, height=height,
+        frame_rate="24" if height else None, video_range="SDR" if height else None,
+        language="en" if kind == "audio" else None, roles=("main",), key_id=key_id, key_class=key_class)  # type: ignore[arg-type]
+
+
+def publish_title(runtime: Runtime, keys: KeyService, title_id: str, *, territories: tuple[str, ...] = ("US",),
+                  window_start: datetime = T0, window_end: datetime | None = None, offline: bool = True,
+                  max_height: int = 2160, duration_s: int = 600) -> Package:
+    """Register, package (a synthetic package.json, real keys from the key service) and publish."""
+    kids = {c: k.kid for c, k in keys.keys_for(title_id, ["AUDIO", "SD", "HD", "UHD"]).items()}
+    package_id = f"pkg-{title_id}"
+    prefix = f"packages/{title_id}/{package_id}/"
+    tracks = (_track("h264-360p", "video", "avc1.64001e", 360, kids["SD"], "SD", duration_s),
+              _track("h264-1080p", "video", "avc1.640028", 1080, kids["HD"], "HD", duration_s),
+              _track("h264-2160p", "video", "avc1.640033", 2160, kids["UHD"], "UHD", duration_s),
+              _track("audio-en", "audio", "mp4a.40.2", None, kids["AUDIO"], "AUDIO", duration_s))
+    package = Package(title_id, package_id, "cenc", prefix, float(duration_s), tracks)
+    runtime.objects.put(prefix + "package.json", package.to_json().encode(), content_type="application/json")
+    runtime.publish(new_event("TitleRegistered", {
+        "title_id": title_id, "title": f"Title {title_id}", "original_language": "en", "audio_languages": ["en"],
+        "rating": {"system": "MPAA", "value": "PG"}, "genres": ["drama"],
+        "license_terms": {"territories": list(territories), "window_start": window_start, "window_end": window_end,
+                          "offline_download_allowed": offline, "max_height": max_height}},
+        producer="test", correlation_id=title_id), flush=False)
+    runtime.publish(new_event("TitlePackaged", {
+        "title_id": title_id, "package_id": package_id, "formats": ["dash", "hls"], "schemes": ["cenc"],
+        "storage_prefix": prefix, "rendition_ids": ["h264-360p", "h264-1080p", "h264-2160p"]},
+        producer="test", correlation_id=title_id), flush=False)
+    runtime.publish(new_event("TitlePublished", {"title_id": title_id, "package_id": package_id},
+                          producer="test", correlation_id=title_id))
+    return package
+
+
+def grant(runtime: Runtime, user: str, entitlement_id: str, *, kind: str = "SUBSCRIPTION",
+          title_id: str | None = None, starts: datetime = T0, ends: datetime | None = None) -> None:
+    runtime.publish(new_event("EntitlementGranted", {
+        "entitlement_id": entitlement_id, "user_id": user, "kind": kind, "title_id": title_id, "plan": "standard",
+        "starts_at": starts, "ends_at": ends}, producer="test"))
+
+
+def revoke(runtime: Runtime, user: str, entitlement_id: str) -> None:
+    runtime.publish(new_event("EntitlementRevoked", {"entitlement_id": entitlement_id, "user_id": user,
+                                                     "reason": "cancelled"}, producer="test"))
+
+
+def drain(runtime: Runtime, group_prefix: str = "drain") -> int:
+    """Run every processor over the log until it is caught up (synchronously); returns records applied."""
+    total = 0
+    for processor in all_processors():
+        runtime.state.ensure_views(processor.views)
+        runner = ProcessorRunner(processor, runtime.log, runtime.state, runtime.codec, "test")
+        consumer = runtime.log.consumer(list(processor.topics), f"{group_prefix}.{processor.name}")
+        try:
+            while records := consumer.poll(1000, 0.2):
+                runner.process(records)
+                consumer.commit(records)
+                total += len(records)
+        finally:
+            consumer.close()
+    return total
+
+
+def hours(n: float) -> timedelta:
+    return timedelta(hours=n)
