@@ -65,8 +65,8 @@ def render_config(topology: Topology, node: EdgeNode, secret: EdgeSecret, run_as
         f"  log_format cmcd escape=json '{log_format}';",
         f"  access_log {d}/logs/access.log cmcd;",
         # levels=1:2 spreads files; use_temp_path=off writes fills next to their final place.
-        f"  proxy_cache_path {d}/cache levels=1:2 keys_zone=edge_{node.name.replace('-', '_')}:16m"
-        f" max_size={node.cache_bytes} inactive=7d use_temp_path=off;",
+        (f"  proxy_cache_path {d}/cache levels=1:2 keys_zone=edge_{node.name.replace('-', '_')}:16m"
+         f" max_size={node.cache_bytes} inactive=7d use_temp_path=off;"),
         f"  upstream fill {{ server {upstream}; keepalive 16; }}",
     ]
     if node.tier == "appliance":
@@ -92,8 +92,8 @@ def render_config(topology: Topology, node: EdgeNode, secret: EdgeSecret, run_as
         # The key is the object path: no token, no expiry, no CMCD query, so every viewer shares it.
         "      proxy_cache_key $object;",
         # Request collapsing: one fill per object; concurrent misses wait for it.
-        f"      proxy_cache_lock on; proxy_cache_lock_timeout {topology.lock_timeout_s}s;"
-        f" proxy_cache_lock_age {topology.lock_timeout_s}s;",
+        (f"      proxy_cache_lock on; proxy_cache_lock_timeout {topology.lock_timeout_s}s;"
+         f" proxy_cache_lock_age {topology.lock_timeout_s}s;"),
         # Lifetimes come from the origin's Cache-Control (immutable segments, short manifests with
         # stale-while-revalidate); a stale manifest is served while one background fill refreshes it.
         "      proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;",

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Self
 
 from reelstream.edge import nginx
 from reelstream.edge.signing import EdgeSecret
@@ -69,7 +70,7 @@ class EdgeRunner:
         path.write_text(nginx.render_config(self.topology, node, self.secret, run_as))
         return path
 
-    def start(self) -> "EdgeRunner":
+    def start(self) -> Self:
         # PoPs first: an appliance's first fill goes to its PoP.
         for node in sorted(self.topology.nodes, key=lambda n: n.tier != "pop"):
             self.write(node)
@@ -133,7 +134,7 @@ class EdgeRunner:
                 process.stderr.close()
             del self.processes[name]
 
-    def __enter__(self) -> "EdgeRunner":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -51,11 +51,13 @@ class SignedUrlExpired(SignedUrlRefused):
 class EdgeSecret:
     """The secret shared by the manifest gateway (signs) and every edge node (verifies)."""
 
-    value: str  # printable ASCII without spaces or quotes: it is written into nginx.conf
+    value: str  # printable ASCII without spaces, quotes, '$', ';', braces or '\\': it is written into nginx.conf
 
     def __post_init__(self) -> None:
-        if len(self.value) < 32 or not re.fullmatch(r"[A-Za-z0-9_-]+", self.value):
-            raise ReelStreamError("REEL_EDGE_SECRET: at least 32 characters of [A-Za-z0-9_-] are needed")
+        # 16 characters, as the gateway's REEL_EDGE_SECRET check asks.
+        if len(self.value) < 16 or not re.fullmatch(r"[!#%&()*+,\-./0-9:<=>?@A-Z\[\]^_`a-z|~]+", self.value):
+            raise ReelStreamError("REEL_EDGE_SECRET: at least 16 printable characters, none of space, quotes, "
+                                  "'$', ';', braces or backslash (nginx.conf holds it)")
 
     def __repr__(self) -> str:
         return "EdgeSecret(<redacted>)"

@@ -58,12 +58,9 @@ class PopularityProcessor(Processor):
 
 def popular_titles(rows: Iterable[Row], top_n: int = 1000, min_starts: int = 1,
                    now_ms: int | None = None) -> list[str]:
-    """The ``top_n`` titles by decayed score (ties by title id), each started at least ``min_starts`` times."""
-    scored = []
-    for row in rows:
-        v = row.values
-        if v["starts"] < min_starts:
-            continue
-        score = decayed(v["score"], v["scored_at_ms"], now_ms) if now_ms is not None else v["score"]
-        scored.append((-score, v["title_id"]))
+    """The ``top_n`` titles by score decayed to ``now_ms`` (default: the newest row's time),
+    ties by title id, each started at least ``min_starts`` times."""
+    values = [row.values for row in rows if row.values["starts"] >= min_starts]
+    at = now_ms if now_ms is not None else max((v["scored_at_ms"] for v in values), default=0)
+    scored = [(-decayed(v["score"], v["scored_at_ms"], at), v["title_id"]) for v in values]
     return [title for _, title in sorted(scored)[:top_n]]
