@@ -10,7 +10,8 @@ from typing import Sequence
 from reelstream.errors import ReelStreamError
 
 # One module per feature, each with ``register(subparsers)``.
-COMMAND_MODULES = ("reelstream.cli.core", "reelstream.cli.media", "reelstream.cli.package")
+COMMAND_MODULES = ("reelstream.cli.core", "reelstream.cli.media", "reelstream.cli.package",
+                   "reelstream.cli.gateways")
 
 
 def build_parser() -> argparse.ArgumentParser:

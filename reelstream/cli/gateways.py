@@ -1,0 +1,41 @@
+"""`reel gateway`: run the HTTP gateways (auth, licenses, manifests, playback, downloads)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from reelstream.cli.core import add_runtime_flags, settings_from
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from reelstream.gateways.app import GATEWAYS, create_app
+    from reelstream.gateways.settings import load_gateway_settings
+    from reelstream.keys.config import key_service
+    from reelstream.runtime import Runtime
+
+    gateways = tuple(args.only.split(",")) if args.only else tuple(GATEWAYS)
+    settings = load_gateway_settings()  # fails at start, naming the variable, before any port opens
+    runtime = Runtime(settings_from(args))
+    keys = key_service(runtime) if "licenses" in gateways else None
+    app = create_app(runtime, settings, keys, gateways=gateways, close_runtime=True)
+    print(f"gateways {', '.join(gateways)} on http://{args.host}:{args.port} "
+          f"(OpenAPI: /<gateway>/openapi.json); log {runtime.settings.log_url}, state {runtime.settings.state_url}",
+          flush=True)
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None,
+                reuse_port=args.reuse_port)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("gateway", help="run the HTTP gateways (licenses, manifests, playback, downloads, auth)",
+                       description="Needs REEL_GATEWAY_SIGNING_KEYS, REEL_EDGE_SECRET and (for licenses) REEL_KEK.")
+    add_runtime_flags(p)
+    p.add_argument("--host", default=os.environ.get("REEL_GATEWAY_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("REEL_GATEWAY_PORT", "8000")))
+    p.add_argument("--only", help="comma-separated subset, e.g. licenses,manifests (default: all)")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="SO_REUSEPORT: run one process per core on the same port")
+    p.set_defaults(fn=cmd_gateway)
