@@ -118,8 +118,8 @@ async def serve_manifest(request: web.Request) -> web.Response:
         body = hls.media_playlist(package, name.removesuffix(".m3u8"), profile, urls)
     else:
         raise web.HTTPNotFound(text=f"no manifest {name}")
-    return web.Response(text=body, headers={"Content-Type": content_type(name), "Cache-Control":
-                                             manifest_cache_control()})
+    return web.Response(body=body.encode(), headers={"Content-Type": content_type(name),
+                                                     "Cache-Control": manifest_cache_control()})
 
 
 def origin_app(objects: ObjectStore, license_base: str = "/license") -> web.Application:
@@ -131,5 +131,9 @@ def origin_app(objects: ObjectStore, license_base: str = "/license") -> web.Appl
     app[KEY_URLS] = default_key_urls(license_base)
     app.router.add_get(r"/packages/{title}/{package}/{format:dash|hls}/{profile}/{name}", serve_manifest)
     app.router.add_get("/packages/{key:.+}", serve_object)  # HEAD is added with GET
-    app.router.add_get("/healthz", lambda _: web.Response(text="ok\n"))  # type: ignore[arg-type,return-value]
+    app.router.add_get("/healthz", healthz)
     return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
