@@ -78,6 +78,6 @@ def create_app(runtime: Runtime, settings: GatewaySettings, keys: KeyService | N
     app.router.add_get("/health", health)
     for name in gateways:
         sub = GATEWAYS[name]()
-        sub._client_max_size = settings.max_body_bytes  # noqa: SLF001 - sub-apps read their own limit
+        sub._client_max_size = settings.max_body_bytes
         app.add_subapp(f"/{name}", sub)
     return app

@@ -12,9 +12,10 @@ durable before the response. Stateless: any instance answers any request.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -31,7 +32,7 @@ from reelstream.processors.sessions.logic import LIVE_SESSIONS, live_sessions
 
 
 def at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ async def clearkey_key(request: web.Request) -> web.Response:
     kid = request.match_info["kid"].lower().replace("-", "")
     if len(kid) != 32 or any(c not in "0123456789abcdef" for c in kid):
         raise BadRequest("the key id must be 32 hex digits")
-    body = ('{"kids":["%s"],"type":"temporary"}' % _b64(kid)).encode()
+    body = json.dumps({"kids": [_b64(kid)], "type": "temporary"}).encode()
     issued = await issue(s, ticket, s.country(request), s.adapters["clearkey"], body)
     return web.Response(body=issued.keys[0].key, content_type="application/octet-stream",
                         headers={"Cache-Control": "no-store"})

@@ -55,7 +55,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         message = e.text if e.text and not e.text.startswith(f"{e.status}:") else e.reason
         if e.status == 413:
-            message = f"the request body is larger than {request.app._client_max_size} bytes"  # noqa: SLF001
+            message = f"the request body is larger than {request.app._client_max_size} bytes"
         return web.json_response({"error": message}, status=e.status, headers=_allow(e))
     except ReelStreamError as e:
         status = status_of(e)

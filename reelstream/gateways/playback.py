@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -55,7 +55,7 @@ def heartbeat_events(s: Services, account_id: str, profile_id: str, device_id: s
     now = s.now_ms()
     ts = field_of(doc, "ts", int, required=False, default=now)
     ts = now if ts > now or ts < now - MAX_CLIENT_LAG_MS else ts
-    when = datetime.fromtimestamp(ts / 1000, tz=timezone.utc)
+    when = datetime.fromtimestamp(ts / 1000, tz=UTC)
     base = {"session_id": session_id, "user_id": account_id, "profile_id": profile_id, "device_id": device_id,
             "device_type": device.device_type, "title_id": title_id, "position_ms": position}
 

@@ -26,7 +26,7 @@ _SIGNED = re.compile(r"^/s/(?P<md5>[A-Za-z0-9_-]{22})/(?P<expires>[0-9]{1,12})"
 
 
 def _md5(expires: int, scope: str, secret: str) -> str:
-    digest = hashlib.md5(f"{expires}{scope} {secret}".encode()).digest()  # noqa: S324 - nginx's scheme
+    digest = hashlib.md5(f"{expires}{scope} {secret}".encode()).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 

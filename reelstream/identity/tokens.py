@@ -74,7 +74,7 @@ class KeyRing:
         self.current = keys[0]
 
     @classmethod
-    def from_setting(cls, value: str, name: str = "REEL_GATEWAY_SIGNING_KEYS") -> "KeyRing":
+    def from_setting(cls, value: str, name: str = "REEL_GATEWAY_SIGNING_KEYS") -> KeyRing:
         """``kid:base64secret[,kid:base64secret...]``, newest first."""
         keys = []
         for item in filter(None, (v.strip() for v in value.split(","))):

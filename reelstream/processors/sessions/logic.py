@@ -14,7 +14,7 @@ move the session backwards; their rebuffer time is still counted.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from reelstream.events.model import Event, new_event
@@ -61,8 +61,10 @@ def _empty_qoe() -> dict[str, Any]:
             "rendition": None, "bitrate_kbps": None, "switches": 0, "events": 0, "cdn_nodes": []}
 
 
-def fold_qoe(qoe: dict[str, Any], previous_state: str | None, elapsed_ms: int, event: Event) -> dict[str, Any]:
-    """``qoe`` after ``event``, which came ``elapsed_ms`` after the previous one (0 if stale)."""
+def fold_qoe(qoe: dict[str, Any], previous_state: str | None, elapsed_ms: int, event: Event,
+             fresh: bool = True) -> dict[str, Any]:
+    """``qoe`` after ``event``, which came ``elapsed_ms`` after the previous one. A stale event
+    (older than the newest seen) adds its stall time but changes no rendition or bitrate."""
     q = dict(qoe)
     q["events"] += 1
     data = event.data
@@ -74,6 +76,8 @@ def fold_qoe(qoe: dict[str, Any], previous_state: str | None, elapsed_ms: int, e
         if q["bitrate_kbps"] is not None:  # the bitrate that was playing over the interval
             q["bitrate_ms"] += q["bitrate_kbps"] * elapsed_ms
             q["bitrate_time_ms"] += elapsed_ms
+    if not fresh:
+        return q
     if data.get("rendition_id"):
         if q["rendition"] is not None and data["rendition_id"] != q["rendition"]:
             q["switches"] += 1
@@ -101,7 +105,7 @@ def summary(row: dict[str, Any], end_reason: str) -> dict[str, Any]:
 
 
 def _at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 class LiveSessionProcessor(Processor):
@@ -127,7 +131,7 @@ class LiveSessionProcessor(Processor):
             return Outcome()  # late beats after the stop change nothing
         fresh = at >= row["last_event_ms"]
         elapsed = at - row["last_event_ms"] if fresh else 0
-        row["qoe"] = fold_qoe(row["qoe"], row["state"], elapsed, event)
+        row["qoe"] = fold_qoe(row["qoe"], row["state"], elapsed, event, fresh)
         if fresh:
             row.update(last_event_ms=at, position_ms=event["position_ms"],
                        state=event.data.get("state") or _STATE_BY_TYPE[event.type])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reelstream.events.model import new_event
@@ -20,7 +20,7 @@ from reelstream.runtime import Runtime
 
 SIGNING_KEYS = "k2:" + base64.b64encode(b"2" * 32).decode() + ",k1:" + base64.b64encode(b"1" * 32).decode()
 EDGE_SECRET = "edge-secret-for-tests"
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def settings(**overrides: Any) -> GatewaySettings:
