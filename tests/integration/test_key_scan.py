@@ -55,7 +55,7 @@ def test_no_key_bytes_in_storage_manifests_events_state_or_logs(tmp_path: Path,
     packages = [package_for_test(runtime, service, f"t-scan-{s}", s, cache) for s in ("cenc", "cbcs")]
 
     keys = {f"{p.title_id}/{c}": k.key for p in packages for c, k in service.keys_for(
-        p.title_id, ["AUDIO", "SD", "HD"]).items()}
+        p.title_id, ["AUDIO", "SD", "HD"], scheme=p.scheme).items()}
     assert len(keys) == 6 and len(set(keys.values())) == 6
     sensitive = {**keys, "KEK": kek_bytes}
     hits: list[str] = []
