@@ -89,7 +89,7 @@ def test_no_key_bytes_in_storage_manifests_events_state_or_logs(tmp_path: Path,
         hits += find(sensitive, f"event {r.topic}/{r.partition}@{r.offset}", (r.key or b"") + r.value
                      + b"".join(v for _, v in r.headers))
     decoded = [runtime.codec.decode(r.value) for r in records if r.topic == "reel.keys"]
-    assert {k["key_id"] for e in decoded for k in e["keys"]} >= {service.key_ids(p.title_id)["SD"] for p in packages}
+    assert {k["key_id"] for e in decoded for k in e["keys"]} >= {service.key_ids(p.title_id, p.scheme)["SD"] for p in packages}
 
     rows = [r.values for p in packages for r in runtime.state.query(CONTENT_KEYS, (p.title_id,))]
     assert rows and all(set(r) >= {"wrapped_key", "key_id"} for r in rows)
