@@ -117,3 +117,119 @@ def drain(runtime: Runtime, group_prefix: str = "drain") -> int:
 
 def hours(n: float) -> timedelta:
     return timedelta(hours=n)
+
+
+# --------------------------------------------------------------------------- real servers
+
+
+def server_settings(kafka_bootstrap: str, cassandra: tuple[list[str], int], unique: str, data_dir: Any) -> Any:
+    from reelstream.config import Settings
+
+    hosts, port = cassandra
+    return Settings(data_dir=data_dir, log_url=f"kafka://{kafka_bootstrap}", group_prefix=f"gw-{unique}",
+                    state_url=f"cassandra://{','.join(hosts)}:{port}/reel_gw_{unique}")
+
+
+def start_processors(settings_: Any, log_file: Any) -> Any:
+    """``reel processors`` (embedded host) as a child process on the servers."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "REEL_LOG_URL": settings_.log_url, "REEL_STATE_URL": settings_.state_url,
+           "REEL_GROUP_PREFIX": settings_.group_prefix, "REEL_DATA_DIR": str(settings_.data_dir)}
+    return subprocess.Popen([sys.executable, "-m", "reelstream.cli", "processors"], env=env,
+                            cwd=Path(__file__).resolve().parents[3], stdout=log_file.open("wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(process: Any) -> None:
+    import os
+    import signal
+    import subprocess
+
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Reply:
+    """A response that is truthy whatever its status (``requests.Response`` is falsy on 4xx)."""
+
+    def __init__(self, response: Any) -> None:
+        self.status_code = response.status_code
+        self.text = response.text
+        self.content = response.content
+        self.headers = response.headers
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.content)
+
+
+class Api:
+    """A tiny synchronous client of the gateways for integration tests and benchmarks."""
+
+    def __init__(self, base: str, country: str = "US") -> None:
+        import requests
+
+        self.base = base
+        self.http = requests.Session()
+        self.country = country
+
+    def call(self, method: str, path: str, token: str | None = None, **kw: Any) -> Any:
+        headers = {"X-Client-Country": kw.pop("country", self.country), **kw.pop("headers", {})}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return Reply(self.http.request(method, self.base + path, headers=headers, timeout=30, **kw))
+
+    def account(self, email: str, devices: list[tuple[str, str]]) -> dict[str, Any]:
+        """Sign up, sign in, register ``devices`` [(type, security)]; returns ids and device tokens."""
+        r = self.call("POST", "/auth/accounts", json={"email": email, "password": "password1", "country": "US"})
+        assert r.status_code == 201, r.text
+        session = self.call("POST", "/auth/sessions", json={"email": email, "password": "password1"}).json()
+        tokens = []
+        for device_type, security in devices:
+            r = self.call("POST", "/auth/devices", session["token"],
+                          json={"name": device_type, "device_type": device_type, "security_level": security})
+            assert r.status_code == 201, r.text
+            tokens.append(r.json()["token"])
+        return {"account_id": session["account_id"], "tokens": tokens}
+
+    def ticket(self, token: str, title_id: str, **kw: Any) -> str:
+        r = self.call("GET", f"/manifests/titles/{title_id}/manifest.mpd", token, **kw)
+        assert r.status_code == 200, r.text
+        return str(r.headers["X-Reel-Ticket"])
+
+    def license(self, ticket: str, kids: list[str], session_type: str = "temporary", **kw: Any) -> Any:
+        from reelstream.identity.tokens import b64url
+
+        return self.call("POST", f"/licenses/clearkey?ticket={ticket}",
+                         json={"kids": [b64url(bytes.fromhex(k)) for k in kids], "type": session_type}, **kw)
+
+    def beat(self, token: str, session: str, title_id: str, position_ms: int, event: str = "heartbeat",
+             **fields: Any) -> Any:
+        return self.call("POST", "/playback/heartbeats", token, json={
+            "sid": session, "cid": title_id, "event": event, "position_ms": position_ms, **fields})
+
+
+def kid(package: Package, key_class: str) -> str:
+    return next(str(t.key_id) for t in package.tracks if t.key_class == key_class)
