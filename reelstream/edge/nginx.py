@@ -109,6 +109,9 @@ def render_config(topology: Topology, node: EdgeNode, secret: EdgeSecret, run_as
         lines += ["      proxy_no_cache $long_tail;", "      proxy_cache_bypass $long_tail;",
                   # The player sees this node and its cache status, not the PoP's behind it.
                   "      proxy_hide_header X-Edge-Node;", "      proxy_hide_header X-Cache-Status;",
+                  # Browsers refuse a response with two Access-Control-Allow-Origin headers.
+                  "      proxy_hide_header Access-Control-Allow-Origin;",
+                  "      proxy_hide_header Access-Control-Expose-Headers;",
                   # The PoP verifies the same signature again: pass the signed path, not the object.
                   "      proxy_pass http://fill/s/$st/$se$object;"]
     else:

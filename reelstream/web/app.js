@@ -1,0 +1,316 @@
+// ReelStream's page: the gateways' API (/auth, /manifests, /licenses, /playback, /downloads)
+// plus /web/api/catalog. window.reelApp exposes state for tests and the start-up bench.
+(function () {
+  'use strict';
+  const HEARTBEAT_MS = 30000;
+  const $ = (id) => document.getElementById(id);
+  const app = {
+    token: null, deviceId: null, title: null, player: null, sessionId: null, errors: [],
+    timing: null, edgeNodes: [], heartbeats: [], heartbeatTimer: null, lastRendition: null,
+  };
+
+  async function api(method, path, body, token) {
+    const headers = { 'Content-Type': 'application/json' };
+    if (token || app.token) headers.Authorization = 'Bearer ' + (token || app.token);
+    const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined,
+                                          keepalive: method === 'POST' && path.includes('heartbeats') });
+    if (!response.ok) throw new Error(method + ' ' + path + ': ' + response.status + ' ' + await response.text());
+    return response.status === 204 ? null : response.json();
+  }
+
+  function show(id) {
+    for (const s of ['signin', 'catalog', 'title']) $(s).hidden = s !== id;
+  }
+
+  // ------------------------------------------------------------------ sign in: a session, then this device
+  app.signIn = async function (email, password) {
+    const session = await api('POST', '/auth/sessions', { email, password });
+    app.token = session.token;
+    const key = 'reel.device.' + session.account_id;
+    let deviceId = localStorage.getItem(key);
+    if (deviceId) {
+      app.token = (await api('POST', '/auth/sessions', { email, password, device_id: deviceId })).token;
+    } else {
+      const device = await api('POST', '/auth/devices',
+          { name: navigator.userAgent.slice(0, 60), device_type: 'browser', security_level: 'software' });
+      deviceId = device.device_id;
+      localStorage.setItem(key, deviceId);
+      app.token = device.token;
+    }
+    app.deviceId = deviceId;
+    $('who').textContent = email;
+    await app.showCatalog();
+  };
+
+  app.showCatalog = async function () {
+    const { titles } = await api('GET', '/web/api/catalog');
+    const grid = $('titles');
+    grid.replaceChildren();
+    for (const t of titles) {
+      const card = document.createElement('div');
+      card.className = 'card';
+      card.dataset.titleId = t.title_id;
+      card.innerHTML = '<img alt=""><div></div>';
+      card.querySelector('img').src = '/web/' + t.poster;
+      card.querySelector('div').textContent = t.title;
+      card.onclick = () => app.showTitle(t);
+      grid.appendChild(card);
+    }
+    app.catalog = titles;
+    show('catalog');
+  };
+
+  // ------------------------------------------------------------------ title page: resume point, download
+  app.showTitle = async function (t) {
+    await app.stop('STOPPED');
+    app.title = t;
+    $('title-name').textContent = t.title;
+    app.resume = await api('GET', '/playback/resume/' + encodeURIComponent(t.title_id));
+    const at = app.resume.status === 'resume' ? app.resume.position_ms : (app.resume.last_position_ms || 0);
+    const resume = $('resume');
+    resume.hidden = !(at > 0 && app.resume.status !== 'watched');
+    resume.textContent = 'Continue from ' + formatTime(at / 1000);
+    resume.onclick = () => app.play(at / 1000);
+    $('play').onclick = () => app.play(0);
+    $('download').hidden = !t.offline;
+    $('download').onclick = () => app.download();
+    show('title');
+  };
+
+  function formatTime(s) {
+    const m = Math.floor(s / 60);
+    return m + ':' + String(Math.floor(s % 60)).padStart(2, '0');
+  }
+
+  // ------------------------------------------------------------------ playback
+  app.play = async function (startSeconds) {
+    await app.stop('STOPPED');
+    shaka.polyfill.installAll();
+    const video = $('video');
+    const player = new shaka.Player();
+    await player.attach(video);
+    app.player = player;
+    app.errors = [];
+    app.edgeNodes = [];
+    const t0 = performance.now();
+    const timing = app.timing = { pressed: t0, parts: {} };
+    const net = player.getNetworkingEngine();
+    const T = shaka.net.NetworkingEngine.RequestType;
+    net.registerRequestFilter((type, request) => {
+      const now = performance.now() - t0;
+      if (type === T.MANIFEST && request.uris[0].includes('/manifests/')) {
+        request.headers.Authorization = 'Bearer ' + app.token;
+        timing.manifestStart = timing.manifestStart ?? now;
+      }
+      if (type === T.LICENSE) {
+        timing.licenseStart = timing.licenseStart ?? now;
+        onlyOfferedKeys(player, request);
+      }
+      if (type === T.SEGMENT && !request.uris[0].includes('init')) timing.segmentStart = timing.segmentStart ?? now;
+    });
+    net.registerResponseFilter((type, response) => {
+      const now = performance.now() - t0;
+      if (type === T.MANIFEST) {
+        timing.manifestEnd = timing.manifestEnd ?? now;
+        app.sessionId = app.sessionId || response.headers['x-reel-session'] || null;
+      }
+      if (type === T.LICENSE) timing.licenseEnd = timing.licenseEnd ?? now;
+      if (type === T.SEGMENT) {
+        const node = response.headers['x-edge-node'];
+        if (node) {
+          app.edgeNodes.push({ node, cache: response.headers['x-cache-status'] || null });
+          $('edge').textContent = node;
+        }
+        if (!response.uri.includes('init')) timing.segmentEnd = timing.segmentEnd ?? now;
+      }
+    });
+    player.addEventListener('error', (e) => { app.errors.push(e.detail.code); $('player-error').textContent = 'error ' + e.detail.code; });
+    player.addEventListener('variantchanged', updateStats);
+    player.addEventListener('adaptation', updateStats);
+    player.configure({
+      streaming: { bufferingGoal: 10 },
+      preferredAudio: [{ language: 'en', role: 'main' }],
+      // CMCD (CTA-5004) in query mode: the edges log it; sid/cid join it to the session.
+      cmcd: { enabled: true, useHeaders: false, contentId: app.title.title_id },
+    });
+    const manifestUrl = location.origin + '/manifests/titles/' + encodeURIComponent(app.title.title_id) + '/manifest.mpd';
+    // The license request runs while the first segment downloads: Shaka opens the EME session
+    // from the manifest's pssh, and the page does not wait for the license to fetch media.
+    try {
+      await player.load(manifestUrl, startSeconds || 0);
+    } catch (error) {
+      app.errors.push(error.code);
+      $('player-error').textContent = 'error ' + error.code;
+      throw error;
+    }
+    if (app.sessionId) player.configure({ cmcd: { sessionId: app.sessionId } });
+    fillTrackMenus();
+    video.requestVideoFrameCallback(() => {
+      timing.firstFrame = performance.now() - t0;
+      timing.parts = {
+        manifest: timing.manifestEnd - (timing.manifestStart ?? 0),
+        license: (timing.licenseEnd ?? 0) - (timing.licenseStart ?? 0),
+        firstSegment: timing.segmentEnd - timing.segmentStart,
+        decode: timing.firstFrame - Math.max(timing.segmentEnd, timing.licenseEnd ?? 0),
+      };
+      timing.licenseParallel = timing.licenseStart !== undefined &&
+          timing.licenseStart < timing.segmentEnd && timing.segmentStart < timing.licenseEnd;
+      $('startup').textContent = Math.round(timing.firstFrame) + ' ms';
+      beat('start', { startup_ms: Math.round(timing.firstFrame) });
+    });
+    video.addEventListener('pause', onPause);
+    video.addEventListener('seeked', onSeeked);
+    app.heartbeatTimer = setInterval(() => beat('heartbeat'), HEARTBEAT_MS);
+    await video.play();
+    updateStats();
+  };
+
+  // The package-wide pssh names every key of the title (HD and UHD too); ask the license
+  // server only for the keys of the tracks this device was offered (the manifest's default_KIDs).
+  function onlyOfferedKeys(player, request) {
+    const info = player.drmInfo();
+    if (!info || !info.keyIds || !info.keyIds.size || !request.body) return;
+    const toB64url = (hex) => btoa(String.fromCharCode(...hex.match(/../g).map((h) => parseInt(h, 16))))
+        .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    const offered = new Set(Array.from(info.keyIds).map(toB64url));
+    try {
+      const doc = JSON.parse(new TextDecoder().decode(request.body));
+      if (!Array.isArray(doc.kids)) return;
+      doc.kids = doc.kids.filter((k) => offered.has(k));
+      request.body = new TextEncoder().encode(JSON.stringify(doc)).buffer;
+    } catch (e) { /* not a Clear Key JSON request */ }
+  }
+
+  function onPause() { if (!app.stopping) beat('pause'); }
+  function onSeeked() { beat('seek'); }
+
+  function fillTrackMenus() {
+    const audio = $('audio');
+    audio.replaceChildren();
+    for (const t of app.player.getAudioTracks()) {
+      const o = new Option(t.label || t.language + (t.roles.includes('description') ? ' (audio description)' : ''),
+                           t.language + '|' + t.roles.join(','));
+      o.selected = t.active;
+      audio.add(o);
+    }
+    audio.onchange = () => { const [l, r] = audio.value.split('|'); app.selectAudio(l, r.includes('description') ? 'description' : null); };
+    const text = $('text');
+    text.replaceChildren(new Option('Off', ''));
+    for (const t of app.player.getTextTracks()) {
+      const sdh = t.roles.includes('caption') || (t.accessibility || []).length > 0;
+      text.add(new Option((t.label || t.language) + (sdh ? ' (SDH)' : ''), String(t.id)));
+    }
+    text.onchange = () => app.selectText(text.value ? Number(text.value) : null);
+  }
+
+  app.selectAudio = function (language, role) {
+    const track = app.player.getAudioTracks().find((t) => t.language === language &&
+        (role ? t.roles.includes(role) : !t.roles.includes('description')));
+    if (!track) throw new Error('no audio track ' + language + ' ' + (role || ''));
+    app.player.selectAudioTrack(track);
+  };
+
+  app.selectText = function (idOrLanguage) {
+    if (idOrLanguage === null) { app.player.selectTextTrack(null); return; }  // Shaka 5: null hides
+    const track = app.player.getTextTracks().find((t) => t.id === idOrLanguage || t.language === idOrLanguage);
+    if (!track) throw new Error('no text track ' + idOrLanguage);
+    app.player.selectTextTrack(track);  // Shaka 5 makes a selected text track visible
+  };
+
+  app.seek = function (seconds) { $('video').currentTime = seconds; };
+  app.pause = function () { $('video').pause(); };
+
+  function updateStats() {
+    const v = app.player && app.player.getVariantTracks().find((t) => t.active);
+    if (v) {
+      $('quality').textContent = v.height + 'p ' + Math.round(v.bandwidth / 1000) + ' kbit/s';
+      app.lastRendition = v.videoId;
+    }
+  }
+
+  function beat(event, extra) {
+    if (!app.player || !app.title || !app.sessionId) return Promise.resolve();
+    const video = $('video');
+    const stats = app.player.getStats();
+    const variant = app.player.getVariantTracks().find((t) => t.active) || {};
+    const body = Object.assign({
+      sid: app.sessionId, cid: app.title.title_id, event, position_ms: Math.round(video.currentTime * 1000),
+      state: event === 'pause' ? 'PAUSED' : (event === 'stop' || event === 'exit') ? 'STOPPED' : event === 'seek' ? 'SEEKING' : 'PLAYING',
+      br: variant.bandwidth ? Math.round(variant.bandwidth / 1000) : undefined,
+      bl: Math.round(bufferedAhead(video) * 1000),
+      mtp: stats.estimatedBandwidth ? Math.round(stats.estimatedBandwidth / 1000) : undefined,
+      cdn_node: app.edgeNodes.length ? app.edgeNodes[app.edgeNodes.length - 1].node : undefined,
+      ts: Date.now(),
+    }, extra || {});
+    const sent = api('POST', '/playback/heartbeats', body).then(() => { app.heartbeats.push(body); })
+        .catch((e) => { app.errors.push(String(e)); });
+    app.pendingBeat = sent;
+    return sent;
+  }
+
+  function bufferedAhead(video) {
+    for (let i = 0; i < video.buffered.length; i++) {
+      if (video.buffered.start(i) <= video.currentTime && video.currentTime <= video.buffered.end(i)) {
+        return video.buffered.end(i) - video.currentTime;
+      }
+    }
+    return 0;
+  }
+
+  app.stop = async function (reason) {
+    if (!app.player) return;
+    app.stopping = true;
+    clearInterval(app.heartbeatTimer);
+    await beat(reason === 'EXIT' ? 'exit' : 'stop');
+    const video = $('video');
+    video.removeEventListener('pause', onPause);
+    video.removeEventListener('seeked', onSeeked);
+    await app.player.destroy();
+    app.player = null;
+    app.sessionId = null;
+    app.stopping = false;
+  };
+
+  // ------------------------------------------------------------------ offline download (where allowed)
+  app.download = async function () {
+    const grant = await api('POST', '/downloads/licenses', { title_id: app.title.title_id });
+    const storage = new shaka.offline.Storage();
+    storage.configure({ drm: { servers: { 'org.w3.clearkey': grant.license_url } },
+                        offline: { usePersistentLicense: false } });
+    $('download-status').textContent = 'downloading...';
+    const stored = await storage.store(grant.manifest_url, { title: app.title.title }).promise;
+    $('download-status').textContent = 'downloaded (licence until ' + new Date(grant.expires_at_ms).toLocaleDateString() + ')';
+    app.downloaded = stored.offlineUri;
+    return stored.offlineUri;
+  };
+
+  // ------------------------------------------------------------------ state for tests and benches
+  app.state = function () {
+    const video = $('video');
+    const player = app.player;
+    if (!player) return { errors: app.errors.slice(), playing: false };
+    const audio = player.getAudioTracks().find((t) => t.active) || {};
+    const text = player.getTextTracks().find((t) => t.active) || {};
+    const variant = player.getVariantTracks().find((t) => t.active) || {};
+    let cues = 0;
+    for (const track of Array.from(video.textTracks)) if (track.mode === 'showing' && track.cues) cues += track.cues.length;
+    return {
+      playing: true, currentTime: video.currentTime, paused: video.paused, keySystem: player.keySystem(),
+      totalVideoFrames: video.getVideoPlaybackQuality().totalVideoFrames, audioLanguage: audio.language || null,
+      audioRoles: audio.roles || [], textLanguage: text.language || null,
+      textVisible: Array.from(video.textTracks).some((t) => t.mode === 'showing'), showingCues: cues, height: variant.height || null,
+      quality: $('quality').textContent, sessionId: app.sessionId, edgeNodes: app.edgeNodes.slice(),
+      heartbeats: app.heartbeats.slice(), timing: app.timing, errors: app.errors.slice(),
+    };
+  };
+
+  window.addEventListener('pagehide', () => { if (app.player) beat('exit'); });
+  $('signin-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    app.signIn($('email').value, $('password').value).catch((err) => { $('signin-error').textContent = String(err); });
+  });
+  $('back').onclick = () => app.stop('STOPPED').then(() => app.showCatalog());
+  $('pause').onclick = () => app.pause();
+  $('stop').onclick = () => app.stop('STOPPED');
+  window.reelApp = app;
+})();

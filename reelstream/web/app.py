@@ -1,0 +1,69 @@
+"""The web player app: the page people use (sign in, catalog with posters, title page,
+playback with Shaka Player), its static files, Shaka Player from ``web/node_modules``
+(no outside network), and two reads the page needs besides the gateways' API: the
+published catalog and posters.
+
+Mounted by the gateways' root app (or ``reel up``) at ``/web``; the page talks to the
+gateways on the same origin (``/auth``, ``/manifests``, ``/licenses``, ``/playback``,
+``/downloads``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from reelstream.errors import ObjectNotFound
+from reelstream.processors.catalog.logic import PUBLISHED, TITLES
+from reelstream.runtime import Runtime
+from reelstream.web.posters import poster_key
+
+WEB_DIR = Path(__file__).resolve().parent
+SHAKA_DIST = WEB_DIR.parents[1] / "web" / "node_modules" / "shaka-player" / "dist"
+RUNTIME = web.AppKey("runtime", Runtime)
+# Shown when a title has no poster yet: a plain SVG frame, no network.
+PLACEHOLDER = ('<svg xmlns="http://www.w3.org/2000/svg" width="320" height="180"><rect width="100%" height="100%" '
+               'fill="#222"/><text x="50%" y="50%" fill="#888" text-anchor="middle" font-family="sans-serif">'
+               'no poster</text></svg>')
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def catalog(request: web.Request) -> web.Response:
+    state = request.app[RUNTIME].state
+    titles = []
+    for row in state.scan(TITLES):
+        v = row.values
+        if v.get("status") != PUBLISHED:
+            continue
+        meta = v.get("metadata") or {}
+        titles.append({"title_id": v["title_id"], "title": v.get("title") or v["title_id"],
+                       "genres": meta.get("genres", []), "audio_languages": meta.get("audio_languages", []),
+                       "offline": bool((meta.get("license_terms") or {}).get("offline_download_allowed")),
+                       "poster": f"posters/{v['title_id']}.jpg"})
+    titles.sort(key=lambda t: t["title"])
+    return web.json_response({"titles": titles}, headers={"Cache-Control": "no-cache"})
+
+
+async def poster(request: web.Request) -> web.Response:
+    objects = request.app[RUNTIME].objects
+    try:
+        body = objects.get(poster_key(request.match_info["title_id"]))
+    except ObjectNotFound:
+        return web.Response(text=PLACEHOLDER, content_type="image/svg+xml")
+    return web.Response(body=body, content_type="image/jpeg", headers={"Cache-Control": "public, max-age=300"})
+
+
+def web_app(runtime: Runtime) -> web.Application:
+    app = web.Application()
+    app[RUNTIME] = runtime
+    app.router.add_get("/", index)
+    app.router.add_get("/api/catalog", catalog)
+    app.router.add_get("/posters/{title_id}.jpg", poster)
+    if SHAKA_DIST.exists():
+        app.router.add_static("/shaka/", SHAKA_DIST)
+    app.router.add_static("/static/", WEB_DIR)
+    return app

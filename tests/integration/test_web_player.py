@@ -1,0 +1,205 @@
+"""End to end in headless Chromium (Debian's, through Playwright, no browser download):
+a person signs in, picks a title from the catalog, plays it with DRM on (EME Clear Key,
+keys from the license server) through both cache tiers (ISP appliance -> CDN PoP ->
+origin on real nginx), switches audio and subtitles, seeks, pauses, and resumes on a
+second "device" (another browser context) where the first left off.
+
+A screenshot of the player is kept in ``build/test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reelstream.edge.runner import EdgeRunner
+from reelstream.edge.topology import local_topology
+from tests.integration.test_edge_delivery import NO_NGINX, SECRET, free_port_block
+from tests.support.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    browser_missing,
+    build_browser_media,
+    serve,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "build" / "test-artifacts"
+WAIT_MS = 60_000  # an upper bound for a stuck player, not a timing assertion
+TITLE = "t-web"
+EMAIL, PASSWORD = "viewer@example.com", "correct horse battery"
+pytestmark = pytest.mark.skipif(browser_missing() is not None or NO_NGINX is not None,
+                                reason=browser_missing() or NO_NGINX or "")
+
+
+def publish(runtime: Any, keys: Any, media: Path) -> Any:
+    """Register, package (cenc), extract a poster, publish, and grant a subscription."""
+    from reelstream.events.model import new_event
+    from reelstream.web.posters import extract_poster
+    from tests.support.browser import package_for_test
+
+    runtime.publish(new_event("TitleRegistered", {
+        "title_id": TITLE, "title": "Signal Tones", "original_language": "en", "audio_languages": ["en", "fr"],
+        "rating": {"system": "MPAA", "value": "G"}, "genres": ["test"],
+        "license_terms": {"territories": ["US"], "window_start": datetime(2020, 1, 1, tzinfo=UTC),
+                          "window_end": None, "offline_download_allowed": True, "max_height": 2160}},
+        producer="test", correlation_id=TITLE))
+    package = package_for_test(runtime, keys, TITLE, "cenc", media)
+    extract_poster(runtime.objects, TITLE, next((media / "renditions" / "h264-360p-800k").rglob("*.mp4")))
+    runtime.publish(new_event("TitlePublished", {"title_id": TITLE, "package_id": package.package_id},
+                              producer="test", correlation_id=TITLE))
+    return package
+
+
+def drain(runtime: Any) -> None:
+    from reelstream.processors.registry import all_processors
+    from reelstream.processors.runner import ProcessorRunner
+
+    for processor in all_processors():
+        runtime.state.ensure_views(processor.views)
+        runner = ProcessorRunner(processor, runtime.log, runtime.state, runtime.codec, "test")
+        consumer = runtime.log.consumer(list(processor.topics), f"web-test.{processor.name}")
+        try:
+            while records := consumer.poll(1000, 0.2):
+                runner.process(records)
+                consumer.commit(records)
+        finally:
+            consumer.close()
+
+
+def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from reelstream.config import Settings
+    from reelstream.edge.origin import origin_app
+    from reelstream.events.model import new_event
+    from reelstream.gateways.app import create_app
+    from reelstream.gateways.settings import GatewaySettings
+    from reelstream.keys.kek import AesGcmKek
+    from reelstream.keys.service import KeyService
+    from reelstream.runtime import Runtime
+    from reelstream.web.app import web_app
+
+    root = tmp_path_factory.mktemp("web")
+    media = build_browser_media(root / "media")
+    runtime = Runtime(Settings(data_dir=root / "reel"))
+    keys = KeyService(runtime.state, AesGcmKek(secrets.token_bytes(32)), runtime.publish, producer="test")
+    package = publish(runtime, keys, media)
+    with serve(origin_app(runtime.objects)) as origin:
+        topology = local_topology(origin, root / "edge", base_port=free_port_block(2))
+        appliance = topology.node("appliance-isp-a")
+        assert appliance is not None
+        settings = GatewaySettings(signing_keys="k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+                                   edge_secret=SECRET.value, edge_base_url=appliance.base_url, default_country="US")
+        gateway = create_app(runtime, settings, keys)
+        gateway.add_subapp("/web", web_app(runtime))
+        with EdgeRunner(topology, SECRET, popular=[TITLE]), serve(gateway) as base:
+            account = post(f"{base}/auth/accounts", {"email": EMAIL, "password": PASSWORD, "country": "US"})
+            runtime.publish(new_event("EntitlementGranted", {
+                "entitlement_id": "e1", "user_id": account["account_id"], "kind": "SUBSCRIPTION", "title_id": None,
+                "plan": "standard", "starts_at": datetime(2020, 1, 1, tzinfo=UTC), "ends_at": None}, producer="test"))
+            drain(runtime)
+            yield {"base": base, "runtime": runtime, "package": package, "topology": topology}
+    runtime.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def wait(page: Any, condition: str) -> dict[str, Any]:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            f"() => {{ const s = reelApp.state(); return s.errors.length > 0 || ({condition}); }}", timeout=WAIT_MS)
+    except PlaywrightTimeout:
+        pytest.fail(f"the page never reached {condition}: {page.evaluate('reelApp.state()')}")
+    state: dict[str, Any] = page.evaluate("reelApp.state()")
+    assert state["errors"] == [], f"player/page errors {state['errors']}"
+    return state
+
+
+def sign_in_and_open_title(context: Any, base: str) -> Any:
+    page = context.new_page()
+    page.goto(f"{base}/web/")
+    page.fill("#email", EMAIL)
+    page.fill("#password", PASSWORD)
+    page.click("#signin-button")
+    card = page.wait_for_selector(f".card[data-title-id='{TITLE}']", timeout=WAIT_MS)
+    poster = page.evaluate(f"document.querySelector(\".card[data-title-id='{TITLE}'] img\").naturalWidth")
+    assert poster == 320, "the poster extracted at package time is shown"
+    card.click()
+    page.wait_for_selector("#title:not([hidden])", timeout=WAIT_MS)
+    return page
+
+
+def test_sign_in_play_through_both_tiers_switch_seek_pause_and_resume_elsewhere(
+        site: dict[str, Any], browser: Any) -> None:
+    first = browser.new_context()
+    page = sign_in_and_open_title(first, site["base"])
+    page.click("#play")
+    playing = wait(page, "s.playing && s.totalVideoFrames > 12 && s.currentTime > 0.5 && s.timing.firstFrame > 0")
+    assert playing["keySystem"] == "org.w3.clearkey"
+    assert playing["height"] == 360, "a software-secure browser gets the SD rung only"
+    nodes = {e["node"] for e in playing["edgeNodes"]}
+    assert nodes == {"appliance-isp-a"}, "segments come from the ISP appliance (filled from the PoP)"
+    assert playing["timing"]["parts"]["license"] > 0 and playing["timing"]["parts"]["firstSegment"] > 0
+    assert playing["quality"].startswith("360p")
+
+    page.evaluate("reelApp.selectAudio('fr')")
+    page.evaluate("reelApp.selectText('fr')")
+    switched = wait(page, "s.audioLanguage === 'fr' && s.textLanguage === 'fr' && s.showingCues > 0")
+    assert switched["textVisible"]
+    page.evaluate("reelApp.selectAudio('en', 'description')")
+    wait(page, "s.audioRoles.includes('description')")
+    page.evaluate("reelApp.selectText('en')")  # the SDH track
+    wait(page, "s.textLanguage === 'en' && s.showingCues > 0")
+
+    page.evaluate("reelApp.seek(3.2)")
+    wait(page, "s.currentTime > 3.4 && !s.paused")
+    page.evaluate("reelApp.pause()")
+    paused = wait(page, "s.paused && s.heartbeats.some(b => b.event === 'pause')")
+    saved_ms = next(b for b in paused["heartbeats"] if b["event"] == "pause")["position_ms"]
+    assert saved_ms >= 3400
+    assert {b["event"] for b in paused["heartbeats"]} >= {"start", "seek", "pause"}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-player.png"))
+
+    # Both tiers hold the title now: the appliance for this popular title, the PoP behind it.
+    cached = {p.relative_to(site["topology"].work_dir).parts[0]
+              for p in site["topology"].work_dir.glob("*/cache/**/*") if p.is_file()}
+    assert cached == {"pop-1", "appliance-isp-a"}
+
+    drain(site["runtime"])  # the playback processors fold the heartbeats into the resume view
+    second = browser.new_context()  # another device: its own storage, so it registers itself
+    other = sign_in_and_open_title(second, site["base"])
+    label = other.text_content("#resume")
+    assert label == f"Continue from 0:0{saved_ms // 1000}"
+    other.click("#resume")
+    resumed = wait(other, f"s.playing && s.totalVideoFrames > 0 && s.currentTime >= {saved_ms / 1000 - 0.3}")
+    assert resumed["currentTime"] < saved_ms / 1000 + 2.5, "playback starts where the first device paused"
+    assert resumed["errors"] == []
+    first.close()
+    second.close()
