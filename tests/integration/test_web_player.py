@@ -14,6 +14,7 @@ import json
 import secrets
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,22 +41,23 @@ pytestmark = pytest.mark.skipif(browser_missing() is not None or NO_NGINX is not
                                 reason=browser_missing() or NO_NGINX or "")
 
 
-def publish(runtime: Any, keys: Any, media: Path) -> Any:
-    """Register, package (cenc), extract a poster, publish, and grant a subscription."""
+def publish(runtime: Any, keys: Any, media: Path, title_id: str = TITLE, scheme: str = "cenc",
+            name: str = "Signal Tones") -> Any:
+    """Register, package, extract a poster, publish (the bench reuses it for a clear twin)."""
     from reelstream.events.model import new_event
     from reelstream.web.posters import extract_poster
     from tests.support.browser import package_for_test
 
     runtime.publish(new_event("TitleRegistered", {
-        "title_id": TITLE, "title": "Signal Tones", "original_language": "en", "audio_languages": ["en", "fr"],
+        "title_id": title_id, "title": name, "original_language": "en", "audio_languages": ["en", "fr"],
         "rating": {"system": "MPAA", "value": "G"}, "genres": ["test"],
         "license_terms": {"territories": ["US"], "window_start": datetime(2020, 1, 1, tzinfo=UTC),
                           "window_end": None, "offline_download_allowed": True, "max_height": 2160}},
-        producer="test", correlation_id=TITLE))
-    package = package_for_test(runtime, keys, TITLE, "cenc", media)
-    extract_poster(runtime.objects, TITLE, next((media / "renditions" / "h264-360p-800k").rglob("*.mp4")))
-    runtime.publish(new_event("TitlePublished", {"title_id": TITLE, "package_id": package.package_id},
-                              producer="test", correlation_id=TITLE))
+        producer="test", correlation_id=title_id))
+    package = package_for_test(runtime, keys, title_id, scheme, media)
+    extract_poster(runtime.objects, title_id, next((media / "renditions" / "h264-360p-800k").rglob("*.mp4")))
+    runtime.publish(new_event("TitlePublished", {"title_id": title_id, "package_id": package.package_id},
+                              producer="test", correlation_id=title_id))
     return package
 
 
@@ -81,8 +83,11 @@ def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
         return json.loads(r.read())  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@contextmanager
+def web_stack(root: Path, titles: tuple[tuple[str, str, str], ...] = ((TITLE, "cenc", "Signal Tones"),)
+              ) -> Iterator[dict[str, Any]]:
+    """Origin, PoP and appliance on nginx, the gateways with the web page at /web, the
+    titles published (popular, so the appliance holds them) and one account subscribed."""
     from reelstream.config import Settings
     from reelstream.edge.origin import origin_app
     from reelstream.events.model import new_event
@@ -93,11 +98,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from reelstream.runtime import Runtime
     from reelstream.web.app import web_app
 
-    root = tmp_path_factory.mktemp("web")
     media = build_browser_media(root / "media")
     runtime = Runtime(Settings(data_dir=root / "reel"))
     keys = KeyService(runtime.state, AesGcmKek(secrets.token_bytes(32)), runtime.publish, producer="test")
-    package = publish(runtime, keys, media)
+    packages = {title_id: publish(runtime, keys, media, title_id, scheme, name) for title_id, scheme, name in titles}
     with serve(origin_app(runtime.objects)) as origin:
         topology = local_topology(origin, root / "edge", base_port=free_port_block(2))
         appliance = topology.node("appliance-isp-a")
@@ -106,14 +110,20 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                                    edge_secret=SECRET.value, edge_base_url=appliance.base_url, default_country="US")
         gateway = create_app(runtime, settings, keys)
         gateway.add_subapp("/web", web_app(runtime))
-        with EdgeRunner(topology, SECRET, popular=[TITLE]), serve(gateway) as base:
+        with EdgeRunner(topology, SECRET, popular=list(packages)), serve(gateway) as base:
             account = post(f"{base}/auth/accounts", {"email": EMAIL, "password": PASSWORD, "country": "US"})
             runtime.publish(new_event("EntitlementGranted", {
                 "entitlement_id": "e1", "user_id": account["account_id"], "kind": "SUBSCRIPTION", "title_id": None,
                 "plan": "standard", "starts_at": datetime(2020, 1, 1, tzinfo=UTC), "ends_at": None}, producer="test"))
             drain(runtime)
-            yield {"base": base, "runtime": runtime, "package": package, "topology": topology}
+            yield {"base": base, "runtime": runtime, "packages": packages, "topology": topology}
     runtime.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with web_stack(tmp_path_factory.mktemp("web")) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
