@@ -133,11 +133,10 @@ async def _run_embedded(settings: Settings, banner: str | None = None) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    mode = "embedded (no servers)" if settings.embedded else "on servers"
-    return asyncio.run(_run_embedded(settings, banner=(
-        f"ReelStream up, {mode}\n  log:     {settings.log_url}\n  state:   {settings.state_url}\n"
-        f"  objects: {settings.objects_url}\nCtrl-C stops.")))
+    from reelstream.up import run_up
+
+    return run_up(settings_from(args), sample=not args.no_sample, host=args.host, port=args.port,
+                  transcode_processes=args.transcode_processes)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -176,8 +175,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    up = sub.add_parser("up", help="run everything on this machine (embedded by default)")
+    up = sub.add_parser("up", help="run everything on this machine (embedded by default)",
+                        description="Starts processors, workers and gateways, ingests the sample title "
+                                    "and prints the URL of the page that plays it.")
     add_runtime_flags(up)
+    up.add_argument("--no-sample", action="store_true", help="do not ingest the sample title")
+    up.add_argument("--host", default="127.0.0.1", help="address the gateways listen on")
+    up.add_argument("--port", type=int, default=8000, help="port of the gateways and the web page")
+    up.add_argument("--transcode-processes", type=int, help="transcode worker processes (default: one per core)")
     up.set_defaults(fn=cmd_up)
 
     procs = sub.add_parser("processors", help="run the stream processors only")

@@ -1,0 +1,165 @@
+"""`reel up`: the whole platform on one machine, as separate processes like a deployment.
+
+Each role (processors, transcode workers, packaging worker, gateways, edge tiers) runs
+as its own `reel ...` child with the same settings, its output in
+``<data dir>/logs/<role>.log``. If any child dies, `reel up` says which, shows the end of
+its log and stops the rest: nothing fails silently. The sample title is ingested once;
+when it is published, the URL of the page that plays it is printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from reelstream.config import Settings
+from reelstream.errors import ReelStreamError
+
+
+class RoleFailed(ReelStreamError):
+    """A child process of `reel up` exited while the platform was running."""
+
+
+def ensure_secrets(data_dir: Path) -> dict[str, str]:
+    """The embedded runtime's secrets, generated once and kept (0600) under the data dir.
+
+    Servers take them from the environment instead; set the same variables there.
+    """
+    path = data_dir / "secrets.json"
+    if path.is_file():
+        return dict(json.loads(path.read_text()))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    values = {
+        "REEL_KEK": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "REEL_GATEWAY_SIGNING_KEYS": f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
+        "REEL_EDGE_SECRET": secrets.token_urlsafe(32),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(values, f)
+    return values
+
+
+def child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
+    env = {**os.environ, **extra, "REEL_DATA_DIR": str(settings.data_dir), "REEL_LOG_URL": settings.log_url,
+           "REEL_STATE_URL": settings.state_url, "REEL_OBJECTS_URL": settings.objects_url,
+           "REEL_GROUP_PREFIX": settings.group_prefix}
+    for name, value in (("REEL_S3_ACCESS_KEY", settings.s3_access_key), ("REEL_S3_SECRET_KEY", settings.s3_secret_key)):
+        if value:
+            env[name] = value
+    return env
+
+
+@dataclass
+class Supervisor:
+    log_dir: Path
+    env: dict[str, str]
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, role: str, *argv: str) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{role}.log").open("ab")
+        command = [sys.executable, "-m", "reelstream.cli", *argv]
+        print(f"  starting {role}: reel {' '.join(argv)}", flush=True)
+        self.children[role] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def check(self) -> None:
+        for role, child in self.children.items():
+            if child.poll() is not None:
+                tail = (self.log_dir / f"{role}.log").read_text(errors="replace").splitlines()[-15:]
+                raise RoleFailed(f"{role} exited with code {child.returncode}; the end of "
+                                 f"{self.log_dir / (role + '.log')}:\n    " + "\n    ".join(tail))
+
+    def stop(self) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+
+
+def wait_for(condition: Callable[[], bool], supervisor: Supervisor, timeout: float, what: str,
+             progress: Callable[[], str] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while not condition():
+        supervisor.check()
+        if time.monotonic() > deadline:
+            raise RoleFailed(f"timed out after {timeout:.0f}s waiting for {what}; see {supervisor.log_dir}")
+        if progress:
+            line = progress()
+            if line != last:
+                print(f"  {line}", flush=True)
+                last = line
+        time.sleep(1.0)
+
+
+def title_status(settings: Settings, title_id: str) -> str | None:
+    from reelstream.processors.catalog.logic import TITLES
+    from reelstream.runtime import Runtime
+
+    runtime = Runtime(settings)
+    try:
+        row = runtime.state.get(TITLES, (title_id,))
+        return None if row is None else row.values.get("status")
+    finally:
+        runtime.close()
+
+
+def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", port: int = 8000,
+           transcode_processes: int | None = None) -> int:
+    from reelstream.runtime import Runtime
+    from reelstream.samples import TITLE_ID, write_sample
+
+    extra = ensure_secrets(settings.data_dir)
+    for name, value in extra.items():
+        os.environ.setdefault(name, value)
+    supervisor = Supervisor(settings.data_dir / "logs", child_env(settings, extra))
+    mode = "embedded (no servers)" if settings.embedded else "on servers"
+    print(f"ReelStream up, {mode}\n  log:     {settings.log_url}\n  state:   {settings.state_url}\n"
+          f"  objects: {settings.objects_url}\n  logs:    {supervisor.log_dir}", flush=True)
+    Runtime(settings).close()  # creates the topics and views before any child starts
+    processes = transcode_processes or max(1, (os.cpu_count() or 1))
+    try:
+        supervisor.start("processors", "processors")
+        supervisor.start("transcode", "worker", "transcode", "--processes", str(processes))
+        supervisor.start("package", "worker", "package")
+        supervisor.start("gateway", "gateway", "--host", host, "--port", str(port))
+        if sample:
+            _ingest_sample(settings, supervisor, write_sample, TITLE_ID)
+        print(f"\nWatch it: http://{host}:{port}/\n(Ctrl-C stops everything)", flush=True)
+        while True:
+            supervisor.check()
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("\nstopping", flush=True)
+        return 0
+    finally:
+        supervisor.stop()
+
+
+def _ingest_sample(settings: Settings, supervisor: Supervisor, write_sample, title_id: str) -> None:  # type: ignore[no-untyped-def]
+    if title_status(settings, title_id) == "PUBLISHED":
+        print(f"  {title_id} is already published", flush=True)
+        return
+    master, metadata = write_sample(settings.data_dir / "samples")
+    print(f"  ingesting the sample title {title_id} ({master.name})", flush=True)
+    subprocess.run([sys.executable, "-m", "reelstream.cli", "ingest", str(master), "--metadata", str(metadata)],
+                   env=supervisor.env, check=True)
+    wait_for(lambda: title_status(settings, title_id) == "PUBLISHED", supervisor, 900,
+             f"{title_id} to be transcoded, packaged and published",
+             progress=lambda: f"{title_id}: {title_status(settings, title_id) or 'registering'}")
