@@ -125,6 +125,10 @@ def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", 
     from reelstream.runtime import Runtime
     from reelstream.samples import TITLE_ID, write_sample
 
+    def stop_on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops the children too, like Ctrl-C
+
+    signal.signal(signal.SIGTERM, stop_on_signal)
     extra = ensure_secrets(settings.data_dir)
     for name, value in extra.items():
         os.environ.setdefault(name, value)
