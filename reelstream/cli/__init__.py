@@ -11,7 +11,7 @@ from reelstream.errors import ReelStreamError
 
 # One module per feature, each with ``register(subparsers)``.
 COMMAND_MODULES = ("reelstream.cli.core", "reelstream.cli.media", "reelstream.cli.package",
-                   "reelstream.cli.gateways")
+                   "reelstream.cli.gateways", "reelstream.cli.edge")
 
 
 def build_parser() -> argparse.ArgumentParser:

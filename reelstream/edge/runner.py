@@ -116,8 +116,13 @@ class EdgeRunner:
                 self._wait_new_workers(process.pid, before)
 
     def _wait_new_workers(self, pid: int, before: set[int]) -> None:
+        """Until new workers run and the old ones stopped accepting (they exit once idle)."""
+        old = {c for c in before if _is_worker(c)}
         deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline and not (_children(pid) - before):
+        while time.monotonic() < deadline:
+            children = _children(pid)
+            if {c for c in children - before if _is_worker(c)} and not {c for c in old & children if _is_worker(c)}:
+                return
             time.sleep(0.02)
 
     def stop(self) -> None:
@@ -139,6 +144,14 @@ class EdgeRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return b"worker process" in Path(f"/proc/{pid}/cmdline").read_bytes() and \
+            b"shutting down" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _children(pid: int) -> set[int]:

@@ -1,0 +1,89 @@
+"""`reel edge`: the delivery tiers on this machine (origin, CDN PoP and ISP appliance on
+nginx, steering server), their generated configs, and whether nginx is installed."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import threading
+from pathlib import Path
+
+from reelstream.cli.core import add_runtime_flags, settings_from
+
+
+def _secret() -> str:
+    return os.environ.get("REEL_EDGE_SECRET") or secrets.token_urlsafe(24)
+
+
+def cmd_edge_check(args: argparse.Namespace) -> int:
+    from reelstream.edge.runner import find_nginx
+
+    print(f"nginx: {find_nginx()}")  # NginxMissing says how to install it
+    return 0
+
+
+def cmd_edge_config(args: argparse.Namespace) -> int:
+    from reelstream.edge import nginx
+    from reelstream.edge.signing import EdgeSecret
+    from reelstream.edge.topology import local_topology
+
+    topology = local_topology(f"http://127.0.0.1:{args.base_port - 1}", Path(args.work_dir).resolve(),
+                              base_port=args.base_port)
+    node = topology.node(args.node)
+    if node is None:
+        print(f"no node {args.node!r}; nodes: {', '.join(n.name for n in topology.nodes)}")
+        return 2
+    print(nginx.render_config(topology, node, EdgeSecret(_secret())), end="")
+    return 0
+
+
+def cmd_edge_up(args: argparse.Namespace) -> int:
+    from reelstream.edge import start_edge
+    from reelstream.edge.signing import EdgeSecret
+    from reelstream.runtime import Runtime
+
+    logging.getLogger("reelstream.edge").setLevel(logging.INFO)
+    runtime = Runtime(settings_from(args))
+    secret = os.environ.get("REEL_EDGE_SECRET")
+    if not secret:
+        secret = _secret()
+        print("REEL_EDGE_SECRET was unset; generated one for this run (give the gateways the same value):")
+        print(f"  export REEL_EDGE_SECRET={secret}")
+    stack = start_edge(runtime.objects, Path(args.work_dir).resolve(), EdgeSecret(secret),
+                       popular=args.popular or (), base_port=args.base_port)
+    print(f"origin   {stack.origin.url}")
+    for node in stack.topology.nodes:
+        print(f"{node.tier:<9}{node.base_url}  ({node.name})")
+    print(f"steering {stack.steering_url}/steering")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(5):
+            stack.ship_logs(lambda e: runtime.publish(e, flush=False))
+            runtime.log.flush()
+    finally:
+        stack.stop()
+        runtime.close()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("edge", help="run the delivery tiers (nginx PoP + ISP appliance) on this machine")
+    edge = p.add_subparsers(dest="edge_command", required=True)
+    up = edge.add_parser("up", help="start origin, PoP, appliance and steering; ship CMCD logs as events")
+    add_runtime_flags(up)
+    up.add_argument("--work-dir", default=".reel/edge", help="where configs, caches and logs go")
+    up.add_argument("--base-port", type=int, default=18400, help="PoP port; origin -1, steering -2, appliance +1")
+    up.add_argument("--popular", nargs="*", help="titles the appliance holds (else the popularity processor's list)")
+    up.set_defaults(fn=cmd_edge_up)
+    config = edge.add_parser("config", help="print a node's generated nginx.conf")
+    config.add_argument("node", help="pop-1 or appliance-isp-a")
+    config.add_argument("--work-dir", default=".reel/edge")
+    config.add_argument("--base-port", type=int, default=18400)
+    config.set_defaults(fn=cmd_edge_config)
+    check = edge.add_parser("check", help="say whether nginx is installed, and how to get it when not")
+    check.set_defaults(fn=cmd_edge_check)

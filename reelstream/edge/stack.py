@@ -1,0 +1,123 @@
+"""The delivery stack on one machine: the origin app, the nginx tiers and the steering
+server, started together (``start_edge``, which ``reel up`` and ``reel edge up`` call),
+and the shipper that turns the edges' access logs into ``EdgeRequestServed`` events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from reelstream.edge.origin import origin_app
+from reelstream.edge.runner import EdgeRunner, find_nginx
+from reelstream.edge.signing import EdgeSecret
+from reelstream.edge.steering import SteeringState, steering_app
+from reelstream.edge.topology import Topology, local_topology
+from reelstream.events.model import Event
+from reelstream.processors.cmcd.logic import edge_events
+from reelstream.stores.ports import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+class _Server:
+    """An aiohttp app on a loopback port in a background thread."""
+
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(app, access_log=None)
+        ready = threading.Event()
+        bound: list[int] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(self.runner.setup())
+            site = web.TCPSite(self.runner, host, port)
+            self.loop.run_until_complete(site.start())
+            bound.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+            ready.set()
+            self.loop.run_forever()
+            self.loop.run_until_complete(self.runner.cleanup())
+
+        self.thread = threading.Thread(target=run, daemon=True, name=f"edge-app-{port}")
+        self.thread.start()
+        if not ready.wait(10):
+            raise RuntimeError(f"could not serve on {host}:{port}")
+        self.url = f"http://{host}:{bound[0]}"
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@dataclass
+class EdgeStack:
+    topology: Topology
+    runner: EdgeRunner
+    origin: _Server
+    steering: _Server
+    steering_state: SteeringState
+    log_offsets: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def steering_url(self) -> str:
+        return self.steering.url
+
+    def set_popular(self, titles: Iterable[str]) -> None:
+        titles = list(titles)
+        self.runner.set_popular(titles)
+        self.steering_state.popular = frozenset(titles)
+
+    def ship_logs(self, publish: Callable[[Event], None], producer: str = "edge-logs") -> int:
+        """Publish the access-log lines written since the last call; returns events published."""
+        shipped = 0
+        for node in self.topology.nodes:
+            path = self.topology.node_dir(node) / "logs" / "access.log"
+            if not path.exists():
+                continue
+            start = self.log_offsets.get(node.name, 0)
+            with path.open("rb") as f:
+                f.seek(start)
+                data = f.read()
+            complete = data[:data.rfind(b"\n") + 1]
+            lines, offset = [], start
+            for raw in complete.splitlines(keepends=True):
+                lines.append((offset, raw.decode("utf-8", "replace")))
+                offset += len(raw)
+            for event in edge_events(lines, producer):
+                publish(event)
+                shipped += 1
+            self.log_offsets[node.name] = start + len(complete)
+        return shipped
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.steering.stop()
+        self.origin.stop()
+
+
+def start_edge(objects: ObjectStore, work_dir: Path, secret: EdgeSecret, *, popular: Iterable[str] = (),
+               base_port: int = 18400, isps: tuple[str, ...] = ("isp-a",), license_base: str = "/licenses",
+               host: str = "127.0.0.1") -> EdgeStack:
+    """Start origin (``base_port - 1``), PoP (``base_port``), one appliance per ISP and the
+    steering server (``base_port - 2``). Raises NginxMissing (saying how to install it)
+    when nginx is absent; ``reel up`` prints that and runs without the tiers."""
+    find_nginx()
+    origin = _Server(origin_app(objects, license_base), host, base_port - 1)
+    try:
+        topology = local_topology(origin.url, work_dir, base_port=base_port, isps=isps)
+        runner = EdgeRunner(topology, secret, popular=popular).start()
+    except BaseException:
+        origin.stop()
+        raise
+    state = SteeringState(topology, popular=frozenset(popular))
+    steering = _Server(steering_app(state), host, base_port - 2)
+    for node in topology.nodes:
+        log.info("edge node %s (%s) on %s", node.name, node.tier, node.base_url)
+    return EdgeStack(topology, runner, origin, steering, state)

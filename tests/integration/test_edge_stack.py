@@ -1,0 +1,69 @@
+"""``start_edge`` as ``reel up`` runs it: origin, PoP, appliance and the steering server;
+the steering server ranks tiers per session; CMCD from edge logs becomes events."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reelstream.edge import start_edge
+from reelstream.edge.signing import EdgeSecret, signed_base
+from reelstream.events.model import Event
+from reelstream.stores.localdir import LocalDirObjectStore
+from tests.integration.test_edge_delivery import NO_NGINX, free_port_block
+
+pytestmark = pytest.mark.skipif(NO_NGINX is not None, reason=NO_NGINX or "")
+
+
+def fetch_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_steering_and_cmcd_through_a_started_edge(tmp_path: Path) -> None:
+    objects = LocalDirObjectStore(tmp_path / "objects")
+    for title in ("t-hit", "t-rare"):
+        objects.put(f"packages/{title}/p1/v/seg-00001.m4s", secrets.token_bytes(5000), content_type="video/mp4")
+    secret = EdgeSecret(secrets.token_urlsafe(24))
+    stack = start_edge(objects, tmp_path / "edge", secret, popular=["t-hit"], base_port=free_port_block(4) + 2)
+    try:
+        steer = stack.steering_url + "/steering?"
+        popular = fetch_json(steer + urllib.parse.urlencode({"session": "s1", "title": "t-hit", "isp": "isp-a"}))
+        assert popular["VERSION"] == 1 and popular["TTL"] > 0
+        assert popular["PATHWAY-PRIORITY"] == ["appliance-isp-a", "pop-1"]
+        tail = fetch_json(steer + urllib.parse.urlencode({"session": "s2", "title": "t-rare", "isp": "isp-a",
+                                                          "_DASH_pathway": "pop-1", "_DASH_throughput": "9000000"}))
+        assert tail["PATHWAY-PRIORITY"] == ["pop-1"]
+        assert "_DASH_pathway" not in tail["RELOAD-URI"]
+
+        appliance = stack.topology.node("appliance-isp-a")
+        assert appliance is not None
+        url = signed_base(appliance.base_url, secret, "packages/t-hit/p1/", int(time.time()) + 60)
+        cmcd = urllib.parse.quote('bl=4000,br=800,mtp=12000,ot=v,sid="s1"')
+        with urllib.request.urlopen(f"{url}v/seg-00001.m4s?CMCD={cmcd}") as r:
+            assert r.status == 200
+        events: list[Event] = []
+        deadline = time.monotonic() + 10
+        while not events and time.monotonic() < deadline:  # nginx writes its log line after the response
+            stack.ship_logs(events.append)
+            time.sleep(0.05)
+        served = [e for e in events if e["session_id"] == "s1"]
+        assert len(served) == 1
+        assert (served[0]["node"], served[0]["title_id"], served[0]["buffer_ms"], served[0]["cache_status"]) == \
+            ("appliance-isp-a", "t-hit", 4000, "MISS")
+        assert stack.ship_logs(events.append) == 0  # each line is shipped once
+
+        stack.set_popular([])  # the title fell off the list: the appliance now passes it through
+        tail_now = fetch_json(steer + urllib.parse.urlencode({"session": "s3", "title": "t-hit", "isp": "isp-a"}))
+        assert tail_now["PATHWAY-PRIORITY"] == ["pop-1"]
+        with urllib.request.urlopen(f"{url}v/seg-00001.m4s") as r:
+            assert r.headers["X-Cache-Status"] == "BYPASS"
+    finally:
+        stack.stop()
