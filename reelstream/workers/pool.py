@@ -19,14 +19,27 @@ def worker_command(threads: int, capabilities: str, idle_exit_s: float | None, e
 
 
 def start_pool(processes: int, threads: int = 1, capabilities: str = "auto", idle_exit_s: float | None = None,
-               env: dict[str, str] | None = None, extra: Sequence[str] = (), log_dir: Path | None = None
-               ) -> list[subprocess.Popen[bytes]]:
-    """Start ``processes`` workers; each is a member of the same consumer group."""
+               env: dict[str, str] | None = None, extra: Sequence[str] = (), log_dir: Path | None = None,
+               pin: bool = True) -> list[subprocess.Popen[bytes]]:
+    """Start ``processes`` workers; each is a member of the same consumer group.
+
+    ``pin``: worker ``i`` (and the ffmpeg it runs, which inherits the mask) is bound to core
+    ``i % cores``. ffmpeg 8 runs the decoder, the filter graph and every encoder in threads
+    of their own, so even with ``-threads 1`` one worker spreads over every core; pinned, N
+    workers use N cores and no more, and the fleet's speed scales with its size.
+    """
     procs = []
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     for i in range(processes):
         out = open(log_dir / f"worker-{i}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115
-        procs.append(subprocess.Popen(worker_command(threads, capabilities, idle_exit_s, extra),
-                                      env=env or dict(os.environ), stdout=out, stderr=subprocess.STDOUT))
+        proc = subprocess.Popen(worker_command(threads, capabilities, idle_exit_s, extra),
+                                env=env or dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
+        if pin and cores and processes <= len(cores):
+            try:
+                os.sched_setaffinity(proc.pid, {cores[i % len(cores)]})  # before it spawns any ffmpeg
+            except OSError:
+                pass  # not allowed here (some containers): unpinned still works, only less evenly
+        procs.append(proc)
     return procs
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from reelstream.media.transcode.grid import seek_seconds
+from reelstream.media.transcode.grid import first_frame_filter, seek_args
 
 MP4_TIMESCALE = 90000  # divisible by every common frame duration (24, 25, 30, 24000/1001 ...)
 
@@ -92,8 +92,10 @@ def hevc_hdr_args(rung: RungEncode, gop: int, preset: str, master_display: str |
 
 
 def filter_graph(job: ChunkEncode) -> str:
-    """``trim`` to the chunk's frames, restart timestamps at 0, split, scale each rung."""
-    head = f"[0:v:0]trim=end_frame={job.frame_count},setpts=PTS-STARTPTS"
+    """Drop the frames before the chunk, ``trim`` to its frame count, restart timestamps at 0,
+    split, scale each rung."""
+    head = (f"[0:v:0]{first_frame_filter(job.start_frame, job.fps)},trim=end_frame={job.frame_count},"
+            "setpts=PTS-STARTPTS")
     sdr_from_hdr = job.source_hdr and not all(r.hdr for r in job.rungs)
     if sdr_from_hdr:
         # Tone-map once, at the largest rung's size, before the split.
@@ -115,8 +117,8 @@ def chunk_command(ffmpeg: str, job: ChunkEncode, vstats: Path) -> list[str]:
     threads = ["-threads", str(job.threads)] if job.threads else []
     argv = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y",
             *(["-filter_threads", str(job.threads), "-filter_complex_threads", str(job.threads)] if job.threads else []),
-            # Accurate input seek: decode from the previous keyframe, drop frames before the chunk.
-            *threads, "-ss", f"{seek_seconds(job.start_frame, job.fps):.6f}", "-i", str(job.master),
+            # Seek to the chunk's keyframe (or the one before); the graph drops what precedes the chunk.
+            *threads, *seek_args(job.start_frame, job.fps), "-i", str(job.master),
             "-filter_complex", filter_graph(job)]
     for i, (rung, out) in enumerate(zip(job.rungs, job.outputs, strict=True)):
         codec_args = (nvenc_args(rung, gop) if job.gpu else
