@@ -79,12 +79,25 @@ TOPICS: tuple[Topic, ...] = (
     _topic("reel.edge", "session_id", 12, Cleanup.DELETE, 30 * DAY_MS,
            "EdgeRequestServed",
            "Edge cache requests with the player's CMCD, from the nginx logs, keyed by playback session."),
+    _topic("reel.workers", "worker_id", 3, Cleanup.DELETE, 7 * DAY_MS,
+           "TranscodeWorkerStarted TranscodeWorkerHeartbeat TranscodeWorkerStopped",
+           "The transcode fleet: each worker's capabilities at start, heartbeats, orderly stops (job routing reads it)."),
     _topic("reel.deadletter", "source_topic", 1, Cleanup.DELETE, 30 * DAY_MS,
            "DeadLetter",
            "Messages a consumer could not decode or process, with the reason. Nothing is dropped silently."),
 )
 
-_BY_NAME = {t.name: t for t in TOPICS}
+# Secondary topics carry events whose home is another topic (``topic_for`` names the home):
+# GPU-preferred jobs go here while a GPU worker is alive (``reelstream.processors.transcode.fleet``).
+GPU_JOBS_TOPIC = "reel.transcode.jobs.gpu"
+SECONDARY_TOPICS: tuple[Topic, ...] = (
+    _topic(GPU_JOBS_TOPIC, "job_id", 12, Cleanup.DELETE, 7 * DAY_MS,
+           "ChunkTranscodeRequested AudioTranscodeRequested",
+           "Jobs that prefer a GPU worker (HEVC UHD); only GPU workers consume it, and only while one is alive "
+           "does the planner send jobs here instead of reel.transcode.jobs."),
+)
+
+_BY_NAME = {t.name: t for t in TOPICS + SECONDARY_TOPICS}
 _BY_EVENT = {event_type: t for t in TOPICS for event_type in t.event_types}
 DEAD_LETTER_TOPIC = "reel.deadletter"
 
