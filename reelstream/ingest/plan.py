@@ -5,11 +5,13 @@ Pure: the same inputs give the same events (ids aside), so it is unit-tested wit
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
 from reelstream.events.model import Event, new_event
+from reelstream.events.partitioning import partition_for
 from reelstream.media.transcode.grid import chunk_frames, chunk_grid
 from reelstream.media.transcode.ladder import Rung, groups
 from reelstream.media.transcode.layout import audio_job_id, chunk_job_id
@@ -52,8 +54,12 @@ def _fps_text(fps: Fraction) -> str:
 
 def plan_events(title_id: str, master_key: str, video: SourceVideo, rungs: Iterable[Rung],
                 crfs: Mapping[str, float], audio: Iterable[AudioPlan], text: Iterable[TextPlan], *,
-                producer: str, caused_by: Event) -> list[Event]:
+                producer: str, caused_by: Event, partitions: int = 12) -> list[Event]:
+    """The plan and the jobs. Job ids are slotted (``layout.chunk_job_id``): the title's jobs go
+    round-robin over the ``partitions`` of the jobs topic, starting where its id hashes to."""
     rungs, audio, text = list(rungs), list(audio), list(text)
+    first = partition_for(title_id.encode(), partitions)
+    slots = itertools.count(first)
     grid = chunk_grid(video.frame_count, video.frame_rate)
     fps = video.frame_rate
 
@@ -77,7 +83,7 @@ def plan_events(title_id: str, master_key: str, video: SourceVideo, rungs: Itera
                      for r in members]
         for chunk in grid:
             out.append(event("ChunkTranscodeRequested", {
-                "job_id": chunk_job_id(title_id, group, chunk.index), "title_id": title_id, "encoder_group": group,
+                "job_id": chunk_job_id(title_id, group, chunk.index, next(slots), partitions), "title_id": title_id, "encoder_group": group,
                 "chunk_index": chunk.index, "source_key": master_key, "start_ms": chunk.start_ms(fps),
                 "duration_ms": chunk.duration_ms(fps), "rungs": rung_data, "attempt": 1,
                 "prefer_gpu": group in GPU_GROUPS, "frame_rate": _fps_text(fps), "start_frame": chunk.start_frame,
@@ -85,7 +91,7 @@ def plan_events(title_id: str, master_key: str, video: SourceVideo, rungs: Itera
                 "max_cll": video.max_cll}))
     for track in audio:
         out.append(event("AudioTranscodeRequested", {
-            "job_id": audio_job_id(title_id, track.track_id), "title_id": title_id, "track_id": track.track_id,
+            "job_id": audio_job_id(title_id, track.track_id, next(slots), partitions), "title_id": title_id, "track_id": track.track_id,
             "language": track.language, "audio_description": track.audio_description,
             "source_key": track.source_key, "stream_index": track.stream_index, "bitrate_kbps": AUDIO_KBPS,
             "attempt": 1}))

@@ -28,12 +28,13 @@ from reelstream.ingest.validate import (
 )
 from reelstream.media.probe import MediaInfo
 from reelstream.media.transcode import layout
-from reelstream.media.transcode.calibrate import calibrate
+from reelstream.media.transcode.calibrate import Calibration, calibrate
 from reelstream.media.transcode.commands import ChunkEncode, RungEncode
 from reelstream.media.transcode.grid import chunk_grid
 from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, groups, ladder_for
 from reelstream.media.transcode.tonemap import peak_of, write_cube
 from reelstream.runtime import Runtime
+from reelstream.workers.transcode import JOBS_TOPIC, chunk_result, result_id, store_result
 
 
 class IngestProgress(Protocol):
@@ -201,21 +202,31 @@ class IngestService:
         rungs = ladder_for(video.width, video.height, video.hdr, self.ladder, meta.license_terms["max_height"])
         grid = chunk_grid(video.frame_count, video.frame_rate)
         crfs: dict[str, float] = {}
+        kept: dict[tuple[str, int], Calibration] = {}  # (encoder group, chunk) -> its calibration
+        # threads=1: the sample encodes kept as final outputs are made exactly as a worker would.
         base = ChunkEncode(master=master, fps=video.frame_rate, start_frame=0, frame_count=0, rungs=(), outputs=(),
                            source_hdr=video.hdr, master_display=video.master_display, max_cll=video.max_cll,
                            tonemap_lut=write_cube(Path(tempfile.gettempdir()), peak_of(video.master_display,
                                                                                        video.max_cll))
-                           if video.hdr else None)
-        if self.calibrate_rate:
-            self.progress.step(f"calibrating rate control for {len(rungs)} rungs")
-            for group in groups(rungs).values():
-                crfs.update(calibrate(master, video.frame_rate, grid, [_encode_of(r) for r in group],
-                                      base=base, scratch=Path(tempfile.gettempdir())))
-        events = plan_events(meta.title_id, result.master_key,
-                             SourceVideo(video.frame_rate, video.frame_count, video.hdr, video.master_display,
-                                         video.max_cll),
-                             rungs, crfs, self._audio_tracks(meta, result.master_key, media), text,
-                             producer=self.runtime.settings.producer, caused_by=validated)
+                           if video.hdr else None, threads=1)
+        with tempfile.TemporaryDirectory(prefix="calibrate-kept-") as keep:
+            if self.calibrate_rate:
+                self.progress.step(f"calibrating rate control for {len(rungs)} rungs")
+                for name, group in groups(rungs).items():
+                    calibration = calibrate(master, video.frame_rate, grid, [_encode_of(r) for r in group],
+                                            base=base, scratch=Path(tempfile.gettempdir()),
+                                            keep_in=Path(keep) / name)
+                    crfs.update(calibration.crfs)
+                    kept.update({(name, index): calibration for index in calibration.kept})
+            events = plan_events(meta.title_id, result.master_key,
+                                 SourceVideo(video.frame_rate, video.frame_count, video.hdr, video.master_display,
+                                             video.max_cll),
+                                 rungs, crfs, self._audio_tracks(meta, result.master_key, media), text,
+                                 producer=self.runtime.settings.producer, caused_by=validated,
+                                 partitions=self.runtime.log.partitions(JOBS_TOPIC))
+            for job in events:  # before any job is published: a worker then replays these
+                if job.type == "ChunkTranscodeRequested" and (job["encoder_group"], job["chunk_index"]) in kept:
+                    self._keep(job, kept[(job["encoder_group"], job["chunk_index"])])
         for event in events:
             self.runtime.publish(event, flush=False)
         self.runtime.log.flush()
@@ -223,6 +234,15 @@ class IngestService:
         result.chunk_count = len(grid)
         result.jobs = len(events) - 1
         result.crfs = crfs
+
+
+    def _keep(self, job: Event, calibration: Calibration) -> None:
+        """The calibration's encode of this chunk is its final output: stored with the job's result record."""
+        index = job["chunk_index"]
+        data = chunk_result(self.runtime.objects, job.data, calibration.kept[index],
+                            f"ingest@{self.runtime.settings.producer}", calibration.encode_ms[index], False)
+        store_result(self.runtime.objects, new_event("ChunkTranscoded", data, producer=self.runtime.settings.producer,
+                                                     caused_by=job, event_id=result_id(job["job_id"], None, "done")))
 
 
 def _encode_of(rung: Rung) -> RungEncode:

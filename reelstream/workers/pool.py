@@ -30,11 +30,12 @@ def start_pool(processes: int, threads: int = 1, capabilities: str = "auto", idl
     """
     procs = []
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pinned = pin and bool(cores) and processes <= len(cores)
     for i in range(processes):
         out = open(log_dir / f"worker-{i}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115
-        proc = subprocess.Popen(worker_command(threads, capabilities, idle_exit_s, extra),
+        proc = subprocess.Popen(worker_command(threads or (1 if pinned else 0), capabilities, idle_exit_s, extra),
                                 env=env or dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
-        if pin and cores and processes <= len(cores):
+        if pinned:
             try:
                 os.sched_setaffinity(proc.pid, {cores[i % len(cores)]})  # before it spawns any ffmpeg
             except OSError:

@@ -5,6 +5,14 @@ among however many there are, on however many machines. A job is committed only 
 its outputs are stored and its result is durable, so a worker killed mid-job loses
 nothing: the group hands its partitions to another member, which redoes the job.
 
+A job is claimed (``claims.py``) while it is encoded, so a member that is handed the
+partition mid-job waits for the holder's result instead of encoding it a second time.
+
+Workers announce themselves on ``reel.workers`` (TranscodeWorkerStarted with their
+capabilities, a heartbeat every ``HEARTBEAT_S``, TranscodeWorkerStopped); a GPU worker
+also consumes ``reel.transcode.jobs.gpu`` (its own group), ahead of the CPU topic, where
+the planner sends GPU-preferred jobs while a GPU worker is alive.
+
 Idempotence: outputs go to deterministic keys, and a finished job leaves a record of its
 result (``layout.job_record_key``); a redelivered job whose record exists re-emits that
 result with the same event id instead of encoding again.
@@ -20,7 +28,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -28,24 +36,29 @@ from typing import Any
 
 from reelstream.errors import ReelStreamError
 from reelstream.events.model import Event, new_event
+from reelstream.events.topics import GPU_JOBS_TOPIC, SECONDARY_TOPICS
 from reelstream.media.transcode import layout
-from reelstream.media.transcode.chunk import encode_chunk
+from reelstream.media.transcode.chunk import EncodedChunk, encode_chunk
 from reelstream.media.transcode.commands import ChunkEncode, RungEncode, audio_command
 from reelstream.media.transcode.run import run
 from reelstream.media.transcode.tonemap import peak_of, write_cube
 from reelstream.runtime import Runtime
 from reelstream.stores.ports import Record
+from reelstream.stores.ports import LogConsumer, ObjectStore
 from reelstream.workers.capabilities import Capabilities, detect, use_gpu
+from reelstream.workers.claims import JobClaims
 
 log = logging.getLogger(__name__)
 
 JOBS_TOPIC = "reel.transcode.jobs"
 MAX_ATTEMPTS = 3
+HEARTBEAT_S = 10.0
+CLAIM_POLL_S = 0.25
 _RESULT_IDS = uuid.UUID("0b7d8a3e-5a55-4c53-9d3e-6f0e9b1c2d44")
 
 
-def worker_group(prefix: str) -> str:
-    return f"{prefix}.workers.transcode"
+def worker_group(prefix: str, topic: str = JOBS_TOPIC) -> str:
+    return f"{prefix}.workers.transcode" + (".gpu" if topic == GPU_JOBS_TOPIC else "")
 
 
 def result_id(job_id: str, attempt: int | None, kind: str) -> str:
@@ -76,25 +89,66 @@ class TranscodeWorker:
     def producer(self) -> str:
         return f"worker.transcode@{self.worker_id}"
 
+    @property
+    def topics(self) -> list[str]:
+        """GPU workers read the GPU topic first: the jobs that only they do well."""
+        return [GPU_JOBS_TOPIC, JOBS_TOPIC] if self.capabilities.gpu else [JOBS_TOPIC]
+
     def run(self, should_stop: Callable[[], bool], idle_exit_s: float | None = None) -> WorkerStats:
         """Take jobs one at a time until ``should_stop()`` (or ``idle_exit_s`` without work)."""
-        consumer = self.runtime.log.consumer([JOBS_TOPIC], worker_group(self.runtime.settings.group_prefix))
-        idle_since = time.monotonic()
+        if self.capabilities.gpu:
+            self.runtime.log.ensure_topics(SECONDARY_TOPICS)
+        prefix = self.runtime.settings.group_prefix
+        consumers = [self.runtime.log.consumer([t], worker_group(prefix, t)) for t in self.topics]
+        self._announce("TranscodeWorkerStarted", self.started_data())
+        idle_since = beat = time.monotonic()
+        reason = "stopped"
         try:
             while not should_stop():
-                records = consumer.poll(max_records=1, timeout=0.5)
-                if not records:
-                    if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
-                        break
-                    continue
+                if time.monotonic() - beat >= HEARTBEAT_S:
+                    beat = time.monotonic()
+                    self._announce("TranscodeWorkerHeartbeat", {"worker_id": self.worker_id,
+                                                                "gpu": self.capabilities.gpu,
+                                                                "jobs_done": self.stats.encoded})
+                if self._take_one(consumers):
+                    idle_since = time.monotonic()
+                elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                    reason = "idle"
+                    break
+        except BaseException as e:
+            reason = f"{type(e).__name__}: {e}"[:500]
+            raise
+        finally:
+            for consumer in consumers:
+                consumer.close()
+            self._announce("TranscodeWorkerStopped", {"worker_id": self.worker_id, "reason": reason})
+        return self.stats
+
+    def _take_one(self, consumers: list[LogConsumer]) -> bool:
+        for i, consumer in enumerate(consumers):
+            last = i == len(consumers) - 1
+            records = consumer.poll(max_records=1, timeout=0.5 if last else 0.0)
+            if records:
                 for record in records:
                     self.process(record)
                 self.runtime.log.flush()
                 consumer.commit(records)
-                idle_since = time.monotonic()
-        finally:
-            consumer.close()
-        return self.stats
+                return True
+        return False
+
+    def started_data(self) -> dict[str, Any]:
+        caps = self.capabilities
+        encoders = ["libx264", "libx265", *(["x265"] if shutil.which("x265") else []),
+                    *(["h264_nvenc", "hevc_nvenc"] if caps.gpu else [])]
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return {"worker_id": self.worker_id, "host": socket.gethostname(), "gpu": caps.gpu, "hwaccel": caps.hwaccel,
+                "encoders": encoders, "cores": cores, "topics": self.topics, "heartbeat_ms": int(HEARTBEAT_S * 1000)}
+
+    def _announce(self, kind: str, data: dict[str, Any]) -> None:
+        try:
+            self.runtime.publish(new_event(kind, data, producer=self.producer))
+        except ReelStreamError as e:  # the fleet view is advisory: a worker works without it
+            log.warning("could not announce %s: %s", kind, e)
 
     def process(self, record: Record) -> None:
         try:
@@ -107,10 +161,29 @@ class TranscodeWorker:
 
     def handle(self, job: Event) -> list[Event]:
         """The events a job leads to: its result, or a failure (and a retry while attempts remain)."""
-        stored = self._stored_result(job)
+        stored = self._stored_result(job) or self._wait_for_holder(job)
         if stored is not None:
             self.stats.replayed += 1
             return [stored]
+        with self._claims.holding(layout.job_claim_key(job["title_id"], job["job_id"])):
+            return self._do(job)
+
+    @property
+    def _claims(self) -> JobClaims:
+        return JobClaims(self.runtime.objects, self.worker_id)
+
+    def _wait_for_holder(self, job: Event) -> Event | None:
+        """While another live worker holds the job, wait for its result rather than encode it twice."""
+        key = layout.job_claim_key(job["title_id"], job["job_id"])
+        waited = False
+        while (holder := self._claims.held_by_other(key)) is not None:
+            if not waited:
+                log.info("%s is being encoded by %s: waiting for its result", job["job_id"], holder)
+                waited = True
+            time.sleep(CLAIM_POLL_S)
+        return self._stored_result(job) if waited else None
+
+    def _do(self, job: Event) -> list[Event]:
         started = time.monotonic()
         try:
             if self.fault:
@@ -123,10 +196,7 @@ class TranscodeWorker:
                 result = self._event("AudioTranscoded", data, job, result_id(job["job_id"], None, "done"))
         except (ReelStreamError, OSError) as e:
             return self._failed(job, str(e))
-        self.runtime.objects.put(layout.job_record_key(job["title_id"], job["job_id"]),
-                                 json.dumps({"type": result.type, "event_id": result.event_id,
-                                             "data": dict(result.data)}).encode(),
-                                 content_type="application/json")
+        store_result(self.runtime.objects, result)
         self.stats.encoded += 1
         return [result]
 
@@ -148,16 +218,8 @@ class TranscodeWorker:
                                  master_display=job["master_display"], max_cll=job["max_cll"], tonemap_lut=lut,
                                  threads=self.threads, gpu=gpu)
             encoded = encode_chunk(encode, self._dir("jobs"))
-            results = []
-            for chunk in encoded:
-                key = layout.chunk_key(title, chunk.rendition_id, job["chunk_index"])
-                self.runtime.objects.put(key, chunk.path, content_type="video/mp4")
-                results.append({"rendition_id": chunk.rendition_id, "object_key": key, "size_bytes": chunk.size_bytes,
-                                "duration_ms": chunk.duration_ms, "frames": chunk.frames,
-                                "bitrate_kbps": chunk.bitrate_kbps, "psnr_db": chunk.psnr_db, "ssim": None})
-        return {"job_id": job["job_id"], "title_id": title, "encoder_group": job["encoder_group"],
-                "chunk_index": job["chunk_index"], "worker_id": self.worker_id, "outputs": results,
-                "encode_ms": int((time.monotonic() - started) * 1000), "used_gpu": gpu}
+            return chunk_result(self.runtime.objects, job.data, encoded, self.worker_id,
+                                int((time.monotonic() - started) * 1000), gpu)
 
     # -- audio ------------------------------------------------------------------------
 
@@ -225,6 +287,28 @@ class TranscodeWorker:
             self.runtime.objects.download(key, partial)
             os.replace(partial, local)
         return local
+
+
+def chunk_result(objects: ObjectStore, job: Mapping[str, Any], encoded: Sequence[EncodedChunk], worker_id: str,
+                 encode_ms: int, used_gpu: bool) -> dict[str, Any]:
+    """Store a chunk job's outputs under their deterministic keys; its ChunkTranscoded data."""
+    outputs = []
+    for chunk in encoded:
+        key = layout.chunk_key(job["title_id"], chunk.rendition_id, job["chunk_index"])
+        objects.put(key, chunk.path, content_type="video/mp4")
+        outputs.append({"rendition_id": chunk.rendition_id, "object_key": key, "size_bytes": chunk.size_bytes,
+                        "duration_ms": chunk.duration_ms, "frames": chunk.frames, "bitrate_kbps": chunk.bitrate_kbps,
+                        "psnr_db": chunk.psnr_db, "ssim": chunk.ssim})
+    return {"job_id": job["job_id"], "title_id": job["title_id"], "encoder_group": job["encoder_group"],
+            "chunk_index": job["chunk_index"], "worker_id": worker_id, "outputs": outputs, "encode_ms": encode_ms,
+            "used_gpu": used_gpu}
+
+
+def store_result(objects: ObjectStore, result: Event) -> None:
+    """The job's record: a redelivered job re-emits this result (same event id) instead of encoding."""
+    objects.put(layout.job_record_key(result["title_id"], result["job_id"]),
+                json.dumps({"type": result.type, "event_id": result.event_id, "data": dict(result.data)}).encode(),
+                content_type="application/json")
 
 
 def clear_scratch(path: Path) -> None:

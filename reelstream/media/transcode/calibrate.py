@@ -1,28 +1,41 @@
 """Per-title CRF calibration: the fix for per-chunk rate control.
 
-Each rung is encoded on a few sample chunks at CRF 23, then at the CRF the rule of thumb
-(+6 CRF halves the bitrate) predicts for the rung's bitrate; the CRF that lands on the
-bitrate is then interpolated on log(bitrate) between those two nearby points (the curve
-is convex, so a wide bracket undershoots: measured -26 % with 20/28). The chunk jobs
-encode with that CRF, capped by VBV. Cost: two chunk encodes per sample, amortised over
-the title (one sample per 30 chunks, 1..5).
+A fresh ABR encode per 2-s chunk restarts rate control and undershoots; a CRF chosen per
+title and rung spends bits like a single pass. Each rung is encoded on a few sample
+chunks at CRF 23, then at the CRF the rule of thumb (+6 CRF halves the bitrate) predicts
+for the rung's bitrate; the CRF that lands on the bitrate is interpolated on log(bitrate)
+between those two nearby points (the curve is convex, so a wide bracket undershoots:
+measured -26 % with 20/28).
+
+Cost: the sample chunks are then encoded at the chosen CRFs exactly as their jobs would
+encode them (VBV cap, threads), and those encodes are *kept* as the chunks' final outputs
+(``Calibration.kept``), so only the two trials are extra: two chunk encodes per sample,
+one sample per 30 chunks (1..5).
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
+import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
-from reelstream.media.transcode.chunk import encode_chunk
+from reelstream.media.transcode.chunk import EncodedChunk, encode_chunk
 from reelstream.media.transcode.commands import ChunkEncode, RungEncode
 from reelstream.media.transcode.grid import Chunk
 
 FIRST_CRF = 23.0
 CRF_RANGE = (10.0, 45.0)
+
+
+@dataclass
+class Calibration:
+    crfs: dict[str, float] = field(default_factory=dict)  # rendition_id -> CRF
+    kept: dict[int, list[EncodedChunk]] = field(default_factory=dict)  # chunk index -> its final outputs
+    encode_ms: dict[int, int] = field(default_factory=dict)  # chunk index -> time of its kept encode
 
 
 def sample_chunks(grid: Sequence[Chunk]) -> list[Chunk]:
@@ -41,6 +54,13 @@ def crf_for(target_kbps: float, low: tuple[float, float], high: tuple[float, flo
     return round(min(max(crf, CRF_RANGE[0]), CRF_RANGE[1]), 2)
 
 
+def _job(master: Path, fps: Fraction, chunk: Chunk, rungs: Sequence[RungEncode], outdir: Path,
+         base: ChunkEncode | None) -> ChunkEncode:
+    template = base or ChunkEncode(master=master, fps=fps, start_frame=0, frame_count=0, rungs=(), outputs=())
+    return replace(template, master=master, fps=fps, start_frame=chunk.start_frame, frame_count=chunk.frame_count,
+                   rungs=tuple(rungs), outputs=tuple(outdir / f"{r.rendition_id}.mp4" for r in rungs))
+
+
 def _trial(master: Path, fps: Fraction, samples: Sequence[Chunk], rungs: Sequence[RungEncode],
            crfs: Sequence[float], base: ChunkEncode | None, scratch: Path | None) -> list[float]:
     """kbit/s of each rung at its CRF over the sample chunks, uncapped, all rungs from one decode."""
@@ -48,30 +68,34 @@ def _trial(master: Path, fps: Fraction, samples: Sequence[Chunk], rungs: Sequenc
     with tempfile.TemporaryDirectory(dir=scratch, prefix="calibrate-") as tmp:
         for chunk in samples:
             seconds += float(chunk.frame_count / fps)
-            trial = tuple(replace(r, crf=crf, bitrate_kbps=100_000) for r, crf in zip(rungs, crfs, strict=True))
-            outputs = tuple(Path(tmp) / f"{i}.mp4" for i in range(len(trial)))
-            template = base or ChunkEncode(master=master, fps=fps, start_frame=0, frame_count=0, rungs=(), outputs=())
-            job = replace(template, master=master, fps=fps, start_frame=chunk.start_frame,
-                          frame_count=chunk.frame_count, rungs=trial, outputs=outputs)
-            for i, encoded in enumerate(encode_chunk(job, scratch)):
+            trial = [replace(r, crf=crf, bitrate_kbps=100_000) for r, crf in zip(rungs, crfs, strict=True)]
+            for i, encoded in enumerate(encode_chunk(_job(master, fps, chunk, trial, Path(tmp), base), scratch)):
                 sizes[i] += encoded.size_bytes
     return [size * 8 / 1000 / seconds for size in sizes]
 
 
 def calibrate(master: Path, fps: Fraction, grid: Sequence[Chunk], rungs: Sequence[RungEncode],
-              base: ChunkEncode | None = None, scratch: Path | None = None, trials: int = 3) -> dict[str, float]:
-    """rendition_id -> calibrated CRF for every rung (all rungs of one encoder group).
-
-    Trial 1 at CRF 23, trial 2 where the rule of thumb puts the target, then secant steps
-    between the two measurements closest to the target on log(bitrate)."""
+              base: ChunkEncode | None = None, scratch: Path | None = None, trials: int = 2,
+              keep_in: Path | None = None) -> Calibration:
+    """The calibrated CRF of every rung of one encoder group; with ``keep_in``, the sample
+    chunks encoded at those CRFs as their jobs would be, kept there as their final outputs."""
     samples = sample_chunks(grid)
     points: list[list[tuple[float, float]]] = [[] for _ in rungs]
     crfs = [FIRST_CRF] * len(rungs)
-    for step in range(trials):
+    for _ in range(trials):
         for i, kbps in enumerate(_trial(master, fps, samples, rungs, crfs, base, scratch)):
             points[i].append((crfs[i], kbps))
         crfs = [_next_crf(r.bitrate_kbps, p) for r, p in zip(rungs, points, strict=True)]
-    return {r.rendition_id: crf for r, crf in zip(rungs, crfs, strict=True)}
+    result = Calibration({r.rendition_id: crf for r, crf in zip(rungs, crfs, strict=True)})
+    if keep_in is not None:
+        final = [replace(r, crf=crf) for r, crf in zip(rungs, crfs, strict=True)]
+        for chunk in samples:
+            outdir = keep_in / f"{chunk.index:06d}"
+            outdir.mkdir(parents=True, exist_ok=True)
+            started = time.monotonic()
+            result.kept[chunk.index] = encode_chunk(_job(master, fps, chunk, final, outdir, base), scratch)
+            result.encode_ms[chunk.index] = int((time.monotonic() - started) * 1000)
+    return result
 
 
 def _next_crf(target: float, points: list[tuple[float, float]]) -> float:

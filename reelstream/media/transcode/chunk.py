@@ -29,6 +29,7 @@ class EncodedChunk:
     duration_ms: int
     bitrate_kbps: int
     psnr_db: float | None
+    ssim: float | None = None
 
 
 def parse_vstats(text: str, outputs: int) -> list[tuple[int, float | None]]:
