@@ -84,8 +84,8 @@ def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextmanager
-def web_stack(root: Path, titles: tuple[tuple[str, str, str], ...] = ((TITLE, "cenc", "Signal Tones"),)
-              ) -> Iterator[dict[str, Any]]:
+def web_stack(root: Path, titles: tuple[tuple[str, str, str], ...] = ((TITLE, "cenc", "Signal Tones"),),
+              **gateway_settings: Any) -> Iterator[dict[str, Any]]:
     """Origin, PoP and appliance on nginx, the gateways with the web page at /web, the
     titles published (popular, so the appliance holds them) and one account subscribed."""
     from reelstream.config import Settings
@@ -107,7 +107,8 @@ def web_stack(root: Path, titles: tuple[tuple[str, str, str], ...] = ((TITLE, "c
         appliance = topology.node("appliance-isp-a")
         assert appliance is not None
         settings = GatewaySettings(signing_keys="k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-                                   edge_secret=SECRET.value, edge_base_url=appliance.base_url, default_country="US")
+                                   edge_secret=SECRET.value, edge_base_url=appliance.base_url, default_country="US",
+                                   **gateway_settings)
         gateway = create_app(runtime, settings, keys)
         gateway.add_subapp("/web", web_app(runtime))
         with EdgeRunner(topology, SECRET, popular=list(packages)), serve(gateway) as base:
