@@ -17,6 +17,7 @@ never correctness.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -25,10 +26,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from reelstream.errors import ObjectNotFound
+from reelstream.errors import ObjectNotFound, ReelStreamError
 from reelstream.stores.ports import ObjectStore
 
 LEASE_S = 15.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,8 +68,8 @@ class JobClaims:
             while not done.wait(self.lease_s / 3):
                 try:
                     self._write(key)
-                except Exception:  # noqa: BLE001 - a missed renewal only risks a duplicate encode
-                    pass
+                except ReelStreamError as e:  # a missed renewal only risks a duplicate encode
+                    log.warning("could not renew the claim %s: %s", key, e)
 
         renewer = threading.Thread(target=renew, name=f"claim-{key}", daemon=True)
         renewer.start()
