@@ -17,14 +17,23 @@ import io
 import json
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from reelstream.errors import ChecksumMismatch, ObjectNotFound, ObjectStoreError
-from reelstream.stores.ports import ObjectInfo, ObjectStore, Progress, Source
+from reelstream.stores.ports import (
+    ObjectInfo,
+    ObjectStore,
+    Progress,
+    Source,
+    UploadedPart,
+    UploadNotFound,
+)
 
 CHUNK = 1024 * 1024
 META_DIR = ".meta"  # reserved first key segment: the sidecars and temp files live there
@@ -215,6 +224,71 @@ class LocalDirObjectStore(ObjectStore):
             os.fsync(out.fileno())
             self._place(tmp, target)
 
+    # -- resumable uploads: each under .meta/uploads/<id>/ (upload.json, then NNNNNN.part with
+    # NNNNNN.json beside it, written after the part so a listed part is always whole).
+
+    def _upload_dir(self, key: str, upload_id: str) -> Path:
+        check_key(key)
+        folder = self._root / META_DIR / "uploads" / upload_id
+        try:
+            doc = json.loads((folder / "upload.json").read_bytes())
+        except (OSError, ValueError):
+            doc = None
+        if not re.fullmatch(r"[0-9a-f]{32}", upload_id) or doc is None or doc.get("key") != key:
+            raise UploadNotFound(f"no upload {upload_id!r} of {key!r} in {self._root}: start a new one")
+        return folder
+
+    def begin_upload(self, key: str, *, sha256: str, content_type: str = "application/octet-stream",
+                     metadata: Mapping[str, str] | None = None) -> str:
+        check_key(key)
+        upload_id = uuid.uuid4().hex
+        doc = {"key": key, "sha256": sha256.lower(), "content_type": content_type, "metadata": check_metadata(metadata)}
+        with self._translated(f"starting an upload of {key!r}"):
+            self._write_atomic(self._root / META_DIR / "uploads" / upload_id / "upload.json", json.dumps(doc).encode())
+        return upload_id
+
+    def uploaded_parts(self, key: str, upload_id: str) -> dict[int, UploadedPart]:
+        folder = self._upload_dir(key, upload_id)
+        parts = {}
+        for sidecar in sorted(folder.glob("[0-9]*.json")):
+            doc = json.loads(sidecar.read_bytes())
+            parts[doc["number"]] = UploadedPart(doc["number"], doc["size"], doc["md5"])
+        return parts
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> UploadedPart:
+        folder = self._upload_dir(key, upload_id)
+        if not 1 <= number <= 10_000:
+            raise ObjectStoreError(f"part number {number} of {key!r}: must be 1..10000")
+        part = UploadedPart(number, len(data), hashlib.md5(data).hexdigest())  # noqa: S324 - S3's part ETag
+        with self._translated(f"storing part {number} of {key!r}"):
+            (folder / f"{number:06d}.json").unlink(missing_ok=True)
+            self._write_atomic(folder / f"{number:06d}.part", data)
+            self._write_atomic(folder / f"{number:06d}.json", json.dumps(part.__dict__).encode())
+        return part
+
+    def complete_upload(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
+        folder = self._upload_dir(key, upload_id)
+        held = self.uploaded_parts(key, upload_id)
+        for part in parts:
+            if held.get(part.number) != part:
+                raise ObjectStoreError(f"completing {key!r}: part {part.number} is not held as given "
+                                       f"({held.get(part.number)}); list the parts and send it again")
+        doc = json.loads((folder / "upload.json").read_bytes())
+        with ExitStack() as stack:
+            files = [stack.enter_context((folder / f"{p.number:06d}.part").open("rb")) for p in parts]
+            info = self.put(key, _Joined(files), content_type=doc["content_type"], metadata=doc["metadata"],
+                            expected_sha256=doc["sha256"])
+        self.abort_upload(key, upload_id)
+        return info
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        try:
+            folder = self._upload_dir(key, upload_id)
+        except UploadNotFound:
+            return
+        with self._translated(f"aborting the upload of {key!r}"):
+            shutil.rmtree(folder)
+
     def delete(self, key: str) -> None:
         data_path, meta_path = self._paths(key)
         with self._translated(f"deleting {key!r}"):
@@ -315,6 +389,24 @@ class LocalDirObjectStore(ObjectStore):
             yield
         except OSError as e:
             raise ObjectStoreError(f"local object store {self._root}: {what}: {e}") from e
+
+
+class _Joined(io.RawIOBase):
+    """Part files read back to back as one stream."""
+
+    def __init__(self, files: Sequence[BinaryIO]) -> None:
+        self._files = list(files)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._files:
+            n = self._files[0].readinto(buffer)  # type: ignore[attr-defined]
+            if n:
+                return int(n)
+            self._files.pop(0)
+        return 0
 
 
 def save_verified(key: str, sha256: str | None, chunks: Iterator[bytes], path: Path) -> None:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
+from reelstream.errors import ObjectStoreError
 from reelstream.events.topics import Topic
 
 # --------------------------------------------------------------------------- event log
@@ -195,6 +196,19 @@ class ObjectInfo:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class UploadedPart:
+    """One part of a resumable upload as the store holds it."""
+
+    number: int  # 1..10000 (S3's range)
+    size: int
+    md5: str  # hex MD5 of the part's bytes (S3's part ETag): compare with the local part to resume
+
+
+class UploadNotFound(ObjectStoreError):
+    """The resumable upload is unknown: completed, aborted, or expired by the store. Start a new one."""
+
+
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 Source = bytes | Path | BinaryIO
 
@@ -237,6 +251,32 @@ class ObjectStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error."""
+
+    # -- resumable uploads: parts survive the client; a later run asks which arrived and sends the rest.
+    # Every part but the last must be at least 5 MiB (S3's rule, kept by every adapter's callers).
+
+    @abstractmethod
+    def begin_upload(self, key: str, *, sha256: str, content_type: str = "application/octet-stream",
+                     metadata: Mapping[str, str] | None = None) -> str:
+        """Start a resumable upload of ``key``; returns its id (keep it to resume). ``sha256``
+        is the whole object's checksum, computed by the caller and stored with the object."""
+
+    @abstractmethod
+    def uploaded_parts(self, key: str, upload_id: str) -> dict[int, UploadedPart]:
+        """The parts the store holds, by number; raises UploadNotFound when the upload is gone."""
+
+    @abstractmethod
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> UploadedPart:
+        """Store part ``number`` (replacing any earlier one of that number); the store checks
+        the bytes arrived intact (Content-MD5). Raises UploadNotFound when the upload is gone."""
+
+    @abstractmethod
+    def complete_upload(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
+        """Join ``parts`` in order into the object, atomically; the upload is then gone."""
+
+    @abstractmethod
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Drop the upload and its parts; aborting an unknown upload is not an error."""
 
     def exists(self, key: str) -> bool:
         from reelstream.errors import ObjectNotFound

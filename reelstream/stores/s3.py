@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,7 +33,7 @@ from reelstream.stores.localdir import (
     save_verified,
     verify,
 )
-from reelstream.stores.ports import ObjectInfo, ObjectStore, Progress, Source
+from reelstream.stores.ports import ObjectInfo, ObjectStore, Progress, Source, UploadedPart, UploadNotFound
 
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB  # S3 refuses smaller parts (except the last)
@@ -285,6 +285,72 @@ class S3ObjectStore(ObjectStore):
     def _delete_quietly(self, key: str) -> None:
         with suppress(ClientError, BotoCoreError):
             self._s3.delete_object(Bucket=self._bucket, Key=key)
+
+    # -- resumable uploads: S3 multipart uploads, the parts listed with ListParts.
+
+    def begin_upload(self, key: str, *, sha256: str, content_type: str = "application/octet-stream",
+                     metadata: Mapping[str, str] | None = None) -> str:
+        check_key(key)
+        meta = {**check_metadata(metadata), SHA256: sha256.lower()}
+        with self._translated(f"starting an upload of {key!r}"):
+            return str(self._s3.create_multipart_upload(
+                Bucket=self._bucket, Key=key, ContentType=content_type, Metadata=meta)["UploadId"])
+
+    @contextmanager
+    def _upload_errors(self, key: str, upload_id: str, what: str) -> Iterator[None]:
+        try:
+            with self._translated(what):
+                yield
+        except ObjectNotFound as e:  # NoSuchUpload is a 404 too
+            raise UploadNotFound(f"no upload {upload_id!r} of {key!r} in bucket {self._bucket!r}: "
+                                 "start a new one") from e
+        except ObjectStoreError as e:
+            if isinstance(e.__cause__, ClientError) and _code(e.__cause__) == "NoSuchUpload":
+                raise UploadNotFound(f"no upload {upload_id!r} of {key!r} in bucket {self._bucket!r}: "
+                                     "start a new one") from e
+            raise
+
+    def uploaded_parts(self, key: str, upload_id: str) -> dict[int, UploadedPart]:
+        check_key(key)
+        with self._upload_errors(key, upload_id, f"listing the parts of {key!r}"):
+            pages = self._s3.get_paginator("list_parts").paginate(Bucket=self._bucket, Key=key, UploadId=upload_id)
+            parts = {p["PartNumber"]: UploadedPart(p["PartNumber"], int(p["Size"]), p["ETag"].strip('"'))
+                     for page in pages for p in page.get("Parts", [])}
+            # AWS answers NoSuchUpload for a finished upload; some servers (S3Proxy) list no parts.
+            if not parts and not self._upload_open(key, upload_id):
+                raise UploadNotFound(f"no upload {upload_id!r} of {key!r} in bucket {self._bucket!r}: "
+                                     "start a new one")
+            return parts
+
+    def _upload_open(self, key: str, upload_id: str) -> bool:
+        pages = self._s3.get_paginator("list_multipart_uploads").paginate(Bucket=self._bucket, Prefix=key)
+        return any(u["Key"] == key and u["UploadId"] == upload_id for page in pages for u in page.get("Uploads", []))
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> UploadedPart:
+        check_key(key)
+        if not 1 <= number <= 10_000:
+            raise ObjectStoreError(f"part number {number} of {key!r}: must be 1..10000")
+        with self._upload_errors(key, upload_id, f"storing part {number} of {key!r}"):
+            if not self._upload_open(key, upload_id):  # S3Proxy would take a part of a finished upload
+                raise UploadNotFound(f"no upload {upload_id!r} of {key!r} in bucket {self._bucket!r}: "
+                                     "start a new one")
+            # Content-MD5: the server refuses a part damaged on the way.
+            self._s3.upload_part(Bucket=self._bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data,
+                                 ContentMD5=_md5(data))
+        return UploadedPart(number, len(data), hashlib.md5(data).hexdigest())  # noqa: S324 - S3's part ETag
+
+    def complete_upload(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> ObjectInfo:
+        check_key(key)
+        with self._upload_errors(key, upload_id, f"completing the upload of {key!r}"):
+            self._s3.complete_multipart_upload(
+                Bucket=self._bucket, Key=key, UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": f'"{p.md5}"'} for p in parts]})
+        return self.head(key)
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        check_key(key)
+        with suppress(UploadNotFound), self._upload_errors(key, upload_id, f"aborting the upload of {key!r}"):
+            self._s3.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
 
     def delete(self, key: str) -> None:
         check_key(key)

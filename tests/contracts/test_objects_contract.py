@@ -305,3 +305,49 @@ def test_bad_metadata_is_refused(objects: ObjectHarness, metadata: dict[str, str
     with pytest.raises(ObjectStoreError, match="metadata"):
         objects.store.put(key, b"x", metadata=metadata)
     assert not objects.store.exists(key)
+
+
+# --------------------------------------------------------------------------- resumable uploads
+
+PART = 5 * MiB  # S3's smallest part but the last
+
+
+def test_an_interrupted_upload_resumes_with_the_parts_the_store_holds(objects: ObjectHarness) -> None:
+    from reelstream.stores.ports import UploadedPart, UploadNotFound
+
+    store, key = objects.store, objects.prefix + "upload/master.mov"
+    data = os.urandom(2 * PART + 12345)
+    chunks = [data[i:i + PART] for i in range(0, len(data), PART)]
+    upload = store.begin_upload(key, sha256=sha(data), content_type="video/quicktime", metadata={"title": "t-1"})
+    first = store.upload_part(key, upload, 1, chunks[0])
+    assert first == UploadedPart(1, PART, hashlib.md5(chunks[0]).hexdigest())
+    # The client died here. A new run knows only the upload id (from its journal) and asks.
+    held = store.uploaded_parts(key, upload)
+    assert held == {1: first} and not store.exists(key)
+    store.upload_part(key, upload, 3, chunks[2])  # out of order, as parallel senders do
+    store.upload_part(key, upload, 2, b"x" * PART)  # damaged on the client's side: sent again below
+    assert store.upload_part(key, upload, 2, chunks[1]).md5 == hashlib.md5(chunks[1]).hexdigest()
+    held = store.uploaded_parts(key, upload)
+    assert sorted(held) == [1, 2, 3] and [held[n].size for n in (1, 2, 3)] == [PART, PART, 12345]
+    info = store.complete_upload(key, upload, [held[1], held[2], held[3]])
+    assert (info.size, info.sha256, info.content_type) == (len(data), sha(data), "video/quicktime")
+    assert dict(info.metadata) == {"title": "t-1"} and store.get(key) == data
+    with pytest.raises(UploadNotFound):
+        store.uploaded_parts(key, upload)  # completed: gone
+    assert objects.leftovers() == []
+
+
+def test_an_aborted_upload_leaves_nothing_and_unknown_ids_are_refused(objects: ObjectHarness) -> None:
+    from reelstream.stores.ports import UploadNotFound
+
+    store, key = objects.store, objects.prefix + "upload/aborted.mov"
+    upload = store.begin_upload(key, sha256=sha(b"whatever"))
+    store.upload_part(key, upload, 1, os.urandom(1000))
+    store.abort_upload(key, upload)
+    store.abort_upload(key, upload)  # twice: not an error
+    with pytest.raises(UploadNotFound):
+        store.uploaded_parts(key, upload)
+    with pytest.raises(UploadNotFound):
+        store.upload_part(key, upload, 2, b"late")
+    assert not store.exists(key) and objects.leftovers() == []
+    assert [o.key for o in store.list(objects.prefix)] == []
