@@ -121,7 +121,7 @@ def title_status(settings: Settings, title_id: str) -> str | None:
 
 
 def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", port: int = 8000,
-           transcode_processes: int | None = None) -> int:
+           transcode_processes: int | None = None, edge_port: int = 18400) -> int:
     from reelstream.runtime import Runtime
     from reelstream.samples import TITLE_ID, write_sample
 
@@ -142,10 +142,18 @@ def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", 
         supervisor.start("processors", "processors")
         supervisor.start("transcode", "worker", "transcode", "--processes", str(processes))
         supervisor.start("package", "worker", "package")
-        supervisor.start("gateway", "gateway", "--host", host, "--port", str(port))
+        supervisor.env["REEL_EDGE_BASE_URL"] = _start_edge(settings, supervisor, edge_port, TITLE_ID)
+        # On one machine nothing in front of the gateways sets the viewer's country; a
+        # deployment's edge or load balancer does (REEL_COUNTRY_HEADER).
+        supervisor.env.setdefault("REEL_DEFAULT_COUNTRY", "US")
+        supervisor.start("gateway", "gateway", "--web", "--host", host, "--port", str(port))
         if sample:
             _ingest_sample(settings, supervisor, write_sample, TITLE_ID)
-        print(f"\nWatch it: http://{host}:{port}/\n(Ctrl-C stops everything)", flush=True)
+        base = f"http://{host}:{port}"
+        wait_for(lambda: _answers(f"{base}/web/"), supervisor, 60, "the gateways to answer")
+        email, password = _demo_account(settings, base)
+        print(f"\nWatch it: {base}/web/\n  sign in as {email} / {password} (a subscribed demo account)\n"
+              "(Ctrl-C stops everything)", flush=True)
         while True:
             supervisor.check()
             time.sleep(1.0)
@@ -167,3 +175,69 @@ def _ingest_sample(settings: Settings, supervisor: Supervisor, write_sample, tit
     wait_for(lambda: title_status(settings, title_id) == "PUBLISHED", supervisor, 900,
              f"{title_id} to be transcoded, packaged and published",
              progress=lambda: f"{title_id}: {title_status(settings, title_id) or 'registering'}")
+
+
+def _start_edge(settings: Settings, supervisor: Supervisor, base_port: int, title_id: str) -> str:
+    """Start origin + PoP + ISP appliance (nginx) and return where signed segment URLs point."""
+    from reelstream.edge.runner import NginxMissing, find_nginx
+
+    try:
+        find_nginx()
+    except NginxMissing as e:
+        # Without nginx the page still plays, straight from the origin (which does not
+        # verify signatures): say so, and how to get the real tiers.
+        print(f"  no cache tiers: {e}", flush=True)
+        supervisor.start("origin", "edge", "up", "--work-dir", str(settings.data_dir / "edge"),
+                         "--base-port", str(base_port), "--origin-only")
+        return f"http://127.0.0.1:{base_port - 1}"
+    supervisor.start("edge", "edge", "up", "--work-dir", str(settings.data_dir / "edge"),
+                     "--base-port", str(base_port), "--popular", title_id)
+    return f"http://127.0.0.1:{base_port + 1}"  # the ISP appliance, which fills from the PoP
+
+
+def _answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+DEMO_EMAIL = "demo@reelstream.local"
+
+
+def _demo_account(settings: Settings, base: str) -> tuple[str, str]:
+    """A demo account with a subscription, created once; its password is kept with the secrets."""
+    import urllib.error
+    import urllib.request
+    from datetime import UTC, datetime
+
+    from reelstream.events.model import new_event
+    from reelstream.runtime import Runtime
+
+    path = settings.data_dir / "demo-account.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        return saved["email"], saved["password"]
+    password = secrets.token_urlsafe(9)
+    request = urllib.request.Request(f"{base}/auth/accounts", method="POST",
+                                     data=json.dumps({"email": DEMO_EMAIL, "password": password,
+                                                      "country": "US"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        account = json.loads(response.read())
+    runtime = Runtime(settings)
+    try:
+        runtime.publish(new_event("EntitlementGranted", {
+            "entitlement_id": "demo-subscription", "user_id": account["account_id"], "kind": "SUBSCRIPTION",
+            "title_id": None, "plan": "standard", "starts_at": datetime(2020, 1, 1, tzinfo=UTC), "ends_at": None},
+            producer="reel up"))
+    finally:
+        runtime.close()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"email": DEMO_EMAIL, "password": password, "account_id": account["account_id"]}, f)
+    return DEMO_EMAIL, password

@@ -52,6 +52,15 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
         secret = _secret()
         print("REEL_EDGE_SECRET was unset; generated one for this run (give the gateways the same value):")
         print(f"  export REEL_EDGE_SECRET={secret}")
+    if args.origin_only:
+        from aiohttp import web
+
+        from reelstream.edge.origin import origin_app
+
+        print(f"origin   http://127.0.0.1:{args.base_port - 1} (no cache tiers)", flush=True)
+        web.run_app(origin_app(runtime.objects), host="127.0.0.1", port=args.base_port - 1, print=None,
+                    access_log=None)
+        return 0
     stack = start_edge(runtime.objects, Path(args.work_dir).resolve(), EdgeSecret(secret),
                        popular=args.popular or (), base_port=args.base_port)
     print(f"origin   {stack.origin.url}")
@@ -78,6 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_runtime_flags(up)
     up.add_argument("--work-dir", default=".reel/edge", help="where configs, caches and logs go")
     up.add_argument("--base-port", type=int, default=18400, help="PoP port; origin -1, steering -2, appliance +1")
+    up.add_argument("--origin-only", action="store_true",
+                    help="serve only the origin (no nginx tiers): what `reel up` does without nginx")
     up.add_argument("--popular", nargs="*", help="titles the appliance holds (else the popularity processor's list)")
     up.set_defaults(fn=cmd_edge_up)
     config = edge.add_parser("config", help="print a node's generated nginx.conf")

@@ -21,6 +21,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     runtime = Runtime(settings_from(args))
     keys = key_service(runtime) if "licenses" in gateways else None
     app = create_app(runtime, settings, keys, gateways=gateways, close_runtime=True)
+    if args.web:
+        from reelstream.web.app import web_app
+
+        app.add_subapp("/web", web_app(runtime))
     print(f"gateways {', '.join(gateways)} on http://{args.host}:{args.port} "
           f"(OpenAPI: /<gateway>/openapi.json); log {runtime.settings.log_url}, state {runtime.settings.state_url}",
           flush=True)
@@ -35,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_runtime_flags(p)
     p.add_argument("--host", default=os.environ.get("REEL_GATEWAY_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("REEL_GATEWAY_PORT", "8000")))
+    p.add_argument("--web", action="store_true", help="also serve the web player page at /web/")
     p.add_argument("--only", help="comma-separated subset, e.g. licenses,manifests (default: all)")
     p.add_argument("--reuse-port", action="store_true",
                    help="SO_REUSEPORT: run one process per core on the same port")
