@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,23 +27,62 @@ def make_master(path: Path, seconds: float = 4, size: str = "320x180", fps: int 
                 languages: Sequence[str] = ("en", "fr"), hdr: bool = False, noise: int = 8) -> Path:
     """A master like a studio's: testsrc2 with film grain, closed 2-s GOPs, one sine track per language."""
     video = f"testsrc2=s={size}:r={fps}:d={seconds},noise=alls={noise}:allf=t"
+    gop = str(2 * fps)
     args: list[str] = ["-f", "lavfi", "-i", video]
+    if hdr:  # a real Main10 HDR10 master: the static ffmpeg's libx265 would make 8-bit
+        args = ["-i", str(_hdr10_video(path.with_suffix(".video.mp4"), video, fps, int(seconds * fps)))]
     for lang in languages:
         args += ["-f", "lavfi", "-i", f"sine=f={TONES.get(lang, 500)}:sample_rate=48000:d={seconds}"]
     args += ["-map", "0:v"]
     for i, lang in enumerate(languages):
         args += ["-map", f"{i + 1}:a", f"-metadata:s:a:{i}", f"language={ISO639_2.get(lang, lang)}"]
-    gop = str(2 * fps)
     if hdr:
-        args += ["-vf", "format=yuv420p10le", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
-                 (f"keyint={gop}:min-keyint={gop}:scenecut=0:qp=12:hdr10=1:colorprim=bt2020:transfer=smpte2084:"
-                  f"colormatrix=bt2020nc:master-display={MASTER_DISPLAY}:max-cll=1000,400:log-level=error"),
-                 "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc", "-tag:v", "hvc1"]
+        args += ["-c:v", "copy", "-tag:v", "hvc1"]
     else:
         args += ["-c:v", "libx264", "-preset", "ultrafast", "-qp", "14", "-g", gop, "-keyint_min", gop,
                  "-sc_threshold", "0", "-pix_fmt", "yuv420p"]
     args += ["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", str(path)]
     ffmpeg(*args)
+    return path
+
+
+def _hdr10_video(path: Path, source: str, fps: int, frames: int) -> Path:
+    """testsrc2 as 10-bit PQ/BT.2020 HEVC Main10 with HDR10 metadata, through the x265 CLI
+    (the same FIFO, frame log and mux as the HDR rungs), closed 2-s GOPs."""
+    from fractions import Fraction
+
+    from reelstream.media.transcode.commands import RungEncode
+    from reelstream.media.transcode.run import run_with_readers
+    from reelstream.media.transcode.x265 import (
+        csv_of,
+        fifo_of,
+        mux_command,
+        read_frame_log,
+        x265_binary,
+        x265_command,
+    )
+
+    rung = RungEncode("master", "hevc", 0, 0, 20000, hdr=True, crf=12.0)
+    fifo_of(path).unlink(missing_ok=True)
+    os.mkfifo(fifo_of(path))
+    reader = x265_command(x265_binary(), rung, frames, "ultrafast", MASTER_DISPLAY, "1000,400", 0, path)
+    gop = str(2 * fps)
+    reader[reader.index("--keyint") + 1] = reader[reader.index("--min-keyint") + 1] = gop
+    writer = [tools.ffmpeg(), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source,
+              "-pix_fmt", "yuv420p10le", "-frames:v", str(frames), "-f", "yuv4mpegpipe", "-strict", "-1",
+              str(fifo_of(path))]
+    try:
+        run_with_readers(writer, [reader], "making an HDR10 master")
+    finally:
+        fifo_of(path).unlink(missing_ok=True)
+    pocs = read_frame_log(csv_of(path)).pocs
+    # Several GOPs: POCs restart at each IDR; the display index is the GOP's start plus the POC.
+    display, start = [], 0
+    for n, poc in enumerate(pocs):
+        if n and poc == 0:
+            start = max(display) + 1
+        display.append(start + poc)
+    ffmpeg(*mux_command(tools.ffmpeg(), path, display, Fraction(fps))[6:])
     return path
 
 

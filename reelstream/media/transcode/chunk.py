@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -10,8 +11,17 @@ from pathlib import Path
 from reelstream.errors import ReelStreamError
 from reelstream.media import tools
 from reelstream.media.probe import count_frames
-from reelstream.media.transcode.commands import ChunkEncode, chunk_command
-from reelstream.media.transcode.run import run
+from reelstream.media.transcode.commands import ChunkEncode, chunk_command, uses_x265_cli
+from reelstream.media.transcode.run import run, run_with_readers
+from reelstream.media.transcode.x265 import (
+    csv_of,
+    fifo_of,
+    mux_command,
+    read_frame_log,
+    stream_of,
+    x265_binary,
+    x265_command,
+)
 
 _VSTATS = re.compile(r"out=\s*(\d+)\s+st=\s*\d+\s+frame=\s*\d+\s+q=\s*[-\d.]+\s+(?:PSNR=\s*([\d.]+|inf)\s+)?f_size=\s*(\d+)")
 
@@ -52,19 +62,53 @@ def parse_vstats(text: str, outputs: int) -> list[tuple[int, float | None]]:
 
 
 def encode_chunk(job: ChunkEncode, scratch: Path | None = None) -> list[EncodedChunk]:
-    """Run the job's one ffmpeg; verify every output holds exactly ``job.frame_count`` frames."""
+    """Run the job's ffmpeg (and an x265 per HDR rung, reading ffmpeg's 10-bit frames from a
+    FIFO); verify every output holds exactly ``job.frame_count`` frames."""
+    cli = [i for i, r in enumerate(job.rungs) if uses_x265_cli(r, job.gpu)]
+    psnr_of: dict[int, float | None] = {}
     with tempfile.TemporaryDirectory(dir=scratch, prefix="vstats-") as tmp:
         vstats = Path(tmp) / "vstats.log"
-        run(chunk_command(tools.ffmpeg(), job, vstats), f"encoding chunk at frame {job.start_frame}")
+        argv = chunk_command(tools.ffmpeg(), job, vstats)
+        what = f"encoding chunk at frame {job.start_frame}"
+        if cli:
+            x265 = x265_binary()  # before anything runs: no x265, no HDR rung (never a silent 8-bit one)
+            readers = []
+            for i in cli:
+                fifo_of(job.outputs[i]).unlink(missing_ok=True)
+                os.mkfifo(fifo_of(job.outputs[i]))
+                readers.append(x265_command(x265, job.rungs[i], job.frame_count, job.preset, job.master_display,
+                                            job.max_cll, job.threads, job.outputs[i]))
+            try:
+                run_with_readers(argv, readers, what)
+            finally:
+                for i in cli:
+                    fifo_of(job.outputs[i]).unlink(missing_ok=True)
+            for i in cli:
+                frames = read_frame_log(csv_of(job.outputs[i]))
+                run(mux_command(tools.ffmpeg(), job.outputs[i], sorted_check(frames.pocs), job.fps),
+                    f"muxing {job.rungs[i].rendition_id}")
+                psnr_of[i] = frames.psnr_y
+                stream_of(job.outputs[i]).unlink(missing_ok=True)
+                csv_of(job.outputs[i]).unlink(missing_ok=True)
+        else:
+            run(argv, what)
         stats = parse_vstats(vstats.read_text(errors="replace") if vstats.exists() else "", len(job.rungs))
     results = []
-    for rung, out, (_, psnr) in zip(job.rungs, job.outputs, stats, strict=True):
+    for i, (rung, out, (_, psnr)) in enumerate(zip(job.rungs, job.outputs, stats, strict=True)):
         frames = count_frames(out)
         if frames != job.frame_count:
             raise ChunkIncomplete(f"{rung.rendition_id}: {frames} frames encoded, the grid needs {job.frame_count}")
+        psnr = psnr_of.get(i, psnr)
         size = out.stat().st_size
         duration_ms = round(frames * 1000 / job.fps)
         results.append(EncodedChunk(rung.rendition_id, out, size, frames, duration_ms,
                                     round(size * 8 / duration_ms) if duration_ms else 0,
                                     round(psnr, 3) if psnr is not None else None))
     return results
+
+
+def sorted_check(pocs: tuple[int, ...]) -> tuple[int, ...]:
+    """The POCs of one closed GOP are a permutation of 0..n-1; anything else cannot be muxed exactly."""
+    if sorted(pocs) != list(range(len(pocs))):
+        raise ChunkIncomplete(f"x265 frame log: POCs {sorted(pocs)[:5]}... are not 0..{len(pocs) - 1}")
+    return pocs

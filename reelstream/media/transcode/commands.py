@@ -73,22 +73,14 @@ def h264_args(rung: RungEncode, gop: int, preset: str) -> list[str]:
     ]
 
 
-def hevc_hdr_args(rung: RungEncode, gop: int, preset: str, master_display: str | None,
-                  max_cll: str | None) -> list[str]:
-    # HDR10: Main10, PQ transfer, BT.2020 primaries and matrix in the VUI, plus the
-    # mastering-display (SMPTE ST 2086) and content-light-level SEI repeated on every IDR.
-    params = [f"keyint={gop}", f"min-keyint={gop}", "scenecut=0", "open-gop=0", "repeat-headers=1",
-              "hdr10=1", "hdr10-opt=1", "colorprim=bt2020", "transfer=smpte2084", "colormatrix=bt2020nc",
-              "log-level=error"]
-    if master_display:
-        params.append(f"master-display={master_display}")
-    if max_cll:
-        params.append(f"max-cll={max_cll}")
-    return [
-        "-c:v", "libx265", "-preset", preset, "-profile:v", "main10", "-pix_fmt", "yuv420p10le",
-        "-tag:v", "hvc1", *rate_control(rung), "-x265-params", ":".join(params),
-        "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
-    ]
+def uses_x265_cli(rung: RungEncode, gpu: bool) -> bool:
+    """HDR rungs are encoded by the x265 CLI (``x265.py``): the static ffmpeg's libx265 is 8-bit only."""
+    return rung.codec == "hevc" and rung.hdr and not gpu
+
+
+def y4m_args(frames: int) -> list[str]:
+    # 10-bit frames for x265 (-strict -1: YUV4MPEG above 8 bits is an extension).
+    return ["-pix_fmt", "yuv420p10le", "-frames:v", str(frames), "-f", "yuv4mpegpipe", "-strict", "-1"]
 
 
 def filter_graph(job: ChunkEncode) -> str:
@@ -121,9 +113,10 @@ def chunk_command(ffmpeg: str, job: ChunkEncode, vstats: Path) -> list[str]:
             *threads, *seek_args(job.start_frame, job.fps), "-i", str(job.master),
             "-filter_complex", filter_graph(job)]
     for i, (rung, out) in enumerate(zip(job.rungs, job.outputs, strict=True)):
+        if uses_x265_cli(rung, job.gpu):
+            argv += ["-map", f"[v{i}]", *y4m_args(job.frame_count), str(out.with_suffix(".y4m"))]
+            continue
         codec_args = (nvenc_args(rung, gop) if job.gpu else
-                      hevc_hdr_args(rung, gop, job.preset, job.master_display, job.max_cll)
-                      if rung.codec == "hevc" and rung.hdr else
                       h264_args(rung, gop, job.preset) if rung.codec == "h264" else
                       _hevc_sdr_args(rung, gop, job.preset))
         argv += ["-map", f"[v{i}]", *codec_args, *threads, "-fps_mode", "passthrough", "-frames:v", str(job.frame_count),

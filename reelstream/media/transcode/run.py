@@ -31,3 +31,40 @@ def run(argv: Sequence[str], what: str, timeout: float = 3600.0) -> subprocess.C
         tail = " | ".join(result.stderr.strip().splitlines()[-5:])
         raise MediaCommandFailed(f"{what}: exit {result.returncode}: {tail or 'no error output'}")
     return result
+
+
+def run_with_readers(argv: Sequence[str], readers: Sequence[Sequence[str]], what: str,
+                     timeout: float = 3600.0) -> list[str]:
+    """Run ``argv`` while ``readers`` (started first) read the FIFOs it writes; every one must
+    succeed. Returns each reader's stderr. A reader that fails makes the writer fail (broken
+    pipe); a writer that fails before opening a FIFO would leave its reader blocked, so the
+    readers are killed once the writer is done and they do not finish in time."""
+    procs = []
+    for reader in readers:
+        log.info("%s (reader): %s", what, shlex.join(reader))
+        try:
+            procs.append(subprocess.Popen(list(reader), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, text=True, errors="replace"))
+        except OSError as e:
+            for p in procs:
+                p.kill()
+            raise MediaCommandFailed(f"{what}: cannot start {reader[0]}: {e}") from e
+    failure: MediaCommandFailed | None = None
+    try:
+        run(argv, what, timeout)
+    except MediaCommandFailed as e:
+        failure = e
+    errors = []
+    for reader, proc in zip(readers, procs, strict=True):
+        try:
+            _, err = proc.communicate(timeout=60 if failure is None else 5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        errors.append(err)
+        if proc.returncode != 0 and failure is None:
+            tail = " | ".join(err.strip().splitlines()[-5:])
+            failure = MediaCommandFailed(f"{what}: {reader[0]} exit {proc.returncode}: {tail or 'no error output'}")
+    if failure is not None:
+        raise failure
+    return errors
