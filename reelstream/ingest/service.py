@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from reelstream.events.model import Event, new_event
+from reelstream.events.topics import GPU_JOBS_TOPIC, SECONDARY_TOPICS, topic
 from reelstream.ingest import subtitles
 from reelstream.ingest.metadata import SidecarSpec, TitleMetadata, parse_metadata
 from reelstream.ingest.plan import AudioPlan, SourceVideo, TextPlan, plan_events
@@ -33,6 +36,7 @@ from reelstream.media.transcode.commands import ChunkEncode, RungEncode
 from reelstream.media.transcode.grid import chunk_grid
 from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, groups, ladder_for
 from reelstream.media.transcode.tonemap import peak_of, write_cube
+from reelstream.processors.transcode.fleet import FLEET, TRANSCODE_WORKERS, job_topic
 from reelstream.runtime import Runtime
 from reelstream.workers.transcode import JOBS_TOPIC, chunk_result, result_id, store_result
 
@@ -69,6 +73,7 @@ class IngestService:
     progress: IngestProgress = field(default_factory=_Silent)
     calibrate_rate: bool = True  # capped CRF calibrated per title (the per-chunk rate-control fix)
     fault: Any = None  # tests: called before each uploaded part, to interrupt an upload
+    clock: Callable[[], float] = time.time  # routing: is a GPU worker's last heartbeat recent?
 
     @property
     def journal_dir(self) -> Path:
@@ -227,14 +232,29 @@ class IngestService:
             for job in events:  # before any job is published: a worker then replays these
                 if job.type == "ChunkTranscodeRequested" and (job["encoder_group"], job["chunk_index"]) in kept:
                     self._keep(job, kept[(job["encoder_group"], job["chunk_index"])])
+        route = self._router()
         for event in events:
-            self.runtime.publish(event, flush=False)
+            if event.type == "ChunkTranscodeRequested" and route(event["prefer_gpu"]) == GPU_JOBS_TOPIC:
+                gpu_topic = topic(GPU_JOBS_TOPIC)
+                self.runtime.log.append(GPU_JOBS_TOPIC, gpu_topic.key_of(event),
+                                        self.runtime.codec.encode(event, GPU_JOBS_TOPIC))
+            else:
+                self.runtime.publish(event, flush=False)
         self.runtime.log.flush()
         result.renditions = [r.rendition_id for r in rungs]
         result.chunk_count = len(grid)
         result.jobs = len(events) - 1
         result.crfs = crfs
 
+
+    def _router(self) -> Callable[[bool], str]:
+        """GPU-preferred jobs to the GPU topic while the fleet view shows a live GPU worker."""
+        self.runtime.state.ensure_views([TRANSCODE_WORKERS])
+        workers = [row.values for row in self.runtime.state.query(TRANSCODE_WORKERS, (FLEET,))]
+        now_ms = int(self.clock() * 1000)
+        if any(w["gpu"] for w in workers):
+            self.runtime.log.ensure_topics(SECONDARY_TOPICS)
+        return lambda prefer_gpu: job_topic(prefer_gpu, workers, now_ms)
 
     def _keep(self, job: Event, calibration: Calibration) -> None:
         """The calibration's encode of this chunk is its final output: stored with the job's result record."""

@@ -13,6 +13,7 @@ from reelstream.processors.playback.logic import WatchPositionProcessor
 from reelstream.processors.popularity.logic import PopularityProcessor
 from reelstream.processors.sessions.logic import LiveSessionProcessor
 from reelstream.processors.transcode.completion import TranscodeCompletionProcessor
+from reelstream.processors.transcode.fleet import TranscodeFleetProcessor
 from reelstream.processors.transcode.progress import ChunkProgressProcessor
 
 PROCESSORS: dict[str, type[Processor]] = {
@@ -23,6 +24,7 @@ PROCESSORS: dict[str, type[Processor]] = {
 PROCESSORS[PackagingProcessor.name] = PackagingProcessor
 PROCESSORS[PopularityProcessor.name] = PopularityProcessor
 PROCESSORS[SessionDeliveryProcessor.name] = SessionDeliveryProcessor
+PROCESSORS[TranscodeFleetProcessor.name] = TranscodeFleetProcessor
 
 
 def all_processors() -> list[Processor]:
