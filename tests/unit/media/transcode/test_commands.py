@@ -21,6 +21,7 @@ from reelstream.media.transcode.commands import (
 from reelstream.media.transcode.grid import Chunk, chunk_grid, seek_seconds
 from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, groups, ladder_for, load_ladder
 from reelstream.media.transcode.tonemap import REFERENCE_WHITE, cube, peak_of, pq_to_nits, tone_map
+from reelstream.media.transcode.x265 import timestamps_filter, x265_command
 from reelstream.workers.capabilities import Capabilities, use_gpu
 
 FPS = Fraction(24)
@@ -96,10 +97,21 @@ def test_hdr_rungs_carry_hdr10_signalling_and_sdr_rungs_of_an_hdr_master_are_ton
     hdr_job = job(rungs=(RungEncode("hevc-2160p-15000k-hdr", "hevc", 3840, 2160, 15000, hdr=True),),
                   outputs=(Path("/o/u.mp4"),), source_hdr=True, master_display=display, max_cll="1000,400")
     argv = chunk_command("ffmpeg", hdr_job, Path("/v"))
-    params = argv[argv.index("-x265-params") + 1]
-    assert f"master-display={display}" in params and "max-cll=1000,400" in params
-    assert "transfer=smpte2084" in params and "colorprim=bt2020" in params and "keyint=48" in params
-    assert argv[argv.index("-pix_fmt") + 1] == "yuv420p10le" and argv[argv.index("-profile:v") + 1] == "main10"
+    # ffmpeg hands the rung's 10-bit frames to the x265 CLI (libx265 in the static ffmpeg is 8-bit only).
+    assert argv[argv.index("[v0]") + 1:] [:9] == ["-pix_fmt", "yuv420p10le", "-frames:v", "48", "-f", "yuv4mpegpipe",
+                                                  "-strict", "-1", "/o/u.y4m"]
+    assert "libx265" not in argv
+    x265 = x265_command("x265", hdr_job.rungs[0], 48, "veryfast", display, "1000,400", 1, Path("/o/u.mp4"))
+    flag = {a: x265[i + 1] for i, a in enumerate(x265[:-1]) if a.startswith("--")}
+    assert flag["--master-display"] == display and flag["--max-cll"] == "1000,400"
+    assert (flag["--transfer"], flag["--colorprim"], flag["--colormatrix"]) == ("smpte2084", "bt2020", "bt2020nc")
+    assert (flag["--output-depth"], flag["--profile"], flag["--keyint"], flag["--min-keyint"]) == ("10", "main10",
+                                                                                                   "48", "48")
+    assert {"--no-scenecut", "--no-open-gop", "--hdr10", "--repeat-headers"} <= set(x265)
+    assert flag["--input"] == "/o/u.y4m" and flag["--output"] == "/o/u.hevc" and flag["--frame-threads"] == "1"
+    # Display order from x265's frame log: pts by POC, dts in decode order less the reorder delay.
+    setts = timestamps_filter((0, 4, 2, 1, 3), FPS)
+    assert setts.startswith("setts=pts=(if(eq(N\\,0)\\,0\\,if(eq(N\\,1)\\,4\\,") and ":dts=(N-2)*" in setts
     assert "lut3d" not in filter_graph(hdr_job)
     sdr_of_hdr = job(source_hdr=True, tonemap_lut=Path("/luts/pq.cube"))
     graph = filter_graph(sdr_of_hdr)
