@@ -136,7 +136,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from reelstream.up import run_up
 
     return run_up(settings_from(args), sample=not args.no_sample, host=args.host, port=args.port,
-                  transcode_processes=args.transcode_processes)
+                  transcode_processes=args.transcode_processes, edge_port=args.edge_port)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -182,6 +182,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     up.add_argument("--no-sample", action="store_true", help="do not ingest the sample title")
     up.add_argument("--host", default="127.0.0.1", help="address the gateways listen on")
     up.add_argument("--port", type=int, default=8000, help="port of the gateways and the web page")
+    up.add_argument("--edge-port", type=int, default=18400,
+                    help="CDN PoP port; origin -1, steering -2, ISP appliance +1")
     up.add_argument("--transcode-processes", type=int, help="transcode worker processes (default: one per core)")
     up.set_defaults(fn=cmd_up)
 
