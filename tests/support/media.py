@@ -63,6 +63,7 @@ def _hdr10_video(path: Path, source: str, fps: int, frames: int) -> Path:
     )
 
     rung = RungEncode("master", "hevc", 0, 0, 20000, hdr=True, crf=12.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fifo_of(path).unlink(missing_ok=True)
     os.mkfifo(fifo_of(path))
     reader = x265_command(x265_binary(), rung, frames, "ultrafast", MASTER_DISPLAY, "1000,400", 0, path)

@@ -94,7 +94,10 @@ def filter_graph(job: ChunkEncode) -> str:
         top = max(job.rungs, key=lambda r: r.width * r.height)
         head += (f",scale={top.width}:{top.height}:in_color_matrix=bt2020:in_range=tv,format=rgb48le,"
                  f"lut3d=file='{job.tonemap_lut}':interp=tetrahedral,"
-                 "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p")
+                 "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
+                 # The frames still say PQ/BT.2020 and ffmpeg 8 tags the stream from the frames
+                 # (the encoder's -color_trc lost: a tone-mapped rung came out tagged smpte2084).
+                 "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709")
     parts = [f"{head},split={len(job.rungs)}" + "".join(f"[s{i}]" for i in range(len(job.rungs)))]
     for i, rung in enumerate(job.rungs):
         pix = "yuv420p10le" if rung.hdr else "yuv420p"
