@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from reelstream.errors import ObjectNotFound, ReelStreamError
+from reelstream.errors import ChecksumMismatch, ObjectNotFound, ReelStreamError
 from reelstream.stores.ports import ObjectStore
 
 LEASE_S = 15.0
@@ -43,15 +43,26 @@ class JobClaims:
 
     def held_by_other(self, key: str) -> str | None:
         """The worker holding a live claim on ``key``, if it is not this one."""
-        try:
-            claim = json.loads(self.objects.get(key))
-        except (ObjectNotFound, ValueError):
+        claim = self._read(key)
+        if claim is None:
             return None
-        if claim.get("worker") == self.worker_id or claim.get("until_ms", 0) < self.clock() * 1000:
+        if claim.get("worker") == self.worker_id or float(str(claim.get("until_ms", 0))) < self.clock() * 1000:
             return None
-        if claim.get("host") == self.host and not _alive(int(claim.get("pid", 0))):
+        if claim.get("host") == self.host and not _alive(int(str(claim.get("pid", 0)))):
             return None
         return str(claim.get("worker"))
+
+    def _read(self, key: str) -> dict[str, object] | None:
+        # A renewal replaces the object while we read it; the local store can then show the
+        # new bytes beside the old checksum for a moment (ChecksumMismatch): read again.
+        for attempt in range(5):
+            try:
+                return dict(json.loads(self.objects.get(key)))
+            except (ObjectNotFound, ValueError):
+                return None
+            except ChecksumMismatch:
+                time.sleep(0.05 * (attempt + 1))
+        return None  # still inconsistent: treat as no claim (at worst, one duplicate encode)
 
     def _write(self, key: str) -> None:
         claim = {"worker": self.worker_id, "host": self.host, "pid": os.getpid(),
