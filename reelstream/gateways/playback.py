@@ -32,6 +32,11 @@ from reelstream.gateways.resume import continue_watching, resume_point
 from reelstream.gateways.services import Services, field_of, json_body
 from reelstream.processors.playback.logic import PROFILE_PROGRESS
 
+# The packaged media can end a little after the master's probed duration (AAC priming,
+# the last audio segment), and players report the media's own end: up to one segment
+# past the end is the end, anything further is an error.
+END_SLACK_MS = 2_000
+
 EVENTS = ("start", "heartbeat", "seek", "pause", "stop", "exit")
 STATES = ("PLAYING", "PAUSED", "BUFFERING", "SEEKING", "STOPPED")
 END_REASONS = ("STOPPED", "EXIT", "ENDED", "ERROR")
@@ -49,8 +54,9 @@ def heartbeat_events(s: Services, account_id: str, profile_id: str, device_id: s
         raise BadRequest("'sid' must be 1 to 128 characters")
     position = field_of(doc, "position_ms", int)
     title = s.catalog.title(title_id)
-    if position < 0 or position > title.duration_ms:
+    if position < 0 or position > title.duration_ms + END_SLACK_MS:
         raise PositionOutOfRange(f"position_ms {position} is outside title {title_id} (0..{title.duration_ms} ms)")
+    position = min(position, title.duration_ms)
     device = s.device(account_id, device_id)
     now = s.now_ms()
     ts = field_of(doc, "ts", int, required=False, default=now)

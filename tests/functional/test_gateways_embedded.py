@@ -163,11 +163,26 @@ async def test_a_position_beyond_the_duration_is_refused_and_nothing_written(sta
     user = await sign_up(client, "c@example.com")
     before = log_size(runtime)
     r = await client.post("/playback/heartbeats", headers=user["auth"],
-                          json={"sid": "s", "cid": "film-1", "position_ms": 600_001})
+                          json={"sid": "s", "cid": "film-1", "position_ms": 600_000 + 2_001})
     assert r.status == 400 and "outside title film-1" in (await r.json())["error"]
     r = await client.post("/playback/heartbeats", headers=user["auth"], data=b"[1,")
     assert r.status == 400
     assert log_size(runtime) == before
+
+
+async def test_a_position_just_past_the_end_is_the_end(stack: dict[str, Any]) -> None:
+    """Players report the packaged media's end, which can pass the master's duration by a frame or two."""
+    client, runtime = stack["client"], stack["runtime"]
+    user = await sign_up(client, "end@example.com")
+    before = log_size(runtime)
+    r = await client.post("/playback/heartbeats", headers=user["auth"],
+                          json={"sid": "s-end", "cid": "film-1", "position_ms": 600_053})
+    assert r.status in (200, 202, 204), await r.text()
+    assert log_size(runtime) == before + 1
+    reader = runtime.log.consumer(["reel.playback"], group_id=None)
+    beats = [runtime.codec.decode(rec.value) for rec in reader.poll(max_records=1000, timeout=2)]
+    reader.close()
+    assert [b["position_ms"] for b in beats if b["session_id"] == "s-end"] == [600_000]
 
 
 async def test_openapi_documents_every_gateway(stack: dict[str, Any]) -> None:
