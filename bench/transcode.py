@@ -96,6 +96,7 @@ def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers:
     run = Run(name)
     data = work / name.replace(" ", "-")
     runtime = Runtime(Settings(data_dir=data))
+    data.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "REEL_DATA_DIR": str(data)}
     cpu = cpu_seconds()
     pool = start_pool(workers, threads=1, capabilities="cpu", env=env, log_dir=data)

@@ -43,8 +43,7 @@ from reelstream.media.transcode.commands import ChunkEncode, RungEncode, audio_c
 from reelstream.media.transcode.run import run
 from reelstream.media.transcode.tonemap import peak_of, write_cube
 from reelstream.runtime import Runtime
-from reelstream.stores.ports import Record
-from reelstream.stores.ports import LogConsumer, ObjectStore
+from reelstream.stores.ports import LogConsumer, ObjectStore, Record
 from reelstream.workers.capabilities import Capabilities, detect, use_gpu
 from reelstream.workers.claims import JobClaims
 
