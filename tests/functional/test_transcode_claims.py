@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,6 @@ def test_a_live_claim_is_seen_an_expired_or_orphaned_one_is_not(tmp_path: Path) 
     # A holder on this host whose process is gone (killed mid-job) is stale at once.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True).stdout.strip()
-    objects.put(key, ('{"worker": "c", "host": "%s", "pid": %s, "until_ms": %d}'
-                      % (a.host, dead, (clock.now + 15) * 1000)).encode())
+    claim = {"worker": "c", "host": a.host, "pid": int(dead), "until_ms": int((clock.now + 15) * 1000)}
+    objects.put(key, json.dumps(claim).encode())
     assert b.held_by_other(key) is None
