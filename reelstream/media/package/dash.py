@@ -114,7 +114,9 @@ def _adaptation_groups(tracks: Sequence[PackagedTrack]) -> list[list[PackagedTra
     groups: dict[tuple[object, ...], list[PackagedTrack]] = {}
     for t in tracks:
         family = t.codecs.split(".")[0]
-        groups.setdefault((family, t.language, t.roles, t.accessibility, t.init == ""), []).append(t)
+        # HDR and SDR renditions never share a set: a switch between them is not seamless.
+        groups.setdefault((family, t.language, t.roles, t.accessibility, t.init == "", t.video_range),
+                          []).append(t)
     return list(groups.values())
 
 
@@ -137,6 +139,12 @@ def _adaptation_set(period: Node, set_id: int, tracks: list[PackagedTrack], pack
     shared = len(kids) == 1 and package.scheme != "clear" and first.key_id
     if shared:
         _content_protection(aset, first.key_id or "", package, profile, urls)
+    if first.kind == "video" and first.video_range in _CICP_TRANSFER:
+        # DASH-IF IOP v4.3 §6.2.5: HDR10 / HLG sets signal colour primaries, transfer and
+        # matrix with the CICP code points of ISO/IEC 23091-2 (BT.2020 = 9, PQ = 16, HLG = 18).
+        for name, value in (("ColourPrimaries", 9), ("TransferCharacteristics", _CICP_TRANSFER[first.video_range]),
+                            ("MatrixCoefficients", 9)):
+            aset.add("SupplementalProperty", ("schemeIdUri", f"urn:mpeg:mpegB:cicp:{name}"), ("value", value))
     for role in first.roles or (("main",) if first.kind != "text" else ("subtitle",)):
         aset.add("Role", ("schemeIdUri", ROLE_SCHEME), ("value", role))
     if "audio-description" in first.accessibility:
@@ -152,6 +160,9 @@ def _adaptation_set(period: Node, set_id: int, tracks: list[PackagedTrack], pack
             rep.add("BaseURL", text=urls.media(track, track.segments[0].number))
         else:
             _segment_template(rep, track, urls)
+
+
+_CICP_TRANSFER = {"PQ": 16, "HLG": 18}
 
 
 def _representation_attrs(track: PackagedTrack) -> list[tuple[str, object]]:

@@ -206,3 +206,22 @@ def test_manifests_are_deterministic(cenc_package: Package) -> None:
     assert dash.mpd(cenc_package, LIVING_ROOM, URLS) == dash.mpd(cenc_package, LIVING_ROOM, URLS)
     assert hls.multivariant_playlist(cenc_package, LIVING_ROOM, URLS) == hls.multivariant_playlist(
         cenc_package, LIVING_ROOM, URLS)
+
+
+def test_mpd_signals_hdr10_in_its_own_adaptation_set(cenc_package: Package) -> None:
+    from dataclasses import replace
+
+    from tests.unit.media.manifests.conftest import video
+
+    uhd = replace(video("hevc-2160p-15000k-hdr", "hvc1.2.4.L150.90", 3840, 2160, 16_500_000, 15_000_000, "HD"),
+                  video_range="PQ")
+    package = replace(cenc_package, tracks=cenc_package.tracks + (uhd,))
+    root = ET.fromstring(dash.mpd(package, LIVING_ROOM, URLS))
+    sets = root.findall(".//mpd:AdaptationSet[@contentType='video']", NS)
+    hdr = [s for s in sets if s.find("mpd:Representation[@id='hevc-2160p-15000k-hdr']", NS) is not None]
+    assert len(hdr) == 1 and len(hdr[0].findall("mpd:Representation", NS)) == 1  # never mixed with SDR
+    props = {p.get("schemeIdUri"): p.get("value") for p in hdr[0].findall("mpd:SupplementalProperty", NS)}
+    assert props == {"urn:mpeg:mpegB:cicp:ColourPrimaries": "9", "urn:mpeg:mpegB:cicp:TransferCharacteristics": "16",
+                     "urn:mpeg:mpegB:cicp:MatrixCoefficients": "9"}
+    sdr = [s for s in sets if s is not hdr[0]]
+    assert all(s.find("mpd:SupplementalProperty", NS) is None for s in sdr)
