@@ -7,10 +7,12 @@ for the rung's bitrate; the CRF that lands on the bitrate is interpolated on log
 between those two nearby points (the curve is convex, so a wide bracket undershoots:
 measured -26 % with 20/28).
 
-Cost: the sample chunks are then encoded at the chosen CRFs exactly as their jobs would
-encode them (VBV cap, threads), and those encodes are *kept* as the chunks' final outputs
-(``Calibration.kept``), so only the two trials are extra: two chunk encodes per sample,
-one sample per 30 chunks (1..5).
+Cost: the sample chunks are then encoded at that CRF exactly as their jobs would encode
+them (VBV cap, threads); those encodes are *kept* as the chunks' final outputs
+(``Calibration.kept``) and their bitrate is a third point that refines the CRF of every
+other chunk. Only the two trials are extra: two chunk encodes per sample, one sample per
+30 chunks (1..5). (The kept sample chunks are at the second-step CRF, a little off the
+final one; their VBV cap still holds.)
 """
 
 from __future__ import annotations
@@ -86,15 +88,28 @@ def calibrate(master: Path, fps: Fraction, grid: Sequence[Chunk], rungs: Sequenc
         for i, kbps in enumerate(_trial(master, fps, samples, rungs, crfs, base, scratch)):
             points[i].append((crfs[i], kbps))
         crfs = [_next_crf(r.bitrate_kbps, p) for r, p in zip(rungs, points, strict=True)]
-    result = Calibration({r.rendition_id: crf for r, crf in zip(rungs, crfs, strict=True)})
-    if keep_in is not None:
-        final = [replace(r, crf=crf) for r, crf in zip(rungs, crfs, strict=True)]
+    # The sample chunks at those CRFs, encoded exactly as their jobs would be (VBV cap included):
+    # kept as their final outputs when ``keep_in`` is given, and in any case a third
+    # measurement. The curve is convex and a secant through two points undershoots (measured
+    # -15..-30 % on grainy 720p), so the other chunks get the CRF refined with this point.
+    result = Calibration()
+    final = [replace(r, crf=crf) for r, crf in zip(rungs, crfs, strict=True)]
+    sizes, seconds = [0] * len(rungs), 0.0
+    with tempfile.TemporaryDirectory(dir=scratch, prefix="calibrate-final-") as tmp:
         for chunk in samples:
-            outdir = keep_in / f"{chunk.index:06d}"
+            outdir = (keep_in or Path(tmp)) / f"{chunk.index:06d}"
             outdir.mkdir(parents=True, exist_ok=True)
             started = time.monotonic()
-            result.kept[chunk.index] = encode_chunk(_job(master, fps, chunk, final, outdir, base), scratch)
-            result.encode_ms[chunk.index] = int((time.monotonic() - started) * 1000)
+            encoded = encode_chunk(_job(master, fps, chunk, final, outdir, base), scratch)
+            seconds += float(chunk.frame_count / fps)
+            for i, out in enumerate(encoded):
+                sizes[i] += out.size_bytes
+            if keep_in is not None:
+                result.kept[chunk.index] = encoded
+                result.encode_ms[chunk.index] = int((time.monotonic() - started) * 1000)
+    for i, size in enumerate(sizes):
+        points[i].append((crfs[i], size * 8 / 1000 / seconds))
+    result.crfs = {r.rendition_id: _next_crf(r.bitrate_kbps, p) for r, p in zip(rungs, points, strict=True)}
     return result
 
 
