@@ -203,10 +203,25 @@ class EmbeddedConsumer(LogConsumer):
         self._positions: dict[tuple[str, int], int] = {}
         self._last_heartbeat = 0
         self._pending_seek: tuple[str, object] | None = None
+        self._closed = threading.Event()
         if group_id is None:
             self._assign(self._all)
         else:
             self._heartbeat(force=True)
+            # Like Kafka's background heartbeat thread: a member busy with a long job between
+            # polls (a transcode) must not be evicted from the group for it.
+            threading.Thread(target=self._keep_alive, name=f"heartbeat-{self._member}", daemon=True).start()
+
+    def _keep_alive(self) -> None:
+        group, member = self._group, self._member
+        interval = max(0.2, self._log.session_timeout_ms / 3000)
+        while not self._closed.wait(interval):
+            try:
+                self._db.write(lambda conn: conn.execute(
+                    "UPDATE group_members SET heartbeat_ms = ? WHERE group_id = ? AND member_id = ?",
+                    (_now_ms(), group, member)))
+            except EventLogError:
+                continue  # the next beat, or the next poll, tries again
 
     # -- group membership -------------------------------------------------------------
     def _heartbeat(self, force: bool = False) -> None:
@@ -313,6 +328,7 @@ class EmbeddedConsumer(LogConsumer):
         return set(self._assigned)
 
     def close(self) -> None:
+        self._closed.set()
         if self._group is None:
             return
         group, member = self._group, self._member

@@ -56,3 +56,23 @@ def test_three_producer_processes_and_a_two_member_group(tmp_path: Path) -> None
     assert sum(log.end_offsets(TOPIC.name).values()) == 3 * PER_PRODUCER
     # Offsets are dense per partition: no gaps, no reuse under concurrent writers.
     assert sum(log.committed("group", TOPIC.name).values()) == 3 * PER_PRODUCER
+
+
+def test_a_member_busy_between_polls_keeps_its_partitions(tmp_path: Path) -> None:
+    """A worker encoding for longer than the session timeout is not evicted (background heartbeat)."""
+    log = EmbeddedLog(tmp_path / "log.db", session_timeout_ms=1000)
+    log.ensure_topics([TOPIC])
+    busy = log.consumer([TOPIC.name], "g")
+    busy.poll(timeout=0.1)
+    other = log.consumer([TOPIC.name], "g")
+    time.sleep(2.5)  # busy does not poll for 2.5 session timeouts
+    for _ in range(3):
+        other.poll(timeout=0.1)
+        busy.poll(timeout=0.1)
+    assert len(other.assignment()) == 2 and len(busy.assignment()) == 2
+    busy.close()
+    time.sleep(0.1)
+    for _ in range(3):
+        other.poll(timeout=0.1)
+    assert len(other.assignment()) == 4  # a member that leaves hands its partitions over at once
+    other.close()
