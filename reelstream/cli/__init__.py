@@ -9,9 +9,18 @@ from typing import Sequence
 
 from reelstream.errors import ReelStreamError
 
-# One module per feature, each with ``register(subparsers)``.
-COMMAND_MODULES = ("reelstream.cli.core", "reelstream.cli.media", "reelstream.cli.package",
-                   "reelstream.cli.gateways", "reelstream.cli.edge")
+# One module per feature, each with ``register(subparsers)``. The core commands come first
+# in ``reel --help``; every other module in this package is found, so a feature adds its
+# commands by adding its module and nothing else.
+FIRST_MODULES = ("reelstream.cli.core", "reelstream.cli.media", "reelstream.cli.package",
+                 "reelstream.cli.gateways", "reelstream.cli.edge")
+
+
+def command_modules() -> list[str]:
+    import pkgutil
+
+    found = sorted(f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    return [*FIRST_MODULES, *(name for name in found if name not in FIRST_MODULES)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="reel", description="ReelStream: event-sourced video on demand.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(name).register(sub)
     return parser
 
