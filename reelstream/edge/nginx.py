@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reelstream.edge.signing import EdgeSecret
+from reelstream.edge.steering import STATUS_PATH
 from reelstream.edge.topology import EdgeNode, Topology
 
 # Debian's mime.types lacks the streaming types (shared/MEASURED.md); players check them.
@@ -79,6 +80,9 @@ def render_config(topology: Topology, node: EdgeNode, secret: EdgeSecret, run_as
         "    set $object '';",
         # Health for the steering server's probes; the edge holds no other unsigned resource.
         '    location = /healthz { access_log off; default_type text/plain; return 200 "ok\\n"; }',
+        # Open connections for the steering server's load reading; nobody else may see it.
+        (f"    location = {STATUS_PATH} {{ access_log off; stub_status;"
+         f" {' '.join(f'allow {a};' for a in topology.status_allow)} deny all; }}"),
         "    location / { return 403; }",
         f'    location ~ "{SIGNED_LOCATION}" {{',  # quoted: the regex has braces
         # Verified here, with no call back: MD5 of expiry, package prefix and the shared secret.

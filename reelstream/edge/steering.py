@@ -11,11 +11,16 @@ Ranking (``rank``, pure): the viewer's ISP appliance first when the title is on 
 popularity list, then the appliance's PoP, then other PoPs; a node that fails its health
 probe is dropped, one above the load limit goes to the end. Players move between tiers
 at the next TTL without a new manifest.
+
+What the ranking knows of each node comes from probing it (``probe``): ``/healthz``
+answers or not, and nginx's own ``stub_status`` counts its open connections, which over
+the node's ``max_connections`` is its load. Probes run every ``probe_interval_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.request
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +29,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from reelstream.edge.topology import EdgeNode, Topology
+from reelstream.errors import ConfigError
 
 STEERING_VERSION = 1
 DEFAULT_TTL_S = 10
@@ -58,6 +64,34 @@ def rank(topology: Topology, context: SessionContext, popular: Collection[str],
     calm = [n.name for n in alive if health.get(n.name, NodeHealth()).load < OVERLOAD]
     busy = [n.name for n in alive if health.get(n.name, NodeHealth()).load >= OVERLOAD]
     return calm + busy
+
+
+def parse_pathways(setting: str) -> tuple[tuple[str, str], ...]:
+    """``REEL_EDGE_PATHWAYS`` (``name=http://host:port,...``) as ((pathway id, base URL), ...),
+    in the order given (the first is the manifest's default); ConfigError naming the variable."""
+    pathways: list[tuple[str, str]] = []
+    for item in filter(None, (part.strip() for part in setting.split(","))):
+        name, _, url = item.partition("=")
+        if not _PATHWAY_ID.match(name) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"REEL_EDGE_PATHWAYS: {item!r} is not name=http(s)://host[:port] "
+                              "(names: letters, digits, '.', '_', '-')")
+        pathways.append((name, url.rstrip("/")))
+    if len({name for name, _ in pathways}) != len(pathways):
+        raise ConfigError(f"REEL_EDGE_PATHWAYS: pathway names repeat in {setting!r}")
+    return tuple(pathways)
+
+
+def check_steering(pathways: str, steering_url: str) -> None:
+    """The gateway's steering settings, checked at start (both or neither)."""
+    if bool(parse_pathways(pathways)) != bool(steering_url):
+        raise ConfigError("REEL_EDGE_PATHWAYS and REEL_STEERING_URL go together: set both for content "
+                          "steering, or neither for one edge (REEL_EDGE_BASE_URL)")
+    if steering_url and not steering_url.startswith(("http://", "https://")):
+        raise ConfigError(f"REEL_STEERING_URL = {steering_url!r}: must be an http(s) URL")
+
+
+# rfc8216bis §4.4.6.6: a PATHWAY-ID is [a-zA-Z0-9], '.', '-' and '_'.
+_PATHWAY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def steering_manifest(priority: list[str], ttl_s: int, reload_uri: str | None) -> dict[str, object]:
@@ -98,20 +132,36 @@ async def steer(request: web.Request) -> web.Response:
 
 
 def probe(node: EdgeNode, timeout_s: float = 1.0) -> NodeHealth:
+    """Ask the node itself: ``/healthz`` must answer 200, and nginx's ``stub_status`` says how
+    many connections it holds (this probe's own included) against ``node.max_connections``."""
     try:
         with urllib.request.urlopen(f"{node.base_url}/healthz", timeout=timeout_s) as response:
-            return NodeHealth(healthy=response.status == 200)
-    except OSError:
+            if response.status != 200:
+                return NodeHealth(healthy=False)
+        with urllib.request.urlopen(f"{node.base_url}{STATUS_PATH}", timeout=timeout_s) as response:
+            active = active_connections(response.read().decode("ascii", "replace"))
+    except (OSError, ValueError):  # refused, timed out, an HTTP error, or not nginx's status page
         return NodeHealth(healthy=False)
+    return NodeHealth(healthy=True, load=max(0, active - 1) / node.max_connections)
+
+
+STATUS_PATH = "/nginx-status"  # nginx.py serves stub_status there, to the probing addresses only
+_ACTIVE = re.compile(r"^Active connections:\s*(\d+)", re.MULTILINE)
+
+
+def active_connections(stub_status: str) -> int:
+    """The first line of ngx_http_stub_status_module's page: ``Active connections: N``."""
+    match = _ACTIVE.search(stub_status)
+    if match is None:
+        raise ValueError(f"not an nginx stub_status page: {stub_status[:60]!r}")
+    return int(match[1])
 
 
 async def _probe_loop(app: web.Application, interval_s: float, prober: Callable[[EdgeNode], NodeHealth]) -> None:
     state = app[STATE]
     while True:
         for node in state.topology.nodes:
-            health = await asyncio.to_thread(prober, node)
-            previous = state.health.get(node.name, NodeHealth())
-            state.health[node.name] = NodeHealth(health.healthy, previous.load)
+            state.health[node.name] = await asyncio.to_thread(prober, node)
         await asyncio.sleep(interval_s)
 
 

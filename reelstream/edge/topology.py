@@ -31,6 +31,9 @@ class EdgeNode:
     parent: str | None = None  # an appliance's PoP; None for a PoP (it fills from the origin)
     isp: str | None = None  # an appliance serves one ISP's subscribers
     host: str = "127.0.0.1"
+    # Connections the node serves before steering sends sessions elsewhere (the load the
+    # steering server reads from its stub_status is open connections over this).
+    max_connections: int = 512
 
     @property
     def base_url(self) -> str:
@@ -47,6 +50,7 @@ class Topology:
     manifest_stale_s: int = 300  # stale-while-revalidate window for manifests
     lock_timeout_s: int = 10  # proxy_cache_lock: one fill per object, others wait up to this
     worker_processes: int = 1
+    status_allow: tuple[str, ...] = ("127.0.0.1", "::1")  # who may read a node's stub_status (the prober)
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -63,6 +67,8 @@ class Topology:
                     raise ConfigError(f"edge node {node.name!r}: an appliance needs an ISP and a PoP parent")
             elif node.parent is not None:
                 raise ConfigError(f"edge node {node.name!r}: a PoP fills from the origin, not from {node.parent!r}")
+            if node.max_connections < 1:
+                raise ConfigError(f"edge node {node.name!r}: max_connections must be at least 1")
             if node.cache_bytes < 16 * 1024**2:
                 raise ConfigError(f"edge node {node.name!r}: cache_bytes {node.cache_bytes} is under 16 MiB")
 

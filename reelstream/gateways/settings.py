@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from reelstream.edge.steering import check_steering
 from reelstream.errors import ConfigError
 from reelstream.gateways.policy import Limits
 from reelstream.identity.tokens import KeyRing
@@ -25,6 +26,16 @@ class GatewaySettings:
     """REEL_EDGE_SECRET: the secret shared with the nginx edge for ``secure_link_md5``."""
     edge_base_url: str = "http://127.0.0.1:8080"
     """REEL_EDGE_BASE_URL: where signed segment URLs point (the CDN / nginx edge)."""
+    edge_pathways: str = ""
+    """REEL_EDGE_PATHWAYS: content-steering pathways ``name=http://host:port,...`` (edge nodes, the
+    default first; ``reel up`` sets it). With REEL_STEERING_URL, manifests name every one with its
+    own signed URLs and the players ask the steering server which to use ("" = REEL_EDGE_BASE_URL only)."""
+    steering_url: str = ""
+    """REEL_STEERING_URL: the content steering server's base URL (``reel edge up`` prints it)."""
+    isp_header: str = "X-Client-ISP"
+    """REEL_ISP_HEADER: header carrying the viewer's ISP, set by the trusted edge/LB (steering)."""
+    default_isp: str = ""
+    """REEL_DEFAULT_ISP: the viewer's ISP when the header is absent ("" = none: no appliance)."""
     license_base_url: str = ""
     """REEL_LICENSE_BASE_URL: public URL of the license gateway written into manifests
     ("" = the same origin as the manifest request)."""
@@ -57,6 +68,7 @@ class GatewaySettings:
         if not self.edge_secret or len(self.edge_secret) < 16:
             raise ConfigError("REEL_EDGE_SECRET: set a secret of at least 16 characters, shared with the edge")
         KeyRing.from_setting(self.signing_keys)  # fails with the variable named
+        check_steering(self.edge_pathways, self.steering_url)  # fails with the variable named
 
     @property
     def limits(self) -> Limits:
