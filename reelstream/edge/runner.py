@@ -125,8 +125,12 @@ class EdgeRunner:
                 return
             time.sleep(0.02)
 
-    def stop(self) -> None:
+    def stop(self, names: Iterable[str] | None = None) -> None:
+        """Stop every node, or only ``names`` (a node taken out of service; steering's probe
+        then finds it down)."""
         for name, process in list(self.processes.items()):
+            if names is not None and name not in names:
+                continue
             if process.poll() is None:
                 log.info("stopping edge node %s: kill -QUIT %d", name, process.pid)
                 process.send_signal(signal.SIGQUIT)  # graceful: finish in-flight requests

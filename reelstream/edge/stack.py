@@ -17,7 +17,7 @@ from aiohttp import web
 from reelstream.edge.origin import origin_app
 from reelstream.edge.runner import EdgeRunner, find_nginx
 from reelstream.edge.signing import EdgeSecret
-from reelstream.edge.steering import SteeringState, steering_app
+from reelstream.edge.steering import DEFAULT_TTL_S, SteeringState, steering_app
 from reelstream.edge.topology import Topology, local_topology
 from reelstream.events.model import Event
 from reelstream.processors.cmcd.logic import edge_events
@@ -104,20 +104,23 @@ class EdgeStack:
 
 def start_edge(objects: ObjectStore, work_dir: Path, secret: EdgeSecret, *, popular: Iterable[str] = (),
                base_port: int = 18400, isps: tuple[str, ...] = ("isp-a",), license_base: str = "/licenses",
-               host: str = "127.0.0.1") -> EdgeStack:
+               host: str = "127.0.0.1", appliance_connections: int = 512, steering_ttl_s: int = DEFAULT_TTL_S,
+               probe_interval_s: float = 2.0) -> EdgeStack:
     """Start origin (``base_port - 1``), PoP (``base_port``), one appliance per ISP and the
-    steering server (``base_port - 2``). Raises NginxMissing (saying how to install it)
-    when nginx is absent; ``reel up`` prints that and runs without the tiers."""
+    steering server (``base_port - 2``), which probes every node each ``probe_interval_s``.
+    Raises NginxMissing (saying how to install it) when nginx is absent; ``reel up`` prints
+    that and runs without the tiers."""
     find_nginx()
     origin = _Server(origin_app(objects, license_base), host, base_port - 1)
     try:
-        topology = local_topology(origin.url, work_dir, base_port=base_port, isps=isps)
+        topology = local_topology(origin.url, work_dir, base_port=base_port, isps=isps,
+                                  appliance_connections=appliance_connections)
         runner = EdgeRunner(topology, secret, popular=popular).start()
     except BaseException:
         origin.stop()
         raise
-    state = SteeringState(topology, popular=frozenset(popular))
-    steering = _Server(steering_app(state), host, base_port - 2)
+    state = SteeringState(topology, popular=frozenset(popular), ttl_s=steering_ttl_s)
+    steering = _Server(steering_app(state, probe_interval_s), host, base_port - 2)
     for node in topology.nodes:
         log.info("edge node %s (%s) on %s", node.name, node.tier, node.base_url)
     return EdgeStack(topology, runner, origin, steering, state)

@@ -83,9 +83,11 @@ class Topology:
 
 
 def local_topology(origin_url: str, work_dir: Path, base_port: int = 18400,
-                   isps: tuple[str, ...] = ("isp-a",)) -> Topology:
-    """One machine: a PoP on ``base_port`` and one appliance per ISP on the next ports."""
+                   isps: tuple[str, ...] = ("isp-a",), appliance_connections: int = 512) -> Topology:
+    """One machine: a PoP on ``base_port`` and one appliance per ISP on the next ports;
+    ``appliance_connections``: what an appliance serves before steering moves sessions away."""
     pop = EdgeNode("pop-1", "pop", base_port, 2 * GB)
-    appliances = tuple(EdgeNode(f"appliance-{isp}", "appliance", base_port + 1 + i, 1 * GB, parent=pop.name, isp=isp)
+    appliances = tuple(EdgeNode(f"appliance-{isp}", "appliance", base_port + 1 + i, 1 * GB, parent=pop.name, isp=isp,
+                                max_connections=appliance_connections)
                        for i, isp in enumerate(isps))
     return Topology(origin_url, (pop, *appliances), work_dir)

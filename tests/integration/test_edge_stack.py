@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import time
 import urllib.parse
 import urllib.request
@@ -15,6 +16,7 @@ import pytest
 
 from reelstream.edge import start_edge
 from reelstream.edge.signing import EdgeSecret, signed_base
+from reelstream.edge.steering import NodeHealth
 from reelstream.events.model import Event
 from reelstream.stores.localdir import LocalDirObjectStore
 from tests.integration.test_edge_delivery import NO_NGINX, free_port_block
@@ -32,7 +34,8 @@ def test_steering_and_cmcd_through_a_started_edge(tmp_path: Path) -> None:
     for title in ("t-hit", "t-rare"):
         objects.put(f"packages/{title}/p1/v/seg-00001.m4s", secrets.token_bytes(5000), content_type="video/mp4")
     secret = EdgeSecret(secrets.token_urlsafe(24))
-    stack = start_edge(objects, tmp_path / "edge", secret, popular=["t-hit"], base_port=free_port_block(4) + 2)
+    stack = start_edge(objects, tmp_path / "edge", secret, popular=["t-hit"], base_port=free_port_block(4) + 2,
+                       appliance_connections=8, probe_interval_s=0.2)
     try:
         steer = stack.steering_url + "/steering?"
         popular = fetch_json(steer + urllib.parse.urlencode({"session": "s1", "title": "t-hit", "isp": "isp-a"}))
@@ -66,4 +69,44 @@ def test_steering_and_cmcd_through_a_started_edge(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"{url}v/seg-00001.m4s") as r:
             assert r.headers["X-Cache-Status"] == "BYPASS"
     finally:
+        stack.stop()
+
+
+def ranked(stack: Any, until: list[str]) -> list[str]:
+    """The steering answer for a popular title's session once it is ``until`` (the probes run
+    every 0.2 s; the deadline only bounds a broken probe)."""
+    url = stack.steering_url + "/steering?" + urllib.parse.urlencode({"session": "s9", "title": "t-hit",
+                                                                        "isp": "isp-a"})
+    deadline = time.monotonic() + 15
+    while (priority := fetch_json(url)["PATHWAY-PRIORITY"]) != until and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return priority  # type: ignore[no-any-return]
+
+
+def test_steering_reads_load_and_health_from_the_nginx_nodes_themselves(tmp_path: Path) -> None:
+    objects = LocalDirObjectStore(tmp_path / "objects")
+    stack = start_edge(objects, tmp_path / "edge", EdgeSecret(secrets.token_urlsafe(24)), popular=["t-hit"],
+                       base_port=free_port_block(4) + 2, appliance_connections=8, probe_interval_s=0.2)
+    appliance = stack.topology.node("appliance-isp-a")
+    assert appliance is not None
+    held: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 15
+        while len(stack.steering_state.health) < 2 and time.monotonic() < deadline:  # the first probes
+            time.sleep(0.05)
+        assert ranked(stack, ["appliance-isp-a", "pop-1"]) == ["appliance-isp-a", "pop-1"]
+        assert stack.steering_state.health["appliance-isp-a"] == NodeHealth(healthy=True, load=0.0)
+        # Connections nginx counts as open (stub_status), past 85 % of the appliance's 8.
+        held = [socket.create_connection((appliance.host, appliance.port)) for _ in range(9)]
+        assert ranked(stack, ["pop-1", "appliance-isp-a"]) == ["pop-1", "appliance-isp-a"], "overloaded: last"
+        assert stack.steering_state.health["appliance-isp-a"].load >= 1.0
+        for s in held:
+            s.close()
+        assert ranked(stack, ["appliance-isp-a", "pop-1"]) == ["appliance-isp-a", "pop-1"], "back when calm"
+        stack.runner.stop(["appliance-isp-a"])  # taken out of service: its probe fails
+        assert ranked(stack, ["pop-1"]) == ["pop-1"]
+        assert not stack.steering_state.health["appliance-isp-a"].healthy
+    finally:
+        for s in held:
+            s.close()
         stack.stop()

@@ -6,8 +6,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from reelstream.edge.steering import NodeHealth, SessionContext, rank, steering_manifest
+import pytest
+
+from reelstream.edge.steering import (
+    NodeHealth,
+    SessionContext,
+    active_connections,
+    parse_pathways,
+    rank,
+    steering_manifest,
+    steering_uri,
+)
 from reelstream.edge.topology import local_topology
+from reelstream.errors import ConfigError
 from reelstream.events.model import new_event
 from reelstream.media.package import dash, hls
 from reelstream.processors.cmcd.logic import (
@@ -46,6 +57,29 @@ def test_unhealthy_nodes_are_dropped_and_overloaded_ones_go_last() -> None:
     assert rank(TOPO, ctx("hit"), {"hit"}, {"appliance-isp-a": NodeHealth(load=0.95)}) == \
         ["pop-1", "appliance-isp-a"]
     assert rank(TOPO, ctx("hit"), {"hit"}, {n.name: NodeHealth(healthy=False) for n in TOPO.nodes}) == ["pop-1"]
+
+
+def test_an_overloaded_appliance_loses_its_place_only_past_the_threshold() -> None:
+    assert rank(TOPO, ctx("hit"), {"hit"}, {"appliance-isp-a": NodeHealth(load=0.84)})[0] == "appliance-isp-a"
+    assert rank(TOPO, ctx("hit"), {"hit"}, {"appliance-isp-a": NodeHealth(load=0.85)})[0] == "pop-1"
+    # An overloaded PoP still serves (nothing better), after any calm node.
+    assert rank(TOPO, ctx("hit"), {"hit"}, {"pop-1": NodeHealth(load=2.0)}) == ["appliance-isp-a", "pop-1"]
+
+
+def test_the_load_is_read_from_nginx_stub_status() -> None:
+    page = "Active connections: 12 \nserver accepts handled requests\n 40 40 97 \nReading: 0 Writing: 3 Waiting: 9 \n"
+    assert active_connections(page) == 12
+    with pytest.raises(ValueError, match="not an nginx stub_status page"):
+        active_connections("<html>ok</html>")
+
+
+def test_pathways_and_the_per_session_steering_uri() -> None:
+    assert parse_pathways(" a-1=http://h:1/ , pop.2=https://p ") == (("a-1", "http://h:1"), ("pop.2", "https://p"))
+    assert parse_pathways("") == ()
+    with pytest.raises(ConfigError, match="REEL_EDGE_PATHWAYS"):
+        parse_pathways("a=ftp://h")
+    assert steering_uri("http://s/", SessionContext("ps-1", "t 1", None)) == \
+        "http://s/steering?session=ps-1&title=t+1&isp="
 
 
 def test_the_steering_manifest_is_the_hls_and_dash_json() -> None:
