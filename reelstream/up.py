@@ -192,6 +192,11 @@ def _start_edge(settings: Settings, supervisor: Supervisor, base_port: int, titl
         return f"http://127.0.0.1:{base_port - 1}"
     supervisor.start("edge", "edge", "up", "--work-dir", str(settings.data_dir / "edge"),
                      "--base-port", str(base_port), "--popular", title_id)
+    # Content steering: manifests name both tiers; the steering server picks one per session.
+    supervisor.env.setdefault("REEL_EDGE_PATHWAYS", f"appliance-isp-a=http://127.0.0.1:{base_port + 1},"
+                                                    f"pop-1=http://127.0.0.1:{base_port}")
+    supervisor.env.setdefault("REEL_STEERING_URL", f"http://127.0.0.1:{base_port - 2}")
+    supervisor.env.setdefault("REEL_DEFAULT_ISP", "isp-a")  # nothing in front of the gateways sets it here
     return f"http://127.0.0.1:{base_port + 1}"  # the ISP appliance, which fills from the PoP
 
 
