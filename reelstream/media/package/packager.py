@@ -44,7 +44,7 @@ from reelstream.media.encrypt.keys import (
     kid_bytes,
 )
 from reelstream.media.encrypt.pssh import all_pssh, pssh_base64
-from reelstream.media.package import webvtt
+from reelstream.media.package import sizes, webvtt
 from reelstream.media.package.boxes import ContainerBox, iter_headers, parse_boxes
 from reelstream.media.package.cmaf import (
     AUDIO_ENTRIES,
@@ -284,6 +284,8 @@ def _write_track(objects: ObjectStore, prefix: str, source: _Source, scheme: Sch
         _put(objects, f"{prefix}{tid}/seg-{number:05d}.m4s", data, mime, written)
         segments.append(Segment(number, table.decode_time, sum(table.durations), len(data)))
         durations.update(table.durations)
+    # Manifests carry no sizes: players planning by size read this sidecar (sizes.py).
+    _put(objects, f"{prefix}{tid}/{sizes.NAME}", sizes.render(tid, segments), "application/json", written)
     ts = track.timescale
     total_s = sum(s.duration for s in segments) / ts
     peak = max((s.size * 8 * ts / s.duration for s in segments if s.duration), default=0)

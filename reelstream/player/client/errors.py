@@ -1,0 +1,39 @@
+"""What can go wrong while a player plays; each error names the URL or box at fault."""
+
+from __future__ import annotations
+
+from reelstream.errors import ReelStreamError
+
+
+class PlayerError(ReelStreamError):
+    """Root of the player client's errors."""
+
+
+class ManifestInvalid(PlayerError):
+    """A DASH MPD or HLS playlist could not be read: the message names the element or line."""
+
+
+class RequestFailed(PlayerError):
+    """A gateway or edge answered with an error status, or did not answer; ``status`` is 0
+    when there was no HTTP answer at all."""
+
+    def __init__(self, what: str, url: str, status: int, detail: str) -> None:
+        super().__init__(f"{what}: {status or 'no answer'} from {_short(url)}: {detail[:300]}")
+        self.what = what
+        self.status = status
+
+
+class LicenseIncomplete(PlayerError):
+    """The license server returned no key for any playable video rendition, or none for
+    the audio: there is nothing this device may decrypt."""
+
+
+class SegmentInvalid(PlayerError):
+    """A fetched segment is not the media the manifest promised: wrong sequence or decode
+    time, unparseable boxes, or samples that do not decrypt to valid media."""
+
+
+def _short(url: str) -> str:
+    # Signed URLs and tickets are long; the path's tail says which object failed.
+    base, _, _query = url.partition("?")
+    return base if len(base) < 120 else base[:40] + "..." + base[-70:]
