@@ -6,7 +6,7 @@ Pure: the same inputs give the same events (ids aside), so it is unit-tested wit
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -54,9 +54,12 @@ def _fps_text(fps: Fraction) -> str:
 
 def plan_events(title_id: str, master_key: str, video: SourceVideo, rungs: Iterable[Rung],
                 crfs: Mapping[str, float], audio: Iterable[AudioPlan], text: Iterable[TextPlan], *,
-                producer: str, caused_by: Event, partitions: int = 12) -> list[Event]:
+                producer: str, caused_by: Event, partitions: int = 12,
+                encoded: Collection[tuple[str, int]] = ()) -> list[Event]:
     """The plan and the jobs. Job ids are slotted (``layout.chunk_job_id``): the title's jobs go
-    round-robin over the ``partitions`` of the jobs topic, starting where its id hashes to."""
+    round-robin over the ``partitions`` of the jobs topic, starting where its id hashes to.
+    ``encoded``: (encoder group, chunk index) already encoded at planning (the calibration's
+    kept samples): no job, and no slot, so the jobs that remain still spread evenly."""
     rungs, audio, text = list(rungs), list(audio), list(text)
     first = partition_for(title_id.encode(), partitions)
     slots = itertools.count(first)
@@ -81,7 +84,7 @@ def plan_events(title_id: str, master_key: str, video: SourceVideo, rungs: Itera
         rung_data = [{"rendition_id": r.rendition_id, "codec": r.codec, "width": r.width, "height": r.height,
                       "bitrate_kbps": r.bitrate_kbps, "hdr": r.hdr, "crf": crfs.get(r.rendition_id)}
                      for r in members]
-        for chunk in grid:
+        for chunk in (c for c in grid if (group, c.index) not in encoded):
             out.append(event("ChunkTranscodeRequested", {
                 "job_id": chunk_job_id(title_id, group, chunk.index, next(slots), partitions), "title_id": title_id, "encoder_group": group,
                 "chunk_index": chunk.index, "source_key": master_key, "start_ms": chunk.start_ms(fps),

@@ -49,6 +49,20 @@ def test_one_job_per_chunk_and_encoder_group_all_valid_events() -> None:
     assert per_partition == [5] * 12  # 60 jobs round-robin over the 12 partitions: none waits behind another
 
 
+
+def test_chunks_encoded_at_planning_get_no_job_and_no_slot() -> None:
+    """The calibration's kept sample chunks are done: the other jobs still go round-robin."""
+    cause = new_event("IngestValidated", {}, producer="test", schema_version=1)
+    rungs = [r for r in ladder_for(1280, 720, False) if r.codec == "h264"]
+    events = plan_events("t3", "titles/t3/master/m.mov", SourceVideo(Fraction(24), 24 * 26, False), rungs, {}, [],
+                         [], producer="test", caused_by=cause, encoded={("h264-sdr", 6)})
+    jobs = [e for e in events if e.type == "ChunkTranscodeRequested"]
+    assert [j["chunk_index"] for j in jobs] == [i for i in range(13) if i != 6]
+    per_partition = [0] * 12
+    for j in jobs:
+        per_partition[partition_for(j["job_id"].encode(), 12)] += 1
+    assert sorted(per_partition) == [1] * 12  # 12 jobs, one per partition: the kept chunk took no slot
+
 def result(title: str, group: str, index: int, renditions: list[str]) -> Event:
     return new_event("ChunkTranscoded", {
         "job_id": f"{title}:{group}:{index}", "title_id": title, "encoder_group": group, "chunk_index": index,
