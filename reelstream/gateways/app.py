@@ -9,7 +9,7 @@
 Each gateway serves its OpenAPI document at ``/{gateway}/openapi.json``. Any subset can
 run in a process (``reel gateway --only licenses``); all instances are stateless apart
 from caches, so any number run behind a load balancer. Background work (the group-commit
-publisher, the entitlement follower) lives in ``cleanup_ctx``.
+publisher, the entitlement and license followers) lives in ``cleanup_ctx``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiohttp import web
 
+from reelstream.gateways import account_state, entitlements
 from reelstream.gateways.auth import auth_app
 from reelstream.gateways.downloads import downloads_app
-from reelstream.gateways.entitlements import OVERLAY_S, follow_entitlements
 from reelstream.gateways.keys import SERVICES
 from reelstream.gateways.licenses import licenses_app
 from reelstream.gateways.manifests import manifests_app
@@ -30,6 +30,7 @@ from reelstream.gateways.middlewares import errors
 from reelstream.gateways.playback import playback_app
 from reelstream.gateways.services import Services
 from reelstream.gateways.settings import GatewaySettings
+from reelstream.gateways.views import OVERLAY_S, follow
 from reelstream.keys.service import KeyService
 from reelstream.runtime import Runtime
 
@@ -45,11 +46,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     # Read back far enough to cover events the entitlement processor may not have applied yet.
     start_ms = s.now_ms() - int(OVERLAY_S * 1000)
-    follower = asyncio.create_task(follow_entitlements(s.entitlements, s.runtime.log, s.runtime.codec, stop,
-                                                       start_ms), name="entitlement-follower")
+    followers = [
+        asyncio.create_task(follow([s.entitlements.view], entitlements.TOPIC, s.runtime.log, s.runtime.codec, stop,
+                                   start_ms), name="entitlement-follower"),
+        asyncio.create_task(follow([s.licenses.view], account_state.TOPIC, s.runtime.log, s.runtime.codec, stop,
+                                   start_ms), name="license-follower")]
     yield
     stop.set()
-    await follower
+    await asyncio.gather(*followers)
     await s.publisher.stop()
 
 
@@ -73,7 +77,9 @@ def create_app(runtime: Runtime, settings: GatewaySettings, keys: KeyService | N
         app.cleanup_ctx.append(runtime_ctx)
 
     async def health(request: web.Request) -> web.Response:
-        return web.json_response({"gateways": list(gateways)})
+        p = services.publisher
+        return web.json_response({"gateways": list(gateways),
+                                  "events": {"delivered": p.delivered, "failed": p.failed}})
 
     app.router.add_get("/health", health)
     for name in gateways:

@@ -59,6 +59,17 @@ class TitleCatalog:
             raise NotFound(f"title {title_id!r} is not published")
         return found
 
+    def peek(self, title_id: str) -> Title | None:
+        """The cached published title, without I/O (None: not cached or stale)."""
+        hit = self._titles.get(title_id)
+        if hit is not None and self._clock() - hit[0] < self._ttl:
+            return hit[1]
+        return None
+
+    def peek_key(self, title_id: str, kid: str) -> ContentKey | None:
+        """The cached content key, without I/O."""
+        return self._content_keys.get((title_id, kid))
+
     def find(self, title_id: str) -> Title | None:
         now = self._clock()
         hit = self._titles.get(title_id)

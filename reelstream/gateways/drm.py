@@ -66,7 +66,14 @@ class DrmAdapter(ABC):
 
     @abstractmethod
     def license(self, request: LicenseRequest, keys: Sequence[ContentKey], terms: LicenseTerms) -> bytes:
-        """The license message for ``keys`` (exactly the requested ones, in request order)."""
+        """The license message for ``keys`` (those of ``request``: the allowed subset of what
+        the CDM asked for, in its order)."""
+
+    async def issue(self, request: LicenseRequest, keys: Sequence[ContentKey], terms: LicenseTerms,
+                    challenge: bytes) -> bytes:
+        """The license for an allowed request. ``challenge`` is the CDM's original message:
+        a proxy-mode adapter forwards it to the vendor's license service; local ones ignore it."""
+        return self.license(request, keys, terms)
 
 
 class ClearKeyAdapter(DrmAdapter):

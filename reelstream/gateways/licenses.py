@@ -5,30 +5,34 @@
 
 The playback ticket (from the manifest gateway, or from ``POST /downloads`` for a
 persistent license) names the account, device, title and session; nothing in the body
-does. Every decision is an event: ``LicenseGranted`` or ``LicenseDenied`` with its reason,
-durable before the response. Stateless: any instance answers any request.
+does. A request naming keys the device may not have (HD/UHD for a software-only CDM) gets
+the others; it is refused only when none is allowed. Every decision is an event:
+``LicenseGranted`` (granted and withheld key ids) or ``LicenseDenied`` with its reason,
+emitted before the response and made durable without it waiting. The account state a
+decision reads (entitlements, licenses, live sessions) comes from caches kept current by
+the log (``views.py``, ``account_state.py``). Stateless: any instance answers any request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
 from reelstream.events.model import new_event
 from reelstream.gateways import policy
+from reelstream.gateways.catalog import Title
 from reelstream.gateways.drm import DrmAdapter, LicenseRequest, LicenseTerms
 from reelstream.gateways.errors import BadRequest, Refused, Unauthorized, UnknownKeyId
 from reelstream.gateways.keys import services
 from reelstream.gateways.openapi import Route, add_routes
 from reelstream.gateways.services import Services, Ticket
 from reelstream.keys.model import ContentKey
-from reelstream.processors.licenses.logic import LICENSES
-from reelstream.processors.sessions.logic import LIVE_SESSIONS, live_sessions
+from reelstream.processors.sessions.logic import live_sessions
 
 
 def at(ms: int) -> datetime:
@@ -42,26 +46,54 @@ class Issued:
     keys: tuple[ContentKey, ...]
 
 
-def policy_request(s: Services, ticket: Ticket, country: str, key_classes: dict[str, str]) -> policy.Request:
-    """Read what a decision needs: title terms, entitlements (cached), live sessions, licenses."""
-    title = s.catalog.title(ticket.title_id)
-    now = s.now_ms()
-    sessions = [r.values for r in s.runtime.state.query(LIVE_SESSIONS, (ticket.account_id,))]
-    licenses = policy.licenses_of(r.values for r in s.runtime.state.query(LICENSES, (ticket.account_id,)))
-    return policy.Request(
-        now_ms=now, title_id=ticket.title_id, device_id=ticket.device_id, security_level=ticket.security_level,
-        country=country, terms=title.terms, entitlements=s.entitlements.get(ticket.account_id),
-        key_classes=key_classes,
-        other_live_devices=len(live_sessions(sessions, now, except_device=ticket.device_id)),
-        licenses=licenses)
+@dataclass(frozen=True)
+class Account:
+    """What a decision reads about the title and the account."""
+
+    title: Title
+    entitlements: list[policy.Entitlement]
+    licenses: list[policy.ActiveLicense]
+    sessions: list[dict[str, Any]]
 
 
-def decide(s: Services, ticket: Ticket, country: str, request: LicenseRequest) -> policy.Decision:
-    classes = s.catalog.title(ticket.title_id).key_classes
+def _cached(s: Services, ticket: Ticket) -> Account | None:
+    """Everything from the in-process caches, without I/O, or None if anything is missing."""
+    title = s.catalog.peek(ticket.title_id)
+    entitlements = s.entitlements.peek(ticket.account_id)
+    licenses = s.licenses.peek(ticket.account_id)
+    sessions = s.live_sessions.peek(ticket.account_id)
+    if title is None or entitlements is None or licenses is None or sessions is None:
+        return None
+    return Account(title, entitlements, licenses, sessions)
+
+
+async def read_account(s: Services, ticket: Ticket) -> Account:
+    """From the caches on the event loop when all hit (the usual case: they are kept current
+    by the log); otherwise the misses are read concurrently in worker threads."""
+    hit = _cached(s, ticket)
+    if hit is not None:
+        return hit
+    title, entitlements, licenses, sessions = await asyncio.gather(
+        asyncio.to_thread(s.catalog.title, ticket.title_id),
+        asyncio.to_thread(s.entitlements.get, ticket.account_id),
+        asyncio.to_thread(s.licenses.get, ticket.account_id),
+        asyncio.to_thread(s.live_sessions.get, ticket.account_id))
+    return Account(title, entitlements, licenses, sessions)
+
+
+def decide(s: Services, ticket: Ticket, country: str, request: LicenseRequest, account: Account) -> policy.Decision:
+    """Pure given ``account``: the checks of ``policy`` for the requested keys."""
+    classes = account.title.key_classes
     unknown = [k for k in request.kids if k not in classes]
     if unknown:
         raise UnknownKeyId(f"key id {unknown[0]} is not used by title {ticket.title_id}'s published package")
-    r = policy_request(s, ticket, country, {k: classes[k] for k in request.kids})
+    now = s.now_ms()
+    r = policy.Request(
+        now_ms=now, title_id=ticket.title_id, device_id=ticket.device_id, security_level=ticket.security_level,
+        country=country, terms=account.title.terms, entitlements=account.entitlements,
+        key_classes={k: classes[k] for k in request.kids},
+        other_live_devices=len(live_sessions(account.sessions, now, except_device=ticket.device_id)),
+        licenses=account.licenses)
     if request.session_type == "persistent-license":
         if ticket.kind != "download":
             raise BadRequest("persistent licenses are issued only for downloads: POST /downloads first")
@@ -69,22 +101,42 @@ def decide(s: Services, ticket: Ticket, country: str, request: LicenseRequest) -
     return policy.decide_streaming(r, s.settings.limits)
 
 
+async def content_keys(s: Services, title_id: str, kids: tuple[str, ...]) -> tuple[ContentKey, ...]:
+    cached = [s.catalog.peek_key(title_id, k) for k in kids]
+    if all(k is not None for k in cached):
+        return tuple(k for k in cached if k is not None)
+    return tuple(await asyncio.to_thread(lambda: [s.catalog.content_key(title_id, k) for k in kids]))
+
+
+def streaming_license_id(ticket: Ticket) -> str:
+    """One streaming license per playback session: a renewal or a second key request in the
+    same session updates it, so an account's licenses grow with sessions, not requests."""
+    return ticket.license_id or f"lic-{ticket.session_id}"
+
+
 async def issue(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, body: bytes) -> Issued:
+    """Decide, build the license, and emit the decision's event (durable soon after; the
+    response does not wait for the log: see ``Publisher.emit``)."""
     request = adapter.parse(body)
-    decision = await asyncio.to_thread(decide, s, ticket, country, request)
+    decision = decide(s, ticket, country, request, await read_account(s, ticket))
     common = {"user_id": ticket.account_id, "device_id": ticket.device_id, "title_id": ticket.title_id}
     if isinstance(decision, policy.Denial):
-        await s.publisher.publish([new_event("LicenseDenied", {
+        s.publisher.emit([new_event("LicenseDenied", {
             **common, "key_ids": list(request.kids), "reason": decision.reason, "detail": decision.detail},
             producer=s.producer, correlation_id=ticket.session_id)])
         raise Refused(decision.reason, decision.detail)
-    keys = tuple(await asyncio.to_thread(lambda: [s.catalog.content_key(ticket.title_id, k) for k in request.kids]))
-    license_body = adapter.license(request, keys, LicenseTerms(decision.expires_ms,
-                                                               request.session_type == "persistent-license"))
-    await s.publisher.publish([new_event("LicenseGranted", {
-        **common, "license_id": ticket.license_id or f"lic-{uuid.uuid4().hex}", "key_ids": list(request.kids),
+    keys = await content_keys(s, ticket.title_id, decision.key_ids)
+    granted = LicenseRequest(decision.key_ids, request.session_type)
+    terms = LicenseTerms(decision.expires_ms, request.session_type == "persistent-license")
+    license_body = await adapter.issue(granted, keys, terms, body)
+    event = new_event("LicenseGranted", {
+        **common, "license_id": streaming_license_id(ticket), "key_ids": list(decision.key_ids),
         "session_type": request.session_type, "expires_at": at(decision.expires_ms),
-        "playback_session_id": ticket.session_id}, producer=s.producer, correlation_id=ticket.session_id)])
+        "playback_session_id": ticket.session_id,
+        "withheld_keys": [{"key_id": k, "reason": why} for k, why in decision.withheld]},
+        producer=s.producer, correlation_id=ticket.session_id)
+    s.publisher.emit([event])
+    s.licenses.apply(event)  # this instance sees its own grant at once (device limit)
     return Issued(license_body, adapter.content_type, keys)
 
 

@@ -105,6 +105,8 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     doc = await json_body(request)
     events = await asyncio.to_thread(heartbeat_events, s, caller.account_id, caller.profile_id, device_id, doc)
     await s.publisher.publish(events)
+    if any(e.type in ("PlaybackStarted", "PlaybackStopped") for e in events):
+        s.live_sessions.invalidate(caller.account_id)  # the stream count changes: read it afresh
     return web.Response(status=204)
 
 

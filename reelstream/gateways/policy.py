@@ -92,6 +92,8 @@ class Denial:
 class Grant:
     expires_ms: int
     entitlement_id: str
+    key_ids: tuple[str, ...] = ()  # the requested keys the device may have, in request order
+    withheld: tuple[tuple[str, str], ...] = ()  # (key id, reason) for requested keys it may not have
 
 
 Decision = Grant | Denial
@@ -124,12 +126,25 @@ def entitlement_for(r: Request) -> Entitlement | Denial:
                                     "purchase or rental)")
 
 
-def check_security(r: Request) -> Denial | None:
+def split_keys(r: Request) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The requested keys the device may have (request order), and those withheld with why.
+
+    As real license servers do, a request naming keys the device may not have (an HD key
+    for a software-only CDM) gets the others; the player drops the renditions it has no
+    key for."""
     if r.security_level == "hardware":
-        return None
-    refused = sorted({c for c in r.key_classes.values() if c in HARDWARE_ONLY_CLASSES})
-    if refused:
-        return Denial("SECURITY_LEVEL", f"{'/'.join(refused)} keys are released only to hardware-secure "
+        return tuple(r.key_classes), ()
+    allowed = tuple(k for k, c in r.key_classes.items() if c not in HARDWARE_ONLY_CLASSES)
+    withheld = tuple((k, "SECURITY_LEVEL") for k, c in r.key_classes.items() if c in HARDWARE_ONLY_CLASSES)
+    return allowed, withheld
+
+
+def check_security(r: Request) -> Denial | None:
+    """A denial only when every requested key is withheld."""
+    allowed, withheld = split_keys(r)
+    if withheld and not allowed:
+        refused = "/".join(sorted({r.key_classes[k] for k, _ in withheld}))
+        return Denial("SECURITY_LEVEL", f"{refused} keys are released only to hardware-secure "
                                         f"devices; this device's CDM is software-only (SD and audio are allowed)")
     return None
 
@@ -173,7 +188,8 @@ def decide_streaming(r: Request, limits: Limits) -> Decision:
         return found
     if (denial := check_streams(r, limits)) is not None:
         return denial
-    return Grant(_capped(r.now_ms + limits.streaming_license_ms, found, r.terms), found.entitlement_id)
+    return Grant(_capped(r.now_ms + limits.streaming_license_ms, found, r.terms), found.entitlement_id,
+                 *split_keys(r))
 
 
 def decide_download(r: Request, limits: Limits) -> Decision:
@@ -230,4 +246,4 @@ def decide_offline_keys(r: Request, limits: Limits, license_expires_ms: int) -> 
     if isinstance(found, Denial):
         return found
     return Grant(_capped(min(license_expires_ms, r.now_ms + limits.download_license_ms), found, r.terms),
-                 found.entitlement_id)
+                 found.entitlement_id, *split_keys(r))

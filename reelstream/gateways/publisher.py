@@ -1,10 +1,22 @@
-"""Events from request handlers, with group commit: each request waits until its events
-are durable (acks=all on Kafka, committed in SQLite), and one flush serves every request
-that arrived meanwhile, so durability costs one round trip per batch, not per request."""
+"""Events from request handlers, two ways:
+
+- ``publish``: the request waits until its events are durable (acks=all on Kafka,
+  committed in SQLite). Group commit: one flush serves every request that arrived
+  meanwhile, so durability costs one round trip per batch, not per request. For events
+  a later request must see (downloads, heartbeats: the 30 s loss bound).
+- ``emit``: the events are validated, encoded and handed to the producer before the call
+  returns (a bad event still fails the request, nothing written), and made durable by
+  the background flusher without the request waiting. For the license server's
+  grant/deny audit events: the license itself is the answer, and waiting for Kafka's
+  acks put a broker round trip into every license's latency. A failed delivery is
+  logged and counted (``failed``, shown by ``/health``); ``stop`` flushes what is pending.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 
 from reelstream.events.codec import EventCodec
@@ -12,39 +24,73 @@ from reelstream.events.model import Event
 from reelstream.events.topics import topic_for
 from reelstream.stores.ports import EventLog
 
+log = logging.getLogger(__name__)
+
 
 class Publisher:
-    def __init__(self, log: EventLog, codec: EventCodec) -> None:
-        self._log = log
+    def __init__(self, log_: EventLog, codec: EventCodec) -> None:
+        self._log = log_
         self._codec = codec
         self._waiting: list[asyncio.Future[None]] = []
+        self._unflushed = 0  # events appended since the flusher last took a batch
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.delivered = 0  # events whose flush succeeded
+        self.failed = 0  # events in a batch whose flush failed (logged)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="publisher")
 
     async def stop(self) -> None:
+        """Stop the flusher, then flush whatever is still pending (emitted, not yet durable)."""
         if self._task is not None:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        await asyncio.to_thread(self._log.flush)
+            self._task = None
+        batch, self._unflushed = self._unflushed, 0
+        await self._flush(batch, [])
 
-    async def publish(self, events: Sequence[Event]) -> None:
-        """Validate and encode every event first (SchemaViolation: nothing is written), then
-        append them in order and wait for the batch's flush."""
+    def _append(self, events: Sequence[Event]) -> None:
+        """Validate and encode every event first (SchemaViolation: nothing is written), then append."""
         encoded = []
         for event in events:
             topic = topic_for(event.type)
             encoded.append((topic.name, topic.key_of(event), self._codec.encode(event, topic.name)))
         for name, key, value in encoded:
             self._log.append(name, key, value)
+        self._unflushed += len(encoded)
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Append ``events`` in order and wait until they are durable."""
+        self._append(events)
         if self._task is None:  # not started (scripts, tests without the app): flush inline
+            batch, self._unflushed = self._unflushed, 0
             await asyncio.to_thread(self._log.flush)
+            self.delivered += batch
             return
+        await self._wait_flush()
+
+    def emit(self, events: Sequence[Event]) -> None:
+        """Append ``events`` in order; the background flusher makes them durable."""
+        self._append(events)
+        if self._task is None:
+            batch, self._unflushed = self._unflushed, 0
+            self._log.flush()
+            self.delivered += batch
+            return
+        self._wake.set()
+
+    async def settled(self) -> None:
+        """Wait until every event emitted before this call has been flushed (or failed)."""
+        if self._task is None:
+            return
+        with contextlib.suppress(Exception):  # a failed flush is counted and logged by the flusher
+            await self._wait_flush()
+
+    async def _wait_flush(self) -> None:
         done = asyncio.get_running_loop().create_future()
         self._waiting.append(done)
         self._wake.set()
@@ -54,14 +100,21 @@ class Publisher:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._waiting = self._waiting, []
-            try:
-                await asyncio.to_thread(self._log.flush)
-            except Exception as e:  # noqa: BLE001 - every waiter gets the failure
-                for fut in batch:
-                    if not fut.done():
-                        fut.set_exception(e)
-                continue
-            for fut in batch:
+            batch, self._unflushed = self._unflushed, 0
+            waiters, self._waiting = self._waiting, []
+            await self._flush(batch, waiters)
+
+    async def _flush(self, batch: int, waiters: list[asyncio.Future[None]]) -> None:
+        try:
+            await asyncio.to_thread(self._log.flush)
+        except Exception as e:  # noqa: BLE001 - counted, logged, and every waiter gets it
+            self.failed += batch
+            log.error("%d gateway events may not have been delivered: %s", batch, e)
+            for fut in waiters:
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_exception(e)
+            return
+        self.delivered += batch
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)

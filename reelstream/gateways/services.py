@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from reelstream.gateways.account_state import LicenseCache, LiveSessionCache
 from reelstream.gateways.catalog import TitleCatalog
 from reelstream.gateways.drm import ClearKeyAdapter, DrmAdapter
 from reelstream.gateways.entitlements import EntitlementCache
@@ -81,6 +82,8 @@ class Services:
         self.signer = TokenSigner(KeyRing.from_setting(self.settings.signing_keys), self.clock)
         self.identity = IdentityStore(self.runtime.state, self.now_ms, self.settings.max_devices)
         self.entitlements = EntitlementCache(self.runtime.state)
+        self.licenses = LicenseCache(self.runtime.state, self.now_ms)
+        self.live_sessions = LiveSessionCache(self.runtime.state)
         self.catalog = TitleCatalog(self.runtime.state, self.runtime.objects, self.keys)
         self.publisher = Publisher(self.runtime.log, self.runtime.codec)
         self.edge = EdgeSigner(self.settings.edge_base_url.rstrip("/"), self.settings.edge_secret,

@@ -52,6 +52,12 @@ async def sign_up(client: TestClient, email: str, device_type: str = "browser", 
             "auth": {"Authorization": f"Bearer {device['token']}", **US}}
 
 
+def services_of(client: TestClient) -> Any:
+    from reelstream.gateways.keys import SERVICES
+
+    return client.server.app[SERVICES]
+
+
 def kid_b64(package: Any, key_class: str) -> str:
     kid = next(t.key_id for t in package.tracks if t.key_class == key_class)
     return b64url(bytes.fromhex(kid))
@@ -76,23 +82,30 @@ async def test_software_browser_gets_sd_keys_only_and_every_decision_is_an_event
     assert 'height="360"' in mpd and 'height="1080"' not in mpd and 'height="2160"' not in mpd
     assert "http://edge.test/s/" in mpd and f"ticket={ticket}" in mpd
 
+    # Asking for every key the manifest could name: the HD and UHD keys are withheld, the rest granted.
+    asked = [kid_b64(package, c) for c in ("SD", "HD", "UHD", "AUDIO")]
     r = await client.post(f"/licenses/clearkey?ticket={ticket}", headers=US,
-                          data=json.dumps({"kids": [kid_b64(package, "SD"), kid_b64(package, "AUDIO")],
-                                           "type": "temporary"}))
+                          data=json.dumps({"kids": asked, "type": "temporary"}))
     assert r.status == 200, await r.text()
     jwks = await r.json()
     assert jwks["type"] == "temporary"
     assert [k["kid"] for k in jwks["keys"]] == [kid_b64(package, "SD"), kid_b64(package, "AUDIO")]
     assert all(k["kty"] == "oct" and len(k["k"]) == 22 and "=" not in k["k"] for k in jwks["keys"])
 
+    # Nothing the device may have: refused.
     r = await client.post(f"/licenses/clearkey?ticket={ticket}", headers=US,
                           data=json.dumps({"kids": [kid_b64(package, "HD")]}))
     assert r.status == 403 and (await r.json())["reason"] == "SECURITY_LEVEL"
 
+    await services_of(client).publisher.settled()  # the decisions' events are emitted, not awaited
     reader = runtime.log.consumer(["reel.licenses"], None)
     events = [runtime.codec.decode(rec.value) for rec in reader.poll(100, 1.0)]
     reader.close()
     assert [e.type for e in events] == ["LicenseGranted", "LicenseDenied"]
+    hex_of = {c: next(t.key_id for t in package.tracks if t.key_class == c) for c in ("SD", "HD", "UHD", "AUDIO")}
+    assert events[0]["key_ids"] == [hex_of["SD"], hex_of["AUDIO"]]
+    assert [(w["key_id"], w["reason"]) for w in events[0]["withheld_keys"]] == [
+        (hex_of["HD"], "SECURITY_LEVEL"), (hex_of["UHD"], "SECURITY_LEVEL")]
     assert events[1]["reason"] == "SECURITY_LEVEL" and events[0]["user_id"] == user["account_id"]
 
 
@@ -155,6 +168,7 @@ async def test_bad_license_requests_are_4xx_with_a_message_and_write_nothing(sta
     assert r.status == expected, await r.text()
     message = (await r.json())["error"]
     assert len(message) > 10
+    await services_of(client).publisher.settled()
     assert log_size(runtime) == before
 
 

@@ -29,7 +29,7 @@ def lic(device: str, kind: str = "streaming", expires: int = NOW + 1000, returne
     ({"entitlements": [p.Entitlement("r", "RENTAL", "t", NOW - 10, NOW)]}, "RENTAL_EXPIRED"),
     ({"entitlements": [p.Entitlement("r", "RENTAL", "other", NOW - 10, NOW + 10)]}, "NO_ENTITLEMENT"),
     ({"key_classes": {"k": "HD"}}, "SECURITY_LEVEL"),
-    ({"key_classes": {"k": "UHD", "a": "AUDIO"}}, "SECURITY_LEVEL"),
+    ({"key_classes": {"k": "UHD", "h": "HD"}}, "SECURITY_LEVEL"),
     ({"licenses": [lic("d2"), lic("d3")]}, "DEVICE_LIMIT"),
     ({"other_live_devices": 3}, "CONCURRENT_STREAMS"),
 ])
@@ -39,11 +39,11 @@ def test_each_denial_reason(change: dict[str, object], reason: str) -> None:
 
 
 def test_grants_and_their_expiry() -> None:
-    assert p.decide_streaming(BASE, LIMITS) == p.Grant(NOW + LIMITS.streaming_license_ms, "e1")
+    assert p.decide_streaming(BASE, LIMITS) == p.Grant(NOW + LIMITS.streaming_license_ms, "e1", ("k",))
     hw = replace(BASE, security_level="hardware", key_classes={"k": "UHD"})
     assert isinstance(p.decide_streaming(hw, LIMITS), p.Grant)
     rental = replace(BASE, entitlements=[p.Entitlement("r", "RENTAL", "t", NOW - 10, NOW + 60_000)])
-    assert p.decide_streaming(rental, LIMITS) == p.Grant(NOW + 60_000, "r")  # capped by the rental
+    assert p.decide_streaming(rental, LIMITS) == p.Grant(NOW + 60_000, "r", ("k",))  # capped by the rental
     # Expired, returned and same-device licenses do not count towards the device limit.
     others = [lic("d2", expires=NOW), lic("d3", returned=True), lic("d1")]
     assert isinstance(p.decide_streaming(replace(BASE, licenses=others), LIMITS), p.Grant)
@@ -66,3 +66,21 @@ def test_offline_expiry_is_30_days_or_48_hours_after_first_play() -> None:
     played = replace(lic_, first_played_ms=NOW + p.DAY_MS)
     assert p.offline_playable(played, NOW + p.DAY_MS + 47 * p.HOUR_MS) is None
     assert p.offline_playable(played, NOW + p.DAY_MS + 48 * p.HOUR_MS) is not None
+
+
+def test_keys_a_device_may_not_have_are_withheld_and_the_others_granted() -> None:
+    """Issue #5: a software-only CDM asking for SD, HD, UHD and audio keys gets SD and audio,
+    in request order; HD and UHD are withheld with the reason. Denied only if none is allowed."""
+    asked = {"hd": "HD", "sd": "SD", "uhd": "UHD", "audio": "AUDIO"}
+    software = replace(BASE, key_classes=asked)
+    decision = p.decide_streaming(software, LIMITS)
+    assert isinstance(decision, p.Grant)
+    assert decision.key_ids == ("sd", "audio")
+    assert decision.withheld == (("hd", "SECURITY_LEVEL"), ("uhd", "SECURITY_LEVEL"))
+    hardware = p.decide_streaming(replace(software, security_level="hardware"), LIMITS)
+    assert isinstance(hardware, p.Grant) and hardware.key_ids == ("hd", "sd", "uhd", "audio") and not hardware.withheld
+    offline = p.decide_offline_keys(software, LIMITS, NOW + p.DAY_MS)
+    assert isinstance(offline, p.Grant) and offline.key_ids == ("sd", "audio") and len(offline.withheld) == 2
+    # Other checks still come first: an unentitled account is refused, not partially granted.
+    refused = p.decide_streaming(replace(software, entitlements=[]), LIMITS)
+    assert isinstance(refused, p.Denial) and refused.reason == "NO_ENTITLEMENT"

@@ -1,0 +1,141 @@
+"""Processor views as a gateway reads them on the hot path: one account's partition,
+cached in-process and kept current by the log itself.
+
+``FoldedView`` loads an account's rows from the view on a miss and folds every event of
+the view's topic (read by ``follow``, or handed in by the gateway that produced it) with
+the processor's own pure ``handle``, into the cached rows and into a short overlay
+applied to every fresh load. So a change takes effect as soon as the gateway reads its
+event, even before the processor has written it to the view, and a miss in that gap
+cannot bring back the old row. Folding is idempotent: an event applied to rows that
+already hold it changes nothing.
+
+``peek`` never does I/O (the license server calls it on the event loop); ``get`` loads
+on a miss and belongs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from reelstream.errors import ReelStreamError
+from reelstream.events.codec import EventCodec
+from reelstream.events.model import Event
+from reelstream.processors.base import Processor
+from reelstream.stores.ports import EventLog, Row, StateStore, ViewSpec
+
+log = logging.getLogger(__name__)
+OVERLAY_S = 120.0  # longer than any processor lag we tolerate before the view catches up
+
+Rows = dict[str, dict[str, Any]]  # one account's rows by their last clustering column
+
+
+class _Reader:
+    """A StateReader over one account's cached rows, for the processor's pure ``handle``."""
+
+    def __init__(self, rows: Rows) -> None:
+        self.rows = rows
+
+    def get(self, spec: ViewSpec, key: Sequence[Any]) -> Row | None:
+        values = self.rows.get(key[-1])
+        return Row(values) if values is not None else None
+
+    def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]:
+        return [Row(v) for v in self.rows.values()]
+
+
+class FoldedView:
+    """One view's rows per account (partition key ``user_id``); thread-safe.
+
+    ``keep(values)`` drops rows that can no longer matter (an expired license), at load
+    and after each fold, so a long-lived account's cache stays small. ``clock`` is
+    monotonic seconds (injected)."""
+
+    def __init__(self, state: StateStore, spec: ViewSpec, processor: Processor, *,
+                 keep: Callable[[dict[str, Any]], bool] = lambda values: True,
+                 clock: Callable[[], float] = time.monotonic, ttl_s: float = 300.0,
+                 capacity: int = 200_000) -> None:
+        self._state = state
+        self._spec = spec
+        self._processor = processor
+        self._id = spec.clustering_key[-1]
+        self._keep = keep
+        self._clock = clock
+        self._ttl = ttl_s
+        self._capacity = capacity
+        self._cached: OrderedDict[str, tuple[float, Rows]] = OrderedDict()
+        self._overlay: dict[str, list[tuple[float, Event]]] = {}
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def peek(self, user_id: str) -> Rows | None:
+        """The cached rows (do not mutate), or None when absent or stale."""
+        with self._lock:
+            hit = self._cached.get(user_id)
+            if hit is None or self._clock() - hit[0] >= self._ttl:
+                return None
+            self._cached.move_to_end(user_id)
+            return hit[1]
+
+    def get(self, user_id: str) -> Rows:
+        hit = self.peek(user_id)
+        if hit is not None:
+            return hit
+        now = self._clock()
+        rows = {r.values[self._id]: dict(r.values) for r in self._state.query(self._spec, (user_id,))}
+        with self._lock:
+            self.loads += 1
+            for _, event in self._overlay.get(user_id, ()):
+                self._fold(rows, event)
+            rows = {k: v for k, v in rows.items() if self._keep(v)}
+            self._cached[user_id] = (now, rows)
+            while len(self._cached) > self._capacity:
+                self._cached.popitem(last=False)
+            return rows
+
+    def apply(self, event: Event) -> None:
+        """Fold an event of the view's topic into the cache and the overlay."""
+        if self._processor.primary(event) is None:
+            return  # the processor keeps nothing for it (a denial)
+        user = event["user_id"]
+        now = self._clock()
+        with self._lock:
+            recent = [(t, e) for t, e in self._overlay.get(user, []) if now - t < OVERLAY_S]
+            self._overlay[user] = [*recent, (now, event)]
+            hit = self._cached.get(user)
+            if hit is not None:
+                # Copy on write: a request may be reading the old dict outside the lock.
+                rows = dict(hit[1])
+                self._fold(rows, event)
+                self._cached[user] = (hit[0], {k: v for k, v in rows.items() if self._keep(v)})
+            if len(self._overlay) > 10_000:
+                self._overlay = {u: es for u, es in self._overlay.items() if now - es[-1][0] < OVERLAY_S}
+
+    def _fold(self, rows: Rows, event: Event) -> None:
+        for spec, values in self._processor.handle(event, _Reader(rows)).writes:
+            if spec is self._spec:
+                rows[values[self._id]] = values
+
+
+async def follow(views: Sequence[FoldedView], topic: str, log_: EventLog, codec: EventCodec,
+                 stop: asyncio.Event, from_ms: int) -> None:
+    """Fold every event of ``topic`` from ``from_ms`` on into each of ``views`` until ``stop``."""
+    reader = await asyncio.to_thread(log_.consumer, [topic], None)
+    try:
+        await asyncio.to_thread(reader.seek_to_timestamp, from_ms)
+        while not stop.is_set():
+            records = await asyncio.to_thread(reader.poll, 500, 0.25)
+            for record in records:
+                try:
+                    event = codec.decode(record.value)
+                    for view in views:
+                        view.apply(event)
+                except (ReelStreamError, KeyError) as e:
+                    log.warning("follower of %s skipped %d@%d: %s", topic, record.partition, record.offset, e)
+    finally:
+        await asyncio.to_thread(reader.close)
