@@ -111,7 +111,7 @@ def parse_mpd(text: str, url: str) -> Presentation:
     period = root.find("mpd:Period", NS)
     if period is None:
         raise ManifestInvalid(f"{url}: MPD has no Period")
-    base = _base_url(root, url)
+    base = _base_url(root, url, _default_pathway(root))
     base = _base_url(period, base)
     video: list[Rendition] = []
     audio: list[Rendition] = []
@@ -151,8 +151,17 @@ def _one_scheme(schemes: set[Scheme], url: str) -> Scheme:
     return next(iter(schemes), "clear")
 
 
-def _base_url(element: ET.Element, base: str) -> str:
-    node = element.find("mpd:BaseURL", NS)
+def _default_pathway(root: ET.Element) -> str | None:
+    """DASH-IF Content Steering: the ``serviceLocation`` to use before (or without) asking
+    the steering server. This player stays on it for the whole session."""
+    steering = root.find("mpd:ContentSteering", NS)
+    return steering.get("defaultServiceLocation") if steering is not None else None
+
+
+def _base_url(element: ET.Element, base: str, service_location: str | None = None) -> str:
+    nodes = element.findall("mpd:BaseURL", NS)
+    chosen = [n for n in nodes if service_location and n.get("serviceLocation") == service_location]
+    node = (chosen or nodes or [None])[0]
     return urljoin(base, node.text.strip()) if node is not None and node.text else base
 
 
@@ -305,9 +314,15 @@ def parse_multivariant(text: str, url: str) -> Multivariant:
     lines = _lines(text, url)
     variants: list[Variant] = []
     audio: list[AudioMedia] = []
+    # rfc8216bis §4.4.6.6: with content steering every pathway repeats the variants; this
+    # player stays on the default pathway (it does not poll the steering server).
+    pathway = next((attributes(line.partition(":")[2]).get("PATHWAY-ID") for line in lines
+                    if line.startswith("#EXT-X-CONTENT-STEERING:")), None)
     for i, line in enumerate(lines):
         if line.startswith("#EXT-X-STREAM-INF:"):
             attrs = attributes(line.partition(":")[2])
+            if pathway and attrs.get("PATHWAY-ID", pathway) != pathway:
+                continue
             if i + 1 >= len(lines) or lines[i + 1].startswith("#"):
                 raise ManifestInvalid(f"{url}: EXT-X-STREAM-INF on line {i + 1} is not followed by a URI")
             if "BANDWIDTH" not in attrs:
@@ -323,7 +338,8 @@ def parse_multivariant(text: str, url: str) -> Multivariant:
                                         "describes-video" in attrs.get("CHARACTERISTICS", "")))
     if not variants:
         raise ManifestInvalid(f"{url}: multivariant playlist has no EXT-X-STREAM-INF")
-    return Multivariant(tuple(variants), tuple(audio))
+    groups = {v.audio_group for v in variants}
+    return Multivariant(tuple(variants), tuple(a for a in audio if a.group in groups))
 
 
 @dataclass(frozen=True)
