@@ -38,7 +38,7 @@ from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, groups, ladd
 from reelstream.media.transcode.tonemap import peak_of, write_cube
 from reelstream.processors.transcode.fleet import FLEET, TRANSCODE_WORKERS, job_topic
 from reelstream.runtime import Runtime
-from reelstream.workers.transcode import JOBS_TOPIC, chunk_result, result_id, store_result
+from reelstream.workers.transcode import JOBS_TOPIC, chunk_result, result_id
 
 
 class IngestProgress(Protocol):
@@ -228,10 +228,11 @@ class IngestService:
                                              video.max_cll),
                                  rungs, crfs, self._audio_tracks(meta, result.master_key, media), text,
                                  producer=self.runtime.settings.producer, caused_by=validated,
-                                 partitions=self.runtime.log.partitions(JOBS_TOPIC))
-            for job in events:  # before any job is published: a worker then replays these
-                if job.type == "ChunkTranscodeRequested" and (job["encoder_group"], job["chunk_index"]) in kept:
-                    self._keep(job, kept[(job["encoder_group"], job["chunk_index"])])
+                                 partitions=self.runtime.log.partitions(JOBS_TOPIC), encoded=set(kept))
+            # The kept sample chunks are done: no job (no worker round trip, no slot), their
+            # outputs stored now and their results published with the plan.
+            events += [self._kept(meta.title_id, group, index, calibration, validated)
+                       for (group, index), calibration in sorted(kept.items())]
         route = self._router()
         for event in events:
             if event.type == "ChunkTranscodeRequested" and route(event["prefer_gpu"]) == GPU_JOBS_TOPIC:
@@ -243,7 +244,7 @@ class IngestService:
         self.runtime.log.flush()
         result.renditions = [r.rendition_id for r in rungs]
         result.chunk_count = len(grid)
-        result.jobs = len(events) - 1
+        result.jobs = sum(e.type.endswith("Requested") for e in events)
         result.crfs = crfs
 
 
@@ -256,13 +257,14 @@ class IngestService:
             self.runtime.log.ensure_topics(SECONDARY_TOPICS)
         return lambda prefer_gpu: job_topic(prefer_gpu, workers, now_ms)
 
-    def _keep(self, job: Event, calibration: Calibration) -> None:
-        """The calibration's encode of this chunk is its final output: stored with the job's result record."""
-        index = job["chunk_index"]
-        data = chunk_result(self.runtime.objects, job.data, calibration.kept[index],
+    def _kept(self, title_id: str, group: str, index: int, calibration: Calibration, cause: Event) -> Event:
+        """The calibration's encode of this chunk is its final output: stored, and its ChunkTranscoded."""
+        job = {"job_id": layout.chunk_job_id(title_id, group, index), "title_id": title_id, "encoder_group": group,
+               "chunk_index": index}
+        data = chunk_result(self.runtime.objects, job, calibration.kept[index],
                             f"ingest@{self.runtime.settings.producer}", calibration.encode_ms[index], False)
-        store_result(self.runtime.objects, new_event("ChunkTranscoded", data, producer=self.runtime.settings.producer,
-                                                     caused_by=job, event_id=result_id(job["job_id"], None, "done")))
+        return new_event("ChunkTranscoded", data, producer=self.runtime.settings.producer, caused_by=cause,
+                         event_id=result_id(job["job_id"], None, "done"))
 
 
 def _encode_of(rung: Rung) -> RungEncode:

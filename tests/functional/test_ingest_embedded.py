@@ -84,7 +84,17 @@ def test_a_good_delivery_is_validated_and_planned(studio: Path, tmp_path: Path) 
     vtt = runtime.objects.get("titles/film-1/subtitles/text-en-sdh.vtt").decode()
     assert vtt.startswith("WEBVTT") and "00:00:02.000 --> 00:00:03.000" in vtt
     assert runtime.objects.exists("titles/film-1/subtitles/text-fr.vtt")
-    assert result.chunk_count == 2 and result.jobs == 2 + 3  # 2 chunks x 1 group, 3 audio tracks
+    # 2 chunks x 1 group, one of them encoded by the calibration (no job, its result published); 3 audio tracks
+    assert result.chunk_count == 2 and result.jobs == 1 + 3
+    log = runtime.log.consumer(["reel.transcode.results", "reel.transcode.jobs"], group_id=None)
+    published = []
+    while records := log.poll(100, 0.5):
+        published += [runtime.codec.decode(r.value) for r in records]
+    log.close()
+    kept = [e for e in published if e.type == "ChunkTranscoded"]
+    jobs = [e["chunk_index"] for e in published if e.type == "ChunkTranscodeRequested"]
+    assert len(kept) == 1 and jobs == [1 - kept[0]["chunk_index"]]
+    assert all(runtime.objects.exists(o["object_key"]) for o in kept[0]["outputs"])
 
 
 def test_wrong_checksum(studio: Path, tmp_path: Path) -> None:
