@@ -52,8 +52,8 @@ def _topic(name: str, key: str, partitions: int, cleanup: Cleanup, retention_ms:
 
 TOPICS: tuple[Topic, ...] = (
     _topic("reel.catalog", "title_id", 6, Cleanup.DELETE, FOREVER,
-           "TitleRegistered MezzanineUploaded IngestValidated IngestRejected TranscodePlanned RenditionCompleted "
-           "TitleTranscoded TitleTranscodeFailed TitlePackaged TitlePublished",
+           "TitleRegistered MezzanineUploaded IngestValidated IngestRejected TitleComplexityAnalyzed TitleLadderChosen "
+           "TranscodePlanned RenditionCompleted TitleTranscoded TitleTranscodeFailed TitlePackaged TitlePublished",
            "The life of every title, from registration to publication. Kept forever: the catalog is rebuilt from it."),
     _topic("reel.transcode.jobs", "job_id", 12, Cleanup.DELETE, 7 * DAY_MS,
            "ChunkTranscodeRequested AudioTranscodeRequested",
