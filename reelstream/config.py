@@ -46,6 +46,9 @@ class Settings:
     """REEL_S3_SECRET_KEY: S3 secret key."""
     s3_region: str = "us-east-1"
     """REEL_S3_REGION: S3 region."""
+    ladder_mode: str = "fixed"
+    """REEL_LADDER_MODE: ``fixed`` (the configured ladder, every title alike; the baseline) or
+    ``per_title`` (H.264 rungs chosen per title from trial encodes scored with SSIM)."""
 
     def __post_init__(self) -> None:
         data_dir = Path(self.data_dir).resolve()
@@ -56,6 +59,8 @@ class Settings:
         for name, default in defaults.items():
             if not getattr(self, name):
                 object.__setattr__(self, name, default)
+        if self.ladder_mode not in ("fixed", "per_title"):
+            raise ConfigError(f"ladder_mode (REEL_LADDER_MODE) = {self.ladder_mode!r}: must be fixed or per_title")
         for name, schemes in _SCHEMES.items():
             scheme = urlparse(getattr(self, name)).scheme
             if scheme not in schemes:

@@ -6,12 +6,15 @@ Pure: the same inputs give the same events (ids aside), so it is unit-tested wit
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from reelstream.events.model import Event, new_event
 from reelstream.events.partitioning import partition_for
+from reelstream.media.ladder.analyze import Analysis
+from reelstream.media.ladder.hull import ChosenRung, LadderPolicy, RatePoint, convex_hull
 from reelstream.media.transcode.grid import chunk_frames, chunk_grid
 from reelstream.media.transcode.ladder import Rung, groups
 from reelstream.media.transcode.layout import audio_job_id, chunk_job_id
@@ -99,3 +102,60 @@ def plan_events(title_id: str, master_key: str, video: SourceVideo, rungs: Itera
             "source_key": track.source_key, "stream_index": track.stream_index, "bitrate_kbps": AUDIO_KBPS,
             "attempt": 1}))
     return out
+
+
+# -- per-title ladders: the measured points and the decision, as events (replayable: the
+#    decision is ``hull.choose_rungs`` of the analysis's points under the recorded policy) --
+
+SSIM_METHOD = ("each trial decoded and scaled (bicubic) to the master's resolution, compared with the master's "
+               "own frames by ffmpeg's ssim filter; mean of the per-frame 'All' values (Y, U, V 4:1:1), "
+               "frame-weighted over the sampled chunks")
+
+
+def analysis_data(title_id: str, master_key: str, analysis: Analysis, analysis_ms: int) -> dict[str, object]:
+    return {"title_id": title_id, "master_key": master_key, "metric": "SSIM", "method": SSIM_METHOD, "codec": "h264",
+            "preset": analysis.preset, "trial_crfs": list(analysis.crfs),
+            "samples": [{"chunk_index": s.chunk.index, "start_frame": s.chunk.start_frame,
+                         "frame_count": s.chunk.frame_count, "reason": s.reason} for s in analysis.samples],
+            "scene_changes": [{"frame": f, "score": s} for f, s in analysis.scene_changes],
+            "points": [{"width": p.width, "height": p.height, "crf": p.crf, "kbps": p.kbps, "peak_kbps": p.peak_kbps,
+                        "score": p.ssim} for p in analysis.points],
+            "analysis_ms": analysis_ms}
+
+
+def points_of(analyzed: Mapping[str, Any]) -> list[RatePoint]:
+    """The rate–quality points of a TitleComplexityAnalyzed event's data."""
+    return [RatePoint(p["width"], p["height"], p["crf"], p["kbps"], p["score"], p["peak_kbps"])
+            for p in analyzed["points"]]
+
+
+def policy_of(chosen: Mapping[str, Any]) -> LadderPolicy:
+    """The policy a TitleLadderChosen event's data was chosen under."""
+    return LadderPolicy(**chosen["policy"])
+
+
+def per_title_rungs(chosen: Sequence[ChosenRung], codec: str = "h264") -> tuple[list[Rung], dict[str, float]]:
+    """The ladder's rungs (bitrate = the cap) and the CRF each is encoded at."""
+    rungs = [Rung(codec, c.height, c.cap_kbps, width=c.width).check() for c in chosen]
+    return rungs, {r.rendition_id: c.crf for r, c in zip(rungs, chosen, strict=True)}
+
+
+def ladder_data(title_id: str, policy: LadderPolicy, points: Sequence[RatePoint], chosen: Sequence[ChosenRung],
+                others: Sequence[Rung], analysis_event_id: str | None) -> dict[str, object]:
+    """A PER_TITLE TitleLadderChosen: the hull, the chosen rungs, then ``others`` (rungs outside
+    the analysis, e.g. HDR ones, kept from the fixed ladder and calibrated as usual)."""
+    rungs, crfs = per_title_rungs(chosen)
+    return {"title_id": title_id, "mode": "PER_TITLE", "metric": "SSIM",
+            "policy": {"rungs": policy.rungs, "floor_height": policy.floor_height, "floor_kbps": policy.floor_kbps,
+                       "ceiling_kbps": policy.ceiling_kbps, "cap_ratio": policy.cap_ratio,
+                       "peak_margin": policy.peak_margin},
+            "hull": [{"width": p.width, "height": p.height, "crf": p.crf, "kbps": p.kbps, "score": p.ssim}
+                     for p in convex_hull(points)],
+            "rungs": [{"rendition_id": r.rendition_id, "codec": r.codec, "width": r.width, "height": r.height,
+                       "hdr": r.hdr, "cap_kbps": r.bitrate_kbps, "crf": crfs[r.rendition_id],
+                       "expected_kbps": c.expected_kbps, "expected_score": c.expected_ssim}
+                      for r, c in zip(rungs, chosen, strict=True)]
+            + [{"rendition_id": r.rendition_id, "codec": r.codec, "width": r.width, "height": r.height, "hdr": r.hdr,
+                "cap_kbps": r.bitrate_kbps, "crf": None, "expected_kbps": None, "expected_score": None}
+               for r in others],
+            "analysis_event_id": analysis_event_id}

@@ -20,6 +20,7 @@ from reelstream.events.model import Event, new_event
 from reelstream.events.topics import GPU_JOBS_TOPIC, SECONDARY_TOPICS, topic
 from reelstream.ingest import subtitles
 from reelstream.ingest.metadata import SidecarSpec, TitleMetadata, parse_metadata
+from reelstream.ingest.per_title import choose_ladder
 from reelstream.ingest.plan import AudioPlan, SourceVideo, TextPlan, plan_events
 from reelstream.ingest.reasons import IngestRejected, Reason
 from reelstream.ingest.upload import UploadReport, upload_resumable
@@ -205,8 +206,14 @@ class IngestService:
                                      content_type="text/vtt")
             text.append(TextPlan(track, spec.language, spec.sdh, spec.forced, key))
         rungs = ladder_for(video.width, video.height, video.hdr, self.ladder, meta.license_terms["max_height"])
+        ladder = choose_ladder(self.runtime.settings.ladder_mode, master, video, rungs, meta.title_id,
+                               result.master_key, producer=self.runtime.settings.producer, caused_by=validated,
+                               step=self.progress.step)
+        for event in ladder.events:  # the measured points and the decision, before the plan that uses it
+            self.runtime.publish(event)
+        rungs, validated = ladder.rungs, ladder.last or validated
         grid = chunk_grid(video.frame_count, video.frame_rate)
-        crfs: dict[str, float] = {}
+        crfs: dict[str, float] = dict(ladder.crfs)
         kept: dict[tuple[str, int], Calibration] = {}  # (encoder group, chunk) -> its calibration
         # threads=1: the sample encodes kept as final outputs are made exactly as a worker would.
         base = ChunkEncode(master=master, fps=video.frame_rate, start_frame=0, frame_count=0, rungs=(), outputs=(),
@@ -218,6 +225,8 @@ class IngestService:
             if self.calibrate_rate:
                 self.progress.step(f"calibrating rate control for {len(rungs)} rungs")
                 for name, group in groups(rungs).items():
+                    if all(r.rendition_id in crfs for r in group):
+                        continue  # CRFs chosen per title
                     calibration = calibrate(master, video.frame_rate, grid, [_encode_of(r) for r in group],
                                             base=base, scratch=Path(tempfile.gettempdir()),
                                             keep_in=Path(keep) / name)

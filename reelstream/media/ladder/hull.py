@@ -1,0 +1,213 @@
+"""The rate–quality convex hull across resolutions and the rungs picked on it. Pure.
+
+Quality is SSIM, handled in decibels (``ssim_db = -10 log10(1 - SSIM)``): SSIM crowds
+against 1.0 where the eye still sees differences (0.990 -> 0.999 is 20 -> 30 dB), so even
+steps in dB are even steps of perceived quality, and the hull is taken in (log rate, dB).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from reelstream.errors import ConfigError
+
+MAX_DB = 60.0  # SSIM 0.999999: a lossless trial would otherwise be infinitely good
+
+
+def ssim_db(ssim: float) -> float:
+    return min(MAX_DB, -10 * math.log10(max(1e-12, 1.0 - ssim)))
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One trial: the sampled chunks at one resolution and CRF, their mean and peak
+    bitrate (kbit/s) and their SSIM against the source."""
+
+    width: int
+    height: int
+    crf: float
+    kbps: float
+    ssim: float
+    peak_kbps: float = 0.0  # the most any one sample chunk needed
+
+    @property
+    def db(self) -> float:
+        return ssim_db(self.ssim)
+
+
+@dataclass(frozen=True)
+class ChosenRung:
+    """A rung on the hull: its resolution, the CRF it is encoded at, the bitrate and quality
+    the trials predict for it, and its cap (the VBV maxrate basis, the manifest's bandwidth)."""
+
+    width: int
+    height: int
+    crf: float
+    expected_kbps: float
+    expected_ssim: float
+    cap_kbps: int
+
+
+@dataclass(frozen=True)
+class LadderPolicy:
+    """What a per-title ladder must satisfy. ``rungs`` is 8..12; the floor rung is at
+    ``floor_height`` within ``floor_kbps``; no rung's cap exceeds ``ceiling_kbps``."""
+
+    rungs: int = 10
+    floor_height: int = 240
+    floor_kbps: int = 400
+    ceiling_kbps: int = 8000
+    cap_ratio: float = 1.25  # cap >= this x the expected mean rate ...
+    peak_margin: float = 1.1  # ... and >= this x the busiest sample chunk's rate
+
+    def check(self) -> LadderPolicy:
+        if not 8 <= self.rungs <= 12:
+            raise ConfigError(f"per-title ladder: rungs must be 8..12, not {self.rungs}")
+        if not 0 < self.floor_kbps <= self.ceiling_kbps:
+            raise ConfigError(f"per-title ladder: need 0 < floor_kbps ({self.floor_kbps}) <= ceiling_kbps "
+                              f"({self.ceiling_kbps})")
+        return self
+
+
+class NotEnoughPoints(ConfigError):
+    """The trials do not give a hull to choose from (no points, or none at the floor resolution)."""
+
+
+def convex_hull(points: Iterable[RatePoint]) -> list[RatePoint]:
+    """The upper convex hull of ``points`` in (log rate, SSIM dB), rising part only, by rate.
+
+    Each vertex is a measured point; every point below the hull is one that some mix of
+    other encodes beats (Netflix's per-title method, across all resolutions at once).
+    """
+    pts = sorted({(p.kbps, -p.db, p.height): p for p in points if p.kbps > 0}.values(), key=lambda p: (p.kbps, -p.db))
+    hull: list[RatePoint] = []
+    for p in pts:
+        while len(hull) >= 2 and _cross(hull[-2], hull[-1], p) >= 0:
+            hull.pop()  # hull[-1] is on or under the chord hull[-2] -> p
+        hull.append(p)
+    best = max(range(len(hull)), key=lambda i: hull[i].db) if hull else -1
+    return hull[:best + 1]
+
+
+def _cross(a: RatePoint, b: RatePoint, c: RatePoint) -> float:
+    ax, bx, cx = math.log(a.kbps), math.log(b.kbps), math.log(c.kbps)
+    return (bx - ax) * (c.db - a.db) - (b.db - a.db) * (cx - ax)
+
+
+def _curve(points: Sequence[RatePoint]) -> list[RatePoint]:
+    """One resolution's points by rising quality, each better and dearer than the one before."""
+    out: list[RatePoint] = []
+    for p in sorted(points, key=lambda p: (p.kbps, -p.db)):
+        if not out or p.db > out[-1].db:
+            out.append(p)
+    return out
+
+
+def _at_quality(curve: Sequence[RatePoint], db: float) -> tuple[float, float, float] | None:
+    """(crf, kbps, peak_kbps) where this resolution reaches ``db``, interpolated between its trials
+    (CRF linearly, rates on a log scale); None when no trial of it reaches ``db``."""
+    if not curve or db > curve[-1].db + 1e-9:
+        return None
+    if db <= curve[0].db:
+        p = curve[0]
+        return p.crf, p.kbps, p.peak_kbps or p.kbps
+    for lo, hi in zip(curve, curve[1:]):
+        if lo.db <= db <= hi.db:
+            t = (db - lo.db) / (hi.db - lo.db)
+            return (lo.crf + t * (hi.crf - lo.crf), _logmix(lo.kbps, hi.kbps, t),
+                    _logmix(lo.peak_kbps or lo.kbps, hi.peak_kbps or hi.kbps, t))
+    return None
+
+
+def _at_rate(curve: Sequence[RatePoint], kbps: float) -> float | None:
+    """The quality (dB) this resolution reaches within ``kbps``; None if no trial fits."""
+    fit = [p for p in curve if p.kbps <= kbps]
+    if not fit:
+        return None
+    low = fit[-1]
+    above = [p for p in curve if p.kbps > kbps]
+    if not above:
+        return low.db
+    high = above[0]
+    t = (math.log(kbps) - math.log(low.kbps)) / (math.log(high.kbps) - math.log(low.kbps))
+    return low.db + t * (high.db - low.db)
+
+
+def _logmix(a: float, b: float, t: float) -> float:
+    return math.exp(math.log(a) + t * (math.log(b) - math.log(a)))
+
+
+def choose_rungs(points: Sequence[RatePoint], policy: LadderPolicy) -> list[ChosenRung]:
+    """``policy.rungs`` rungs at evenly spaced SSIM-dB qualities on the hull.
+
+    The lowest is the floor resolution at what it reaches within ``floor_kbps``; the highest
+    is the best any resolution reaches within ``ceiling_kbps``. Each rung sits on the hull
+    segment holding its quality and takes the resolution of that segment's ends that
+    reaches the quality for fewer bits (any other resolution only when neither can: never a
+    lower one than the rung below, players step resolution up, not down), at the CRF
+    interpolated between that resolution's trials; a quality no trial reaches is never
+    extrapolated.
+    """
+    policy.check()
+    curves: dict[tuple[int, int], list[RatePoint]] = {}
+    for p in points:
+        curves.setdefault((p.width, p.height), []).append(p)
+    curves = {size: _curve(c) for size, c in curves.items()}
+    floor = [size for size in curves if size[1] == policy.floor_height]
+    if not floor:
+        raise NotEnoughPoints(f"per-title ladder: no trial at the floor height {policy.floor_height}p "
+                              f"(trials at {sorted({s[1] for s in curves})})")
+    hull = convex_hull(points)
+    # The floor rung: what the floor resolution reaches within floor_kbps (its cheapest trial
+    # if even that is dearer: the cap then holds it to floor_kbps).
+    at_floor = _at_rate(curves[floor[0]], policy.floor_kbps)
+    low_db = curves[floor[0]][0].db if at_floor is None else at_floor
+    # The top: the best any resolution reaches within the ceiling (interpolated between its trials).
+    within = [db for c in curves.values() if (db := _at_rate(c, policy.ceiling_kbps)) is not None]
+    high_db = max([low_db, *within])
+    rungs: list[ChosenRung] = []
+    for i in range(policy.rungs):
+        target = low_db + (high_db - low_db) * i / (policy.rungs - 1)
+        above = [s for s in curves if not rungs or s[1] >= rungs[-1].height]
+        on_hull = [s for s in _bracket(hull, target) if s in above]
+        best = None
+        for sizes in ([floor[0]],) if i == 0 else (on_hull, above):
+            for size in sizes:
+                at = _at_quality(curves[size], target)
+                if at is not None and (best is None or at[1] < best[1][1]):
+                    best = (size, at)
+            if best is not None:
+                break
+        if best is None:
+            continue  # no resolution at or above the last rung reaches it
+        (width, height), (crf, kbps, peak) = best
+        cap_limit = policy.floor_kbps if i == 0 else policy.ceiling_kbps
+        cap = int(min(cap_limit, max(kbps * policy.cap_ratio, peak * policy.peak_margin, 50)))
+        rungs.append(ChosenRung(width, height, round(crf, 2), round(kbps, 1), round(1 - 10 ** (-target / 10), 6),
+                                cap))
+    return _distinct(rungs)
+
+
+def _bracket(hull: Sequence[RatePoint], db: float) -> list[tuple[int, int]]:
+    """The resolutions of the hull vertices on either side of quality ``db``: the hull segment
+    the rung sits on (a resolution off the hull there costs more for that quality)."""
+    for lo, hi in zip(hull, hull[1:]):
+        if lo.db <= db <= hi.db:
+            return [(lo.width, lo.height), (hi.width, hi.height)]
+    edge = hull[0] if hull and db < hull[0].db else hull[-1] if hull else None
+    return [(edge.width, edge.height)] if edge else []
+
+
+def _distinct(rungs: list[ChosenRung]) -> list[ChosenRung]:
+    """Rendition ids are codec-height-cap: two rungs at one height need different caps."""
+    out: list[ChosenRung] = []
+    for rung in rungs:
+        if out and rung.height == out[-1].height and rung.cap_kbps <= out[-1].cap_kbps:
+            if rung.crf >= out[-1].crf:
+                continue  # no better than the rung below: drop it
+            rung = ChosenRung(rung.width, rung.height, rung.crf, rung.expected_kbps, rung.expected_ssim,
+                              out[-1].cap_kbps + 1)
+        out.append(rung)
+    return out
