@@ -14,7 +14,13 @@
     if (token || app.token) headers.Authorization = 'Bearer ' + (token || app.token);
     const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined,
                                           keepalive: method === 'POST' && path.includes('heartbeats') });
-    if (!response.ok) throw new Error(method + ' ' + path + ': ' + response.status + ' ' + await response.text());
+    if (!response.ok) {
+      const text = await response.text();
+      const error = new Error(method + ' ' + path + ': ' + response.status + ' ' + text);
+      error.status = response.status;
+      try { error.body = JSON.parse(text); } catch (e) { error.body = null; }
+      throw error;
+    }
     return response.status === 204 ? null : response.json();
   }
 
@@ -272,17 +278,84 @@
   };
 
   // ------------------------------------------------------------------ offline download (where allowed)
+  // Chromium's Clear Key CDM has no persistent sessions, so the page keeps what a device's CDM
+  // would keep: the persistent license (JWK set, expiry, playback window) from the license
+  // server, in this origin's storage. Shaka stores the encrypted segments in IndexedDB and
+  // plays them offline with those keys, after checking the license's expiry.
+  const OFFLINE_KEY = 'reel.offline.';
+
   app.download = async function () {
-    const grant = await api('POST', '/downloads/licenses', { title_id: app.title.title_id });
+    const status = $('download-status');
+    status.textContent = 'asking for a download licence...';
+    let grant;
+    try {
+      grant = await api('POST', '/downloads/licenses', { title_id: app.title.title_id });
+    } catch (error) {
+      const body = error.body || {};
+      status.textContent = 'Not available for download: ' + (body.error || error.message);
+      status.dataset.reason = body.reason || String(error.status || '');
+      return null;
+    }
+    status.textContent = 'downloading...';
+    const kids = await manifestKeyIds(grant.manifest_url);
+    const response = await fetch(grant.license_url, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                                                      body: JSON.stringify({ kids, type: 'persistent-license' }) });
+    if (!response.ok) throw new Error('persistent licence refused: ' + response.status + ' ' + await response.text());
+    const license = await response.json();
+    const clearKeys = jwkToClearKeys(license.keys);
     const storage = new shaka.offline.Storage();
-    storage.configure({ drm: { servers: { 'org.w3.clearkey': grant.license_url } },
-                        offline: { usePersistentLicense: false } });
-    $('download-status').textContent = 'downloading...';
-    const stored = await storage.store(grant.manifest_url, { title: app.title.title }).promise;
-    $('download-status').textContent = 'downloaded (licence until ' + new Date(grant.expires_at_ms).toLocaleDateString() + ')';
+    storage.configure({ drm: { clearKeys }, offline: { usePersistentLicense: false } });
+    const stored = await storage.store(grant.manifest_url, { title: app.title.title, titleId: app.title.title_id })
+        .promise;
+    await storage.destroy();
+    localStorage.setItem(OFFLINE_KEY + app.title.title_id, JSON.stringify({
+      license_id: grant.license_id, type: license.type, keys: license.keys, expires_at_ms: grant.expires_at_ms,
+      playback_window_ms: grant.playback_window_ms, offline_uri: stored.offlineUri }));
+    status.textContent = 'downloaded (licence until ' + new Date(grant.expires_at_ms).toLocaleDateString() + ')';
     app.downloaded = stored.offlineUri;
     return stored.offlineUri;
   };
+
+  // The key ids a download needs: the default_KIDs of the manifest rendered for this device.
+  async function manifestKeyIds(manifestUrl) {
+    const mpd = new DOMParser().parseFromString(await (await fetch(manifestUrl)).text(), 'application/xml');
+    const kids = new Set();
+    for (const cp of Array.from(mpd.getElementsByTagName('ContentProtection'))) {
+      const kid = cp.getAttribute('cenc:default_KID');
+      if (kid) kids.add(hexToB64url(kid.replace(/-/g, '')));
+    }
+    return Array.from(kids);
+  }
+
+  const hexToB64url = (hex) => btoa(String.fromCharCode(...hex.match(/../g).map((h) => parseInt(h, 16))))
+      .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  const b64urlToHex = (b64) => Array.from(atob(b64.replace(/-/g, '+').replace(/_/g, '/')))
+      .map((c) => c.charCodeAt(0).toString(16).padStart(2, '0')).join('');
+
+  function jwkToClearKeys(keys) {
+    const out = {};
+    for (const k of keys) out[b64urlToHex(k.kid)] = b64urlToHex(k.k);
+    return out;
+  }
+
+  // Plays a downloaded title with no network: the kept licence's keys, refused once it expired.
+  app.playOffline = async function (titleId) {
+    const kept = JSON.parse(localStorage.getItem(OFFLINE_KEY + titleId) || 'null');
+    if (!kept) throw new Error('no download of ' + titleId + ' on this device');
+    if (Date.now() >= kept.expires_at_ms) throw new Error('the download licence of ' + titleId + ' has expired');
+    await app.stop('STOPPED');
+    shaka.polyfill.installAll();
+    const player = new shaka.Player();
+    await player.attach($('video'));
+    app.player = player;
+    app.errors = [];
+    player.addEventListener('error', (e) => { app.errors.push(e.detail.code); });
+    player.configure({ drm: { clearKeys: jwkToClearKeys(kept.keys) } });
+    await player.load(kept.offline_uri);
+    await $('video').play();
+  };
+
+  app.offlineLicense = (titleId) => JSON.parse(localStorage.getItem(OFFLINE_KEY + titleId) || 'null');
 
   // ------------------------------------------------------------------ state for tests and benches
   app.state = function () {

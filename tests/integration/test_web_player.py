@@ -2,7 +2,11 @@
 a person signs in, picks a title from the catalog, plays it with DRM on (EME Clear Key,
 keys from the license server) through both cache tiers (ISP appliance -> CDN PoP ->
 origin on real nginx), switches audio and subtitles, seeks, pauses, and resumes on a
-second "device" (another browser context) where the first left off.
+second "device" (another browser context) where the first left off. Manifests carry
+content steering: a session moves from the appliance to the PoP mid-session, without a
+new manifest, when the appliance is overloaded. Downloads for offline: offered where the
+studio's terms allow (a persistent license from the license server, played with no
+network), refused clearly where they do not.
 
 A screenshot of the player is kept in ``build/test-artifacts/``.
 """
@@ -12,6 +16,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import socket
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,13 +42,15 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "build" / "test-artifacts"
 WAIT_MS = 60_000  # an upper bound for a stuck player, not a timing assertion
 TITLE = "t-web"
+NO_DOWNLOAD = "t-web-nodl"  # a title whose terms forbid downloads
+APPLIANCE_CONNECTIONS = 24  # the player holds at most 6; the steering test opens more
 EMAIL, PASSWORD = "viewer@example.com", "correct horse battery"
 pytestmark = pytest.mark.skipif(browser_missing() is not None or NO_NGINX is not None,
                                 reason=browser_missing() or NO_NGINX or "")
 
 
 def publish(runtime: Any, keys: Any, media: Path, title_id: str = TITLE, scheme: str = "cenc",
-            name: str = "Signal Tones") -> Any:
+            name: str = "Signal Tones", offline: bool = True) -> Any:
     """Register, package, extract a poster, publish (the bench reuses it for a clear twin)."""
     from reelstream.events.model import new_event
     from reelstream.web.posters import extract_poster
@@ -52,7 +60,7 @@ def publish(runtime: Any, keys: Any, media: Path, title_id: str = TITLE, scheme:
         "title_id": title_id, "title": name, "original_language": "en", "audio_languages": ["en", "fr"],
         "rating": {"system": "MPAA", "value": "G"}, "genres": ["test"],
         "license_terms": {"territories": ["US"], "window_start": datetime(2020, 1, 1, tzinfo=UTC),
-                          "window_end": None, "offline_download_allowed": True, "max_height": 2160}},
+                          "window_end": None, "offline_download_allowed": offline, "max_height": 2160}},
         producer="test", correlation_id=title_id))
     package = package_for_test(runtime, keys, title_id, scheme, media)
     extract_poster(runtime.objects, title_id, next((media / "renditions" / "h264-360p-800k").rglob("*.mp4")))
@@ -84,12 +92,14 @@ def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextmanager
-def web_stack(root: Path, titles: tuple[tuple[str, str, str], ...] = ((TITLE, "cenc", "Signal Tones"),),
+def web_stack(root: Path, titles: tuple[tuple[Any, ...], ...] = ((TITLE, "cenc", "Signal Tones"),),
               **gateway_settings: Any) -> Iterator[dict[str, Any]]:
-    """Origin, PoP and appliance on nginx, the gateways with the web page at /web, the
-    titles published (popular, so the appliance holds them) and one account subscribed."""
+    """Origin, PoP and appliance on nginx, the steering server probing them, the gateways
+    (manifests naming both tiers as steering pathways) with the web page at /web, the titles
+    (``(id, scheme, name[, offline allowed])``) published and popular, one account subscribed."""
     from reelstream.config import Settings
     from reelstream.edge.origin import origin_app
+    from reelstream.edge.steering import SteeringState, steering_app
     from reelstream.events.model import new_event
     from reelstream.gateways.app import create_app
     from reelstream.gateways.settings import GatewaySettings
@@ -101,29 +111,39 @@ def web_stack(root: Path, titles: tuple[tuple[str, str, str], ...] = ((TITLE, "c
     media = build_browser_media(root / "media")
     runtime = Runtime(Settings(data_dir=root / "reel"))
     keys = KeyService(runtime.state, AesGcmKek(secrets.token_bytes(32)), runtime.publish, producer="test")
-    packages = {title_id: publish(runtime, keys, media, title_id, scheme, name) for title_id, scheme, name in titles}
+    packages = {t[0]: publish(runtime, keys, media, *t) for t in titles}
     with serve(origin_app(runtime.objects)) as origin:
-        topology = local_topology(origin, root / "edge", base_port=free_port_block(2))
-        appliance = topology.node("appliance-isp-a")
-        assert appliance is not None
-        settings = GatewaySettings(signing_keys="k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-                                   edge_secret=SECRET.value, edge_base_url=appliance.base_url, default_country="US",
-                                   **gateway_settings)
-        gateway = create_app(runtime, settings, keys)
-        gateway.add_subapp("/web", web_app(runtime))
-        with EdgeRunner(topology, SECRET, popular=list(packages)), serve(gateway) as base:
-            account = post(f"{base}/auth/accounts", {"email": EMAIL, "password": PASSWORD, "country": "US"})
-            runtime.publish(new_event("EntitlementGranted", {
-                "entitlement_id": "e1", "user_id": account["account_id"], "kind": "SUBSCRIPTION", "title_id": None,
-                "plan": "standard", "starts_at": datetime(2020, 1, 1, tzinfo=UTC), "ends_at": None}, producer="test"))
-            drain(runtime)
-            yield {"base": base, "runtime": runtime, "packages": packages, "topology": topology}
+        topology = local_topology(origin, root / "edge", base_port=free_port_block(2),
+                                  appliance_connections=APPLIANCE_CONNECTIONS)
+        appliance, pop = topology.node("appliance-isp-a"), topology.node("pop-1")
+        assert appliance is not None and pop is not None
+        # A short TTL and probe interval so the steering test sees a move within seconds.
+        steering = SteeringState(topology, popular=frozenset(packages), ttl_s=1)
+        with EdgeRunner(topology, SECRET, popular=list(packages)), \
+                serve(steering_app(steering, probe_interval_s=0.3)) as steering_url:
+            settings = GatewaySettings(
+                signing_keys="k1:" + base64.b64encode(secrets.token_bytes(32)).decode(), edge_secret=SECRET.value,
+                edge_base_url=appliance.base_url, default_country="US", default_isp="isp-a",
+                edge_pathways=f"{appliance.name}={appliance.base_url},{pop.name}={pop.base_url}",
+                steering_url=steering_url, **gateway_settings)
+            gateway = create_app(runtime, settings, keys)
+            gateway.add_subapp("/web", web_app(runtime))
+            with serve(gateway) as base:
+                account = post(f"{base}/auth/accounts", {"email": EMAIL, "password": PASSWORD, "country": "US"})
+                runtime.publish(new_event("EntitlementGranted", {
+                    "entitlement_id": "e1", "user_id": account["account_id"], "kind": "SUBSCRIPTION",
+                    "title_id": None, "plan": "standard", "starts_at": datetime(2020, 1, 1, tzinfo=UTC),
+                    "ends_at": None}, producer="test"))
+                drain(runtime)
+                yield {"base": base, "runtime": runtime, "packages": packages, "topology": topology,
+                       "steering": steering, "steering_url": steering_url}
     runtime.close()
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    with web_stack(tmp_path_factory.mktemp("web")) as stack:
+    titles = ((TITLE, "cenc", "Signal Tones"), (NO_DOWNLOAD, "cenc", "No Downloads", False))
+    with web_stack(tmp_path_factory.mktemp("web"), titles, max_streams=10) as stack:
         yield stack
 
 
@@ -152,14 +172,16 @@ def wait(page: Any, condition: str) -> dict[str, Any]:
     return state
 
 
-def sign_in_and_open_title(context: Any, base: str) -> Any:
+def sign_in_and_open_title(context: Any, base: str, title: str = TITLE) -> Any:
     page = context.new_page()
     page.goto(f"{base}/web/")
     page.fill("#email", EMAIL)
     page.fill("#password", PASSWORD)
     page.click("#signin-button")
-    card = page.wait_for_selector(f".card[data-title-id='{TITLE}']", timeout=WAIT_MS)
-    poster = page.evaluate(f"document.querySelector(\".card[data-title-id='{TITLE}'] img\").naturalWidth")
+    card = page.wait_for_selector(f".card[data-title-id='{title}']", timeout=WAIT_MS)
+    image = f"document.querySelector(\".card[data-title-id='{title}'] img\")"
+    page.wait_for_function(f"() => {image}.complete", timeout=WAIT_MS)  # the card shows before its image loads
+    poster = page.evaluate(f"{image}.naturalWidth")
     assert poster == 320, "the poster extracted at package time is shown"
     card.click()
     page.wait_for_selector("#title:not([hidden])", timeout=WAIT_MS)
@@ -214,3 +236,85 @@ def test_sign_in_play_through_both_tiers_switch_seek_pause_and_resume_elsewhere(
     assert resumed["errors"] == []
     first.close()
     second.close()
+
+
+def test_a_session_moves_from_the_appliance_to_the_pop_mid_session_when_the_appliance_is_overloaded(
+        site: dict[str, Any], browser: Any) -> None:
+    appliance = site["topology"].node("appliance-isp-a")
+    context = browser.new_context()
+    page = sign_in_and_open_title(context, site["base"])
+    manifests: list[str] = []
+    steering_asks: list[float] = []
+    page.on("request", lambda r: manifests.append(r.url) if "/manifests/" in r.url else None)
+    page.on("request", lambda r: steering_asks.append(time.monotonic()) if "/steering?" in r.url else None)
+    page.click("#play")
+    first = wait(page, "s.playing && s.currentTime > 0.2 && s.edgeNodes.length > 0")
+    assert {e["node"] for e in first["edgeNodes"]} == {"appliance-isp-a"}, "a popular title starts on the appliance"
+    held: list[socket.socket] = []
+    try:
+        # Overload the appliance for real: connections its nginx counts (stub_status), past
+        # 85 % of what it serves. The steering server's probe reads them.
+        held = [socket.create_connection((appliance.host, appliance.port)) for _ in range(APPLIANCE_CONNECTIONS)]
+        deadline = time.monotonic() + 30  # bounds a broken probe; it runs every 0.3 s
+        while site["steering"].health.get("appliance-isp-a") is None or \
+                site["steering"].health["appliance-isp-a"].load < 0.85:
+            assert time.monotonic() < deadline, f"the probe never saw the load: {site['steering'].health}"
+            time.sleep(0.1)
+        moved_at = time.monotonic()
+        while not any(t > moved_at for t in steering_asks):  # the player's next steering reload (TTL 1 s)
+            assert time.monotonic() < deadline, "the player stopped asking the steering server"
+            page.wait_for_timeout(100)
+        page.wait_for_timeout(200)  # the answer is applied when it arrives, just after the request
+        # New segments now: another audio language, fetched from the pathway ranked first.
+        page.evaluate("reelApp.selectAudio('fr')")
+        moved = wait(page, "s.audioLanguage === 'fr' && s.edgeNodes.some(e => e.node === 'pop-1')")
+    finally:
+        for s in held:
+            s.close()
+    nodes = [e["node"] for e in moved["edgeNodes"]]
+    switch = nodes.index("pop-1")
+    assert set(nodes[:switch]) == {"appliance-isp-a"} and nodes[-1] == "pop-1"
+    assert len([u for u in manifests if "/manifests/titles/" in u]) == 1, "no new manifest"
+    assert moved["errors"] == []
+    # The edges' own logs, read as the CMCD processor reads them: this session's requests.
+    from reelstream.processors.cmcd.logic import edge_events
+
+    session = moved["sessionId"]
+    logged = {node: [e for e in edge_events(enumerate((site["topology"].work_dir / node / "logs" / "access.log")
+                                                      .read_text().splitlines()), "test")
+                     if e["session_id"] == session]
+              for node in ("appliance-isp-a", "pop-1")}
+    assert any("/audio-fr/" in e["object"] for e in logged["pop-1"]), "French audio came from the PoP"
+    assert not any("/audio-fr/" in e["object"] for e in logged["appliance-isp-a"])
+    page.evaluate("reelApp.stop('STOPPED')")
+    context.close()
+
+
+def test_download_for_offline_where_the_terms_allow_it(site: dict[str, Any], browser: Any) -> None:
+    context = browser.new_context()
+    page = sign_in_and_open_title(context, site["base"])
+    assert page.is_visible("#download"), "a title whose terms allow downloads offers the button"
+    page.click("#download")
+    page.wait_for_function("() => /^downloaded|Not available|error/i.test("
+                           "document.querySelector('#download-status').textContent)", timeout=WAIT_MS)
+    assert page.text_content("#download-status").startswith("downloaded")
+    kept = page.evaluate(f"reelApp.offlineLicense('{TITLE}')")
+    assert kept["type"] == "persistent-license", "the license server issued a persistent license"
+    assert len(kept["keys"]) >= 2 and all(len(k["k"]) == 22 for k in kept["keys"]), "SD video and audio keys"
+    assert kept["expires_at_ms"] > time.time() * 1000
+    assert kept["license_id"].startswith("dl-"), "licensed as a download (POST /downloads/licenses)"
+    context.set_offline(True)  # no network: the stored segments and the kept license only
+    page.evaluate(f"reelApp.playOffline('{TITLE}')")
+    offline = wait(page, "s.playing && s.totalVideoFrames > 12 && s.currentTime > 0.5")
+    assert offline["keySystem"] == "org.w3.clearkey"
+    context.set_offline(False)
+    page.evaluate("reelApp.stop('STOPPED')")
+
+    forbidden = sign_in_and_open_title(context, site["base"], NO_DOWNLOAD)
+    assert not forbidden.is_visible("#download"), "no button where the studio's terms forbid downloads"
+    forbidden.evaluate("reelApp.download()")  # asked anyway (an old page, a crafted call): refused clearly
+    status = forbidden.text_content("#download-status")
+    assert status.startswith("Not available for download:") and NO_DOWNLOAD in status
+    assert forbidden.get_attribute("#download-status", "data-reason") == "DOWNLOAD_NOT_ALLOWED"
+    assert forbidden.evaluate(f"reelApp.offlineLicense('{NO_DOWNLOAD}')") is None
+    context.close()
