@@ -76,7 +76,7 @@ class NotEnoughPoints(ConfigError):
 
 
 def convex_hull(points: Iterable[RatePoint]) -> list[RatePoint]:
-    """The upper convex hull of ``points`` in (log rate, SSIM dB), rising part only, by rate.
+    """The upper convex hull of ``points`` in (rate, SSIM dB), rising part only, by rate.
 
     Each vertex is a measured point; every point below the hull is one that some mix of
     other encodes beats (Netflix's per-title method, across all resolutions at once).
@@ -92,8 +92,7 @@ def convex_hull(points: Iterable[RatePoint]) -> list[RatePoint]:
 
 
 def _cross(a: RatePoint, b: RatePoint, c: RatePoint) -> float:
-    ax, bx, cx = math.log(a.kbps), math.log(b.kbps), math.log(c.kbps)
-    return (bx - ax) * (c.db - a.db) - (b.db - a.db) * (cx - ax)
+    return (b.kbps - a.kbps) * (c.db - a.db) - (b.db - a.db) * (c.kbps - a.kbps)
 
 
 def _curve(points: Sequence[RatePoint]) -> list[RatePoint]:
@@ -184,7 +183,7 @@ def choose_rungs(points: Sequence[RatePoint], policy: LadderPolicy) -> list[Chos
             continue  # no resolution at or above the last rung reaches it
         (width, height), (crf, kbps, peak) = best
         cap_limit = policy.floor_kbps if i == 0 else policy.ceiling_kbps
-        cap = int(min(cap_limit, max(kbps * policy.cap_ratio, peak * policy.peak_margin, 50)))
+        cap = round(min(cap_limit, max(kbps * policy.cap_ratio, peak * policy.peak_margin, 50)))
         rungs.append(ChosenRung(width, height, round(crf, 2), round(kbps, 1), round(1 - 10 ** (-target / 10), 6),
                                 cap))
     return _distinct(rungs)
@@ -201,13 +200,15 @@ def _bracket(hull: Sequence[RatePoint], db: float) -> list[tuple[int, int]]:
 
 
 def _distinct(rungs: list[ChosenRung]) -> list[ChosenRung]:
-    """Rendition ids are codec-height-cap: two rungs at one height need different caps."""
+    """Rendition ids are codec-height-cap, so two rungs at one height need different caps.
+    From the top down (the top rung keeps its cap, the ceiling holds): a rung capped at or
+    above the next one of its height is capped just below it, or dropped if no better."""
     out: list[ChosenRung] = []
-    for rung in rungs:
-        if out and rung.height == out[-1].height and rung.cap_kbps <= out[-1].cap_kbps:
-            if rung.crf >= out[-1].crf:
-                continue  # no better than the rung below: drop it
+    for rung in reversed(rungs):
+        if out and rung.height == out[-1].height and rung.cap_kbps >= out[-1].cap_kbps:
+            if rung.crf <= out[-1].crf or out[-1].cap_kbps <= 50:
+                continue  # no cheaper than the rung above: drop it
             rung = ChosenRung(rung.width, rung.height, rung.crf, rung.expected_kbps, rung.expected_ssim,
-                              out[-1].cap_kbps + 1)
+                              out[-1].cap_kbps - 1)
         out.append(rung)
-    return out
+    return out[::-1]

@@ -1,0 +1,119 @@
+"""The rate–quality hull and the rungs chosen on it, on hand-made points (no media)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from reelstream.errors import ConfigError
+from reelstream.media.ladder.hull import (
+    LadderPolicy,
+    NotEnoughPoints,
+    RatePoint,
+    choose_rungs,
+    convex_hull,
+    ssim_db,
+)
+
+WIDTH = {240: 426, 480: 854, 720: 1280}
+# (crf, kbit/s, SSIM dB) per height: concave curves that cross, as real ones do.
+CURVES = {240: [(36, 100, 10.0), (30, 200, 13.0), (24, 400, 15.0), (18, 800, 16.0)],
+          480: [(36, 300, 11.0), (30, 600, 16.5), (24, 1200, 19.0), (18, 2400, 20.5)],
+          720: [(36, 800, 12.0), (30, 1600, 18.0), (24, 3200, 22.0), (18, 6400, 24.0)]}
+
+
+def ssim(db: float) -> float:
+    return 1 - 10 ** (-db / 10)
+
+
+def points(curves: dict[int, list[tuple[float, float, float]]] = CURVES) -> list[RatePoint]:
+    return [RatePoint(WIDTH[h], h, crf, kbps, ssim(db), peak_kbps=kbps * 1.3)
+            for h, curve in curves.items() for crf, kbps, db in curve]
+
+
+def test_the_hull_is_the_upper_concave_envelope_across_resolutions() -> None:
+    hull = convex_hull(points())
+    assert [(p.height, p.kbps) for p in hull] == [(240, 100), (240, 200), (240, 400), (480, 600), (480, 1200),
+                                                  (720, 3200), (720, 6400)]
+    slopes = [(b.db - a.db) / (b.kbps - a.kbps) for a, b in zip(hull, hull[1:])]
+    assert slopes == sorted(slopes, reverse=True)  # concave: each step buys less quality per bit
+    for p in points():  # every trial off the hull is beaten by a mix of two hull points
+        if p in hull:
+            continue
+        below = [h for h in hull if h.kbps <= p.kbps][-1]
+        above = next((h for h in hull if h.kbps > p.kbps), None)
+        if above is None:
+            assert p.db <= below.db
+        else:
+            t = (p.kbps - below.kbps) / (above.kbps - below.kbps)
+            assert p.db < below.db + t * (above.db - below.db)
+
+
+def test_the_hull_stops_at_the_best_quality_and_ignores_zero_rates() -> None:
+    pts = points() + [RatePoint(1280, 720, 12, 12800, ssim(23.5)), RatePoint(426, 240, 51, 0, ssim(1))]
+    assert convex_hull(pts)[-1].kbps == 6400  # dearer and worse: not on the rising hull
+
+
+def test_ten_rungs_at_even_quality_steps_from_the_floor_to_the_ceiling() -> None:
+    rungs = choose_rungs(points(), LadderPolicy(rungs=10, floor_kbps=400, ceiling_kbps=8000))
+    assert len(rungs) == 10
+    dbs = [ssim_db(r.expected_ssim) for r in rungs]
+    assert dbs[0] == pytest.approx(15.0, abs=0.01)  # 240p within 400 kbit/s
+    assert dbs[-1] == pytest.approx(24.0, abs=0.01)  # the best trial within 8 Mbit/s
+    assert [round(b - a, 2) for a, b in zip(dbs, dbs[1:])] == [1.0] * 9
+    floor = rungs[0]
+    assert (floor.height, floor.crf, floor.cap_kbps) == (240, 24.0, 400)
+    # The hull segment 240p@400 - 480p@600 holds 16 dB: 480p reaches it cheaper than 240p (800 kbit/s).
+    assert rungs[1].height == 480 and rungs[1].expected_kbps < 600
+    assert [r.height for r in rungs] == [240, 480, 480, 480, 480, 480, 720, 720, 720, 720]
+    assert all(a.expected_kbps < b.expected_kbps for a, b in zip(rungs, rungs[1:]))
+    assert all(r.cap_kbps <= 8000 and r.cap_kbps >= r.expected_kbps * 1.25 - 1 for r in rungs[1:])
+    # CRFs interpolated between the trials of the rung's resolution: 480p at 17 dB lies
+    # between CRF 30 (16.5 dB) and 24 (19 dB).
+    assert 24 < rungs[2].crf < 30 and rungs[2].height == 480
+
+
+def test_the_ceiling_bounds_the_top_rung_and_every_cap() -> None:
+    rungs = choose_rungs(points(), LadderPolicy(rungs=8, ceiling_kbps=3200))
+    assert ssim_db(rungs[-1].expected_ssim) == pytest.approx(22.0, abs=0.01)  # 720p CRF 24 at 3200
+    assert max(r.cap_kbps for r in rungs) == 3200
+    assert len(rungs) == 8
+
+
+def test_a_floor_rung_dearer_than_the_floor_is_capped_to_it() -> None:
+    # Noisy content: 240p needs 500 kbit/s even at CRF 36.
+    dear = {h: [(c, k * 5, q) for c, k, q in curve] for h, curve in CURVES.items()}
+    rungs = choose_rungs(points(dear), LadderPolicy(ceiling_kbps=40000))
+    assert rungs[0].height == 240 and rungs[0].crf == 36 and rungs[0].cap_kbps == 400
+
+
+def test_simple_content_gets_cheap_rungs() -> None:
+    # A slide: every resolution is near-transparent for a few hundred kbit/s.
+    easy = {h: [(c, k / 20, q + 15) for c, k, q in curve] for h, curve in CURVES.items()}
+    rungs = choose_rungs(points(easy), LadderPolicy(ceiling_kbps=8000))
+    assert max(r.cap_kbps for r in rungs) <= 500
+    assert ssim_db(rungs[-1].expected_ssim) == pytest.approx(39.0, abs=0.01)
+
+
+def test_rungs_at_one_height_get_distinct_caps_and_rendition_ids() -> None:
+    flat = {240: [(36, 100, 10.0), (30, 101, 13.0), (24, 102, 15.0), (18, 103, 16.0)]}
+    rungs = choose_rungs(points(flat), LadderPolicy(rungs=8, floor_kbps=50, ceiling_kbps=8000))
+    caps = [r.cap_kbps for r in rungs]
+    assert caps == sorted(set(caps))
+
+
+def test_missing_floor_resolution_and_bad_policies_are_refused() -> None:
+    with pytest.raises(NotEnoughPoints, match="no trial at the floor height 240p"):
+        choose_rungs([p for p in points() if p.height != 240], LadderPolicy())
+    with pytest.raises(ConfigError, match="rungs must be 8..12"):
+        choose_rungs(points(), LadderPolicy(rungs=13))
+    with pytest.raises(ConfigError, match="floor_kbps"):
+        LadderPolicy(floor_kbps=9000, ceiling_kbps=8000).check()
+
+
+def test_ssim_db() -> None:
+    assert ssim_db(0.99) == pytest.approx(20.0)
+    assert ssim_db(0.999) == pytest.approx(30.0)
+    assert ssim_db(1.0) == 60.0
+    assert math.isclose(ssim_db(0.0), 0.0)
