@@ -16,6 +16,8 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
+
 from reelstream.config import Settings
 from reelstream.events.model import Event
 from reelstream.ingest.service import IngestService
@@ -155,6 +157,18 @@ def test_a_title_is_transcoded_frame_exact_by_two_worker_processes(tmp_path: Pat
         ("h264-144p-200k", 3, 256, "24/1"), ("h264-180p-300k", 3, 320, "24/1")}
     results = [e for e in events(runtime, "reel.transcode.results") if e.type == "ChunkTranscoded"]
     assert all(o["psnr_db"] and o["psnr_db"] > 30 and o["frames"] in (48, 24) for e in results for o in e["outputs"])
+    # SSIM per chunk and rung, from x264's own measurement: the same figure as ffmpeg's ssim
+    # filter on the decoded chunk against the master's frames scaled to the rung.
+    middle = next(e for e in results if e["chunk_index"] == 1)
+    for output in middle["outputs"]:
+        width, height = (256, 144) if "144p" in output["rendition_id"] else (320, 180)
+        measured = subprocess.run(
+            [tools.ffmpeg(), "-nostdin", "-hide_banner", "-i", str(tmp_path / "out" / output["object_key"]),
+             *seek_args(48, Fraction(FPS)), "-i", str(master), "-lavfi",
+             (f"[1:v]{first_frame_filter(48, Fraction(FPS))},trim=end_frame=48,setpts=PTS-STARTPTS,"
+              f"scale={width}:{height}:flags=bicubic,setsar=1,format=yuv420p[r];[0:v][r]ssim"), "-f", "null", "-"],
+            capture_output=True, text=True, check=True).stderr
+        assert output["ssim"] == pytest.approx(float(measured.split("SSIM Y:")[1].split()[0]), abs=0.005), output
 
 
 def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:

@@ -84,6 +84,7 @@ def test_an_hdr10_master_gives_main10_hdr10_rungs_and_tone_mapped_sdr_rungs(tmp_
     outputs = [o for e in results for o in e["outputs"]]
     assert {o["rendition_id"] for o in outputs} == {r.rendition_id for r in LADDER}
     assert all(o["psnr_db"] is not None and o["psnr_db"] > 25 for o in outputs), outputs
+    assert all(o["ssim"] is not None and 0.5 < o["ssim"] <= 1 for o in outputs), outputs  # x264's and x265's SSIM
 
 
 def test_without_the_x265_cli_hdr_rungs_fail_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,11 @@
-"""Encode one chunk job and measure what came out (frames, duration, bitrate, PSNR)."""
+"""Encode one chunk job and measure what came out (frames, duration, bitrate, PSNR, SSIM).
+
+Quality is the encoders' own measurement, so it costs no second decode: x264 and x265
+compare each reconstructed frame with the frame they were given (the master's frame,
+scaled to the rung), every frame of the chunk, luma. PSNR per frame from ffmpeg's vstats
+(x264) or x265's CSV; SSIM from x264's closing report or x265's CSV. NVENC and ffmpeg's
+libx265 (SDR HEVC) rungs report none. (The ssim filter on the decoded output instead, with
+ffmpeg 8's loopback decoder in the same process, added ~10 % CPU per job.)"""
 
 from __future__ import annotations
 
@@ -23,6 +30,8 @@ from reelstream.media.transcode.x265 import (
     x265_command,
 )
 
+# x264's closing report, one per libx264 encoder, printed as ffmpeg frees the encoders: in output order.
+_X264_SSIM = re.compile(r"^\[libx264 @ [^\]]+\] (?:\[info\] )?SSIM Mean Y:([\d.]+)", re.MULTILINE)
 _VSTATS = re.compile(r"out=\s*(\d+)\s+st=\s*\d+\s+frame=\s*\d+\s+q=\s*[-\d.]+\s+(?:PSNR=\s*([\d.]+|inf)\s+)?f_size=\s*(\d+)")
 
 
@@ -61,11 +70,17 @@ def parse_vstats(text: str, outputs: int) -> list[tuple[int, float | None]]:
     return [(frames[i], (sum(psnr[i]) / len(psnr[i])) if psnr[i] else None) for i in range(outputs)]
 
 
+def parse_x264_ssim(stderr: str) -> list[float]:
+    """The mean SSIM x264 reports for each libx264 output (``ssim=1``), in output order."""
+    return [float(m.group(1)) for m in _X264_SSIM.finditer(stderr)]
+
+
 def encode_chunk(job: ChunkEncode, scratch: Path | None = None) -> list[EncodedChunk]:
     """Run the job's ffmpeg (and an x265 per HDR rung, reading ffmpeg's 10-bit frames from a
     FIFO); verify every output holds exactly ``job.frame_count`` frames."""
     cli = [i for i, r in enumerate(job.rungs) if uses_x265_cli(r, job.gpu)]
     psnr_of: dict[int, float | None] = {}
+    ssim_of: dict[int, float | None] = {}
     with tempfile.TemporaryDirectory(dir=scratch, prefix="vstats-") as tmp:
         vstats = Path(tmp) / "vstats.log"
         argv = chunk_command(tools.ffmpeg(), job, vstats)
@@ -79,7 +94,7 @@ def encode_chunk(job: ChunkEncode, scratch: Path | None = None) -> list[EncodedC
                 readers.append(x265_command(x265, job.rungs[i], job.frame_count, job.preset, job.master_display,
                                             job.max_cll, job.threads, job.outputs[i]))
             try:
-                run_with_readers(argv, readers, what)
+                stderr, _ = run_with_readers(argv, readers, what)
             finally:
                 for i in cli:
                     fifo_of(job.outputs[i]).unlink(missing_ok=True)
@@ -88,22 +103,26 @@ def encode_chunk(job: ChunkEncode, scratch: Path | None = None) -> list[EncodedC
                 run(mux_command(tools.ffmpeg(), job.outputs[i], sorted_check(frames.pocs), job.fps),
                     f"muxing {job.rungs[i].rendition_id}")
                 psnr_of[i] = frames.psnr_y
+                ssim_of[i] = frames.ssim
                 stream_of(job.outputs[i]).unlink(missing_ok=True)
                 csv_of(job.outputs[i]).unlink(missing_ok=True)
         else:
-            run(argv, what)
+            stderr = run(argv, what).stderr
+        x264 = [i for i, r in enumerate(job.rungs) if r.codec == "h264" and not job.gpu]
+        ssim_of.update(zip(x264, parse_x264_ssim(stderr), strict=False))
         stats = parse_vstats(vstats.read_text(errors="replace") if vstats.exists() else "", len(job.rungs))
     results = []
     for i, (rung, out, (_, psnr)) in enumerate(zip(job.rungs, job.outputs, stats, strict=True)):
         frames = count_frames(out)
         if frames != job.frame_count:
             raise ChunkIncomplete(f"{rung.rendition_id}: {frames} frames encoded, the grid needs {job.frame_count}")
-        psnr = psnr_of.get(i, psnr)
+        psnr, ssim = psnr_of.get(i, psnr), ssim_of.get(i)
         size = out.stat().st_size
         duration_ms = round(frames * 1000 / job.fps)
         results.append(EncodedChunk(rung.rendition_id, out, size, frames, duration_ms,
                                     round(size * 8 / duration_ms) if duration_ms else 0,
-                                    round(psnr, 3) if psnr is not None else None))
+                                    round(psnr, 3) if psnr is not None else None,
+                                    round(ssim, 5) if ssim is not None else None))
     return results
 
 

@@ -68,7 +68,9 @@ def h264_args(rung: RungEncode, gop: int, preset: str) -> list[str]:
         *rate_control(rung),
         # One closed GOP per chunk: IDR on the first frame, no scene-cut keyframes off the grid.
         "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop+psnr",
-        "-x264-params", "open-gop=0",
+        # ssim=1: x264 measures SSIM of its reconstruction against the frames it was given (the
+        # scaled source), at no measurable cost, and reports the mean when it closes.
+        "-x264-params", "open-gop=0:ssim=1",
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
     ]
 
@@ -110,7 +112,9 @@ def chunk_command(ffmpeg: str, job: ChunkEncode, vstats: Path) -> list[str]:
     gop = job.frame_count
     # One worker per core: a worker's ffmpeg then decodes, filters and encodes on that core only.
     threads = ["-threads", str(job.threads)] if job.threads else []
-    argv = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y",
+    # level+info: x264's closing report (its SSIM) is an info line; every line is tagged with its
+    # level, so a failure still shows the errors (``run.error_lines``).
+    argv = [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-y",
             *(["-filter_threads", str(job.threads), "-filter_complex_threads", str(job.threads)] if job.threads else []),
             # Seek to the chunk's keyframe (or the one before); the graph drops what precedes the chunk.
             *threads, *seek_args(job.start_frame, job.fps), "-i", str(job.master),

@@ -28,15 +28,22 @@ def run(argv: Sequence[str], what: str, timeout: float = 3600.0) -> subprocess.C
     except OSError as e:
         raise MediaCommandFailed(f"{what}: cannot start {argv[0]}: {e}") from e
     if result.returncode != 0:
-        tail = " | ".join(result.stderr.strip().splitlines()[-5:])
+        tail = " | ".join(error_lines(result.stderr)[-5:])
         raise MediaCommandFailed(f"{what}: exit {result.returncode}: {tail or 'no error output'}")
     return result
 
 
+def error_lines(stderr: str) -> list[str]:
+    """stderr's lines, less those ffmpeg tagged as below a warning (``-loglevel level+info``)."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    quiet = ("[info]", "[verbose]", "[debug]", "[trace]")
+    return [line for line in lines if not any(tag in line for tag in quiet)] or lines[-5:]
+
+
 def run_with_readers(argv: Sequence[str], readers: Sequence[Sequence[str]], what: str,
-                     timeout: float = 3600.0) -> list[str]:
+                     timeout: float = 3600.0) -> tuple[str, list[str]]:
     """Run ``argv`` while ``readers`` (started first) read the FIFOs it writes; every one must
-    succeed. Returns each reader's stderr. A reader that fails makes the writer fail (broken
+    succeed. Returns the writer's stderr and each reader's. A reader that fails makes the writer fail (broken
     pipe); a writer that fails before opening a FIFO would leave its reader blocked, so the
     readers are killed once the writer is done and they do not finish in time."""
     procs = []
@@ -50,8 +57,9 @@ def run_with_readers(argv: Sequence[str], readers: Sequence[Sequence[str]], what
                 p.kill()
             raise MediaCommandFailed(f"{what}: cannot start {reader[0]}: {e}") from e
     failure: MediaCommandFailed | None = None
+    written = ""
     try:
-        run(argv, what, timeout)
+        written = run(argv, what, timeout).stderr
     except MediaCommandFailed as e:
         failure = e
     errors = []
@@ -63,8 +71,8 @@ def run_with_readers(argv: Sequence[str], readers: Sequence[Sequence[str]], what
             _, err = proc.communicate()
         errors.append(err)
         if proc.returncode != 0 and failure is None:
-            tail = " | ".join(err.strip().splitlines()[-5:])
+            tail = " | ".join(error_lines(err)[-5:])
             failure = MediaCommandFailed(f"{what}: {reader[0]} exit {proc.returncode}: {tail or 'no error output'}")
     if failure is not None:
         raise failure
-    return errors
+    return written, errors

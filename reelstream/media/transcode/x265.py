@@ -69,8 +69,9 @@ def x265_command(x265: str, rung: RungEncode, frames: int, preset: str, master_d
         "--colormatrix", "bt2020nc", "--range", "limited",
         *(["--master-display", master_display] if master_display else []),
         *(["--max-cll", max_cll] if max_cll else []),
-        # Per-frame log: the display order for the MP4 and the encoder's PSNR (the quality figure).
-        "--psnr", "--csv", str(csv_of(output)), "--csv-log-level", "1", "--log-level", "warning", *single,
+        # Per-frame log: the display order for the MP4 and the encoder's PSNR and SSIM (the quality
+        # figures). x265 measures neither below --log-level info (the CSV then has no such columns).
+        "--psnr", "--ssim", "--csv", str(csv_of(output)), "--csv-log-level", "1", "--log-level", "info", *single,
     ]
 
 
@@ -78,20 +79,35 @@ def x265_command(x265: str, rung: RungEncode, frames: int, preset: str, master_d
 class FrameLog:
     pocs: tuple[int, ...]  # display index of each frame, in encode (decode) order
     psnr_y: float | None  # mean luma PSNR against the frames x265 was given (the scaled source)
+    ssim: float | None = None  # mean SSIM against the same frames
 
 
 def read_frame_log(path: Path) -> FrameLog:
-    pocs, psnr = [], []
+    """x265's ``--csv`` per-frame log; its columns are found by name (``--crf`` adds RateFactor,
+    VBV adds BufferFill, ``--psnr``/``--ssim`` add theirs only at ``--log-level info``)."""
+    pocs: list[int] = []
+    psnr: list[float] = []
+    ssim: list[float] = []
+    columns: dict[str, int] = {}
     with path.open(newline="") as f:
         for row in csv.reader(f):
-            if not row or not row[0].strip().isdigit():
-                continue  # the header
-            pocs.append(int(row[2]))
-            try:
-                psnr.append(float(row[7]))
-            except (IndexError, ValueError):
-                pass
-    return FrameLog(tuple(pocs), sum(psnr) / len(psnr) if psnr else None)
+            if not row:
+                continue
+            if not row[0].strip().isdigit():
+                columns = {name.strip(): i for i, name in enumerate(row)}
+                continue
+            pocs.append(int(row[columns.get("POC", 2)]))
+            for name, values in (("Y PSNR", psnr), ("SSIM", ssim)):
+                if name in columns:
+                    try:
+                        values.append(float(row[columns[name]]))
+                    except (IndexError, ValueError):
+                        pass
+    return FrameLog(tuple(pocs), _mean(psnr), _mean(ssim))
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _table(values: Sequence[int]) -> str:

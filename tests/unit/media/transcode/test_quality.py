@@ -1,0 +1,65 @@
+"""Per-chunk quality figures read from the encoders' own reports, and the calibration's trial span."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reelstream.media.transcode.calibrate import trial_span
+from reelstream.media.transcode.chunk import parse_x264_ssim
+from reelstream.media.transcode.commands import ChunkEncode, RungEncode, chunk_command, h264_args
+from reelstream.media.transcode.grid import Chunk
+from reelstream.media.transcode.run import error_lines
+from reelstream.media.transcode.x265 import read_frame_log
+
+# What ffmpeg 8.1 prints with -loglevel level+info as it frees two libx264 encoders (trimmed).
+FFMPEG_STDERR = """\
+[out#0/mp4 @ 0x55a0] [info] video:41kB audio:0kB subtitle:0kB other streams:0kB global headers:0kB
+[libx264 @ 0x7fb847131400] [info] frame I:1     Avg QP:19.27  size: 10021
+[libx264 @ 0x7fb847131400] [info] SSIM Mean Y:0.9723400 (15.558db)
+[libx264 @ 0x7fb847131400] [info] kb/s:168.15
+[libx264 @ 0x7fb847131c00] [info] frame I:1     Avg QP:22.01  size: 51002
+[libx264 @ 0x7fb847131c00] [info] SSIM Mean Y:0.8153300 ( 7.331db)
+"""
+
+# x265 3.5's --csv with --crf, --psnr and --ssim at --log-level info (columns abridged).
+X265_CSV = """\
+Encode Order, Type, POC, QP, Bits, Scenecut, RateFactor, Y PSNR, U PSNR, V PSNR, YUV PSNR, SSIM, SSIM(dB), Latency
+0, I-SLICE,    0, 26.08,      25440, 0,25.087, 44.528, 42.511, 42.286, 43.900, 0.993642, 21.966, 11
+1, P-SLICE,    2, 28.55,      12104, 0,28.000, 42.528, 41.511, 41.286, 42.100, 0.983642, 17.866, 9
+2, B-SLICE,    1, 29.55,       8104, 0,28.000, 41.528, 40.511, 40.286, 41.100, 0.973642, 15.866, 9
+"""
+
+
+def test_x264_ssim_in_output_order() -> None:
+    assert parse_x264_ssim(FFMPEG_STDERR) == [0.97234, 0.81533]
+
+
+def test_x264_measures_ssim_and_the_chunk_command_keeps_its_report() -> None:
+    args = h264_args(RungEncode("r", "h264", 426, 240, 400, crf=25.0), 48, "veryfast")
+    assert args[args.index("-x264-params") + 1] == "open-gop=0:ssim=1"
+    job = ChunkEncode(Path("m.mp4"), fps=24, start_frame=48, frame_count=48, rungs=(RungEncode("r", "h264", 426, 240, 400),),
+                      outputs=(Path("r.mp4"),))
+    argv = chunk_command("ffmpeg", job, Path("v.log"))
+    assert argv[argv.index("-loglevel") + 1] == "level+info" and "-nostats" in argv
+
+
+def test_x265_frame_log_columns_are_found_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "r.x265.csv"
+    path.write_text(X265_CSV)
+    log = read_frame_log(path)
+    assert log.pocs == (0, 2, 1)
+    assert log.psnr_y is not None and abs(log.psnr_y - (44.528 + 42.528 + 41.528) / 3) < 1e-9
+    assert log.ssim is not None and abs(log.ssim - 0.983642) < 1e-9
+    path.write_text(X265_CSV.replace(", Y PSNR, U PSNR, V PSNR, YUV PSNR, SSIM, SSIM(dB)", "")
+                    .replace(", 44.528, 42.511, 42.286, 43.900, 0.993642, 21.966", ""))
+    assert read_frame_log(path).psnr_y is None  # not measured: never the Latency column
+
+
+def test_failures_show_the_error_lines_not_the_info_report() -> None:
+    stderr = FFMPEG_STDERR + "[vost#0:0 @ 0x1] [error] Error while opening encoder\n"
+    assert error_lines(stderr) == ["[vost#0:0 @ 0x1] [error] Error while opening encoder"]
+
+
+def test_trials_encode_the_first_half_of_a_sample_chunk() -> None:
+    assert trial_span(Chunk(7, 336, 48)) == Chunk(7, 336, 24)
+    assert trial_span(Chunk(9, 432, 25)) == Chunk(9, 432, 13)
