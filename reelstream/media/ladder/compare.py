@@ -6,6 +6,7 @@ cheaper one is dropped: a player would never pick it). Rates are compared on a l
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -26,7 +27,7 @@ def quality_at_rate(curve: Curve, kbps: float) -> float | None:
     c = monotone(curve)
     if not c or kbps < c[0][0] * (1 - 1e-9):
         return None
-    for (r1, q1), (r2, q2) in zip(c, c[1:]):
+    for (r1, q1), (r2, q2) in itertools.pairwise(c):
         if r1 <= kbps <= r2:
             return q1 + (math.log(kbps) - math.log(r1)) / (math.log(r2) - math.log(r1)) * (q2 - q1)
     return c[-1][1]
@@ -35,7 +36,7 @@ def quality_at_rate(curve: Curve, kbps: float) -> float | None:
 def rate_at_quality(curve: Curve, db: float) -> float | None:
     """The bitrate at which the ladder reaches ``db`` (log-interpolated); None outside its range."""
     c = monotone(curve)
-    for (r1, q1), (r2, q2) in zip(c, c[1:]):
+    for (r1, q1), (r2, q2) in itertools.pairwise(c):
         if q1 <= db <= q2:
             return math.exp(math.log(r1) + (db - q1) / (q2 - q1) * (math.log(r2) - math.log(r1)))
     if c and abs(c[0][1] - db) < 1e-9:

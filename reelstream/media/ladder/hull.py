@@ -7,6 +7,7 @@ steps in dB are even steps of perceived quality, and the hull is taken in (log r
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -112,7 +113,7 @@ def _at_quality(curve: Sequence[RatePoint], db: float) -> tuple[float, float, fl
     if db <= curve[0].db:
         p = curve[0]
         return p.crf, p.kbps, p.peak_kbps or p.kbps
-    for lo, hi in zip(curve, curve[1:]):
+    for lo, hi in itertools.pairwise(curve):
         if lo.db <= db <= hi.db:
             t = (db - lo.db) / (hi.db - lo.db)
             return (lo.crf + t * (hi.crf - lo.crf), _logmix(lo.kbps, hi.kbps, t),
@@ -192,7 +193,7 @@ def choose_rungs(points: Sequence[RatePoint], policy: LadderPolicy) -> list[Chos
 def _bracket(hull: Sequence[RatePoint], db: float) -> list[tuple[int, int]]:
     """The resolutions of the hull vertices on either side of quality ``db``: the hull segment
     the rung sits on (a resolution off the hull there costs more for that quality)."""
-    for lo, hi in zip(hull, hull[1:]):
+    for lo, hi in itertools.pairwise(hull):
         if lo.db <= db <= hi.db:
             return [(lo.width, lo.height), (hi.width, hi.height)]
     edge = hull[0] if hull and db < hull[0].db else hull[-1] if hull else None

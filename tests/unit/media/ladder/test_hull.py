@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -36,7 +37,7 @@ def test_the_hull_is_the_upper_concave_envelope_across_resolutions() -> None:
     hull = convex_hull(points())
     assert [(p.height, p.kbps) for p in hull] == [(240, 100), (240, 200), (240, 400), (480, 600), (480, 1200),
                                                   (720, 3200), (720, 6400)]
-    slopes = [(b.db - a.db) / (b.kbps - a.kbps) for a, b in zip(hull, hull[1:])]
+    slopes = [(b.db - a.db) / (b.kbps - a.kbps) for a, b in itertools.pairwise(hull)]
     assert slopes == sorted(slopes, reverse=True)  # concave: each step buys less quality per bit
     for p in points():  # every trial off the hull is beaten by a mix of two hull points
         if p in hull:
@@ -61,13 +62,13 @@ def test_ten_rungs_at_even_quality_steps_from_the_floor_to_the_ceiling() -> None
     dbs = [ssim_db(r.expected_ssim) for r in rungs]
     assert dbs[0] == pytest.approx(15.0, abs=0.01)  # 240p within 400 kbit/s
     assert dbs[-1] == pytest.approx(24.0, abs=0.01)  # the best trial within 8 Mbit/s
-    assert [round(b - a, 2) for a, b in zip(dbs, dbs[1:])] == [1.0] * 9
+    assert [round(b - a, 2) for a, b in itertools.pairwise(dbs)] == [1.0] * 9
     floor = rungs[0]
     assert (floor.height, floor.crf, floor.cap_kbps) == (240, 24.0, 400)
     # The hull segment 240p@400 - 480p@600 holds 16 dB: 480p reaches it cheaper than 240p (800 kbit/s).
     assert rungs[1].height == 480 and rungs[1].expected_kbps < 600
     assert [r.height for r in rungs] == [240, 480, 480, 480, 480, 480, 720, 720, 720, 720]
-    assert all(a.expected_kbps < b.expected_kbps for a, b in zip(rungs, rungs[1:]))
+    assert all(a.expected_kbps < b.expected_kbps for a, b in itertools.pairwise(rungs))
     assert all(r.cap_kbps <= 8000 and r.cap_kbps >= r.expected_kbps * 1.25 - 1 for r in rungs[1:])
     # CRFs interpolated between the trials of the rung's resolution: 480p at 17 dB lies
     # between CRF 30 (16.5 dB) and 24 (19 dB).

@@ -1,0 +1,90 @@
+"""Per-title ladders end to end on the embedded runtime, with real ffmpeg: a short master is
+measured, its ladder chosen on the hull, both recorded as events, planned into jobs with
+the chosen CRFs and caps, encoded by a worker, and completed rung by rung."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from reelstream.config import Settings
+from reelstream.ingest.plan import per_title_rungs, points_of, policy_of
+from reelstream.ingest.service import IngestService
+from reelstream.media import tools
+from reelstream.media.ladder.hull import choose_rungs
+from reelstream.media.probe import count_frames
+from reelstream.media.transcode.ladder import Rung
+from reelstream.runtime import Runtime
+from reelstream.workers.capabilities import Capabilities
+from reelstream.workers.transcode import TranscodeWorker
+from tests.functional.test_transcode_embedded import events, finished, run_completion_until
+from tests.support.media import make_master, title_metadata, write_metadata
+
+# The fixed ladder the per-title one replaces: its lowest rung is the floor, its top rate the ceiling.
+LADDER = (Rung("h264", 144, 150), Rung("h264", 180, 600))
+
+
+def test_a_per_title_ladder_is_measured_chosen_recorded_planned_and_encoded(tmp_path: Path) -> None:
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel", ladder_mode="per_title"))
+    (tmp_path / "studio").mkdir()
+    master = make_master(tmp_path / "studio" / "film.mp4", seconds=4, languages=("en",))
+    metadata = write_metadata(tmp_path / "studio" / "title.json", title_metadata("pt-1", master, languages=("en",)))
+    result = IngestService(runtime, LADDER).ingest(master, metadata)
+
+    catalog = [e for e in events(runtime, "reel.catalog") if e["title_id"] == "pt-1"]
+    kinds = [e.type for e in catalog]
+    assert kinds[kinds.index("IngestValidated"):] == ["IngestValidated", "TitleComplexityAnalyzed",
+                                                      "TitleLadderChosen", "TranscodePlanned"]
+    validated, analyzed, chosen, planned = catalog[-4:]
+    assert analyzed.header.causation_id == validated.event_id
+    assert chosen.header.causation_id == analyzed.event_id and chosen["analysis_event_id"] == analyzed.event_id
+    assert planned.header.causation_id == chosen.event_id
+
+    # The measured points: both trial resolutions at every trial CRF, scored with SSIM.
+    assert analyzed["metric"] == "SSIM" and analyzed["samples"]
+    assert {(p["height"], p["crf"]) for p in analyzed["points"]} == {
+        (h, c) for h in (144, 180) for c in analyzed["trial_crfs"]}
+    for height in (144, 180):  # lower CRF: more bits and a better score
+        curve = sorted((p for p in analyzed["points"] if p["height"] == height), key=lambda p: -p["crf"])
+        assert [p["kbps"] for p in curve] == sorted(p["kbps"] for p in curve)
+        assert curve[-1]["score"] > curve[0]["score"] > 0.5
+
+    # The decision: 8..12 rungs, the floor at 144p within 150 kbit/s, none above 600, and
+    # replaying the analysis through the hull gives the same ladder.
+    rungs = chosen["rungs"]
+    assert chosen["mode"] == "PER_TITLE" and 8 <= len(rungs) <= 12
+    assert rungs[0]["height"] == 144 and rungs[0]["cap_kbps"] <= 150
+    assert all(r["cap_kbps"] <= 600 and r["crf"] is not None for r in rungs)
+    replayed, crfs = per_title_rungs(choose_rungs(points_of(analyzed.data), policy_of(chosen.data)))
+    assert [r["rendition_id"] for r in rungs] == [r.rendition_id for r in replayed]
+    assert [r["rendition_id"] for r in planned["renditions"]] == result.renditions == [r.rendition_id for r in replayed]
+    assert [r["bitrate_kbps"] for r in planned["renditions"]] == [r["cap_kbps"] for r in rungs]
+
+    # The jobs encode every rung at its chosen CRF under its cap (no calibration ran).
+    jobs = [e for e in events(runtime, "reel.transcode.jobs") if e.type == "ChunkTranscodeRequested"]
+    assert len(jobs) == 2
+    for job in jobs:
+        assert {r["rendition_id"]: r["crf"] for r in job["rungs"]} == crfs
+        assert {r["rendition_id"]: r["bitrate_kbps"] for r in job["rungs"]} == {
+            r["rendition_id"]: r["cap_kbps"] for r in rungs}
+
+    worker = TranscodeWorker(runtime, "w1", Capabilities(False, tools.ffmpeg()), scratch=tmp_path / "scratch", threads=1)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop.is_set,))
+    thread.start()
+    try:
+        run_completion_until(runtime, lambda: finished(runtime, "pt-1") is not None, timeout=240)
+    finally:
+        stop.set()
+        thread.join()
+    assert finished(runtime, "pt-1") == "TitleTranscoded"
+    completed = {e["rendition_id"]: e for e in events(runtime, "reel.catalog") if e.type == "RenditionCompleted"}
+    assert set(completed) == set(crfs)
+    for rung in rungs:
+        keys = [o.key for o in runtime.objects.list(f"titles/pt-1/renditions/{rung['rendition_id']}/chunks/")]
+        assert len(keys) == 2
+        path = tmp_path / "out" / keys[0]
+        runtime.objects.download(keys[0], path)
+        assert count_frames(path) == 48
+        # Capped VBR: the encoder's VBV (maxrate 1.1x the cap, buffer 2x) bounds a 2-s chunk.
+        assert completed[rung["rendition_id"]]["avg_bitrate_kbps"] <= rung["cap_kbps"] * 2.1
