@@ -291,7 +291,10 @@ def _variants(chosen: Selection, urls: UrlBuilder, suffix: str, pathway: str | N
             ("NAME", _q(display_name(track))), ("DEFAULT", "NO"), ("AUTOSELECT", "YES"),
             ("FORCED", "YES" if forced else "NO"),
             ("CHARACTERISTICS", _q(SDH_CHARACTERISTICS) if "sdh" in track.accessibility else None),
-            ("URI", _q(urls.playlist(track)))]))
+            ("URI", _q(urls.playlist(track))),
+            # Not an EXT-X-MEDIA attribute in rfc8216bis (clients ignore unknown ones): Shaka Player
+            # 5.2 ties a subtitles group to its pathway only through it (audio through the variants).
+            ("PATHWAY-ID", _q(pathway) if pathway else None)]))
     text_peak = max((t.bandwidth for t in chosen.text), default=0)
     text_average = max((t.average_bandwidth for t in chosen.text), default=0)
     text_codecs = sorted({t.codecs for t in chosen.text if t.init})  # raw WebVTT needs no CODECS entry
