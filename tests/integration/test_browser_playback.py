@@ -3,54 +3,58 @@ system browser) runs Shaka Player 5.2 on EME Clear Key, for DASH and HLS, ``cenc
 ``cbcs``. Each run switches audio language and shows a subtitle track, and reads decoded
 frames and currentTime from the page.
 
-Everything is ReelStream's: the packager's CMAF segments, the manifests generated per
-request for the Chromium device profile, and keys from the key service. The license
-routes in ``tests.support.browser.stand_in_app`` stand in for the license server (a later
-issue).
+Everything is ReelStream's: the packager's CMAF segments through the nginx tiers, the
+manifests the manifest gateway renders for the Chromium device profile (with content
+steering), and the keys from the real license server (the DASH Clear Key license and
+the HLS identity key URIs, both with the session's playback ticket).
 """
 
 from __future__ import annotations
 
-import secrets
+import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.browser import (
-    BROWSER_AUDIO,
-    browser_missing,
-    build_browser_media,
-    chromium,
-    package_for_test,
-    serve,
-    stand_in_app,
-)
+from tests.integration.test_edge_delivery import NO_NGINX
+from tests.integration.test_web_player import EMAIL, PASSWORD, post, web_stack
+from tests.support.browser import BROWSER_AUDIO, browser_missing, chromium
 
-pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
+pytestmark = pytest.mark.skipif(browser_missing() is not None or NO_NGINX is not None,
+                                reason=browser_missing() or NO_NGINX or "")
 
 WAIT_MS = 60_000  # an upper bound for a stuck player, not a timing assertion
+# One title per scheme: a content key is never used with both cenc and cbcs.
+TITLES = (("t-browser-cenc", "cenc", "Browser cenc"), ("t-browser-cbcs", "cbcs", "Browser cbcs"))
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from reelstream.config import Settings
-    from reelstream.keys.kek import AesGcmKek
-    from reelstream.keys.service import KeyService
-    from reelstream.runtime import Runtime
-
     root = tmp_path_factory.mktemp("browser")
-    cache = build_browser_media(root / "media")
-    runtime = Runtime(Settings(data_dir=root / "reel"))
-    keys = KeyService(runtime.state, AesGcmKek(secrets.token_bytes(32)), runtime.publish, producer="test")
-    # One title per scheme: a content key is never used with both cenc and cbcs.
-    packages = {scheme: package_for_test(runtime, keys, f"t-browser-{scheme}", scheme, cache)
-                for scheme in ("cenc", "cbcs")}
-    app = stand_in_app(runtime.objects, {p.package_id: p for p in packages.values()}, keys)
-    with serve(app) as base, chromium(root) as browser:
-        yield {"base": base, "browser": browser, "packages": packages}
-    runtime.close()
+    # Every test opens its own playback session on one device.
+    with web_stack(root, TITLES, max_streams=20) as site, chromium(root) as browser:
+        base = site["base"]
+        session = post(f"{base}/auth/sessions", {"email": EMAIL, "password": PASSWORD})
+        request = urllib.request.Request(
+            f"{base}/auth/devices", json.dumps({"name": "browser test", "device_type": "browser",
+                                                "security_level": "software"}).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {session['token']}"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            device_token = json.loads(r.read())["token"]
+        yield {"base": base, "browser": browser, "token": device_token}
+
+
+def session_manifest(stack: dict[str, Any], scheme: str, name: str) -> str:
+    """Open a playback session as a signed-in device would; the URL the player follows
+    (the session's ticket in it, so Shaka needs no headers)."""
+    request = urllib.request.Request(f"{stack['base']}/manifests/titles/t-browser-{scheme}/{name}",
+                                     headers={"Authorization": f"Bearer {stack['token']}"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        ticket = r.headers["X-Reel-Ticket"]
+    return f"{stack['base']}/manifests/t/{ticket}/{name}"
 
 
 def wait(page: Any, condition: str) -> dict[str, Any]:
@@ -70,16 +74,15 @@ def wait(page: Any, condition: str) -> dict[str, Any]:
 @pytest.mark.parametrize("scheme", ["cenc", "cbcs"])
 @pytest.mark.parametrize("manifest", ["manifest.mpd", "master.m3u8"])
 def test_chromium_plays_switches_audio_and_shows_subtitles(stack: dict[str, Any], scheme: str, manifest: str) -> None:
-    package = stack["packages"][scheme]
     page = stack["browser"].new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        page.goto(stack["base"] + "/player/player.html")
+        page.goto(stack["base"] + "/web/static/player.html")
         # Subtitles from the viewer's preference at load. (Shaka 5.2 adds no cues to an HLS
         # WebVTT track first selected with selectTextTrack during playback; DASH does.)
         page.evaluate("([url, config]) => reel.load(url, config)",
-                      [f"{stack['base']}/manifest/{package.package_id}/{manifest}",
+                      [session_manifest(stack, scheme, manifest),
                        {"preferredText": [{"language": "en"}]}])
         first = wait(page, "s.totalVideoFrames > 12 && s.currentTime > 0.5 && s.showingCues > 0")
         assert first["keySystem"] == "org.w3.clearkey"
@@ -98,11 +101,10 @@ def test_chromium_plays_switches_audio_and_shows_subtitles(stack: dict[str, Any]
 
 
 def test_the_audio_description_track_is_offered(stack: dict[str, Any]) -> None:
-    package = stack["packages"]["cenc"]
     page = stack["browser"].new_page()
     try:
-        page.goto(stack["base"] + "/player/player.html")
-        page.evaluate("url => reel.load(url)", f"{stack['base']}/manifest/{package.package_id}/manifest.mpd")
+        page.goto(stack["base"] + "/web/static/player.html")
+        page.evaluate("url => reel.load(url)", session_manifest(stack, "cenc", "manifest.mpd"))
         wait(page, "s.totalVideoFrames > 0")
         page.evaluate("reel.selectAudio('en', 'description')")
         described = wait(page, "s.audioRoles.includes('description')")

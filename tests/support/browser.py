@@ -1,6 +1,10 @@
 """Test support for the browser and key-provider tests: an aiohttp app served on a
 loopback port from a background thread (so synchronous code, like the SPEKE client and
-Playwright's sync API, can call it), and headless Chromium through Playwright."""
+Playwright's sync API, can call it), headless Chromium through Playwright, and the
+browser-test title (media, packaging).
+
+There is no stand-in license endpoint: every browser test that decrypts gets its keys
+from the real license server through the gateways (``test_web_player.web_stack``)."""
 
 from __future__ import annotations
 
@@ -85,7 +89,6 @@ def chromium(tmp: Path) -> Iterator[Any]:
 # --------------------------------------------------------------------------- a packaged title
 
 
-PLAYER_DIR = REPO / "reelstream" / "web"
 BROWSER_RENDITIONS = ("h264-360p-800k", "h264-720p-1500k")  # SD and HD: Chromium must get SD only
 BROWSER_AUDIO = ("audio-en", "audio-fr", "audio-en-ad")
 BROWSER_SUBTITLES = ("text-en-sdh", "text-fr")
@@ -107,71 +110,6 @@ def build_browser_media(cache: Path) -> Path:
     for track in BROWSER_SUBTITLES:
         (cache / "subtitles" / f"{track}.vtt").write_text(mf.vtt(track.split("-")[1], BROWSER_SECONDS))
     return cache
-
-
-def stand_in_app(objects: Any, packages: dict[str, Any], key_service: Any) -> web.Application:
-    """What the browser talks to: the player page, Shaka, manifests generated per request by
-    ReelStream's manifest functions, segments from origin storage, and keys.
-
-    The two key routes are a STAND-IN for the license server (a later issue): they hand
-    Clear Key keys to anyone, with no entitlement or device check. Keys come from the key
-    service (unwrapped from the state store), never from a file or the package.
-    """
-    import base64
-    import json
-
-    from reelstream.media.package import dash, hls
-
-    def urls(request: web.Request, package: Any) -> hls.UrlBuilder:
-        origin = f"{request.url.scheme}://{request.url.host}:{request.url.port}"
-        return hls.UrlBuilder(media_base=f"{origin}/media/{package.package_id}/", playlist_base="",
-                              clearkey_license=f"{origin}/license/clearkey/{package.title_id}",
-                              clearkey_key=f"{origin}/keys/{package.title_id}/{{key_id}}")
-
-    async def manifest(request: web.Request) -> web.Response:
-        package = packages[request.match_info["package"]]
-        name = request.match_info["name"]
-        u = urls(request, package)
-        if name == "manifest.mpd":
-            return web.Response(text=dash.mpd(package, hls.CHROMIUM_CLEARKEY, u), content_type="application/dash+xml")
-        if name == "master.m3u8":
-            body = hls.multivariant_playlist(package, hls.CHROMIUM_CLEARKEY, u)
-        else:
-            body = hls.media_playlist(package, name.removesuffix(".m3u8"), hls.CHROMIUM_CLEARKEY, u)
-        return web.Response(text=body, content_type="application/vnd.apple.mpegurl")
-
-    async def media(request: web.Request) -> web.Response:
-        package = packages[request.match_info["package"]]
-        body = objects.get(package.storage_prefix + request.match_info["key"])
-        kind = "text/vtt" if request.match_info["key"].endswith(".vtt") else "video/mp4"
-        return web.Response(body=body, content_type=kind)
-
-    def b64url(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-    async def clearkey_license(request: web.Request) -> web.Response:
-        # W3C EME Clear Key license request/response (JSON Web Key set).
-        asked = json.loads(await request.read())
-        keys = []
-        for kid in asked["kids"]:
-            kid_hex = base64.urlsafe_b64decode(kid + "=" * (-len(kid) % 4)).hex()
-            key = key_service.key_for_kid(request.match_info["title"], kid_hex)
-            keys.append({"kty": "oct", "kid": kid, "k": b64url(key.key)})
-        return web.json_response({"keys": keys, "type": asked.get("type", "temporary")})
-
-    async def raw_key(request: web.Request) -> web.Response:
-        # HLS KEYFORMAT="identity": the URI returns the 16 key bytes.
-        key = key_service.key_for_kid(request.match_info["title"], request.match_info["kid"])
-        return web.Response(body=key.key, content_type="application/octet-stream")
-
-    app = web.Application()
-    app.router.add_get("/manifest/{package}/{name}", manifest)
-    app.router.add_get("/media/{package}/{key:.+}", media)
-    app.router.add_post("/license/clearkey/{title}", clearkey_license)
-    app.router.add_get("/keys/{title}/{kid}", raw_key)
-    app.router.add_static("/shaka/", SHAKA_DIST)
-    app.router.add_static("/player/", PLAYER_DIR)
-    return app
 
 
 def package_for_test(runtime: Any, key_service: Any, title_id: str, scheme: str, cache: Path) -> Any:
