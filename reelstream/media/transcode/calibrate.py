@@ -59,7 +59,7 @@ def trial_span(chunk: Chunk) -> Chunk:
 def crf_for(target_kbps: float, low: tuple[float, float], high: tuple[float, float]) -> float:
     """The CRF whose bitrate is ``target_kbps``, from two (crf, kbps) measurements."""
     (c1, b1), (c2, b2) = low, high
-    if b1 <= 0 or b2 <= 0 or b1 == b2:
+    if b1 <= 0 or b2 <= 0 or b1 == b2 or c1 == c2:  # two trials at one (clamped) CRF: no slope
         return c1
     slope = (math.log(b2) - math.log(b1)) / (c2 - c1)
     crf = c1 + (math.log(target_kbps) - math.log(b1)) / slope
