@@ -43,6 +43,7 @@ def cmd_edge_config(args: argparse.Namespace) -> int:
 def cmd_edge_up(args: argparse.Namespace) -> int:
     from reelstream.edge import start_edge
     from reelstream.edge.signing import EdgeSecret
+    from reelstream.processors.popularity.logic import TITLE_POPULARITY
     from reelstream.runtime import Runtime
 
     logging.getLogger("reelstream.edge").setLevel(logging.INFO)
@@ -63,17 +64,22 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
         return 0
     stack = start_edge(runtime.objects, Path(args.work_dir).resolve(), EdgeSecret(secret),
                        popular=args.popular or (), base_port=args.base_port)
-    print(f"origin   {stack.origin.url}")
+    print(f"origin    {stack.origin.url}")
     for node in stack.topology.nodes:
-        print(f"{node.tier:<9}{node.base_url}  ({node.name})")
-    print(f"steering {stack.steering_url}/steering")
+        print(f"{node.tier:<10}{node.base_url}  ({node.name})")
+    print(f"steering  {stack.steering_url}/steering")
+    pathways = ",".join(f"{n.name}={n.base_url}" for n in sorted(stack.topology.nodes, key=lambda n: n.tier == "pop"))
+    print(f"gateways: export REEL_EDGE_PATHWAYS={pathways} REEL_STEERING_URL={stack.steering_url}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    runtime.state.ensure_views([TITLE_POPULARITY])
     try:
         while not stop.wait(5):
             stack.ship_logs(lambda e: runtime.publish(e, flush=False))
             runtime.log.flush()
+            # The popularity processor's list (with the --popular titles pinned) to the appliances.
+            stack.refresh_popular(runtime.state, pinned=args.popular or ())
     finally:
         stack.stop()
         runtime.close()

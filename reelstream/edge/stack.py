@@ -20,7 +20,10 @@ from reelstream.edge.signing import EdgeSecret
 from reelstream.edge.steering import DEFAULT_TTL_S, SteeringState, steering_app
 from reelstream.edge.topology import Topology, local_topology
 from reelstream.events.model import Event
+from reelstream.processors.base import StateReader
 from reelstream.processors.cmcd.logic import edge_events
+from reelstream.processors.popularity.logic import SCOPE as POPULARITY_SCOPE
+from reelstream.processors.popularity.logic import TITLE_POPULARITY, popular_titles
 from reelstream.stores.ports import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,15 @@ class EdgeStack:
         titles = list(titles)
         self.runner.set_popular(titles)
         self.steering_state.popular = frozenset(titles)
+
+    def refresh_popular(self, state: StateReader, pinned: Iterable[str] = (), top_n: int = 1000) -> bool:
+        """Take the popularity processor's list (plus ``pinned`` titles) to the appliances and
+        the steering server; reloads nginx only when the list changed. True when it did."""
+        titles = frozenset(popular_titles(state.query(TITLE_POPULARITY, (POPULARITY_SCOPE,)), top_n)) | set(pinned)
+        if titles == self.steering_state.popular:
+            return False
+        self.set_popular(sorted(titles))
+        return True
 
     def ship_logs(self, publish: Callable[[Event], None], producer: str = "edge-logs") -> int:
         """Publish the access-log lines written since the last call; returns events published."""

@@ -9,6 +9,7 @@ import socket
 import time
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,12 @@ from reelstream.edge import start_edge
 from reelstream.edge.signing import EdgeSecret, signed_base
 from reelstream.edge.steering import NodeHealth
 from reelstream.events.model import Event
+from reelstream.processors.popularity.logic import PopularityProcessor
 from reelstream.stores.localdir import LocalDirObjectStore
 from tests.integration.test_edge_delivery import NO_NGINX, free_port_block
+from tests.support.memory_state import MemoryState
+from tests.unit.edge.test_steering_and_processors import _started as started
+from tests.unit.edge.test_steering_and_processors import apply
 
 pytestmark = pytest.mark.skipif(NO_NGINX is not None, reason=NO_NGINX or "")
 
@@ -62,6 +67,15 @@ def test_steering_and_cmcd_through_a_started_edge(tmp_path: Path) -> None:
         assert (served[0]["node"], served[0]["title_id"], served[0]["buffer_ms"], served[0]["cache_status"]) == \
             ("appliance-isp-a", "t-hit", 4000, "MISS")
         assert stack.ship_logs(events.append) == 0  # each line is shipped once
+
+        # The popularity processor's list reaches the appliance and the steering server.
+        state = MemoryState()
+        for title in ("t-rare", "t-rare", "t-hit"):  # the long-tail title is now watched more
+            apply(PopularityProcessor(), state, started(title, datetime.now(UTC)))
+        assert stack.refresh_popular(state, top_n=1) and stack.steering_state.popular == {"t-rare"}
+        assert not stack.refresh_popular(state, top_n=1), "unchanged: no reload"
+        assert fetch_json(steer + urllib.parse.urlencode({"session": "s4", "title": "t-rare", "isp": "isp-a"})
+                          )["PATHWAY-PRIORITY"] == ["appliance-isp-a", "pop-1"]
 
         stack.set_popular([])  # the title fell off the list: the appliance now passes it through
         tail_now = fetch_json(steer + urllib.parse.urlencode({"session": "s3", "title": "t-hit", "isp": "isp-a"}))
