@@ -21,7 +21,13 @@ from reelstream.player.client import gateway
 from reelstream.player.client.decode import decode_args, decode_frames
 from reelstream.player.client.decrypt import decrypt_segment
 from reelstream.player.client.fetch import Http
-from reelstream.player.client.session import PlaybackReport, PlayerConfig, open_manifest, play, prepare
+from reelstream.player.client.session import (
+    PlaybackReport,
+    PlayerConfig,
+    open_manifest,
+    play,
+    prepare,
+)
 from reelstream.player.client.timeline import Seek, Stop
 from tests.integration.test_edge_delivery import NO_NGINX
 from tests.support.browser import build_browser_media
@@ -47,7 +53,7 @@ def stack(request: pytest.FixtureRequest, media: Path, tmp_path_factory: pytest.
         bootstrap = request.getfixturevalue("kafka_bootstrap")
         cassandra = request.getfixturevalue("cassandra_contact")
         settings = server_settings(bootstrap, cassandra, uuid.uuid4().hex[:10], root / "reel")
-    with player_stack(root, media, settings, servers=request.param != "embedded") as deployed:
+    with player_stack(root, media, settings, child_processors=request.param != "embedded") as deployed:
         yield {**deployed, "media": media, "runtime_name": request.param}
 
 
@@ -67,7 +73,7 @@ def assert_played_everything(report: PlaybackReport, title_duration_s: float) ->
         "the ABR planned with the real sizes from the packager's sidecar"
     assert all(d.edge_node == "appliance-isp-a" for d in kept), "segments come from the ISP appliance tier"
     assert all(d.reason for d in report.decisions)
-    assert [b["event"] for b in report.beats][0] == "start" and report.beats[-1]["end_reason"] == "ENDED"
+    assert report.beats[0]["event"] == "start" and report.beats[-1]["end_reason"] == "ENDED"
     assert all(b["sid"] == report.session_id and b["cid"] == report.title_id for b in report.beats)
 
 

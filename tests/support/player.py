@@ -1,7 +1,7 @@
 """A deployment for the player tests: real packaged titles (cenc and cbcs), the origin,
 the CDN PoP and ISP appliance on nginx, the gateways, one subscribed account; on the
-embedded runtime (processors drained in the test) or on Kafka + Cassandra (``reel
-processors`` as a child process)."""
+embedded runtime or on Kafka + Cassandra, the processors drained by the test or run by
+``reel processors`` as a child process."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 @contextmanager
-def player_stack(root: Path, media: Path, settings: Settings, servers: bool) -> Iterator[dict[str, Any]]:
-    """Yields base (gateways), runtime, packages, settle() (embedded: run the processors
-    now; servers: they run on their own) and the id of a hardware-secure TV registered on
+def player_stack(root: Path, media: Path, settings: Settings, child_processors: bool) -> Iterator[dict[str, Any]]:
+    """Yields base (gateways), runtime, packages, settle() (without ``child_processors``:
+    run the processors now; with: ``reel processors`` runs them on its own) and the id of a hardware-secure TV registered on
     the account (the device that proved the subscription reached the license server)."""
     from reelstream.edge.origin import origin_app
     from reelstream.edge.runner import EdgeRunner
@@ -52,7 +52,7 @@ def player_stack(root: Path, media: Path, settings: Settings, servers: bool) -> 
     packages = {tid: publish(runtime, keys, media, tid, scheme, name) for tid, scheme, name in TITLES}
     with ExitStack() as stack:
         stack.callback(runtime.close)
-        if servers:
+        if child_processors:
             process = start_processors(runtime.settings, root / "processors.log")
             stack.callback(stop_process, process)
         origin = stack.enter_context(serve(origin_app(runtime.objects)))
@@ -74,7 +74,7 @@ def player_stack(root: Path, media: Path, settings: Settings, servers: bool) -> 
             producer="test"))
 
         def settle() -> None:
-            if not servers:
+            if not child_processors:
                 drain(runtime)
 
         settle()

@@ -32,7 +32,13 @@ from reelstream.media.package.boxes import (
     iter_headers,
     parse_boxes,
 )
-from reelstream.media.package.cmaf import ClearTrack, Fragment, SampleTable, read_clear, sample_table
+from reelstream.media.package.cmaf import (
+    ClearTrack,
+    Fragment,
+    SampleTable,
+    read_clear,
+    sample_table,
+)
 from reelstream.media.package.errors import PackagingError
 from reelstream.player.client.errors import SegmentInvalid
 

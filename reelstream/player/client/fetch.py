@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -57,3 +58,12 @@ class Http:
         if reply.status not in ok:
             raise RequestFailed(what, url, reply.status, body.decode("utf-8", "replace"))
         return reply
+
+
+def rebase(url: str, edge: str | None) -> str:
+    """``url`` on another edge (``scheme://host:port``), path and query kept: signed edge
+    URLs sign the path, so any tier that shares the secret accepts them."""
+    if not edge:
+        return url
+    target, parts = urlsplit(edge), urlsplit(url)
+    return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, parts.fragment))

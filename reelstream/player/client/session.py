@@ -25,15 +25,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urljoin
 
+from reelstream.errors import ReelStreamError
 from reelstream.media.package import sizes as sidecar
 from reelstream.player.abr import AbrAlgorithm, Observation, default_algorithm
 from reelstream.player.client import gateway, manifest
 from reelstream.player.client.decode import decode_frames
 from reelstream.player.client.decrypt import TrackInfo, decrypt_segment, read_init
 from reelstream.player.client.errors import LicenseIncomplete, RequestFailed
-from reelstream.player.client.fetch import Http, Reply
+from reelstream.player.client.fetch import Http, Reply, rebase
+from reelstream.player.client.ladder import Ladder, build_ladder, describe
 from reelstream.player.client.license import clearkey_license, identity_key
-from reelstream.player.client.ladder import Ladder, Rung, build_ladder, describe
 from reelstream.player.client.timeline import Action, Timeline
 from reelstream.player.client.verify import Expected, check_segment
 from reelstream.player.network import TraceLink
@@ -58,6 +59,8 @@ class PlayerConfig:
         start_buffer_s: buffered media needed for the first frame.
         first_rung: rung of the first chunk (start low, climb as the buffer allows).
         decode_check: decode the first segment of every rendition with ffmpeg.
+        edge: send media requests to this edge (``scheme://host:port``) instead of the
+            one the manifest names; the signed paths stay the same.
     """
 
     gateway: str
@@ -77,6 +80,7 @@ class PlayerConfig:
     first_rung: int = 0
     audio_language: str | None = None
     decode_check: bool = False
+    edge: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class Decision:
     throughput_kbps: float
     stall_s: float
     edge_node: str | None
+    media_s: float = 0.0  # media the chunk put in the buffer
     discarded: bool = False  # a seek made the chunk useless while it downloaded
 
 
@@ -137,8 +142,12 @@ async def play(http: Http, config: PlayerConfig) -> PlaybackReport:
     report = PlaybackReport(config.title_id, config.format, session_id, start,
                             [r.video.rendition_id for r in ladder.rungs], dict(ladder.dropped),
                             manifest_s=manifest_s, license_s=license_s)
-    await Player(http, config, ladder, report, presentation.duration_s).run(
-        control_s=manifest_s + license_s + 2 * config.rtt_s)
+    try:
+        await Player(http, config, ladder, report, presentation.duration_s).run(
+            control_s=manifest_s + license_s + 2 * config.rtt_s)
+    except ReelStreamError as e:
+        e.report = report  # type: ignore[attr-defined]  # what was played before it failed (reel load)
+        raise
     return report
 
 
@@ -164,9 +173,9 @@ async def prepare(http: Http, presentation: manifest.Presentation, config: Playe
     audio = presentation.main_audio(config.audio_language)
     tracks = list(presentation.video) + ([audio] if audio else [])
     inits, sizes, (keys, license_s) = await asyncio.gather(
-        asyncio.gather(*(http.request(f"init of {t.rendition_id}", "GET", t.init_url, gateway=False)
-                         for t in tracks)),
-        asyncio.gather(*(_sizes(http, t) for t in tracks)),
+        asyncio.gather(*(http.request(f"init of {t.rendition_id}", "GET", rebase(t.init_url, config.edge),
+                                      gateway=False) for t in tracks)),
+        asyncio.gather(*(_sizes(http, t, config.edge) for t in tracks)),
         _keys(http, presentation, tracks))
     infos: dict[str, tuple[TrackInfo, bytes]] = {
         t.rendition_id: read_init(r.body, t.init_url) for t, r in zip(tracks, inits, strict=True)}
@@ -178,8 +187,8 @@ async def prepare(http: Http, presentation: manifest.Presentation, config: Playe
     return ladder, license_s
 
 
-async def _sizes(http: Http, track: manifest.Rendition) -> sidecar.SegmentSizes | None:
-    url = urljoin(track.init_url, sidecar.NAME)
+async def _sizes(http: Http, track: manifest.Rendition, edge: str | None) -> sidecar.SegmentSizes | None:
+    url = rebase(urljoin(track.init_url, sidecar.NAME), edge)
     try:
         reply = await http.request(f"sizes of {track.rendition_id}", "GET", url, gateway=False)
     except RequestFailed as e:
@@ -220,7 +229,8 @@ class Player:
         self.http, self.config, self.ladder, self.report = http, config, ladder, report
         self.link = TraceLink(config.trace, payload_ratio=config.payload_ratio)
         self.timeline = Timeline(report.start_position_s, duration_s, config.actions,
-                                 start_buffer_s=config.start_buffer_s, heartbeat_s=config.heartbeat_s)
+                                 start_buffer_s=config.start_buffer_s, heartbeat_s=config.heartbeat_s,
+                                 leave_after_s=config.max_play_s)
         self.history: list[Decision] = []
         self.decoded: set[str] = set()
         self.edge_node: str | None = None
@@ -230,9 +240,6 @@ class Player:
         timeline.wait(control_s)  # manifest and license before the first segment request
         index = self.ladder.index_at(timeline.position_s)
         while not timeline.done:
-            if self.config.max_play_s is not None and timeline.play_s >= self.config.max_play_s:
-                timeline.exit()
-                break
             if index >= self.ladder.chunks:
                 timeline.finish()
                 await self._post_beats()
@@ -266,17 +273,18 @@ class Player:
         timeline.wait(download)
         seek = timeline.take_seek()
         planned = ladder.planned_bytes(index, rung)
+        first = ladder.rungs[rung].video.segments[index]
+        media_s = first.start_s + first.duration_s - max(first.start_s, timeline.position_s)
         decision = Decision(ladder.number(index), rung, ladder.rungs[rung].video.rendition_id, reason, at,
                             buffer_before, planned.size, planned.source, size, download, server_s,
                             size * 8 / 1000 / download, timeline.stall_s - stall_before, self.edge_node,
-                            discarded=seek is not None)
+                            media_s=media_s, discarded=seek is not None)
         self.history.append(decision)
         if seek is not None:
             return ladder.index_at(seek)
         for (rid, seg), reply in zip(video + audio, replies, strict=True):
             await self._check(rid, seg, reply.body)
-        first = ladder.rungs[rung].video.segments[index]
-        timeline.append(first.start_s + first.duration_s - max(first.start_s, timeline.position_s))
+        timeline.append(media_s)
         return index + 1
 
     def _choose(self, index: int) -> tuple[int, str]:
@@ -300,7 +308,8 @@ class Player:
 
     async def _get(self, url: str, byte_range: tuple[int, int] | None, what: str) -> Reply:
         headers = {"Range": f"bytes={byte_range[0]}-{sum(byte_range) - 1}"} if byte_range else None
-        reply = await self.http.request(what, "GET", url, headers=headers, gateway=False, ok=(200, 206))
+        reply = await self.http.request(what, "GET", rebase(url, self.config.edge), headers=headers, gateway=False,
+                                        ok=(200, 206))
         self.edge_node = reply.headers.get("X-Edge-Node", self.edge_node)
         return reply
 

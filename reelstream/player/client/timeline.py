@@ -70,6 +70,7 @@ class Timeline:
     actions: Sequence[Action] = ()
     start_buffer_s: float = 2.0
     heartbeat_s: float = 30.0
+    leave_after_s: float | None = None  # the viewer exits after this much play time
     now_s: float = 0.0
     buffer_s: float = 0.0
     started: bool = False
@@ -175,7 +176,8 @@ class Timeline:
             return budget
         to_action = self._pending[0].at_s - self.position_s if self._pending else float("inf")
         to_beat = self._next_beat_s - self.play_s
-        spent = max(0.0, min(budget, self.buffer_s, to_action, to_beat))
+        to_leave = self.leave_after_s - self.play_s if self.leave_after_s is not None else float("inf")
+        spent = max(0.0, min(budget, self.buffer_s, to_action, to_beat, to_leave))
         self.now_s += spent
         self.position_s += spent
         self.buffer_s -= spent
@@ -185,6 +187,8 @@ class Timeline:
             self.beats.append(self._beat("heartbeat", "PLAYING"))
         if self._pending and self.position_s >= self._pending[0].at_s - 1e-9:
             self._act(self._pending.pop(0))
+        if self.leave_after_s is not None and self.play_s >= self.leave_after_s - 1e-9:
+            self.exit()
         return spent if spent > 0 else min(budget, 1e-6)
 
     def _act(self, action: Action) -> None:

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from reelstream.media.package import dash, hls
-from reelstream.media.package.hls import CHROMIUM_CLEARKEY, ContentSteering, DeviceProfile, Pathway, UrlBuilder
+from reelstream.media.package.hls import (
+    CHROMIUM_CLEARKEY,
+    ContentSteering,
+    DeviceProfile,
+    Pathway,
+    UrlBuilder,
+)
 from reelstream.player.client.errors import ManifestInvalid
 from reelstream.player.client.manifest import (
     fill_template,
@@ -84,10 +90,11 @@ def test_with_content_steering_the_player_stays_on_the_default_pathway() -> None
 
 
 def test_hls_byte_ranges_continue_from_the_previous_range() -> None:
-    text = "\n".join(["#EXTM3U", "#EXT-X-TARGETDURATION:2", '#EXT-X-MAP:URI="init.mp4"',
-                      "#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"k\",KEYFORMAT=\"identity\"",
-                      "#EXTINF:2.000,", "#EXT-X-BYTERANGE:1000@0", "all.mp4",
-                      "#EXTINF:2.000,", "#EXT-X-BYTERANGE:1500", "all.mp4", "#EXT-X-ENDLIST"])
+    lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:2", '#EXT-X-MAP:URI="init.mp4"',
+             '#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI="k",KEYFORMAT="identity"',
+             "#EXTINF:2.000,", "#EXT-X-BYTERANGE:1000@0", "all.mp4",
+             "#EXTINF:2.000,", "#EXT-X-BYTERANGE:1500", "all.mp4", "#EXT-X-ENDLIST"]
+    text = "\n".join(lines)
     playlist = parse_media_playlist(text, "http://e.test/t/v.m3u8")
     assert [s.byte_range for s in playlist.segments] == [(0, 1000), (1000, 1500)]
     assert playlist.scheme == "cenc" and playlist.key_uri == "http://e.test/t/k"
@@ -103,8 +110,8 @@ def test_template_identifiers() -> None:
     ("<MPD", "not XML"),
     ('<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic"/>', "only static"),
     ('<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" mediaPresentationDuration="soon"/>', "not an xs:duration"),
-    ('<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" mediaPresentationDuration="PT4S"><Period>'
-     '<AdaptationSet contentType="video"><Representation id="v" bandwidth="1"/></AdaptationSet></Period></MPD>',
+    (('<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" mediaPresentationDuration="PT4S"><Period>'
+      '<AdaptationSet contentType="video"><Representation id="v" bandwidth="1"/></AdaptationSet></Period></MPD>'),
      "no SegmentTemplate"),
 ])
 def test_bad_mpds_are_named(text: str, message: str) -> None:

@@ -83,3 +83,11 @@ def test_exit_before_the_end() -> None:
     t.wait(1.0)
     t.exit()
     assert [b.event for b in t.take_beats()] == ["start", "exit"] and t.done
+
+
+def test_a_viewer_who_leaves_after_some_play_time_exits_there() -> None:
+    t = Timeline(position_s=10.0, duration_s=60.0, leave_after_s=3.0)
+    t.append(6.0)
+    t.wait(5.0)
+    assert t.stopped and t.play_s == pytest.approx(3.0) and t.position_s == pytest.approx(13.0)
+    assert [(b.event, b.end_reason) for b in t.take_beats()] == [("start", None), ("exit", "EXIT")]
