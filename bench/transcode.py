@@ -68,6 +68,9 @@ class Run:
     ingest_wall_s: float = 0.0
     fleet_wall_s: float = 0.0  # from the last job published to TitleTranscoded (the fleet already up)
     replayed: int = 0  # chunk results kept from calibration (not encoded again by a worker)
+    per_worker: dict[str, int] = field(default_factory=dict)  # worker -> chunk jobs it encoded
+    reported: dict[str, dict[str, float]] = field(default_factory=dict)  # rendition -> mean of the events' figures
+    last_result_to_done_s: float = 0.0  # the last chunk's result -> TitleTranscoded seen
     worker_cpu_s: float = 0.0  # the workers and their ffmpeg processes
 
 
@@ -114,7 +117,7 @@ def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers:
         proc.returncode = 0
         run.worker_cpu_s += usage.ru_utime + usage.ru_stime
     run.cpu_s = cpu_seconds() - cpu
-    run.job_ms, run.replayed = done
+    run.job_ms, run.replayed, run.per_worker, run.reported, run.last_result_to_done_s = done
     for r in rungs:  # the packager's view: chunks concatenated in index order
         keys = [o.key for o in runtime.objects.list(f"titles/bench/renditions/{r.rendition_id}/chunks/")]
         listing = work / f"{name}-{r.rendition_id}.txt"
@@ -146,28 +149,40 @@ def _wait_for_fleet(runtime: Runtime, workers: int, settle_s: float = 2.5) -> No
     time.sleep(settle_s)
 
 
-async def _complete(runtime: Runtime) -> tuple[list[int], int]:
-    """Encode times of the jobs workers encoded, and how many results were replayed (kept from
-    calibration, or a redelivered job); TitleTranscoded ends it."""
+async def _complete(runtime: Runtime) -> tuple[list[int], int, dict[str, int], dict[str, dict[str, float]], float]:
+    """Encode times of the jobs workers encoded, how many results came from the ingest (kept
+    from calibration), jobs per worker, the mean per-chunk PSNR/SSIM the events report per
+    rung, and the delay from the last result to TitleTranscoded; TitleTranscoded ends it."""
     stop = asyncio.Event()
     task = asyncio.create_task(run_embedded([TranscodeCompletionProcessor()], runtime.log, runtime.state,
                                             runtime.codec, "bench", stop))
     reader = runtime.log.consumer(["reel.catalog", "reel.transcode.results"], group_id=None)
     job_ms: list[int] = []
     replayed = 0
+    per_worker: dict[str, int] = {}
+    figures: dict[str, dict[str, list[float]]] = {}
+    last_result = time.monotonic()
     try:
         while True:
             for record in await asyncio.to_thread(reader.poll, 500, 0.2):
                 event = runtime.codec.decode(record.value)
                 if event.type == "ChunkTranscoded":
+                    last_result = time.monotonic()
                     if event["worker_id"].startswith("ingest@"):
                         replayed += 1
                     else:
                         job_ms.append(event["encode_ms"])
+                        per_worker[event["worker_id"]] = per_worker.get(event["worker_id"], 0) + 1
+                    for out in event["outputs"]:
+                        rung = figures.setdefault(out["rendition_id"], {"psnr_db": [], "ssim": []})
+                        for name in ("psnr_db", "ssim"):
+                            if out[name] is not None:
+                                rung[name].append(out[name])
                 if event.type == "TitleTranscodeFailed":
                     raise RuntimeError(f"bench title failed: {event['reason']}")
                 if event.type == "TitleTranscoded":
-                    return job_ms, replayed
+                    reported = {r: {k: round(sum(v) / len(v), 5) for k, v in f.items() if v} for r, f in figures.items()}
+                    return job_ms, replayed, per_worker, reported, time.monotonic() - last_result
     finally:
         reader.close()
         stop.set()
@@ -238,6 +253,17 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
             q = run.quality[r.rendition_id]
             cells.append(f"{q['psnr_db']:6.2f} {q['ssim']:.4f} {q['kbps']:6.0f} {q['bitrate_error_pct']:+5.1f}")
         print(f"{r.rendition_id:<18}" + "".join(f"{c:>26}" for c in cells))
+    chunked_runs = runs[1:]
+    print("\nper chunk, as the ChunkTranscoded events report it (the encoder's own PSNR and SSIM of each chunk"
+          " against the scaled source, luma, every frame; mean over the chunks)")
+    print(f"{'rung':<18}" + "".join(f"{r.name:>26}" for r in chunked_runs))
+    for r in rungs:
+        cells = [f"{run.reported[r.rendition_id].get('psnr_db', 0):6.2f} {run.reported[r.rendition_id].get('ssim', 0):.4f}"
+                 for run in chunked_runs]
+        print(f"{r.rendition_id:<18}" + "".join(f"{c:>26}" for c in cells))
+    for run in chunked_runs:
+        print(f"{run.name}: chunk jobs per worker {sorted(run.per_worker.values())}, "
+              f"last result -> TitleTranscoded {run.last_result_to_done_s:.2f}s")
     delta = {r.rendition_id: round(two.quality[r.rendition_id]["psnr_db"] - single.quality[r.rendition_id]["psnr_db"], 3)
              for r in rungs}
     naive_delta = {r.rendition_id: round(naive.quality[r.rendition_id]["psnr_db"]
@@ -269,6 +295,9 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
         "ingest_wall_s": {r.name: round(r.ingest_wall_s, 2) for r in runs[1:]},
         "worker_cpu_s": {r.name: round(r.worker_cpu_s, 2) for r in runs[1:]},
         "chunks_kept_from_calibration": {r.name: r.replayed for r in runs[1:]},
+        "chunk_jobs_per_worker": {r.name: sorted(r.per_worker.values()) for r in runs[1:]},
+        "last_result_to_done_s": {r.name: round(r.last_result_to_done_s, 2) for r in runs[1:]},
+        "reported_per_chunk_mean": {r.name: r.reported for r in runs[1:]},
         "cpu_ratio_chunked_vs_single": round(cpu_ratio, 3), "cpu_ratio_chunked_1_worker_vs_single": round(cpu_ratio_one, 3),
         "cpu_ratio_workers_vs_single": round(worker_ratio, 3),
         "speedup_2_vs_1_workers": round(fleet_speedup, 3), "speedup_2_vs_1_end_to_end": round(speedup, 3),

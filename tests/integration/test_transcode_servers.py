@@ -34,6 +34,7 @@ from tests.support.media import (
     title_metadata,
     write_metadata,
     write_srt,
+    write_vtt,
 )
 
 LADDER = (Rung("h264", 144, 200), Rung("h264", 180, 300))
@@ -62,8 +63,11 @@ def test_a_title_is_transcoded_on_kafka_cassandra_and_s3(servers: Settings, uniq
     master = make_master(tmp_path / "film.mp4", seconds=5)
     make_audio(tmp_path / "en-ad.m4a", seconds=5)
     write_srt(tmp_path / "en.srt", [(0.5, 1.5, "Hello")])
+    write_vtt(tmp_path / "fr.vtt", [(0.5, 1.5, "Bonjour")])
+    # The acceptance shape, shorter: two audio languages in the master, an audio-description
+    # sidecar and two subtitle files.
     metadata = write_metadata(tmp_path / "title.json", title_metadata(
-        title, master, subtitles=[{"file": "en.srt", "language": "en"}],
+        title, master, subtitles=[{"file": "en.srt", "language": "en", "sdh": True}, {"file": "fr.vtt", "language": "fr"}],
         audio=[{"file": "en-ad.m4a", "language": "en", "audio_description": True}]))
     IngestService(runtime, LADDER).ingest(master, metadata)
     workers = start_pool(2, threads=1, capabilities="cpu", env=env_of(servers), log_dir=tmp_path)
@@ -99,8 +103,10 @@ def test_a_title_is_transcoded_on_kafka_cassandra_and_s3(servers: Settings, uniq
         decode = subprocess.run([tools.ffmpeg(), "-nostdin", "-v", "error", "-i", str(joined), "-f", "null", "-"],
                                 capture_output=True, text=True, check=False)
         assert decode.returncode == 0 and decode.stderr == ""
-    assert runtime.objects.exists(f"titles/{title}/audio/audio-en-ad.mp4")
-    assert runtime.objects.exists(f"titles/{title}/subtitles/text-en.vtt")
+    for track in ("audio-en", "audio-fr", "audio-en-ad"):
+        assert runtime.objects.exists(f"titles/{title}/audio/{track}.mp4")
+    assert runtime.objects.exists(f"titles/{title}/subtitles/text-en-sdh.vtt")
+    assert runtime.objects.exists(f"titles/{title}/subtitles/text-fr.vtt")
     runtime.close()
 
 
