@@ -20,6 +20,7 @@ from reelstream.media import tools
 from reelstream.player.client import gateway
 from reelstream.player.client.decode import decode_args, decode_frames
 from reelstream.player.client.decrypt import decrypt_segment
+from reelstream.player.client.errors import SegmentInvalid
 from reelstream.player.client.fetch import Http
 from reelstream.player.client.session import (
     PlaybackReport,
@@ -29,6 +30,7 @@ from reelstream.player.client.session import (
     prepare,
 )
 from reelstream.player.client.timeline import Seek, Stop
+from reelstream.player.client.verify import Expected, check_segment
 from tests.integration.test_edge_delivery import NO_NGINX
 from tests.support.browser import build_browser_media
 from tests.support.player import EMAIL, PASSWORD, STEADY, player_stack, run, wait_until
@@ -140,6 +142,17 @@ def test_decrypted_pictures_equal_the_clear_source(stack: dict[str, Any]) -> Non
             for seg in hd.segments:
                 body = (await http.request("segment", "GET", seg.url, gateway=False)).body
                 segments.append(decrypt_segment(body, info, ladder.key_for(hd.rendition_id), seg.url).data)
+                if seg.number == 1:  # a wrong key: the decode check catches video, the cheap check audio
+                    wrong = decrypt_segment(body, info, bytes(16), seg.url)
+                    with pytest.raises(SegmentInvalid, match="could not decode"):
+                        decode_frames(clear_init, [wrong.data], "wrong key")
+                    audio = ladder.audio
+                    assert audio is not None
+                    a_body = (await http.request("segment", "GET", audio.segments[0].url, gateway=False)).body
+                    a_info = ladder.inits[audio.rendition_id][0]
+                    with pytest.raises(SegmentInvalid, match="did not decrypt"):
+                        check_segment(decrypt_segment(a_body, a_info, bytes(16), "a"), a_info,
+                                      Expected(1, 0.0, audio.segments[0].duration_s), "a")
             return clear_init, segments
 
     clear_init, segments = run(decrypted_rendition())
@@ -151,3 +164,18 @@ def test_decrypted_pictures_equal_the_clear_source(stack: dict[str, Any]) -> Non
                    if line and not line.startswith("#")]
     assert len(played) == len(source) == 144
     assert played == source
+
+
+def test_the_packagers_size_sidecars_match_the_package(stack: dict[str, Any]) -> None:
+    from reelstream.media.package import sizes
+
+    objects = stack["runtime"].objects
+    for package in stack["packages"].values():
+        for track in package.tracks:
+            if track.kind == "text":
+                continue
+            key = f"{package.storage_prefix}{track.track_id}/{sizes.NAME}"
+            index = sizes.parse(objects.get(key), key)
+            assert index.sizes == tuple(s.size for s in track.segments)
+            assert index.sizes == tuple(objects.head(package.storage_prefix + track.media_key(s.number)).size
+                                        for s in track.segments)
