@@ -1,0 +1,178 @@
+"""DASH MPDs (ISO/IEC 23009-1) as a ``Presentation``: see :mod:`.manifest` for what is read."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import replace
+from urllib.parse import urljoin
+
+from reelstream.player.client.errors import ManifestInvalid
+from reelstream.player.client.presentation import (
+    Kind,
+    Presentation,
+    Rendition,
+    Scheme,
+    SegmentRef,
+    one_scheme,
+    rate,
+)
+
+NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011", "cenc": "urn:mpeg:cenc:2013", "dashif": "https://dashif.org/CPS"}
+MP4_PROTECTION = "urn:mpeg:dash:mp4protection:2011"
+CLEARKEY_SYSTEM = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
+
+
+def parse_mpd(text: str, url: str) -> Presentation:
+    """A static MPD's first Period as a ``Presentation``; ManifestInvalid names what is wrong."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as e:
+        raise ManifestInvalid(f"MPD from {url} is not XML: {e}") from e
+    if root.tag != f"{{{NS['mpd']}}}MPD":
+        raise ManifestInvalid(f"{url}: root element is {root.tag}, not an MPD")
+    if root.get("type", "static") != "static":
+        raise ManifestInvalid(f"{url}: only static (VOD) MPDs are played, this one is {root.get('type')}")
+    duration = parse_duration(root.get("mediaPresentationDuration") or "", url)
+    period = root.find("mpd:Period", NS)
+    if period is None:
+        raise ManifestInvalid(f"{url}: MPD has no Period")
+    base = _base_url(root, url, _default_pathway(root))
+    base = _base_url(period, base)
+    video: list[Rendition] = []
+    audio: list[Rendition] = []
+    schemes: set[Scheme] = set()
+    license_url = None
+    for aset in period.findall("mpd:AdaptationSet", NS):
+        kind = aset.get("contentType") or (aset.get("mimeType") or "").split("/")[0]
+        if kind not in ("video", "audio"):
+            continue  # text tracks are not played here
+        set_base = _base_url(aset, base)
+        set_protection = _protection(aset)
+        roles = tuple(r.get("value", "") for r in aset.findall("mpd:Role", NS))
+        if any(a.get("schemeIdUri") == "urn:tva:metadata:cs:AudioPurposeCS:2007" and a.get("value") == "1"
+               for a in aset.findall("mpd:Accessibility", NS)):
+            roles += ("description",)
+        for rep in aset.findall("mpd:Representation", NS):
+            scheme, kid, laurl = _protection(rep) if rep.find("mpd:ContentProtection", NS) is not None \
+                else set_protection
+            schemes.add(scheme)
+            license_url = license_url or (urljoin(url, laurl) if laurl else None)
+            rendition = _representation(rep, aset, kind, _base_url(rep, set_base), duration, url)  # type: ignore[arg-type]
+            rendition = replace(rendition, key_id=kid, roles=roles, language=aset.get("lang"))
+            (video if kind == "video" else audio).append(rendition)
+    if not video and not audio:
+        raise ManifestInvalid(f"{url}: no video or audio Representation")
+    return Presentation("dash", duration, one_scheme(schemes, url), tuple(sorted(video, key=rate)),
+                        tuple(audio), license_url)
+
+
+def _default_pathway(root: ET.Element) -> str | None:
+    """DASH-IF Content Steering: the ``serviceLocation`` to use before (or without) asking
+    the steering server. This player stays on it for the whole session."""
+    steering = root.find("mpd:ContentSteering", NS)
+    return steering.get("defaultServiceLocation") if steering is not None else None
+
+
+def _base_url(element: ET.Element, base: str, service_location: str | None = None) -> str:
+    nodes = element.findall("mpd:BaseURL", NS)
+    chosen = [n for n in nodes if service_location and n.get("serviceLocation") == service_location]
+    node = (chosen or nodes or [None])[0]
+    return urljoin(base, node.text.strip()) if node is not None and node.text else base
+
+
+def _protection(element: ET.Element) -> tuple[Scheme, str | None, str | None]:
+    """(scheme, default KID as 32 hex, Clear Key license URL) of an element's descriptors."""
+    scheme: Scheme = "clear"
+    kid = laurl = None
+    for cp in element.findall("mpd:ContentProtection", NS):
+        if cp.get("schemeIdUri") == MP4_PROTECTION:
+            value = cp.get("value", "cenc")
+            scheme = value if value in ("cenc", "cbcs") else "cenc"  # type: ignore[assignment]
+            raw = cp.get(f"{{{NS['cenc']}}}default_KID")
+            kid = raw.replace("-", "").lower() if raw else None
+        elif (cp.get("schemeIdUri") or "").lower() == CLEARKEY_SYSTEM:
+            node = cp.find("dashif:Laurl", NS)
+            laurl = node.text.strip() if node is not None and node.text else laurl
+    return scheme, kid, laurl
+
+
+def _representation(rep: ET.Element, aset: ET.Element, kind: Kind, base: str, duration_s: float,
+                    url: str) -> Rendition:
+    rid = rep.get("id")
+    if not rid:
+        raise ManifestInvalid(f"{url}: a Representation has no id")
+    template = rep.find("mpd:SegmentTemplate", NS)
+    if template is None:
+        template = aset.find("mpd:SegmentTemplate", NS)
+    if template is None:
+        raise ManifestInvalid(f"{url}: Representation {rid} has no SegmentTemplate (SegmentBase is not supported)")
+    bandwidth = int(rep.get("bandwidth") or 0)
+    init = template.get("initialization")
+    media = template.get("media")
+    if not init or not media:
+        raise ManifestInvalid(f"{url}: Representation {rid}: SegmentTemplate needs initialization and media")
+    segments = tuple(
+        SegmentRef(number, start / timescale, length / timescale,
+                   urljoin(base, fill_template(media, rid, bandwidth, number, start)))
+        for number, start, length, timescale in _timeline(template, duration_s, rid, url))
+    return Rendition(
+        rendition_id=rid, kind=kind, bandwidth_bps=bandwidth,
+        codecs=rep.get("codecs") or aset.get("codecs") or "",
+        init_url=urljoin(base, fill_template(init, rid, bandwidth, 0, 0)), segments=segments,
+        width=_int(rep.get("width")), height=_int(rep.get("height")))
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value else None
+
+
+def _timeline(template: ET.Element, duration_s: float, rid: str, url: str) -> Iterator[tuple[int, int, int, int]]:
+    """(number, start, duration, timescale) of every segment, in the template's timescale."""
+    timescale = int(template.get("timescale") or 1)
+    number = int(template.get("startNumber") or 1)
+    timeline = template.find("mpd:SegmentTimeline", NS)
+    end = round(duration_s * timescale)
+    if timeline is None:
+        length = int(template.get("duration") or 0)
+        if length <= 0:
+            raise ManifestInvalid(f"{url}: Representation {rid}: SegmentTemplate without a timeline or duration")
+        for start in range(0, end, length):
+            yield number, start, min(length, end - start), timescale
+            number += 1
+        return
+    t = 0
+    for s in timeline.findall("mpd:S", NS):
+        t = int(s.get("t")) if s.get("t") is not None else t  # type: ignore[arg-type]
+        length, repeat = int(s.get("d") or 0), int(s.get("r") or 0)
+        if length <= 0:
+            raise ManifestInvalid(f"{url}: Representation {rid}: an S element has no positive d")
+        if repeat < 0:  # 23009-1: repeat until the end of the Period
+            repeat = max(0, -(-(end - t) // length) - 1)
+        for _ in range(repeat + 1):
+            yield number, t, length, timescale
+            number, t = number + 1, t + length
+
+
+_IDENTIFIER = re.compile(r"\$(RepresentationID|Number|Bandwidth|Time)(%0(\d+)d)?\$|\$\$")
+
+
+def fill_template(template: str, rid: str, bandwidth: int, number: int, time: int) -> str:
+    """A SegmentTemplate URL with its identifiers substituted (23009-1 §5.3.9.4.4)."""
+    def value(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, width = match.group(1), match.group(3)
+        raw: object = {"RepresentationID": rid, "Number": number, "Bandwidth": bandwidth, "Time": time}[name]
+        return f"{raw:0{width}d}" if width and name != "RepresentationID" else str(raw)
+    return _IDENTIFIER.sub(value, template)
+
+
+def parse_duration(text: str, url: str) -> float:
+    """An xs:duration as used by MPDs (PnDTnHnMnS) in seconds."""
+    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?)?", text.strip())
+    if not match or text.strip() in ("P", "PT"):
+        raise ManifestInvalid(f"{url}: mediaPresentationDuration {text!r} is not an xs:duration")
+    days, hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+    return days * 86400 + hours * 3600 + minutes * 60 + secs
