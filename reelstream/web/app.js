@@ -6,7 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const app = {
     token: null, deviceId: null, title: null, player: null, sessionId: null, errors: [],
-    timing: null, edgeNodes: [], heartbeats: [], heartbeatTimer: null, lastRendition: null,
+    timing: null, edgeNodes: [], heartbeats: [], heartbeatTimer: null, lastRendition: null, pathways: [],
   };
 
   async function api(method, path, body, token) {
@@ -98,6 +98,7 @@
     app.player = player;
     app.errors = [];
     app.edgeNodes = [];
+    app.pathways = [];
     const t0 = performance.now();
     const timing = app.timing = { pressed: t0, parts: {} };
     const net = player.getNetworkingEngine();
@@ -119,8 +120,15 @@
       if (type === T.MANIFEST) {
         timing.manifestEnd = timing.manifestEnd ?? now;
         app.sessionId = app.sessionId || response.headers['x-reel-session'] || null;
+        // CMCD's sid is the playback session from the first segment on, so edge logs join it whole.
+        if (app.sessionId && player.getConfiguration().cmcd.sessionId !== app.sessionId) {
+          player.configure({ cmcd: { sessionId: app.sessionId } });
+        }
       }
       if (type === T.LICENSE) timing.licenseEnd = timing.licenseEnd ?? now;
+      if (type === T.CONTENT_STEERING) {  // the steering server's ranking of the tiers for this session
+        try { app.pathways = JSON.parse(new TextDecoder().decode(response.data))['PATHWAY-PRIORITY'] || []; } catch (e) { /* kept */ }
+      }
       if (type === T.SEGMENT) {
         const node = response.headers['x-edge-node'];
         if (node) {
@@ -373,6 +381,7 @@
       audioRoles: audio.roles || [], textLanguage: text.language || null,
       textVisible: Array.from(video.textTracks).some((t) => t.mode === 'showing'), showingCues: cues, height: variant.height || null,
       quality: $('quality').textContent, sessionId: app.sessionId, edgeNodes: app.edgeNodes.slice(),
+      pathways: app.pathways.slice(),
       heartbeats: app.heartbeats.slice(), timing: app.timing, errors: app.errors.slice(),
     };
   };
