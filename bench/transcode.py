@@ -64,7 +64,8 @@ class Run:
     files: dict[str, Path] = field(default_factory=dict)  # rendition -> one playable file
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
     job_ms: list[int] = field(default_factory=list)
-    ingest_cpu_s: float = 0.0  # validation + rate-control calibration
+    ingest_cpu_s: float = 0.0  # upload + validation + rate-control calibration + plan
+    ingest_phases: dict[str, float] = field(default_factory=dict)  # CPU s of each of those
     ingest_wall_s: float = 0.0
     fleet_wall_s: float = 0.0  # from the last job published to TitleTranscoded (the fleet already up)
     replayed: int = 0  # chunk results kept from calibration (not encoded again by a worker)
@@ -105,8 +106,10 @@ def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers:
     pool = start_pool(workers, threads=1, capabilities="cpu", env=env, log_dir=data)
     _wait_for_fleet(runtime, workers)
     ingest_cpu, ingest_wall = cpu_seconds(), time.monotonic()
-    IngestService(runtime, tuple(rungs), calibrate_rate=calibrate).ingest(master, metadata)
+    phases = _Phases()
+    IngestService(runtime, tuple(rungs), calibrate_rate=calibrate, progress=phases).ingest(master, metadata)
     run.ingest_cpu_s, run.ingest_wall_s = cpu_seconds() - ingest_cpu, time.monotonic() - ingest_wall
+    run.ingest_phases = phases.done()
     fleet = time.monotonic()
     done = asyncio.run(_complete(runtime))
     run.fleet_wall_s = time.monotonic() - fleet
@@ -128,6 +131,28 @@ def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers:
         run.files[r.rendition_id] = joined
     runtime.close()
     return run
+
+
+_PHASES = (("validating", "validation (and the plan, when not calibrating)"), ("calibrating", "calibration and plan"))
+
+
+class _Phases:
+    """CPU time of each ingest phase, cut where the service reports its steps."""
+
+    def __init__(self) -> None:
+        self.current, self.since, self.cpu = "upload", cpu_seconds(), {}
+
+    def uploading(self, name: str, done: int, total: int) -> None:
+        pass
+
+    def step(self, message: str) -> None:
+        self.cpu[self.current] = self.cpu.get(self.current, 0.0) + cpu_seconds() - self.since
+        self.current = next((v for k, v in _PHASES if message.startswith(k)), message)
+        self.since = cpu_seconds()
+
+    def done(self) -> dict[str, float]:
+        self.step("end")
+        return {k: round(v, 2) for k, v in self.cpu.items() if k != "end"}
 
 
 def _wait_for_fleet(runtime: Runtime, workers: int, settle_s: float = 2.5) -> None:
@@ -262,6 +287,8 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
                  for run in chunked_runs]
         print(f"{r.rendition_id:<18}" + "".join(f"{c:>26}" for c in cells))
     for run in chunked_runs:
+        print(f"{run.name}: ingest CPU s by phase {run.ingest_phases}")
+    for run in chunked_runs:
         print(f"{run.name}: chunk jobs per worker {sorted(run.per_worker.values())}, "
               f"last result -> TitleTranscoded {run.last_result_to_done_s:.2f}s")
     delta = {r.rendition_id: round(two.quality[r.rendition_id]["psnr_db"] - single.quality[r.rendition_id]["psnr_db"], 3)
@@ -292,6 +319,7 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
         "wall_s": {r.name: round(r.wall_s, 2) for r in runs}, "cpu_s": {r.name: round(r.cpu_s, 2) for r in runs},
         "quality": {r.name: r.quality for r in runs},
         "ingest_cpu_s": {r.name: round(r.ingest_cpu_s, 2) for r in runs[1:]},
+        "ingest_cpu_s_by_phase": {r.name: r.ingest_phases for r in runs[1:]},
         "ingest_wall_s": {r.name: round(r.ingest_wall_s, 2) for r in runs[1:]},
         "worker_cpu_s": {r.name: round(r.worker_cpu_s, 2) for r in runs[1:]},
         "chunks_kept_from_calibration": {r.name: r.replayed for r in runs[1:]},

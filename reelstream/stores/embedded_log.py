@@ -54,6 +54,12 @@ def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes | None:
     return b"".join(parts)
 
 
+def _range_owner(partition: int, partitions: int, members: int) -> int:
+    size, extra = divmod(partitions, members)
+    big = extra * (size + 1)  # partitions held by the members with one more
+    return partition // (size + 1) if partition < big else extra + (partition - big) // max(size, 1)
+
+
 def _decode_headers(blob: bytes | None) -> tuple[tuple[str, bytes], ...]:
     out, i = [], 0
     while blob and i < len(blob):
@@ -241,8 +247,9 @@ class EmbeddedConsumer(LogConsumer):
 
         members = self._db.write(beat)
         index, count = members.index(member), len(members)
-        # Range assignment over the sorted partition list, as Kafka's RangeAssignor does per topic.
-        mine = [tp for i, tp in enumerate(self._all) if i % count == index]
+        # Range assignment, as Kafka's RangeAssignor does: per topic, contiguous blocks of
+        # partitions by sorted member id (the first ``partitions % members`` one larger).
+        mine = [(t, p) for t, p in self._all if _range_owner(p, self._log.partitions(t), count) == index]
         if mine != self._assigned:
             self._assign(mine)
 
