@@ -136,6 +136,7 @@ class LoadSummary:
     avg_bitrate_kbps: float | None
     segments_verified: int
     heartbeats: int
+    edge_nodes: dict[str, int]  # chunks served per edge node (X-Edge-Node)
     wall_s: float
 
     def as_json(self) -> dict[str, Any]:
@@ -146,7 +147,7 @@ class LoadSummary:
                 **{f"license_{k}_ms": v for k, v in self.license_ms.items()},
                 "rebuffer_ratio": self.rebuffer_ratio, "stall_s": self.stall_s, "play_s": self.play_s,
                 "avg_bitrate_kbps": self.avg_bitrate_kbps, "segments_verified": self.segments_verified,
-                "heartbeats": self.heartbeats, "wall_s": self.wall_s}
+                "heartbeats": self.heartbeats, "edge_nodes": self.edge_nodes, "wall_s": self.wall_s}
 
 
 def _pcts(values: Sequence[float], scale: float = 1.0) -> dict[str, float | None]:
@@ -175,7 +176,9 @@ def summarize(outcomes: Sequence[Outcome], wall_s: float) -> LoadSummary:
         stall_s=round(stall, 3), play_s=round(played, 3),
         avg_bitrate_kbps=round(sum(rates) / len(rates), 1) if rates else None,
         segments_verified=sum(r.segments_verified for r in reports),
-        heartbeats=sum(len(r.beats) for r in reports), wall_s=round(wall_s, 3))
+        heartbeats=sum(len(r.beats) for r in reports),
+        edge_nodes=dict(Counter(d.edge_node or "unknown" for r in reports for d in r.decisions)),
+        wall_s=round(wall_s, 3))
 
 
 def played_kbps(report: PlaybackReport) -> float | None:
@@ -201,6 +204,7 @@ def render_table(s: LoadSummary) -> str:
             ("rebuffer ratio", f"{100 * s.rebuffer_ratio:.2f} % ({s.stall_s:.1f} s stalled, {s.play_s:.1f} s played)"),
             ("bitrate played (kbit/s, mean of sessions)", "-" if s.avg_bitrate_kbps is None else f"{s.avg_bitrate_kbps:.0f}"),
             ("segments decrypted and checked", str(s.segments_verified)), ("heartbeats posted", str(s.heartbeats)),
+            ("chunks per edge node", ", ".join(f"{k}: {v}" for k, v in sorted(s.edge_nodes.items())) or "-"),
             ("wall time (s)", f"{s.wall_s:.1f}")]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

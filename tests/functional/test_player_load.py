@@ -55,17 +55,20 @@ def test_created_accounts_mixed_formats_and_a_slow_link(deployment: dict[str, An
     assert 0 < figures["startup_p50_s"] <= figures["startup_p90_s"] <= figures["startup_p99_s"]
     assert figures["license_p50_ms"] > 0 and figures["manifest_p99_ms"] >= figures["manifest_p50_ms"] > 0
     assert figures["heartbeats"] == 4 * 2  # start and the end of the title
+    assert set(figures["edge_nodes"]) == {"appliance-isp-a"}, "the manifests point at the ISP appliance"
     assert "start-up p50 / p90 / p99" in out and "rebuffer ratio" in out
 
 
 def test_given_accounts_and_viewers_who_leave(deployment: dict[str, Any], tmp_path: Path) -> None:
     accounts = tmp_path / "accounts.txt"
     accounts.write_text(f"# the stack's subscribed account\n{EMAIL} {PASSWORD}\n")
+    pop = deployment["topology"].node("pop-1")
     code, out, figures = reel_load(deployment, "--players", "2", "--accounts", str(accounts), "--play-s", "2",
-                                   "--format", "hls")
+                                   "--format", "hls", "--edge", pop.base_url)
     assert code == 0, out
     assert figures["sessions_completed"] == 2 and figures["play_s"] == pytest.approx(4.0, abs=0.05)
     assert figures["heartbeats"] == 2 * 2, "start, then exit after 2 s of play"
+    assert set(figures["edge_nodes"]) == {"pop-1"}, "--edge sent the media requests to the PoP tier"
 
     accounts.write_text(f"{EMAIL} not the password\n")
     done = subprocess.run([sys.executable, "-m", "reelstream.cli", "load", "--gateway", deployment["base"],

@@ -29,7 +29,7 @@ from reelstream.player.client.session import (
     play,
     prepare,
 )
-from reelstream.player.client.timeline import Seek, Stop
+from reelstream.player.client.timeline import Pause, Seek, Stop
 from reelstream.player.client.verify import Expected, check_segment
 from tests.integration.test_edge_delivery import NO_NGINX
 from tests.support.browser import build_browser_media
@@ -108,17 +108,19 @@ def test_a_tv_stops_at_p_and_a_browser_resumes_at_p(stack: dict[str, Any]) -> No
 
 
 @pytest.mark.parametrize("fmt", ["dash", "hls"])
-def test_cbcs_plays_to_the_end_with_abr_decisions_recorded(stack: dict[str, Any], fmt: str) -> None:
+def test_cbcs_plays_to_the_end_through_a_pause_and_a_seek(stack: dict[str, Any], fmt: str) -> None:
     report = run(session(stack["base"], {"title_id": "t-cbcs", "format": fmt, "start_at_s": 0.0,
-                                         "actions": [Seek(at_s=1.0, to_s=4.2)], "first_rung": 1},
+                                         "actions": [Pause(at_s=0.5, for_s=3.0), Seek(at_s=1.0, to_s=4.2)],
+                                         "first_rung": 1},
                          device_id=stack["tv_device_id"]))
     assert_played_everything(report, 6.0)
     assert report.decisions[0].rung == 1 and "first chunk" in report.decisions[0].reason
     kept = [d for d in report.decisions if not d.discarded]
-    assert [b["event"] for b in report.beats] == ["start", "seek", "stop"]
-    assert report.beats[1]["position_ms"] == 4200 and report.beats[1]["state"] == "SEEKING"
+    assert [b["event"] for b in report.beats] == ["start", "pause", "seek", "stop"]
+    assert report.beats[1]["position_ms"] == 500 and report.beats[1]["state"] == "PAUSED"
+    assert report.beats[2]["position_ms"] == 4200 and report.beats[2]["state"] == "SEEKING"
     assert kept[-1].number == 3 and report.play_s == pytest.approx(1.0 + 6.0 - 4.2), \
-        "played 0-1 s, jumped to 4.2 s (segment 3) and played to the end"
+        "played 0-1 s (paused at 0.5 s), jumped to 4.2 s (segment 3) and played to the end"
     audio = next(t for t in stack["packages"]["t-cbcs"].tracks if t.track_id == "audio-en")
     extra_audio = len(audio.segments) - 2  # the last chunk carries the audio segments past the video's
     assert report.segments_verified == sum(2 if d.number < 3 else 1 + extra_audio for d in kept)

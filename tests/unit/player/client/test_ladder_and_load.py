@@ -113,7 +113,7 @@ def test_summary_counts_failures_and_weighs_stalls_by_time() -> None:
     assert s.rebuffer_ratio == pytest.approx(1.0 / 21.0, abs=1e-5)
     assert s.startup_s == {"p50": 0.9, "p90": 1.5, "p99": 1.5}
     assert s.license_ms["p50"] == 30.0 and s.manifest_ms["p99"] == 30.0
-    assert s.avg_bitrate_kbps == 1000.0
+    assert s.avg_bitrate_kbps == 1000.0 and s.edge_nodes == {"pop": 3}
     figures = json.loads(json_line(s))
     assert figures["sessions_failed"] == 2 and figures["startup_p90_s"] == 1.5
     table = render_table(s)
