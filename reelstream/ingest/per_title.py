@@ -63,7 +63,7 @@ def choose_ladder(mode: str, master: Path, video: VideoInfo, fixed: Sequence[Run
     started = time.monotonic()
     analysis = analyze(master, video.frame_rate, video.frame_count, (video.width, video.height),
                        [r.height for r in fixed if r.encoder_group == ANALYSED_GROUP],
-                       workers=workers or min(4, os.cpu_count() or 1))
+                       workers=workers or min(4, os.cpu_count() or 1), ceiling_kbps=policy.ceiling_kbps)
     analyzed = new_event("TitleComplexityAnalyzed",
                          analysis_data(title_id, master_key, analysis, int((time.monotonic() - started) * 1000)),
                          producer=producer, caused_by=caused_by)

@@ -34,6 +34,7 @@ from reelstream.media.transcode.run import run
 
 # Four CRFs 6 apart (each step about halves the rate): 240p at ~400 kbit/s to near-transparent 1080p.
 TRIAL_CRFS = (18.0, 24.0, 30.0, 36.0)
+MIN_CRF = 10.0  # the calibration's lowest CRF too: below it x264 spends bits nobody sees
 SCENE_THRESHOLD = 0.3  # ffmpeg's scene score (0..1) above which a frame starts a new shot
 _SCENE = re.compile(r"pts_time:([\d.]+)\s*\n\s*lavfi\.scene_score=([\d.]+)")
 _ALL = re.compile(r"All:([\d.]+)")
@@ -131,20 +132,44 @@ def _trial(master: Path, fps: Fraction, size: tuple[int, int], sample: Sample, s
 
 def analyze(master: Path, fps: Fraction, frame_count: int, size: tuple[int, int], heights: Sequence[int],
             crfs: Sequence[float] = TRIAL_CRFS, preset: str = "veryfast", workers: int = 2,
-            spread: int = 2, at_cuts: int = 2, scratch: Path | None = None) -> Analysis:
-    """The rate–quality points of a master: every (resolution, CRF) over the sampled chunks."""
+            spread: int = 2, at_cuts: int = 2, scratch: Path | None = None,
+            ceiling_kbps: float | None = None) -> Analysis:
+    """The rate–quality points of a master: every (resolution, CRF) over the sampled chunks.
+
+    With ``ceiling_kbps``: when the top resolution at the lowest trial CRF is far under the
+    ceiling (simple content), it is also tried at lower CRFs, down to ``MIN_CRF``, so the top
+    rung can be as good as a fixed rung that spends the ceiling would be."""
     cuts = scene_changes(master, fps)
     samples = pick_samples(chunk_grid(frame_count, fps), cuts, spread, at_cuts)
     sizes = trial_sizes(size[0], size[1], heights)
+    points = _points(master, fps, size, samples, sizes, crfs, preset, workers, scratch)
+    top = max(points, key=lambda p: (p.height, -p.crf))  # top resolution, lowest CRF
+    extra = _lower_crfs(top.crf, top.kbps, ceiling_kbps) if ceiling_kbps else []
+    if extra:
+        points += _points(master, fps, size, samples, [(top.width, top.height)], extra, preset, workers, scratch)
+    return Analysis(samples, points, cuts, tuple(sorted({*crfs, *extra})), preset)
+
+
+def _lower_crfs(crf: float, kbps: float, ceiling_kbps: float) -> list[float]:
+    """CRFs below ``crf`` in steps of 6 whose rate (about doubling per step) fits the ceiling."""
+    out = []
+    while crf > MIN_CRF and kbps * 2 <= ceiling_kbps:
+        crf, kbps = max(MIN_CRF, crf - 6), kbps * 2
+        out.append(crf)
+    return out
+
+
+def _points(master: Path, fps: Fraction, size: tuple[int, int], samples: Sequence[Sample],
+            sizes: Sequence[tuple[int, int]], crfs: Sequence[float], preset: str, workers: int,
+            scratch: Path | None) -> list[RatePoint]:
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(pool.map(lambda s: _trial(master, fps, size, s, sizes, crfs, preset, scratch), samples))
+    seconds = [float(s.chunk.frame_count / fps) for s in samples]
+    frames = [s.chunk.frame_count for s in samples]
     points = []
     for k, (w, h, crf, _, _) in enumerate(results[0]):
-        seconds = [float(s.chunk.frame_count / fps) for s in samples]
         sizes_b = [r[k][3] for r in results]
-        frames = [s.chunk.frame_count for s in samples]
         points.append(RatePoint(w, h, crf, round(sum(sizes_b) * 8 / 1000 / sum(seconds), 1),
-                                round(sum(r[k][4] * n for r, n in zip(results, frames)) / sum(frames), 6),
-                                round(max(b * 8 / 1000 / t for b, t in zip(sizes_b, seconds)), 1)))
-    return Analysis(samples, points, cuts, tuple(crfs), preset)
-
+                                round(sum(r[k][4] * n for r, n in zip(results, frames, strict=True)) / sum(frames), 6),
+                                round(max(b * 8 / 1000 / t for b, t in zip(sizes_b, seconds, strict=True)), 1)))
+    return points

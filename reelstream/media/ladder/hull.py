@@ -162,7 +162,8 @@ def choose_rungs(points: Sequence[RatePoint], policy: LadderPolicy) -> list[Chos
     hull = convex_hull(points)
     # The floor rung: what the floor resolution reaches within floor_kbps (its cheapest trial
     # if even that is dearer: the cap then holds it to floor_kbps).
-    at_floor = _at_rate(curves[floor[0]], policy.floor_kbps)
+    # Its mean rate leaves the cap the same headroom as every other rung's (cap_ratio).
+    at_floor = _at_rate(curves[floor[0]], policy.floor_kbps / policy.cap_ratio)
     low_db = curves[floor[0]][0].db if at_floor is None else at_floor
     # The top: the best any resolution reaches within the ceiling (interpolated between its trials).
     within = [db for c in curves.values() if (db := _at_rate(c, policy.ceiling_kbps)) is not None]
@@ -202,13 +203,14 @@ def _bracket(hull: Sequence[RatePoint], db: float) -> list[tuple[int, int]]:
 
 def _distinct(rungs: list[ChosenRung]) -> list[ChosenRung]:
     """Rendition ids are codec-height-cap, so two rungs at one height need different caps.
-    From the top down (the top rung keeps its cap, the ceiling holds): a rung capped at or
-    above the next one of its height is capped just below it, or dropped if no better."""
+    From the top down (the top rung keeps its cap, the ceiling holds): a rung at a height and
+    CRF no cheaper than the rung above is dropped; one capped at or above the next one of its
+    height is capped just below it."""
     out: list[ChosenRung] = []
     for rung in reversed(rungs):
+        if out and rung.height == out[-1].height and (rung.crf <= out[-1].crf or out[-1].cap_kbps <= 50):
+            continue  # no cheaper than the rung above (a quality below its resolution's worst trial): drop it
         if out and rung.height == out[-1].height and rung.cap_kbps >= out[-1].cap_kbps:
-            if rung.crf <= out[-1].crf or out[-1].cap_kbps <= 50:
-                continue  # no cheaper than the rung above: drop it
             rung = ChosenRung(rung.width, rung.height, rung.crf, rung.expected_kbps, rung.expected_ssim,
                               out[-1].cap_kbps - 1)
         out.append(rung)

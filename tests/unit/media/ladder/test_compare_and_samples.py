@@ -14,7 +14,7 @@ from reelstream.events.model import new_event
 from reelstream.events.registry import default_registry
 from reelstream.ingest.per_title import policy_for
 from reelstream.ingest.plan import analysis_data, ladder_data, per_title_rungs, points_of, policy_of
-from reelstream.media.ladder.analyze import Analysis, Sample, pick_samples, trial_sizes
+from reelstream.media.ladder.analyze import Analysis, Sample, _lower_crfs, pick_samples, trial_sizes
 from reelstream.media.ladder.compare import bd_rate, quality_at_rate, rate_at_quality
 from reelstream.media.ladder.hull import LadderPolicy, choose_rungs
 from reelstream.media.transcode.grid import chunk_grid
@@ -95,3 +95,9 @@ def test_the_ladder_mode_setting_is_checked() -> None:
 
 def test_default_ladder_is_unchanged_in_fixed_mode() -> None:
     assert len(DEFAULT_LADDER) == 10
+
+
+def test_simple_content_is_also_tried_below_the_lowest_crf_while_the_ceiling_allows() -> None:
+    assert _lower_crfs(18.0, 300.0, 4500) == [12.0, 10.0]  # 600, 1200 kbit/s expected: both fit
+    assert _lower_crfs(18.0, 1500.0, 4500) == [12.0]
+    assert _lower_crfs(18.0, 3000.0, 4500) == []  # complex content: CRF 18 already spends the ceiling
