@@ -28,6 +28,7 @@ from reelstream.gateways.licenses import licenses_app
 from reelstream.gateways.manifests import manifests_app
 from reelstream.gateways.middlewares import errors
 from reelstream.gateways.playback import playback_app
+from reelstream.gateways.publisher import ORIGIN_HEADER
 from reelstream.gateways.services import Services
 from reelstream.gateways.settings import GatewaySettings
 from reelstream.gateways.views import OVERLAY_S, follow
@@ -50,7 +51,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(follow([s.entitlements.view], entitlements.TOPIC, s.runtime.log, s.runtime.codec, stop,
                                    start_ms), name="entitlement-follower"),
         asyncio.create_task(follow([s.licenses.view], account_state.TOPIC, s.runtime.log, s.runtime.codec, stop,
-                                   start_ms), name="license-follower")]
+                                   start_ms, (ORIGIN_HEADER, s.publisher.instance.encode())),
+                            name="license-follower")]
     yield
     stop.set()
     await asyncio.gather(*followers)
@@ -78,8 +80,10 @@ def create_app(runtime: Runtime, settings: GatewaySettings, keys: KeyService | N
 
     async def health(request: web.Request) -> web.Response:
         p = services.publisher
-        return web.json_response({"gateways": list(gateways),
-                                  "events": {"delivered": p.delivered, "failed": p.failed}})
+        return web.json_response({
+            "gateways": list(gateways), "events": {"delivered": p.delivered, "failed": p.failed},
+            "cache_loads": {"entitlements": services.entitlements.loads, "licenses": services.licenses.view.loads,
+                            "live_sessions": services.live_sessions.loads}})
 
     app.router.add_get("/health", health)
     for name in gateways:

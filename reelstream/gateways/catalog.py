@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from reelstream.errors import ObjectNotFound
 from reelstream.gateways.errors import NotFound
@@ -18,7 +19,7 @@ from reelstream.gateways.policy import TitleTerms
 from reelstream.keys.model import ContentKey
 from reelstream.keys.service import KeyService
 from reelstream.media.package.model import Package
-from reelstream.processors.catalog.logic import PUBLISHED, TITLES
+from reelstream.processors.catalog.logic import EPISODES, PUBLISHED, TITLES
 from reelstream.stores.ports import ObjectStore, StateStore
 
 
@@ -28,7 +29,8 @@ class Title:
     name: str
     terms: TitleTerms
     package: Package
-    series: str | None = None
+    series: dict[str, Any] | None = None  # series_id, series_title, season, episode (TitleRegistered v3)
+    end_credits_start_ms: int | None = None
 
     @property
     def duration_ms(self) -> int:
@@ -102,7 +104,21 @@ class TitleCatalog:
         terms = TitleTerms(frozenset(t["territories"]), int(t["window_start"]),
                            int(t["window_end"]) if t.get("window_end") is not None else None,
                            bool(t["offline_download_allowed"]), int(t["max_height"]))
-        return Title(title_id, row.values["title"] or title_id, terms, package)
+        return Title(title_id, row.values["title"] or title_id, terms, package, meta.get("series"),
+                     meta.get("end_credits_start_ms"))
+
+    def next_episode(self, title_id: str) -> str | None:
+        """The published episode after ``title_id`` in its series (season, then episode
+        order, across seasons), or None for a film, a finale or nothing published yet."""
+        title = self.find(title_id)
+        if title is None or title.series is None:
+            return None
+        here = (title.series["season"], title.series["episode"])
+        for row in self._state.query(EPISODES, (title.series["series_id"],)):  # clustering order
+            v = row.values
+            if (v["season"], v["episode"]) > here and v["title_id"] != title_id and self.find(v["title_id"]):
+                return str(v["title_id"])
+        return None
 
     def content_key(self, title_id: str, kid: str) -> ContentKey:
         """The unwrapped content key, cached: keys never change once created."""

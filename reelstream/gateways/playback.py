@@ -116,7 +116,7 @@ def resume_for(s: Services, account_id: str, profile_id: str, title_id: str) -> 
     if row is None:
         return {"title_id": title_id, "status": "restart", "position_ms": 0, "duration_ms": title.duration_ms,
                 "last_position_ms": None, "device_type": None, "updated_ms": None}
-    point = resume_point(row.values["position_ms"], title.duration_ms)
+    point = resume_point(row.values["position_ms"], title.duration_ms, title.end_credits_start_ms)
     return {"title_id": title_id, "status": point.status, "position_ms": point.position_ms,
             "duration_ms": title.duration_ms, "last_position_ms": row.values["position_ms"],
             "device_type": row.values["device_type"], "updated_ms": row.values["event_time_ms"]}
@@ -137,7 +137,12 @@ def continue_list(s: Services, account_id: str, profile_id: str) -> list[dict[st
         title = s.catalog.find(title_id)
         return title.duration_ms if title else None
 
-    return [asdict(item) for item in continue_watching(rows, duration, s.next_episode)]
+    def credits(title_id: str) -> int | None:
+        title = s.catalog.find(title_id)
+        return title.end_credits_start_ms if title else None
+
+    assert s.next_episode is not None  # set by Services
+    return [asdict(item) for item in continue_watching(rows, duration, s.next_episode, credits_start_ms=credits)]
 
 
 async def get_continue_watching(request: web.Request) -> web.Response:

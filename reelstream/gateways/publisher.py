@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Sequence
 
 from reelstream.events.codec import EventCodec
@@ -25,11 +26,16 @@ from reelstream.events.topics import topic_for
 from reelstream.stores.ports import EventLog
 
 log = logging.getLogger(__name__)
+ORIGIN_HEADER = "reel-origin"
 
 
 class Publisher:
-    def __init__(self, log_: EventLog, codec: EventCodec) -> None:
+    def __init__(self, log_: EventLog, codec: EventCodec, instance: str = "") -> None:
         self._log = log_
+        # Emitted events carry ORIGIN_HEADER = instance, so this instance's log followers can
+        # skip what it folded into its caches as it emitted (``views.follow``).
+        self.instance = instance or uuid.uuid4().hex
+        self._headers = ((ORIGIN_HEADER, self.instance.encode()),)
         self._codec = codec
         self._waiting: list[asyncio.Future[None]] = []
         self._unflushed = 0  # events appended since the flusher last took a batch
@@ -53,14 +59,17 @@ class Publisher:
         batch, self._unflushed = self._unflushed, 0
         await self._flush(batch, [])
 
-    def _append(self, events: Sequence[Event]) -> None:
+    def _append(self, events: Sequence[Event], headers: Sequence[tuple[str, bytes]] = ()) -> None:
         """Validate and encode every event first (SchemaViolation: nothing is written), then append."""
         encoded = []
         for event in events:
             topic = topic_for(event.type)
             encoded.append((topic.name, topic.key_of(event), self._codec.encode(event, topic.name)))
         for name, key, value in encoded:
-            self._log.append(name, key, value)
+            if headers:
+                self._log.append(name, key, value, headers=headers)
+            else:
+                self._log.append(name, key, value)
         self._unflushed += len(encoded)
 
     async def publish(self, events: Sequence[Event]) -> None:
@@ -75,7 +84,7 @@ class Publisher:
 
     def emit(self, events: Sequence[Event]) -> None:
         """Append ``events`` in order; the background flusher makes them durable."""
-        self._append(events)
+        self._append(events, self._headers)
         if self._task is None:
             batch, self._unflushed = self._unflushed, 0
             self._log.flush()

@@ -61,7 +61,8 @@ class ContinueItem:
 
 
 def continue_watching(rows: Iterable[Mapping[str, Any]], duration_ms: Callable[[str], int | None],
-                      next_episode: Callable[[str], str | None], limit: int = 20) -> list[ContinueItem]:
+                      next_episode: Callable[[str], str | None], limit: int = 20,
+                      credits_start_ms: Callable[[str], int | None] = lambda title_id: None) -> list[ContinueItem]:
     """A profile's "continue watching" row, newest first: titles in progress, and the next
     episode of titles just watched (unless that episode has progress of its own)."""
     rows = sorted(rows, key=lambda r: r["event_time_ms"], reverse=True)
@@ -72,7 +73,7 @@ def continue_watching(rows: Iterable[Mapping[str, Any]], duration_ms: Callable[[
         duration = duration_ms(row["title_id"])
         if duration is None:
             continue  # title no longer published
-        point = resume_point(row["position_ms"], duration)
+        point = resume_point(row["position_ms"], duration, credits_start_ms(row["title_id"]))
         if point.status == "resume":
             items.append(ContinueItem(row["title_id"], point.position_ms, duration, "resume",
                                       row["event_time_ms"], row.get("device_type")))

@@ -75,7 +75,7 @@ class Services:
     settings: GatewaySettings
     keys: KeyService | None
     clock: Callable[[], float] = time.time  # wall seconds; tests pass a stepped clock
-    next_episode: Callable[[str], str | None] = lambda title_id: None
+    next_episode: Callable[[str], str | None] | None = None  # None: the catalog's series data
     adapters: Mapping[str, DrmAdapter] = field(default_factory=lambda: {"clearkey": ClearKeyAdapter()})
 
     def __post_init__(self) -> None:
@@ -85,6 +85,8 @@ class Services:
         self.licenses = LicenseCache(self.runtime.state, self.now_ms)
         self.live_sessions = LiveSessionCache(self.runtime.state)
         self.catalog = TitleCatalog(self.runtime.state, self.runtime.objects, self.keys)
+        if self.next_episode is None:
+            self.next_episode = self.catalog.next_episode
         self.publisher = Publisher(self.runtime.log, self.runtime.codec)
         self.edge = EdgeSigner(self.settings.edge_base_url.rstrip("/"), self.settings.edge_secret,
                                self.settings.ticket_ttl_s)

@@ -123,14 +123,18 @@ class FoldedView:
 
 
 async def follow(views: Sequence[FoldedView], topic: str, log_: EventLog, codec: EventCodec,
-                 stop: asyncio.Event, from_ms: int) -> None:
-    """Fold every event of ``topic`` from ``from_ms`` on into each of ``views`` until ``stop``."""
+                 stop: asyncio.Event, from_ms: int, skip_origin: tuple[str, bytes] | None = None) -> None:
+    """Fold every event of ``topic`` from ``from_ms`` on into each of ``views`` until ``stop``,
+    except those with the header ``skip_origin`` (this instance's own, folded as it emitted
+    them: decoding them again would double the license server's work)."""
     reader = await asyncio.to_thread(log_.consumer, [topic], None)
     try:
         await asyncio.to_thread(reader.seek_to_timestamp, from_ms)
         while not stop.is_set():
             records = await asyncio.to_thread(reader.poll, 500, 0.25)
             for record in records:
+                if skip_origin is not None and skip_origin in record.headers:
+                    continue
                 try:
                     event = codec.decode(record.value)
                     for view in views:

@@ -44,12 +44,15 @@ class TitleMetadata:
     expected_duration_s: float | None
     subtitles: list[SidecarSpec] = field(default_factory=list)
     audio: list[SidecarSpec] = field(default_factory=list)
+    series: dict[str, Any] | None = None  # {"series_id", "series_title", "season", "episode"} for an episode
+    end_credits_start_ms: int | None = None
 
     def registered_data(self) -> dict[str, Any]:
         """The TitleRegistered payload."""
         return {"title_id": self.title_id, "title": self.title, "original_language": self.original_language,
                 "audio_languages": self.audio_languages, "rating": self.rating,
-                "license_terms": self.license_terms, "genres": self.genres}
+                "license_terms": self.license_terms, "genres": self.genres, "series": self.series,
+                "end_credits_start_ms": self.end_credits_start_ms}
 
 
 class _Checker:
@@ -129,12 +132,43 @@ def parse_metadata(doc: Any) -> tuple[TitleMetadata | None, list[Reason]]:
         duration = None
     subtitles = _sidecars(c, doc.get("subtitles", []), "subtitles", "subtitle")
     audio = _sidecars(c, doc.get("audio", []), "audio", "audio")
+    series = _series(c, doc.get("series"))
+    credits = doc.get("end_credits_start_ms")
+    if credits is not None and (isinstance(credits, bool) or not isinstance(credits, int) or credits <= 0):
+        c.bad("end_credits_start_ms", "must be a positive integer: where the end credits start, in ms")
+        credits = None
     if not title_id:
         return None, c.reasons
     meta = TitleMetadata(title_id, title, original, [str(x) for x in languages], {"system": system, "value": value},
                          terms, [str(g) for g in genres], sha.lower() if sha else None, size,
-                         float(duration) if duration else None, subtitles, audio)
+                         float(duration) if duration else None, subtitles, audio, series, credits)
     return meta, c.reasons
+
+
+def _series(c: _Checker, series: Any) -> dict[str, Any] | None:
+    """Optional: ``{"series_id": "...", "series_title": "...", "season": 1, "episode": 2}``."""
+    if series is None:
+        return None
+    if not isinstance(series, Mapping):
+        c.bad("series", 'must be an object like {"series_id": "the-show", "season": 1, "episode": 2}')
+        return None
+    series_id = series.get("series_id")
+    ok = True
+    if not isinstance(series_id, str) or not _TITLE_ID.match(series_id):
+        c.bad("series.series_id", "is required: lowercase letters, digits, '.', '_' or '-', at most 64 characters")
+        ok = False
+    name = series.get("series_title")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        c.bad("series.series_title", "must be a non-empty string when given")
+        ok = False
+    for key, low in (("season", 0), ("episode", 1)):
+        value = series.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 10_000:
+            c.bad(f"series.{key}", f"is required: an integer from {low}")
+            ok = False
+    if not ok:
+        return None
+    return {"series_id": series_id, "series_title": name, "season": series["season"], "episode": series["episode"]}
 
 
 def _license_terms(c: _Checker, terms: Any) -> dict[str, Any]:

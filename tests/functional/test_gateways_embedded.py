@@ -204,3 +204,38 @@ async def test_openapi_documents_every_gateway(stack: dict[str, Any]) -> None:
         r = await stack["client"].get(f"/{name}/openapi.json")
         doc = await r.json()
         assert doc["openapi"].startswith("3.") and doc["paths"], name
+
+
+async def test_a_finished_episode_puts_the_next_one_in_continue_watching(stack: dict[str, Any]) -> None:
+    """Issue #5: past 90 %, or in the end credits, an episode counts as watched and the next
+    episode (across seasons, from the catalog's series data) enters "continue watching"."""
+    client, runtime, clock, keys = stack["client"], stack["runtime"], stack["clock"], stack["keys"]
+    show = {"series_id": "the-show", "series_title": "The Show"}
+    for title_id, season, episode in (("show-s1e2", 1, 2), ("show-s1e1", 1, 1), ("show-s2e1", 2, 1)):
+        publish_title(runtime, keys, title_id, duration_s=600, end_credits_start_ms=480_000,
+                      series={**show, "season": season, "episode": episode})
+    drain(runtime)
+    user = await sign_up(client, "series@example.com")
+
+    async def watch(title_id: str, position_ms: int) -> None:
+        for event, position in (("start", 0), ("stop", position_ms)):
+            clock.advance(30)
+            r = await client.post("/playback/heartbeats", headers=user["auth"], json={
+                "sid": f"s-{title_id}", "cid": title_id, "event": event, "position_ms": position})
+            assert r.status == 204, await r.text()
+        drain(runtime)
+
+    async def listed() -> list[tuple[str, str]]:
+        r = await client.get("/playback/continue-watching", headers=user["auth"])
+        return [(i["title_id"], i["status"]) for i in (await r.json())["items"]]
+
+    await watch("show-s1e1", 300_000)  # half way: resume it
+    assert await listed() == [("show-s1e1", "resume")]
+    await watch("show-s1e1", 570_000)  # 95 %: watched, the next episode is offered
+    assert await listed() == [("show-s1e2", "next_episode")]
+    r = await client.get("/playback/resume/show-s1e1", headers=user["auth"])
+    assert (await r.json())["status"] == "watched"
+    await watch("show-s1e2", 490_000)  # 82 %, but in the end credits (from 480 s): watched
+    assert await listed() == [("show-s2e1", "next_episode")]
+    await watch("show-s2e1", 600_000)  # the finale: nothing after it
+    assert await listed() == []

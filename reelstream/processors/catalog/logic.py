@@ -17,6 +17,15 @@ TITLES = ViewSpec(
     query="a title's catalog entry and lifecycle status, by title id",
 )
 
+# Partition key: series_id; clustering key: (season, episode). "Continue watching" reads
+# a series' episodes in order to find the one after an episode just watched.
+EPISODES = ViewSpec(
+    name="series_episodes", partition_key=("series_id",), clustering_key=("season", "episode"),
+    columns={"series_id": Column.TEXT, "season": Column.INT, "episode": Column.INT, "title_id": Column.TEXT,
+             "series_title": Column.TEXT},
+    query="a series' episodes in season and episode order, by series id",
+)
+
 REGISTERED, UPLOADED, VALIDATED, REJECTED, PACKAGED, PUBLISHED = (
     "REGISTERED", "UPLOADED", "VALIDATED", "REJECTED", "PACKAGED", "PUBLISHED")
 
@@ -34,7 +43,7 @@ def _jsonable(value: Any) -> Any:
 class CatalogProcessor(Processor):
     name = "catalog"
     topics = ("reel.catalog",)
-    views = (TITLES,)
+    views = (TITLES, EPISODES)
 
     def primary(self, event: Event) -> tuple[ViewSpec, tuple[Any, ...]] | None:
         return TITLES, (event["title_id"],)
@@ -45,10 +54,15 @@ class CatalogProcessor(Processor):
             "title_id": event["title_id"], "title": None, "status": None, "metadata": None, "ingest": None,
             "rejections": [], "renditions": {}, "package": None, "updated_ms": None}
         row["updated_ms"] = millis(event.header.event_time)
+        outcome = Outcome()
         data = {k: _jsonable(v) for k, v in event.data.items()}
         match event.type:
             case "TitleRegistered":
                 row.update(title=data["title"], metadata=data, status=row["status"] or REGISTERED)
+                if (series := data.get("series")) is not None:
+                    outcome.write(EPISODES, {"series_id": series["series_id"], "season": series["season"],
+                                             "episode": series["episode"], "title_id": event["title_id"],
+                                             "series_title": series.get("series_title")})
             case "MezzanineUploaded":
                 uploads = dict((row["ingest"] or {}).get("uploads", {}))
                 uploads[data["object_key"]] = {k: data[k] for k in ("asset_kind", "language", "size_bytes", "sha256")}
@@ -67,4 +81,4 @@ class CatalogProcessor(Processor):
             case "TitlePublished":
                 row["status"] = PUBLISHED
                 row["package"] = {**(row["package"] or {}), "published_package_id": data["package_id"]}
-        return Outcome().write(TITLES, row)
+        return outcome.write(TITLES, row)

@@ -60,7 +60,8 @@ def _track(track_id: str, kind: str, codecs: str, height: int | None, key_id: st
 
 def publish_title(runtime: Runtime, keys: KeyService, title_id: str, *, territories: tuple[str, ...] = ("US",),
                   window_start: datetime = T0, window_end: datetime | None = None, offline: bool = True,
-                  max_height: int = 2160, duration_s: int = 600) -> Package:
+                  max_height: int = 2160, duration_s: int = 600, series: dict[str, Any] | None = None,
+                  end_credits_start_ms: int | None = None) -> Package:
     """Register, package (a synthetic package.json, real keys from the key service) and publish."""
     kids = {c: k.kid for c, k in keys.keys_for(title_id, ["AUDIO", "SD", "HD", "UHD"]).items()}
     package_id = f"pkg-{title_id}"
@@ -75,7 +76,8 @@ def publish_title(runtime: Runtime, keys: KeyService, title_id: str, *, territor
         "title_id": title_id, "title": f"Title {title_id}", "original_language": "en", "audio_languages": ["en"],
         "rating": {"system": "MPAA", "value": "PG"}, "genres": ["drama"],
         "license_terms": {"territories": list(territories), "window_start": window_start, "window_end": window_end,
-                          "offline_download_allowed": offline, "max_height": max_height}},
+                          "offline_download_allowed": offline, "max_height": max_height},
+        "series": series, "end_credits_start_ms": end_credits_start_ms},
         producer="test", correlation_id=title_id), flush=False)
     runtime.publish(new_event("TitlePackaged", {
         "title_id": title_id, "package_id": package_id, "formats": ["dash", "hls"], "schemes": ["cenc"],
