@@ -1,6 +1,8 @@
 """Per-title ladders end to end on the embedded runtime, with real ffmpeg: a short master is
 measured, its ladder chosen on the hull, both recorded as events, planned into jobs with
-the chosen CRFs and caps, encoded by a worker, and completed rung by rung."""
+the chosen CRFs and caps, encoded by a worker, completed rung by rung, and packaged with
+every rung as a track whose segment-size sidecar (what a size-planning ABR reads) holds
+the real, varying sizes of its segments."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ from reelstream.ingest.service import IngestService
 from reelstream.media import tools
 from reelstream.media.ladder.analyze import TRIAL_CRFS
 from reelstream.media.ladder.hull import choose_rungs
+from reelstream.media.package import sizes
+from reelstream.media.package.packager import package_title
 from reelstream.media.probe import count_frames
 from reelstream.media.transcode.ladder import Rung
+from reelstream.processors.packaging.logic import plan
 from reelstream.runtime import Runtime
 from reelstream.workers.capabilities import Capabilities
 from reelstream.workers.transcode import TranscodeWorker
@@ -90,3 +95,16 @@ def test_a_per_title_ladder_is_measured_chosen_recorded_planned_and_encoded(tmp_
         assert count_frames(path) == 48
         # Capped VBR: the encoder's VBV (maxrate 1.1x the cap, buffer 2x) bounds a 2-s chunk.
         assert completed[rung["rendition_id"]]["avg_bitrate_kbps"] <= rung["cap_kbps"] * 2.1
+
+    # Packaging takes the per-title rungs as they are: a track each, sizes in the sidecar.
+    transcoded = next(e for e in events(runtime, "reel.catalog") if e.type == "TitleTranscoded")
+    request = plan(transcoded, ["clear"])[0]
+    package = package_title(runtime.objects, "pt-1", request.renditions, request.audio, request.subtitles, "clear",
+                            None, package_id=request.package_id, workers=1)  # type: ignore[arg-type]
+    video = {t.track_id: t for t in package.tracks if t.kind == "video"}
+    assert list(video) == [r["rendition_id"] for r in rungs]
+    for track_id, track in video.items():
+        sidecar = sizes.parse(runtime.objects.get(f"{package.storage_prefix}{track_id}/{sizes.NAME}"), track_id)
+        assert list(sidecar.sizes) == [s.size for s in track.segments] and len(sidecar.sizes) == 2
+    assert any(len(set(sidecar_sizes)) > 1 for sidecar_sizes in
+               ([s.size for s in t.segments] for t in video.values()))  # variable-size segments
