@@ -109,9 +109,10 @@ def test_a_tv_stops_at_p_and_a_browser_resumes_at_p(stack: dict[str, Any]) -> No
 
 @pytest.mark.parametrize("fmt", ["dash", "hls"])
 def test_cbcs_plays_to_the_end_through_a_pause_and_a_seek(stack: dict[str, Any], fmt: str) -> None:
+    # A 1.5-s buffer cap makes the player idle between chunks: the seek lands while it waits.
     report = run(session(stack["base"], {"title_id": "t-cbcs", "format": fmt, "start_at_s": 0.0,
                                          "actions": [Pause(at_s=0.5, for_s=3.0), Seek(at_s=1.0, to_s=4.2)],
-                                         "first_rung": 1},
+                                         "first_rung": 1, "buffer_cap_s": 1.5},
                          device_id=stack["tv_device_id"]))
     assert_played_everything(report, 6.0)
     assert report.decisions[0].rung == 1 and "first chunk" in report.decisions[0].reason

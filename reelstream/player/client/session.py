@@ -20,6 +20,7 @@ sleeps; a session over a loopback deployment runs as fast as the servers answer.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -138,13 +139,15 @@ async def play(http: Http, config: PlayerConfig) -> PlaybackReport:
     if start is None:
         start = await gateway.resume_position(http, base, token, config.title_id)
     presentation, session_id, manifest_s = await open_manifest(http, base, token, config)
+    started = time.perf_counter()
     ladder, license_s = await prepare(http, presentation, config)
+    prepare_s = time.perf_counter() - started  # license, init segments and sidecars, in parallel
     report = PlaybackReport(config.title_id, config.format, session_id, start,
                             [r.video.rendition_id for r in ladder.rungs], dict(ladder.dropped),
                             manifest_s=manifest_s, license_s=license_s)
     try:
         await Player(http, config, ladder, report, presentation.duration_s).run(
-            control_s=manifest_s + license_s + 2 * config.rtt_s)
+            control_s=manifest_s + prepare_s + 2 * config.rtt_s)
     except ReelStreamError as e:
         e.report = report  # type: ignore[attr-defined]  # what was played before it failed (reel load)
         raise
@@ -251,6 +254,8 @@ class Player:
                 idle = timeline.buffer_s - self.config.buffer_cap_s
                 timeline.wait(idle)
                 self.link.idle(idle)
+                if (to := timeline.take_seek()) is not None:
+                    index = self.ladder.index_at(to)
             else:
                 index = await self._chunk(index)
             await self._post_beats()
@@ -270,7 +275,7 @@ class Player:
         size = sum(len(r.body) for r in replies)
         server_s = max(r.elapsed_s for r in replies)
         download = self.config.rtt_s + self.link.transfer(size) + server_s
-        timeline.wait(download)
+        timeline.wait(download)  # ends early at a seek; the link still carried every byte
         seek = timeline.take_seek()
         planned = ladder.planned_bytes(index, rung)
         first = ladder.rungs[rung].video.segments[index]

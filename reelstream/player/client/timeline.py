@@ -110,12 +110,15 @@ class Timeline:
     # ------------------------------------------------------------------ what the session reports
 
     def wait(self, seconds: float) -> None:
-        """``seconds`` of wall time pass (a request in flight): play, stall or stay paused."""
+        """``seconds`` of wall time pass (a request in flight, or idling on a full buffer):
+        play, stall or stay paused. A seek ends the wait there: the player drops what it
+        was waiting for and fetches from the new position."""
         remaining = seconds
+        was_seeking = self.seeking
         while remaining > 1e-9 and not self.done:
             remaining -= self._step(remaining)
-        if remaining > 0 and not self.done:
-            self.now_s += remaining
+            if self.seeking and not was_seeking:
+                return
 
     def append(self, media_s: float) -> None:
         """A chunk of ``media_s`` seconds landed in the buffer."""

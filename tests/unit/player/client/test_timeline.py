@@ -46,13 +46,14 @@ def test_pause_keeps_the_playhead_and_beats_pause() -> None:
 def test_seek_flushes_the_buffer_and_the_wait_for_data_is_not_a_stall() -> None:
     t = Timeline(position_s=0.0, duration_s=60.0, actions=[Seek(at_s=1.0, to_s=30.0)])
     t.append(4.0)
-    t.wait(2.0)
+    t.wait(2.0)  # the seek at 1.0 s ends the wait there: the request in flight is dropped
+    assert t.now_s == pytest.approx(1.0)
     assert t.take_seek() == 30.0 and t.take_seek() is None
     assert t.buffer_s == 0.0 and t.position_s == 30.0
     t.wait(1.5)
     t.append(2.0)
     t.wait(1.0)
-    assert t.stall_s == 0.0 and t.seek_wait_s == pytest.approx(2.5)
+    assert t.stall_s == 0.0 and t.seek_wait_s == pytest.approx(1.5)
     assert t.position_s == pytest.approx(31.0)
     assert events(t) == [("start", 0.0), ("seek", 30.0)]
 
