@@ -118,6 +118,23 @@ def test_hls_multivariant_carries_content_steering_and_a_variant_set_per_pathway
     assert sum(line.startswith("#EXT-X-MEDIA:TYPE=AUDIO") for line in lines) == 2
 
 
+def test_hls_subtitles_renditions_name_their_pathway() -> None:
+    from dataclasses import replace
+
+    from reelstream.media.package.model import PackagedTrack, Segment
+
+    subtitles = PackagedTrack("text-en", "text", "wvtt", 1000, 1000, 1000, "", "text-en/seg-{number:05d}.vtt",
+                              (Segment(1, 0, 2000, 100),), language="en", roles=("subtitle",))
+    package = _package()
+    package = replace(package, tracks=(*package.tracks, subtitles))
+    lines = hls.multivariant_playlist(package, hls.CHROMIUM_CLEARKEY, hls.UrlBuilder(), steering()).splitlines()
+    media = [line for line in lines if line.startswith("#EXT-X-MEDIA:TYPE=SUBTITLES")]
+    # Shaka Player 5.2 ties a subtitles group to a pathway only by this attribute (without it
+    # it fetched the multivariant playlist as the subtitles playlist: error 4017).
+    assert ['GROUP-ID="subs-pop-1"' in m and m.endswith('PATHWAY-ID="pop-1"') for m in media] == [False, True]
+    assert media[0].endswith('PATHWAY-ID="appliance-isp-a"')
+
+
 def test_dash_carries_content_steering_and_a_base_url_per_service_location() -> None:
     text = dash.mpd(_package(), hls.CHROMIUM_CLEARKEY, hls.UrlBuilder(), steering())
     assert ('<ContentSteering defaultServiceLocation="appliance-isp-a" queryBeforeStart="true">'
