@@ -156,6 +156,9 @@ def test_decrypted_pictures_equal_the_clear_source(stack: dict[str, Any]) -> Non
                     with pytest.raises(SegmentInvalid, match="did not decrypt"):
                         check_segment(decrypt_segment(a_body, a_info, bytes(16), "a"), a_info,
                                       Expected(1, 0.0, audio.segments[0].duration_s), "a")
+            second = decrypt_segment(body, info, ladder.key_for(hd.rendition_id), seg.url)  # the last one
+            with pytest.raises(SegmentInvalid, match="sequence number 3"):  # served for segment 1 by mistake
+                check_segment(second, info, Expected(1, 0.0, 2.0), "mixed-up cache")
             return clear_init, segments
 
     clear_init, segments = run(decrypted_rendition())

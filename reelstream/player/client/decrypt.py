@@ -25,10 +25,12 @@ from reelstream.media.package.boxes import (
     Box,
     ContainerBox,
     Frma,
+    Mfhd,
     RawBox,
     Schm,
     Senc,
     Tenc,
+    Tfhd,
     iter_headers,
     parse_boxes,
 )
@@ -52,6 +54,7 @@ class TrackInfo:
     timescale: int
     scheme: str  # "cenc", "cbcs" or "clear"
     tenc: Tenc | None
+    track_id: int = 0  # tkhd track_ID: every fragment's tfhd must name it
 
     @property
     def key_id(self) -> str | None:
@@ -65,17 +68,28 @@ def read_init(data: bytes, url: str) -> tuple[TrackInfo, bytes]:
     except PackagingError as e:
         raise SegmentInvalid(f"init segment {url}: {e}") from e
     entry = track.sample_entry
+    track_id = _track_id(track, url)
     sinf = entry.find("sinf")
     if not isinstance(sinf, ContainerBox):
-        return TrackInfo(track.kind, entry.type.decode(), track.timescale, "clear", None), data
+        return TrackInfo(track.kind, entry.type.decode(), track.timescale, "clear", None, track_id), data
     frma, schm, tenc = sinf.find("frma"), sinf.find("schm"), sinf.find("schi/tenc")
     if not isinstance(frma, Frma) or not isinstance(schm, Schm) or not isinstance(tenc, Tenc):
         raise SegmentInvalid(f"init segment {url}: a protected sample entry needs frma, schm and tenc")
     scheme = schm.scheme_type.decode("latin-1")
     if scheme not in ("cenc", "cbcs"):
         raise SegmentInvalid(f"init segment {url}: scheme {scheme!r} is neither cenc nor cbcs")
-    info = TrackInfo(track.kind, frma.data_format.decode("latin-1"), track.timescale, scheme, tenc)
+    info = TrackInfo(track.kind, frma.data_format.decode("latin-1"), track.timescale, scheme, tenc, track_id)
     return info, _clear_init(track, frma.data_format)
+
+
+def _track_id(track: ClearTrack, url: str) -> int:
+    """14496-12 8.3.2: tkhd's track_ID follows the two times, 4 or 8 bytes each by version."""
+    tkhd = track.moov.find("trak/tkhd")
+    if tkhd is None:
+        raise SegmentInvalid(f"init segment {url}: no trak/tkhd")
+    payload = tkhd.payload()
+    offset = 20 if payload[0] == 1 else 12
+    return int.from_bytes(payload[offset:offset + 4], "big")
 
 
 def _clear_init(track: ClearTrack, original: bytes) -> bytes:
@@ -97,6 +111,7 @@ class ClearSegment:
 
     data: bytes
     sequence: int  # mfhd sequence_number
+    track_id: int  # tfhd track_ID
     decode_time: int  # tfdt, in the track's timescale
     table: SampleTable
     mdat_start: int  # offset of the mdat payload in ``data``
@@ -109,8 +124,9 @@ def decrypt_segment(data: bytes, info: TrackInfo, key: bytes | None, url: str) -
         table = sample_table(fragment, url)
     except PackagingError as e:
         raise SegmentInvalid(f"segment {url}: {e}") from e
-    mfhd = fragment.moof.find("mfhd")
-    sequence = int.from_bytes(mfhd.payload()[4:8], "big") if mfhd is not None else -1
+    mfhd, tfhd = fragment.moof.find("mfhd"), fragment.moof.find("traf/tfhd")
+    sequence = mfhd.sequence_number if isinstance(mfhd, Mfhd) else -1
+    track_id = tfhd.track_id if isinstance(tfhd, Tfhd) else -1
     out = bytearray(data)
     mdat_start = fragment.offset + fragment.moof.size + 8
     if info.tenc is not None:
@@ -127,7 +143,7 @@ def decrypt_segment(data: bytes, info: TrackInfo, key: bytes | None, url: str) -
                 _ctr(out, ranges, key, entry.iv)
             else:
                 _cbcs(out, ranges, key, info.tenc)
-    return ClearSegment(bytes(out), sequence, table.decode_time, table, mdat_start)
+    return ClearSegment(bytes(out), sequence, track_id, table.decode_time, table, mdat_start)
 
 
 def _fragment(data: bytes, url: str) -> Fragment:

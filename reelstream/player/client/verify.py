@@ -2,6 +2,9 @@
 
 Run on every segment (they cost a pass over the sample table, not a decode):
 
+- identity: the fragment's ``tfhd`` names the init segment's track and its ``mfhd``
+  sequence number is the segment's number (ReelStream's packager writes one fragment per
+  segment, numbered as the manifest numbers segments);
 - timing: the fragment's ``tfdt`` is the segment's start and its sample durations add
   up to the segment's duration (within one HLS ``EXTINF`` millisecond);
 - video (H.264/HEVC, 4-byte NAL lengths, ISO/IEC 14496-15): every sample is a chain of
@@ -38,6 +41,12 @@ class Expected:
 def check_segment(segment: ClearSegment, info: TrackInfo, expected: Expected, url: str) -> int:
     """Raise SegmentInvalid naming the first thing wrong; returns the sample count."""
     table = segment.table
+    if segment.track_id != info.track_id:
+        raise SegmentInvalid(f"segment {expected.number} ({url}): fragment of track {segment.track_id}, the init "
+                             f"segment describes track {info.track_id}")
+    if segment.sequence != expected.number:
+        raise SegmentInvalid(f"segment {expected.number} ({url}): fragment sequence number {segment.sequence}: "
+                             "not the segment asked for")
     if not table.sizes:
         raise SegmentInvalid(f"segment {expected.number} ({url}): no samples")
     tolerance = max(1, round(0.0015 * info.timescale))  # EXTINF carries milliseconds
