@@ -64,7 +64,8 @@ async def _load(args: argparse.Namespace) -> int:
     config = load.LoadConfig(
         gateway=args.gateway.rstrip("/"), title_id=args.title, players=args.players, traces=traces,
         format=args.format, play_s=args.play_s, ramp_s=args.ramp_s, country=args.country,
-        device_type=args.device_type, security_level=args.security_level, edge=args.edge)
+        device_type=args.device_type, security_level=args.security_level, edge=args.edge,
+        start_at_s=0.0 if args.from_start else None)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client:
         http = Http(client, {args.country_header: args.country})
         if args.accounts:
@@ -119,6 +120,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--accounts", type=Path, help="file of 'email password' lines (the password is the rest of the line) to sign "
                         "in with, round robin; mind the deployment's streams per account")
     p.add_argument("--play-s", type=float, help="each viewer leaves after this much play time (default: the end)")
+    p.add_argument("--from-start", action="store_true",
+                   help="start every player at 0 instead of the account's resume point")
     p.add_argument("--ramp-s", type=float, default=0.0, help="spread the starts over this many real seconds")
     p.add_argument("--country", default="US", help="the viewers' country (sent in --country-header)")
     p.add_argument("--country-header", default=os.environ.get("REEL_COUNTRY_HEADER", "X-Client-Country"))

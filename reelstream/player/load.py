@@ -69,7 +69,7 @@ class LoadConfig:
     security_level: str = "software"
     edge: str | None = None
     abr: AbrAlgorithm = field(default_factory=default_algorithm)
-    start_at_s: float | None = 0.0
+    start_at_s: float | None = None  # None: each player reads its resume point, as a viewer's player does
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def test_given_accounts_and_viewers_who_leave(deployment: dict[str, Any], tmp_pa
     accounts.write_text(f"# the stack's subscribed account\n{EMAIL} {PASSWORD}\n")
     pop = deployment["topology"].node("pop-1")
     code, out, figures = reel_load(deployment, "--players", "2", "--accounts", str(accounts), "--play-s", "2",
-                                   "--format", "hls", "--edge", pop.base_url)
+                                   "--format", "hls", "--edge", pop.base_url, "--from-start")
     assert code == 0, out
     assert figures["sessions_completed"] == 2 and figures["play_s"] == pytest.approx(4.0, abs=0.05)
     assert figures["heartbeats"] == 2 * 2, "start, then exit after 2 s of play"
