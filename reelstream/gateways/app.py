@@ -57,6 +57,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     await asyncio.gather(*followers)
     await s.publisher.stop()
+    for adapter in s.adapters.values():
+        await adapter.close()
 
 
 def create_app(runtime: Runtime, settings: GatewaySettings, keys: KeyService | None, *,

@@ -12,10 +12,11 @@ streams, devices); an adapter only speaks one DRM system's wire format:
 response a JSON Web Key set ``{"keys": [{"kty": "oct", "kid": ..., "k": ...}], "type": ...}``,
 base64url without padding (RFC 7515 §2).
 
-Widevine, PlayReady and FairPlay run in *proxy mode*: their adapter would forward the
-opaque challenge, with the allowed key ids and the policy (expiry, persistence, HDCP), to
-the vendor's license service and relay its answer. They implement this same interface;
-none ships yet (they need a vendor account and its SDK or API).
+Widevine, PlayReady and FairPlay run in *proxy mode*: their adapter forwards the opaque
+challenge, with the allowed keys and the policy (expiry, persistence, security level), to
+the vendor's license service and relays its answer, through ``issue``. A request whose
+``kids`` is empty (an opaque challenge) asks for every key of the ticket's title.
+``widevine.WidevineProxyAdapter`` is one (Widevine's license proxy API).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from __future__ import annotations
 import binascii
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from reelstream.errors import ReelStreamError
@@ -52,6 +53,9 @@ class LicenseTerms:
 
     expires_ms: int
     persistent: bool
+    title_id: str = ""
+    key_classes: Mapping[str, str] = field(default_factory=dict)  # kid -> AUDIO/SD/HD/UHD, allowed keys
+    issued_ms: int = 0
 
 
 class DrmAdapter(ABC):
@@ -74,6 +78,9 @@ class DrmAdapter(ABC):
         """The license for an allowed request. ``challenge`` is the CDM's original message:
         a proxy-mode adapter forwards it to the vendor's license service; local ones ignore it."""
         return self.license(request, keys, terms)
+
+    async def close(self) -> None:
+        """Release connections (proxy adapters' HTTP sessions)."""
 
 
 class ClearKeyAdapter(DrmAdapter):

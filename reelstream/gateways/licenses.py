@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,12 +28,14 @@ from reelstream.events.model import new_event
 from reelstream.gateways import policy
 from reelstream.gateways.catalog import Title
 from reelstream.gateways.drm import DrmAdapter, LicenseRequest, LicenseTerms
-from reelstream.gateways.errors import BadRequest, Refused, Unauthorized, UnknownKeyId
+from reelstream.gateways.errors import BadRequest, NotFound, Refused, Unauthorized, UnknownKeyId
 from reelstream.gateways.keys import services
 from reelstream.gateways.openapi import Route, add_routes
 from reelstream.gateways.services import Services, Ticket
 from reelstream.keys.model import ContentKey
 from reelstream.processors.sessions.logic import live_sessions
+
+log = logging.getLogger(__name__)
 
 
 def at(ms: int) -> datetime:
@@ -67,11 +70,24 @@ def _cached(s: Services, ticket: Ticket) -> Account | None:
     return Account(title, entitlements, licenses, sessions)
 
 
+_REFRESHES: set[asyncio.Task[Any]] = set()
+
+
+def _refreshed(task: asyncio.Task[Any]) -> None:
+    _REFRESHES.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("live-session refresh failed (the cached count stays): %s", task.exception())
+
+
 async def read_account(s: Services, ticket: Ticket) -> Account:
     """From the caches on the event loop when all hit (the usual case: they are kept current
     by the log); otherwise the misses are read concurrently in worker threads."""
     hit = _cached(s, ticket)
     if hit is not None:
+        if s.live_sessions.needs_refresh(ticket.account_id):
+            task = asyncio.create_task(asyncio.to_thread(s.live_sessions.load, ticket.account_id))
+            _REFRESHES.add(task)  # keep a reference until it is done
+            task.add_done_callback(_refreshed)
         return hit
     title, entitlements, licenses, sessions = await asyncio.gather(
         asyncio.to_thread(s.catalog.title, ticket.title_id),
@@ -81,20 +97,29 @@ async def read_account(s: Services, ticket: Ticket) -> Account:
     return Account(title, entitlements, licenses, sessions)
 
 
+def session_type_of(request: LicenseRequest, ticket: Ticket) -> str:
+    """The CDM's session type; an opaque challenge (proxy mode) gets the ticket's: a download
+    ticket a persistent license."""
+    if not request.kids and ticket.kind == "download":
+        return "persistent-license"
+    return request.session_type
+
+
 def decide(s: Services, ticket: Ticket, country: str, request: LicenseRequest, account: Account) -> policy.Decision:
     """Pure given ``account``: the checks of ``policy`` for the requested keys."""
     classes = account.title.key_classes
-    unknown = [k for k in request.kids if k not in classes]
+    kids = request.kids or tuple(classes)  # an opaque challenge (proxy mode) asks for the title's keys
+    unknown = [k for k in kids if k not in classes]
     if unknown:
         raise UnknownKeyId(f"key id {unknown[0]} is not used by title {ticket.title_id}'s published package")
     now = s.now_ms()
     r = policy.Request(
         now_ms=now, title_id=ticket.title_id, device_id=ticket.device_id, security_level=ticket.security_level,
         country=country, terms=account.title.terms, entitlements=account.entitlements,
-        key_classes={k: classes[k] for k in request.kids},
+        key_classes={k: classes[k] for k in kids},
         other_live_devices=len(live_sessions(account.sessions, now, except_device=ticket.device_id)),
         licenses=account.licenses)
-    if request.session_type == "persistent-license":
+    if session_type_of(request, ticket) == "persistent-license":
         if ticket.kind != "download":
             raise BadRequest("persistent licenses are issued only for downloads: POST /downloads first")
         return policy.decide_offline_keys(r, s.settings.limits, ticket.expires_s * 1000)
@@ -118,20 +143,25 @@ async def issue(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, 
     """Decide, build the license, and emit the decision's event (durable soon after; the
     response does not wait for the log: see ``Publisher.emit``)."""
     request = adapter.parse(body)
-    decision = decide(s, ticket, country, request, await read_account(s, ticket))
+    account = await read_account(s, ticket)
+    decision = decide(s, ticket, country, request, account)
     common = {"user_id": ticket.account_id, "device_id": ticket.device_id, "title_id": ticket.title_id}
     if isinstance(decision, policy.Denial):
         s.publisher.emit([new_event("LicenseDenied", {
-            **common, "key_ids": list(request.kids), "reason": decision.reason, "detail": decision.detail},
+            **common, "key_ids": list(request.kids or account.title.key_classes), "reason": decision.reason,
+            "detail": decision.detail},
             producer=s.producer, correlation_id=ticket.session_id)])
         raise Refused(decision.reason, decision.detail)
     keys = await content_keys(s, ticket.title_id, decision.key_ids)
-    granted = LicenseRequest(decision.key_ids, request.session_type)
-    terms = LicenseTerms(decision.expires_ms, request.session_type == "persistent-license")
-    license_body = await adapter.issue(granted, keys, terms, body)
+    session_type = session_type_of(request, ticket)
+    granted = LicenseRequest(decision.key_ids, session_type)
+    classes = account.title.key_classes
+    terms = LicenseTerms(decision.expires_ms, session_type == "persistent-license", ticket.title_id,
+                         {k: classes[k] for k in decision.key_ids}, s.now_ms())
+    license_body = await adapter.issue(granted, keys, terms, body)  # proxy mode: the vendor's call
     event = new_event("LicenseGranted", {
         **common, "license_id": streaming_license_id(ticket), "key_ids": list(decision.key_ids),
-        "session_type": request.session_type, "expires_at": at(decision.expires_ms),
+        "session_type": session_type, "expires_at": at(decision.expires_ms),
         "playback_session_id": ticket.session_id,
         "withheld_keys": [{"key_id": k, "reason": why} for k, why in decision.withheld]},
         producer=s.producer, correlation_id=ticket.session_id)
@@ -168,6 +198,17 @@ async def clearkey_key(request: web.Request) -> web.Response:
                         headers={"Cache-Control": "no-store"})
 
 
+async def widevine_license(request: web.Request) -> web.Response:
+    """Proxy mode: the CDM's opaque challenge in, the vendor's license out, after the policy."""
+    s = services(request)
+    ticket = ticket_of(request, s)
+    adapter = s.adapters.get("widevine")
+    if adapter is None:
+        raise NotFound("this license server has no Widevine license service configured (REEL_WIDEVINE_PROXY_URL)")
+    issued = await issue(s, ticket, s.country(request), adapter, await request.read())
+    return web.Response(body=issued.body, content_type=issued.content_type, headers={"Cache-Control": "no-store"})
+
+
 def _b64(kid_hex: str) -> str:
     from reelstream.identity.tokens import b64url
 
@@ -183,6 +224,12 @@ ROUTES = (
               "type": {"type": "string", "enum": ["temporary", "persistent-license"]}}},
           responses={200: "JSON Web Key set", 403: "refused; 'reason' is the LicenseDenied reason",
                      404: "title not published"}),
+    Route("POST", "/widevine", widevine_license, "Widevine license (proxy mode): the CDM's challenge is "
+          "forwarded to the vendor's license service with the policy's decision",
+          auth="ticket", query=TICKET, produces="application/octet-stream",
+          responses={200: "the vendor's license bytes", 403: "refused (the vendor is not called)",
+                     404: "no Widevine service configured, or title not published",
+                     502: "the vendor's license service failed"}),
     Route("GET", "/clearkey/keys/{kid}", clearkey_key, "One raw content key (HLS identity key format)",
           auth="ticket", query=TICKET, produces="application/octet-stream",
           responses={200: "16 key bytes", 403: "refused", 404: "title not published"}),

@@ -17,6 +17,7 @@ from reelstream.errors import (
 )
 from reelstream.gateways import errors as g
 from reelstream.gateways.drm import InvalidLicenseRequest
+from reelstream.gateways.widevine import VendorLicenseError
 from reelstream.identity.accounts import (
     AccountExists,
     AuthenticationFailed,
@@ -36,6 +37,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (g.Refused, 403), (g.Forbidden, 403), (UnknownDevice, 403), (NothingPlayable, 403),
     (g.NotFound, 404),
     (AccountExists, 409), (DeviceLimitReached, 409),
+    (VendorLicenseError, 502),
     (EventLogError, 503), (StateStoreError, 503), (ObjectStoreError, 503),
 )
 
@@ -59,7 +61,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.json_response({"error": message}, status=e.status, headers=_allow(e))
     except ReelStreamError as e:
         status = status_of(e)
-        if status >= 500:
+        if status == 502:  # a vendor service failed: its status is safe and useful to show
+            log.warning("%s %s: %s", request.method, request.path, e)
+            body = {"error": str(e)}
+        elif status >= 500:
             log.exception("%s %s failed", request.method, request.path)
             body = {"error": f"a backing service failed ({type(e).__name__}); retry shortly"}
         else:

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from reelstream.gateways.account_state import LicenseCache, LiveSessionCache
 from reelstream.gateways.catalog import TitleCatalog
-from reelstream.gateways.drm import ClearKeyAdapter, DrmAdapter
+from reelstream.gateways.drm import DrmAdapter
 from reelstream.gateways.entitlements import EntitlementCache
 from reelstream.gateways.errors import BadRequest, Unauthorized
 from reelstream.gateways.publisher import Publisher
@@ -76,7 +76,7 @@ class Services:
     keys: KeyService | None
     clock: Callable[[], float] = time.time  # wall seconds; tests pass a stepped clock
     next_episode: Callable[[str], str | None] | None = None  # None: the catalog's series data
-    adapters: Mapping[str, DrmAdapter] = field(default_factory=lambda: {"clearkey": ClearKeyAdapter()})
+    adapters: Mapping[str, DrmAdapter] = field(default_factory=dict)  # empty: the settings' adapters
 
     def __post_init__(self) -> None:
         self.signer = TokenSigner(KeyRing.from_setting(self.settings.signing_keys), self.clock)
@@ -85,6 +85,8 @@ class Services:
         self.licenses = LicenseCache(self.runtime.state, self.now_ms)
         self.live_sessions = LiveSessionCache(self.runtime.state)
         self.catalog = TitleCatalog(self.runtime.state, self.runtime.objects, self.keys)
+        if not self.adapters:
+            self.adapters = self.settings.drm_adapters()
         if self.next_episode is None:
             self.next_episode = self.catalog.next_episode
         self.publisher = Publisher(self.runtime.log, self.runtime.codec)

@@ -59,6 +59,12 @@ class GatewaySettings:
     """REEL_MAX_DOWNLOADS_PER_DEVICE: active offline downloads per device."""
     max_body_bytes: int = 64 * 1024
     """REEL_MAX_BODY_BYTES: the largest request body a gateway reads (413 above)."""
+    widevine_proxy_url: str = ""
+    """REEL_WIDEVINE_PROXY_URL: the vendor's license proxy endpoint ("" = no Widevine: /licenses/widevine 404)."""
+    widevine_provider: str = ""
+    """REEL_WIDEVINE_PROVIDER: the provider name the vendor issued (signs and names proxy requests)."""
+    widevine_signing_key: str = ""
+    """REEL_WIDEVINE_SIGNING_KEY: the provider's AES-256 signing key and IV, hex, as ``KEY:IV``."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -68,7 +74,19 @@ class GatewaySettings:
         if not self.edge_secret or len(self.edge_secret) < 16:
             raise ConfigError("REEL_EDGE_SECRET: set a secret of at least 16 characters, shared with the edge")
         KeyRing.from_setting(self.signing_keys)  # fails with the variable named
+        self.drm_adapters()  # a bad vendor setting fails at start, named
         check_steering(self.edge_pathways, self.steering_url)  # fails with the variable named
+
+    def drm_adapters(self) -> dict[str, Any]:
+        """The license server's DRM adapters: Clear Key always, vendors in proxy mode when configured."""
+        from reelstream.gateways.drm import ClearKeyAdapter
+        from reelstream.gateways.widevine import WidevineProxyAdapter
+
+        adapters: dict[str, Any] = {"clearkey": ClearKeyAdapter()}
+        if self.widevine_proxy_url:
+            adapters["widevine"] = WidevineProxyAdapter.from_settings(
+                self.widevine_proxy_url, self.widevine_provider, self.widevine_signing_key)
+        return adapters
 
     @property
     def limits(self) -> Limits:
