@@ -31,7 +31,13 @@ from reelstream.media.package.model import Package
 from reelstream.media.package.packager import package_title
 from reelstream.runtime import Runtime
 from tests.functional.test_gateways_embedded import US, sign_up
-from tests.support.media_fixtures import DEFAULT_AUDIO, DEFAULT_RENDITIONS, build_media, framemd5, upload_title
+from tests.support.media_fixtures import (
+    DEFAULT_AUDIO,
+    DEFAULT_RENDITIONS,
+    build_media,
+    framemd5,
+    upload_title,
+)
 from tests.unit.gateways.support import T0, Clock, drain, grant, key_service, settings
 
 HOUR, DAY = 3_600_000, 86_400_000

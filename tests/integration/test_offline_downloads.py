@@ -5,7 +5,8 @@ plays a download until its license expires, then refuses.
 The offline player keeps what a device keeps (the persistent JWK set, the license's
 expiry and playback window, the manifest) and enforces expiry with its own clock, as
 real CDMs do for persistent licenses. It checks it holds a key for every key id the
-manifest signals; decryption itself is proven by the browser test (EME Clear Key).
+manifest signals; ``tests/functional/test_gateways_offline.py`` plays a real encrypted
+download, decrypting every track with the persistent license's keys.
 """
 
 from __future__ import annotations
