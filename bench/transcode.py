@@ -215,15 +215,20 @@ async def _complete(runtime: Runtime) -> tuple[list[int], int, dict[str, int], d
 
 
 def measure(run: Run, master: Path, rungs: list[Rung], seconds: float) -> None:
-    for r in rungs:
+    """PSNR and SSIM of every rung's output against the master scaled to the rung: one ffmpeg
+    per method, decoding the master once for all its rungs (named filters tell them apart)."""
+    graph = [f"[0:v]split={len(rungs)}" + "".join(f"[m{i}]" for i in range(len(rungs)))]
+    argv = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-i", str(master)]
+    for i, r in enumerate(rungs):
+        argv += ["-i", str(run.files[r.rendition_id])]
+        graph += [f"[m{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p,split[r{i}a][r{i}b]",
+                  f"[{i + 1}:v]split[d{i}a][d{i}b]", f"[d{i}a][r{i}a]psnr@p{i}", f"[d{i}b][r{i}b]ssim@s{i}"]
+    out = subprocess.run([*argv, "-lavfi", ";".join(graph), "-f", "null", "-"], capture_output=True, text=True,
+                         check=True).stderr
+    for i, r in enumerate(rungs):
+        psnr = float(out.split(f"[psnr@p{i} @")[1].split("average:")[1].split()[0])
+        ssim = float(out.split(f"[ssim@s{i} @")[1].split("All:")[1].split()[0])
         path = run.files[r.rendition_id]
-        out = subprocess.run(
-            [tools.ffmpeg(), "-nostdin", "-hide_banner", "-i", str(path), "-i", str(master), "-lavfi",
-             (f"[1:v]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p,split[r1][r2];"
-              "[0:v]split[d1][d2];[d1][r1]psnr;[d2][r2]ssim"), "-f", "null", "-"],
-            capture_output=True, text=True, check=True).stderr
-        psnr = float(out.split("PSNR")[1].split("average:")[1].split()[0])
-        ssim = float(out.split("SSIM")[1].split("All:")[1].split()[0])
         kbps = path.stat().st_size * 8 / 1000 / seconds
         run.quality[r.rendition_id] = {"psnr_db": round(psnr, 3), "ssim": round(ssim, 5), "kbps": round(kbps, 1),
                                        "bitrate_error_pct": round((kbps / r.bitrate_kbps - 1) * 100, 2)}

@@ -130,9 +130,38 @@ def _next_crf(target: float, points: list[tuple[float, float]]) -> float:
         crf, kbps = points[0]
         guess = crf + 6 * math.log2(kbps / target) if kbps > 0 else crf
         return round(min(max(guess, CRF_RANGE[0]), CRF_RANGE[1]), 2)
+    if len(points) >= 3 and (crf := crf_on_parabola(target, points)) is not None:
+        return crf
     above = [p for p in points if p[1] >= target]
     below = [p for p in points if p[1] < target]
     if above and below:  # bracketed: the closest point on each side
         return crf_for(target, max(above, key=lambda p: p[0]), min(below, key=lambda p: p[0]))
     nearest = sorted(points, key=lambda p: abs(math.log(max(p[1], 1e-9) / target)))[:2]
     return crf_for(target, nearest[0], nearest[1])
+
+
+def crf_on_parabola(target: float, points: Sequence[tuple[float, float]]) -> float | None:
+    """The CRF for ``target`` on the parabola in (CRF, log kbit/s) through the three points
+    nearest the target: the curve is convex, and a secant through two points undershoots
+    (measured on the grainy 720p bench master: a secant between CRF 23 and 25.8 gave a
+    720p/3000k rung 2534 kbit/s). None when those points do not make a falling curve there."""
+    near = sorted(points, key=lambda p: abs(math.log(max(p[1], 1e-9) / target)))[:3]
+    (x0, b0), (x1, b1), (x2, b2) = sorted(near)
+    if min(b0, b1, b2) <= 0 or len({x0, x1, x2}) < 3:
+        return None
+    y0, y1, y2, goal = math.log(b0), math.log(b1), math.log(b2), math.log(target)
+    s01, s12 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
+    c = (s12 - s01) / (x2 - x0)
+    # y(x) = y0 + s01 t + c t (t - (x1 - x0)), t = x - x0: solve y = goal, on a falling stretch.
+    a, b, k = c, s01 - c * (x1 - x0), y0 - goal
+    if abs(a) < 1e-9:
+        roots = [-k / b] if b else []
+    elif (disc := b * b - 4 * a * k) < 0:
+        return None
+    else:
+        roots = [(-b - math.sqrt(disc)) / (2 * a), (-b + math.sqrt(disc)) / (2 * a)]
+    falling = [x0 + t for t in roots if 2 * a * t + b < 0 and x0 - 3 <= x0 + t <= x2 + 3]
+    if not falling:
+        return None
+    crf = min(falling, key=lambda x: abs(x - x1))
+    return round(min(max(crf, CRF_RANGE[0]), CRF_RANGE[1]), 2)

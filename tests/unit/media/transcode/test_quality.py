@@ -63,3 +63,19 @@ def test_failures_show_the_error_lines_not_the_info_report() -> None:
 def test_trials_encode_the_first_half_of_a_sample_chunk() -> None:
     assert trial_span(Chunk(7, 336, 48)) == Chunk(7, 336, 24)
     assert trial_span(Chunk(9, 432, 25)) == Chunk(9, 432, 13)
+
+
+def test_the_final_crf_follows_the_convex_curve_through_three_points() -> None:
+    import math
+
+    from reelstream.media.transcode.calibrate import _next_crf, crf_for, crf_on_parabola
+
+    def kbps(crf: float) -> float:  # convex in log-bitrate, like x264 on grain
+        return math.exp(12.0 - 0.5 * crf + 0.006 * crf * crf)
+
+    points = [(23.0, kbps(23.0)), (28.94, kbps(28.94)), (25.83, kbps(25.83))]
+    target = kbps(24.5)
+    assert crf_on_parabola(target, points) == 24.5
+    assert _next_crf(target, points) == 24.5
+    assert crf_for(target, points[0], points[2]) >= 24.55  # the secant: a higher CRF, fewer bits (the undershoot)
+    assert crf_on_parabola(kbps(10.0), points) is None  # far outside the points: no extrapolation
