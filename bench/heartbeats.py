@@ -140,6 +140,7 @@ def main() -> int:
     from tests.support.events import heartbeat
     from tests.unit.gateways.support import (
         Api,
+        drop_keyspace,
         key_service,
         publish_title,
         start_processors,
@@ -217,6 +218,7 @@ def main() -> int:
               for i in range(1000)]
     raw_rate = raw_producer(bootstrap, sample, min(args.seconds, 5.0))
     runtime.close()
+    drop_keyspace(runtime.settings.state_url)
 
     beats_needed = STREAMS / BEAT_S
     gateway_cores = beats_needed / load["posts_per_s"]

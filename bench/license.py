@@ -198,7 +198,7 @@ def main() -> int:
     if args.serve_static:
         serve_static(args.serve_static)
         return 0
-    from tests.unit.gateways.support import stop_process
+    from tests.unit.gateways.support import drop_keyspace, stop_process
 
     unique = uuid.uuid4().hex[:8]
     env = {**os.environ, "REEL_LOG_URL": f"kafka://{os.environ.get('REEL_KAFKA_BOOTSTRAP', '127.0.0.1:19092')}",
@@ -239,6 +239,7 @@ def main() -> int:
         for p in (gateway, static, processors):
             stop_process(p)
         runtime.close()
+        drop_keyspace(env["REEL_STATE_URL"])
     report(args, cpu, rows, knee, moderate, before, after)
     return 0
 

@@ -30,6 +30,7 @@ from reelstream.runtime import Runtime
 from tests.support.browser import serve
 from tests.unit.gateways.support import (
     Api,
+    drop_keyspace,
     grant,
     key_service,
     kid,
@@ -72,6 +73,7 @@ def stack(kafka_bootstrap: str, cassandra_contact: tuple[list[str], int],
     finally:
         stop_process(processors)
         runtime.close()
+        drop_keyspace(runtime.settings.state_url)
 
 
 def licenses_events(runtime: Runtime, users: set[str], want: int, since_ms: int) -> list[Any]:

@@ -28,6 +28,7 @@ from reelstream.runtime import Runtime
 from tests.support.browser import serve
 from tests.unit.gateways.support import (
     Api,
+    drop_keyspace,
     grant,
     key_service,
     kid,
@@ -65,6 +66,7 @@ def stack(kafka_bootstrap: str, cassandra_contact: tuple[list[str], int],
     finally:
         stop_process(processors)
         runtime.close()
+        drop_keyspace(runtime.settings.state_url)
 
 
 @dataclass

@@ -132,6 +132,24 @@ def server_settings(kafka_bootstrap: str, cassandra: tuple[list[str], int], uniq
                     state_url=f"cassandra://{','.join(hosts)}:{port}/reel_gw_{unique}")
 
 
+def drop_keyspace(state_url: str) -> None:
+    """Drop a test's or bench's Cassandra keyspace: every keyspace left behind costs the one
+    shared node heap (memtables, schema), and enough of them exhaust it."""
+    from urllib.parse import urlparse
+
+    from cassandra.cluster import Cluster
+
+    url = urlparse(state_url)
+    if url.scheme != "cassandra":
+        return
+    cluster = Cluster(contact_points=(url.hostname or "127.0.0.1").split(","), port=url.port or 9042,
+                      protocol_version=5, connect_timeout=5)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {url.path.strip('/')}", timeout=60)
+    finally:
+        cluster.shutdown()
+
+
 def start_processors(settings_: Any, log_file: Any) -> Any:
     """``reel processors`` (embedded host) as a child process on the servers."""
     import os
