@@ -55,7 +55,10 @@ def stack(request: pytest.FixtureRequest, media: Path, tmp_path_factory: pytest.
         bootstrap = request.getfixturevalue("kafka_bootstrap")
         cassandra = request.getfixturevalue("cassandra_contact")
         settings = server_settings(bootstrap, cassandra, uuid.uuid4().hex[:10], root / "reel")
-    with player_stack(root, media, settings, child_processors=request.param != "embedded") as deployed:
+    # The embedded deployment also has content steering on (as `reel up` does): the player
+    # must take the default pathway's URLs from the steered DASH BaseURLs and HLS pathways.
+    embedded = request.param == "embedded"
+    with player_stack(root, media, settings, child_processors=not embedded, steering=embedded) as deployed:
         yield {**deployed, "media": media, "runtime_name": request.param}
 
 
@@ -88,6 +91,11 @@ def test_a_tv_stops_at_p_and_a_browser_resumes_at_p(stack: dict[str, Any]) -> No
     assert [b["event"] for b in tv.beats] == ["start", "stop"] and tv.beats[-1]["position_ms"] == 3100
     assert tv.segments_verified >= 4 and tv.frames_decoded > 0
     assert tv.license_s > 0 and tv.manifest_s > 0
+    if stack["runtime_name"] == "embedded":  # steering on: the player took the default pathway
+        token = stack["api"].call("POST", "/auth/sessions", json={"email": EMAIL, "password": PASSWORD,
+                                                                  "device_id": stack["tv_device_id"]}).json()["token"]
+        mpd = stack["api"].call("GET", "/manifests/titles/t-cenc/manifest.mpd", token).text
+        assert '<ContentSteering defaultServiceLocation="appliance-isp-a"' in mpd and 'serviceLocation="pop-1"' in mpd
 
     def saved() -> bool:
         async def read() -> float:

@@ -29,8 +29,10 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 @contextmanager
-def player_stack(root: Path, media: Path, settings: Settings, child_processors: bool) -> Iterator[dict[str, Any]]:
-    """Yields base (gateways), runtime, packages, settle() (without ``child_processors``:
+def player_stack(root: Path, media: Path, settings: Settings, child_processors: bool,
+                 steering: bool = False) -> Iterator[dict[str, Any]]:
+    """With ``steering``, the gateways name both tiers as content-steering pathways.
+    Yields base (gateways), runtime, packages, settle() (without ``child_processors``:
     run the processors now; with: ``reel processors`` runs them on its own) and the id of a hardware-secure TV registered on
     the account (the device that proved the subscription reached the license server)."""
     from reelstream.edge.origin import origin_app
@@ -57,11 +59,14 @@ def player_stack(root: Path, media: Path, settings: Settings, child_processors: 
             stack.callback(stop_process, process)
         origin = stack.enter_context(serve(origin_app(runtime.objects)))
         topology = local_topology(origin, root / "edge", base_port=free_port_block(2))
-        appliance = topology.node("appliance-isp-a")
-        assert appliance is not None
+        appliance, pop = topology.node("appliance-isp-a"), topology.node("pop-1")
+        assert appliance is not None and pop is not None
+        # With steering, manifests name both tiers as pathways (the appliance first, the default).
+        pathways = {"edge_pathways": f"appliance-isp-a={appliance.base_url},pop-1={pop.base_url}",
+                    "steering_url": "http://127.0.0.1:9/steering", "default_isp": "isp-a"} if steering else {}
         gateway_settings = GatewaySettings(
             signing_keys="k1:" + base64.b64encode(secrets.token_bytes(32)).decode(), edge_secret=SECRET.value,
-            edge_base_url=appliance.base_url, default_country="US")
+            edge_base_url=appliance.base_url, default_country="US", **pathways)
         stack.enter_context(EdgeRunner(topology, SECRET, popular=list(packages)))
         base = stack.enter_context(serve(create_app(runtime, gateway_settings, keys)))
         api = Api(base)
