@@ -106,11 +106,15 @@ def test_a_tv_stops_at_p_and_a_browser_resumes_at_p(stack: dict[str, Any]) -> No
         return run(read()) == pytest.approx(3.1)
     wait_until(saved, "the TV's stop to reach the resume view", stack["settle"])
 
-    browser = run(session(base, {"title_id": "t-cenc", "format": "hls"}, device_type="browser",
+    # Heartbeats every second of play here (30 s in production) to see the periodic ones on a 6-s title.
+    browser = run(session(base, {"title_id": "t-cenc", "format": "hls", "heartbeat_s": 1.0}, device_type="browser",
                           security="software"))
     assert browser.start_position_s == pytest.approx(3.1), "the browser starts where the TV stopped"
     assert browser.ladder == ["h264-360p-800k"], "a software CDM gets the SD rung only"
-    assert browser.beats[0]["position_ms"] == 3100
+    assert [(b["event"], b["position_ms"]) for b in browser.beats] == [
+        ("start", 3100), ("heartbeat", 4100), ("heartbeat", 5100), ("stop", 6000)]
+    assert all(b["br"] > 0 and b["rendition_id"] == "h264-360p-800k" and b["cdn_node"] == "appliance-isp-a"
+               for b in browser.beats)
     assert browser.decisions[0].number == 2, "the first segment fetched holds position 3.1 s"
     assert_played_everything(browser, 6.0)
 
