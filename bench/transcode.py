@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -39,13 +40,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reelstream.config import Settings
 from reelstream.ingest.service import IngestService
 from reelstream.media import tools
+from reelstream.media.probe import count_frames, probe
 from reelstream.media.transcode.commands import RungEncode, h264_args
 from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, ladder_for
 from reelstream.processors.embedded import run_embedded
 from reelstream.processors.transcode.completion import TranscodeCompletionProcessor
 from reelstream.runtime import Runtime
 from reelstream.workers.pool import start_pool
-from tests.support.media import make_master, title_metadata, write_metadata
+from tests.support.media import (
+    make_audio,
+    make_master,
+    title_metadata,
+    write_metadata,
+    write_srt,
+    write_vtt,
+)
 
 FILM_S = 2 * 3600
 TARGET_MIN = 15
@@ -72,6 +81,7 @@ class Run:
     per_worker: dict[str, int] = field(default_factory=dict)  # worker -> chunk jobs it encoded
     reported: dict[str, dict[str, float]] = field(default_factory=dict)  # rendition -> mean of the events' figures
     last_result_to_done_s: float = 0.0  # the last chunk's result -> TitleTranscoded seen
+    acceptance: dict[str, Any] = field(default_factory=dict)  # frame-exact, decodable, tracks
     worker_cpu_s: float = 0.0  # the workers and their ffmpeg processes
 
 
@@ -112,15 +122,15 @@ def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers:
     run.ingest_phases = phases.done()
     fleet = time.monotonic()
     done = asyncio.run(_complete(runtime))
-    run.fleet_wall_s = time.monotonic() - fleet
-    run.wall_s = time.monotonic() - ingest_wall  # from the ingest's start: the fleet was already up
+    run.fleet_wall_s = done[4] - fleet  # until TitleTranscoded was read
+    run.wall_s = done[4] - ingest_wall  # from the ingest's start: the fleet was already up
     for proc in pool:  # reaped here, so each worker's CPU (its ffmpeg runs included) is known
         os.kill(proc.pid, signal.SIGTERM)  # not Popen.send_signal: it would reap the worker first
         _, _, usage = os.wait4(proc.pid, 0)
         proc.returncode = 0
         run.worker_cpu_s += usage.ru_utime + usage.ru_stime
     run.cpu_s = cpu_seconds() - cpu
-    run.job_ms, run.replayed, run.per_worker, run.reported, run.last_result_to_done_s = done
+    run.job_ms, run.replayed, run.per_worker, run.reported, _, run.last_result_to_done_s = done
     for r in rungs:  # the packager's view: chunks concatenated in index order
         keys = [o.key for o in runtime.objects.list(f"titles/bench/renditions/{r.rendition_id}/chunks/")]
         listing = work / f"{name}-{r.rendition_id}.txt"
@@ -129,6 +139,7 @@ def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers:
         subprocess.run([tools.ffmpeg(), "-nostdin", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i",
                         str(listing), "-c", "copy", str(joined)], check=True)
         run.files[r.rendition_id] = joined
+    run.acceptance = _acceptance(runtime, master, run.files)
     runtime.close()
     return run
 
@@ -155,6 +166,22 @@ class _Phases:
         return {k: round(v, 2) for k, v in self.cpu.items() if k != "end"}
 
 
+def _acceptance(runtime: Runtime, master: Path, files: dict[str, Path]) -> dict[str, Any]:
+    """The issue's "done": every rung frame-exact (the master's frame count, joined in index
+    order) and decodable by ffmpeg without a single error; every audio and subtitle track."""
+    frames = probe(master).video.frame_count  # type: ignore[union-attr]
+    rungs = {}
+    for rendition, path in files.items():
+        decode = subprocess.run([tools.ffmpeg(), "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                                capture_output=True, text=True, check=False)
+        rungs[rendition] = {"frames": count_frames(path), "decode_errors": len(decode.stderr.splitlines())
+                            + (decode.returncode != 0)}
+    audio = sorted(o.key.rsplit("/", 1)[1] for o in runtime.objects.list("titles/bench/audio/"))
+    text = sorted(o.key.rsplit("/", 1)[1] for o in runtime.objects.list("titles/bench/subtitles/"))
+    ok = all(r["frames"] == frames and r["decode_errors"] == 0 for r in rungs.values())
+    return {"master_frames": frames, "rungs": rungs, "audio": audio, "subtitles": text, "rungs_ok": ok}
+
+
 def _wait_for_fleet(runtime: Runtime, workers: int, settle_s: float = 2.5) -> None:
     """Until every worker has announced itself (it is then a group member), plus two
     heartbeat intervals for every member to take its share of the partitions."""
@@ -174,7 +201,8 @@ def _wait_for_fleet(runtime: Runtime, workers: int, settle_s: float = 2.5) -> No
     time.sleep(settle_s)
 
 
-async def _complete(runtime: Runtime) -> tuple[list[int], int, dict[str, int], dict[str, dict[str, float]], float]:
+async def _complete(runtime: Runtime) -> tuple[list[int], int, dict[str, int], dict[str, dict[str, float]], float,
+                                               float]:
     """Encode times of the jobs workers encoded, how many results came from the ingest (kept
     from calibration), jobs per worker, the mean per-chunk PSNR/SSIM the events report per
     rung, and the delay from the last result to TitleTranscoded; TitleTranscoded ends it."""
@@ -186,13 +214,18 @@ async def _complete(runtime: Runtime) -> tuple[list[int], int, dict[str, int], d
     replayed = 0
     per_worker: dict[str, int] = {}
     figures: dict[str, dict[str, list[float]]] = {}
-    last_result = time.monotonic()
+    last_result = done_time = 0.0  # event times (s): the last chunk's result, TitleTranscoded
+    done_at: float | None = None
     try:
         while True:
-            for record in await asyncio.to_thread(reader.poll, 500, 0.2):
+            records = await asyncio.to_thread(reader.poll, 500, 0.2)
+            if done_at is not None and not records:  # drained: the catalog can be read before the results
+                reported = {r: {k: round(sum(v) / len(v), 5) for k, v in f.items() if v} for r, f in figures.items()}
+                return job_ms, replayed, per_worker, reported, done_at, max(0.0, done_time - last_result)
+            for record in records:
                 event = runtime.codec.decode(record.value)
                 if event.type == "ChunkTranscoded":
-                    last_result = time.monotonic()
+                    last_result = max(last_result, event.header.event_time.timestamp())
                     if event["worker_id"].startswith("ingest@"):
                         replayed += 1
                     else:
@@ -206,8 +239,7 @@ async def _complete(runtime: Runtime) -> tuple[list[int], int, dict[str, int], d
                 if event.type == "TitleTranscodeFailed":
                     raise RuntimeError(f"bench title failed: {event['reason']}")
                 if event.type == "TitleTranscoded":
-                    reported = {r: {k: round(sum(v) / len(v), 5) for k, v in f.items() if v} for r, f in figures.items()}
-                    return job_ms, replayed, per_worker, reported, time.monotonic() - last_result
+                    done_at, done_time = time.monotonic(), event.header.event_time.timestamp()
     finally:
         reader.close()
         stop.set()
@@ -225,9 +257,10 @@ def measure(run: Run, master: Path, rungs: list[Rung], seconds: float) -> None:
                   f"[{i + 1}:v]split[d{i}a][d{i}b]", f"[d{i}a][r{i}a]psnr@p{i}", f"[d{i}b][r{i}b]ssim@s{i}"]
     out = subprocess.run([*argv, "-lavfi", ";".join(graph), "-f", "null", "-"], capture_output=True, text=True,
                          check=True).stderr
+    psnrs = {int(i): float(v) for i, v in re.findall(r"\[psnr@p(\d+) @ [^\]]+\] PSNR [^\n]*?average:([\d.]+)", out)}
+    ssims = {int(i): float(v) for i, v in re.findall(r"\[ssim@s(\d+) @ [^\]]+\] SSIM [^\n]*?All:([\d.]+)", out)}
     for i, r in enumerate(rungs):
-        psnr = float(out.split(f"[psnr@p{i} @")[1].split("average:")[1].split()[0])
-        ssim = float(out.split(f"[ssim@s{i} @")[1].split("All:")[1].split()[0])
+        psnr, ssim = psnrs[i], ssims[i]
         path = run.files[r.rendition_id]
         kbps = path.stat().st_size * 8 / 1000 / seconds
         run.quality[r.rendition_id] = {"psnr_db": round(psnr, 3), "ssim": round(ssim, 5), "kbps": round(kbps, 1),
@@ -247,8 +280,19 @@ def main() -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-transcode-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"generating a {seconds}-s {size} 24 fps master with film grain and 2-s GOPs ...", flush=True)
-    master = make_master(work / "master.mp4", seconds=seconds, size=size, languages=("en",), noise=12)
-    metadata = write_metadata(work / "title.json", title_metadata("bench", master, languages=("en",)))
+    # --full is the issue's acceptance delivery: two audio languages in the master, an
+    # audio-description sidecar and two subtitle files (their audio jobs count in the chunked CPU;
+    # the single pass encodes video only).
+    languages = ("en", "fr") if args.full else ("en",)
+    master = make_master(work / "master.mp4", seconds=seconds, size=size, languages=languages, noise=12)
+    extras: dict[str, Any] = {}
+    if args.full:
+        make_audio(work / "en-ad.m4a", seconds=seconds, language="en")
+        write_srt(work / "en.srt", [(1.0, 3.0, "Hello"), (seconds - 3.0, seconds - 1.0, "Goodbye")])
+        write_vtt(work / "fr.vtt", [(1.0, 3.0, "Bonjour"), (seconds - 3.0, seconds - 1.0, "Au revoir")])
+        extras = {"subtitles": [{"file": "en.srt", "language": "en", "sdh": True}, {"file": "fr.vtt", "language": "fr"}],
+                  "audio": [{"file": "en-ad.m4a", "language": "en", "audio_description": True}]}
+    metadata = write_metadata(work / "title.json", title_metadata("bench", master, languages=languages, **extras))
     rungs = [r for r in ladder_for(width, height, False, DEFAULT_LADDER) if r.codec == "h264"]
     print(f"ladder: {', '.join(r.rendition_id for r in rungs)}", flush=True)
     load_start = os.getloadavg()
@@ -292,6 +336,11 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
                  for run in chunked_runs]
         print(f"{r.rendition_id:<18}" + "".join(f"{c:>26}" for c in cells))
     for run in chunked_runs:
+        a = run.acceptance
+        per_rung = ", ".join(f"{k} {v['frames']}/{v['decode_errors']}" for k, v in a["rungs"].items())
+        print(f"{run.name}: every rung {a['master_frames']} frames and 0 decode errors: {a['rungs_ok']} "
+              f"(frames/errors: {per_rung}); audio {a['audio']}; subtitles {a['subtitles']}")
+    for run in chunked_runs:
         print(f"{run.name}: ingest CPU s by phase {run.ingest_phases}")
     for run in chunked_runs:
         print(f"{run.name}: chunk jobs per worker {sorted(run.per_worker.values())}, "
@@ -331,6 +380,8 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
         "chunk_jobs_per_worker": {r.name: sorted(r.per_worker.values()) for r in runs[1:]},
         "last_result_to_done_s": {r.name: round(r.last_result_to_done_s, 2) for r in runs[1:]},
         "reported_per_chunk_mean": {r.name: r.reported for r in runs[1:]},
+        "acceptance": {r.name: r.acceptance for r in runs[1:]},
+        "acceptance_met": all(r.acceptance["rungs_ok"] for r in runs[1:]),
         "cpu_ratio_chunked_vs_single": round(cpu_ratio, 3), "cpu_ratio_chunked_1_worker_vs_single": round(cpu_ratio_one, 3),
         "cpu_ratio_workers_vs_single": round(worker_ratio, 3),
         "speedup_2_vs_1_workers": round(fleet_speedup, 3), "speedup_2_vs_1_end_to_end": round(speedup, 3),
