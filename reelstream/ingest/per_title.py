@@ -6,7 +6,8 @@ between the fixed ladder's floor (its lowest rung: 240p, 400 kbit/s by default) 
 ceiling (its highest H.264 rate kept for this master), each with the CRF its quality needs
 under its cap. Rungs outside the analysis (HEVC HDR) stay as the fixed ladder has them.
 Both the points and the decision are published before the plan, so the ladder a title got
-is auditable, and replaying the analysis through ``choose_rungs`` gives it again.
+is auditable, and replaying the analysis through ``choose_rungs`` gives it again (all but
+the top rung's CRF, which a calibration to the ceiling may lower; the event records it).
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 
 from reelstream.events.model import Event, new_event
 from reelstream.ingest.plan import analysis_data, ladder_data, per_title_rungs
-from reelstream.media.ladder.analyze import analyze
-from reelstream.media.ladder.hull import LadderPolicy, choose_rungs
+from reelstream.media.ladder.analyze import Analysis, analyze
+from reelstream.media.ladder.hull import ChosenRung, LadderPolicy, choose_rungs
 from reelstream.media.probe import VideoInfo
+from reelstream.media.transcode.calibrate import calibrate
+from reelstream.media.transcode.commands import ChunkEncode, RungEncode
+from reelstream.media.transcode.grid import chunk_grid
 from reelstream.media.transcode.ladder import Rung
 
 LADDER_MODES = ("fixed", "per_title")
@@ -50,6 +55,28 @@ def policy_for(fixed: Sequence[Rung], rungs: int = 10) -> LadderPolicy | None:
                         ceiling_kbps=max(r.bitrate_kbps for r in sdr)).check()
 
 
+def measure_and_choose(master: Path, fps: Fraction, frame_count: int, size: tuple[int, int], fixed: Sequence[Rung],
+                       policy: LadderPolicy, workers: int | None = None) -> tuple[Analysis, list[ChosenRung]]:
+    """The analysis and the rungs chosen on its hull, the top one filling the ceiling.
+
+    The top rung is capped at the ceiling, at the hull's CRF or, if lower, the CRF the
+    fixed ladder's calibration gives the top resolution for the ceiling: the trials are
+    uncapped and sampled, so the hull's CRF tends to leave the ceiling partly unspent
+    (measured: 3.5 of 4.5 Mbit/s on the grainy bench master), and the per-title top rung
+    must be at least as good as the fixed one."""
+    heights = [r.height for r in fixed if r.encoder_group == ANALYSED_GROUP]
+    analysis = analyze(master, fps, frame_count, size, heights, workers=workers or min(4, os.cpu_count() or 1),
+                       ceiling_kbps=policy.ceiling_kbps)
+    chosen = choose_rungs(analysis.points, policy)
+    top = chosen[-1]
+    if top.height == max(p.height for p in analysis.points):
+        base = ChunkEncode(master=master, fps=fps, start_frame=0, frame_count=0, rungs=(), outputs=(), threads=1)
+        rung = RungEncode("top", "h264", top.width, top.height, policy.ceiling_kbps)
+        crf = calibrate(master, fps, chunk_grid(frame_count, fps), [rung], base=base).crfs["top"]
+        chosen[-1] = replace(top, crf=min(top.crf, crf), cap_kbps=policy.ceiling_kbps)
+    return analysis, chosen
+
+
 def choose_ladder(mode: str, master: Path, video: VideoInfo, fixed: Sequence[Rung], title_id: str, master_key: str,
                   *, producer: str, caused_by: Event, step: Callable[[str], None] = lambda _: None,
                   workers: int | None = None) -> LadderDecision:
@@ -61,13 +88,11 @@ def choose_ladder(mode: str, master: Path, video: VideoInfo, fixed: Sequence[Run
         return LadderDecision(list(fixed))
     step("measuring the title's complexity (trial encodes scored with SSIM) for a per-title ladder")
     started = time.monotonic()
-    analysis = analyze(master, video.frame_rate, video.frame_count, (video.width, video.height),
-                       [r.height for r in fixed if r.encoder_group == ANALYSED_GROUP],
-                       workers=workers or min(4, os.cpu_count() or 1), ceiling_kbps=policy.ceiling_kbps)
+    analysis, chosen = measure_and_choose(master, video.frame_rate, video.frame_count, (video.width, video.height),
+                                          fixed, policy, workers)
     analyzed = new_event("TitleComplexityAnalyzed",
                          analysis_data(title_id, master_key, analysis, int((time.monotonic() - started) * 1000)),
                          producer=producer, caused_by=caused_by)
-    chosen = choose_rungs(analysis.points, policy)
     rungs, crfs = per_title_rungs(chosen)
     others = [r for r in fixed if r.encoder_group != ANALYSED_GROUP]
     decided = new_event("TitleLadderChosen", ladder_data(title_id, policy, analysis.points, chosen, others,
