@@ -9,6 +9,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
+from reelstream.cli import main as cli_main
 from reelstream.config import Settings
 from reelstream.ingest.plan import per_title_rungs, points_of, policy_of
 from reelstream.ingest.service import IngestService
@@ -30,7 +33,8 @@ from tests.support.media import make_master, title_metadata, write_metadata
 LADDER = (Rung("h264", 144, 150), Rung("h264", 180, 600))
 
 
-def test_a_per_title_ladder_is_measured_chosen_recorded_planned_and_encoded(tmp_path: Path) -> None:
+def test_a_per_title_ladder_is_measured_chosen_recorded_planned_and_encoded(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runtime = Runtime(Settings(data_dir=tmp_path / "reel", ladder_mode="per_title"))
     (tmp_path / "studio").mkdir()
     master = make_master(tmp_path / "studio" / "film.mp4", seconds=4, languages=("en",))
@@ -69,6 +73,9 @@ def test_a_per_title_ladder_is_measured_chosen_recorded_planned_and_encoded(tmp_
     assert rungs[-1]["cap_kbps"] == 600 and rungs[-1]["crf"] <= replayed_crfs[replayed[-1].rendition_id]
     assert rungs[-1]["height"] == replayed[-1].height
     crfs = {r["rendition_id"]: r["crf"] for r in rungs}
+    assert cli_main(["ladder", "pt-1", "--replay", "--data-dir", str(tmp_path / "reel")]) == 0
+    shown = capsys.readouterr().out
+    assert "replay: the same ladder" in shown and all(r in shown for r in crfs)
     assert [r["rendition_id"] for r in planned["renditions"]] == result.renditions == list(crfs)
     assert [r["bitrate_kbps"] for r in planned["renditions"]] == [r["cap_kbps"] for r in rungs]
 

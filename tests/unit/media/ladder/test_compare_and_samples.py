@@ -101,3 +101,23 @@ def test_simple_content_is_also_tried_below_the_lowest_crf_while_the_ceiling_all
     assert _lower_crfs(18.0, 300.0, 4500) == [12.0, 10.0]  # 600, 1200 kbit/s expected: both fit
     assert _lower_crfs(18.0, 1500.0, 4500) == [12.0]
     assert _lower_crfs(18.0, 3000.0, 4500) == []  # complex content: CRF 18 already spends the ceiling
+
+
+def test_reel_ladder_replay_finds_a_ladder_that_does_not_follow_from_its_analysis() -> None:
+    from reelstream.cli.ladder import render, replay_differences
+
+    pts, policy = points(), LadderPolicy(rungs=10, ceiling_kbps=6000)
+    grid = chunk_grid(240, Fraction(24))
+    analyzed = analysis_data("t1", "m", Analysis([Sample(grid[0], "SPREAD")], pts), 1)
+    chosen = ladder_data("t1", policy, pts, choose_rungs(pts, policy), [], "a1")
+    assert replay_differences(analyzed, chosen) == []
+    top = chosen["rungs"][-1]
+    chosen["rungs"][-1] = {**top, "crf": top["crf"] - 3}  # a calibration to the ceiling may lower the top CRF
+    assert replay_differences(analyzed, chosen) == []
+    middle = chosen["rungs"][4]
+    chosen["rungs"][4] = {**middle, "crf": middle["crf"] + 1}
+    assert replay_differences(analyzed, chosen) == [
+        f"rung 4 {middle['rendition_id']}: replayed CRF {middle['crf']}, recorded {middle['crf'] + 1}"]
+    chosen["rungs"].pop(2)
+    assert replay_differences(analyzed, chosen) == ["10 rungs replayed, 9 recorded"]
+    assert "PER_TITLE ladder, quality metric SSIM" in render(chosen)

@@ -1,0 +1,92 @@
+"""`reel ladder TITLE [--replay]`: the ladder a title got, from its events, and its replay."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reelstream.cli.core import add_runtime_flags, settings_from
+from reelstream.events.model import Event
+from reelstream.ingest.plan import per_title_rungs, points_of, policy_of
+from reelstream.media.ladder.hull import choose_rungs, ssim_db
+from reelstream.runtime import Runtime
+
+
+def latest_decision(catalog: Iterable[Event], title_id: str) -> tuple[Event | None, Event | None]:
+    """The title's last TitleLadderChosen and the TitleComplexityAnalyzed it names."""
+    analyzed: dict[str, Event] = {}
+    chosen = None
+    for event in catalog:
+        if event.type == "TitleComplexityAnalyzed" and event["title_id"] == title_id:
+            analyzed[event.event_id] = event
+        elif event.type == "TitleLadderChosen" and event["title_id"] == title_id:
+            chosen = event
+    return chosen, analyzed.get(chosen["analysis_event_id"] or "") if chosen else None
+
+
+def replay_differences(analyzed: Mapping[str, Any], chosen: Mapping[str, Any]) -> list[str]:
+    """What replaying the analysis through the hull gives differently from the recorded ladder
+    (the top rung's CRF may be lower than the hull's: a calibration to the ceiling set it)."""
+    rungs, crfs = per_title_rungs(choose_rungs(points_of(analyzed), policy_of(chosen)))
+    recorded = [r for r in chosen["rungs"] if r["crf"] is not None and not r["hdr"]]
+    if len(recorded) != len(rungs):
+        return [f"{len(rungs)} rungs replayed, {len(recorded)} recorded"]
+    out = []
+    for i, (rung, r) in enumerate(zip(rungs, recorded, strict=True)):
+        top = i == len(rungs) - 1
+        if rung.height != r["height"] or (not top and rung.rendition_id != r["rendition_id"]):
+            out.append(f"rung {i}: replayed {rung.rendition_id}, recorded {r['rendition_id']}")
+        elif (r["crf"] > crfs[rung.rendition_id] + 1e-9) if top else abs(r["crf"] - crfs[rung.rendition_id]) > 1e-9:
+            out.append(f"rung {i} {r['rendition_id']}: replayed CRF {crfs[rung.rendition_id]}, recorded {r['crf']}")
+    return out
+
+
+def render(chosen: Mapping[str, Any]) -> str:
+    lines = [f"{chosen['title_id']}: {chosen['mode']} ladder, quality metric {chosen['metric'] or '-'}",
+             (f"  {'rendition':<22}{'size':>11}{'CRF':>7}{'cap kbit/s':>12}{'expected kbit/s':>17}"
+             f"{'expected ' + (chosen['metric'] or 'score'):>15}{'dB':>7}")]
+    for r in chosen["rungs"]:
+        score = r["expected_score"]
+        lines.append(f"  {r['rendition_id']:<22}{str(r['width']) + 'x' + str(r['height']):>11}"
+                     f"{'-' if r['crf'] is None else format(r['crf'], '.2f'):>7}{r['cap_kbps']:>12}"
+                     f"{'-' if r['expected_kbps'] is None else format(r['expected_kbps'], '.0f'):>17}"
+                     f"{'-' if score is None else format(score, '.4f'):>15}"
+                     f"{'-' if score is None else format(ssim_db(score), '.2f'):>7}")
+    if chosen["hull"]:
+        lines.append("  hull: " + ", ".join(f"{h['height']}p crf {h['crf']:g} {h['kbps']:.0f} kbit/s "
+                                            f"{ssim_db(h['score']):.2f} dB" for h in chosen["hull"]))
+    return "\n".join(lines)
+
+
+def cmd_ladder(args: argparse.Namespace) -> int:
+    runtime = Runtime(settings_from(args))
+    reader = runtime.log.consumer(["reel.catalog"], group_id=None)
+    try:
+        catalog = [runtime.codec.decode(r.value) for r in reader.poll(max_records=1_000_000, timeout=2)]
+    finally:
+        reader.close()
+    chosen, analyzed = latest_decision(catalog, args.title_id)
+    if chosen is None:
+        print(f"reel ladder: no ladder chosen for {args.title_id!r} (fixed mode records none: REEL_LADDER_MODE)",
+              file=sys.stderr)
+        return 2
+    print(render(chosen.data))
+    if not args.replay:
+        return 0
+    if analyzed is None:
+        print("reel ladder: the analysis this ladder names is not in reel.catalog", file=sys.stderr)
+        return 1
+    differences = replay_differences(analyzed.data, chosen.data)
+    print("replay: " + ("the same ladder" if not differences else "; ".join(differences)))
+    return 1 if differences else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ladder = sub.add_parser("ladder", help="the ladder chosen for a title, from its events (--replay: choose again)")
+    add_runtime_flags(ladder)
+    ladder.add_argument("title_id")
+    ladder.add_argument("--replay", action="store_true",
+                        help="choose again from the recorded analysis and compare (exit 1 if different)")
+    ladder.set_defaults(fn=cmd_ladder)
