@@ -112,13 +112,14 @@ def upload_resumable(objects: ObjectStore, key: str, source: Path, journal_dir: 
     done = sent = sent_bytes = 0
     parts = []
     for number, data in _parts(source, journal.part_size):
-        md5 = hashlib.md5(data).hexdigest()
         part = held.get(number)
-        if part is None or part.md5 != md5 or part.size != len(data):
+        # A part the store holds is compared by MD5; a new one is not hashed here (the store
+        # computes its ETag anyway: hashing it twice cost 0.6 s CPU per 470 MB master).
+        if part is None or part.size != len(data) or part.md5 != hashlib.md5(data).hexdigest():
             if fault:
                 fault(number)
             part = objects.upload_part(key, journal.upload_id, number, data)
-            journal.parts[str(number)] = md5
+            journal.parts[str(number)] = part.md5
             journal.save()
             sent, sent_bytes = sent + 1, sent_bytes + len(data)
         parts.append(part)
