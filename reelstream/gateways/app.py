@@ -51,7 +51,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(follow([s.entitlements.view], entitlements.TOPIC, s.runtime.log, s.runtime.codec, stop,
                                    start_ms), name="entitlement-follower"),
         asyncio.create_task(follow([s.licenses.view], account_state.TOPIC, s.runtime.log, s.runtime.codec, stop,
-                                   start_ms, (ORIGIN_HEADER, s.publisher.instance.encode())),
+                                   start_ms, (ORIGIN_HEADER, s.publisher.instance.encode()), cached_only=True),
                             name="license-follower")]
     yield
     stop.set()

@@ -27,6 +27,7 @@ from reelstream.stores.ports import EventLog
 
 log = logging.getLogger(__name__)
 ORIGIN_HEADER = "reel-origin"
+EMIT_LINGER_S = 0.05
 
 
 class Publisher:
@@ -39,7 +40,8 @@ class Publisher:
         self._codec = codec
         self._waiting: list[asyncio.Future[None]] = []
         self._unflushed = 0  # events appended since the flusher last took a batch
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # something to flush
+        self._urgent = asyncio.Event()  # a request waits for the flush
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0  # events whose flush succeeded
         self.failed = 0  # events in a batch whose flush failed (logged)
@@ -103,12 +105,20 @@ class Publisher:
         done = asyncio.get_running_loop().create_future()
         self._waiting.append(done)
         self._wake.set()
+        self._urgent.set()
         await done
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            if not self._waiting:
+                # Only emitted events: nobody waits, so let more gather (the producer sends them
+                # meanwhile anyway); this flush is there to learn of failures, at most every
+                # EMIT_LINGER_S, rather than a thread hop and a broker round trip per request.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), EMIT_LINGER_S)
             self._wake.clear()
+            self._urgent.clear()
             batch, self._unflushed = self._unflushed, 0
             waiters, self._waiting = self._waiting, []
             await self._flush(batch, waiters)

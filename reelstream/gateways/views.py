@@ -31,6 +31,7 @@ from reelstream.stores.ports import EventLog, Row, StateStore, ViewSpec
 
 log = logging.getLogger(__name__)
 OVERLAY_S = 120.0  # longer than any processor lag we tolerate before the view catches up
+PASSED_RELOAD_S = 5.0
 
 Rows = dict[str, dict[str, Any]]  # one account's rows by their last clustering column
 
@@ -70,6 +71,7 @@ class FoldedView:
         self._capacity = capacity
         self._cached: OrderedDict[str, tuple[float, Rows]] = OrderedDict()
         self._overlay: dict[str, list[tuple[float, Event]]] = {}
+        self._passed: dict[str, float] = {}  # accounts whose events ``follow`` skipped undecoded
         self._lock = threading.Lock()
         self.loads = 0
 
@@ -93,10 +95,26 @@ class FoldedView:
             for _, event in self._overlay.get(user_id, ()):
                 self._fold(rows, event)
             rows = {k: v for k, v in rows.items() if self._keep(v)}
-            self._cached[user_id] = (now, rows)
+            passed = self._passed.pop(user_id, None)
+            # Events skipped for this account may not be in the view yet: keep these rows only
+            # a few seconds (the view catches up well within that), not the full ttl.
+            loaded = now - self._ttl + PASSED_RELOAD_S if passed is not None and now - passed < OVERLAY_S else now
+            self._cached[user_id] = (loaded, rows)
             while len(self._cached) > self._capacity:
                 self._cached.popitem(last=False)
             return rows
+
+    def wants(self, user_id: str) -> bool:
+        """Whether ``follow`` should decode this account's events (see ``follow``'s
+        ``cached_only``); if not, note that it passed them by."""
+        if user_id in self._cached:
+            return True
+        with self._lock:
+            self._passed[user_id] = self._clock()
+            if len(self._passed) > 100_000:
+                now = self._clock()
+                self._passed = {u: t for u, t in self._passed.items() if now - t < OVERLAY_S}
+        return False
 
     def apply(self, event: Event) -> None:
         """Fold an event of the view's topic into the cache and the overlay."""
@@ -123,10 +141,16 @@ class FoldedView:
 
 
 async def follow(views: Sequence[FoldedView], topic: str, log_: EventLog, codec: EventCodec,
-                 stop: asyncio.Event, from_ms: int, skip_origin: tuple[str, bytes] | None = None) -> None:
+                 stop: asyncio.Event, from_ms: int, skip_origin: tuple[str, bytes] | None = None,
+                 cached_only: bool = False) -> None:
     """Fold every event of ``topic`` from ``from_ms`` on into each of ``views`` until ``stop``,
     except those with the header ``skip_origin`` (this instance's own, folded as it emitted
-    them: decoding them again would double the license server's work)."""
+    them: decoding them again would double the license server's work).
+
+    ``cached_only`` (one view): decode only the events of accounts the view holds, judged by
+    the message key (the account id), so an instance's work does not grow with the whole
+    fleet's license rate; an account loaded soon after events of it passed by is reloaded
+    after ``PASSED_RELOAD_S``, when the view has them."""
     reader = await asyncio.to_thread(log_.consumer, [topic], None)
     try:
         await asyncio.to_thread(reader.seek_to_timestamp, from_ms)
@@ -134,6 +158,8 @@ async def follow(views: Sequence[FoldedView], topic: str, log_: EventLog, codec:
             records = await asyncio.to_thread(reader.poll, 500, 0.25)
             for record in records:
                 if skip_origin is not None and skip_origin in record.headers:
+                    continue
+                if cached_only and record.key is not None and not views[0].wants(record.key.decode()):
                     continue
                 try:
                     event = codec.decode(record.value)

@@ -1,0 +1,68 @@
+"""The gateway's folded view caches: events fold into cached accounts and into the overlay
+applied to fresh loads; an account whose events the follower passed by undecoded is
+reloaded soon; expired licenses are dropped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from reelstream.config import Settings
+from reelstream.events.model import new_event
+from reelstream.gateways.account_state import LicenseCache
+from reelstream.gateways.views import PASSED_RELOAD_S
+from reelstream.processors.licenses.logic import LICENSES
+from reelstream.runtime import Runtime
+from reelstream.stores.ports import Row
+from tests.unit.gateways.support import Clock
+
+NOW_MS = 1_800_000_000_000
+
+
+def granted(user: str, license_id: str, device: str, expires_ms: int) -> object:
+    return new_event("LicenseGranted", {
+        "license_id": license_id, "user_id": user, "device_id": device, "title_id": "t", "key_ids": ["k"],
+        "session_type": "temporary", "expires_at": datetime.fromtimestamp(expires_ms / 1000, tz=UTC)},
+        producer="test", event_time=datetime.fromtimestamp(NOW_MS / 1000, tz=UTC))
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    rt = Runtime(Settings(data_dir=tmp_path / "reel"))
+    rt.state.ensure_views([LICENSES])
+    yield rt
+    rt.close()
+
+
+def test_events_fold_into_cached_accounts_and_into_later_loads(runtime: Runtime) -> None:
+    clock = Clock(0.0)
+    cache = LicenseCache(runtime.state, lambda: NOW_MS, clock=clock)
+    assert cache.peek("u1") is None and cache.get("u1") == [] and cache.peek("u1") == []
+    cache.apply(granted("u1", "l1", "d1", NOW_MS + 1000))  # a cached account: folded at once
+    assert [lic.device_id for lic in cache.peek("u1") or []] == ["d1"]
+    cache.apply(granted("u2", "l2", "d2", NOW_MS + 1000))  # not cached: kept in the overlay...
+    assert cache.peek("u2") is None
+    assert [lic.license_id for lic in cache.get("u2")] == ["l2"]  # ...and applied to the view's (empty) rows
+    cache.apply(granted("u1", "old", "d3", NOW_MS - 1))  # already expired: dropped
+    assert [lic.license_id for lic in cache.peek("u1") or []] == ["l1"]
+    clock.advance(301)
+    assert cache.peek("u1") is None  # past the ttl: read again
+
+
+def test_an_account_whose_events_passed_by_is_reloaded_within_seconds(runtime: Runtime) -> None:
+    clock = Clock(0.0)
+    cache = LicenseCache(runtime.state, lambda: NOW_MS, clock=clock)
+    assert cache.view.wants("u3") is False  # the follower skips u3's event undecoded
+    cache.get("u3")  # loaded from a view that may not have that event yet
+    clock.advance(PASSED_RELOAD_S - 0.1)
+    assert cache.peek("u3") == []
+    runtime.state.put(LICENSES, Row({"user_id": "u3", "license_id": "l3", "title_id": "t", "device_id": "d",
+                                     "kind": "streaming", "key_ids": ["k"], "issued_ms": NOW_MS,
+                                     "expires_ms": NOW_MS + 1000, "returned": False}, {}))
+    clock.advance(0.2)
+    assert cache.peek("u3") is None  # reloaded soon, not after the full ttl
+    assert [lic.license_id for lic in cache.get("u3")] == ["l3"]
+    assert cache.view.wants("u3") is True  # cached now: its events are decoded and folded
