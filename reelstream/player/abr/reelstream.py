@@ -90,7 +90,7 @@ class ReelStreamTuning:
         history: throughput samples in the harmonic mean.
         error_window: past predictions whose over-prediction errors are considered.
         error_quantile: which quantile of those errors discounts the prediction
-            (1.0 = the worst, like RobustMPC but one-sided).
+            (1.0 = the worst, like RobustMPC but one-sided; 0.5 = the median).
         horizon: chunks planned ahead.
         rebuffer_penalty: mu used *in planning* (QoE_lin's is 4.3).
         smooth_penalty: weight of |bitrate change| *in planning* (QoE_lin's is 1).
@@ -103,14 +103,23 @@ class ReelStreamTuning:
         end_margin_s: near the end the target is at most the playback still to
             fetch after the horizon plus this margin; None keeps it fixed.
         collapse_share: the worst case assumes the link falls to at most
-            1/collapse_share of min(harmonic mean, last sample).
-        collapse_kbps: ... and to at most this many kbit/s; None disables the
-            collapse insurance (the planner then trusts the prediction alone).
+            1/collapse_share of the lowest of the harmonic mean, the last sample
+            and (on a falling link) the last sample extrapolated one step.
+        collapse_trend: exponent of that extrapolation: the last sample times
+            (last / previous) ** collapse_trend; 0 ignores the trend.
+        collapse_kbps: ... and, for rungs from ``capped_from_rung`` up, to at most
+            this many kbit/s; None disables the collapse insurance (the planner
+            then trusts the prediction alone).
+        capped_from_rung: lowest rung insured against the absolute ``collapse_kbps``;
+            the rungs between it and the lowest are insured against the relative
+            drop only (the lowest rung is always allowed).
+        collapse_margin_s: buffer that must still be left when an insured chunk
+            lands at the worst-case throughput.
     """
 
     history: int = 8
-    error_window: int = 5
-    error_quantile: float = 0.9
+    error_window: int = 10
+    error_quantile: float = 0.5
     horizon: int = 5
     rebuffer_penalty: float = 4.3
     smooth_penalty: float = 2.0
@@ -120,8 +129,11 @@ class ReelStreamTuning:
     fill_weight: float = 0.2
     hold_weight: float = 2.0
     end_margin_s: float | None = 8.0
-    collapse_share: float = 1.5
+    collapse_share: float = 1.25
+    collapse_trend: float = 0.75
     collapse_kbps: float | None = 700.0
+    capped_from_rung: int = 2
+    collapse_margin_s: float = 0.0
 
 
 def quantile(samples: Sequence[float], q: float) -> float:
@@ -153,15 +165,30 @@ def cautious_prediction(throughputs_kbps: Sequence[float], tuning: ReelStreamTun
     return harmonic_prediction(throughputs_kbps, tuning.history) / (1.0 + discount)
 
 
+def relative_collapse(throughputs_kbps: Sequence[float], tuning: ReelStreamTuning) -> float:
+    """Worst-case throughput (kbit/s) relative to where the link is now.
+
+    The lowest of the harmonic mean, the last sample and, when the last sample fell,
+    the last sample extrapolated one more step down, divided by ``collapse_share``.
+    ``inf`` when the insurance is off.
+    """
+    if tuning.collapse_kbps is None:
+        return math.inf
+    last = max(throughputs_kbps[-1], 1.0)
+    recent = min(harmonic_prediction(throughputs_kbps, tuning.history), last)
+    if len(throughputs_kbps) >= 2 and last < throughputs_kbps[-2]:
+        recent = min(recent, last * (last / throughputs_kbps[-2]) ** tuning.collapse_trend)
+    return recent / tuning.collapse_share
+
+
 def collapse_throughput(throughputs_kbps: Sequence[float], tuning: ReelStreamTuning) -> float:
-    """Worst-case throughput (kbit/s) a chunk fetched now must survive.
+    """Worst-case throughput (kbit/s) a chunk of a capped rung fetched now must survive.
 
     ``inf`` when the insurance is off, so that every download passes the check.
     """
     if tuning.collapse_kbps is None:
         return math.inf
-    recent = min(harmonic_prediction(throughputs_kbps, tuning.history), throughputs_kbps[-1])
-    return min(recent / tuning.collapse_share, tuning.collapse_kbps)
+    return min(relative_collapse(throughputs_kbps, tuning), tuning.collapse_kbps)
 
 
 class ReelStreamMpc(AbrAlgorithm):
@@ -176,9 +203,25 @@ class ReelStreamMpc(AbrAlgorithm):
         """Bandwidth (kbit/s) assumed over the horizon."""
         return cautious_prediction(obs.throughputs_kbps, self.tuning)
 
-    def worst_case(self, obs: Observation) -> float:
-        """Throughput (kbit/s) the collapse insurance plans every chunk against."""
+    def worst_case(self, obs: Observation, rung: int | None = None) -> float:
+        """Throughput (kbit/s) the collapse insurance plans a chunk of ``rung`` against.
+
+        ``rung`` None means the highest rung (the absolute cap applies).
+        """
+        if rung is not None and rung < self.tuning.capped_from_rung:
+            return relative_collapse(obs.throughputs_kbps, self.tuning)
         return collapse_throughput(obs.throughputs_kbps, self.tuning)
+
+    def _worst_downloads(self, obs: Observation, horizon: int) -> list[list[float]] | None:
+        """Download seconds of every planned chunk at its rung's worst-case throughput."""
+        if self.tuning.collapse_kbps is None:
+            return None
+        capped = download_times(obs, collapse_throughput(obs.throughputs_kbps, self.tuning),
+                                horizon)
+        relative = download_times(obs, relative_collapse(obs.throughputs_kbps, self.tuning),
+                                  horizon)
+        split = self.tuning.capped_from_rung
+        return [rel[:split] + cap[split:] for rel, cap in zip(relative, capped)]
 
     def choose(self, obs: Observation) -> int:
         if not obs.throughputs_kbps:
@@ -191,7 +234,6 @@ class ReelStreamMpc(AbrAlgorithm):
         if t.end_margin_s is not None:
             target_s = min(target_s, after_horizon_s + t.end_margin_s)
         hold_s = min(obs.buffer_s, target_s)
-        worst_kbps = self.worst_case(obs)
         problem = PlanProblem(
             buffer_s=obs.buffer_s,
             last_rung=0 if obs.last_rung is None else obs.last_rung,
@@ -203,7 +245,7 @@ class ReelStreamMpc(AbrAlgorithm):
             floor_s=t.floor_s,
             below_floor_share=t.below_floor_share,
             shortfall_costs=((target_s, t.fill_weight), (hold_s, t.hold_weight)),
-            worst_download_s=None if math.isinf(worst_kbps)
-            else download_times(obs, worst_kbps, horizon),
+            worst_download_s=self._worst_downloads(obs, horizon),
+            worst_margin_s=t.collapse_margin_s,
         )
         return best_first_rung(problem)

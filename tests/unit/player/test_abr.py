@@ -20,9 +20,11 @@ from reelstream.player.abr import (
 from reelstream.player.abr.interface import highest_rung_at_most
 from reelstream.player.abr.mpc import prediction_errors, robust_prediction
 from reelstream.player.abr.reelstream import (
+    ReelStreamTuning,
     cautious_prediction,
     collapse_throughput,
     quantile,
+    relative_collapse,
 )
 from reelstream.player.abr.throughput import harmonic_mean, harmonic_prediction
 
@@ -145,10 +147,27 @@ def test_default_climbs_as_the_buffer_allows_during_startup(obs: Obs) -> None:
     rungs = [algo.choose(obs(link, buffer_s=b, last_rung=1)) for b in (4.0, 8.0, 16.0, 30.0)]
     assert rungs == sorted(rungs)
     assert rungs[-1] > rungs[0]
-    # With 4 s buffered even the 750 kbps chunk (3 Mbit) would take 4.3 s if the link
-    # collapsed to the insured 700 kbit/s, so the lowest rung it is; 8 s lets it climb.
-    assert rungs[0] == 0
-    assert rungs[1] >= 1
+    # With 4 s buffered the 1200 kbps chunk (4.8 Mbit) would take 6.9 s if the link
+    # collapsed to the insured 700 kbit/s, so it keeps the second rung (insured only
+    # against a drop relative to the 2500 kbit/s it measured: 1.5 s at 2000 kbit/s).
+    assert rungs[0] == 1
+
+
+def test_default_second_chunk_keeps_the_start_rung_unless_the_link_is_slow(obs: Obs) -> None:
+    """The first chunk comes at rung 1; dropping to rung 0 right after would cost a
+    switch and a rung for nothing on a link that carries rung 1 in a third of the
+    buffer, but on a link that measured 600 kbit/s a 3-Mbit chunk would not fit."""
+    algo = ReelStreamMpc()
+    assert algo.choose(obs([2500.0], buffer_s=4.0, last_rung=1)) == 1
+    assert algo.choose(obs([600.0], buffer_s=4.0, last_rung=1)) == 0
+
+
+@pytest.mark.parametrize("algo", PREDICTIVE, ids=lambda a: a.name)
+@pytest.mark.parametrize("remaining", [40, 3])
+def test_full_buffer_on_a_fast_link_takes_the_top_rung(algo: AbrAlgorithm, remaining: int,
+                                                      obs: Obs) -> None:
+    assert algo.choose(obs(STEADY_FAST, buffer_s=50.0, last_rung=4,
+                           chunks_remaining=remaining)) == 5
 
 
 @pytest.mark.parametrize("buffer_s", [1.0, 4.0, 7.0, 9.5])
@@ -164,10 +183,32 @@ def test_default_under_the_floor_only_takes_downloads_that_fit_half_the_buffer(
 def test_collapse_throughput_is_capped_and_follows_a_drop() -> None:
     tuning = ReelStreamMpc().tuning
     assert collapse_throughput(STEADY_FAST, tuning) == tuning.collapse_kbps
-    assert collapse_throughput([900.0] * 6, tuning) == pytest.approx(900.0 / tuning.collapse_share)
-    # The last sample leads: a link that just dropped is insured from where it is now.
-    assert collapse_throughput([3000.0] * 5 + [600.0], tuning) == pytest.approx(
-        600.0 / tuning.collapse_share)
+    assert relative_collapse(STEADY_FAST, tuning) == pytest.approx(5000.0 / tuning.collapse_share)
+    assert collapse_throughput([800.0] * 6, tuning) == pytest.approx(800.0 / tuning.collapse_share)
+    # The last sample leads, and a fall is extrapolated one more step: a link that
+    # just went from 3000 to 1500 kbit/s is insured from 1500 * (1500/3000)^trend.
+    falling = [3000.0] * 5 + [1500.0]
+    expected = 1500.0 * 0.5 ** tuning.collapse_trend / tuning.collapse_share
+    assert relative_collapse(falling, tuning) == pytest.approx(expected)
+    assert collapse_throughput(falling, tuning) == pytest.approx(min(expected, 700.0))
+    # A rise is not extrapolated upwards.
+    assert relative_collapse([1500.0] * 5 + [3000.0], tuning) == pytest.approx(
+        harmonic_prediction([1500.0] * 5 + [3000.0], tuning.history) / tuning.collapse_share)
+    off = ReelStreamTuning(collapse_kbps=None)
+    assert collapse_throughput(falling, off) == relative_collapse(falling, off) == float("inf")
+
+
+def test_default_insures_a_falling_link_below_its_last_sample(obs: Obs) -> None:
+    """A link falling 2500 -> 1250 kbit/s with 12 s buffered: planned on the
+    harmonic mean the 1850 kbps chunk (7.4 Mbit) looks fine, but if the fall goes
+    on it would take 7.4 / (1250 * 0.5^0.75 / 1.25) = 12.4 s, so it is refused."""
+    algo = ReelStreamMpc()
+    steady = algo.choose(obs([2500.0] * 8, buffer_s=12.0, last_rung=3))
+    falling = algo.choose(obs([2500.0] * 7 + [1250.0], buffer_s=12.0, last_rung=3))
+    assert steady == 3
+    assert falling < 3
+    no_trend = ReelStreamMpc(ReelStreamTuning(collapse_trend=0.0))
+    assert no_trend.choose(obs([2500.0] * 7 + [1250.0], buffer_s=12.0, last_rung=3)) == 3
 
 
 @pytest.mark.parametrize("buffer_s", [2.0, 4.0, 6.0, 9.0, 12.0, 15.0, 20.0, 28.0, 35.0, 50.0])
@@ -181,8 +222,10 @@ def test_default_next_chunk_survives_a_collapse_to_the_worst_case(
     algo = ReelStreamMpc()
     o = obs(history, buffer_s=buffer_s, last_rung=3, chunks_remaining=remaining)
     rung = algo.choose(o)
-    at_worst = o.upcoming_sizes_bytes[0][rung] * 8 / 1000 / algo.worst_case(o)
+    at_worst = o.upcoming_sizes_bytes[0][rung] * 8 / 1000 / algo.worst_case(o, rung)
     assert rung == 0 or at_worst <= buffer_s
+    if rung >= algo.tuning.capped_from_rung:
+        assert algo.worst_case(o, rung) <= algo.tuning.collapse_kbps
 
 
 def test_algorithms_are_pure(obs: Obs) -> None:
