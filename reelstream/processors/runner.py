@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Any, Sequence
 
 from reelstream.errors import ReelStreamError, UndecodableEvent
 from reelstream.events.codec import EventCodec
 from reelstream.events.model import derived_event_id, new_event
 from reelstream.events.topics import DEAD_LETTER_TOPIC, topic_for
 from reelstream.processors.base import Processor
-from reelstream.stores.ports import EventLog, Record, Row, StateStore
+from reelstream.stores.ports import EventLog, Record, Row, StateStore, ViewSpec
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,32 @@ class RunnerStats:
     ignored: int = 0
     dead_lettered: int = 0
     emitted: int = 0
+
+
+class _BatchRows:
+    """The store as one batch sees it: a row is read at most once per batch and an event's
+    own writes are never read back (write-through, so the store always holds them). Per
+    event this saves the read before each write; a session's beats in one batch cost one
+    read in all. Each saved read was a synchronous round trip on Cassandra."""
+
+    def __init__(self, state: StateStore) -> None:
+        self.state = state
+        self.rows: dict[tuple[str, tuple[Any, ...]], Row | None] = {}
+
+    def get(self, spec: ViewSpec, key: Sequence[Any]) -> Row | None:
+        k = (spec.name, tuple(key))
+        if k not in self.rows:
+            self.rows[k] = self.state.get(spec, key)
+        row = self.rows[k]
+        # A copy, as the store would return: a handler changing what it read changes nothing else.
+        return Row(dict(row.values), dict(row.applied)) if row is not None else None
+
+    def put(self, spec: ViewSpec, row: Row) -> None:
+        self.state.put(spec, row)
+        self.rows[(spec.name, spec.key_of(row.values))] = row
+
+    def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]:
+        return self.state.query(spec, partition)  # the store: it holds every write of the batch
 
 
 class ProcessorRunner:
@@ -46,11 +72,13 @@ class ProcessorRunner:
 
     def process(self, records: Sequence[Record]) -> None:
         """Apply a batch; durable (outputs flushed) when it returns, so the caller may commit."""
+        rows = _BatchRows(self.state)
         for record in records:
-            self.process_one(record)
+            self.process_one(record, rows)
         self.log.flush()
 
-    def process_one(self, record: Record) -> None:
+    def process_one(self, record: Record, rows: _BatchRows | None = None) -> None:
+        rows = rows or _BatchRows(self.state)
         try:
             event = self.codec.decode(record.value)
         except UndecodableEvent as e:
@@ -61,12 +89,12 @@ class ProcessorRunner:
             self.stats.ignored += 1
             return
         spec, key = target
-        current = self.state.get(spec, key)
+        current = rows.get(spec, key)
         if current is not None and current.has_applied(record):
             self.stats.duplicates += 1
             return
         try:
-            outcome = self.processor.handle(event, self.state)
+            outcome = self.processor.handle(event, rows)
         except (ReelStreamError, KeyError, ValueError, TypeError) as e:
             log.exception("%s failed on %s %s", self.processor.name, event.type, event.event_id)
             self._dead_letter(record, f"{self.processor.name} could not apply {event.type}: {e!r}")
@@ -81,14 +109,14 @@ class ProcessorRunner:
         primary_key = tuple(key)
         ordered = sorted(outcome.writes, key=lambda w: w[0] is spec and w[0].key_of(w[1]) == primary_key)
         for view, values in ordered:
-            existing = self.state.get(view, view.key_of(values))
+            existing = rows.get(view, view.key_of(values))
             applied = dict(existing.applied) if existing else {}
             applied[position] = record.offset
-            self.state.put(view, Row(values, applied))
+            rows.put(view, Row(values, applied))
         if not any(w[0] is spec and w[0].key_of(w[1]) == primary_key for w in outcome.writes):
             # The event changed nothing visible; still mark it applied on the primary row.
             if current is not None:
-                self.state.put(spec, Row(current.values, {**current.applied, position: record.offset}))
+                rows.put(spec, Row(current.values, {**current.applied, position: record.offset}))
         self.stats.applied += 1
 
     def _dead_letter(self, record: Record, reason: str) -> None:
