@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -140,9 +141,10 @@ def total_stall(trace: Trace, algorithm: AbrAlgorithm) -> float:
 @pytest.mark.parametrize("before_mbps", [3.5, 6.0])
 def test_default_rides_out_a_collapse_to_the_insured_rate_at_any_moment(
         before_mbps: float) -> None:
-    """A 4.7-8x collapse to 0.75 Mbit/s (712 kbit/s of payload, above the insured
-    700) never stalls ReelStreamMPC, wherever in the session it strikes; the same
-    planner without the insurance, and RobustMPC, stall on some of these."""
+    """A 4.7-8x collapse to 0.75 Mbit/s (712 kbit/s of payload, above the 700 kbit/s
+    the upper rungs are insured against) never stalls ReelStreamMPC, wherever in the
+    session it strikes; the same planner without the insurance, and RobustMPC,
+    stall on some of these."""
     uninsured = ReelStreamMpc(replace(ReelStreamTuning(), collapse_kbps=None))
     stalls = {"insured": 0.0, "uninsured": 0.0, "robust": 0.0}
     for at_s in range(4, 190, 6):
@@ -152,3 +154,90 @@ def test_default_rides_out_a_collapse_to_the_insured_rate_at_any_moment(
         stalls["robust"] += total_stall(trace, RobustMpc())
     assert stalls["uninsured"] > 1.0
     assert stalls["robust"] > 1.0
+
+
+def pensieve_fixed_env(trace: Trace, sizes: list[list[int]], rungs: list[int]) -> list[tuple[float, ...]]:
+    """``get_video_chunk`` of hongzimao/pensieve ``sim/fixed_env.py``, transcribed
+    (milliseconds, its loop and its constants), as the reference for the simulator.
+
+    Returns (delay_ms, rebuf_ms, buffer_ms, sleep_ms) per chunk.
+    """
+    cooked_time, cooked_bw = trace.times_s, trace.mbps
+    ptr, last_time, buffer_size, out = 1, cooked_time[0], 0.0, []
+    for index, quality in enumerate(rungs):
+        chunk_size, sent, delay = sizes[index][quality], 0.0, 0.0
+        while True:
+            throughput = cooked_bw[ptr] * 1_000_000 / 8.0
+            duration = cooked_time[ptr] - last_time
+            payload = throughput * duration * 0.95
+            if sent + payload > chunk_size:
+                fractional = (chunk_size - sent) / throughput / 0.95
+                delay += fractional
+                last_time += fractional
+                break
+            sent += payload
+            delay += duration
+            last_time = cooked_time[ptr]
+            ptr += 1
+            if ptr >= len(cooked_bw):
+                ptr, last_time = 1, 0.0
+        delay = delay * 1000.0 + 80
+        rebuf = max(delay - buffer_size, 0.0)
+        buffer_size = max(buffer_size - delay, 0.0) + 4000.0
+        sleep_time = 0.0
+        if buffer_size > 60_000.0:
+            sleep_time = math.ceil((buffer_size - 60_000.0) / 500.0) * 500.0
+            buffer_size -= sleep_time
+            remaining = sleep_time
+            while True:
+                duration = cooked_time[ptr] - last_time
+                if duration > remaining / 1000.0:
+                    last_time += remaining / 1000.0
+                    break
+                remaining -= duration * 1000.0
+                last_time = cooked_time[ptr]
+                ptr += 1
+                if ptr >= len(cooked_bw):
+                    ptr, last_time = 1, 0.0
+        out.append((delay, rebuf, buffer_size, sleep_time))
+    return out
+
+
+class Pattern(AbrAlgorithm):
+    """A fixed rung sequence, so both simulators fetch the same chunks."""
+
+    name = "Pattern"
+
+    def __init__(self, rungs: list[int]) -> None:
+        self.rungs = rungs
+
+    def choose(self, obs: Observation) -> int:
+        return self.rungs[len(obs.throughputs_kbps)]
+
+
+@pytest.mark.parametrize("scale", [0.6, 3.0, 40.0])
+def test_simulator_matches_pensieve_fixed_env_chunk_by_chunk(scale: float) -> None:
+    """A jagged 0.1-s-to-2-s trace that wraps around (scale 0.6: stalls; 40: sleeps on a
+    full buffer), varying chunk sizes and a rung pattern: every download, stall,
+    buffer level and sleep equals the transcribed Pensieve loop's."""
+    times, t = [0.0], 0.0
+    for i in range(1, 120):
+        t += 0.1 + (i * 37 % 19) / 10
+        times.append(round(t, 3))
+    rates = tuple(scale * (0.2 + (i * 7919 % 23) / 5) for i in range(len(times)))
+    trace = Trace("jagged", tuple(times), rates)
+    sizes = [[int(rate * 500 * (0.7 + (c * 13 % 7) / 10)) for rate in LADDER] for c in range(48)]
+    rungs = [1] + [(c * 5 + c // 7) % 6 for c in range(1, 48)]
+    title = Video(bitrates_kbps=LADDER, chunk_s=4.0, sizes=tuple(tuple(row) for row in sizes))
+    session = simulate(trace, title, Pattern(rungs))
+    reference = pensieve_fixed_env(trace, sizes, rungs)
+    assert [c.rung for c in session.chunks] == rungs
+    for chunk, (delay_ms, rebuf_ms, buffer_ms, sleep_ms) in zip(session.chunks, reference):
+        assert chunk.download_s * 1000 == pytest.approx(delay_ms, rel=1e-9)
+        assert chunk.stall_s * 1000 == pytest.approx(rebuf_ms, rel=1e-9, abs=1e-6)
+        assert chunk.buffer_s * 1000 == pytest.approx(buffer_ms, rel=1e-9, abs=1e-6)
+        assert chunk.sleep_s * 1000 == pytest.approx(sleep_ms, abs=1e-6)
+    if scale < 1:
+        assert any(c.stall_s > 0 for c in session.chunks[1:])
+    if scale > 10:
+        assert any(c.sleep_s > 0 for c in session.chunks)
