@@ -70,7 +70,10 @@ def h264_args(rung: RungEncode, gop: int, preset: str) -> list[str]:
         "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop+psnr",
         # ssim=1: x264 measures SSIM of its reconstruction against the frames it was given (the
         # scaled source), at no measurable cost, and reports the mean when it closes.
-        "-x264-params", "open-gop=0:ssim=1",
+        # stitchable=1: headers that do not depend on the encode (x264 otherwise puts the CRF's
+        # QP in the PPS), so chunks of a rung encoded at different CRFs, such as calibration's
+        # kept samples, share one avcC and join into one CMAF track.
+        "-x264-params", "open-gop=0:ssim=1:stitchable=1",
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
     ]
 

@@ -36,7 +36,7 @@ def test_x264_ssim_in_output_order() -> None:
 
 def test_x264_measures_ssim_and_the_chunk_command_keeps_its_report() -> None:
     args = h264_args(RungEncode("r", "h264", 426, 240, 400, crf=25.0), 48, "veryfast")
-    assert args[args.index("-x264-params") + 1] == "open-gop=0:ssim=1"
+    assert "ssim=1" in args[args.index("-x264-params") + 1].split(":")
     job = ChunkEncode(Path("m.mp4"), fps=24, start_frame=48, frame_count=48, rungs=(RungEncode("r", "h264", 426, 240, 400),),
                       outputs=(Path("r.mp4"),))
     argv = chunk_command("ffmpeg", job, Path("v.log"))
