@@ -65,6 +65,11 @@ class LadderPolicy:
     # content is most of the chunk (measured: caps of 1.25 x mean cost a slide 2.5 dB SSIM).
     cap_ratio: float = 1.5
     peak_margin: float = 1.5
+    # Adjacent rungs at most this far apart in rate (rungs are added, up to 12, where they are
+    # not): even quality steps widen to 2x and more where the curve flattens, and an ABR
+    # switching across such a gap leaves bandwidth unused (the default ladder steps <= 2x).
+    max_rate_step: float = 1.6
+    max_rungs: int = 12
 
     def check(self) -> LadderPolicy:
         if not 8 <= self.rungs <= 12:
@@ -145,13 +150,15 @@ def _logmix(a: float, b: float, t: float) -> float:
 def choose_rungs(points: Sequence[RatePoint], policy: LadderPolicy) -> list[ChosenRung]:
     """``policy.rungs`` rungs at evenly spaced SSIM-dB qualities on the hull.
 
-    The lowest is the floor resolution at what it reaches within ``floor_kbps``; the highest
+    The lowest is the floor resolution at what it reaches within ``floor_kbps`` (no better
+    than where a larger resolution gets cheaper); the highest
     is the best any resolution reaches within ``ceiling_kbps``. Each rung sits on the hull
     segment holding its quality and takes the resolution of that segment's ends that
     reaches the quality for fewer bits (any other resolution only when neither can: never a
     lower one than the rung below, players step resolution up, not down), at the CRF
     interpolated between that resolution's trials; a quality no trial reaches is never
-    extrapolated.
+    extrapolated. Where adjacent rungs end up more than ``max_rate_step`` apart in rate, a
+    rung at the middle quality is added between them (up to ``max_rungs``).
     """
     policy.check()
     curves: dict[tuple[int, int], list[RatePoint]] = {}
@@ -168,30 +175,73 @@ def choose_rungs(points: Sequence[RatePoint], policy: LadderPolicy) -> list[Chos
     # Its mean rate leaves the cap the same headroom as every other rung's (cap_ratio).
     at_floor = _at_rate(curves[floor[0]], policy.floor_kbps / policy.cap_ratio)
     low_db = curves[floor[0]][0].db if at_floor is None else at_floor
+    # ... but no better than where a larger resolution gets cheaper: a floor rung dearer than
+    # the rung above it would be a rung no player should pick.
+    low_db = min(low_db, _crossover(curves, floor[0]))
     # The top: the best any resolution reaches within the ceiling (interpolated between its trials).
     within = [db for c in curves.values() if (db := _at_rate(c, policy.ceiling_kbps)) is not None]
     high_db = max([low_db, *within])
     rungs: list[ChosenRung] = []
     for i in range(policy.rungs):
         target = low_db + (high_db - low_db) * i / (policy.rungs - 1)
-        above = [s for s in curves if not rungs or s[1] >= rungs[-1].height]
-        on_hull = [s for s in _bracket(hull, target) if s in above]
-        best = None
-        for sizes in ([floor[0]],) if i == 0 else (on_hull, above):
-            for size in sizes:
-                at = _at_quality(curves[size], target)
-                if at is not None and (best is None or at[1] < best[1][1]):
-                    best = (size, at)
-            if best is not None:
-                break
-        if best is None:
-            continue  # no resolution at or above the last rung reaches it
-        (width, height), (crf, kbps, peak) = best
-        cap_limit = policy.floor_kbps if i == 0 else policy.ceiling_kbps
-        cap = round(min(cap_limit, max(kbps * policy.cap_ratio, peak * policy.peak_margin, 50)))
-        rungs.append(ChosenRung(width, height, round(crf, 2), round(kbps, 1), round(1 - 10 ** (-target / 10), 6),
-                                cap))
-    return _distinct(rungs)
+        rung = _rung_at(curves, hull, policy, target, [floor[0]] if i == 0 else None,
+                        rungs[-1].height if rungs else 0, 10**6, policy.floor_kbps if i == 0 else None)
+        if rung is not None:  # else no resolution at or above the last rung reaches it
+            rungs.append(rung)
+    rungs = _distinct(rungs)
+    unsplittable: set[int] = set()
+    while len(rungs) < policy.max_rungs:
+        gaps = [(b.expected_kbps / a.expected_kbps, i) for i, (a, b) in enumerate(itertools.pairwise(rungs))
+                if i not in unsplittable]
+        ratio, i = max(gaps, default=(0.0, -1))
+        if ratio <= policy.max_rate_step:
+            break
+        lo, hi = rungs[i], rungs[i + 1]
+        middle = _rung_at(curves, hull, policy, (ssim_db(lo.expected_ssim) + ssim_db(hi.expected_ssim)) / 2, None,
+                          lo.height, hi.height, None)
+        if middle is None or not lo.expected_kbps < middle.expected_kbps < hi.expected_kbps:
+            unsplittable.add(i)
+            continue
+        rungs = _distinct([*rungs[:i + 1], middle, *rungs[i + 1:]])
+        unsplittable = set()
+    return rungs
+
+
+def _rung_at(curves: dict[tuple[int, int], list[RatePoint]], hull: Sequence[RatePoint], policy: LadderPolicy,
+             target: float, only: list[tuple[int, int]] | None, min_height: int, max_height: int,
+             cap_limit: int | None) -> ChosenRung | None:
+    """The rung reaching ``target`` dB for the fewest bits on the hull segment holding it (any
+    resolution within the height bounds when neither end of that segment can)."""
+    allowed = [s for s in curves if min_height <= s[1] <= max_height]
+    on_hull = [s for s in _bracket(hull, target) if s in allowed]
+    best = None
+    for sizes in (only,) if only else (on_hull, allowed):
+        for size in sizes:
+            at = _at_quality(curves[size], target)
+            if at is not None and (best is None or at[1] < best[1][1]):
+                best = (size, at)
+        if best is not None:
+            break
+    if best is None:
+        return None
+    (width, height), (crf, kbps, peak) = best
+    cap = round(min(cap_limit or policy.ceiling_kbps, max(kbps * policy.cap_ratio, peak * policy.peak_margin, 50)))
+    return ChosenRung(width, height, round(crf, 2), round(kbps, 1), round(1 - 10 ** (-target / 10), 6), cap)
+
+
+def _crossover(curves: dict[tuple[int, int], list[RatePoint]], floor: tuple[int, int], step: float = 0.05) -> float:
+    """The best quality at which the floor resolution is still the cheapest way to get it."""
+    own = curves[floor]
+    db = own[0].db
+    while db <= own[-1].db:
+        mine = _at_quality(own, db)
+        assert mine is not None
+        for size, curve in curves.items():
+            other = _at_quality(curve, db) if size[1] > floor[1] and db >= curve[0].db else None
+            if other is not None and other[1] < mine[1]:
+                return max(own[0].db, db - step)
+        db += step
+    return own[-1].db
 
 
 def _bracket(hull: Sequence[RatePoint], db: float) -> list[tuple[int, int]]:

@@ -83,7 +83,28 @@ def test_the_ceiling_bounds_the_top_rung_and_every_cap() -> None:
     rungs = choose_rungs(points(), LadderPolicy(rungs=8, ceiling_kbps=3200))
     assert ssim_db(rungs[-1].expected_ssim) == pytest.approx(22.0, abs=0.01)  # 720p CRF 24 at 3200
     assert max(r.cap_kbps for r in rungs) == 3200
-    assert len(rungs) == 8
+    # Eight at even quality steps, and one more where two were over 1.6x apart in rate.
+    assert len(rungs) == 9
+    assert all(b.expected_kbps / a.expected_kbps <= 1.6 for a, b in itertools.pairwise(rungs))
+
+
+def test_rungs_are_added_where_the_rate_steps_too_far() -> None:
+    even = choose_rungs(points(), LadderPolicy(rungs=8, ceiling_kbps=8000, max_rate_step=100))
+    assert max(b.expected_kbps / a.expected_kbps for a, b in itertools.pairwise(even)) > 1.6
+    filled = choose_rungs(points(), LadderPolicy(rungs=8, ceiling_kbps=8000))
+    assert len(even) < len(filled) <= 12
+    assert {(r.height, r.crf) for r in even} <= {(r.height, r.crf) for r in filled}
+    assert all(b.expected_kbps / a.expected_kbps <= 1.6 for a, b in itertools.pairwise(filled))
+    assert len(choose_rungs(points(), LadderPolicy(rungs=8, ceiling_kbps=8000, max_rungs=9))) == 9
+
+
+def test_the_floor_rung_stops_where_a_larger_resolution_gets_cheaper() -> None:
+    # 480p reaches 13 dB for less than 240p does (200 kbit/s): a 240p floor at 15 dB (400) would
+    # cost more than the 480p rung above it.
+    cheap_480 = {**CURVES, 480: [(42, 150, 11.0), (36, 180, 13.5), (30, 600, 16.5), (24, 1200, 19.0)]}
+    rungs = choose_rungs(points(cheap_480), LadderPolicy(floor_kbps=600, ceiling_kbps=8000))
+    assert rungs[0].height == 240 and ssim_db(rungs[0].expected_ssim) < 13.0
+    assert rungs[0].expected_kbps < rungs[1].expected_kbps
 
 
 def test_a_floor_rung_dearer_than_the_floor_is_capped_to_it() -> None:
