@@ -154,6 +154,7 @@ def plot(results: list[dict], path: Path) -> None:  # type: ignore[type-arg]
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.2), squeeze=False)
     for ax, r in zip(axes[0], results):
@@ -161,6 +162,7 @@ def plot(results: list[dict], path: Path) -> None:  # type: ignore[type-arg]
             pts = sorted((m["kbps"], ssim_db(m["ssim"])) for m in r[key])
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # the 2x10^2-style minor labels overlap
         bd = r["bd_rate"]
         ax.set_title(f"{r['master']}: BD-rate {bd * 100:+.1f} %" if bd is not None else r["master"])
         ax.set_xlabel("bitrate (kbit/s)")
