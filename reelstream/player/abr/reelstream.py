@@ -46,10 +46,14 @@ the HSDPA and FCC sets only (``bench/abr.py --tune`` and hand-run variants on th
 half); the odd half is the held-out report. Floor (10 s) and target (30 s) are
 product requirements, not tuned. Rounds: history, smoothing, fill/hold weights
 and end margin first; then the collapse cap (700); then (this version) the
-predictor's window and quantile (median of 10: the 0.9-quantile of 5 cost 3 % of
+predictor's window and quantile (median of 10: the 0.9-quantile of 5 cost 2-3 % of
 QoE_lin, 0.3-0.4 stalled more), the uncapped second rung (+0.7 % on both sets)
 and the trend term (HSDPA stall time on the tuning half 15.6 -> 6.2 s, FCC's down
-to BOLA's, at about the same QoE).
+to BOLA's, at about the same QoE). Tried and not kept: believing the lowest of
+the last 2-4 samples when the link steps up (even only above 20-30 s of buffer):
++0.4-1.4 % QoE_lin on FCC, but 2-6x the HSDPA stall time on the tuning half;
+a 6-chunk horizon, planning smoothness 1.5 and a lighter fill weight: within
++-0.5 % and more stalls.
 
 Limits, measured. A deep collapse *below the lowest rung* (0.19 Mbit/s for the
 last 40 s of ``norway_car_12``) stalls whatever the player fetched just before, and
