@@ -52,8 +52,8 @@ and the trend term (HSDPA stall time on the tuning half 15.6 -> 6.2 s, FCC's dow
 to BOLA's, at about the same QoE). Tried and not kept: believing the lowest of
 the last 2-4 samples when the link steps up (even only above 20-30 s of buffer):
 +0.4-1.4 % QoE_lin on FCC, but 2-6x the HSDPA stall time on the tuning half;
-a 6-chunk horizon, planning smoothness 1.5 and a lighter fill weight: within
-+-0.5 % and more stalls.
+a 6-chunk horizon and a lighter fill weight: within +-1 % and more stalls;
+planning smoothness 1.5: no change.
 
 Limits, measured. A deep collapse *below the lowest rung* (0.19 Mbit/s for the
 last 40 s of ``norway_car_12``) stalls whatever the player fetched just before, and
