@@ -19,7 +19,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,6 +32,7 @@ from reelstream.stores.ports import EventLog, Row, StateStore, ViewSpec
 log = logging.getLogger(__name__)
 OVERLAY_S = 120.0  # longer than any processor lag we tolerate before the view catches up
 PASSED_RELOAD_S = 5.0
+OVERLAY_MAX = 64  # events kept per account
 
 Rows = dict[str, dict[str, Any]]  # one account's rows by their last clustering column
 
@@ -70,7 +71,7 @@ class FoldedView:
         self._ttl = ttl_s
         self._capacity = capacity
         self._cached: OrderedDict[str, tuple[float, Rows]] = OrderedDict()
-        self._overlay: dict[str, list[tuple[float, Event]]] = {}
+        self._overlay: dict[str, deque[tuple[float, Event]]] = {}
         self._passed: dict[str, float] = {}  # accounts whose events ``follow`` skipped undecoded
         self._lock = threading.Lock()
         self.loads = 0
@@ -92,7 +93,7 @@ class FoldedView:
         rows = {r.values[self._id]: dict(r.values) for r in self._state.query(self._spec, (user_id,))}
         with self._lock:
             self.loads += 1
-            for _, event in self._overlay.get(user_id, ()):
+            for _, event in tuple(self._overlay.get(user_id, ())):
                 self._fold(rows, event)
             rows = {k: v for k, v in rows.items() if self._keep(v)}
             passed = self._passed.pop(user_id, None)
@@ -123,8 +124,12 @@ class FoldedView:
         user = event["user_id"]
         now = self._clock()
         with self._lock:
-            recent = [(t, e) for t, e in self._overlay.get(user, []) if now - t < OVERLAY_S]
-            self._overlay[user] = [*recent, (now, event)]
+            recent = self._overlay.setdefault(user, deque())
+            recent.append((now, event))
+            # Drop from the oldest end: past OVERLAY_S, or beyond OVERLAY_MAX (a busy account's
+            # older events are superseded: the view has them long before the overlay fills).
+            while recent and (now - recent[0][0] >= OVERLAY_S or len(recent) > OVERLAY_MAX):
+                recent.popleft()
             hit = self._cached.get(user)
             if hit is not None:
                 # Copy on write: a request may be reading the old dict outside the lock.

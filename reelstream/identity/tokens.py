@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,9 +42,12 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
+_NOT_B64URL = re.compile(r"[+/= \n]")
+
+
 def b64url_decode(text: str) -> bytes:
     """The inverse of ``b64url``; raises ValueError on characters outside the alphabet."""
-    if not isinstance(text, str) or any(c in text for c in "+/= \n"):
+    if not isinstance(text, str) or _NOT_B64URL.search(text):
         raise ValueError("not base64url without padding")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
