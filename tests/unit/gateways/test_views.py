@@ -66,3 +66,13 @@ def test_an_account_whose_events_passed_by_is_reloaded_within_seconds(runtime: R
     assert cache.peek("u3") is None  # reloaded soon, not after the full ttl
     assert [lic.license_id for lic in cache.get("u3")] == ["l3"]
     assert cache.view.wants("u3") is True  # cached now: its events are decoded and folded
+
+
+def test_the_overlay_keeps_a_busy_accounts_newest_events_only(runtime: Runtime) -> None:
+    from reelstream.gateways.views import OVERLAY_MAX
+
+    cache = LicenseCache(runtime.state, lambda: NOW_MS, clock=Clock(0.0))
+    for n in range(OVERLAY_MAX + 10):  # not cached: every event goes to the overlay
+        cache.apply(granted("busy", f"l{n}", f"d{n}", NOW_MS + 1000))
+    ids = {lic.license_id for lic in cache.get("busy")}
+    assert len(ids) == OVERLAY_MAX and f"l{OVERLAY_MAX + 9}" in ids and "l0" not in ids
