@@ -128,6 +128,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--players", type=int, default=64)
     parser.add_argument("--lag-samples", type=int, default=40)
+    parser.add_argument("--state", choices=("cassandra", "sqlite"), default="cassandra",
+                        help="the views' store (sqlite: for a machine without Cassandra; not comparable)")
     args = parser.parse_args()
 
     from bench.license import wait_port  # type: ignore[import-not-found]
@@ -150,10 +152,12 @@ def main() -> int:
 
     unique = uuid.uuid4().hex[:8]
     bootstrap = os.environ.get("REEL_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-    env = {**os.environ, "REEL_LOG_URL": f"kafka://{bootstrap}",
-           "REEL_STATE_URL": f"cassandra://{os.environ.get('REEL_CASSANDRA_HOSTS', '127.0.0.1')}:"
-                             f"{os.environ.get('REEL_CASSANDRA_PORT', '19042')}/bench_hb_{unique}",
-           "REEL_GROUP_PREFIX": f"bench-{unique}", "REEL_DATA_DIR": tempfile.mkdtemp(),
+    data_dir = tempfile.mkdtemp()
+    state_url = (f"cassandra://{os.environ.get('REEL_CASSANDRA_HOSTS', '127.0.0.1')}:"
+                 f"{os.environ.get('REEL_CASSANDRA_PORT', '19042')}/bench_hb_{unique}"
+                 if args.state == "cassandra" else f"sqlite://{data_dir}/state.db")
+    env = {**os.environ, "REEL_LOG_URL": f"kafka://{bootstrap}", "REEL_STATE_URL": state_url,
+           "REEL_GROUP_PREFIX": f"bench-{unique}", "REEL_DATA_DIR": data_dir,
            "REEL_GATEWAY_SIGNING_KEYS": SIGNING, "REEL_EDGE_SECRET": "bench-edge-secret-0123",
            "REEL_KEK": base64.b64encode(b"k" * 32).decode()}
     runtime = Runtime(load_settings(env))
@@ -224,7 +228,7 @@ def main() -> int:
     gateway_cores = beats_needed / load["posts_per_s"]
     processor_cores = beats_needed / processed_rate  # the processors used at most the other core
     figures = {
-        "bench": "heartbeats", "players": args.players, "seconds": args.seconds,
+        "bench": "heartbeats", "state": args.state, "players": args.players, "seconds": args.seconds,
         "raw_producer_msgs_per_s": raw_rate, "gateway_posts_per_s_one_core": load["posts_per_s"],
         "gateway_p50_ms": load["p50_ms"], "gateway_p99_ms": load["p99_ms"], "gateway_errors": load["errors"],
         "gateway_to_raw_ratio": load["posts_per_s"] / raw_rate,
@@ -237,12 +241,12 @@ def main() -> int:
         "lag_under_30s_met": percentile(lags, 0.99) < BEAT_S,
     }
     print(f"\nHeartbeats, {args.players} players for {args.seconds:.0f} s; gateway on one core (taskset -c 0); "
-          "Kafka + Cassandra + processors share the machine")
+          f"Kafka + {args.state} + processors share the machine")
     print(f"{'path':<44}{'rate/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'vs raw':>9}")
     print(f"{'raw confluent-kafka producer (baseline)':<44}{raw_rate:>12,.0f}{'':>9}{'':>9}{1:>8.2f}x")
     print(f"{'gateway POST -> durable in Kafka (204)':<44}{load['posts_per_s']:>12,.0f}{load['p50_ms']:>9.2f}"
           f"{load['p99_ms']:>9.2f}{figures['gateway_to_raw_ratio']:>8.3f}x")
-    print(f"{'end to end: readable in Cassandra':<44}{processed_rate:>12,.0f}{'':>9}{'':>9}"
+    print(f"{'end to end: readable in ' + args.state:<44}{processed_rate:>12,.0f}{'':>9}{'':>9}"
           f"{processed_rate / raw_rate:>8.3f}x")
     print(f"{'lag, post -> readable position':<44}{'':>12}{figures['lag_p50_ms']:>9.1f}{figures['lag_p99_ms']:>9.1f}")
     print(f"\n5,000,000 streams x 1 beat / 30 s = {beats_needed:,.0f} beats/s: gateway {gateway_cores:,.0f} cores "
