@@ -2,6 +2,7 @@
 
     POST /licenses/clearkey?ticket=T            {"kids": [...], "type": ...} -> JWK set
     GET  /licenses/clearkey/keys/{kid}?ticket=T the 16 key bytes (HLS KEYFORMAT="identity")
+    POST /licenses/widevine?ticket=T            CDM challenge -> the vendor's license (proxy mode)
 
 The playback ticket (from the manifest gateway, or from ``POST /downloads`` for a
 persistent license) names the account, device, title and session; nothing in the body
