@@ -237,7 +237,8 @@ def _crossover(curves: dict[tuple[int, int], list[RatePoint]], floor: tuple[int,
         mine = _at_quality(own, db)
         assert mine is not None
         for size, curve in curves.items():
-            other = _at_quality(curve, db) if size[1] > floor[1] and db >= curve[0].db else None
+            # (a resolution whose cheapest trial is already better counts: it reaches db there)
+            other = _at_quality(curve, db) if size[1] > floor[1] else None
             if other is not None and other[1] < mine[1]:
                 return max(own[0].db, db - step)
         db += step

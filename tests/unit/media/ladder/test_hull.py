@@ -143,3 +143,12 @@ def test_ssim_db() -> None:
     assert ssim_db(0.999) == pytest.approx(30.0)
     assert ssim_db(1.0) == 60.0
     assert math.isclose(ssim_db(0.0), 0.0)
+
+
+def test_a_floor_rung_dominated_by_a_larger_resolutions_cheapest_trial_is_not_chosen() -> None:
+    # Grainy content: 360p at CRF 36 (120 kbit/s, 10.1 dB) beats anything 240p does above 100 kbit/s.
+    grainy = {240: [(36, 100, 9.5), (30, 160, 9.7), (24, 260, 9.83), (18, 420, 9.9)],
+              480: [(36, 120, 10.1), (30, 200, 10.5), (24, 340, 10.9), (18, 600, 11.2)]}
+    rungs = choose_rungs(points(grainy), LadderPolicy(rungs=8, floor_kbps=400, ceiling_kbps=4500))
+    assert rungs[0].height == 240 and rungs[0].expected_kbps <= 120
+    assert all(a.expected_kbps < b.expected_kbps for a, b in itertools.pairwise(rungs))
