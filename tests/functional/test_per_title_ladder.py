@@ -7,6 +7,7 @@ the real, varying sizes of its segments."""
 from __future__ import annotations
 
 import threading
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,20 @@ def test_a_per_title_ladder_is_measured_chosen_recorded_planned_and_encoded(
         assert list(sidecar.sizes) == [s.size for s in track.segments] and len(sidecar.sizes) == 2
     assert any(len(set(sidecar_sizes)) > 1 for sidecar_sizes in
                ([s.size for s in t.segments] for t in video.values()))  # variable-size segments
+
+
+def test_the_analysis_samples_the_chunk_where_the_shot_changes(tmp_path: Path) -> None:
+    from reelstream.media.ladder.analyze import pick_samples, scene_changes
+    from reelstream.media.transcode.grid import chunk_grid
+    from tests.support.media import ffmpeg
+
+    master = tmp_path / "cut.mp4"  # 6 s: bars, then at 3.5 s (frame 84, in chunk 1) a cut to testsrc2
+    ffmpeg("-f", "lavfi", "-i", "smptebars=s=320x180:r=24:d=3.5", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=24:d=2.5",
+           "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast",
+           "-g", "48", "-pix_fmt", "yuv420p", str(master))
+    cuts = scene_changes(master, Fraction(24))
+    assert [frame for frame, _ in cuts] == [84] and cuts[0][1] > 0.5
+    samples = pick_samples(chunk_grid(144, Fraction(24)), cuts, spread=1, at_cuts=1)
+    assert [(s.chunk.index, s.reason) for s in samples] == [(1, "SPREAD")]  # the middle chunk holds the cut
+    samples = pick_samples(chunk_grid(240, Fraction(24)), [(200, 0.8)], spread=1, at_cuts=1)
+    assert [(s.chunk.index, s.reason) for s in samples] == [(2, "SPREAD"), (4, "SCENE_CHANGE")]
