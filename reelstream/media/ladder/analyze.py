@@ -132,7 +132,7 @@ def _trial(master: Path, fps: Fraction, size: tuple[int, int], sample: Sample, s
 
 def analyze(master: Path, fps: Fraction, frame_count: int, size: tuple[int, int], heights: Sequence[int],
             crfs: Sequence[float] = TRIAL_CRFS, preset: str = "veryfast", workers: int = 2,
-            spread: int = 2, at_cuts: int = 2, scratch: Path | None = None,
+            spread: int | None = None, at_cuts: int = 2, scratch: Path | None = None,
             ceiling_kbps: float | None = None) -> Analysis:
     """The rate–quality points of a master: every (resolution, CRF) over the sampled chunks.
 
@@ -140,7 +140,9 @@ def analyze(master: Path, fps: Fraction, frame_count: int, size: tuple[int, int]
     ceiling (simple content), it is also tried at lower CRFs, down to ``MIN_CRF``, so the top
     rung can be as good as a fixed rung that spends the ceiling would be."""
     cuts = scene_changes(master, fps)
-    samples = pick_samples(chunk_grid(frame_count, fps), cuts, spread, at_cuts)
+    grid = chunk_grid(frame_count, fps)
+    # Two spread samples, one more per hour of title (1,800 chunks), up to six.
+    samples = pick_samples(grid, cuts, spread or min(6, 2 + len(grid) // 1800), at_cuts)
     sizes = trial_sizes(size[0], size[1], heights)
     points = _points(master, fps, size, samples, sizes, crfs, preset, workers, scratch)
     top = max(points, key=lambda p: (p.height, -p.crf))  # top resolution, lowest CRF
