@@ -258,12 +258,13 @@ def _bracket(hull: Sequence[RatePoint], db: float) -> list[tuple[int, int]]:
 def _distinct(rungs: list[ChosenRung]) -> list[ChosenRung]:
     """Rendition ids are codec-height-cap, so two rungs at one height need different caps.
     From the top down (the top rung keeps its cap, the ceiling holds): a rung at a height and
-    CRF no cheaper than the rung above is dropped; one capped at or above the next one of its
+    CRF no cheaper (or under 5 % cheaper) than the rung above is dropped; one capped at or above the next one of its
     height is capped just below it."""
     out: list[ChosenRung] = []
     for rung in reversed(rungs):
-        if out and rung.height == out[-1].height and (rung.crf <= out[-1].crf or out[-1].cap_kbps <= 50):
-            continue  # no cheaper than the rung above (a quality below its resolution's worst trial): drop it
+        if out and rung.height == out[-1].height and (rung.crf <= out[-1].crf or out[-1].cap_kbps <= 50
+                                                      or rung.expected_kbps > 0.95 * out[-1].expected_kbps):
+            continue  # not (5 %) cheaper than the rung above at its height: a rung no ABR needs
         if out and rung.height == out[-1].height and rung.cap_kbps >= out[-1].cap_kbps:
             rung = ChosenRung(rung.width, rung.height, rung.crf, rung.expected_kbps, rung.expected_ssim,
                               out[-1].cap_kbps - 1)

@@ -152,3 +152,15 @@ def test_a_floor_rung_dominated_by_a_larger_resolutions_cheapest_trial_is_not_ch
     rungs = choose_rungs(points(grainy), LadderPolicy(rungs=8, floor_kbps=400, ceiling_kbps=4500))
     assert rungs[0].height == 240 and rungs[0].expected_kbps <= 120
     assert all(a.expected_kbps < b.expected_kbps for a, b in itertools.pairwise(rungs))
+
+
+def test_a_rung_hardly_cheaper_than_the_one_above_at_its_height_is_dropped() -> None:
+    # Still content: 720p at CRF 36 beats every lower resolution, so the low targets all land
+    # on 720p's cheapest trial; rungs within 5 % of each other are one rung.
+    # Targets 19.0 and 20.1 dB both land on 720p at about CRF 36 (60 and 60.5 kbit/s).
+    still = {240: [(36, 20, 14.0), (30, 25, 15.5), (24, 30, 16.7), (18, 40, 17.9)],
+             720: [(36, 60, 20.1), (30, 90, 22.0), (24, 130, 26.0), (18, 180, 28.0)]}
+    rungs = choose_rungs(points(still), LadderPolicy(rungs=10, floor_kbps=400, ceiling_kbps=4500))
+    assert [(r.height, r.crf) for r in rungs[:3]] == [(240, 18.0), (720, 35.86), (720, 32.32)]  # CRF 36 dropped
+    assert all(b.expected_kbps >= a.expected_kbps * 1.05 for a, b in itertools.pairwise(rungs) if a.height == b.height)
+    assert len(rungs) == 9
