@@ -44,25 +44,6 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
 
 
-def start_groups_at_end(bootstrap: str, prefix: str) -> None:
-    """Commit the log's end for every processor's group, so the processors fold this run's
-    events only, not every earlier run's records still retained in the shared topics."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from reelstream.processors.embedded import group_id
-    from reelstream.processors.registry import all_processors
-    from reelstream.stores.kafka import KafkaLog
-
-    log = KafkaLog(bootstrap)
-    for processor in all_processors():
-        offsets = [TopicPartition(t, p, o) for t in processor.topics for p, o in log.end_offsets(t).items()]
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id(processor, prefix),
-                             "enable.auto.commit": False})
-        consumer.commit(offsets=offsets, asynchronous=False)
-        consumer.close()
-    log.close()
-
-
 def raw_producer(bootstrap: str, values: list[tuple[bytes, bytes]], seconds: float) -> float:
     """The baseline, into a topic laid out like reel.playback (same partitions and config),
     deleted afterwards: flooding the shared reel.playback would cost every later consumer."""
@@ -145,6 +126,7 @@ def main() -> int:
         drop_keyspace,
         key_service,
         publish_title,
+        start_groups_at_end,
         start_processors,
         stop_process,
         wait_for,

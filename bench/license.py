@@ -168,9 +168,18 @@ def prepare(users: int, env: dict[str, str]) -> tuple[list[tuple[str, bytes]], A
     from reelstream.identity.tokens import KeyRing, TokenSigner, b64url
     from reelstream.keys.config import key_service
     from reelstream.runtime import Runtime
-    from tests.unit.gateways.support import grant, kid, publish_title, start_processors, wait_for
+    from tests.unit.gateways.support import (
+        grant,
+        kid,
+        publish_title,
+        start_groups_at_end,
+        start_processors,
+        wait_for,
+    )
 
     runtime = Runtime(load_settings(env))
+    runtime.log.ensure_topics([])  # opening the log creates the topics
+    start_groups_at_end(runtime.settings.log_url.removeprefix("kafka://"), runtime.settings.group_prefix)
     keys = key_service(runtime, env)
     title = f"bench-{uuid.uuid4().hex[:8]}"
     package = publish_title(runtime, keys, title)

@@ -35,6 +35,7 @@ from tests.unit.gateways.support import (
     publish_title,
     server_settings,
     settings,
+    start_groups_at_end,
     start_processors,
     stop_process,
     wait_for,
@@ -50,6 +51,8 @@ def stack(kafka_bootstrap: str, cassandra_contact: tuple[list[str], int],
     tmp = tmp_path_factory.mktemp("offline")
     unique = uuid.uuid4().hex[:10]
     runtime = Runtime(server_settings(kafka_bootstrap, cassandra_contact, unique, tmp))
+    runtime.log.ensure_topics([])  # opening the log creates the topics
+    start_groups_at_end(kafka_bootstrap, runtime.settings.group_prefix)
     keys = key_service(runtime)
     titles = {"dl": publish_title(runtime, keys, f"dl-{unique}"),
               "dl2": publish_title(runtime, keys, f"dl2-{unique}"),

@@ -132,6 +132,27 @@ def server_settings(kafka_bootstrap: str, cassandra: tuple[list[str], int], uniq
                     state_url=f"cassandra://{','.join(hosts)}:{port}/reel_gw_{unique}")
 
 
+def start_groups_at_end(bootstrap: str, prefix: str) -> None:
+    """Commit the log's end for every processor's group (``prefix``), so processors started
+    afterwards fold this run's events only, not every earlier run's records retained in the
+    shared topics (hundreds of thousands in reel.playback and reel.licenses after a few
+    benchmarks). Call it before publishing anything the processors must see."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from reelstream.processors.embedded import group_id
+    from reelstream.processors.registry import all_processors
+    from reelstream.stores.kafka import KafkaLog
+
+    log = KafkaLog(bootstrap)
+    for processor in all_processors():
+        offsets = [TopicPartition(t, p, o) for t in processor.topics for p, o in log.end_offsets(t).items()]
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id(processor, prefix),
+                             "enable.auto.commit": False})
+        consumer.commit(offsets=offsets, asynchronous=False)
+        consumer.close()
+    log.close()
+
+
 def drop_keyspace(state_url: str) -> None:
     """Drop a test's or bench's Cassandra keyspace: every keyspace left behind costs the one
     shared node heap (memtables, schema), and enough of them exhaust it."""
