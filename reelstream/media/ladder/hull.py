@@ -202,8 +202,11 @@ def choose_rungs(points: Sequence[RatePoint], policy: LadderPolicy) -> list[Chos
         if middle is None or not lo.expected_kbps < middle.expected_kbps < hi.expected_kbps:
             unsplittable.add(i)
             continue
-        rungs = _distinct([*rungs[:i + 1], middle, *rungs[i + 1:]])
-        unsplittable = set()
+        split = _distinct([*rungs[:i + 1], middle, *rungs[i + 1:]])
+        if len(split) <= len(rungs):  # the middle rung was no rung of its own (``_distinct``)
+            unsplittable.add(i)
+            continue
+        rungs, unsplittable = split, set()
     return rungs
 
 

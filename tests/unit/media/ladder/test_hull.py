@@ -164,3 +164,12 @@ def test_a_rung_hardly_cheaper_than_the_one_above_at_its_height_is_dropped() -> 
     assert [(r.height, r.crf) for r in rungs[:3]] == [(240, 18.0), (720, 35.86), (720, 32.32)]  # CRF 36 dropped
     assert all(b.expected_kbps >= a.expected_kbps * 1.05 for a, b in itertools.pairwise(rungs) if a.height == b.height)
     assert len(rungs) == 9
+
+
+def test_a_gap_whose_middle_rung_would_be_no_rung_of_its_own_is_left() -> None:
+    # 720p flattens between 150 and 160 kbit/s: the rung between 95 and 159 kbit/s would cost
+    # 155, under 5 % less than the one above; it is not added (this once looped forever).
+    flat = {240: [(36, 20, 14.0), (30, 25, 15.5), (24, 30, 16.7), (18, 40, 17.9)],
+            720: [(36, 60, 20.0), (30, 150, 21.0), (24, 160, 26.0), (18, 400, 27.0)]}
+    rungs = choose_rungs(points(flat), LadderPolicy(rungs=8, floor_kbps=400, ceiling_kbps=4500))
+    assert [round(r.expected_kbps) for r in rungs] == [40, 60, 95, 159, 220, 297, 400]
