@@ -83,7 +83,8 @@ class Services:
         self.identity = IdentityStore(self.runtime.state, self.now_ms, self.settings.max_devices)
         self.entitlements = EntitlementCache(self.runtime.state)
         self.licenses = LicenseCache(self.runtime.state, self.now_ms)
-        self.live_sessions = LiveSessionCache(self.runtime.state)
+        refresh = self.settings.live_sessions_refresh_s
+        self.live_sessions = LiveSessionCache(self.runtime.state, fresh_s=refresh, max_age_s=max(60.0, 2.0 * refresh))
         self.catalog = TitleCatalog(self.runtime.state, self.runtime.objects, self.keys)
         if not self.adapters:
             self.adapters = self.settings.drm_adapters()

@@ -59,6 +59,10 @@ class GatewaySettings:
     """REEL_MAX_DOWNLOADS_PER_DEVICE: active offline downloads per device."""
     max_body_bytes: int = 64 * 1024
     """REEL_MAX_BODY_BYTES: the largest request body a gateway reads (413 above)."""
+    live_sessions_refresh_s: int = 5
+    """REEL_LIVE_SESSIONS_REFRESH_S: how old an account's cached live sessions may get before the
+    license server re-reads them in the background (the concurrent-stream count lags by about
+    this much; each re-read is a state-store query)."""
     widevine_proxy_url: str = ""
     """REEL_WIDEVINE_PROXY_URL: the vendor's license proxy endpoint ("" = no Widevine: /licenses/widevine 404)."""
     widevine_provider: str = ""
