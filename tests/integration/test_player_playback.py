@@ -31,10 +31,11 @@ from reelstream.player.client.session import (
 )
 from reelstream.player.client.timeline import Pause, Seek, Stop
 from reelstream.player.client.verify import Expected, check_segment
+from reelstream.runtime import Runtime
 from tests.integration.test_edge_delivery import NO_NGINX
 from tests.support.browser import build_browser_media
 from tests.support.player import EMAIL, PASSWORD, STEADY, player_stack, run, wait_until
-from tests.unit.gateways.support import server_settings
+from tests.unit.gateways.support import drop_keyspace, server_settings, start_groups_at_end
 
 pytestmark = pytest.mark.skipif(NO_NGINX is not None, reason=NO_NGINX or "")
 US = {"X-Client-Country": "US"}
@@ -55,6 +56,13 @@ def stack(request: pytest.FixtureRequest, media: Path, tmp_path_factory: pytest.
         bootstrap = request.getfixturevalue("kafka_bootstrap")
         cassandra = request.getfixturevalue("cassandra_contact")
         settings = server_settings(bootstrap, cassandra, uuid.uuid4().hex[:10], root / "reel")
+        # The processors fold this run's events only, not what earlier runs left in the
+        # shared topics; the keyspace goes when the module is done.
+        opened = Runtime(settings)
+        opened.log.ensure_topics([])
+        opened.close()
+        start_groups_at_end(bootstrap, settings.group_prefix)
+        request.addfinalizer(lambda: drop_keyspace(settings.state_url))
     # The embedded deployment also has content steering on (as `reel up` does): the player
     # must take the default pathway's URLs from the steered DASH BaseURLs and HLS pathways.
     embedded = request.param == "embedded"
