@@ -118,6 +118,9 @@ async def test_a_download_plays_offline_decrypted_until_expiry_then_refuses(stac
     assert r.status == 200, await r.text()
     jwks = await r.json()
     assert jwks["type"] == "persistent-license" and len(jwks["keys"]) == len(signalled)
+    drain(runtime)  # fetching the download's keys leaves it in the account's downloads
+    r = await client.get("/downloads/licenses", headers=user["auth"])
+    assert r.status == 200 and download["license_id"] in json.dumps(await r.json()), await r.text()
 
     # The downloader keeps each track's init segment and media segments.
     files = {}

@@ -35,7 +35,11 @@ class LicenseProcessor(Processor):
                 "user_id": key[0], "license_id": key[1], "title_id": event["title_id"], "device_id": event["device_id"],
                 "kind": "download", "key_ids": [], "issued_ms": None, "expires_ms": None}
             return Outcome().write(LICENSES, {**base, "returned": True})
-        kind = "streaming" if event.type == "LicenseGranted" else "download"
+        # A persistent license is the key grant of a download (same license id): the row stays
+        # a download, or the account's download list would lose it once its keys are fetched.
+        persistent = event.data.get("session_type") == "persistent-license"
+        downloaded = current is not None and current.values.get("kind") == "download"
+        kind = "streaming" if event.type == "LicenseGranted" and not (persistent or downloaded) else "download"
         return Outcome().write(LICENSES, {
             "user_id": key[0], "license_id": key[1], "title_id": event["title_id"], "device_id": event["device_id"],
             "kind": kind, "key_ids": list(event.data.get("key_ids", [])),

@@ -95,6 +95,21 @@ def test_licenses_record_grants_and_returned_downloads() -> None:
     assert row["kind"] == "download" and row["returned"] is True
 
 
+def test_a_downloads_persistent_license_keeps_it_a_download() -> None:
+    state, proc = MemoryState(), LicenseProcessor()
+    feed(proc, state, ev("DownloadLicensed", license_id="l1", user_id="u1", device_id="d", title_id="t1",
+                         expires_at=T0 + timedelta(days=30), playback_window_ms=172_800_000, renewal=False),
+         ev("LicenseGranted", license_id="l1", user_id="u1", device_id="d", title_id="t1", key_ids=["k"],
+            session_type="persistent-license", expires_at=T0 + timedelta(days=30), playback_session_id=None,
+            withheld_keys=[]),
+         ev("LicenseGranted", license_id="lic-s1", user_id="u1", device_id="d", title_id="t1", key_ids=["k"],
+            session_type="temporary", expires_at=T0 + timedelta(hours=4), playback_session_id="s1",
+            withheld_keys=[]))
+    assert state.get(LICENSES, ("u1", "l1")).values["kind"] == "download"
+    assert state.get(LICENSES, ("u1", "l1")).values["key_ids"] == ["k"]
+    assert state.get(LICENSES, ("u1", "lic-s1")).values["kind"] == "streaming"
+
+
 def test_chunk_progress_writes_a_row_per_rung_and_marks_the_job() -> None:
     state, proc = MemoryState(), ChunkProgressProcessor()
     out = {"object_key": "k", "size_bytes": 10, "duration_ms": 2000, "frames": 48, "bitrate_kbps": 400,
