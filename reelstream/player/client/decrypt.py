@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from Crypto.Cipher import AES
 
+from reelstream.media.encrypt.cenc import protected_ranges
 from reelstream.media.package.boxes import (
     Box,
     ContainerBox,
@@ -176,17 +177,10 @@ def _senc(moof: ContainerBox, tenc: Tenc, url: str) -> Senc:
 
 
 def _protected(start: int, size: int, subsamples: tuple[tuple[int, int], ...], url: str) -> list[tuple[int, int]]:
-    if not subsamples:
-        return [(start, size)]
-    out, pos = [], start
-    for clear, protected in subsamples:
-        pos += clear
-        if protected:
-            out.append((pos, protected))
-        pos += protected
-    if pos != start + size:
-        raise SegmentInvalid(f"segment {url}: a subsample map covers {pos - start} bytes of a {size}-byte sample")
-    return out
+    try:  # the packager's own map reading: no subsamples means the whole sample is protected
+        return protected_ranges(start, size, subsamples or None)
+    except ValueError as e:
+        raise SegmentInvalid(f"segment {url}: {e}") from e
 
 
 def _ctr(buf: bytearray, ranges: list[tuple[int, int]], key: bytes, iv: bytes) -> None:
