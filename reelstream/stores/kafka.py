@@ -9,10 +9,18 @@ as in the embedded log and in any Java or Kafka Streams producer.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Sequence
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
-                             TopicPartition)
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from reelstream.errors import EventLogError, UnknownTopic
@@ -63,6 +71,22 @@ class KafkaLog(EventLog):
             except KafkaException as e:
                 if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise EventLogError(f"could not create topic {name} on {self.bootstrap}: {e}") from e
+        self._await_leaders([t.topic for t in new])
+
+    def _await_leaders(self, names: list[str], timeout: float = 30.0) -> None:
+        """Return once every partition of ``names`` has a leader: a topic is created before its
+        partitions are, and a read of their offsets meanwhile fails with NOT_LEADER_FOR_PARTITION."""
+        deadline = time.monotonic() + timeout
+        while True:
+            topics = self._admin.list_topics(timeout=15).topics
+            waiting = [n for n in names if (meta := topics.get(n)) is None or meta.error is not None
+                       or not meta.partitions or any(p.leader < 0 for p in meta.partitions.values())]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise EventLogError(f"topics {waiting} on {self.bootstrap} have partitions without a leader "
+                                    f"after {timeout:.0f}s; is the broker healthy?")
+            time.sleep(0.1)
 
     def partitions(self, topic: str) -> int:
         if topic not in self._partitions:

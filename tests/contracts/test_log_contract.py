@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -138,3 +138,11 @@ def test_appends_are_durable_across_a_new_client(log: EventLog, unique: str, tmp
 def test_unknown_topic_is_a_clear_error(log: EventLog, unique: str) -> None:
     with pytest.raises(UnknownTopic, match="reel topics --create"):
         log.partitions(f"missing.{unique}")
+
+
+def test_a_topic_is_readable_as_soon_as_it_is_ensured(log: EventLog, unique: str) -> None:
+    # Kafka creates a topic before its partitions have leaders; a caller of ensure_topics
+    # must not see that window (reading end offsets in it failed with NOT_LEADER_FOR_PARTITION).
+    topic = _topic(unique, partitions=12)
+    log.ensure_topics([topic])
+    assert log.end_offsets(topic.name) == {p: 0 for p in range(12)}
