@@ -27,6 +27,9 @@ from reelstream.errors import EventLogError, UnknownTopic
 from reelstream.events.topics import Topic
 from reelstream.stores.ports import EventLog, LogConsumer, Record
 
+_LEADER_MOVING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART)
+
 
 class KafkaLog(EventLog):
     """``kafka://host:port[,host:port]``"""
@@ -137,13 +140,19 @@ class KafkaLog(EventLog):
         if errors:
             raise EventLogError(f"{len(errors)} appends failed, first: {errors[0]}")
 
-    def end_offsets(self, topic: str) -> dict[int, int]:
+    def end_offsets(self, topic: str, timeout: float = 30.0) -> dict[int, int]:
         consumer = Consumer({**self._base, "group.id": "reelstream-offsets", "enable.auto.commit": False})
+        deadline = time.monotonic() + timeout
         try:
-            return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
-                    for p in range(self.partitions(topic))}
-        except KafkaException as e:
-            raise EventLogError(f"could not read end offsets of {topic}: {e}") from e
+            while True:
+                try:
+                    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
+                            for p in range(self.partitions(topic))}
+                except KafkaException as e:
+                    # A new topic's partitions take a moment to get their leaders on the broker.
+                    if e.args[0].code() not in _LEADER_MOVING or time.monotonic() > deadline:
+                        raise EventLogError(f"could not read end offsets of {topic}: {e}") from e
+                    time.sleep(0.1)
         finally:
             consumer.close()
 
