@@ -145,6 +145,9 @@ class FoldedView:
                 rows[values[self._id]] = values
 
 
+RESTART_DELAY_S = 1.0
+
+
 async def follow(views: Sequence[FoldedView], topic: str, log_: EventLog, codec: EventCodec,
                  stop: asyncio.Event, from_ms: int, skip_origin: tuple[str, bytes] | None = None,
                  cached_only: bool = False) -> None:
@@ -155,13 +158,34 @@ async def follow(views: Sequence[FoldedView], topic: str, log_: EventLog, codec:
     ``cached_only`` (one view): decode only the events of accounts the view holds, judged by
     the message key (the account id), so an instance's work does not grow with the whole
     fleet's license rate; an account loaded soon after events of it passed by is reloaded
-    after ``PASSED_RELOAD_S``, when the view has them."""
+    after ``PASSED_RELOAD_S``, when the view has them.
+
+    A follower that stopped would leave the caches stale for their whole ttl, so a failed
+    read is logged and the follower starts again from the last event it folded (folding is
+    idempotent, so re-reading a few is harmless)."""
+    position = [from_ms]
+    while not stop.is_set():
+        try:
+            await _follow(views, topic, log_, codec, stop, position, skip_origin, cached_only)
+        except Exception as e:  # noqa: BLE001 - any failure: the follower must outlive it
+            log.warning("follower of %s failed (%s: %s); restarting from %d ms", topic, type(e).__name__, e,
+                        position[0])
+            try:
+                await asyncio.wait_for(stop.wait(), RESTART_DELAY_S)
+            except TimeoutError:
+                pass
+
+
+async def _follow(views: Sequence[FoldedView], topic: str, log_: EventLog, codec: EventCodec,
+                  stop: asyncio.Event, position: list[int], skip_origin: tuple[str, bytes] | None,
+                  cached_only: bool) -> None:
     reader = await asyncio.to_thread(log_.consumer, [topic], None)
     try:
-        await asyncio.to_thread(reader.seek_to_timestamp, from_ms)
+        await asyncio.to_thread(reader.seek_to_timestamp, position[0])
         while not stop.is_set():
             records = await asyncio.to_thread(reader.poll, 500, 0.25)
             for record in records:
+                position[0] = max(position[0], record.timestamp_ms)
                 if skip_origin is not None and skip_origin in record.headers:
                     continue
                 if cached_only and record.key is not None and not views[0].wants(record.key.decode()):

@@ -8,6 +8,7 @@ as in the embedded log and in any Java or Kafka Streams producer.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -27,6 +28,7 @@ from reelstream.errors import EventLogError, UnknownTopic
 from reelstream.events.topics import Topic
 from reelstream.stores.ports import EventLog, LogConsumer, Record
 
+log = logging.getLogger(__name__)
 _LEADER_MOVING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
                   KafkaError.UNKNOWN_TOPIC_OR_PART)
 
@@ -224,6 +226,7 @@ class KafkaConsumer(LogConsumer):
     def __init__(self, log: KafkaLog, topics: list[str], group_id: str | None) -> None:
         self._log = log
         self._group = group_id
+        self.transient_errors = 0
         self._pending_seek: tuple[str, int] | None = None
         config = {
             **log._base,
@@ -266,10 +269,18 @@ class KafkaConsumer(LogConsumer):
         out: list[Record] = []
         append = out.append
         for m in messages:
-            if m.error() is not None:
-                if m.error().code() == KafkaError._PARTITION_EOF:
+            error = m.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise EventLogError(f"poll failed on {m.topic()}: {m.error()}")
+                if error.fatal():
+                    raise EventLogError(f"poll failed on {m.topic()}: {error}")
+                # librdkafka reports transient trouble (a broker connection dropped, a leader
+                # moving, a topic not yet in the metadata) as error messages and recovers by
+                # itself; a long-lived reader must keep going rather than die on one.
+                self.transient_errors += 1
+                log.warning("consumer of %s: %s (librdkafka retries)", m.topic(), error)
+                continue
             append(KafkaRecord(m))  # type: ignore[arg-type]  # a Record read lazily, same fields
         return out
 
@@ -287,8 +298,12 @@ class KafkaConsumer(LogConsumer):
 
     def seek_to_beginning(self) -> None:
         self._pending_seek = ("beginning", 0)
-        for tp in self._consumer.assignment():
-            self._consumer.seek(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
+        assigned = [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in self._consumer.assignment()]
+        if self._group is None and assigned:
+            self._consumer.assign(assigned)  # see seek_to_timestamp
+            return
+        for tp in assigned:
+            self.seek(tp.topic, tp.partition, OFFSET_BEGINNING)
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
         try:
@@ -301,12 +316,21 @@ class KafkaConsumer(LogConsumer):
         assigned = self._consumer.assignment()
         if not assigned:
             return
-        found = self._consumer.offsets_for_times(
-            [TopicPartition(tp.topic, tp.partition, timestamp_ms) for tp in assigned], timeout=15)
+        try:
+            found = self._consumer.offsets_for_times(
+                [TopicPartition(tp.topic, tp.partition, timestamp_ms) for tp in assigned], timeout=15)
+            for tp in found:
+                if tp.offset < 0:  # no record at or after the time: go to the end
+                    tp.offset = self._consumer.get_watermark_offsets(tp, timeout=15)[1]
+        except KafkaException as e:
+            raise EventLogError(f"cannot find offsets at {timestamp_ms} ms: {e}") from e
+        if self._group is None:
+            # A manual assignment takes its start offsets in assign(); seek() right after
+            # assign() can fail with "Erroneous state" while the fetcher is not started.
+            self._consumer.assign(found)
+            return
         for tp in found:
-            if tp.offset < 0:  # no record at or after the time: go to the end
-                tp.offset = self._consumer.get_watermark_offsets(tp, timeout=15)[1]
-            self._consumer.seek(tp)
+            self.seek(tp.topic, tp.partition, tp.offset)
 
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}

@@ -110,10 +110,15 @@ def test_every_streaming_denial_reason_is_refused_and_logged(stack: dict[str, An
     hd = [kid(film, "HD")]
     # DEVICE_LIMIT: three devices hold licenses (the limit is 3), the fourth is refused.
     holder = cases["DEVICE_LIMIT"]
+    last: list[Any] = []
     for token in holder["tokens"][:3]:
-        r = wait_for(lambda t=token: (x := api.license(api.ticket(t, film.title_id), hd)).status_code == 200 and x,
-                     30, "the entitlement to reach the gateway")
-        assert r.status_code == 200
+        def licensed(t: str = token) -> Any:
+            last[:] = [api.license(api.ticket(t, film.title_id), hd)]
+            return last[0].status_code == 200 and last[0]
+        try:
+            wait_for(licensed, 30, "the entitlement to reach the gateway")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last reply {last[0].status_code}: {last[0].text}") from None
     wait_for(lambda: len(runtime.state.query(LICENSES, (holder["account_id"],))) == 3, 60, "3 licenses in the view")
 
     attempts = {

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from reelstream.config import Settings
+from reelstream.errors import EventLogError
 from reelstream.events.model import new_event
 from reelstream.gateways.account_state import LicenseCache
-from reelstream.gateways.views import PASSED_RELOAD_S
+from reelstream.gateways.views import PASSED_RELOAD_S, follow
 from reelstream.processors.licenses.logic import LICENSES
 from reelstream.runtime import Runtime
 from reelstream.stores.ports import Row
@@ -76,3 +77,52 @@ def test_the_overlay_keeps_a_busy_accounts_newest_events_only(runtime: Runtime) 
         cache.apply(granted("busy", f"l{n}", f"d{n}", NOW_MS + 1000))
     ids = {lic.license_id for lic in cache.get("busy")}
     assert len(ids) == OVERLAY_MAX and f"l{OVERLAY_MAX + 9}" in ids and "l0" not in ids
+
+
+class _FailingOnce:
+    """Fault injection: the first consumer's first poll fails as a broker read can; the real
+    embedded log does everything else."""
+
+    def __init__(self, log: object) -> None:
+        self._log = log
+        self.failures = 0
+
+    def consumer(self, topics: list[str], group_id: str | None) -> object:
+        inner = self._log.consumer(topics, group_id)  # type: ignore[attr-defined]
+        outer = self
+
+        class Consumer:
+            def __getattr__(self, name: str) -> object:
+                return getattr(inner, name)
+
+            def poll(self, max_records: int = 500, timeout: float = 1.0) -> object:
+                if outer.failures == 0:
+                    outer.failures += 1
+                    raise EventLogError("poll failed: broker connection lost")
+                return inner.poll(max_records, timeout)
+
+        return Consumer()
+
+
+def test_the_follower_outlives_a_failed_read_and_folds_later_events(runtime: Runtime) -> None:
+    import asyncio
+
+    cache = LicenseCache(runtime.state, lambda: NOW_MS)
+    assert cache.get("u4") == []  # cached: only the follower can bring the grant in now
+    failing = _FailingOnce(runtime.log)
+
+    async def scenario() -> list[str]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(follow([cache.view], "reel.licenses", failing, runtime.codec,  # type: ignore[arg-type]
+                                          stop, 0))
+        runtime.publish(granted("u4", "l4", "d4", NOW_MS + 1000))
+        for _ in range(100):
+            if cache.peek("u4"):
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+        return [lic.license_id for lic in cache.peek("u4") or []]
+
+    assert asyncio.run(scenario()) == ["l4"]
+    assert failing.failures == 1
