@@ -33,6 +33,17 @@ class SegmentInvalid(PlayerError):
     time, unparseable boxes, or samples that do not decrypt to valid media."""
 
 
+class SteeringInvalid(PlayerError):
+    """The steering server's answer is not a steering manifest (not JSON, or VERSION, TTL,
+    PATHWAY-PRIORITY or RELOAD-URI missing or of the wrong type). The session keeps its
+    pathway and asks again after the TTL; the poll records this message."""
+
+
+class SubtitlesInvalid(PlayerError):
+    """A subtitle segment is not the WebVTT the manifest promised: not UTF-8, no WEBVTT
+    signature, an unreadable cue timing, or a cue outside the segment's time span."""
+
+
 def _short(url: str) -> str:
     # Signed URLs and tickets are long; the path's tail says which object failed.
     base, _, _query = url.partition("?")

@@ -12,7 +12,7 @@ nominal bandwidth times the segment duration (``"nominal"``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reelstream.media.package.sizes import SegmentSizes
 from reelstream.player.abr import Observation
@@ -50,6 +50,23 @@ class Ladder:
         first = rungs[0].video.segments if rungs else ()
         self.chunk_s = max((s.duration_s for s in first), default=2.0)
         self._plan = tuple(tuple(self._planned(i, r) for r in range(len(rungs))) for i in range(self.chunks))
+
+    def moved(self, presentation: Presentation) -> Ladder:
+        """The same ladder with every segment URL on another content-steering pathway
+        (``presentation`` parsed for it). Keys, inits and sizes stay: a pathway is another
+        edge serving the same objects. ManifestInvalid if the pathway's renditions differ."""
+        offered = {r.rendition_id: r for r in presentation.video + presentation.audio}
+
+        def move(track: Rendition) -> Rendition:
+            other = offered.get(track.rendition_id)
+            if other is None or [(s.number, round(s.start_s, 3)) for s in other.segments] != \
+                    [(s.number, round(s.start_s, 3)) for s in track.segments]:
+                raise ManifestInvalid(f"pathway {presentation.pathway!r} does not offer {track.rendition_id} "
+                                      "with the same segments as the one the session started on")
+            return replace(track, init_url=other.init_url, segments=other.segments)
+
+        return Ladder([Rung(move(r.video), r.bitrate_kbps) for r in self.rungs],
+                      move(self.audio) if self.audio else None, self.inits, self.keys, self.sizes, self.dropped)
 
     def number(self, index: int) -> int:
         return self.rungs[0].video.segments[index].number

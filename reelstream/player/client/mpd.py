@@ -15,6 +15,7 @@ from reelstream.player.client.presentation import (
     Rendition,
     Scheme,
     SegmentRef,
+    Steering,
     one_scheme,
     rate,
 )
@@ -22,10 +23,12 @@ from reelstream.player.client.presentation import (
 NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011", "cenc": "urn:mpeg:cenc:2013", "dashif": "https://dashif.org/CPS"}
 MP4_PROTECTION = "urn:mpeg:dash:mp4protection:2011"
 CLEARKEY_SYSTEM = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
+ROLE_SCHEME = "urn:mpeg:dash:role:2011"
 
 
-def parse_mpd(text: str, url: str) -> Presentation:
-    """A static MPD's first Period as a ``Presentation``; ManifestInvalid names what is wrong."""
+def parse_mpd(text: str, url: str, pathway: str | None = None) -> Presentation:
+    """A static MPD's first Period as a ``Presentation`` whose URLs are on ``pathway`` (the
+    steering default when None); ManifestInvalid names what is wrong."""
     try:
         root = ET.fromstring(text)
     except ET.ParseError as e:
@@ -38,41 +41,65 @@ def parse_mpd(text: str, url: str) -> Presentation:
     period = root.find("mpd:Period", NS)
     if period is None:
         raise ManifestInvalid(f"{url}: MPD has no Period")
-    base = _base_url(root, url, _default_pathway(root))
-    base = _base_url(period, base)
-    video: list[Rendition] = []
-    audio: list[Rendition] = []
+    steering = _steering(root, url)
+    chosen = pathway or (steering.default if steering else None)
+    if pathway is not None and (steering is None or pathway not in steering.pathways):
+        raise ManifestInvalid(f"{url}: no BaseURL with serviceLocation {pathway!r} "
+                              f"(offered: {', '.join(steering.pathways) if steering else 'none'})")
+    base = _base_url(period, _base_url(root, url, chosen))
+    tracks: dict[str, list[Rendition]] = {"video": [], "audio": [], "text": []}
     schemes: set[Scheme] = set()
     license_url = None
     for aset in period.findall("mpd:AdaptationSet", NS):
         kind = aset.get("contentType") or (aset.get("mimeType") or "").split("/")[0]
-        if kind not in ("video", "audio"):
-            continue  # text tracks are not played here
+        if kind not in tracks:
+            continue
         set_base = _base_url(aset, base)
         set_protection = _protection(aset)
-        roles = tuple(r.get("value", "") for r in aset.findall("mpd:Role", NS))
-        if any(a.get("schemeIdUri") == "urn:tva:metadata:cs:AudioPurposeCS:2007" and a.get("value") == "1"
-               for a in aset.findall("mpd:Accessibility", NS)):
-            roles += ("description",)
+        roles = _roles(aset)
         for rep in aset.findall("mpd:Representation", NS):
             scheme, kid, laurl = _protection(rep) if rep.find("mpd:ContentProtection", NS) is not None \
                 else set_protection
-            schemes.add(scheme)
-            license_url = license_url or (urljoin(url, laurl) if laurl else None)
+            if kind != "text":  # subtitles are plain WebVTT, never encrypted
+                schemes.add(scheme)
+                license_url = license_url or (urljoin(url, laurl) if laurl else None)
             rendition = _representation(rep, aset, kind, _base_url(rep, set_base), duration, url)  # type: ignore[arg-type]
-            rendition = replace(rendition, key_id=kid, roles=roles, language=aset.get("lang"))
-            (video if kind == "video" else audio).append(rendition)
-    if not video and not audio:
+            rendition = replace(rendition, key_id=kid if kind != "text" else None, roles=roles,
+                                language=aset.get("lang"))
+            tracks[kind].append(rendition)
+    if not tracks["video"] and not tracks["audio"]:
         raise ManifestInvalid(f"{url}: no video or audio Representation")
-    return Presentation("dash", duration, one_scheme(schemes, url), tuple(sorted(video, key=rate)),
-                        tuple(audio), license_url)
+    return Presentation("dash", duration, one_scheme(schemes, url), tuple(sorted(tracks["video"], key=rate)),
+                        tuple(tracks["audio"]), license_url, tuple(tracks["text"]), steering, chosen)
 
 
-def _default_pathway(root: ET.Element) -> str | None:
-    """DASH-IF Content Steering: the ``serviceLocation`` to use before (or without) asking
-    the steering server. This player stays on it for the whole session."""
-    steering = root.find("mpd:ContentSteering", NS)
-    return steering.get("defaultServiceLocation") if steering is not None else None
+def _roles(aset: ET.Element) -> tuple[str, ...]:
+    """Role values, plus "description" for audio description (TVA AudioPurpose 1) and
+    "caption" for SDH (Accessibility in the DASH role scheme)."""
+    roles = tuple(r.get("value", "") for r in aset.findall("mpd:Role", NS))
+    for a in aset.findall("mpd:Accessibility", NS):
+        if a.get("schemeIdUri") == "urn:tva:metadata:cs:AudioPurposeCS:2007" and a.get("value") == "1":
+            roles += ("description",)
+        elif a.get("schemeIdUri") == ROLE_SCHEME and a.get("value") == "caption" and "caption" not in roles:
+            roles += ("caption",)
+    return roles
+
+
+def _steering(root: ET.Element, url: str) -> Steering | None:
+    """DASH-IF Content Steering: the ``<ContentSteering>`` server, its
+    ``defaultServiceLocation`` and every MPD-level ``BaseURL@serviceLocation`` (a pathway)."""
+    element = root.find("mpd:ContentSteering", NS)
+    if element is None:
+        return None
+    server = (element.text or "").strip()
+    pathways = tuple(n.get("serviceLocation", "") for n in root.findall("mpd:BaseURL", NS) if n.get("serviceLocation"))
+    if not server or not pathways:
+        raise ManifestInvalid(f"{url}: ContentSteering needs a server URI and BaseURLs with serviceLocation")
+    default = element.get("defaultServiceLocation") or pathways[0]
+    if default not in pathways:
+        raise ManifestInvalid(f"{url}: ContentSteering defaultServiceLocation {default!r} names no BaseURL")
+    return Steering(urljoin(url, server), default, pathways,
+                    element.get("queryBeforeStart", "false").lower() == "true")
 
 
 def _base_url(element: ET.Element, base: str, service_location: str | None = None) -> str:
@@ -106,12 +133,15 @@ def _representation(rep: ET.Element, aset: ET.Element, kind: Kind, base: str, du
     template = rep.find("mpd:SegmentTemplate", NS)
     if template is None:
         template = aset.find("mpd:SegmentTemplate", NS)
+    bandwidth = int(rep.get("bandwidth") or 0)
+    if template is None and kind == "text":  # one WebVTT file for the whole title (its BaseURL)
+        return Rendition(rendition_id=rid, kind=kind, bandwidth_bps=bandwidth, codecs="", init_url="",
+                         segments=(SegmentRef(1, 0.0, duration_s, base),))
     if template is None:
         raise ManifestInvalid(f"{url}: Representation {rid} has no SegmentTemplate (SegmentBase is not supported)")
-    bandwidth = int(rep.get("bandwidth") or 0)
-    init = template.get("initialization")
+    init = template.get("initialization") or ("" if kind == "text" else None)
     media = template.get("media")
-    if not init or not media:
+    if init is None or not media:
         raise ManifestInvalid(f"{url}: Representation {rid}: SegmentTemplate needs initialization and media")
     segments = tuple(
         SegmentRef(number, start / timescale, length / timescale,
@@ -120,7 +150,7 @@ def _representation(rep: ET.Element, aset: ET.Element, kind: Kind, base: str, du
     return Rendition(
         rendition_id=rid, kind=kind, bandwidth_bps=bandwidth,
         codecs=rep.get("codecs") or aset.get("codecs") or "",
-        init_url=urljoin(base, fill_template(init, rid, bandwidth, 0, 0)), segments=segments,
+        init_url=urljoin(base, fill_template(init, rid, bandwidth, 0, 0)) if init else "", segments=segments,
         width=_int(rep.get("width")), height=_int(rep.get("height")))
 
 

@@ -12,6 +12,7 @@ from reelstream.player.client.presentation import (
     Rendition,
     Scheme,
     SegmentRef,
+    Steering,
     one_scheme,
     rate,
 )
@@ -29,6 +30,7 @@ class Variant:
     width: int | None
     height: int | None
     audio_group: str | None
+    subtitles_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,26 @@ class AudioMedia:
 
 
 @dataclass(frozen=True)
+class SubtitlesMedia:
+    """One ``EXT-X-MEDIA:TYPE=SUBTITLES`` (a WebVTT media playlist)."""
+
+    uri: str
+    group: str
+    language: str | None
+    name: str
+    forced: bool
+    sdh: bool  # CHARACTERISTICS public.accessibility.transcribes-spoken-dialog
+
+
+@dataclass(frozen=True)
 class Multivariant:
+    """The variants, audio and subtitles of one pathway (``pathway``; None without steering)."""
+
     variants: tuple[Variant, ...]
     audio: tuple[AudioMedia, ...]
+    subtitles: tuple[SubtitlesMedia, ...] = ()
+    steering: Steering | None = None
+    pathway: str | None = None
 
 
 _ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
@@ -64,19 +83,23 @@ def _lines(text: str, url: str) -> list[str]:
     return lines
 
 
-def parse_multivariant(text: str, url: str) -> Multivariant:
-    """Variants (one per video rendition and audio group) and audio renditions."""
+def parse_multivariant(text: str, url: str, pathway: str | None = None) -> Multivariant:
+    """Variants (one per video rendition and audio group), audio and subtitle renditions,
+    of ``pathway`` (the steering default when None)."""
     lines = _lines(text, url)
+    steering = _steering(lines, url)
+    chosen = pathway or (steering.default if steering else None)
+    if pathway is not None and (steering is None or pathway not in steering.pathways):
+        raise ManifestInvalid(f"{url}: no variants on pathway {pathway!r} "
+                              f"(offered: {', '.join(steering.pathways) if steering else 'none'})")
     variants: list[Variant] = []
     audio: list[AudioMedia] = []
-    # rfc8216bis §4.4.6.6: with content steering every pathway repeats the variants; this
-    # player stays on the default pathway (it does not poll the steering server).
-    pathway = next((attributes(line.partition(":")[2]).get("PATHWAY-ID") for line in lines
-                    if line.startswith("#EXT-X-CONTENT-STEERING:")), None)
+    subtitles: list[SubtitlesMedia] = []
     for i, line in enumerate(lines):
         if line.startswith("#EXT-X-STREAM-INF:"):
             attrs = attributes(line.partition(":")[2])
-            if pathway and attrs.get("PATHWAY-ID", pathway) != pathway:
+            # rfc8216bis §4.4.6.6: with content steering every pathway repeats the variants.
+            if chosen and attrs.get("PATHWAY-ID", ".") != chosen:
                 continue
             if i + 1 >= len(lines) or lines[i + 1].startswith("#"):
                 raise ManifestInvalid(f"{url}: EXT-X-STREAM-INF on line {i + 1} is not followed by a URI")
@@ -84,29 +107,59 @@ def parse_multivariant(text: str, url: str) -> Multivariant:
                 raise ManifestInvalid(f"{url}: EXT-X-STREAM-INF on line {i + 1} has no BANDWIDTH")
             w, _, h = attrs.get("RESOLUTION", "").partition("x")
             variants.append(Variant(urljoin(url, lines[i + 1]), int(attrs["BANDWIDTH"]), attrs.get("CODECS", ""),
-                                    int(w) if w else None, int(h) if h else None, attrs.get("AUDIO")))
+                                    int(w) if w else None, int(h) if h else None, attrs.get("AUDIO"),
+                                    attrs.get("SUBTITLES")))
         elif line.startswith("#EXT-X-MEDIA:"):
             attrs = attributes(line.partition(":")[2])
             if attrs.get("TYPE") == "AUDIO" and "URI" in attrs:
                 audio.append(AudioMedia(urljoin(url, attrs["URI"]), attrs.get("GROUP-ID", ""), attrs.get("LANGUAGE"),
                                         attrs.get("NAME", ""), attrs.get("DEFAULT") == "YES",
                                         "describes-video" in attrs.get("CHARACTERISTICS", "")))
+            elif attrs.get("TYPE") == "SUBTITLES" and "URI" in attrs:
+                subtitles.append(SubtitlesMedia(
+                    urljoin(url, attrs["URI"]), attrs.get("GROUP-ID", ""), attrs.get("LANGUAGE"),
+                    attrs.get("NAME", ""), attrs.get("FORCED") == "YES",
+                    "transcribes-spoken-dialog" in attrs.get("CHARACTERISTICS", "")))
     if not variants:
         raise ManifestInvalid(f"{url}: multivariant playlist has no EXT-X-STREAM-INF")
     groups = {v.audio_group for v in variants}
-    return Multivariant(tuple(variants), tuple(a for a in audio if a.group in groups))
+    text_groups = {v.subtitles_group for v in variants}
+    return Multivariant(tuple(variants), tuple(a for a in audio if a.group in groups),
+                        tuple(t for t in subtitles if t.group in text_groups), steering, chosen)
+
+
+def _steering(lines: list[str], url: str) -> Steering | None:
+    """``EXT-X-CONTENT-STEERING`` (rfc8216bis §4.4.6.6) and the variants' pathways, in
+    playlist order; a variant without ``PATHWAY-ID`` is on pathway "."."""
+    tag = next((line for line in lines if line.startswith("#EXT-X-CONTENT-STEERING:")), None)
+    if tag is None:
+        return None
+    attrs = attributes(tag.partition(":")[2])
+    if not attrs.get("SERVER-URI"):
+        raise ManifestInvalid(f"{url}: EXT-X-CONTENT-STEERING has no SERVER-URI")
+    pathways: list[str] = []
+    for line in lines:
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            name = attributes(line.partition(":")[2]).get("PATHWAY-ID", ".")
+            if name not in pathways:
+                pathways.append(name)
+    default = attrs.get("PATHWAY-ID", pathways[0] if pathways else ".")
+    if default not in pathways:
+        raise ManifestInvalid(f"{url}: EXT-X-CONTENT-STEERING PATHWAY-ID {default!r} names no variant")
+    return Steering(urljoin(url, attrs["SERVER-URI"]), default, tuple(pathways))
 
 
 @dataclass(frozen=True)
 class MediaPlaylist:
-    init_url: str
+    init_url: str  # "" for a WebVTT playlist (no EXT-X-MAP)
     segments: tuple[SegmentRef, ...]
     scheme: Scheme
     key_uri: str | None
 
 
-def parse_media_playlist(text: str, url: str) -> MediaPlaylist:
-    """A VOD media playlist: init map, key, segments (with byte ranges when given)."""
+def parse_media_playlist(text: str, url: str, needs_init: bool = True) -> MediaPlaylist:
+    """A VOD media playlist: init map, key, segments (with byte ranges when given).
+    ``needs_init`` False for subtitles: WebVTT segments are whole files (§3.1.4)."""
     lines = _lines(text, url)
     if "#EXT-X-ENDLIST" not in lines:
         raise ManifestInvalid(f"{url}: live playlists (no EXT-X-ENDLIST) are not played")
@@ -149,11 +202,11 @@ def parse_media_playlist(text: str, url: str) -> MediaPlaylist:
                 next_offset[seg_url] = byte_range[0] + byte_range[1]
             segments.append(SegmentRef(number, start, duration, seg_url, byte_range))
             number, start, duration, byte_range = number + 1, start + duration, None, None
-    if init_url is None:
+    if init_url is None and needs_init:
         raise ManifestInvalid(f"{url}: no EXT-X-MAP: fragmented MP4 playlists need an init segment")
     if not segments:
         raise ManifestInvalid(f"{url}: no segments")
-    return MediaPlaylist(init_url, tuple(segments), scheme, key_uri)
+    return MediaPlaylist(init_url or "", tuple(segments), scheme, key_uri)
 
 
 def hls_presentation(master: Multivariant, playlists: dict[str, MediaPlaylist], url: str) -> Presentation:
@@ -175,10 +228,16 @@ def hls_presentation(master: Multivariant, playlists: dict[str, MediaPlaylist], 
             rendition_id=_track_id(a.uri), kind="audio", bandwidth_bps=0, codecs="",
             init_url=media.init_url, segments=media.segments, language=a.language,
             roles=roles + (("description",) if a.description else ()), key_uri=media.key_uri))
-    schemes = {p.scheme for p in playlists.values()}
+    text = []
+    for t in master.subtitles:
+        media = playlists[t.uri]
+        roles = (("forced-subtitle",) if t.forced else ("subtitle",)) + (("caption",) if t.sdh else ())
+        text.append(Rendition(rendition_id=_track_id(t.uri), kind="text", bandwidth_bps=0, codecs="",
+                              init_url="", segments=media.segments, language=t.language, roles=roles))
+    schemes = {playlists[u].scheme for u in {v.uri for v in master.variants} | {a.uri for a in master.audio}}
     duration = max(r.duration_s for r in video.values())
     return Presentation("hls", duration, one_scheme(schemes, url), tuple(sorted(video.values(), key=rate)),
-                        tuple(audio))
+                        tuple(audio), text=tuple(text), steering=master.steering, pathway=master.pathway)
 
 
 def _track_id(uri: str) -> str:

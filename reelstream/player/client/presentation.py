@@ -1,7 +1,12 @@
 """What a player knows from a manifest, whatever its format: the ladder (video renditions,
-ascending bandwidth), the audio tracks, every segment's number, timing, URL and byte
-range, and the protection (scheme, key ids, license URL). Parsed by :mod:`.mpd` (DASH)
-and :mod:`.playlists` (HLS); :mod:`.manifest` is the one place callers import from."""
+ascending bandwidth), the audio and subtitle tracks, every segment's number, timing, URL
+and byte range, the protection (scheme, key ids, license URL) and content steering (the
+steering server and the pathways). Parsed by :mod:`.mpd` (DASH) and :mod:`.playlists`
+(HLS); :mod:`.manifest` is the one place callers import from.
+
+A presentation's URLs are those of one steering pathway (``Presentation.pathway``); the
+player parses the same manifest again for another pathway when the steering server moves
+it (:mod:`.steering`)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Literal
 
 from reelstream.player.client.errors import ManifestInvalid
 
-Kind = Literal["video", "audio"]
+Kind = Literal["video", "audio", "text"]
 Scheme = Literal["cenc", "cbcs", "clear"]
 
 
@@ -28,10 +33,12 @@ class SegmentRef:
 
 @dataclass(frozen=True)
 class Rendition:
-    """A video rendition (a rung) or an audio track.
+    """A video rendition (a rung), an audio track or a WebVTT subtitle track.
 
     ``key_id`` is the 32-hex KID (DASH ``default_KID``; for HLS it is read from the init
-    segment's ``tenc``); ``key_uri`` is the HLS identity-key URI."""
+    segment's ``tenc``); ``key_uri`` is the HLS identity-key URI. Subtitle tracks are
+    plain ``text/vtt`` segments: no init segment (``init_url`` is ""), no key; roles
+    include "forced-subtitle" for forced narratives and "caption" for SDH."""
 
     rendition_id: str
     kind: Kind
@@ -52,8 +59,28 @@ class Rendition:
 
 
 @dataclass(frozen=True)
+class Steering:
+    """Content steering as the manifest announces it (DASH ``<ContentSteering>`` and the
+    MPD-level ``BaseURL@serviceLocation``s; HLS ``EXT-X-CONTENT-STEERING`` and the
+    variants' ``PATHWAY-ID``s).
+
+    Attributes:
+        server_uri: the steering server (absolute).
+        default: the pathway to use before (or without) an answer from it.
+        pathways: every pathway the manifest offers, in manifest order.
+        query_before_start: DASH ``queryBeforeStart``: ask before the first segment.
+    """
+
+    server_uri: str
+    default: str
+    pathways: tuple[str, ...]
+    query_before_start: bool = False
+
+
+@dataclass(frozen=True)
 class Presentation:
-    """What a player needs from a manifest: the ladder, the audio tracks, protection."""
+    """What a player needs from a manifest: the ladder, the audio and subtitle tracks,
+    protection, and content steering (with ``pathway``, the one these URLs are on)."""
 
     format: Literal["dash", "hls"]
     duration_s: float
@@ -61,6 +88,19 @@ class Presentation:
     video: tuple[Rendition, ...]  # ascending bandwidth: rung 0 is the lowest
     audio: tuple[Rendition, ...]
     license_url: str | None = None  # DASH Clear Key license server (dashif:Laurl)
+    text: tuple[Rendition, ...] = ()
+    steering: Steering | None = None
+    pathway: str | None = None
+
+    def subtitles(self, language: str | None, audio_language: str | None = None) -> tuple[Rendition, ...]:
+        """The subtitle tracks a player fetches: every track in ``language`` (SDH and
+        forced ones included) when the viewer turned subtitles on; with subtitles off,
+        only the forced-narrative tracks in the audio's language (foreign dialogue a
+        viewer must read whatever the setting)."""
+        if language is not None:
+            return tuple(t for t in self.text if _same_language(t.language, language))
+        return tuple(t for t in self.text if "forced-subtitle" in t.roles
+                     and audio_language is not None and _same_language(t.language, audio_language))
 
     def main_audio(self, language: str | None = None) -> Rendition | None:
         """The audio a player starts with: the main (not audio-description) track, in
@@ -68,6 +108,11 @@ class Presentation:
         plain = [a for a in self.audio if "description" not in a.roles]
         preferred = [a for a in plain if language is None or a.language == language]
         return (preferred or plain or list(self.audio) or [None])[0]
+
+
+def _same_language(tag: str | None, wanted: str) -> bool:
+    """BCP 47 tags match on their primary language ("en-US" is "en"), case-insensitive."""
+    return (tag or "und").split("-")[0].lower() == wanted.split("-")[0].lower()
 
 
 def rate(r: Rendition) -> tuple[int, int]:

@@ -8,8 +8,16 @@ keys this device may hold), every rung's init segment and segment-size sidecar; 
 chunk after chunk, ask the ABR algorithm for a rung, fetch the video and audio segments
 from the edge (signed URLs from the manifest), decrypt them with the licensed keys, check
 them (``verify``; with ``decode_check`` ffmpeg also decodes the first segment of every
-rendition), and put them in the buffer. Heartbeats go to the playback gateway as the
-timeline emits them.
+rendition), and put them in the buffer. The subtitle segments of the chosen language come
+with each chunk and are checked as WebVTT (``subtitles``). Heartbeats go to the playback
+gateway as the timeline emits them.
+
+Content steering (``steering``): when the manifest names a steering server, the player
+asks it before the first segment (DASH ``queryBeforeStart``; always for HLS) and again
+at every TTL, and fetches the following segments on the pathway it ranks first: DASH
+reads the same MPD again with that pathway's ``BaseURL``, HLS loads that pathway's media
+playlists. Keys, init segments and size sidecars are the same objects on every pathway,
+so only the segment URLs change.
 
 The clock is virtual: a request costs its round trip, plus its bytes sent over the trace
 (``TraceLink``, the simulator's network model), plus the time the server really took
@@ -20,6 +28,7 @@ sleeps; a session over a loopback deployment runs as fast as the servers answer.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +45,8 @@ from reelstream.player.client.errors import LicenseIncomplete, RequestFailed
 from reelstream.player.client.fetch import Http, Reply, rebase
 from reelstream.player.client.ladder import Ladder, build_ladder, describe
 from reelstream.player.client.license import clearkey_license, identity_key
+from reelstream.player.client.steering import Poll, Steerer
+from reelstream.player.client.subtitles import SubtitleTrack, check_vtt, due_segments
 from reelstream.player.client.timeline import Action, Timeline
 from reelstream.player.client.verify import Expected, check_segment
 from reelstream.player.network import TraceLink
@@ -61,7 +72,13 @@ class PlayerConfig:
         first_rung: rung of the first chunk (start low, climb as the buffer allows).
         decode_check: decode the first segment of every rendition with ffmpeg.
         edge: send media requests to this edge (``scheme://host:port``) instead of the
-            one the manifest names; the signed paths stay the same.
+            one the manifest names; the signed paths stay the same (and content steering
+            is off: the tier is pinned).
+        subtitle_language: fetch every subtitle track in this language (SDH and forced
+            ones included); None fetches only the forced-narrative tracks in the audio's
+            language, as players do with subtitles off.
+        steer: follow the manifest's content steering server; False stays on the
+            manifest's default pathway.
     """
 
     gateway: str
@@ -82,6 +99,8 @@ class PlayerConfig:
     audio_language: str | None = None
     decode_check: bool = False
     edge: str | None = None
+    subtitle_language: str | None = None
+    steer: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,7 @@ class Decision:
     edge_node: str | None
     media_s: float = 0.0  # media the chunk put in the buffer
     discarded: bool = False  # a seek made the chunk useless while it downloaded
+    pathway: str | None = None  # the content-steering pathway its URLs were on
 
 
 @dataclass
@@ -125,6 +145,8 @@ class PlaybackReport:
     ended: bool = False
     segments_verified: int = 0
     frames_decoded: int = 0
+    steering: list[Poll] = field(default_factory=list)  # every request to the steering server
+    subtitles: dict[str, SubtitleTrack] = field(default_factory=dict)  # by rendition id
 
     @property
     def rebuffer_ratio(self) -> float:
@@ -138,37 +160,63 @@ async def play(http: Http, config: PlayerConfig) -> PlaybackReport:
     start = config.start_at_s
     if start is None:
         start = await gateway.resume_position(http, base, token, config.title_id)
-    presentation, session_id, manifest_s = await open_manifest(http, base, token, config)
+    source, session_id, manifest_s = await _read_manifest(http, base, token, config)
+    presentation, playlists_s = await load_presentation(http, source)
     started = time.perf_counter()
     ladder, license_s = await prepare(http, presentation, config)
     prepare_s = time.perf_counter() - started  # license, init segments and sidecars, in parallel
     report = PlaybackReport(config.title_id, config.format, session_id, start,
                             [r.video.rendition_id for r in ladder.rungs], dict(ladder.dropped),
-                            manifest_s=manifest_s, license_s=license_s)
+                            manifest_s=manifest_s + playlists_s, license_s=license_s)
     try:
-        await Player(http, config, ladder, report, presentation.duration_s).run(
-            control_s=manifest_s + prepare_s + 2 * config.rtt_s)
+        await Player(http, config, ladder, report, presentation, source).run(
+            control_s=manifest_s + playlists_s + prepare_s + 2 * config.rtt_s)
     except ReelStreamError as e:
         e.report = report  # type: ignore[attr-defined]  # what was played before it failed (reel load)
         raise
     return report
 
 
+@dataclass(frozen=True)
+class ManifestSource:
+    """The manifest as fetched: read again for another steering pathway."""
+
+    format: Literal["dash", "hls"]
+    url: str
+    text: str
+
+
 async def open_manifest(http: Http, base: str, token: str, config: PlayerConfig
                         ) -> tuple[manifest.Presentation, str, float]:
+    """Open a playback session: the presentation (default pathway), the session id, and
+    the time the manifest (and, for HLS, its media playlists) took."""
+    source, session_id, elapsed = await _read_manifest(http, base, token, config)
+    presentation, playlists_s = await load_presentation(http, source)
+    return presentation, session_id, elapsed + playlists_s
+
+
+async def _read_manifest(http: Http, base: str, token: str, config: PlayerConfig
+                         ) -> tuple[ManifestSource, str, float]:
     name = "manifest.mpd" if config.format == "dash" else "master.m3u8"
     url = f"{base}/manifests/titles/{quote(config.title_id)}/{name}"
     reply = await http.request("manifest", "GET", url, token=token)
-    session_id = reply.headers.get("X-Reel-Session", "")
-    text = reply.body.decode()
-    if config.format == "dash":
-        return manifest.parse_mpd(text, url), session_id, reply.elapsed_s
-    master = manifest.parse_multivariant(text, url)
-    uris = sorted({v.uri for v in master.variants} | {a.uri for a in master.audio})
-    replies = await asyncio.gather(*(http.request("media playlist", "GET", u) for u in uris))
-    playlists = {u: manifest.parse_media_playlist(r.body.decode(), u) for u, r in zip(uris, replies, strict=True)}
-    elapsed = reply.elapsed_s + max(r.elapsed_s for r in replies)
-    return manifest.hls_presentation(master, playlists, url), session_id, elapsed
+    return ManifestSource(config.format, url, reply.body.decode()), reply.headers.get("X-Reel-Session", ""), \
+        reply.elapsed_s
+
+
+async def load_presentation(http: Http, source: ManifestSource, pathway: str | None = None
+                            ) -> tuple[manifest.Presentation, float]:
+    """The presentation on ``pathway`` (the default when None), and the time its HLS media
+    playlists took (0 for DASH: one MPD holds every pathway's BaseURL)."""
+    if source.format == "dash":
+        return manifest.parse_mpd(source.text, source.url, pathway), 0.0
+    master = manifest.parse_multivariant(source.text, source.url, pathway)
+    media = sorted({v.uri for v in master.variants} | {a.uri for a in master.audio})
+    text = sorted({t.uri for t in master.subtitles})
+    replies = await asyncio.gather(*(http.request("media playlist", "GET", u) for u in media + text))
+    playlists = {u: manifest.parse_media_playlist(r.body.decode(), u, needs_init=u not in text)
+                 for u, r in zip(media + text, replies, strict=True)}
+    return manifest.hls_presentation(master, playlists, source.url), max(r.elapsed_s for r in replies)
 
 
 async def prepare(http: Http, presentation: manifest.Presentation, config: PlayerConfig) -> tuple[Ladder, float]:
@@ -228,21 +276,32 @@ class Player:
     """The chunk loop of one session (see the module doc)."""
 
     def __init__(self, http: Http, config: PlayerConfig, ladder: Ladder, report: PlaybackReport,
-                 duration_s: float) -> None:
+                 presentation: manifest.Presentation, source: ManifestSource) -> None:
         self.http, self.config, self.ladder, self.report = http, config, ladder, report
+        self.source, self.pathway = source, presentation.pathway
         self.link = TraceLink(config.trace, payload_ratio=config.payload_ratio)
-        self.timeline = Timeline(report.start_position_s, duration_s, config.actions,
+        self.timeline = Timeline(report.start_position_s, presentation.duration_s, config.actions,
                                  start_buffer_s=config.start_buffer_s, heartbeat_s=config.heartbeat_s,
                                  leave_after_s=config.max_play_s)
         self.history: list[Decision] = []
         self.decoded: set[str] = set()
         self.edge_node: str | None = None
+        steering = presentation.steering
+        self.steerer = Steerer(steering, presentation.format) if steering and config.steer and not config.edge \
+            else None
+        if self.steerer and presentation.format == "dash" and not steering.query_before_start:  # type: ignore[union-attr]
+            self.steerer.due_s = math.inf  # first asked once the first segment is on its way (see run)
+        audio = ladder.audio.language if ladder.audio else None
+        self.text = list(presentation.subtitles(config.subtitle_language, audio))
+        self.text_fetched: dict[str, set[int]] = {t.rendition_id: set() for t in self.text}
+        report.subtitles = {t.rendition_id: SubtitleTrack(t.rendition_id, t.language, t.roles) for t in self.text}
 
     async def run(self, control_s: float) -> None:
         timeline = self.timeline
         timeline.wait(control_s)  # manifest and license before the first segment request
         index = self.ladder.index_at(timeline.position_s)
         while not timeline.done:
+            await self._steer()
             if index >= self.ladder.chunks:
                 timeline.finish()
                 await self._post_beats()
@@ -264,33 +323,74 @@ class Player:
         self.report.stall_s, self.report.play_s = timeline.stall_s, timeline.play_s
         self.report.end_position_s, self.report.ended = timeline.position_s, timeline.ended
         self.report.decisions = self.history
+        self.report.steering = self.steerer.polls if self.steerer else []
 
     async def _chunk(self, index: int) -> int:
         timeline, ladder = self.timeline, self.ladder
         rung, reason = self._choose(index)
         video, audio = ladder.segments(index, rung)
+        first = ladder.rungs[rung].video.segments[index]
+        text = [(t.rendition_id, seg) for t in self.text for seg in due_segments(
+            t, first.start_s, first.start_s + first.duration_s, self.text_fetched[t.rendition_id],
+            index == ladder.chunks - 1)]
+        if self.steerer and self.steerer.due_s == math.inf:
+            self.steerer.due_s = timeline.now_s + 1e-9  # DASH without queryBeforeStart: asked with this one
         at, buffer_before, stall_before = timeline.now_s, timeline.buffer_s, timeline.stall_s
         replies = await asyncio.gather(*(self._get(seg.url, seg.byte_range, f"segment {seg.number} of {rid}")
-                                         for rid, seg in video + audio))
-        size = sum(len(r.body) for r in replies)
+                                         for rid, seg in video + audio + text))
+        size = sum(len(r.body) for r in replies[:len(video + audio)])
+        carried = size + sum(len(r.body) for r in replies[len(video + audio):])  # subtitles share the link
         server_s = max(r.elapsed_s for r in replies)
-        download = self.config.rtt_s + self.link.transfer(size) + server_s
+        download = self.config.rtt_s + self.link.transfer(carried) + server_s
         timeline.wait(download)  # ends early at a seek; the link still carried every byte
         seek = timeline.take_seek()
         planned = ladder.planned_bytes(index, rung)
-        first = ladder.rungs[rung].video.segments[index]
         media_s = first.start_s + first.duration_s - max(first.start_s, timeline.position_s)
         decision = Decision(ladder.number(index), rung, ladder.rungs[rung].video.rendition_id, reason, at,
                             buffer_before, planned.size, planned.source, size, download, server_s,
-                            size * 8 / 1000 / download, timeline.stall_s - stall_before, self.edge_node,
-                            media_s=media_s, discarded=seek is not None)
+                            carried * 8 / 1000 / download, timeline.stall_s - stall_before, self.edge_node,
+                            media_s=media_s, discarded=seek is not None, pathway=self.pathway)
         self.history.append(decision)
         if seek is not None:
             return ladder.index_at(seek)
         for (rid, seg), reply in zip(video + audio, replies, strict=True):
             await self._check(rid, seg, reply.body)
+        for (rid, seg), reply in zip(text, replies[len(video + audio):], strict=True):
+            self.report.subtitles[rid].add(check_vtt(reply.body, seg, seg.url.split("?")[0]), len(reply.body))
+            self.text_fetched[rid].add(seg.number)
         timeline.append(media_s)
         return index + 1
+
+    async def _steer(self) -> None:
+        """Ask the steering server when its TTL has passed; move to the pathway it ranks first."""
+        steerer, timeline = self.steerer, self.timeline
+        if steerer is None or not steerer.due(timeline.now_s):
+            return
+        kept = [d for d in self.history if not d.discarded]
+        url = steerer.url(kept[-1].throughput_kbps * 1000 if kept else None)
+        try:
+            reply = await self.http.request("steering", "GET", url, gateway=False, ok=(200, 410, 429))
+            retry = reply.headers.get("Retry-After", "")
+            pathway = steerer.answered(timeline.now_s, url, reply.status, reply.body, reply.elapsed_s,
+                                       float(retry) if retry.isdigit() else None)
+            elapsed = reply.elapsed_s
+        except RequestFailed as e:  # the session goes on where it is; asked again after the TTL
+            pathway = steerer.answered(timeline.now_s, url, e.status, str(e).encode(), 0.0)
+            elapsed = 0.0
+        if not kept:
+            timeline.wait(self.config.rtt_s + elapsed)  # before the first segment, the player waits for it
+        if pathway != self.pathway:
+            await self._move_to(pathway)
+
+    async def _move_to(self, pathway: str) -> None:
+        """The next segments on ``pathway``: the same renditions, that pathway's URLs."""
+        presentation, playlists_s = await load_presentation(self.http, self.source, pathway)
+        if playlists_s:  # HLS: that pathway's media playlists come before its segments
+            self.timeline.wait(self.config.rtt_s + playlists_s)
+        self.ladder = self.ladder.moved(presentation)
+        by_id = {t.rendition_id: t for t in presentation.text}
+        self.text = [by_id.get(t.rendition_id, t) for t in self.text]
+        self.pathway = pathway
 
     def _choose(self, index: int) -> tuple[int, str]:
         ladder, kept = self.ladder, [d for d in self.history if not d.discarded]

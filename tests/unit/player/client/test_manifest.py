@@ -34,10 +34,10 @@ def hls_from(package: object, profile: DeviceProfile, urls: UrlBuilder = URLS,
     master_url = "http://gw.test/manifests/titles/t-golden/master.m3u8"
     master = parse_multivariant(hls.multivariant_playlist(package, profile, urls, steering), master_url)  # type: ignore[arg-type]
     playlists = {}
-    for uri in {v.uri for v in master.variants} | {a.uri for a in master.audio}:
+    for uri in {v.uri for v in master.variants} | {a.uri for a in master.audio} | {t.uri for t in master.subtitles}:
         track_id = uri.rsplit("/", 1)[-1].removesuffix(".m3u8")
         text = hls.media_playlist(package, track_id, profile, urls)  # type: ignore[arg-type]
-        playlists[uri] = parse_media_playlist(text, uri)
+        playlists[uri] = parse_media_playlist(text, uri, needs_init=not track_id.startswith("text-"))
     return hls_presentation(master, playlists, master_url)
 
 
