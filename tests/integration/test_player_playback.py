@@ -2,7 +2,9 @@
 nginx edge tiers, on the embedded runtime and on Kafka + Cassandra: DASH and HLS, cenc
 and cbcs, every segment decrypted with the licensed keys and checked, a real ffmpeg
 decode equal frame for frame to the clear source, and resume across devices (a TV stops
-at P, a browser starts at P)."""
+at P, a browser starts at P). On the embedded runtime content steering is on: the player
+polls the real steering server and moves to the PoP mid-session when the appliance is
+found down; and it fetches and checks the WebVTT subtitles of the language asked for."""
 
 from __future__ import annotations
 
@@ -71,9 +73,9 @@ def stack(request: pytest.FixtureRequest, media: Path, tmp_path_factory: pytest.
 
 
 async def session(base: str, config: dict[str, Any], device_id: str | None = None, device_type: str = "tv",
-                  security: str = "hardware") -> PlaybackReport:
+                  security: str = "hardware", http_class: type[Http] = Http) -> PlaybackReport:
     async with aiohttp.ClientSession() as client:
-        http = Http(client, US)
+        http = http_class(client, US)
         device = await gateway.sign_in(http, base, EMAIL, PASSWORD, device_id, device_type, security)
         return await play(http, PlayerConfig(gateway=base, device=device, trace=STEADY, **config))
 
@@ -205,3 +207,48 @@ def test_the_packagers_size_sidecars_match_the_package(stack: dict[str, Any]) ->
             assert index.sizes == tuple(s.size for s in track.segments)
             assert index.sizes == tuple(objects.head(package.storage_prefix + track.media_key(s.number)).size
                                         for s in track.segments)
+
+
+@pytest.mark.parametrize(("fmt", "language"), [("dash", "en"), ("hls", "fr")])
+def test_steering_moves_the_session_to_the_pop_mid_session_and_subtitles_come_along(
+        stack: dict[str, Any], fmt: str, language: str) -> None:
+    if stack["steering"] is None:
+        pytest.skip("content steering is configured on the embedded deployment")
+    from reelstream.edge.steering import NodeHealth
+
+    health = stack["steering"].health
+
+    class AppliancesFailAfterTheFirstAnswer(Http):
+        """The hand-off: once the steering server has answered this session's first poll
+        (appliance first), the appliance is what a failed probe makes it, down."""
+
+        async def request(self, what: str, *args: Any, **kwargs: Any) -> Any:
+            reply = await super().request(what, *args, **kwargs)
+            if what == "steering":
+                health["appliance-isp-a"] = NodeHealth(healthy=False)
+            return reply
+
+    try:
+        # A 1.5-s buffer cap makes the player idle between chunks, so the 1-s TTL passes mid-session.
+        report = run(session(stack["base"], {"title_id": "t-cenc", "format": fmt, "start_at_s": 0.0,
+                                             "buffer_cap_s": 1.5, "subtitle_language": language},
+                             device_id=stack["tv_device_id"], http_class=AppliancesFailAfterTheFirstAnswer))
+    finally:
+        health.clear()
+    polls = report.steering
+    assert len(polls) >= 2 and all(p.status == 200 and p.error is None for p in polls)
+    assert polls[0].priority == ("appliance-isp-a", "pop-1") and polls[0].pathway == "appliance-isp-a"
+    assert polls[1].priority == ("pop-1",) and polls[1].pathway == "pop-1"
+    prefix = "_DASH_" if fmt == "dash" else "_HLS_"
+    assert f"{prefix}pathway=appliance-isp-a" in polls[0].url and f"{prefix}throughput=" not in polls[0].url
+    assert f"{prefix}pathway=appliance-isp-a" in polls[1].url and f"{prefix}throughput=" in polls[1].url
+    assert polls[1].at_s - polls[0].at_s >= 1.0, "asked again once the TTL had passed on the session's clock"
+    served = [(d.pathway, d.edge_node) for d in report.decisions]
+    assert served[0] == ("appliance-isp-a", "appliance-isp-a"), "started on the default pathway"
+    assert served[-1] == ("pop-1", "pop-1"), "the last segments came from the PoP (its nginx says so)"
+    assert report.ended and report.stall_s == 0 and report.segments_verified >= 6
+    [track] = report.subtitles.values()
+    assert track.rendition_id == f"text-{'en-sdh' if language == 'en' else language}" and track.segments == 3
+    assert [c.text for c in track.cues] == [f"[{language}] line {i}" for i in range(1, 6)], \
+        "every cue of the packaged WebVTT track, each once"
+    assert [(c.start_s, c.end_s) for c in track.cues][:2] == [(0.5, 1.25), (1.5, 2.25)]

@@ -31,12 +31,14 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 @contextmanager
 def player_stack(root: Path, media: Path, settings: Settings, child_processors: bool,
                  steering: bool = False) -> Iterator[dict[str, Any]]:
-    """With ``steering``, the gateways name both tiers as content-steering pathways.
-    Yields base (gateways), runtime, packages, settle() (without ``child_processors``:
+    """With ``steering``, the gateways name both tiers as content-steering pathways and the
+    steering server runs (TTL 1 s, no probing: its ``steering`` state, yielded, says what it
+    knows of each node). Yields base (gateways), runtime, packages, settle() (without ``child_processors``:
     run the processors now; with: ``reel processors`` runs them on its own) and the id of a hardware-secure TV registered on
     the account (the device that proved the subscription reached the license server)."""
     from reelstream.edge.origin import origin_app
     from reelstream.edge.runner import EdgeRunner
+    from reelstream.edge.steering import SteeringState, steering_app
     from reelstream.edge.topology import local_topology
     from reelstream.events.model import new_event
     from reelstream.gateways.app import create_app
@@ -61,9 +63,12 @@ def player_stack(root: Path, media: Path, settings: Settings, child_processors: 
         topology = local_topology(origin, root / "edge", base_port=free_port_block(2))
         appliance, pop = topology.node("appliance-isp-a"), topology.node("pop-1")
         assert appliance is not None and pop is not None
-        # With steering, manifests name both tiers as pathways (the appliance first, the default).
+        # With steering, manifests name both tiers as pathways (the appliance first, the default)
+        # and the steering server ranks them per session (the appliance first: popular titles).
+        state = SteeringState(topology, popular=frozenset(packages), ttl_s=1)
         pathways = {"edge_pathways": f"appliance-isp-a={appliance.base_url},pop-1={pop.base_url}",
-                    "steering_url": "http://127.0.0.1:9/steering", "default_isp": "isp-a"} if steering else {}
+                    "steering_url": stack.enter_context(serve(steering_app(state, probe_interval_s=None))),
+                    "default_isp": "isp-a"} if steering else {}
         gateway_settings = GatewaySettings(
             signing_keys="k1:" + base64.b64encode(secrets.token_bytes(32)).decode(), edge_secret=SECRET.value,
             edge_base_url=appliance.base_url, default_country="US", **pathways)
@@ -96,7 +101,7 @@ def player_stack(root: Path, media: Path, settings: Settings, child_processors: 
 
         wait_for(licensed, 120, "the catalog and the subscription to reach the views")
         yield {"base": base, "runtime": runtime, "packages": packages, "settle": settle, "api": api,
-               "topology": topology, "tv_device_id": device["device_id"]}
+               "topology": topology, "tv_device_id": device["device_id"], "steering": state if steering else None}
 
 
 def wait_until(check: Callable[[], Any], what: str, settle: Callable[[], None], timeout: float = 60) -> Any:

@@ -353,7 +353,7 @@ class Player:
         self.history.append(decision)
         if seek is not None:
             return ladder.index_at(seek)
-        for (rid, seg), reply in zip(video + audio, replies, strict=True):
+        for (rid, seg), reply in zip(video + audio, replies[:len(video + audio)], strict=True):
             await self._check(rid, seg, reply.body)
         for (rid, seg), reply in zip(text, replies[len(video + audio):], strict=True):
             self.report.subtitles[rid].add(check_vtt(reply.body, seg, seg.url.split("?")[0]), len(reply.body))
