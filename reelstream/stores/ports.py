@@ -172,6 +172,11 @@ class StateStore(ABC):
     def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]:
         """Every row of one partition, in clustering order."""
 
+    def query_many(self, spec: ViewSpec, partitions: Sequence[Sequence[Any]]) -> list[list[Row]]:
+        """``query`` of each partition, in order. Adapters whose reads cost a round trip
+        override it to send them all at once (a gateway batching its cache refreshes)."""
+        return [self.query(spec, partition) for partition in partitions]
+
     @abstractmethod
     def scan(self, spec: ViewSpec) -> Iterator[Row]:
         """Every row of the view (for replay verification and admin tools)."""

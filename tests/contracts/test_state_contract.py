@@ -118,6 +118,19 @@ def test_query_returns_one_partition_in_clustering_order(
     assert state.store.query(spec, ("nobody",)) == []
 
 
+def test_query_many_answers_each_partition_in_order(state: StateHarness, spec: ViewSpec) -> None:
+    for user, video, n in [("u1", "b", 2), ("u1", "a", 1), ("u2", "a", 0), ("u3", "z", 9)]:
+        state.store.put(spec, row(user, video, n))
+
+    answers = state.store.query_many(spec, [("u2",), ("nobody",), ("u1",), ("u2",)])
+
+    assert [[(r.values["user_id"], r.values["video_id"]) for r in rows] for rows in answers] == [
+        [("u2", "a")], [], [("u1", "a"), ("u1", "b")], [("u2", "a")]]
+    assert state.store.query_many(spec, []) == []
+    with pytest.raises(StateStoreError):
+        state.store.query_many(spec, [("u1",), ("u1", "extra")])
+
+
 def test_scan_returns_every_row_across_pages(state: StateHarness, spec: ViewSpec) -> None:
     expected = {(f"u{i % 7}", f"v{i}", i) for i in range(130)}
     for user, video, n in expected:
