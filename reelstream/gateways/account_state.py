@@ -5,7 +5,8 @@
   instances' arrive through the follower. Expired and returned licenses are dropped,
   since the device and download limits count only active ones.
 - ``LiveSessionCache``: an account's playback sessions (the concurrent-stream limit) from
-  the sessions view, refreshed in the background once ``REEL_LIVE_SESSIONS_REFRESH_S`` old. Not folded
+  the sessions view, refreshed in the background once ``REEL_LIVE_SESSIONS_REFRESH_S`` old,
+  the reads of many accounts grouped into one ``query_many``. Not folded
   from the log: following every heartbeat of ``reel.playback`` in every gateway would
   cost more than the reads it saves. The count is already a window (a session is live for
   70 s after its last beat, and players beat every 30 s), so this widens it by that much;
@@ -14,7 +15,8 @@
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +26,9 @@ from reelstream.gateways.policy import ActiveLicense, licenses_of
 from reelstream.gateways.views import FoldedView
 from reelstream.processors.licenses.logic import LICENSES, LicenseProcessor
 from reelstream.processors.sessions.logic import LIVE_SESSIONS
-from reelstream.stores.ports import StateStore
+from reelstream.stores.ports import Row, StateStore
+
+log = logging.getLogger(__name__)
 
 TOPIC = "reel.licenses"
 LIVE_CACHE_S = 5.0
@@ -53,60 +57,105 @@ class LicenseCache:
 
 
 class LiveSessionCache:
-    """An account's session rows; thread-safe; ``clock`` is monotonic seconds (injected).
+    """An account's session rows, read from the view in batches; ``clock`` is monotonic
+    seconds (injected). Used from the event loop only (not thread-safe).
 
     Stale-while-revalidate: rows younger than ``fresh_s`` are used as they are; older ones
-    (up to ``max_age_s``) are still used, and ``needs_refresh`` tells the caller to reload
-    them in the background, so a busy account never waits on the read and its count is
-    never more than ``fresh_s`` plus one read behind the view."""
+    (up to ``max_age_s``) are still used, and ``refresh_if_stale`` re-reads them in the background,
+    so a busy account never waits on the read and its count is never more than ``fresh_s``
+    plus one read behind the view. An account with nothing usable waits for ``get``.
+
+    Reads are grouped like the publisher's flushes: every account asked for while no read
+    is in flight goes into the next ``StateStore.query_many``, one worker-thread hop and
+    (on Cassandra) one round trip for the lot. One read per license through the Python
+    Cassandra driver was most of a license's CPU (1.3 ms vs 0.5 ms on SQLite in
+    bench/license.py); batched, a read costs about a fifth of a lone one."""
 
     def __init__(self, state: StateStore, clock: Callable[[], float] = time.monotonic,
-                 fresh_s: float = LIVE_CACHE_S, max_age_s: float = 60.0, capacity: int = 200_000) -> None:
+                 fresh_s: float = LIVE_CACHE_S, max_age_s: float = 60.0, capacity: int = 200_000,
+                 max_batch: int = 256) -> None:
         self._state = state
         self._clock = clock
         self._fresh = fresh_s
         self._max_age = max_age_s
         self._capacity = capacity
+        self._max_batch = max_batch
         self._cached: dict[str, tuple[float, list[dict[str, Any]]]] = {}
-        self._refreshing: set[str] = set()
-        self._lock = threading.Lock()
-        self.loads = 0
+        self._pending: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}  # the next batch
+        self._reading: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}  # the batch in flight
+        self._reader: asyncio.Task[None] | None = None
+        self.loads = 0  # accounts read
+        self.batches = 0  # query_many calls
 
     def peek(self, user_id: str) -> list[dict[str, Any]] | None:
+        """The cached rows, stale or not (None when absent or past ``max_age_s``); no I/O."""
         hit = self._cached.get(user_id)
         if hit is None or self._clock() - hit[0] >= self._max_age:
             return None
         return hit[1]
 
-    def needs_refresh(self, user_id: str) -> bool:
-        """True once per stale entry (the caller then runs ``load`` off the loop)."""
+    def refresh_if_stale(self, user_id: str) -> None:
+        """Queue a background re-read of rows older than ``fresh_s`` (once: a read already
+        queued or in flight serves)."""
         hit = self._cached.get(user_id)
-        with self._lock:
-            if hit is None or self._clock() - hit[0] < self._fresh or user_id in self._refreshing:
-                return False
-            self._refreshing.add(user_id)
-            return True
+        if hit is not None and self._clock() - hit[0] >= self._fresh:
+            self._read(user_id)
 
-    def get(self, user_id: str) -> list[dict[str, Any]]:
+    async def get(self, user_id: str) -> list[dict[str, Any]]:
+        """Fresh rows, read (batched with other accounts) if the cached ones are stale."""
         hit = self._cached.get(user_id)
         if hit is not None and self._clock() - hit[0] < self._fresh:
             return hit[1]
-        return self.load(user_id)
-
-    def load(self, user_id: str) -> list[dict[str, Any]]:
-        now = self._clock()
-        try:
-            rows = [r.values for r in self._state.query(LIVE_SESSIONS, (user_id,))]
-        finally:
-            with self._lock:
-                self._refreshing.discard(user_id)
-        with self._lock:
-            self.loads += 1
-            if len(self._cached) >= self._capacity:  # drop what has expired anyway
-                self._cached = {u: h for u, h in self._cached.items() if now - h[0] < self._max_age}
-            self._cached[user_id] = (now, rows)
-        return rows
+        return await asyncio.shield(self._read(user_id))
 
     def invalidate(self, user_id: str) -> None:
-        with self._lock:
-            self._cached.pop(user_id, None)
+        self._cached.pop(user_id, None)
+
+    def _read(self, user_id: str) -> asyncio.Future[list[dict[str, Any]]]:
+        future = self._reading.get(user_id) or self._pending.get(user_id)
+        if future is None:
+            future = self._pending[user_id] = asyncio.get_running_loop().create_future()
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read_batches(), name="live-session-reads")
+        return future
+
+    async def _read_batches(self) -> None:
+        """Until nothing is pending: take up to ``max_batch`` accounts and read them at once."""
+        try:
+            await asyncio.sleep(0)  # let the requests of this loop iteration join the first batch
+            while self._pending:
+                users = list(self._pending)[:self._max_batch]
+                self._reading = {u: self._pending.pop(u) for u in users}
+                started = self._clock()  # the rows are as of the read, not of its answer
+                try:
+                    answers = await asyncio.to_thread(self._state.query_many, LIVE_SESSIONS, [(u,) for u in users])
+                except Exception as e:  # noqa: BLE001 - every waiter gets it; the cached rows stay
+                    log.warning("reading the live sessions of %d accounts failed: %s", len(users), e)
+                    for future in self._reading.values():
+                        if not future.done():
+                            future.set_exception(e)
+                            future.add_done_callback(_seen)  # a background refresh has no one awaiting it
+                else:
+                    self._store(started, users, answers, self._reading)
+                finally:
+                    self._reading = {}
+        finally:
+            self._reader = None
+
+    def _store(self, now: float, users: list[str], answers: list[list[Row]],
+               waiters: dict[str, asyncio.Future[list[dict[str, Any]]]]) -> None:
+        self.batches += 1
+        self.loads += len(users)
+        if len(self._cached) + len(users) > self._capacity:  # drop what has expired anyway
+            self._cached = {u: h for u, h in self._cached.items() if now - h[0] < self._max_age}
+        for user, rows in zip(users, answers, strict=True):
+            values = [r.values for r in rows]
+            self._cached[user] = (now, values)
+            future = waiters[user]
+            if not future.done():
+                future.set_result(values)
+
+
+def _seen(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: asyncio would otherwise log it again

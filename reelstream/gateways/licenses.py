@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -36,7 +35,7 @@ from reelstream.gateways.services import Services, Ticket
 from reelstream.keys.model import ContentKey
 from reelstream.processors.sessions.logic import live_sessions
 
-log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def at(ms: int) -> datetime:
@@ -60,42 +59,29 @@ class Account:
     sessions: list[dict[str, Any]]
 
 
-def _cached(s: Services, ticket: Ticket) -> Account | None:
-    """Everything from the in-process caches, without I/O, or None if anything is missing."""
+async def read_account(s: Services, ticket: Ticket) -> Account:
+    """From the caches on the event loop when all hit (the usual case: entitlements and
+    licenses are kept current by the log, live sessions refreshed in the background);
+    otherwise only the misses are read, concurrently (live sessions batched with other
+    requests' reads, the rest in worker threads)."""
     title = s.catalog.peek(ticket.title_id)
     entitlements = s.entitlements.peek(ticket.account_id)
     licenses = s.licenses.peek(ticket.account_id)
     sessions = s.live_sessions.peek(ticket.account_id)
-    if title is None or entitlements is None or licenses is None or sessions is None:
-        return None
-    return Account(title, entitlements, licenses, sessions)
-
-
-_REFRESHES: set[asyncio.Task[Any]] = set()
-
-
-def _refreshed(task: asyncio.Task[Any]) -> None:
-    _REFRESHES.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("live-session refresh failed (the cached count stays): %s", task.exception())
-
-
-async def read_account(s: Services, ticket: Ticket) -> Account:
-    """From the caches on the event loop when all hit (the usual case: they are kept current
-    by the log); otherwise the misses are read concurrently in worker threads."""
-    hit = _cached(s, ticket)
-    if hit is not None:
-        if s.live_sessions.needs_refresh(ticket.account_id):
-            task = asyncio.create_task(asyncio.to_thread(s.live_sessions.load, ticket.account_id))
-            _REFRESHES.add(task)  # keep a reference until it is done
-            task.add_done_callback(_refreshed)
-        return hit
+    if sessions is not None:
+        s.live_sessions.refresh_if_stale(ticket.account_id)
+    if title is not None and entitlements is not None and licenses is not None and sessions is not None:
+        return Account(title, entitlements, licenses, sessions)
     title, entitlements, licenses, sessions = await asyncio.gather(
-        asyncio.to_thread(s.catalog.title, ticket.title_id),
-        asyncio.to_thread(s.entitlements.get, ticket.account_id),
-        asyncio.to_thread(s.licenses.get, ticket.account_id),
-        asyncio.to_thread(s.live_sessions.get, ticket.account_id))
+        _known(title) if title is not None else asyncio.to_thread(s.catalog.title, ticket.title_id),
+        _known(entitlements) if entitlements is not None else asyncio.to_thread(s.entitlements.get, ticket.account_id),
+        _known(licenses) if licenses is not None else asyncio.to_thread(s.licenses.get, ticket.account_id),
+        _known(sessions) if sessions is not None else s.live_sessions.get(ticket.account_id))
     return Account(title, entitlements, licenses, sessions)
+
+
+async def _known(value: _T) -> _T:
+    return value
 
 
 def session_type_of(request: LicenseRequest, ticket: Ticket) -> str:
