@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reelstream.errors import ConfigError
+from reelstream.media.ladder.compare import quality_at_rate
 
 MAX_DB = 60.0  # SSIM 0.999999: a lossless trial would otherwise be infinitely good
 
@@ -49,6 +50,17 @@ class ChosenRung:
     expected_kbps: float
     expected_ssim: float
     cap_kbps: int
+    fixed: bool = False  # held at a fixed-ladder rung (its cap; its CRF calibrated to that rate)
+
+
+@dataclass(frozen=True)
+class FixedRung:
+    """A rung of the fixed ladder the per-title one replaces: at its bitrate the per-title
+    ladder must be at least as good as it is."""
+
+    width: int
+    height: int
+    kbps: int
 
 
 @dataclass(frozen=True)
@@ -70,10 +82,19 @@ class LadderPolicy:
     # switching across such a gap leaves bandwidth unused (the default ladder steps <= 2x).
     max_rate_step: float = 1.6
     max_rungs: int = 12
+    min_rungs: int = 8  # (an HDR group of a few UHD rungs asks for fewer: per_title.py)
+    # The fixed ladder's rungs for this master. Where the per-title ladder, interpolated
+    # between its rungs, is not at least ``anchor_margin_db`` better than a fixed rung's
+    # predicted quality at that rung's bitrate, the fixed rung itself becomes a rung: on a
+    # concave curve every chord lies under it, so two per-title rungs around a fixed rung on
+    # the same curve are always a little worse at its bitrate (measured: 0.01 dB at 720p/3000k).
+    # The margin covers what the sampled trials mispredict of a whole title.
+    fixed_rungs: tuple[FixedRung, ...] = ()
+    anchor_margin_db: float = 0.3
 
     def check(self) -> LadderPolicy:
-        if not 8 <= self.rungs <= 12:
-            raise ConfigError(f"per-title ladder: rungs must be 8..12, not {self.rungs}")
+        if not self.min_rungs <= self.rungs <= self.max_rungs:
+            raise ConfigError(f"per-title ladder: rungs must be {self.min_rungs}..{self.max_rungs}, not {self.rungs}")
         if not 0 < self.floor_kbps <= self.ceiling_kbps:
             raise ConfigError(f"per-title ladder: need 0 < floor_kbps ({self.floor_kbps}) <= ceiling_kbps "
                               f"({self.ceiling_kbps})")
@@ -188,7 +209,13 @@ def choose_rungs(points: Sequence[RatePoint], policy: LadderPolicy) -> list[Chos
                         rungs[-1].height if rungs else 0, 10**6, policy.floor_kbps if i == 0 else None)
         if rung is not None:  # else no resolution at or above the last rung reaches it
             rungs.append(rung)
-    rungs = _distinct(rungs)
+    rungs = _distinct(_anchored(_distinct(rungs), curves, policy))
+    return _trimmed(_gaps_filled(rungs, curves, hull, policy), policy.max_rungs)
+
+
+def _gaps_filled(rungs: list[ChosenRung], curves: dict[tuple[int, int], list[RatePoint]],
+                 hull: Sequence[RatePoint], policy: LadderPolicy) -> list[ChosenRung]:
+    """A rung at the middle quality added where two rungs are over ``max_rate_step`` apart."""
     unsplittable: set[int] = set()
     while len(rungs) < policy.max_rungs:
         gaps = [(b.expected_kbps / a.expected_kbps, i) for i, (a, b) in enumerate(itertools.pairwise(rungs))
@@ -207,6 +234,62 @@ def choose_rungs(points: Sequence[RatePoint], policy: LadderPolicy) -> list[Chos
             unsplittable.add(i)
             continue
         rungs, unsplittable = split, set()
+    return rungs
+
+
+def _anchored(rungs: list[ChosenRung], curves: dict[tuple[int, int], list[RatePoint]],
+              policy: LadderPolicy) -> list[ChosenRung]:
+    """The ladder with every fixed rung it does not clearly beat at that rung's bitrate added
+    as a rung of its own (``ChosenRung.fixed``): the same resolution and cap, so encoded at
+    the CRF the fixed ladder's calibration gives it, it is the fixed rung, and the per-title
+    ladder is at least as good there. Rungs it makes redundant (within 20 % of its rate, or
+    out of height order with it) go."""
+    for f in sorted(policy.fixed_rungs, key=lambda f: f.kbps):
+        curve = curves.get((f.width, f.height))
+        if not curve:
+            continue  # a resolution the master does not have: not in this title's fixed ladder
+        db = _at_rate(curve, f.kbps)
+        if db is None:  # even its cheapest trial is dearer: the fixed rung is starved below it
+            crf, kbps, db = curve[0].crf, float(f.kbps), curve[0].db
+        else:  # (content too simple to spend the rate: the rung spends what its best trial does)
+            crf, kbps, _ = _at_quality(curve, db) or (curve[-1].crf, curve[-1].kbps, 0.0)
+        # Content too simple to spend the rate: the fixed rung is its best trial (its
+        # calibration runs out of CRF), which the top rung reaches too (calibrated to the
+        # ceiling); it is compared where it lands, without the margin, and once per height.
+        starved = kbps < 0.95 * f.kbps
+        ours = quality_at_rate([(r.expected_kbps, ssim_db(r.expected_ssim)) for r in rungs], kbps)
+        if ours is not None and ours >= db + (0.0 if starved else policy.anchor_margin_db) - 1e-3:
+            continue
+        if starved and any(r.fixed and r.height == f.height and r.expected_kbps == round(kbps, 1) for r in rungs):
+            continue
+        anchor = ChosenRung(f.width, f.height, round(crf, 2), round(kbps, 1), round(1 - 10 ** (-db / 10), 8),
+                            f.kbps, fixed=True)
+        rungs = sorted([r for i, r in enumerate(rungs) if r.fixed or not _displaced(r, anchor, i, len(rungs))]
+                       + [anchor], key=lambda r: (r.expected_kbps, r.height))
+    return rungs
+
+
+def _displaced(rung: ChosenRung, anchor: ChosenRung, index: int, count: int) -> bool:
+    """Whether a fixed-rung anchor takes ``rung``'s place: the same rendition, or (the floor
+    and the top rungs aside) within 20 % of its rate, or out of height order with it."""
+    if rung.height == anchor.height and rung.cap_kbps == anchor.cap_kbps:
+        return True
+    if index in (0, count - 1):
+        return False
+    near = max(rung.expected_kbps, anchor.expected_kbps) < 1.2 * min(rung.expected_kbps, anchor.expected_kbps)
+    below = rung.expected_kbps < anchor.expected_kbps
+    return near or (below and rung.height > anchor.height) or (not below and rung.height < anchor.height)
+
+
+def _trimmed(rungs: list[ChosenRung], most: int) -> list[ChosenRung]:
+    """At most ``most`` rungs: the rung whose neighbours are closest in rate goes first (never
+    the floor, the top or a fixed-rung anchor)."""
+    while len(rungs) > most:
+        spare = [(rungs[i + 1].expected_kbps / rungs[i - 1].expected_kbps, i) for i in range(1, len(rungs) - 1)
+                 if not rungs[i].fixed]
+        if not spare:
+            break
+        rungs = rungs[:min(spare)[1]] + rungs[min(spare)[1] + 1:]
     return rungs
 
 
@@ -229,7 +312,7 @@ def _rung_at(curves: dict[tuple[int, int], list[RatePoint]], hull: Sequence[Rate
         return None
     (width, height), (crf, kbps, peak) = best
     cap = round(min(cap_limit or policy.ceiling_kbps, max(kbps * policy.cap_ratio, peak * policy.peak_margin, 50)))
-    return ChosenRung(width, height, round(crf, 2), round(kbps, 1), round(1 - 10 ** (-target / 10), 6), cap)
+    return ChosenRung(width, height, round(crf, 2), round(kbps, 1), round(1 - 10 ** (-target / 10), 8), cap)
 
 
 def _crossover(curves: dict[tuple[int, int], list[RatePoint]], floor: tuple[int, int], step: float = 0.05) -> float:
@@ -265,11 +348,18 @@ def _distinct(rungs: list[ChosenRung]) -> list[ChosenRung]:
     height is capped just below it."""
     out: list[ChosenRung] = []
     for rung in reversed(rungs):
-        if out and rung.height == out[-1].height and (rung.crf <= out[-1].crf or out[-1].cap_kbps <= 50
-                                                      or rung.expected_kbps > 0.95 * out[-1].expected_kbps):
-            continue  # not (5 %) cheaper than the rung above at its height: a rung no ABR needs
-        if out and rung.height == out[-1].height and rung.cap_kbps >= out[-1].cap_kbps:
-            rung = ChosenRung(rung.width, rung.height, rung.crf, rung.expected_kbps, rung.expected_ssim,
-                              out[-1].cap_kbps - 1)
+        above = out[-1] if out and out[-1].height == rung.height else None
+        if above is not None and (_redundant(rung, above) or rung.cap_kbps >= above.cap_kbps):
+            if rung.fixed and not above.fixed:
+                out.pop()  # a fixed-rung anchor stays as it is: the per-title rung above it goes
+            elif not rung.fixed and _redundant(rung, above):
+                continue  # not (5 %) cheaper than the rung above at its height: a rung no ABR needs
+            elif not rung.fixed:
+                rung = replace(rung, cap_kbps=above.cap_kbps - 1)
         out.append(rung)
     return out[::-1]
+
+
+def _redundant(rung: ChosenRung, above: ChosenRung) -> bool:
+    """``rung`` is no rung of its own under ``above`` (at its height): no higher CRF, or under 5 % cheaper."""
+    return rung.crf <= above.crf or above.cap_kbps <= 50 or rung.expected_kbps > 0.95 * above.expected_kbps

@@ -8,7 +8,9 @@ import math
 import pytest
 
 from reelstream.errors import ConfigError
+from reelstream.media.ladder.compare import quality_at_rate
 from reelstream.media.ladder.hull import (
+    FixedRung,
     LadderPolicy,
     NotEnoughPoints,
     RatePoint,
@@ -173,3 +175,69 @@ def test_a_gap_whose_middle_rung_would_be_no_rung_of_its_own_is_left() -> None:
             720: [(36, 60, 20.0), (30, 150, 21.0), (24, 160, 26.0), (18, 400, 27.0)]}
     rungs = choose_rungs(points(flat), LadderPolicy(rungs=8, floor_kbps=400, ceiling_kbps=4500))
     assert [round(r.expected_kbps) for r in rungs] == [40, 60, 95, 159, 220, 297, 400]
+
+
+# The fixed ladder these curves' title would get: two rungs on the hull (480p/1200, 720p/3200)
+# and two off it (240p/800: 480p is better there; 720p/1600: 480p is better there too).
+FIXED = (FixedRung(426, 240, 800), FixedRung(854, 480, 1200), FixedRung(1280, 720, 1600),
+         FixedRung(1280, 720, 3200))
+
+
+def predicted(curves: dict[int, list[tuple[float, float, float]]], rung: FixedRung) -> float:
+    """The fixed rung's quality at its bitrate on its resolution's trials (log-rate interpolation)."""
+    curve = [(kbps, db) for _, kbps, db in curves[rung.height]]
+    return quality_at_rate(curve, rung.kbps) or min(db for _, db in curve)
+
+
+@pytest.mark.parametrize("curves", [CURVES, {h: [(c, k / 20, q + 15) for c, k, q in v] for h, v in CURVES.items()},
+                                    {h: [(c, k * 5, q) for c, k, q in v] for h, v in CURVES.items()}],
+                         ids=["mid", "easy", "dear"])
+def test_at_every_fixed_rungs_bitrate_the_per_title_ladder_is_at_least_as_good(
+        curves: dict[int, list[tuple[float, float, float]]]) -> None:
+    policy = LadderPolicy(rungs=10, floor_kbps=800, ceiling_kbps=8000, fixed_rungs=FIXED)
+    rungs = choose_rungs(points(curves), policy)
+    ladder = [(r.expected_kbps, ssim_db(r.expected_ssim)) for r in rungs]
+    for f in FIXED:
+        ours = quality_at_rate(ladder, f.kbps)
+        assert ours is not None and ours >= predicted(curves, f) - 1e-3, f  # (SSIM kept to 8 decimals)
+    assert 8 <= len(rungs) <= 12
+    assert all(a.expected_kbps < b.expected_kbps and a.height <= b.height for a, b in itertools.pairwise(rungs))
+    ids = [(r.height, r.cap_kbps) for r in rungs]
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_fixed_rung_on_the_hull_between_two_rungs_becomes_a_rung_of_its_own() -> None:
+    # Without anchors the ladder straddles 720p/3200 with two 720p rungs: the chord between
+    # them is under the 720p curve, so the fixed rung is better at its own bitrate.
+    plain = choose_rungs(points(), LadderPolicy(rungs=8, floor_kbps=800, ceiling_kbps=8000, max_rate_step=100))
+    chord = [(r.expected_kbps, ssim_db(r.expected_ssim)) for r in plain]
+    assert 3200 not in [r.expected_kbps for r in plain]
+    assert quality_at_rate(chord, 3200) < 22.0  # type: ignore[operator]
+    anchored = choose_rungs(points(), LadderPolicy(rungs=8, floor_kbps=800, ceiling_kbps=8000, max_rate_step=100,
+                                                   fixed_rungs=FIXED))
+    kept = [r for r in anchored if r.fixed]
+    assert (kept[-1].height, kept[-1].cap_kbps, kept[-1].expected_kbps, kept[-1].crf) == (720, 3200, 3200, 24.0)
+    assert ssim_db(kept[-1].expected_ssim) == pytest.approx(22.0, abs=1e-3)
+    # The rungs it displaces: any within 20 % of its rate.
+    assert all(not 3200 / 1.2 < r.expected_kbps < 3200 * 1.2 for r in anchored if not r.fixed)
+
+
+def test_a_fixed_rung_the_ladder_clearly_beats_is_not_added() -> None:
+    # 240p at 800 kbit/s reaches 16 dB; the hull there (480p) about 17.5: no anchor.
+    rungs = choose_rungs(points(), LadderPolicy(rungs=10, floor_kbps=800, ceiling_kbps=8000, fixed_rungs=FIXED))
+    assert not any(r.fixed and r.height == 240 for r in rungs)
+    assert not any(r.fixed and r.cap_kbps == 1600 for r in rungs)
+    # A margin larger than the gain there makes it one.
+    wide = choose_rungs(points(), LadderPolicy(rungs=10, floor_kbps=800, ceiling_kbps=8000, fixed_rungs=FIXED,
+                                               anchor_margin_db=3.0))
+    assert any(r.fixed and r.height == 240 and r.cap_kbps == 800 for r in wide)
+
+
+def test_anchors_are_never_trimmed_and_the_ladder_keeps_at_most_max_rungs() -> None:
+    loose = choose_rungs(points(), LadderPolicy(rungs=8, floor_kbps=800, ceiling_kbps=8000, fixed_rungs=FIXED,
+                                                anchor_margin_db=10.0))
+    assert len(loose) > 6
+    rungs = choose_rungs(points(), LadderPolicy(rungs=6, min_rungs=4, max_rungs=6, floor_kbps=800,
+                                                ceiling_kbps=8000, fixed_rungs=FIXED, anchor_margin_db=10.0))
+    assert len(rungs) == 6
+    assert {(r.height, r.cap_kbps) for r in rungs if r.fixed} == {(f.height, f.kbps) for f in FIXED}
