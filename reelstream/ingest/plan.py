@@ -14,7 +14,7 @@ from typing import Any
 from reelstream.events.model import Event, new_event
 from reelstream.events.partitioning import partition_for
 from reelstream.media.ladder.analyze import Analysis
-from reelstream.media.ladder.hull import ChosenRung, LadderPolicy, RatePoint, convex_hull
+from reelstream.media.ladder.hull import ChosenRung, FixedRung, LadderPolicy, RatePoint, convex_hull
 from reelstream.media.transcode.grid import chunk_frames, chunk_grid
 from reelstream.media.transcode.ladder import Rung, groups
 from reelstream.media.transcode.layout import audio_job_id, chunk_job_id
@@ -112,9 +112,11 @@ SSIM_METHOD = ("each trial decoded and scaled (bicubic) to the master's resoluti
                "frame-weighted over the sampled chunks")
 
 
-def analysis_data(title_id: str, master_key: str, analysis: Analysis, analysis_ms: int) -> dict[str, object]:
-    return {"title_id": title_id, "master_key": master_key, "metric": "SSIM", "method": SSIM_METHOD, "codec": "h264",
-            "preset": analysis.preset, "trial_crfs": list(analysis.crfs),
+def analysis_data(title_id: str, master_key: str, analysis: Analysis, analysis_ms: int,
+                  encoder_group: str = "h264-sdr", method: str = SSIM_METHOD) -> dict[str, object]:
+    return {"title_id": title_id, "master_key": master_key, "metric": "SSIM", "method": method,
+            "codec": encoder_group.split("-")[0], "encoder_group": encoder_group, "preset": analysis.preset,
+            "trial_crfs": list(analysis.crfs),
             "samples": [{"chunk_index": s.chunk.index, "start_frame": s.chunk.start_frame,
                          "frame_count": s.chunk.frame_count, "reason": s.reason} for s in analysis.samples],
             "scene_changes": [{"frame": f, "score": s} for f, s in analysis.scene_changes],
@@ -131,31 +133,40 @@ def points_of(analyzed: Mapping[str, Any]) -> list[RatePoint]:
 
 def policy_of(chosen: Mapping[str, Any]) -> LadderPolicy:
     """The policy a TitleLadderChosen event's data was chosen under."""
-    return LadderPolicy(**chosen["policy"])
+    policy = dict(chosen["policy"])
+    policy["fixed_rungs"] = tuple(FixedRung(f["width"], f["height"], f["kbps"]) for f in policy.get("fixed_rungs", ()))
+    return LadderPolicy(**policy)
 
 
-def per_title_rungs(chosen: Sequence[ChosenRung], codec: str = "h264") -> tuple[list[Rung], dict[str, float]]:
+def per_title_rungs(chosen: Sequence[ChosenRung], encoder_group: str = "h264-sdr") -> tuple[list[Rung], dict[str, float]]:
     """The ladder's rungs (bitrate = the cap) and the CRF each is encoded at."""
-    rungs = [Rung(codec, c.height, c.cap_kbps, width=c.width).check() for c in chosen]
+    codec, dynamic = encoder_group.split("-")
+    rungs = [Rung(codec, c.height, c.cap_kbps, hdr=dynamic == "hdr", width=c.width).check() for c in chosen]
     return rungs, {r.rendition_id: c.crf for r, c in zip(rungs, chosen, strict=True)}
 
 
 def ladder_data(title_id: str, policy: LadderPolicy, points: Sequence[RatePoint], chosen: Sequence[ChosenRung],
-                others: Sequence[Rung], analysis_event_id: str | None) -> dict[str, object]:
-    """A PER_TITLE TitleLadderChosen: the hull, the chosen rungs, then ``others`` (rungs outside
-    the analysis, e.g. HDR ones, kept from the fixed ladder and calibrated as usual)."""
-    rungs, crfs = per_title_rungs(chosen)
-    return {"title_id": title_id, "mode": "PER_TITLE", "metric": "SSIM",
+                others: Sequence[Rung], analysis_event_id: str | None,
+                encoder_group: str = "h264-sdr") -> dict[str, object]:
+    """A PER_TITLE TitleLadderChosen for one encoder group: the hull, the chosen rungs, then
+    ``others`` (rungs outside the analysis, kept from the fixed ladder and calibrated as usual)."""
+    rungs, crfs = per_title_rungs(chosen, encoder_group)
+    return {"title_id": title_id, "mode": "PER_TITLE", "encoder_group": encoder_group, "metric": "SSIM",
             "policy": {"rungs": policy.rungs, "floor_height": policy.floor_height, "floor_kbps": policy.floor_kbps,
                        "ceiling_kbps": policy.ceiling_kbps, "cap_ratio": policy.cap_ratio,
-                       "peak_margin": policy.peak_margin},
+                       "peak_margin": policy.peak_margin, "min_rungs": policy.min_rungs,
+                       "max_rungs": policy.max_rungs,
+                       "fixed_rungs": [{"width": f.width, "height": f.height, "kbps": f.kbps}
+                                       for f in policy.fixed_rungs],
+                       "anchor_margin_db": policy.anchor_margin_db},
             "hull": [{"width": p.width, "height": p.height, "crf": p.crf, "kbps": p.kbps, "score": p.ssim}
                      for p in convex_hull(points)],
             "rungs": [{"rendition_id": r.rendition_id, "codec": r.codec, "width": r.width, "height": r.height,
                        "hdr": r.hdr, "cap_kbps": r.bitrate_kbps, "crf": crfs[r.rendition_id],
-                       "expected_kbps": c.expected_kbps, "expected_score": c.expected_ssim}
+                       "expected_kbps": c.expected_kbps, "expected_score": c.expected_ssim, "fixed_rung": c.fixed}
                       for r, c in zip(rungs, chosen, strict=True)]
             + [{"rendition_id": r.rendition_id, "codec": r.codec, "width": r.width, "height": r.height, "hdr": r.hdr,
-                "cap_kbps": r.bitrate_kbps, "crf": None, "expected_kbps": None, "expected_score": None}
+                "cap_kbps": r.bitrate_kbps, "crf": None, "expected_kbps": None, "expected_score": None,
+                "fixed_rung": True}
                for r in others],
             "analysis_event_id": analysis_event_id}

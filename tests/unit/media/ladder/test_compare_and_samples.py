@@ -121,4 +121,4 @@ def test_reel_ladder_replay_finds_a_ladder_that_does_not_follow_from_its_analysi
     count = len(chosen["rungs"])
     chosen["rungs"].pop(2)
     assert replay_differences(analyzed, chosen) == [f"{count} rungs replayed, {count - 1} recorded"]
-    assert "PER_TITLE ladder, quality metric SSIM" in render(chosen)
+    assert "PER_TITLE ladder of h264-sdr, quality metric SSIM" in render(chosen)
