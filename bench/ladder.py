@@ -71,6 +71,7 @@ class Measured:
     ssim: float
     crf: float | None
     expected_kbps: float | None = None
+    fixed_rung: bool = False  # a fixed-ladder rung kept as a per-title rung (hull._anchored)
     fixed_db_at_equal_bits: float | None = None  # the fixed ladder's SSIM dB at this rung's bitrate
     not_worse: bool = True
 
@@ -131,7 +132,7 @@ def bench_master(name: str, source: str, seconds: int, workdir: Path, workers: i
     fixed_curve = [(m.kbps, m.db) for m in fixed_m]
     title_curve = [(m.kbps, m.db) for m in title_m]
     for m, c in zip(title_m, chosen, strict=True):
-        m.expected_kbps = c.expected_kbps
+        m.expected_kbps, m.fixed_rung = c.expected_kbps, c.fixed
         fixed_q = quality_at_rate(fixed_curve, m.kbps)
         m.fixed_db_at_equal_bits = None if fixed_q is None else round(fixed_q, 2)
         m.not_worse = fixed_q is None or m.db >= fixed_q - 1e-9  # below the fixed floor: fixed has nothing there
@@ -195,17 +196,20 @@ def main() -> None:
         print(f"{r['master']}: samples {r['samples']}, {r['scene_changes']} cuts, analysis {r['analysis_s']} s "
               f"(fixed ladder calibration {r['calibrate_s']} s)")
         print(f"  {'fixed rung':<18}{'kbit/s':>8}{'SSIM':>9}{'dB':>7} | {'per-title dB @ same bits':>25}"
-              f"{'per-title kbit/s @ same SSIM':>30}")
+              f"{'per-title kbit/s @ same SSIM':>30}{'not worse':>11}")
         for g in r["rungs"]:
             q, b = g["per_title_db_at_equal_bits"], g["per_title_kbps_at_equal_ssim"]
             print(f"  {g['rung']:<18}{g['fixed_kbps']:>8.0f}{g['fixed_ssim']:>9.4f}{g['fixed_db']:>7.2f} | "
-                  f"{'-' if q is None else f'{q:.2f}':>25}{'-' if b is None else f'{b:.0f}':>30}")
+                  f"{'-' if q is None else f'{q:.2f}':>25}{'-' if b is None else f'{b:.0f}':>30}"
+                  f"{'yes' if g['not_worse'] else 'NO':>11}")
         print(f"  {'per-title rung':<18}{'CRF':>6}{'expected':>10}{'kbit/s':>8}{'SSIM':>9}{'dB':>7} | "
-              f"{'fixed dB @ same bits':>21}")
+              f"{'fixed dB @ same bits':>21}{'not worse':>11}   (* a fixed rung kept)")
         for m in r["per_title"]:
             f = m["fixed_db_at_equal_bits"]
-            print(f"  {m['rendition_id']:<18}{m['crf']:>6.1f}{m['expected_kbps']:>10.0f}{m['kbps']:>8.0f}"
-                  f"{m['ssim']:>9.4f}{ssim_db(m['ssim']):>7.2f} | {'-' if f is None else f'{f:.2f}':>21}")
+            print(f"{'*' if m['fixed_rung'] else ' ':>2}{m['rendition_id']:<18}{m['crf']:>6.1f}"
+                  f"{m['expected_kbps']:>10.0f}{m['kbps']:>8.0f}"
+                  f"{m['ssim']:>9.4f}{ssim_db(m['ssim']):>7.2f} | {'-' if f is None else f'{f:.2f}':>21}"
+                  f"{'yes' if m['not_worse'] else 'NO':>11}")
         bd = r["bd_rate"]
         print(f"  BD-rate (SSIM) per-title vs fixed: {'n/a' if bd is None else f'{bd * 100:+.1f} %'}\n")
     bds = [r["bd_rate"] for r in results if r["bd_rate"] is not None]
@@ -220,6 +224,8 @@ def main() -> None:
         "analysis_s": {r["master"]: r["analysis_s"] for r in results},
         "rungs": {r["master"]: r["rungs"] for r in results},
         "per_title_rungs": {r["master"]: len(r["per_title"]) for r in results},
+        "fixed_rungs_kept": {r["master"]: [m["rendition_id"] for m in r["per_title"] if m["fixed_rung"]]
+                             for r in results},
         "wall_s": round(time.monotonic() - started, 1), "load_start": round(load_start, 2),
         "load_end": round(os.getloadavg()[0], 2), "plot": str(args.plot),
         "bits_saved_20pct_met": mean_bd is not None and mean_bd <= BD_TARGET,

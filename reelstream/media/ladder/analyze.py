@@ -20,7 +20,7 @@ import re
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -38,6 +38,29 @@ MIN_CRF = 10.0  # the calibration's lowest CRF too: below it x264 spends bits no
 SCENE_THRESHOLD = 0.3  # ffmpeg's scene score (0..1) above which a frame starts a new shot
 _SCENE = re.compile(r"pts_time:([\d.]+)\s*\n\s*lavfi\.scene_score=([\d.]+)")
 _ALL = re.compile(r"All:([\d.]+)")
+
+
+@dataclass(frozen=True)
+class Trials:
+    """How one encoder group's trials are encoded and scored: its codec and dynamic range, and
+    the jobs' template (``base``: an HDR master's metadata and the tone-map LUT for SDR rungs
+    from it), so a trial is encoded exactly as the group's chunk jobs encode."""
+
+    codec: str = "h264"
+    hdr: bool = False
+    base: ChunkEncode | None = None
+    crfs: tuple[float, ...] = TRIAL_CRFS
+    spread: int | None = None  # samples spread over the title (None: 2, one more per hour, up to 6)
+    at_cuts: int = 2  # samples at the strongest scene changes
+
+    @property
+    def group(self) -> str:
+        return f"{self.codec}-{'hdr' if self.hdr else 'sdr'}"
+
+
+# HDR10 rungs (HEVC Main10, the x265 CLI on UHD frames) cost several times an H.264 trial on
+# 2 cores: their trials are fewer, three CRFs on one spread sample and the strongest cut.
+HDR_TRIAL_CRFS = (20.0, 26.0, 32.0)
 
 
 @dataclass(frozen=True)
@@ -89,17 +112,27 @@ def trial_sizes(width: int, height: int, heights: Sequence[int]) -> list[tuple[i
 
 
 def ssim_of(master: Path, fps: Fraction, start_frame: int, frame_count: int, encoded: Sequence[Path],
-            size: tuple[int, int], scratch: Path | None = None) -> list[float]:
+            size: tuple[int, int], scratch: Path | None = None, *, tonemap_lut: Path | None = None,
+            ten_bit: bool = False) -> list[float]:
     """Mean SSIM ("All") of each encoded file against frames ``start_frame..+frame_count`` of
-    the master, each scaled (bicubic) to the master's ``size``; one decode of the master."""
+    the master, each scaled (bicubic) to the master's ``size``; one decode of the master.
+
+    ``tonemap_lut``: the encodes are SDR rungs tone-mapped from an HDR master, and the
+    master's frames are tone-mapped the same way (``commands.filter_graph``'s chain, at the
+    master's size) before the comparison. ``ten_bit``: both sides compared in 10 bits (HDR
+    rungs against the PQ master: SSIM of the PQ-coded signal)."""
     width, height = size
+    pix = "yuv420p10le" if ten_bit else "yuv420p"
+    reference = (f"scale=in_color_matrix=bt2020:in_range=tv,format=rgb48le,"
+                 f"lut3d=file='{tonemap_lut}':interp=tetrahedral,scale=out_color_matrix=bt709:out_range=tv,"
+                 if tonemap_lut else "")
     graph = [f"[0:v:0]{first_frame_filter(start_frame, fps)},trim=end_frame={frame_count},setpts=PTS-STARTPTS,"
-             f"format=yuv420p,split={len(encoded)}" + "".join(f"[r{i}]" for i in range(len(encoded)))]
+             f"{reference}format={pix},split={len(encoded)}" + "".join(f"[r{i}]" for i in range(len(encoded)))]
     with tempfile.TemporaryDirectory(dir=scratch, prefix="ssim-") as tmp:
         stats = [Path(tmp) / f"{i}.log" for i in range(len(encoded))]
         for i, path in enumerate(stats):
             graph.append(f"[{i + 1}:v:0]setpts=PTS-STARTPTS,scale={width}:{height}:flags=bicubic,setsar=1,"
-                         f"format=yuv420p[d{i}];[d{i}][r{i}]ssim=stats_file={path}[o{i}]")
+                         f"format={pix}[d{i}];[d{i}][r{i}]ssim=stats_file={path}[o{i}]")
         argv = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", "-threads", "1",
                 "-filter_complex_threads", "1", *seek_args(start_frame, fps), "-i", str(master)]
         for path in encoded:
@@ -116,40 +149,50 @@ def ssim_of(master: Path, fps: Fraction, start_frame: int, frame_count: int, enc
 
 
 def _trial(master: Path, fps: Fraction, size: tuple[int, int], sample: Sample, sizes: Sequence[tuple[int, int]],
-           crfs: Sequence[float], preset: str, scratch: Path | None) -> list[tuple[int, int, float, int, float]]:
+           crfs: Sequence[float], preset: str, scratch: Path | None,
+           trials: Trials) -> list[tuple[int, int, float, int, float]]:
     """(width, height, crf, bytes, ssim) of each trial of one sample."""
     chunk = sample.chunk
-    rungs = tuple(RungEncode(f"trial-{h}p-crf{crf:g}", "h264", w, h, 100_000, crf=crf)
+    rungs = tuple(RungEncode(f"trial-{h}p-crf{crf:g}", trials.codec, w, h, 100_000, hdr=trials.hdr, crf=crf)
                   for (w, h) in sizes for crf in crfs)
+    template = trials.base or ChunkEncode(master=master, fps=fps, start_frame=0, frame_count=0, rungs=(), outputs=())
     with tempfile.TemporaryDirectory(dir=scratch, prefix="trial-") as tmp:
-        job = ChunkEncode(master=master, fps=fps, start_frame=chunk.start_frame, frame_count=chunk.frame_count,
-                          rungs=rungs, outputs=tuple(Path(tmp) / f"{r.rendition_id}.mp4" for r in rungs),
-                          preset=preset, threads=1)
+        job = replace(template, master=master, fps=fps, start_frame=chunk.start_frame, frame_count=chunk.frame_count,
+                      rungs=rungs, outputs=tuple(Path(tmp) / f"{r.rendition_id}.mp4" for r in rungs),
+                      preset=preset, threads=1)
         encoded = encode_chunk(job, scratch)
-        scores = ssim_of(master, fps, chunk.start_frame, chunk.frame_count, [e.path for e in encoded], size, scratch)
+        scores = ssim_of(master, fps, chunk.start_frame, chunk.frame_count, [e.path for e in encoded], size, scratch,
+                         tonemap_lut=job.tonemap_lut if job.source_hdr and not trials.hdr else None,
+                         ten_bit=trials.hdr)
     return [(r.width, r.height, r.crf or 0.0, e.size_bytes, s) for r, e, s in zip(rungs, encoded, scores, strict=True)]
 
 
 def analyze(master: Path, fps: Fraction, frame_count: int, size: tuple[int, int], heights: Sequence[int],
-            crfs: Sequence[float] = TRIAL_CRFS, preset: str = "veryfast", workers: int = 2,
-            spread: int | None = None, at_cuts: int = 2, scratch: Path | None = None,
-            ceiling_kbps: float | None = None) -> Analysis:
-    """The rate–quality points of a master: every (resolution, CRF) over the sampled chunks.
+            crfs: Sequence[float] | None = None, preset: str = "veryfast", workers: int = 2,
+            spread: int | None = None, at_cuts: int | None = None, scratch: Path | None = None,
+            ceiling_kbps: float | None = None, trials: Trials = Trials(),
+            cuts: Sequence[tuple[int, float]] | None = None) -> Analysis:
+    """The rate–quality points of a master for one encoder group (``trials``; H.264 SDR by
+    default): every (resolution, CRF) over the sampled chunks.
 
     With ``ceiling_kbps``: when the top resolution at the lowest trial CRF is far under the
     ceiling (simple content), it is also tried at lower CRFs, down to ``MIN_CRF``, so the top
-    rung can be as good as a fixed rung that spends the ceiling would be."""
-    cuts = scene_changes(master, fps)
+    rung can be as good as a fixed rung that spends the ceiling would be. ``cuts``: the scene
+    changes when already found (a second group of the same master)."""
+    crfs = tuple(crfs or trials.crfs)
+    cuts = scene_changes(master, fps) if cuts is None else list(cuts)
     grid = chunk_grid(frame_count, fps)
     # Two spread samples, one more per hour of title (1,800 chunks), up to six.
-    samples = pick_samples(grid, cuts, spread or min(6, 2 + len(grid) // 1800), at_cuts)
+    samples = pick_samples(grid, cuts, spread or trials.spread or min(6, 2 + len(grid) // 1800),
+                           trials.at_cuts if at_cuts is None else at_cuts)
     sizes = trial_sizes(size[0], size[1], heights)
-    points = _points(master, fps, size, samples, sizes, crfs, preset, workers, scratch)
+    points = _points(master, fps, size, samples, sizes, crfs, preset, workers, scratch, trials)
     top = max(points, key=lambda p: (p.height, -p.crf))  # top resolution, lowest CRF
     extra = _lower_crfs(top.crf, top.kbps, ceiling_kbps) if ceiling_kbps else []
     if extra:
-        points += _points(master, fps, size, samples, [(top.width, top.height)], extra, preset, workers, scratch)
-    return Analysis(samples, points, cuts, tuple(sorted({*crfs, *extra})), preset)
+        points += _points(master, fps, size, samples, [(top.width, top.height)], extra, preset, workers, scratch,
+                          trials)
+    return Analysis(samples, points, list(cuts), tuple(sorted({*crfs, *extra})), preset)
 
 
 def _lower_crfs(crf: float, kbps: float, ceiling_kbps: float) -> list[float]:
@@ -163,9 +206,10 @@ def _lower_crfs(crf: float, kbps: float, ceiling_kbps: float) -> list[float]:
 
 def _points(master: Path, fps: Fraction, size: tuple[int, int], samples: Sequence[Sample],
             sizes: Sequence[tuple[int, int]], crfs: Sequence[float], preset: str, workers: int,
-            scratch: Path | None) -> list[RatePoint]:
+            scratch: Path | None, trials: Trials) -> list[RatePoint]:
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(lambda s: _trial(master, fps, size, s, sizes, crfs, preset, scratch), samples))
+        results = list(pool.map(lambda s: _trial(master, fps, size, s, sizes, crfs, preset, scratch, trials),
+                                samples))
     seconds = [float(s.chunk.frame_count / fps) for s in samples]
     frames = [s.chunk.frame_count for s in samples]
     points = []
