@@ -23,8 +23,10 @@ from reelstream.player.abr.reelstream import (
     ReelStreamTuning,
     cautious_prediction,
     collapse_throughput,
+    level_prediction,
     quantile,
     relative_collapse,
+    tail_cap,
 )
 from reelstream.player.abr.throughput import harmonic_mean, harmonic_prediction
 
@@ -118,12 +120,49 @@ def test_quantile_interpolates() -> None:
 
 
 def test_cautious_prediction_ignores_under_predictions() -> None:
-    tuning = ReelStreamMpc().tuning
+    tuning = ReelStreamTuning(shift_samples=0)  # the step-up rule apart (next test)
     rising = [500.0, 1000.0, 2000.0, 4000.0, 8000.0, 8000.0]
     assert cautious_prediction(rising, tuning) == pytest.approx(
         harmonic_prediction(rising, tuning.history))
     falling = list(reversed(rising))
     assert cautious_prediction(falling, tuning) < harmonic_prediction(falling, tuning.history)
+
+
+def test_a_link_that_stepped_up_is_predicted_from_its_new_level(obs: Obs) -> None:
+    """0.5 -> 3.3 Mbit/s (an FCC trace on the tuning half): the mean of 8 would lag the
+    new level for 6 chunks; two samples both over twice the mean are a new level. One
+    sample is not, and neither is a rise under 2x."""
+    tuning = ReelStreamMpc().tuning
+    stepped = [500.0] * 6 + [3300.0, 3400.0]
+    assert level_prediction(stepped, tuning) == pytest.approx(harmonic_mean([3300.0, 3400.0]))
+    for history in ([500.0] * 7 + [3300.0], [1000.0] * 6 + [1500.0, 1600.0]):
+        assert level_prediction(history, tuning) == harmonic_prediction(history, tuning.history)
+    # With 38 s buffered and 9 chunks to go it climbs at once; without the rule it stays low.
+    assert ReelStreamMpc().choose(obs(stepped, buffer_s=38.0, last_rung=0, chunks_remaining=9)) == 4
+    lagging = ReelStreamMpc(ReelStreamTuning(shift_samples=0))
+    assert lagging.choose(obs(stepped, buffer_s=38.0, last_rung=0, chunks_remaining=9)) == 0
+    # The collapse insurance still reads the whole history: mid-session it climbs two rungs, not five.
+    assert ReelStreamMpc().choose(obs(stepped, buffer_s=20.0, last_rung=0, chunks_remaining=30)) == 2
+
+
+@pytest.mark.parametrize(("buffer_s", "cap"), [(5.0, 0), (10.0, 1), (20.0, 2), (30.0, 3), (50.0, 4)])
+def test_tail_insurance_caps_the_rung_by_what_a_collapse_to_the_end_would_cost(
+        buffer_s: float, cap: int, obs: Obs) -> None:
+    """At 300 kbit/s a lowest-rung chunk takes exactly its 4 s of play, so the cap is the
+    largest chunk that lands within the buffer (1200 kbps: 16 s; 2850 kbps: 38 s)."""
+    o = obs([3000.0] * 6, buffer_s=buffer_s, last_rung=3, chunks_remaining=3)
+    assert tail_cap(o, 300.0) == cap
+    insured = ReelStreamMpc(ReelStreamTuning(tail_kbps=300.0))
+    assert insured.choose(o) <= cap <= 4
+    assert ReelStreamMpc().choose(o) >= cap, "off by default"
+
+
+
+def test_tail_insurance_below_the_lowest_rung_keeps_room_for_the_chunks_after(obs: Obs) -> None:
+    """At 200 kbit/s each of the 2 lowest-rung chunks after this one takes 6 s for 4 s of
+    play: 4 s of the 20 s buffered go to them, and 16 s leave room for a 750 kbps chunk
+    (15 s) but not a 1200 kbps one (24 s)."""
+    assert tail_cap(obs([3000.0] * 6, buffer_s=20.0, last_rung=3, chunks_remaining=3), 200.0) == 1
 
 
 @pytest.mark.parametrize("buffer_s", [0.0, 2.0, 4.0, 6.0, 9.0, 10.5, 12.0, 15.0, 20.0, 35.0])
