@@ -138,6 +138,9 @@ class LoadSummary:
     heartbeats: int
     edge_nodes: dict[str, int]  # chunks served per edge node (X-Edge-Node)
     wall_s: float
+    steering_polls: int = 0  # requests to the content-steering server
+    steering_failed: int = 0  # ... that got no steering manifest (the session kept its pathway)
+    pathway_moves: int = 0  # times a session moved its segments to another pathway
 
     def as_json(self) -> dict[str, Any]:
         return {"players": self.players, "sessions_started": self.started, "sessions_completed": self.completed,
@@ -147,7 +150,9 @@ class LoadSummary:
                 **{f"license_{k}_ms": v for k, v in self.license_ms.items()},
                 "rebuffer_ratio": self.rebuffer_ratio, "stall_s": self.stall_s, "play_s": self.play_s,
                 "avg_bitrate_kbps": self.avg_bitrate_kbps, "segments_verified": self.segments_verified,
-                "heartbeats": self.heartbeats, "edge_nodes": self.edge_nodes, "wall_s": self.wall_s}
+                "heartbeats": self.heartbeats, "edge_nodes": self.edge_nodes, "wall_s": self.wall_s,
+                "steering_polls": self.steering_polls, "steering_failed": self.steering_failed,
+                "pathway_moves": self.pathway_moves}
 
 
 def _pcts(values: Sequence[float], scale: float = 1.0) -> dict[str, float | None]:
@@ -178,7 +183,10 @@ def summarize(outcomes: Sequence[Outcome], wall_s: float) -> LoadSummary:
         segments_verified=sum(r.segments_verified for r in reports),
         heartbeats=sum(len(r.beats) for r in reports),
         edge_nodes=dict(Counter(d.edge_node or "unknown" for r in reports for d in r.decisions)),
-        wall_s=round(wall_s, 3))
+        wall_s=round(wall_s, 3),
+        steering_polls=sum(len(r.steering) for r in reports),
+        steering_failed=sum(1 for r in reports for p in r.steering if p.error),
+        pathway_moves=sum(1 for r in reports for a, b in zip(r.decisions, r.decisions[1:]) if a.pathway != b.pathway))
 
 
 def played_kbps(report: PlaybackReport) -> float | None:
@@ -205,6 +213,7 @@ def render_table(s: LoadSummary) -> str:
             ("bitrate played (kbit/s, mean of sessions)", "-" if s.avg_bitrate_kbps is None else f"{s.avg_bitrate_kbps:.0f}"),
             ("segments decrypted and checked", str(s.segments_verified)), ("heartbeats posted", str(s.heartbeats)),
             ("chunks per edge node", ", ".join(f"{k}: {v}" for k, v in sorted(s.edge_nodes.items())) or "-"),
+            ("steering polls (failed) / pathway moves", f"{s.steering_polls} ({s.steering_failed}) / {s.pathway_moves}"),
             ("wall time (s)", f"{s.wall_s:.1f}")]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -4,6 +4,7 @@ load generator's pure parts (traces, percentiles, the summary and its table)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -14,6 +15,7 @@ from reelstream.player.client.errors import LicenseIncomplete
 from reelstream.player.client.ladder import build_ladder, describe
 from reelstream.player.client.manifest import Presentation, Rendition, SegmentRef
 from reelstream.player.client.session import Decision, PlaybackReport
+from reelstream.player.client.steering import Poll
 from reelstream.player.load import (
     Outcome,
     json_line,
@@ -103,7 +105,11 @@ def report(startup: float | None, stall: float, play: float, manifest: float, li
 
 
 def test_summary_counts_failures_and_weighs_stalls_by_time() -> None:
-    outcomes = [Outcome(0, "a", report(0.5, 1.0, 9.0, 0.010, 0.020)),
+    steered = report(0.5, 1.0, 9.0, 0.010, 0.020)
+    steered.decisions = [replace(steered.decisions[0], pathway=p) for p in ("isp-a", "isp-a", "pop-1")]
+    steered.steering = [Poll(0.0, "u", 200, ("isp-a",), "isp-a"), Poll(1.0, "u", 0, (), "isp-a", "refused"),
+                        Poll(2.0, "u", 200, ("pop-1",), "pop-1")]
+    outcomes = [Outcome(0, "a", steered),
                 Outcome(1, "b", report(1.5, 0.0, 10.0, 0.030, 0.040)),
                 Outcome(2, "c", report(0.9, 0.0, 1.0, 0.020, 0.030), "segment 3: 503", "segment 503"),
                 Outcome(3, "d", None, "license: 403", "license 403")]
@@ -113,8 +119,10 @@ def test_summary_counts_failures_and_weighs_stalls_by_time() -> None:
     assert s.rebuffer_ratio == pytest.approx(1.0 / 21.0, abs=1e-5)
     assert s.startup_s == {"p50": 0.9, "p90": 1.5, "p99": 1.5}
     assert s.license_ms["p50"] == 30.0 and s.manifest_ms["p99"] == 30.0
-    assert s.avg_bitrate_kbps == 1000.0 and s.edge_nodes == {"pop": 3}
+    assert s.avg_bitrate_kbps == 1000.0 and s.edge_nodes == {"pop": 5}
+    assert (s.steering_polls, s.steering_failed, s.pathway_moves) == (3, 1, 1)
     figures = json.loads(json_line(s))
+    assert figures["pathway_moves"] == 1
     assert figures["sessions_failed"] == 2 and figures["startup_p90_s"] == 1.5
     table = render_table(s)
-    assert "license 403: 1" in table and "0.90 / 1.50 / 1.50" in table
+    assert "license 403: 1" in table and "0.90 / 1.50 / 1.50" in table and "3 (1) / 1" in table
