@@ -27,7 +27,10 @@ from reelstream.media import tools
 from reelstream.media.probe import count_frames
 from reelstream.media.transcode.ladder import Rung
 from reelstream.processors.embedded import run_embedded
-from reelstream.processors.transcode.completion import TRANSCODE_TITLES, TranscodeCompletionProcessor
+from reelstream.processors.transcode.completion import (
+    TRANSCODE_TITLES,
+    TranscodeCompletionProcessor,
+)
 from reelstream.runtime import Runtime
 from reelstream.workers.pool import start_pool, stop_pool
 from tests.integration.test_transcode_servers import env_of
