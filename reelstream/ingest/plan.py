@@ -158,7 +158,7 @@ def ladder_data(title_id: str, policy: LadderPolicy, points: Sequence[RatePoint]
                        "max_rungs": policy.max_rungs,
                        "fixed_rungs": [{"width": f.width, "height": f.height, "kbps": f.kbps}
                                        for f in policy.fixed_rungs],
-                       "anchor_margin_db": policy.anchor_margin_db},
+                       "anchor_margin": policy.anchor_margin},
             "hull": [{"width": p.width, "height": p.height, "crf": p.crf, "kbps": p.kbps, "score": p.ssim}
                      for p in convex_hull(points)],
             "rungs": [{"rendition_id": r.rendition_id, "codec": r.codec, "width": r.width, "height": r.height,

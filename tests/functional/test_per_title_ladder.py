@@ -67,12 +67,20 @@ def test_a_per_title_ladder_is_measured_chosen_recorded_planned_and_encoded(
     assert chosen["mode"] == "PER_TITLE" and 8 <= len(rungs) <= 12
     assert rungs[0]["height"] == 144 and rungs[0]["cap_kbps"] <= 150
     assert all(r["cap_kbps"] <= 600 and r["crf"] is not None for r in rungs)
-    # (The top rung is capped at the ceiling and its CRF may be lowered by a calibration to it.)
+    # Replaying the analysis gives the same rungs and CRFs, but for the CRFs calibrations set:
+    # the top rung's (capped at the ceiling, its CRF may be lowered by a calibration to it)
+    # and those of the fixed rungs kept as rungs (their CRF calibrated to their rate).
     replayed, replayed_crfs = per_title_rungs(choose_rungs(points_of(analyzed.data), policy_of(chosen.data)))
     assert [r["rendition_id"] for r in rungs][:-1] == [r.rendition_id for r in replayed][:-1]
-    assert [r["crf"] for r in rungs][:-1] == [replayed_crfs[r.rendition_id] for r in replayed][:-1]
-    assert rungs[-1]["cap_kbps"] == 600 and rungs[-1]["crf"] <= replayed_crfs[replayed[-1].rendition_id]
-    assert rungs[-1]["height"] == replayed[-1].height
+    assert rungs[-1]["cap_kbps"] == 600 and rungs[-1]["height"] == replayed[-1].height
+    for r in rungs[:-1]:
+        if not r["fixed_rung"]:
+            assert r["crf"] == replayed_crfs[r["rendition_id"]]
+    if not rungs[-1]["fixed_rung"]:
+        assert rungs[-1]["crf"] <= replayed_crfs[replayed[-1].rendition_id]
+    # The fixed ladder is in the policy, and a fixed rung kept is that rung (height and cap).
+    assert [(f["height"], f["kbps"]) for f in chosen["policy"]["fixed_rungs"]] == [(144, 150), (180, 600)]
+    assert all((r["height"], r["cap_kbps"]) in {(144, 150), (180, 600)} for r in rungs if r["fixed_rung"])
     crfs = {r["rendition_id"]: r["crf"] for r in rungs}
     assert cli_main(["ladder", "pt-1", "--replay", "--data-dir", str(tmp_path / "reel")]) == 0
     shown = capsys.readouterr().out

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from reelstream.errors import ConfigError
-from reelstream.media.ladder.compare import quality_at_rate
+from reelstream.media.ladder.compare import monotone, rate_at_quality
 
 MAX_DB = 60.0  # SSIM 0.999999: a lossless trial would otherwise be infinitely good
 
@@ -84,13 +84,15 @@ class LadderPolicy:
     max_rungs: int = 12
     min_rungs: int = 8  # (an HDR group of a few UHD rungs asks for fewer: per_title.py)
     # The fixed ladder's rungs for this master. Where the per-title ladder, interpolated
-    # between its rungs, is not at least ``anchor_margin_db`` better than a fixed rung's
-    # predicted quality at that rung's bitrate, the fixed rung itself becomes a rung: on a
-    # concave curve every chord lies under it, so two per-title rungs around a fixed rung on
-    # the same curve are always a little worse at its bitrate (measured: 0.01 dB at 720p/3000k).
-    # The margin covers what the sampled trials mispredict of a whole title.
+    # between its rungs, is not predicted to reach a fixed rung's quality for at least
+    # ``anchor_margin`` fewer bits than that rung spends, the fixed rung itself becomes a rung:
+    # on a concave curve every chord lies under it, so two per-title rungs around a fixed rung
+    # on the same curve are always a little worse at its bitrate (measured: 0.01 dB at
+    # 720p/3000k). The margin covers what the sampled trials mispredict of a whole title; it
+    # is in bits, not dB, because a dB margin means nothing on grainy content whose whole
+    # ladder spans 1 dB SSIM (0.3 dB there kept every fixed rung: BD-rate -3 % for -18 %).
     fixed_rungs: tuple[FixedRung, ...] = ()
-    anchor_margin_db: float = 0.3
+    anchor_margin: float = 0.1
 
     def check(self) -> LadderPolicy:
         if not self.min_rungs <= self.rungs <= self.max_rungs:
@@ -239,10 +241,10 @@ def _gaps_filled(rungs: list[ChosenRung], curves: dict[tuple[int, int], list[Rat
 
 def _anchored(rungs: list[ChosenRung], curves: dict[tuple[int, int], list[RatePoint]],
               policy: LadderPolicy) -> list[ChosenRung]:
-    """The ladder with every fixed rung it does not clearly beat at that rung's bitrate added
-    as a rung of its own (``ChosenRung.fixed``): the same resolution and cap, so encoded at
-    the CRF the fixed ladder's calibration gives it, it is the fixed rung, and the per-title
-    ladder is at least as good there. Rungs it makes redundant (within 20 % of its rate, or
+    """The ladder with every fixed rung it does not clearly beat (``anchor_margin``) added as a
+    rung of its own (``ChosenRung.fixed``): the same resolution and cap, so encoded at the CRF
+    the fixed ladder's calibration gives it, it is the fixed rung, and the per-title ladder is
+    at least as good at its bitrate. Rungs it makes redundant (within 20 % of its rate, or
     out of height order with it) go."""
     for f in sorted(policy.fixed_rungs, key=lambda f: f.kbps):
         curve = curves.get((f.width, f.height))
@@ -257,8 +259,8 @@ def _anchored(rungs: list[ChosenRung], curves: dict[tuple[int, int], list[RatePo
         # calibration runs out of CRF), which the top rung reaches too (calibrated to the
         # ceiling); it is compared where it lands, without the margin, and once per height.
         starved = kbps < 0.95 * f.kbps
-        ours = quality_at_rate([(r.expected_kbps, ssim_db(r.expected_ssim)) for r in rungs], kbps)
-        if ours is not None and ours >= db + (0.0 if starved else policy.anchor_margin_db) - 1e-3:
+        need = _rate_for(rungs, db)
+        if need is not None and need <= kbps * (1 - (0.0 if starved else policy.anchor_margin)) * (1 + 1e-3):
             continue
         if starved and any(r.fixed and r.height == f.height and r.expected_kbps == round(kbps, 1) for r in rungs):
             continue
@@ -267,6 +269,15 @@ def _anchored(rungs: list[ChosenRung], curves: dict[tuple[int, int], list[RatePo
         rungs = sorted([r for i, r in enumerate(rungs) if r.fixed or not _displaced(r, anchor, i, len(rungs))]
                        + [anchor], key=lambda r: (r.expected_kbps, r.height))
     return rungs
+
+
+def _rate_for(rungs: Sequence[ChosenRung], db: float) -> float | None:
+    """The bitrate at which the ladder (interpolated between its rungs on log rate) reaches
+    ``db``: its lowest rung's when that is already better; None when no rung reaches it."""
+    ladder = monotone([(r.expected_kbps, ssim_db(r.expected_ssim)) for r in rungs])
+    if ladder and db <= ladder[0][1]:
+        return ladder[0][0]
+    return rate_at_quality(ladder, db)
 
 
 def _displaced(rung: ChosenRung, anchor: ChosenRung, index: int, count: int) -> bool:

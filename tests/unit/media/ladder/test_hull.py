@@ -227,17 +227,17 @@ def test_a_fixed_rung_the_ladder_clearly_beats_is_not_added() -> None:
     rungs = choose_rungs(points(), LadderPolicy(rungs=10, floor_kbps=800, ceiling_kbps=8000, fixed_rungs=FIXED))
     assert not any(r.fixed and r.height == 240 for r in rungs)
     assert not any(r.fixed and r.cap_kbps == 1600 for r in rungs)
-    # A margin larger than the gain there makes it one.
+    # A margin larger than the saving there (480p reaches 16 dB for about 560 kbit/s) makes it one.
     wide = choose_rungs(points(), LadderPolicy(rungs=10, floor_kbps=800, ceiling_kbps=8000, fixed_rungs=FIXED,
-                                               anchor_margin_db=3.0))
+                                               anchor_margin=0.5))
     assert any(r.fixed and r.height == 240 and r.cap_kbps == 800 for r in wide)
 
 
 def test_anchors_are_never_trimmed_and_the_ladder_keeps_at_most_max_rungs() -> None:
     loose = choose_rungs(points(), LadderPolicy(rungs=8, floor_kbps=800, ceiling_kbps=8000, fixed_rungs=FIXED,
-                                                anchor_margin_db=10.0))
+                                                anchor_margin=0.99))
     assert len(loose) > 6
     rungs = choose_rungs(points(), LadderPolicy(rungs=6, min_rungs=4, max_rungs=6, floor_kbps=800,
-                                                ceiling_kbps=8000, fixed_rungs=FIXED, anchor_margin_db=10.0))
+                                                ceiling_kbps=8000, fixed_rungs=FIXED, anchor_margin=0.99))
     assert len(rungs) == 6
     assert {(r.height, r.cap_kbps) for r in rungs if r.fixed} == {(f.height, f.kbps) for f in FIXED}
