@@ -61,19 +61,19 @@ def policy_for(fixed: Sequence[Rung], rungs: int | None = None, group: str = SDR
     """The per-title constraints of one encoder group from the fixed ladder kept for this
     master: floor = its lowest rung, ceiling = its highest rate, and its rungs, which the
     per-title ladder must be at least as good as at their bitrates. The SDR group asks for 10
-    rungs (8..12), two fewer per HDR rung when the master also has an HDR group; the HDR group
-    as many as the fixed ladder gives it. None when the fixed ladder has no rung of the group."""
+    rungs (8..12), one fewer per HDR rung when the master also has an HDR group, so the whole
+    ladder stays within 8..12; the HDR group as many as the fixed ladder gives it. None when the fixed ladder has no rung of the group."""
     members = [r for r in fixed if r.encoder_group == group]
     if not members:
         return None
     low = min(members, key=lambda r: (r.height, r.bitrate_kbps))
     hdr = len([r for r in fixed if r.encoder_group == HDR_GROUP])
     if group == HDR_GROUP:
-        bounds = {"rungs": rungs or len(members), "min_rungs": 1, "max_rungs": len(members)}
+        count, least, most = rungs or len(members), 1, len(members)
     else:
-        bounds = {"rungs": rungs or 10 - hdr, "min_rungs": 8 - hdr if hdr else 8, "max_rungs": 12 - hdr}
-    return LadderPolicy(**bounds, floor_height=low.height, floor_kbps=low.bitrate_kbps,  # type: ignore[arg-type]
-                        ceiling_kbps=max(r.bitrate_kbps for r in members),
+        count, least, most = rungs or 10 - hdr, 8 - hdr, 12 - hdr
+    return LadderPolicy(rungs=count, min_rungs=least, max_rungs=most, floor_height=low.height,
+                        floor_kbps=low.bitrate_kbps, ceiling_kbps=max(r.bitrate_kbps for r in members),
                         fixed_rungs=tuple(FixedRung(r.width, r.height, r.bitrate_kbps) for r in members)).check()
 
 

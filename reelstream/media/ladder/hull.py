@@ -206,7 +206,7 @@ def choose_rungs(points: Sequence[RatePoint], policy: LadderPolicy) -> list[Chos
     high_db = max([low_db, *within])
     rungs: list[ChosenRung] = []
     for i in range(policy.rungs):
-        target = low_db + (high_db - low_db) * i / (policy.rungs - 1)
+        target = low_db + (high_db - low_db) * (i / (policy.rungs - 1) if policy.rungs > 1 else 1.0)
         rung = _rung_at(curves, hull, policy, target, [floor[0]] if i == 0 else None,
                         rungs[-1].height if rungs else 0, 10**6, policy.floor_kbps if i == 0 else None)
         if rung is not None:  # else no resolution at or above the last rung reaches it

@@ -16,7 +16,7 @@ from reelstream.ingest.per_title import policy_for
 from reelstream.ingest.plan import analysis_data, ladder_data, per_title_rungs, points_of, policy_of
 from reelstream.media.ladder.analyze import Analysis, Sample, _lower_crfs, pick_samples, trial_sizes
 from reelstream.media.ladder.compare import bd_rate, quality_at_rate, rate_at_quality
-from reelstream.media.ladder.hull import LadderPolicy, choose_rungs
+from reelstream.media.ladder.hull import LadderPolicy, RatePoint, choose_rungs
 from reelstream.media.transcode.grid import chunk_grid
 from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, ladder_for
 from tests.unit.media.ladder.test_hull import points
@@ -122,3 +122,21 @@ def test_reel_ladder_replay_finds_a_ladder_that_does_not_follow_from_its_analysi
     chosen["rungs"].pop(2)
     assert replay_differences(analyzed, chosen) == [f"{count} rungs replayed, {count - 1} recorded"]
     assert "PER_TITLE ladder of h264-sdr, quality metric SSIM" in render(chosen)
+
+
+def test_an_hdr_master_gets_a_policy_per_encoder_group_within_8_to_12_rungs_in_all() -> None:
+    fixed = ladder_for(3840, 2160, True)
+    sdr, hdr = policy_for(fixed, group="h264-sdr"), policy_for(fixed, group="hevc-hdr")
+    assert sdr is not None and hdr is not None
+    assert (sdr.rungs, sdr.min_rungs, sdr.max_rungs) == (8, 6, 10)  # two HDR rungs: 10..12 in all
+    assert (hdr.rungs, hdr.min_rungs, hdr.max_rungs) == (2, 1, 2)
+    assert (hdr.floor_height, hdr.floor_kbps, hdr.ceiling_kbps) == (1440, 10000, 15000)
+    assert [(f.height, f.kbps) for f in hdr.fixed_rungs] == [(1440, 10000), (2160, 15000)]
+    assert sdr.ceiling_kbps == 8000 and len(sdr.fixed_rungs) == 8
+    # A 1440p HDR master keeps one HDR rung: one chosen on the hull of its trials.
+    one = policy_for(ladder_for(2560, 1440, True), group="hevc-hdr")
+    assert one is not None and one.rungs == 1
+    curve = [RatePoint(2560, 1440, crf, kbps, 1 - 10 ** (-db / 10)) for crf, kbps, db in
+             ((32, 3000, 14.0), (26, 6000, 16.0), (20, 12000, 17.5))]
+    (rung,) = choose_rungs(curve, one)
+    assert rung.height == 1440 and rung.cap_kbps == 10000 and rung.fixed  # the fixed rung itself
