@@ -238,12 +238,15 @@ def bench(workers: int, start_seed: int | None = None) -> None:
 # fill_weight=0.2, hold_weight=2 and end_margin_s=8, then error_window=10 with
 # error_quantile=0.5 (the median over-prediction of the last 10 chunks; 0.9 of the
 # last 5 was too timid, 0.3-0.4 stalled more), collapse_kbps=700, collapse_share=1.25,
-# collapse_trend=0.75 and capped_from_rung=2; this round (3) sizes the step-up rule:
-# shift_samples=2, shift_factor=2 (FCC x1.097 -> x1.104, HSDPA x1.094 -> x1.093, the
-# same stall time on both).
+# collapse_trend=0.75 and capped_from_rung=2; round 3 sized the step-up rule
+# (shift_samples=2, shift_factor=2: FCC x1.097 -> x1.104, HSDPA x1.094 -> x1.093, the
+# same stall time on both), then, with it, the end margin and the trend exponent
+# (this grid: end_margin_s=4, collapse_trend=0.6: HSDPA x1.098, FCC x1.109, the same
+# stall time on both; 0.5-0.55 or a 2-s margin added FCC stall time).
 GRID: dict[str, Sequence[object]] = {
-    "shift_samples": (0, 2, 3),
-    "shift_factor": (1.5, 2.0, 2.5, 3.0),
+    "shift_samples": (2,),
+    "end_margin_s": (0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0),
+    "collapse_trend": (0.5, 0.55, 0.6, 0.75),
 }
 
 

@@ -137,10 +137,10 @@ def test_a_link_that_stepped_up_is_predicted_from_its_new_level(obs: Obs) -> Non
     assert level_prediction(stepped, tuning) == pytest.approx(harmonic_mean([3300.0, 3400.0]))
     for history in ([500.0] * 7 + [3300.0], [1000.0] * 6 + [1500.0, 1600.0]):
         assert level_prediction(history, tuning) == harmonic_prediction(history, tuning.history)
-    # With 38 s buffered and 9 chunks to go it climbs at once; without the rule it stays low.
+    # With 38 s buffered and 9 chunks to go it climbs four rungs at once; without the rule, two.
     assert ReelStreamMpc().choose(obs(stepped, buffer_s=38.0, last_rung=0, chunks_remaining=9)) == 4
     lagging = ReelStreamMpc(ReelStreamTuning(shift_samples=0))
-    assert lagging.choose(obs(stepped, buffer_s=38.0, last_rung=0, chunks_remaining=9)) == 0
+    assert lagging.choose(obs(stepped, buffer_s=38.0, last_rung=0, chunks_remaining=9)) == 2
     # The collapse insurance still reads the whole history: mid-session it climbs two rungs, not five.
     assert ReelStreamMpc().choose(obs(stepped, buffer_s=20.0, last_rung=0, chunks_remaining=30)) == 2
 
@@ -238,16 +238,16 @@ def test_collapse_throughput_is_capped_and_follows_a_drop() -> None:
 
 
 def test_default_insures_a_falling_link_below_its_last_sample(obs: Obs) -> None:
-    """A link falling 2500 -> 1250 kbit/s with 12 s buffered: planned on the
+    """A link falling 2500 -> 1100 kbit/s with 12 s buffered: planned on the
     harmonic mean the 1850 kbps chunk (7.4 Mbit) looks fine, but if the fall goes
-    on it would take 7.4 / (1250 * 0.5^0.75 / 1.25) = 12.4 s, so it is refused."""
+    on it would take 7.4 / (1100 * 0.44^0.6 / 1.25) = 13.8 s, so it is refused."""
     algo = ReelStreamMpc()
     steady = algo.choose(obs([2500.0] * 8, buffer_s=12.0, last_rung=3))
-    falling = algo.choose(obs([2500.0] * 7 + [1250.0], buffer_s=12.0, last_rung=3))
+    falling = algo.choose(obs([2500.0] * 7 + [1100.0], buffer_s=12.0, last_rung=3))
     assert steady == 3
     assert falling < 3
     no_trend = ReelStreamMpc(ReelStreamTuning(collapse_trend=0.0))
-    assert no_trend.choose(obs([2500.0] * 7 + [1250.0], buffer_s=12.0, last_rung=3)) == 3
+    assert no_trend.choose(obs([2500.0] * 7 + [1100.0], buffer_s=12.0, last_rung=3)) == 3
 
 
 @pytest.mark.parametrize("buffer_s", [2.0, 4.0, 6.0, 9.0, 12.0, 15.0, 20.0, 28.0, 35.0, 50.0])
