@@ -85,7 +85,8 @@ def create_app(runtime: Runtime, settings: GatewaySettings, keys: KeyService | N
         return web.json_response({
             "gateways": list(gateways), "events": {"delivered": p.delivered, "failed": p.failed},
             "cache_loads": {"entitlements": services.entitlements.loads, "licenses": services.licenses.view.loads,
-                            "live_sessions": services.live_sessions.loads}})
+                            "live_sessions": services.live_sessions.loads},
+            "live_session_batches": services.live_sessions.batches})
 
     app.router.add_get("/health", health)
     for name in gateways:
