@@ -39,6 +39,10 @@ class Processor(ABC):
     name: ClassVar[str]
     topics: ClassVar[tuple[str, ...]]
     views: ClassVar[tuple[ViewSpec, ...]]
+    coalesce_writes: ClassVar[bool] = False
+    """True lets the runner write each row once per batch (its last version), all at once
+    at the batch's end: for processors whose writes outside an event's primary row go only
+    to views that are never a primary (see ``runner._BatchRows``)."""
 
     @abstractmethod
     def primary(self, event: Event) -> tuple[ViewSpec, tuple[Any, ...]] | None:

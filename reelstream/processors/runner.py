@@ -36,11 +36,22 @@ class _BatchRows:
     """The store as one batch sees it: a row is read at most once per batch and an event's
     own writes are never read back (write-through, so the store always holds them). Per
     event this saves the read before each write; a session's beats in one batch cost one
-    read in all. Each saved read was a synchronous round trip on Cassandra."""
+    read in all. Each saved read was a synchronous round trip on Cassandra.
 
-    def __init__(self, state: StateStore) -> None:
+    ``coalesce`` (the processor's ``coalesce_writes``): writes are held and each row is
+    written once, its last version, by ``write`` at the end of the batch (a player's beats
+    in one batch are one write per view, not one each), in two rounds: first the rows of
+    views that were no event's primary, then the primary rows. An event's primary row
+    (its ``applied`` mark) so never becomes durable before its other writes, as with
+    write-through; that holds because such processors write nothing else to a primary
+    view. Until the batch is committed a crash loses nothing: it is redelivered."""
+
+    def __init__(self, state: StateStore, coalesce: bool = False) -> None:
         self.state = state
+        self.coalesce = coalesce
         self.rows: dict[tuple[str, tuple[Any, ...]], Row | None] = {}
+        self.held: dict[tuple[str, tuple[Any, ...]], tuple[ViewSpec, Row]] = {}
+        self.primaries: set[str] = set()  # views that hold some event's primary row
 
     def get(self, spec: ViewSpec, key: Sequence[Any]) -> Row | None:
         k = (spec.name, tuple(key))
@@ -51,11 +62,26 @@ class _BatchRows:
         return Row(dict(row.values), dict(row.applied)) if row is not None else None
 
     def put(self, spec: ViewSpec, row: Row) -> None:
-        self.state.put(spec, row)
-        self.rows[(spec.name, spec.key_of(row.values))] = row
+        k = (spec.name, spec.key_of(row.values))
+        if self.coalesce:
+            self.held[k] = (spec, row)
+        else:
+            self.state.put(spec, row)
+        self.rows[k] = row
 
     def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]:
+        self.write()
         return self.state.query(spec, partition)  # the store: it holds every write of the batch
+
+    def write(self) -> None:
+        """Write the held rows: other views first, then the primary views."""
+        if not self.held:
+            return
+        rows = list(self.held.values())
+        for first in (True, False):
+            if batch := [(spec, row) for spec, row in rows if (spec.name not in self.primaries) == first]:
+                self.state.put_many(batch)
+        self.held.clear()
 
 
 class ProcessorRunner:
@@ -72,13 +98,18 @@ class ProcessorRunner:
 
     def process(self, records: Sequence[Record]) -> None:
         """Apply a batch; durable (outputs flushed) when it returns, so the caller may commit."""
-        rows = _BatchRows(self.state)
+        rows = _BatchRows(self.state, self.processor.coalesce_writes)
         for record in records:
             self.process_one(record, rows)
+        rows.write()
         self.log.flush()
 
     def process_one(self, record: Record, rows: _BatchRows | None = None) -> None:
-        rows = rows or _BatchRows(self.state)
+        if rows is None:
+            rows = _BatchRows(self.state, self.processor.coalesce_writes)
+            self.process_one(record, rows)
+            rows.write()
+            return
         try:
             event = self.codec.decode(record.value)
         except UndecodableEvent as e:
@@ -89,6 +120,7 @@ class ProcessorRunner:
             self.stats.ignored += 1
             return
         spec, key = target
+        rows.primaries.add(spec.name)
         current = rows.get(spec, key)
         if current is not None and current.has_applied(record):
             self.stats.duplicates += 1

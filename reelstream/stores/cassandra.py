@@ -236,13 +236,25 @@ class CassandraStateStore(StateStore):
         return None if record is None else self._row(spec, record)
 
     def put(self, spec: ViewSpec, row: Row) -> None:
+        params = self._put_params(spec, row)
+        with _translated(f"writing {spec.name!r}"):
+            self._session.execute(self._statement(spec, "put"), params)
+
+    def put_many(self, rows: Sequence[tuple[ViewSpec, Row]]) -> None:
+        # All in flight at once, then one wait (see query_many).
+        bound = [(spec, self._statement(spec, "put"), self._put_params(spec, row)) for spec, row in rows]
+        with _translated(f"writing {len(bound)} rows"):
+            futures = [self._session.execute_async(statement, params) for _, statement, params in bound]
+            for future in futures:
+                future.result()
+
+    def _put_params(self, spec: ViewSpec, row: Row) -> list[Any]:
         check_row(spec, row)
         # Absent columns are bound as null (a tombstone), not left unset: put replaces the
         # whole row, as it does in SQLite.
         params = [encode(k, row.values.get(c)) for c, k in spec.columns.items()]
         params.append(json.dumps(row.applied, separators=(",", ":"), sort_keys=True))
-        with _translated(f"writing {spec.name!r}"):
-            self._session.execute(self._statement(spec, "put"), params)
+        return params
 
     def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]:
         check_key(spec, spec.partition_key, partition)

@@ -172,6 +172,12 @@ class StateStore(ABC):
     def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]:
         """Every row of one partition, in clustering order."""
 
+    def put_many(self, rows: Sequence[tuple[ViewSpec, Row]]) -> None:
+        """``put`` of each row. No order among them is promised (adapters may send them
+        all at once): a caller that needs one row durable before another calls twice."""
+        for spec, row in rows:
+            self.put(spec, row)
+
     def query_many(self, spec: ViewSpec, partitions: Sequence[Sequence[Any]]) -> list[list[Row]]:
         """``query`` of each partition, in order. Adapters whose reads cost a round trip
         override it to send them all at once (a gateway batching its cache refreshes)."""

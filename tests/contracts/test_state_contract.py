@@ -118,6 +118,18 @@ def test_query_returns_one_partition_in_clustering_order(
     assert state.store.query(spec, ("nobody",)) == []
 
 
+def test_put_many_writes_every_row_and_refuses_a_bad_one(state: StateHarness, spec: ViewSpec) -> None:
+    state.store.put_many([(spec, row("u1", "a", 1, position_ms=5)), (spec, row("u1", "b", 2)),
+                          (spec, row("u2", "a", 0))])
+    state.store.put_many([])
+
+    assert [r.values["video_id"] for r in state.store.query(spec, ("u1",))] == ["a", "b"]
+    assert state.store.get(spec, ("u1", "a", 1)).values["position_ms"] == 5  # type: ignore[union-attr]
+    assert len(state.store.query(spec, ("u2",))) == 1
+    with pytest.raises(StateStoreError):
+        state.store.put_many([(spec, Row({"user_id": "u3"}))])
+
+
 def test_query_many_answers_each_partition_in_order(state: StateHarness, spec: ViewSpec) -> None:
     for user, video, n in [("u1", "b", 2), ("u1", "a", 1), ("u2", "a", 0), ("u3", "z", 9)]:
         state.store.put(spec, row(user, video, n))

@@ -41,6 +41,9 @@ class WatchPositionProcessor(Processor):
     name = "watch_positions"
     topics = ("reel.playback",)
     views = (WATCH_POSITIONS, PROFILE_PROGRESS)
+    # A player's beats in one batch are one write per row: besides its primary rows this
+    # processor writes only PROFILE_PROGRESS, which is no event's primary (runner._BatchRows).
+    coalesce_writes = True
 
     def primary(self, event: Event) -> tuple[ViewSpec, tuple[Any, ...]] | None:
         return WATCH_POSITIONS, (event["user_id"], event["title_id"], event["device_type"])

@@ -112,6 +112,7 @@ class LiveSessionProcessor(Processor):
     name = "sessions"
     topics = ("reel.playback",)
     views = (LIVE_SESSIONS,)
+    coalesce_writes = True  # a session's beats in one batch are one write (it writes only its primary rows)
 
     def primary(self, event: Event) -> tuple[ViewSpec, tuple[Any, ...]] | None:
         return LIVE_SESSIONS, (event["user_id"], event["session_id"])
