@@ -290,7 +290,8 @@ class Player:
         self.steerer = Steerer(steering, presentation.format) if steering and config.steer and not config.edge \
             else None
         if self.steerer and presentation.format == "dash" and not steering.query_before_start:  # type: ignore[union-attr]
-            self.steerer.due_s = math.inf  # first asked once the first segment is on its way (see run)
+            self.steerer.due_s = math.inf  # first asked once the first segment is on its way (see _chunk)
+        report.steering = self.steerer.polls if self.steerer else []  # live: a failed session still shows them
         audio = ladder.audio.language if ladder.audio else None
         self.text = list(presentation.subtitles(config.subtitle_language, audio))
         self.text_fetched: dict[str, set[int]] = {t.rendition_id: set() for t in self.text}
@@ -323,7 +324,6 @@ class Player:
         self.report.stall_s, self.report.play_s = timeline.stall_s, timeline.play_s
         self.report.end_position_s, self.report.ended = timeline.position_s, timeline.ended
         self.report.decisions = self.history
-        self.report.steering = self.steerer.polls if self.steerer else []
 
     async def _chunk(self, index: int) -> int:
         timeline, ladder = self.timeline, self.ladder
