@@ -1,30 +1,41 @@
 """Per-title CRF calibration: the fix for per-chunk rate control.
 
 A fresh ABR encode per 2-s chunk restarts rate control and undershoots; a CRF chosen per
-title and rung spends bits like a single pass. Each rung is encoded on a few sample
-chunks at CRF 23, then at the CRF the rule of thumb (+6 CRF halves the bitrate) predicts
-for the rung's bitrate; the CRF that lands on the bitrate is interpolated on log(bitrate)
-between those two nearby points (the curve is convex, so a wide bracket undershoots:
-measured -26 % with 20/28).
+title and rung spends bits like a single pass. Three steps per encoder group:
 
-Cost: the two trials encode only the first half of each sample chunk (its IDR frame and
-the first half of its GOP, a GOP of their own): measured on the grainy 720p bench master,
-the half-chunk bitrates are within 5 % of the whole chunk's at the same CRF (a quarter
-chunk: up to +40 % at 240p, the IDR frame weighing more), for half the CPU. The sample
-chunks are then encoded whole at the trials' CRF exactly as their jobs would encode them
-(VBV cap, threads); those encodes are *kept* as the chunks' final outputs
-(``Calibration.kept``) and their bitrate is a third point that refines the CRF of every
-other chunk. So the extra cost is one chunk encode per sample (two half ones), one sample
-per 30 chunks (1..5). (The kept sample chunks are at the second-step CRF, a little off the
-final one; their VBV cap still holds.)
+1. **Shape.** Three trial encodes of the first third of one sample chunk (its IDR frame
+   and the next frames, a GOP of their own), uncapped, all rungs from one decode, no
+   quality measured: at CRF 23, at the CRF the rule of thumb (+6 CRF halves the bitrate)
+   predicts, then at the CRF interpolated on log(bitrate) between the two. The third
+   narrows the bracket: on grain the curve is far from log-linear (measured on the bench
+   master, 480p: -0.38 per CRF between CRF 21 and 23, -0.15 between 27 and 29), and a
+   secant across a wide bracket missed the rate by up to 30 %. The trials give each rung a
+   provisional CRF and the local slope there. A short span spends more per second than a
+   whole chunk (its IDR frame weighs more), so they place the CRF near the target, not on it.
+2. **Level.** Level samples spread over the title (one per ``SAMPLE_EVERY`` chunks, 1 to
+   ``MAX_SAMPLES``) are encoded whole at the provisional CRF exactly as their jobs would be
+   (VBV cap, threads). With ``keep_in`` they are *kept* as those chunks' final outputs
+   (``Calibration.kept``): they cost nothing extra, and several spread samples measure the
+   title's mean rate at that CRF where one did not (on the grainy bench master, chunks
+   differ by +-10 % at one CRF: one sample left rungs 4-12 % under target).
+3. **Correction.** One Newton step per rung from the samples' mean rate, along the local
+   slope, to the rate the *other* chunks must average for the whole title to average the
+   target (the kept samples, a little off target, are compensated).
+
+Cost: the trials, one chunk encode's worth (three thirds of one chunk) per encoder group
+and title; the level samples replace jobs. Run by the ingest, the samples are encoded
+``parallel`` at a time.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -33,9 +44,16 @@ from reelstream.media.transcode.chunk import EncodedChunk, encode_chunk
 from reelstream.media.transcode.commands import ChunkEncode, RungEncode
 from reelstream.media.transcode.grid import Chunk
 
+log = logging.getLogger(__name__)
+
 FIRST_CRF = 23.0
 CRF_RANGE = (10.0, 45.0)
-TRIAL_FRACTION = Fraction(1, 2)  # of a sample chunk's frames that a trial encodes
+TRIAL_FRACTION = Fraction(1, 3)  # of a sample chunk's frames that a trial encodes
+TRIALS = 3
+SAMPLE_EVERY = 3  # chunks per level sample
+MAX_SAMPLES = 10
+RULE_OF_THUMB_SLOPE = -math.log(2) / 6  # d log(kbit/s) / d CRF: +6 CRF halves the bitrate
+GOAL_RANGE = (0.8, 1.25)  # of the target: what the other chunks may be asked to average
 
 
 @dataclass
@@ -45,9 +63,11 @@ class Calibration:
     encode_ms: dict[int, int] = field(default_factory=dict)  # chunk index -> time of its kept encode
 
 
-def sample_chunks(grid: Sequence[Chunk]) -> list[Chunk]:
+def sample_chunks(grid: Sequence[Chunk], count: int | None = None) -> list[Chunk]:
+    """``count`` full-length chunks spread evenly over the title (the middle of each of
+    ``count`` equal stretches); by default one per ``SAMPLE_EVERY`` chunks, 1 to ``MAX_SAMPLES``."""
     full = [c for c in grid if c.frame_count == grid[0].frame_count] or list(grid)
-    count = min(5, max(1, len(full) // 30))
+    count = min(len(full), count or min(MAX_SAMPLES, max(1, len(full) // SAMPLE_EVERY)))
     return [full[(2 * i + 1) * len(full) // (2 * count)] for i in range(count)]
 
 
@@ -73,56 +93,88 @@ def _job(master: Path, fps: Fraction, chunk: Chunk, rungs: Sequence[RungEncode],
                    rungs=tuple(rungs), outputs=tuple(outdir / f"{r.rendition_id}.mp4" for r in rungs))
 
 
-def _trial(master: Path, fps: Fraction, samples: Sequence[Chunk], rungs: Sequence[RungEncode],
-           crfs: Sequence[float], base: ChunkEncode | None, scratch: Path | None) -> list[float]:
-    """kbit/s of each rung at its CRF over the first ``TRIAL_FRACTION`` of the sample chunks,
-    uncapped, all rungs from one decode."""
-    sizes, seconds = [0] * len(rungs), 0.0
+def _trial(master: Path, fps: Fraction, sample: Chunk, rungs: Sequence[RungEncode], crfs: Sequence[float],
+           base: ChunkEncode | None, scratch: Path | None) -> list[float]:
+    """kbit/s of each rung at its CRF over the first ``TRIAL_FRACTION`` of the sample chunk,
+    uncapped, all rungs from one decode; no quality measured (nobody reads it)."""
+    chunk = trial_span(sample)
+    trial = [replace(r, crf=crf, bitrate_kbps=100_000) for r, crf in zip(rungs, crfs, strict=True)]
     with tempfile.TemporaryDirectory(dir=scratch, prefix="calibrate-") as tmp:
-        for whole in samples:
-            chunk = trial_span(whole)
-            seconds += float(chunk.frame_count / fps)
-            trial = [replace(r, crf=crf, bitrate_kbps=100_000) for r, crf in zip(rungs, crfs, strict=True)]
-            for i, encoded in enumerate(encode_chunk(_job(master, fps, chunk, trial, Path(tmp), base), scratch)):
-                sizes[i] += encoded.size_bytes
-    return [size * 8 / 1000 / seconds for size in sizes]
+        job = replace(_job(master, fps, chunk, trial, Path(tmp), base), measure=False)
+        sizes = [encoded.size_bytes for encoded in encode_chunk(job, scratch)]
+    return [size * 8 / 1000 / float(chunk.frame_count / fps) for size in sizes]
 
 
 def calibrate(master: Path, fps: Fraction, grid: Sequence[Chunk], rungs: Sequence[RungEncode],
-              base: ChunkEncode | None = None, scratch: Path | None = None, trials: int = 2,
-              keep_in: Path | None = None) -> Calibration:
-    """The calibrated CRF of every rung of one encoder group; with ``keep_in``, the sample
-    chunks encoded at those CRFs as their jobs would be, kept there as their final outputs."""
+              base: ChunkEncode | None = None, scratch: Path | None = None, keep_in: Path | None = None,
+              parallel: int | None = None) -> Calibration:
+    """The calibrated CRF of every rung of one encoder group. With ``keep_in``, the level
+    samples are encoded there as their jobs would be and kept as their final outputs;
+    without it they would be pure cost, so only the trials' chunk is encoded whole."""
     samples = sample_chunks(grid)
+    trial_chunk = samples[len(samples) // 2]
     points: list[list[tuple[float, float]]] = [[] for _ in rungs]
     crfs = [FIRST_CRF] * len(rungs)
-    for _ in range(trials):
-        for i, kbps in enumerate(_trial(master, fps, samples, rungs, crfs, base, scratch)):
+    for _ in range(TRIALS):
+        for i, kbps in enumerate(_trial(master, fps, trial_chunk, rungs, crfs, base, scratch)):
             points[i].append((crfs[i], kbps))
         crfs = [_next_crf(r.bitrate_kbps, p) for r, p in zip(rungs, points, strict=True)]
-    # The sample chunks at those CRFs, encoded exactly as their jobs would be (VBV cap included):
-    # kept as their final outputs when ``keep_in`` is given, and in any case a third
-    # measurement. The curve is convex and a secant through two points undershoots (measured
-    # -15..-30 % on grainy 720p), so the other chunks get the CRF refined with this point.
+    level = samples if keep_in is not None else [trial_chunk]
+    provisional = [replace(r, crf=crf) for r, crf in zip(rungs, crfs, strict=True)]
     result = Calibration()
-    final = [replace(r, crf=crf) for r, crf in zip(rungs, crfs, strict=True)]
-    sizes, seconds = [0] * len(rungs), 0.0
-    with tempfile.TemporaryDirectory(dir=scratch, prefix="calibrate-final-") as tmp:
-        for chunk in samples:
+    with tempfile.TemporaryDirectory(dir=scratch, prefix="calibrate-level-") as tmp:
+
+        def encode(chunk: Chunk) -> tuple[Chunk, list[EncodedChunk], int]:
             outdir = (keep_in or Path(tmp)) / f"{chunk.index:06d}"
             outdir.mkdir(parents=True, exist_ok=True)
             started = time.monotonic()
-            encoded = encode_chunk(_job(master, fps, chunk, final, outdir, base), scratch)
-            seconds += float(chunk.frame_count / fps)
-            for i, out in enumerate(encoded):
-                sizes[i] += out.size_bytes
-            if keep_in is not None:
-                result.kept[chunk.index] = encoded
-                result.encode_ms[chunk.index] = int((time.monotonic() - started) * 1000)
-    for i, size in enumerate(sizes):
-        points[i].append((crfs[i], size * 8 / 1000 / seconds))
-    result.crfs = {r.rendition_id: _next_crf(r.bitrate_kbps, p) for r, p in zip(rungs, points, strict=True)}
+            encoded = encode_chunk(_job(master, fps, chunk, provisional, outdir, base), scratch)
+            return chunk, encoded, int((time.monotonic() - started) * 1000)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(level), parallel or os.cpu_count() or 1))) as pool:
+            done = list(pool.map(encode, level))
+    if keep_in is not None:
+        for chunk, encoded, ms in done:
+            result.kept[chunk.index] = encoded
+            result.encode_ms[chunk.index] = ms
+    title_s = float(sum(c.frame_count for c in grid) / fps)
+    level_s = float(sum(chunk.frame_count for chunk, _, _ in done) / fps)
+    kept_s = level_s if keep_in is not None else 0.0
+    for i, rung in enumerate(rungs):
+        level_kbits = sum(encoded[i].size_bytes for _, encoded, _ in done) * 8 / 1000
+        slope = trial_slope(_pair(rung.bitrate_kbps, points[i]))
+        result.crfs[rung.rendition_id] = corrected_crf(rung.bitrate_kbps, crfs[i], level_kbits / level_s, slope,
+                                                       title_s, kept_s, level_kbits if keep_in is not None else 0.0)
+        log.info("calibrated %s (%d kbit/s): trials %s, level samples at CRF %.2f: %.0f kbit/s, slope %.3f -> CRF %.2f",
+                 rung.rendition_id, rung.bitrate_kbps, [(c, round(b)) for c, b in points[i]], crfs[i],
+                 level_kbits / level_s, slope, result.crfs[rung.rendition_id])
     return result
+
+
+def trial_slope(points: Sequence[tuple[float, float]]) -> float:
+    """d log(kbit/s) / d CRF between two trials; the rule of thumb when they give none
+    (one clamped CRF, a still image that never reaches its rate)."""
+    (c1, b1), (c2, b2) = points[0], points[-1]
+    if c1 == c2 or b1 <= 0 or b2 <= 0:
+        return RULE_OF_THUMB_SLOPE
+    slope = (math.log(b2) - math.log(b1)) / (c2 - c1)
+    return slope if slope < 0 else RULE_OF_THUMB_SLOPE
+
+
+def corrected_crf(target: float, crf: float, level_kbps: float, slope: float, title_s: float, kept_s: float,
+                  kept_kbits: float) -> float:
+    """The CRF for the chunks still to encode: one Newton step from ``crf``, where the level
+    samples averaged ``level_kbps``, along ``slope``, to the rate the remaining chunks must
+    average so that the title (``kept_s`` seconds of it already encoded, ``kept_kbits``)
+    averages ``target`` (bounded to ``GOAL_RANGE`` of it: one odd sample must not starve or
+    flood the rest)."""
+    if level_kbps <= 0:
+        return crf
+    rest_s = title_s - kept_s
+    goal = (target * title_s - kept_kbits) / rest_s if rest_s > 0 else target
+    goal = min(max(goal, target * GOAL_RANGE[0]), target * GOAL_RANGE[1])
+    corrected = crf + (math.log(goal) - math.log(level_kbps)) / slope
+    return round(min(max(corrected, CRF_RANGE[0]), CRF_RANGE[1]), 2)
 
 
 def _next_crf(target: float, points: list[tuple[float, float]]) -> float:
@@ -130,38 +182,20 @@ def _next_crf(target: float, points: list[tuple[float, float]]) -> float:
         crf, kbps = points[0]
         guess = crf + 6 * math.log2(kbps / target) if kbps > 0 else crf
         return round(min(max(guess, CRF_RANGE[0]), CRF_RANGE[1]), 2)
-    if len(points) >= 3 and (crf := crf_on_parabola(target, points)) is not None:
-        return crf
+    low, high = _pair(target, points)
+    return crf_for(target, low, high)
+
+
+def _pair(target: float, points: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The two points to interpolate between: the closest on each side of the target when
+    they bracket it, else the two nearest it. The curve is far from log-linear on grain
+    (measured on the bench master, 480p: -0.38 per CRF between CRF 21 and 23, -0.15 between
+    27 and 29), so a wide secant misses; the third trial narrows the bracket."""
+    if len(points) == 1:
+        return points[0], points[0]
     above = [p for p in points if p[1] >= target]
     below = [p for p in points if p[1] < target]
-    if above and below:  # bracketed: the closest point on each side
-        return crf_for(target, max(above, key=lambda p: p[0]), min(below, key=lambda p: p[0]))
+    if above and below:
+        return max(above, key=lambda p: p[0]), min(below, key=lambda p: p[0])
     nearest = sorted(points, key=lambda p: abs(math.log(max(p[1], 1e-9) / target)))[:2]
-    return crf_for(target, nearest[0], nearest[1])
-
-
-def crf_on_parabola(target: float, points: Sequence[tuple[float, float]]) -> float | None:
-    """The CRF for ``target`` on the parabola in (CRF, log kbit/s) through the three points
-    nearest the target: the curve is convex, and a secant through two points undershoots
-    (measured on the grainy 720p bench master: a secant between CRF 23 and 25.8 gave a
-    720p/3000k rung 2534 kbit/s). None when those points do not make a falling curve there."""
-    near = sorted(points, key=lambda p: abs(math.log(max(p[1], 1e-9) / target)))[:3]
-    (x0, b0), (x1, b1), (x2, b2) = sorted(near)
-    if min(b0, b1, b2) <= 0 or len({x0, x1, x2}) < 3:
-        return None
-    y0, y1, y2, goal = math.log(b0), math.log(b1), math.log(b2), math.log(target)
-    s01, s12 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
-    c = (s12 - s01) / (x2 - x0)
-    # y(x) = y0 + s01 t + c t (t - (x1 - x0)), t = x - x0: solve y = goal, on a falling stretch.
-    a, b, k = c, s01 - c * (x1 - x0), y0 - goal
-    if abs(a) < 1e-9:
-        roots = [-k / b] if b else []
-    elif (disc := b * b - 4 * a * k) < 0:
-        return None
-    else:
-        roots = [(-b - math.sqrt(disc)) / (2 * a), (-b + math.sqrt(disc)) / (2 * a)]
-    falling = [x0 + t for t in roots if 2 * a * t + b < 0 and x0 - 3 <= x0 + t <= x2 + 3]
-    if not falling:
-        return None
-    crf = min(falling, key=lambda x: abs(x - x1))
-    return round(min(max(crf, CRF_RANGE[0]), CRF_RANGE[1]), 2)
+    return nearest[0], nearest[1]

@@ -45,6 +45,7 @@ class ChunkEncode:
     preset: str = "veryfast"
     threads: int = 0  # 0: the encoder's default
     gpu: bool = False  # NVENC encoders (a GPU worker on a job that prefers one)
+    measure: bool = True  # the encoders' PSNR/SSIM (calibration trials, read for their size only, skip it)
     extra_inputs: tuple[str, ...] = field(default=())
 
 
@@ -62,18 +63,18 @@ def rate_control(rung: RungEncode) -> list[str]:
     return ["-b:v", f"{rung.bitrate_kbps}k", *cap]
 
 
-def h264_args(rung: RungEncode, gop: int, preset: str) -> list[str]:
+def h264_args(rung: RungEncode, gop: int, preset: str, measure: bool = True) -> list[str]:
     return [
         "-c:v", "libx264", "-preset", preset, "-profile:v", "high", "-pix_fmt", "yuv420p",
         *rate_control(rung),
         # One closed GOP per chunk: IDR on the first frame, no scene-cut keyframes off the grid.
-        "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop+psnr",
+        "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop+psnr" if measure else "+cgop",
         # ssim=1: x264 measures SSIM of its reconstruction against the frames it was given (the
         # scaled source), at no measurable cost, and reports the mean when it closes.
         # stitchable=1: headers that do not depend on the encode (x264 otherwise puts the CRF's
         # QP in the PPS), so chunks of a rung encoded at different CRFs, such as calibration's
         # kept samples, share one avcC and join into one CMAF track.
-        "-x264-params", "open-gop=0:ssim=1:stitchable=1",
+        "-x264-params", "open-gop=0:ssim=1:stitchable=1" if measure else "open-gop=0:stitchable=1",
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
     ]
 
@@ -127,12 +128,12 @@ def chunk_command(ffmpeg: str, job: ChunkEncode, vstats: Path) -> list[str]:
             argv += ["-map", f"[v{i}]", *y4m_args(job.frame_count), str(out.with_suffix(".y4m"))]
             continue
         codec_args = (nvenc_args(rung, gop) if job.gpu else
-                      h264_args(rung, gop, job.preset) if rung.codec == "h264" else
+                      h264_args(rung, gop, job.preset, job.measure) if rung.codec == "h264" else
                       _hevc_sdr_args(rung, gop, job.preset))
         argv += ["-map", f"[v{i}]", *codec_args, *threads, "-fps_mode", "passthrough", "-frames:v", str(job.frame_count),
                  "-an", "-sn", "-dn", "-map_metadata", "-1", "-fflags", "+bitexact",
                  "-video_track_timescale", str(MP4_TIMESCALE), "-movflags", "+faststart", "-f", "mp4", str(out)]
-    return argv + ["-vstats_file", str(vstats), "-vstats_version", "2"]
+    return argv + (["-vstats_file", str(vstats), "-vstats_version", "2"] if job.measure else [])
 
 
 def nvenc_args(rung: RungEncode, gop: int) -> list[str]:

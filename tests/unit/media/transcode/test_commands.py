@@ -154,7 +154,10 @@ def test_calibration_interpolates_on_log_bitrate() -> None:
     assert crf_for(400, (20, 800), (28, 200)) == pytest.approx(24.0)
     assert crf_for(10, (20, 800), (28, 200)) == 45.0  # clamped
     grid = chunk_grid(24 * 120, FPS)
-    assert [c.index for c in sample_chunks(grid)] == [15, 45] and len(sample_chunks(grid[:5])) == 1
+    # Level samples: one per 3 chunks, 1 to 10, spread evenly (the middle of each stretch).
+    assert [c.index for c in sample_chunks(grid)] == [3, 9, 15, 21, 27, 33, 39, 45, 51, 57]
+    assert [c.index for c in sample_chunks(grid[:15])] == [1, 4, 7, 10, 13] and len(sample_chunks(grid[:5])) == 1
+    assert [c.index for c in sample_chunks(grid, 2)] == [15, 45]
 
 
 def test_tone_map_keeps_black_and_maps_reference_white_to_sdr_white() -> None:

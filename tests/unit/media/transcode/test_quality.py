@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reelstream.media.transcode.calibrate import trial_span
 from reelstream.media.transcode.chunk import parse_x264_ssim
 from reelstream.media.transcode.commands import ChunkEncode, RungEncode, chunk_command, h264_args
@@ -43,6 +45,15 @@ def test_x264_measures_ssim_and_the_chunk_command_keeps_its_report() -> None:
     assert argv[argv.index("-loglevel") + 1] == "level+info" and "-nostats" in argv
 
 
+def test_a_job_that_measures_nothing_asks_x264_for_nothing() -> None:
+    """Calibration trials are read for their size only: no PSNR, no SSIM, no vstats."""
+    job = ChunkEncode(Path("m.mp4"), fps=24, start_frame=48, frame_count=48, rungs=(RungEncode("r", "h264", 426, 240, 400),),
+                      outputs=(Path("r.mp4"),), measure=False)
+    argv = chunk_command("ffmpeg", job, Path("v.log"))
+    assert argv[argv.index("-flags") + 1] == "+cgop" and "-vstats_file" not in argv
+    assert argv[argv.index("-x264-params") + 1] == "open-gop=0:stitchable=1"
+
+
 def test_x265_frame_log_columns_are_found_by_name(tmp_path: Path) -> None:
     path = tmp_path / "r.x265.csv"
     path.write_text(X265_CSV)
@@ -60,22 +71,29 @@ def test_failures_show_the_error_lines_not_the_info_report() -> None:
     assert error_lines(stderr) == ["[vost#0:0 @ 0x1] [error] Error while opening encoder"]
 
 
-def test_trials_encode_the_first_half_of_a_sample_chunk() -> None:
-    assert trial_span(Chunk(7, 336, 48)) == Chunk(7, 336, 24)
-    assert trial_span(Chunk(9, 432, 25)) == Chunk(9, 432, 13)
+def test_trials_encode_the_first_third_of_a_sample_chunk() -> None:
+    assert trial_span(Chunk(7, 336, 48)) == Chunk(7, 336, 16)
+    assert trial_span(Chunk(9, 432, 25)) == Chunk(9, 432, 9)
 
 
-def test_the_final_crf_follows_the_convex_curve_through_three_points() -> None:
+def test_the_correction_is_a_newton_step_to_what_the_other_chunks_must_average() -> None:
     import math
 
-    from reelstream.media.transcode.calibrate import _next_crf, crf_for, crf_on_parabola
+    from reelstream.media.transcode.calibrate import RULE_OF_THUMB_SLOPE, corrected_crf, trial_slope
 
-    def kbps(crf: float) -> float:  # convex in log-bitrate, like x264 on grain
-        return math.exp(12.0 - 0.5 * crf + 0.006 * crf * crf)
+    def kbps(crf: float) -> float:  # log-linear near the target
+        return math.exp(12.0 - 0.12 * crf)
 
-    points = [(23.0, kbps(23.0)), (28.94, kbps(28.94)), (25.83, kbps(25.83))]
-    target = kbps(24.5)
-    assert crf_on_parabola(target, points) == 24.5
-    assert _next_crf(target, points) == 24.5
-    assert crf_for(target, points[0], points[2]) >= 24.55  # the secant: a higher CRF, fewer bits (the undershoot)
-    assert crf_on_parabola(kbps(10.0), points) is None  # far outside the points: no extrapolation
+    slope = trial_slope([(23.0, kbps(23.0)), (27.0, kbps(27.0))])
+    assert slope == pytest.approx(-0.12)
+    # Nothing kept (per-title anchors): straight to the target along the slope.
+    assert corrected_crf(kbps(25.0), 24.0, kbps(24.0), slope, 30.0, 0.0, 0.0) == 25.0
+    # 6 s of a 30-s title kept at 10 % under target: the other 24 s must average 2.5 % over it.
+    target = 1000.0
+    crf = corrected_crf(target, 24.0, 900.0, slope, 30.0, 6.0, 900.0 * 6)
+    assert 900.0 * math.exp(-0.12 * (crf - 24.0)) == pytest.approx(1025.0, rel=2e-3)  # on this curve
+    # One odd sample cannot ask the rest for more than 1.25x the target.
+    assert corrected_crf(target, 24.0, 1000.0, slope, 10.0, 8.0, 100.0 * 8) == round(24.0 - math.log(1.25) / 0.12, 2)
+    # Trials with no slope (a clamped CRF, a still slide): the rule of thumb.
+    assert trial_slope([(10.0, 50.0), (10.0, 50.0)]) == RULE_OF_THUMB_SLOPE
+    assert trial_slope([(23.0, 50.0), (29.0, 51.0)]) == RULE_OF_THUMB_SLOPE
