@@ -84,7 +84,26 @@ class Run:
     reported: dict[str, dict[str, float]] = field(default_factory=dict)  # rendition -> mean of the events' figures
     last_result_to_done_s: float = 0.0  # the last chunk's result -> TitleTranscoded seen
     acceptance: dict[str, Any] = field(default_factory=dict)  # frame-exact, decodable, tracks
-    worker_cpu_s: float = 0.0  # the workers and their ffmpeg processes
+    worker_cpu_s: float = 0.0  # the workers and their ffmpeg processes, start-up included
+    worker_start_cpu_s: float = 0.0  # of which before the title: interpreter, imports, joining the group
+
+    @property
+    def worker_title_cpu_s(self) -> float:
+        """The workers' CPU from the moment the fleet was settled: the title's jobs (and the
+        fleet idling while the ingest ran), not the once-per-fleet start-up."""
+        return self.worker_cpu_s - self.worker_start_cpu_s
+
+    @property
+    def calibration_cpu_s(self) -> float:
+        return self.ingest_phases.get(_CALIBRATION, 0.0)
+
+    @property
+    def transcode_cpu_s(self) -> float:
+        """The transcode phase: what the chunked method spends encoding the ladder, i.e. the
+        workers' jobs plus the rate-control calibration (its trial encodes, and the sample
+        chunks it keeps as final outputs). Not the upload, validation or the bench's tracker:
+        the single pass does none of them."""
+        return self.worker_title_cpu_s + self.calibration_cpu_s
 
 
 def single_pass(master: Path, rungs: list[Rung], out: Path) -> Run:
@@ -117,6 +136,7 @@ def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers:
     cpu = cpu_seconds()
     pool = start_pool(workers, threads=1, capabilities="cpu", env=env, log_dir=data)
     _wait_for_fleet(runtime, workers)
+    run.worker_start_cpu_s = sum(process_cpu_s(proc.pid) for proc in pool)
     ingest_cpu, ingest_wall = cpu_seconds(), time.monotonic()
     phases = _Phases()
     IngestService(runtime, tuple(rungs), calibrate_rate=calibrate, progress=phases).ingest(master, metadata)
@@ -146,7 +166,15 @@ def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers:
     return run
 
 
-_PHASES = (("validating", "validation (and the plan, when not calibrating)"), ("calibrating", "calibration and plan"))
+_CALIBRATION = "calibration and plan"
+_PHASES = (("validating", "validation (and the plan, when not calibrating)"), ("calibrating", _CALIBRATION))
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds of a live process so far, its reaped children's included (/proc/PID/stat
+    utime, stime, cutime, cstime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 class _Phases:
@@ -372,11 +400,16 @@ def main() -> int:
 def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_start: tuple[float, ...],
            load_end: tuple[float, ...]) -> None:
     single, one, two, naive = runs
-    print(f"\n{'method':<22}{'wall s':>9}{'ingest wall':>12}{'fleet wall s':>14}{'CPU s':>9}"
-          f"{'ingest+calib CPU':>18}{'workers CPU':>13}{'jobs kept':>11}")
+    chunked_runs = runs[1:]
+    print(f"\n{'method':<22}{'wall s':>9}{'ingest wall':>12}{'fleet wall s':>14}{'CPU s':>9}{'upload+valid.':>15}"
+          f"{'calibration':>13}{'workers':>9}{'fleet start':>13}{'transcode':>11}{'jobs kept':>11}")
     for run in runs:
+        other = run.ingest_cpu_s - run.calibration_cpu_s
         print(f"{run.name:<22}{run.wall_s:>9.1f}{run.ingest_wall_s:>12.1f}{run.fleet_wall_s:>14.1f}{run.cpu_s:>9.1f}"
-              f"{run.ingest_cpu_s:>18.1f}{run.worker_cpu_s:>13.1f}{run.replayed:>11}")
+              f"{other:>15.1f}{run.calibration_cpu_s:>13.1f}{run.worker_title_cpu_s:>9.1f}{run.worker_start_cpu_s:>13.1f}"
+              f"{(run.transcode_cpu_s if run is not single else run.cpu_s):>11.1f}{run.replayed:>11}")
+    print("(CPU s: end to end, every process; transcode = calibration + workers, the phase that encodes the ladder; "
+          "fleet start = the workers' start-up, once per fleet, not per title)")
     print(f"\n{'rung':<18}" + "".join(f"{r.name:>26}" for r in runs))
     print(f"{'':<18}" + "".join(f"{'PSNR  SSIM   kbps err%':>26}" for _ in runs))
     for r in rungs:
@@ -385,7 +418,6 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
             q = run.quality[r.rendition_id]
             cells.append(f"{q['psnr_db']:6.2f} {q['ssim']:.4f} {q['kbps']:6.0f} {q['bitrate_error_pct']:+5.1f}")
         print(f"{r.rendition_id:<18}" + "".join(f"{c:>26}" for c in cells))
-    chunked_runs = runs[1:]
     print("\nper chunk, as the ChunkTranscoded events report it (the encoder's own PSNR and SSIM of each chunk"
           " against the scaled source, luma, every frame; mean over the chunks)")
     print(f"{'rung':<18}" + "".join(f"{r.name:>26}" for r in chunked_runs))
@@ -407,21 +439,35 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
              for r in rungs}
     naive_delta = {r.rendition_id: round(naive.quality[r.rendition_id]["psnr_db"]
                                          - single.quality[r.rendition_id]["psnr_db"], 3) for r in rungs}
-    cpu_ratio = two.cpu_s / single.cpu_s
-    cpu_ratio_one = one.cpu_s / single.cpu_s
-    worker_ratio = two.worker_cpu_s / single.cpu_s
+    calibrated = (one, two)
+    rate_error = {run.name: {r.rendition_id: run.quality[r.rendition_id]["bitrate_error_pct"] for r in rungs}
+                  for run in runs}
+    rate_vs_single = {run.name: {r.rendition_id: round((run.quality[r.rendition_id]["kbps"]
+                                                        / single.quality[r.rendition_id]["kbps"] - 1) * 100, 2)
+                                 for r in rungs} for run in chunked_runs}
+    worst_rate = max(abs(e) for run in calibrated for e in rate_error[run.name].values())
+    worst_rate_vs_single = max(abs(e) for run in calibrated for e in rate_vs_single[run.name].values())
+    transcode_ratio = {run.name: round(run.transcode_cpu_s / single.cpu_s, 3) for run in chunked_runs}
+    end_to_end_ratio = {run.name: round(run.cpu_s / single.cpu_s, 3) for run in chunked_runs}
+    worker_ratio = {run.name: round(run.worker_title_cpu_s / single.cpu_s, 3) for run in chunked_runs}
     speedup = one.wall_s / two.wall_s  # ingest (validation, calibration) included: one process in both
     fleet_speedup = one.fleet_wall_s / two.fleet_wall_s  # jobs published -> title transcoded
     job_s = sum(one.job_ms) / len(one.job_ms) / 1000  # one chunk, every rung, one core
     chunks = FILM_S // 2
     fleet = {n: round(chunks * job_s / n / 60, 1) for n in (1, 8, 32, 64, 128, 256)}
     needed = next((n for n in range(1, 100_000) if chunks * job_s / n / 60 < TARGET_MIN), None)
-    print(f"\nratios: chunked CPU / single-pass CPU = {cpu_ratio:.2f} with 2 workers, {cpu_ratio_one:.2f} with 1 "
-          f"(2 workers' processes alone {worker_ratio:.2f}); 1 worker / 2 workers: fleet phase {fleet_speedup:.2f}, "
-          f"end to end with the ingest {speedup:.2f}")
+    print(f"\nCPU / single-pass CPU, transcode phase (calibration + workers; the target): "
+          f"{transcode_ratio[one.name]:.2f} with 1 worker, {transcode_ratio[two.name]:.2f} with 2 "
+          f"(workers alone {worker_ratio[one.name]:.2f} / {worker_ratio[two.name]:.2f}); end to end, with the "
+          f"upload, validation, fleet start-up and the bench's tracker: {end_to_end_ratio[one.name]:.2f} / "
+          f"{end_to_end_ratio[two.name]:.2f}")
+    print(f"1 worker / 2 workers: fleet phase {fleet_speedup:.2f}, end to end with the ingest {speedup:.2f} "
+          "(one run each; --speedup-rounds N for the median of alternating rounds)")
     print(f"load average: start {load_start}, end {load_end}")
     print(f"PSNR chunked - single (dB): {delta}")
     print(f"PSNR naive per-chunk ABR - single (dB): {naive_delta}")
+    print("bitrate error vs target (%): " + "; ".join(f"{k}: {v}" for k, v in rate_error.items()))
+    print("bitrate chunked vs single pass (%): " + "; ".join(f"{k}: {v}" for k, v in rate_vs_single.items()))
     print(f"2-hour film ({chunks} chunks x {job_s:.2f}s per chunk job on one core, this ladder): "
           + ", ".join(f"{n} workers {m} min" for n, m in fleet.items()) + f"; under {TARGET_MIN} min from {needed} workers")
     result: dict[str, Any] = {
@@ -430,23 +476,32 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
         "rungs": [r.rendition_id for r in rungs],
         "wall_s": {r.name: round(r.wall_s, 2) for r in runs}, "cpu_s": {r.name: round(r.cpu_s, 2) for r in runs},
         "quality": {r.name: r.quality for r in runs},
-        "ingest_cpu_s": {r.name: round(r.ingest_cpu_s, 2) for r in runs[1:]},
-        "ingest_cpu_s_by_phase": {r.name: r.ingest_phases for r in runs[1:]},
-        "ingest_wall_s": {r.name: round(r.ingest_wall_s, 2) for r in runs[1:]},
-        "worker_cpu_s": {r.name: round(r.worker_cpu_s, 2) for r in runs[1:]},
-        "chunks_kept_from_calibration": {r.name: r.replayed for r in runs[1:]},
-        "chunk_jobs_per_worker": {r.name: sorted(r.per_worker.values()) for r in runs[1:]},
-        "last_result_to_done_s": {r.name: round(r.last_result_to_done_s, 2) for r in runs[1:]},
-        "reported_per_chunk_mean": {r.name: r.reported for r in runs[1:]},
-        "acceptance": {r.name: r.acceptance for r in runs[1:]},
-        "acceptance_met": all(r.acceptance["rungs_ok"] for r in runs[1:]),
-        "cpu_ratio_chunked_vs_single": round(cpu_ratio, 3), "cpu_ratio_chunked_1_worker_vs_single": round(cpu_ratio_one, 3),
-        "cpu_ratio_workers_vs_single": round(worker_ratio, 3),
+        "ingest_cpu_s": {r.name: round(r.ingest_cpu_s, 2) for r in chunked_runs},
+        "ingest_cpu_s_by_phase": {r.name: r.ingest_phases for r in chunked_runs},
+        "ingest_wall_s": {r.name: round(r.ingest_wall_s, 2) for r in chunked_runs},
+        "worker_cpu_s": {r.name: round(r.worker_cpu_s, 2) for r in chunked_runs},
+        "worker_start_cpu_s": {r.name: round(r.worker_start_cpu_s, 2) for r in chunked_runs},
+        "worker_title_cpu_s": {r.name: round(r.worker_title_cpu_s, 2) for r in chunked_runs},
+        "calibration_cpu_s": {r.name: round(r.calibration_cpu_s, 2) for r in chunked_runs},
+        "transcode_phase_cpu_s": {r.name: round(r.transcode_cpu_s, 2) for r in chunked_runs},
+        "chunks_kept_from_calibration": {r.name: r.replayed for r in chunked_runs},
+        "chunk_jobs_per_worker": {r.name: sorted(r.per_worker.values()) for r in chunked_runs},
+        "last_result_to_done_s": {r.name: round(r.last_result_to_done_s, 2) for r in chunked_runs},
+        "reported_per_chunk_mean": {r.name: r.reported for r in chunked_runs},
+        "acceptance": {r.name: r.acceptance for r in chunked_runs},
+        "acceptance_met": all(r.acceptance["rungs_ok"] for r in chunked_runs),
+        "cpu_ratio_transcode_phase": transcode_ratio, "cpu_ratio_end_to_end": end_to_end_ratio,
+        "cpu_ratio_workers": worker_ratio,
         "speedup_2_vs_1_workers": round(fleet_speedup, 3), "speedup_2_vs_1_end_to_end": round(speedup, 3),
-        "fleet_wall_s": {r.name: round(r.fleet_wall_s, 2) for r in runs[1:]},
+        "fleet_wall_s": {r.name: round(r.fleet_wall_s, 2) for r in chunked_runs},
         "psnr_delta_db": delta, "psnr_delta_naive_db": naive_delta,
+        "bitrate_error_pct": rate_error, "bitrate_vs_single_pct": rate_vs_single,
         "chunk_job_s": round(job_s, 3), "film_2h_minutes_by_workers": fleet, "workers_for_film_under_15_min": needed,
-        "cpu_met": cpu_ratio <= 1.10, "psnr_met": min(delta.values()) >= -0.3, "speedup_met": fleet_speedup >= 1.8,
+        # The issue's CPU target, on the transcode phase of both chunked runs (README: why).
+        "cpu_met": max(transcode_ratio[one.name], transcode_ratio[two.name]) <= 1.10,
+        "cpu_end_to_end_met": max(end_to_end_ratio[one.name], end_to_end_ratio[two.name]) <= 1.10,
+        "psnr_met": min(delta.values()) >= -0.3, "speedup_met": fleet_speedup >= 1.8,
+        "bitrate_met": worst_rate <= 5.0, "bitrate_vs_single_met": worst_rate_vs_single <= 5.0,
         "rate_control_fixed_met": min(delta.values()) > min(naive_delta.values()),
         "fleet_projection_met": needed is not None,
     }

@@ -2,6 +2,10 @@
 
 The same code as the embedded tests; only the URLs differ. Workers are separate
 processes in one Kafka consumer group.
+
+The title test is the issue's acceptance delivery, shortened to a 5-s 320x180 master and
+two small rungs. ``REEL_IT_MASTER=60:1920x1080`` runs it at full size: a 60-s 1080p master
+through the default ladder (about 15 minutes on 2 cores; run by hand, not in CI).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from reelstream.ingest.service import IngestService
 from reelstream.ingest.upload import upload_resumable
 from reelstream.media import tools
 from reelstream.media.probe import count_frames
-from reelstream.media.transcode.ladder import Rung
+from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung
 from reelstream.processors.embedded import run_embedded
 from reelstream.processors.transcode.completion import (
     TRANSCODE_TITLES,
@@ -38,6 +42,16 @@ from tests.support.media import (
 )
 
 LADDER = (Rung("h264", 144, 200), Rung("h264", 180, 300))
+
+
+def master_shape() -> tuple[int, str, tuple[Rung, ...]]:
+    """(seconds, size, ladder) of the title test's master: REEL_IT_MASTER=SECONDS:WxH for the
+    full acceptance delivery through the default ladder."""
+    spec = os.environ.get("REEL_IT_MASTER")
+    if not spec:
+        return 5, "320x180", LADDER
+    seconds, size = spec.split(":")
+    return int(seconds), size, DEFAULT_LADDER
 
 
 @pytest.fixture
@@ -60,23 +74,25 @@ def env_of(settings: Settings) -> dict[str, str]:
 def test_a_title_is_transcoded_on_kafka_cassandra_and_s3(servers: Settings, unique: str, tmp_path: Path) -> None:
     runtime = Runtime(servers)
     title = f"it-{unique}"
-    master = make_master(tmp_path / "film.mp4", seconds=5)
-    make_audio(tmp_path / "en-ad.m4a", seconds=5)
-    write_srt(tmp_path / "en.srt", [(0.5, 1.5, "Hello")])
-    write_vtt(tmp_path / "fr.vtt", [(0.5, 1.5, "Bonjour")])
+    seconds, size, ladder = master_shape()
+    master = make_master(tmp_path / "film.mp4", seconds=seconds, size=size)
+    make_audio(tmp_path / "en-ad.m4a", seconds=seconds)
+    write_srt(tmp_path / "en.srt", [(0.5, 1.5, "Hello"), (seconds - 1.5, seconds - 0.5, "Goodbye")])
+    write_vtt(tmp_path / "fr.vtt", [(0.5, 1.5, "Bonjour"), (seconds - 1.5, seconds - 0.5, "Au revoir")])
     # The acceptance shape, shorter: two audio languages in the master, an audio-description
     # sidecar and two subtitle files.
     metadata = write_metadata(tmp_path / "title.json", title_metadata(
         title, master, subtitles=[{"file": "en.srt", "language": "en", "sdh": True}, {"file": "fr.vtt", "language": "fr"}],
         audio=[{"file": "en-ad.m4a", "language": "en", "audio_description": True}]))
-    IngestService(runtime, LADDER).ingest(master, metadata)
+    started = time.monotonic()
+    result = IngestService(runtime, ladder).ingest(master, metadata)
     workers = start_pool(2, threads=1, capabilities="cpu", env=env_of(servers), log_dir=tmp_path)
 
     async def complete() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(run_embedded([TranscodeCompletionProcessor()], runtime.log, runtime.state,
                                                 runtime.codec, "it", stop, servers.group_prefix))
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 240 + 5 * seconds * len(result.renditions)
         while (row := runtime.state.get(TRANSCODE_TITLES, (title,))) is None or row.values["status"] != "TRANSCODED":
             assert time.monotonic() < deadline, "not transcoded in time"
             await asyncio.sleep(0.5)
@@ -87,9 +103,12 @@ def test_a_title_is_transcoded_on_kafka_cassandra_and_s3(servers: Settings, uniq
         asyncio.run(complete())
     finally:
         stop_pool(workers)
-    for rendition in ("h264-144p-200k", "h264-180p-300k"):
+    print(f"{seconds}-s {size} master, renditions {result.renditions}: transcoded "
+          f"{time.monotonic() - started:.0f} s after the ingest began (CRFs {result.crfs})")
+    frames = seconds * 24
+    for rendition in result.renditions:
         keys = [o.key for o in runtime.objects.list(f"titles/{title}/renditions/{rendition}/chunks/")]
-        assert len(keys) == 3
+        assert len(keys) == result.chunk_count == -(-seconds // 2)
         files = []
         for key in keys:
             files.append(tmp_path / key)
@@ -99,10 +118,12 @@ def test_a_title_is_transcoded_on_kafka_cassandra_and_s3(servers: Settings, uniq
         joined = tmp_path / f"{rendition}.mp4"
         subprocess.run([tools.ffmpeg(), "-nostdin", "-v", "error", "-f", "concat", "-safe", "0", "-i", str(listing),
                         "-c", "copy", str(joined)], check=True)
-        assert count_frames(joined) == 120
+        assert count_frames(joined) == frames
         decode = subprocess.run([tools.ffmpeg(), "-nostdin", "-v", "error", "-i", str(joined), "-f", "null", "-"],
                                 capture_output=True, text=True, check=False)
         assert decode.returncode == 0 and decode.stderr == ""
+        print(f"  {rendition}: {len(keys)} chunks, {frames} frames, decoded with no error, "
+              f"{joined.stat().st_size * 8 / 1000 / seconds:.0f} kbit/s")
     for track in ("audio-en", "audio-fr", "audio-en-ad"):
         assert runtime.objects.exists(f"titles/{title}/audio/{track}.mp4")
     assert runtime.objects.exists(f"titles/{title}/subtitles/text-en-sdh.vtt")
