@@ -1,7 +1,9 @@
-"""`reel load` against a running embedded deployment (the gateways, the nginx edge tiers,
-`reel processors` as a child process): accounts created and subscribed through the log,
-DASH and HLS players on their own traces, one with a link too slow for the title; then
-given accounts with viewers who leave early. Run as the real command, in a subprocess."""
+"""`reel load` against a running embedded deployment (the gateways, the nginx edge tiers
+named as content-steering pathways with the steering server, `reel processors` as a
+child process): accounts created and subscribed through the log, DASH and HLS players on
+their own traces, one with a link too slow for the title, each asking the steering
+server; then given accounts with viewers who leave early, pinned to the PoP. Run as the
+real command, in a subprocess."""
 
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("load")
     media = build_browser_media(root / "media")
-    with player_stack(root, media, Settings(data_dir=root / "reel"), child_processors=True) as stack:
+    with player_stack(root, media, Settings(data_dir=root / "reel"), child_processors=True,
+                      steering=True) as stack:
         yield {**stack, "root": root}
 
 
@@ -55,8 +58,10 @@ def test_created_accounts_mixed_formats_and_a_slow_link(deployment: dict[str, An
     assert 0 < figures["startup_p50_s"] <= figures["startup_p90_s"] <= figures["startup_p99_s"]
     assert figures["license_p50_ms"] > 0 and figures["manifest_p99_ms"] >= figures["manifest_p50_ms"] > 0
     assert figures["heartbeats"] == 4 * 2  # start and the end of the title
-    assert set(figures["edge_nodes"]) == {"appliance-isp-a"}, "the manifests point at the ISP appliance"
-    assert "start-up p50 / p90 / p99" in out and "rebuffer ratio" in out
+    assert set(figures["edge_nodes"]) == {"appliance-isp-a"}, "the steering server ranks the ISP appliance first"
+    assert figures["steering_polls"] >= 4 and figures["steering_failed"] == 0, "each asked before its first segment"
+    assert figures["pathway_moves"] == 0
+    assert "start-up p50 / p90 / p99" in out and "rebuffer ratio" in out and "steering polls" in out
 
 
 def test_given_accounts_and_viewers_who_leave(deployment: dict[str, Any], tmp_path: Path) -> None:
@@ -69,6 +74,7 @@ def test_given_accounts_and_viewers_who_leave(deployment: dict[str, Any], tmp_pa
     assert figures["sessions_completed"] == 2 and figures["play_s"] == pytest.approx(4.0, abs=0.05)
     assert figures["heartbeats"] == 2 * 2, "start, then exit after 2 s of play"
     assert set(figures["edge_nodes"]) == {"pop-1"}, "--edge sent the media requests to the PoP tier"
+    assert figures["steering_polls"] == 0, "a pinned tier is not steered"
 
     accounts.write_text(f"{EMAIL} not the password\n")
     done = subprocess.run([sys.executable, "-m", "reelstream.cli", "load", "--gateway", deployment["base"],
