@@ -222,6 +222,9 @@ class KafkaRecord:
         return f"KafkaRecord({self.topic}/{self.partition}@{self.offset})"
 
 
+BATCH_LINGER_S = 0.05  # how long a poll that has a record waits for more to fill its batch
+
+
 class KafkaConsumer(LogConsumer):
     def __init__(self, log: KafkaLog, topics: list[str], group_id: str | None) -> None:
         self._log = log
@@ -263,7 +266,15 @@ class KafkaConsumer(LogConsumer):
 
     def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
         try:
-            messages = self._consumer.consume(max_records, timeout)
+            # Wait for the first message, then at most BATCH_LINGER_S for more: consume(n, t)
+            # waits out all of t unless n messages come (measured: 2.0 s for a lone record
+            # at t = 2), which put the processors' 0.5 s poll into every heartbeat's lag;
+            # taking only what is there at once made batches so small that the processors'
+            # per-batch reads and commits halved their throughput (bench/heartbeats.py).
+            first = self._consumer.poll(timeout)
+            messages = [] if first is None else [first]
+            if first is not None and max_records > 1:
+                messages += self._consumer.consume(max_records - 1, min(timeout, BATCH_LINGER_S))
         except KafkaException as e:
             raise EventLogError(f"poll failed: {e}") from e
         out: list[Record] = []
