@@ -20,10 +20,14 @@ bitrate is the rung's total bytes over the title's duration. A ladder's curve is
 
 Figures: BD-rate of per-title against fixed (mean bitrate difference at equal SSIM over the
 qualities both reach, piecewise-linear in log rate); per fixed rung, the per-title ladder's
-SSIM at the fixed rung's bitrate (quality at equal bits) and the bits it needs for the fixed
-rung's SSIM. Targets: BD-rate <= -20 % averaged over the three; no fixed rung's SSIM above
-what the per-title ladder gives at its bitrate. Writes bench/out/ladder.png; ends with ONE
-JSON line. About 6-8 minutes on 2 idle cores; the load average is recorded.
+SSIM at the fixed rung's bitrate (quality at equal bits), the bits it needs for the fixed
+rung's SSIM, and whether it is not worse there; per per-title rung, the fixed ladder's SSIM
+at its bitrate, and whether it is a fixed rung the per-title ladder kept (``*``: the hull
+was not predicted to reach that rung's quality for 10 % fewer bits). Targets: BD-rate <=
+-20 % averaged over the three; no rung's quality worse than the fixed ladder's, in both
+readings: every per-title rung at least the fixed ladder's SSIM at its bitrate, and at every
+fixed rung's bitrate the per-title ladder at least as good. Writes bench/out/ladder.png;
+ends with ONE JSON line. About 4 minutes on 2 idle cores; the load average is recorded.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
+
+from reelstream.cli import main as cli_main
 from reelstream.cli.ladder import replay_differences
 from reelstream.config import Settings
 from reelstream.ingest.per_title import job_template
@@ -33,7 +36,8 @@ LADDER = (Rung("h264", 144, 150), Rung("h264", 180, 600), Rung("hevc", 144, 300,
           Rung("hevc", 180, 600, hdr=True))
 
 
-def test_an_hdr_master_gets_per_title_hdr_and_tone_mapped_sdr_rungs(tmp_path: Path) -> None:
+def test_an_hdr_master_gets_per_title_hdr_and_tone_mapped_sdr_rungs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runtime = Runtime(Settings(data_dir=tmp_path / "reel", ladder_mode="per_title"))
     (tmp_path / "studio").mkdir()
     master = make_master(tmp_path / "studio" / "hdr.mp4", seconds=4, hdr=True, languages=("en",))
@@ -71,6 +75,10 @@ def test_an_hdr_master_gets_per_title_hdr_and_tone_mapped_sdr_rungs(tmp_path: Pa
     assert 1 <= len(hdr_rungs) <= 2 and 8 <= len(sdr_rungs) + len(hdr_rungs) <= 12
     assert replay_differences(sdr_analysis.data, sdr_chosen.data) == []
     assert replay_differences(hdr_analysis.data, hdr_chosen.data) == []
+    assert cli_main(["ladder", "hdr-pt", "--replay", "--data-dir", str(tmp_path / "reel")]) == 0
+    shown = capsys.readouterr().out
+    assert "PER_TITLE ladder of h264-sdr" in shown and "PER_TITLE ladder of hevc-hdr" in shown
+    assert shown.count("replay: the same ladder") == 2
     ids = [r["rendition_id"] for r in sdr_rungs + hdr_rungs]
     assert [r["rendition_id"] for r in planned["renditions"]] == ids == result.renditions
 
