@@ -1,7 +1,7 @@
 """Heartbeats end to end: gateway -> Kafka -> processors -> Cassandra, beside a raw
 confluent-kafka producer into the same topic; and the cores 5 million streams need.
 
-    python bench/heartbeats.py [--seconds 8] [--players 64] [--lag-samples 40]
+    python bench/heartbeats.py [--seconds 8] [--players 64] [--lag-samples 40] [--drain-beats 4000]
 
 1. Baseline (run last): a raw confluent-kafka producer (idempotent, acks=all) appends the same
    encoded PlaybackHeartbeat bytes to a topic laid out like ``reel.playback`` (msgs/s).
@@ -12,9 +12,15 @@ confluent-kafka producer into the same topic; and the cores 5 million streams ne
    the first post until the last position is readable.
 4. Lag: single beats posted one at a time under no other load; time from the post to the
    position being readable in Cassandra (p50/p99).
+5. Processors alone: ``--drain-beats`` beats of ``--players`` sessions appended to
+   ``reel.playback`` at once (the log's own producer, far faster than the gateway), then
+   the time until every last position and session is readable: the processors' rate,
+   which step 3 cannot show when the gateway posts more slowly than they fold.
 
-5 M concurrent streams beat every 30 s: 166,667 beats/s. Cores = that rate / the rate
-per core of each tier (gateway, processors), printed per tier and in total.
+5 M concurrent streams beat every 30 s: 166,667 beats/s. Cores = that rate x the CPU
+each tier spent per beat (gateway process per post in step 2, processors process per beat
+in step 5, from /proc: unlike rates, robust to a loaded machine; Kafka's and Cassandra's
+own CPU are not counted), and, as before, that rate / each tier's measured rate.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -75,6 +82,46 @@ def raw_producer(bootstrap: str, values: list[tuple[bytes, bytes]], seconds: flo
     return rate
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drain_rate(runtime: Any, processors_pid: int, title: str, unique: str, sessions: int,
+               beats: int) -> dict[str, float]:
+    """``beats`` heartbeats of ``sessions`` sessions appended to reel.playback at once, then
+    the time (and the processors' CPU) until every last one is readable."""
+    from reelstream.events.topics import topic_for
+    from reelstream.processors.playback.logic import PROFILE_PROGRESS
+    from reelstream.processors.sessions.logic import LIVE_SESSIONS
+    from tests.support.events import heartbeat
+    from tests.unit.gateways.support import wait_for
+
+    users = [f"drain-{unique}-{i}" for i in range(sessions)]
+    per_session = beats // sessions
+    playback = topic_for("PlaybackHeartbeat")
+    encoded = [(u.encode(), runtime.codec.encode(heartbeat(u, title, "tv", (n + 1) * 1000, n), playback.name))
+               for n in range(per_session) for u in users]
+    last = per_session * 1000
+    cpu = cpu_s(processors_pid)
+    start = time.perf_counter()
+    for key, value in encoded:
+        runtime.log.append(playback.name, key, value)
+    runtime.log.flush()
+
+    def readable() -> bool:
+        return all((r := runtime.state.get(PROFILE_PROGRESS, (u, "main", title))) is not None
+                   and r.values["position_ms"] == last
+                   and any(s.values["position_ms"] == last for s in runtime.state.query(LIVE_SESSIONS, (u,)))
+                   for u in users)
+
+    wait_for(readable, 600, "the burst to be folded", interval=0.1)
+    elapsed = time.perf_counter() - start
+    return {"beats_per_s": len(encoded) / elapsed, "cpu_ms_per_beat": (cpu_s(processors_pid) - cpu) * 1000
+            / len(encoded)}
+
+
 async def players(url: str, tokens: list[tuple[str, str]], title: str, seconds: float) -> dict[str, float]:
     import aiohttp
 
@@ -109,6 +156,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--players", type=int, default=64)
     parser.add_argument("--lag-samples", type=int, default=40)
+    parser.add_argument("--drain-beats", type=int, default=4000)
     parser.add_argument("--state", choices=("cassandra", "sqlite"), default="cassandra",
                         help="the views' store (sqlite: for a machine without Cassandra; not comparable)")
     args = parser.parse_args()
@@ -169,7 +217,9 @@ def main() -> int:
 
         # 2. + 3. Load through the gateway, then until every last position is readable.
         first_post = time.perf_counter()
+        gateway_cpu = cpu_s(gateway.pid)
         load = asyncio.run(players(f"{api.base}/playback/heartbeats", tokens, title, args.seconds))
+        gateway_cpu_ms_per_post = (cpu_s(gateway.pid) - gateway_cpu) * 1000 / max(1, load["posts"])
         end_marks = []
         for token, sid in tokens:
             assert api.beat(token, sid, title, 3_500_000, "stop").status_code == 204
@@ -194,6 +244,9 @@ def main() -> int:
             wait_for(lambda p=position: (r := runtime.state.get(PROFILE_PROGRESS, (accounts[0], "p-main", title)))
                      is not None and r.values["position_ms"] == p, 60, "the lag sample", interval=0.005)
             lags.append(time.perf_counter() - start)
+
+        # 5. The processors alone: a burst appended straight to reel.playback.
+        drain = drain_rate(runtime, processors.pid, title, unique, args.players, args.drain_beats)
     finally:
         stop_process(gateway)
         stop_process(processors)
@@ -208,17 +261,25 @@ def main() -> int:
 
     beats_needed = STREAMS / BEAT_S
     gateway_cores = beats_needed / load["posts_per_s"]
-    processor_cores = beats_needed / processed_rate  # the processors used at most the other core
+    processor_cores = beats_needed / drain["beats_per_s"]  # one Python process: at most one core
+    gateway_cores_cpu = beats_needed * gateway_cpu_ms_per_post / 1000
+    processor_cores_cpu = beats_needed * drain["cpu_ms_per_beat"] / 1000
     figures = {
         "bench": "heartbeats", "state": args.state, "players": args.players, "seconds": args.seconds,
         "raw_producer_msgs_per_s": raw_rate, "gateway_posts_per_s_one_core": load["posts_per_s"],
         "gateway_p50_ms": load["p50_ms"], "gateway_p99_ms": load["p99_ms"], "gateway_errors": load["errors"],
         "gateway_to_raw_ratio": load["posts_per_s"] / raw_rate,
         "end_to_end_processed_per_s": processed_rate, "end_to_end_seconds": e2e_s,
+        "processors_drain_beats": args.drain_beats, "processors_beats_per_s": drain["beats_per_s"],
+        "processors_cpu_ms_per_beat": drain["cpu_ms_per_beat"], "gateway_cpu_ms_per_post": gateway_cpu_ms_per_post,
+        "processors_to_raw_ratio": drain["beats_per_s"] / raw_rate,
         "lag_p50_ms": percentile(lags, 0.5) * 1000, "lag_p99_ms": percentile(lags, 0.99) * 1000,
         "streams": STREAMS, "beats_per_s_needed": beats_needed,
         "gateway_cores_for_5m": gateway_cores, "processor_cores_for_5m": processor_cores,
         "total_cores_for_5m": gateway_cores + processor_cores,
+        "gateway_cores_for_5m_from_cpu": gateway_cores_cpu, "processor_cores_for_5m_from_cpu": processor_cores_cpu,
+        "total_cores_for_5m_from_cpu": gateway_cores_cpu + processor_cores_cpu,
+        "load_average_1m": os.getloadavg()[0],
         "no_errors_met": load["errors"] == 0,
         "lag_under_30s_met": percentile(lags, 0.99) < BEAT_S,
     }
@@ -230,10 +291,15 @@ def main() -> int:
           f"{load['p99_ms']:>9.2f}{figures['gateway_to_raw_ratio']:>8.3f}x")
     print(f"{'end to end: readable in ' + args.state:<44}{processed_rate:>12,.0f}{'':>9}{'':>9}"
           f"{processed_rate / raw_rate:>8.3f}x")
+    print(f"{'processors alone: burst readable in ' + args.state:<44}{drain['beats_per_s']:>12,.0f}{'':>9}{'':>9}"
+          f"{drain['beats_per_s'] / raw_rate:>8.3f}x")
     print(f"{'lag, post -> readable position':<44}{'':>12}{figures['lag_p50_ms']:>9.1f}{figures['lag_p99_ms']:>9.1f}")
-    print(f"\n5,000,000 streams x 1 beat / 30 s = {beats_needed:,.0f} beats/s: gateway {gateway_cores:,.0f} cores "
-          f"+ processors {processor_cores:,.0f} cores = {gateway_cores + processor_cores:,.0f} cores "
-          "(at this machine's per-core rates).\n")
+    print(f"\nCPU per beat: gateway {gateway_cpu_ms_per_post:.2f} ms, processors {drain['cpu_ms_per_beat']:.2f} ms.")
+    print(f"5,000,000 streams x 1 beat / 30 s = {beats_needed:,.0f} beats/s: from CPU per beat, gateway "
+          f"{gateway_cores_cpu:,.0f} cores + processors {processor_cores_cpu:,.0f} cores = "
+          f"{gateway_cores_cpu + processor_cores_cpu:,.0f} cores; from the measured rates, {gateway_cores:,.0f} + "
+          f"{processor_cores:,.0f} = {gateway_cores + processor_cores:,.0f} cores. Load average "
+          f"{os.getloadavg()[0]:.2f}.\n")
     print(json.dumps(figures))
     return 0
 
