@@ -4,8 +4,9 @@ The same code as the embedded tests; only the URLs differ. Workers are separate
 processes in one Kafka consumer group.
 
 The title test is the issue's acceptance delivery, shortened to a 5-s 320x180 master and
-two small rungs. ``REEL_IT_MASTER=60:1920x1080`` runs it at full size: a 60-s 1080p master
-through the default ladder (about 15 minutes on 2 cores; run by hand, not in CI).
+two small rungs. ``REEL_IT_MASTER=60:1920x1080 pytest --timeout 3000 -s -k title`` runs it
+at full size: a 60-s 1080p master through the default ladder (about 15 minutes on 2 cores;
+run by hand, not in CI).
 """
 
 from __future__ import annotations

@@ -121,34 +121,41 @@ def calibrate(master: Path, fps: Fraction, grid: Sequence[Chunk], rungs: Sequenc
         crfs = [_next_crf(r.bitrate_kbps, p) for r, p in zip(rungs, points, strict=True)]
     level = samples if keep_in is not None else [trial_chunk]
     provisional = [replace(r, crf=crf) for r, crf in zip(rungs, crfs, strict=True)]
+    done = _encode_level(master, fps, level, provisional, base, scratch, keep_in, parallel)
     result = Calibration()
+    if keep_in is not None:
+        result.kept = {chunk.index: encoded for chunk, encoded, _ in done}
+        result.encode_ms = {chunk.index: ms for chunk, _, ms in done}
+    title_s = float(sum(c.frame_count for c in grid) / fps)
+    level_s = float(sum(chunk.frame_count for chunk, _, _ in done) / fps)
+    for i, rung in enumerate(rungs):
+        level_kbits = sum(encoded[i].size_bytes for _, encoded, _ in done) * 8 / 1000
+        slope = trial_slope(_pair(rung.bitrate_kbps, points[i]))
+        kept_s, kept_kbits = (level_s, level_kbits) if keep_in is not None else (0.0, 0.0)
+        crf = corrected_crf(rung.bitrate_kbps, crfs[i], level_kbits / level_s, slope, title_s, kept_s, kept_kbits)
+        result.crfs[rung.rendition_id] = crf
+        log.info("calibrated %s (%d kbit/s): trials %s, level samples at CRF %.2f: %.0f kbit/s, slope %.3f -> CRF %.2f",
+                 rung.rendition_id, rung.bitrate_kbps, [(c, round(b)) for c, b in points[i]], crfs[i],
+                 level_kbits / level_s, slope, crf)
+    return result
+
+
+def _encode_level(master: Path, fps: Fraction, level: Sequence[Chunk], rungs: Sequence[RungEncode],
+                  base: ChunkEncode | None, scratch: Path | None, keep_in: Path | None,
+                  parallel: int | None) -> list[tuple[Chunk, list[EncodedChunk], int]]:
+    """The level samples, whole, as their jobs would encode them (``parallel`` at a time,
+    default one per core): (chunk, outputs, encode ms) each, in ``level`` order."""
     with tempfile.TemporaryDirectory(dir=scratch, prefix="calibrate-level-") as tmp:
 
         def encode(chunk: Chunk) -> tuple[Chunk, list[EncodedChunk], int]:
             outdir = (keep_in or Path(tmp)) / f"{chunk.index:06d}"
             outdir.mkdir(parents=True, exist_ok=True)
             started = time.monotonic()
-            encoded = encode_chunk(_job(master, fps, chunk, provisional, outdir, base), scratch)
+            encoded = encode_chunk(_job(master, fps, chunk, rungs, outdir, base), scratch)
             return chunk, encoded, int((time.monotonic() - started) * 1000)
 
         with ThreadPoolExecutor(max_workers=max(1, min(len(level), parallel or os.cpu_count() or 1))) as pool:
-            done = list(pool.map(encode, level))
-    if keep_in is not None:
-        for chunk, encoded, ms in done:
-            result.kept[chunk.index] = encoded
-            result.encode_ms[chunk.index] = ms
-    title_s = float(sum(c.frame_count for c in grid) / fps)
-    level_s = float(sum(chunk.frame_count for chunk, _, _ in done) / fps)
-    kept_s = level_s if keep_in is not None else 0.0
-    for i, rung in enumerate(rungs):
-        level_kbits = sum(encoded[i].size_bytes for _, encoded, _ in done) * 8 / 1000
-        slope = trial_slope(_pair(rung.bitrate_kbps, points[i]))
-        result.crfs[rung.rendition_id] = corrected_crf(rung.bitrate_kbps, crfs[i], level_kbits / level_s, slope,
-                                                       title_s, kept_s, level_kbits if keep_in is not None else 0.0)
-        log.info("calibrated %s (%d kbit/s): trials %s, level samples at CRF %.2f: %.0f kbit/s, slope %.3f -> CRF %.2f",
-                 rung.rendition_id, rung.bitrate_kbps, [(c, round(b)) for c, b in points[i]], crfs[i],
-                 level_kbits / level_s, slope, result.crfs[rung.rendition_id])
-    return result
+            return list(pool.map(encode, level))
 
 
 def trial_slope(points: Sequence[tuple[float, float]]) -> float:
