@@ -251,10 +251,11 @@ def _anchored(rungs: list[ChosenRung], curves: dict[tuple[int, int], list[RatePo
         if not curve:
             continue  # a resolution the master does not have: not in this title's fixed ladder
         db = _at_rate(curve, f.kbps)
-        if db is None:  # even its cheapest trial is dearer: the fixed rung is starved below it
-            crf, kbps, db = curve[0].crf, float(f.kbps), curve[0].db
-        else:  # (content too simple to spend the rate: the rung spends what its best trial does)
-            crf, kbps, _ = _at_quality(curve, db) or (curve[-1].crf, curve[-1].kbps, 0.0)
+        if db is None:
+            # Even its cheapest trial (CRF 36) is dearer: the cap holds the fixed rung under
+            # anything measured, so no trial predicts it (said in the README).
+            continue
+        crf, kbps, _ = _at_quality(curve, db) or (curve[-1].crf, curve[-1].kbps, 0.0)
         # Content too simple to spend the rate: the fixed rung is its best trial (its
         # calibration runs out of CRF), which the top rung reaches too (calibrated to the
         # ceiling); it is compared where it lands, without the margin, and once per height.
@@ -281,15 +282,15 @@ def _rate_for(rungs: Sequence[ChosenRung], db: float) -> float | None:
 
 
 def _displaced(rung: ChosenRung, anchor: ChosenRung, index: int, count: int) -> bool:
-    """Whether a fixed-rung anchor takes ``rung``'s place: the same rendition, or (the floor
-    and the top rungs aside) within 20 % of its rate, or out of height order with it."""
+    """Whether a fixed-rung anchor takes ``rung``'s place: the same rendition, out of height
+    order with it, or (the floor and the top rungs aside) within 20 % of its rate."""
     if rung.height == anchor.height and rung.cap_kbps == anchor.cap_kbps:
         return True
-    if index in (0, count - 1):
-        return False
-    near = max(rung.expected_kbps, anchor.expected_kbps) < 1.2 * min(rung.expected_kbps, anchor.expected_kbps)
     below = rung.expected_kbps < anchor.expected_kbps
-    return near or (below and rung.height > anchor.height) or (not below and rung.height < anchor.height)
+    if (below and rung.height > anchor.height) or (not below and rung.height < anchor.height):
+        return True
+    near = max(rung.expected_kbps, anchor.expected_kbps) < 1.2 * min(rung.expected_kbps, anchor.expected_kbps)
+    return near and index not in (0, count - 1)
 
 
 def _trimmed(rungs: list[ChosenRung], most: int) -> list[ChosenRung]:
@@ -355,17 +356,21 @@ def _bracket(hull: Sequence[RatePoint], db: float) -> list[tuple[int, int]]:
 def _distinct(rungs: list[ChosenRung]) -> list[ChosenRung]:
     """Rendition ids are codec-height-cap, so two rungs at one height need different caps.
     From the top down (the top rung keeps its cap, the ceiling holds): a rung at a height and
-    CRF no cheaper (or under 5 % cheaper) than the rung above is dropped; one capped at or above the next one of its
-    height is capped just below it."""
+    CRF no cheaper (or under 5 % cheaper) than the rung above is dropped; one capped at or
+    above the next one of its height is capped just below it. Fixed-rung anchors are neither
+    dropped nor re-capped."""
     out: list[ChosenRung] = []
     for rung in reversed(rungs):
         above = out[-1] if out and out[-1].height == rung.height else None
         if above is not None and (_redundant(rung, above) or rung.cap_kbps >= above.cap_kbps):
-            if rung.fixed and not above.fixed:
-                out.pop()  # a fixed-rung anchor stays as it is: the per-title rung above it goes
-            elif not rung.fixed and _redundant(rung, above):
+            if rung.fixed:
+                # A fixed-rung anchor stays as it is: the per-title rung above it goes, unless
+                # that is the top rung (it holds the ceiling; their caps differ).
+                if not above.fixed and len(out) > 1:
+                    out.pop()
+            elif _redundant(rung, above):
                 continue  # not (5 %) cheaper than the rung above at its height: a rung no ABR needs
-            elif not rung.fixed:
+            else:
                 rung = replace(rung, cap_kbps=above.cap_kbps - 1)
         out.append(rung)
     return out[::-1]

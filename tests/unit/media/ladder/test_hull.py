@@ -241,3 +241,42 @@ def test_anchors_are_never_trimmed_and_the_ladder_keeps_at_most_max_rungs() -> N
                                                 ceiling_kbps=8000, fixed_rungs=FIXED, anchor_margin=0.99))
     assert len(rungs) == 6
     assert {(r.height, r.cap_kbps) for r in rungs if r.fixed} == {(f.height, f.kbps) for f in FIXED}
+
+
+def _family(rate_scale: float, quality_shift: float, flatten: float) -> list[RatePoint]:
+    """Concave curves for the default ladder's 720p-master resolutions: each height's quality
+    rises with log rate and saturates higher the larger it is; larger ones start dearer."""
+    heights = {240: 426, 360: 640, 480: 854, 540: 960, 720: 1280}
+    out = []
+    for i, (height, width) in enumerate(heights.items()):
+        for crf, step in ((36, 0), (30, 1), (24, 2), (18, 3), (12, 4)):
+            kbps = rate_scale * 150 * (1.5 ** i) * 2 ** step
+            db = quality_shift + 6 + 1.6 * i * flatten + (3.5 + 0.6 * i) * (1 - 0.8 ** (step + 1)) * 2
+            out.append(RatePoint(width, height, crf, round(kbps, 1), ssim(db)))
+    return out
+
+
+@pytest.mark.parametrize("rate_scale", [0.05, 0.3, 1.0, 3.0])
+@pytest.mark.parametrize("flatten", [0.2, 1.0])
+def test_the_default_ladder_is_never_beaten_at_its_rungs_bitrates_on_many_curves(rate_scale: float,
+                                                                                  flatten: float) -> None:
+    from reelstream.ingest.per_title import policy_for
+    from reelstream.media.transcode.ladder import ladder_for
+
+    policy = policy_for(ladder_for(1280, 720, False))
+    assert policy is not None
+    pts = _family(rate_scale, 0.0, flatten)
+    rungs = choose_rungs(pts, policy)
+    assert 8 <= len(rungs) <= 12
+    assert all(a.expected_kbps < b.expected_kbps and a.height <= b.height for a, b in itertools.pairwise(rungs))
+    assert len({(r.height, r.cap_kbps) for r in rungs}) == len(rungs)
+    assert rungs[-1].cap_kbps == policy.ceiling_kbps or rungs[-1].fixed
+    ladder = [(r.expected_kbps, ssim_db(r.expected_ssim)) for r in rungs]
+    for f in policy.fixed_rungs:
+        curve = [(p.kbps, p.db) for p in pts if p.height == f.height]
+        fixed_db = quality_at_rate(curve, f.kbps)
+        if fixed_db is None:
+            continue  # even CRF 36 costs more: the cap holds the rung under anything measured
+        spent = min(f.kbps, max(k for k, _ in curve))
+        ours = quality_at_rate(ladder, spent)
+        assert ours is not None and ours >= fixed_db - 1e-3, (f, ours, fixed_db)
