@@ -10,8 +10,8 @@ for this master), each with the CRF its quality needs under its cap:
   trials are scored against the master's frames tone-mapped by the same LUT;
 - ``hevc-hdr``: HDR masters; HEVC Main10 PQ trials (x265) scored in 10 bits against the PQ
   master, fewer and shorter (``HDR_TRIAL_CRFS``, two samples), the group keeping as many
-  rungs as the fixed ladder gives it (2 by default) and the SDR group two fewer, so the
-  whole ladder stays within 8..12 rungs.
+  rungs as the fixed ladder gives it (2 by default) and the SDR group asking for one fewer
+  per HDR rung, so the whole ladder stays within 8..12 rungs.
 
 A fixed rung the per-title ladder would not clearly beat at its own bitrate is kept as a
 rung (``hull._anchored``), at the CRF the fixed ladder's calibration gives it. Both the points
@@ -43,7 +43,6 @@ from reelstream.media.transcode.tonemap import peak_of, write_cube
 
 LADDER_MODES = ("fixed", "per_title")
 SDR_GROUP, HDR_GROUP = "h264-sdr", "hevc-hdr"
-ANALYSED_GROUP = SDR_GROUP  # (the group of an SDR master)
 
 
 @dataclass
