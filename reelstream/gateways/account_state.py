@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 TOPIC = "reel.licenses"
 LIVE_CACHE_S = 5.0
+REFRESH_LINGER_S = 0.02  # how long a background refresh may wait for other reads to share its batch
 
 
 class LicenseCache:
@@ -67,19 +69,25 @@ class LiveSessionCache:
 
     Reads are grouped like the publisher's flushes: every account asked for while no read
     is in flight goes into the next ``StateStore.query_many``, one worker-thread hop and
-    (on Cassandra) one round trip for the lot. One read per license through the Python
-    Cassandra driver was most of a license's CPU (1.3 ms vs 0.5 ms on SQLite in
-    bench/license.py); batched, a read costs about a fifth of a lone one."""
+    (on Cassandra) one round trip for the lot. A background refresh waits up to
+    ``linger_s`` for company (nobody waits on it); a license that must wait (``get``)
+    starts the read at once, taking the queued refreshes along. In production an account
+    asks for a license about once per playback session, so nearly every license needs a
+    read: alone, one costs 0.58 ms of CPU through the Cassandra driver, in fours 0.22 ms,
+    in sixteens 0.13 ms (measured in one thread on this machine)."""
 
     def __init__(self, state: StateStore, clock: Callable[[], float] = time.monotonic,
                  fresh_s: float = LIVE_CACHE_S, max_age_s: float = 60.0, capacity: int = 200_000,
-                 max_batch: int = 256) -> None:
+                 max_batch: int = 256, linger_s: float = REFRESH_LINGER_S) -> None:
         self._state = state
         self._clock = clock
         self._fresh = fresh_s
         self._max_age = max_age_s
         self._capacity = capacity
         self._max_batch = max_batch
+        self._linger = linger_s
+        self._urgent = False  # someone waits for the next read
+        self._wake: asyncio.Future[None] | None = None  # the lingering reader's
         self._cached: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._pending: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}  # the next batch
         self._reading: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}  # the batch in flight
@@ -99,22 +107,33 @@ class LiveSessionCache:
         queued or in flight serves)."""
         hit = self._cached.get(user_id)
         if hit is not None and self._clock() - hit[0] >= self._fresh:
-            self._read(user_id)
+            self._read(user_id, urgent=False)
 
     async def get(self, user_id: str) -> list[dict[str, Any]]:
         """Fresh rows, read (batched with other accounts) if the cached ones are stale."""
         hit = self._cached.get(user_id)
         if hit is not None and self._clock() - hit[0] < self._fresh:
             return hit[1]
-        return await asyncio.shield(self._read(user_id))
+        return await asyncio.shield(self._read(user_id, urgent=True))
 
     def invalidate(self, user_id: str) -> None:
         self._cached.pop(user_id, None)
 
-    def _read(self, user_id: str) -> asyncio.Future[list[dict[str, Any]]]:
-        future = self._reading.get(user_id) or self._pending.get(user_id)
+    async def drained(self) -> None:
+        """Return once every queued read is done (shutdown, tests)."""
+        while self._reader is not None:
+            await asyncio.shield(self._reader)
+
+    def _read(self, user_id: str, urgent: bool) -> asyncio.Future[list[dict[str, Any]]]:
+        future = self._reading.get(user_id)
         if future is None:
-            future = self._pending[user_id] = asyncio.get_running_loop().create_future()
+            future = self._pending.get(user_id)
+            if future is None:
+                future = self._pending[user_id] = asyncio.get_running_loop().create_future()
+            if urgent:
+                self._urgent = True
+                if self._wake is not None and not self._wake.done():
+                    self._wake.set_result(None)
             if self._reader is None:
                 self._reader = asyncio.create_task(self._read_batches(), name="live-session-reads")
         return future
@@ -122,8 +141,15 @@ class LiveSessionCache:
     async def _read_batches(self) -> None:
         """Until nothing is pending: take up to ``max_batch`` accounts and read them at once."""
         try:
-            await asyncio.sleep(0)  # let the requests of this loop iteration join the first batch
             while self._pending:
+                if self._urgent:
+                    await asyncio.sleep(0)  # let the requests of this loop iteration join the batch
+                else:
+                    self._wake = asyncio.get_running_loop().create_future()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake, self._linger)
+                    self._wake = None
+                self._urgent = False
                 users = list(self._pending)[:self._max_batch]
                 self._reading = {u: self._pending.pop(u) for u in users}
                 started = self._clock()  # the rows are as of the read, not of its answer

@@ -56,6 +56,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     yield
     stop.set()
     await asyncio.gather(*followers)
+    await s.live_sessions.drained()
     await s.publisher.stop()
     for adapter in s.adapters.values():
         await adapter.close()

@@ -143,3 +143,40 @@ def test_invalidate_drops_the_account_so_the_next_license_reads_it(runtime: Runt
     assert cache.peek("a") is None
     assert sessions_of(asyncio.run(cache.get("a"))) == ["s1", "s2"]
     assert len(store.calls) == 2
+
+
+def test_background_refreshes_ride_along_with_a_read_someone_waits_for(runtime: Runtime) -> None:
+    clock = Clock(0.0)
+    store = Counting(runtime.state)
+    cache = LiveSessionCache(store, clock=clock, fresh_s=5.0, linger_s=60.0)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await asyncio.gather(cache.get("a"), cache.get("b"))
+        clock.advance(6.0)
+        cache.refresh_if_stale("a")
+        cache.refresh_if_stale("b")  # both linger (60 s here): nobody waits on them
+        await asyncio.sleep(0)
+        assert store.calls == [["a", "b"]]
+        await cache.get("c")  # a license that must wait starts the read, the refreshes go with it
+
+    asyncio.run(scenario())
+
+    assert store.calls == [["a", "b"], ["a", "b", "c"]]
+
+
+def test_refreshes_alone_are_read_once_their_linger_is_over(runtime: Runtime) -> None:
+    clock = Clock(0.0)
+    store = Counting(runtime.state)
+    cache = LiveSessionCache(store, clock=clock, fresh_s=5.0, linger_s=0.0)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await cache.get("a")
+        runtime.state.put(LIVE_SESSIONS, session("a", "s9"))
+        clock.advance(6.0)
+        cache.refresh_if_stale("a")
+        await cache.drained()
+
+    asyncio.run(scenario())
+
+    assert store.calls == [["a"], ["a"]]
+    assert sessions_of(cache.peek("a") or []) == ["s9"]
