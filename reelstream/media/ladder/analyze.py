@@ -27,7 +27,7 @@ from pathlib import Path
 from reelstream.media import tools
 from reelstream.media.ladder.hull import RatePoint
 from reelstream.media.transcode.chunk import encode_chunk
-from reelstream.media.transcode.commands import ChunkEncode, RungEncode
+from reelstream.media.transcode.commands import ChunkEncode, RungEncode, tonemap_filter
 from reelstream.media.transcode.grid import Chunk, chunk_grid, first_frame_filter, seek_args
 from reelstream.media.transcode.ladder import even
 from reelstream.media.transcode.run import run
@@ -118,14 +118,12 @@ def ssim_of(master: Path, fps: Fraction, start_frame: int, frame_count: int, enc
     the master, each scaled (bicubic) to the master's ``size``; one decode of the master.
 
     ``tonemap_lut``: the encodes are SDR rungs tone-mapped from an HDR master, and the
-    master's frames are tone-mapped the same way (``commands.filter_graph``'s chain, at the
-    master's size) before the comparison. ``ten_bit``: both sides compared in 10 bits (HDR
+    master's frames are tone-mapped the same way (``commands.tonemap_filter``, the jobs' chain,
+    at the master's size) before the comparison. ``ten_bit``: both sides compared in 10 bits (HDR
     rungs against the PQ master: SSIM of the PQ-coded signal)."""
     width, height = size
     pix = "yuv420p10le" if ten_bit else "yuv420p"
-    reference = (f"scale=in_color_matrix=bt2020:in_range=tv,format=rgb48le,"
-                 f"lut3d=file='{tonemap_lut}':interp=tetrahedral,scale=out_color_matrix=bt709:out_range=tv,"
-                 if tonemap_lut else "")
+    reference = f"{tonemap_filter(tonemap_lut, width, height)}," if tonemap_lut else ""
     graph = [f"[0:v:0]{first_frame_filter(start_frame, fps)},trim=end_frame={frame_count},setpts=PTS-STARTPTS,"
              f"{reference}format={pix},split={len(encoded)}" + "".join(f"[r{i}]" for i in range(len(encoded)))]
     with tempfile.TemporaryDirectory(dir=scratch, prefix="ssim-") as tmp:

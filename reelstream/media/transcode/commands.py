@@ -89,6 +89,13 @@ def y4m_args(frames: int) -> list[str]:
     return ["-pix_fmt", "yuv420p10le", "-frames:v", str(frames), "-f", "yuv4mpegpipe", "-strict", "-1"]
 
 
+def tonemap_filter(lut: Path | None, width: int, height: int) -> str:
+    """PQ/BT.2020 frames to SDR BT.709 yuv420p at ``width``x``height`` through the 3D LUT
+    (``tonemap.py``); also what the per-title analysis scores tone-mapped trials against."""
+    return (f"scale={width}:{height}:in_color_matrix=bt2020:in_range=tv,format=rgb48le,"
+            f"lut3d=file='{lut}':interp=tetrahedral,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p")
+
+
 def filter_graph(job: ChunkEncode) -> str:
     """Drop the frames before the chunk, ``trim`` to its frame count, restart timestamps at 0,
     split, scale each rung."""
@@ -98,9 +105,7 @@ def filter_graph(job: ChunkEncode) -> str:
     if sdr_from_hdr:
         # Tone-map once, at the largest rung's size, before the split.
         top = max(job.rungs, key=lambda r: r.width * r.height)
-        head += (f",scale={top.width}:{top.height}:in_color_matrix=bt2020:in_range=tv,format=rgb48le,"
-                 f"lut3d=file='{job.tonemap_lut}':interp=tetrahedral,"
-                 "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
+        head += (f",{tonemap_filter(job.tonemap_lut, top.width, top.height)},"
                  # The frames still say PQ/BT.2020 and ffmpeg 8 tags the stream from the frames
                  # (the encoder's -color_trc lost: a tone-mapped rung came out tagged smpte2084).
                  "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709")
