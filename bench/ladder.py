@@ -27,7 +27,8 @@ was not predicted to reach that rung's quality for 10 % fewer bits). Targets: BD
 -20 % averaged over the three; no rung's quality worse than the fixed ladder's, in both
 readings: every per-title rung at least the fixed ladder's SSIM at its bitrate, and at every
 fixed rung's bitrate the per-title ladder at least as good. Writes bench/out/ladder.png;
-ends with ONE JSON line. About 4 minutes on 2 idle cores; the load average is recorded.
+ends with ONE JSON line. 218 s on 2 idle cores before fixed rungs were kept (their
+calibration adds to the analysis); 590 s at load 8-22; the load average is recorded.
 """
 
 from __future__ import annotations
