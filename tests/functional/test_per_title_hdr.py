@@ -114,6 +114,6 @@ def test_tone_mapped_trials_are_scored_against_the_tone_mapped_master(tmp_path: 
     fps, size = Fraction(24), (320, 180)
     right = ssim_of(master, fps, 0, 48, [sdr.path], size, tonemap_lut=base.tonemap_lut)[0]
     wrong = ssim_of(master, fps, 0, 48, [sdr.path], size)[0]  # SDR pixels against PQ code values
-    assert right > 0.95 and right - wrong > 0.02, (right, wrong)
+    assert right > 0.95 and right - wrong > 0.1, (right, wrong)  # measured 0.990 and 0.854
     ten_bit = ssim_of(master, fps, 0, 48, [hdr.path], size, ten_bit=True)[0]
     assert ten_bit > 0.9 and abs(ten_bit - hdr.ssim) < 0.03  # (x265's own SSIM, luma only, on the grainy master)
