@@ -154,10 +154,13 @@ def test_calibration_interpolates_on_log_bitrate() -> None:
     assert crf_for(400, (20, 800), (28, 200)) == pytest.approx(24.0)
     assert crf_for(10, (20, 800), (28, 200)) == 45.0  # clamped
     grid = chunk_grid(24 * 120, FPS)
-    # Level samples: one per 3 chunks, 1 to 10, spread evenly (the middle of each stretch).
-    assert [c.index for c in sample_chunks(grid)] == [3, 9, 15, 21, 27, 33, 39, 45, 51, 57]
-    assert [c.index for c in sample_chunks(grid[:15])] == [1, 4, 7, 10, 13] and len(sample_chunks(grid[:5])) == 1
-    assert [c.index for c in sample_chunks(grid, 2)] == [15, 45]
+    # Level samples: one per 3 chunks, 1 to 10, one in each equal stretch at golden-ratio offsets,
+    # so that they fall on every phase of content that repeats (here every 2 and every 3 chunks).
+    samples = [c.index for c in sample_chunks(grid[:30])]
+    assert samples == [1, 3, 8, 10, 12, 17, 18, 23, 25, 27]
+    assert {i % 2 for i in samples} == {0, 1} and {i % 3 for i in samples} == {0, 1, 2}
+    assert len(sample_chunks(grid)) == 10 and [c.index for c in sample_chunks(grid[:15])] == [1, 3, 8, 10, 12]
+    assert len(sample_chunks(grid[:5])) == 1 and [c.index for c in sample_chunks(grid, 2)] == [18, 37]
 
 
 def test_tone_map_keeps_black_and_maps_reference_white_to_sdr_white() -> None:

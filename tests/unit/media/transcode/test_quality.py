@@ -97,3 +97,19 @@ def test_the_correction_is_a_newton_step_to_what_the_other_chunks_must_average()
     # Trials with no slope (a clamped CRF, a still slide): the rule of thumb.
     assert trial_slope([(10.0, 50.0), (10.0, 50.0)]) == RULE_OF_THUMB_SLOPE
     assert trial_slope([(23.0, 50.0), (29.0, 51.0)]) == RULE_OF_THUMB_SLOPE
+
+def test_the_level_groups_give_the_rate_at_the_provisional_crf_and_the_whole_chunks_slope() -> None:
+    import math
+
+    from reelstream.media.transcode.calibrate import level_fit
+
+    def kbits(crf: float, seconds: float = 2.0) -> float:
+        return math.exp(8.0 - 0.25 * crf) * seconds
+
+    # Provisional CRF 20, groups at 19.25 (side -1) and 20.75 (side +1).
+    samples = [(1, 2.0, kbits(20.75)), (-1, 2.0, kbits(19.25)), (1, 2.0, kbits(20.75)), (-1, 1.0, kbits(19.25, 1.0))]
+    middle, slope = level_fit(samples, 0.75, -0.1)
+    assert middle == pytest.approx(kbits(20.0) / 2) and slope == pytest.approx(-0.25)
+    # One group, or groups whose content differences make the curve rise: the trials' slope.
+    assert level_fit(samples[:1], 0.0, -0.1) == (pytest.approx(kbits(20.75) / 2), -0.1)
+    assert level_fit([(1, 2.0, 900.0), (-1, 2.0, 800.0)], 0.75, -0.1)[1] == -0.1
