@@ -13,14 +13,16 @@ title and rung spends bits like a single pass. Three steps per encoder group:
    provisional CRF and the local slope there. A short span spends more per second than a
    whole chunk (its IDR frame weighs more), so they place the CRF near the target, not on it.
 2. **Level.** Level samples spread over the title (one per ``SAMPLE_EVERY`` chunks, 1 to
-   ``MAX_SAMPLES``) are encoded whole at the provisional CRF exactly as their jobs would be
-   (VBV cap, threads). With ``keep_in`` they are *kept* as those chunks' final outputs
-   (``Calibration.kept``): they cost nothing extra, and several spread samples measure the
-   title's mean rate at that CRF where one did not (on the grainy bench master, chunks
-   differ by +-10 % at one CRF: one sample left rungs 4-12 % under target).
-3. **Correction.** One Newton step per rung from the samples' mean rate, along the local
-   slope, to the rate the *other* chunks must average for the whole title to average the
-   target (the kept samples, a little off target, are compensated).
+   ``MAX_SAMPLES``, at golden-ratio offsets in their stretches: no stride to alias with
+   content that repeats) are encoded whole exactly as their jobs would be (VBV cap,
+   threads), alternately at the provisional CRF -/+ ``LEVEL_SPREAD``. With ``keep_in`` they
+   are *kept* as those chunks' final outputs (``Calibration.kept``): they cost nothing
+   extra. The two groups give the title's mean rate at the provisional CRF (on the grainy
+   bench master chunks differ by +-10 % at one CRF: one sample left rungs 4-12 % under
+   target) and the slope of whole, capped chunks, which the short trials flatten.
+3. **Correction.** One Newton step per rung from that mean rate, along that slope, to the
+   rate the *other* chunks must average for the whole title to average the target (the
+   kept samples, a little off target, are compensated).
 
 Cost: the trials, one chunk encode's worth (three thirds of one chunk) per encoder group
 and title; the level samples replace jobs. Run by the ingest, the samples are encoded
