@@ -77,7 +77,9 @@ def test_processors_materialize_into_cassandra_and_replay_verifies(
             (row := runtime.state.get(WATCH_POSITIONS, (u, "t1", "tv"))) is not None
             and row.values["position_ms"] == 120_000 for u in users), 180,
             f"the {host} processors to write every watch position")
-        assert all(runtime.state.get(ENTITLEMENTS, (u, f"e{i}")) is not None for i, u in enumerate(users))
+        # Each processor has its own group and pace: the entitlements may land after the positions.
+        wait_for(lambda: all(runtime.state.get(ENTITLEMENTS, (u, f"e{i}")) is not None for i, u in enumerate(users)),
+                 180, f"the {host} processors to write every entitlement")
         env = {**os.environ, "REEL_LOG_URL": server_settings.log_url, "REEL_STATE_URL": server_settings.state_url,
                "REEL_GROUP_PREFIX": server_settings.group_prefix}
         verify = subprocess.run([sys.executable, "-m", "reelstream.cli", "replay", "watch_positions", "--verify"],
