@@ -11,7 +11,6 @@ completed are exactly the chosen rungs, and that every rung decodes frame-exact.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import time
 from pathlib import Path
@@ -26,14 +25,8 @@ from reelstream.ingest.service import IngestService
 from reelstream.media import tools
 from reelstream.media.probe import count_frames
 from reelstream.media.transcode.ladder import Rung
-from reelstream.processors.embedded import run_embedded
-from reelstream.processors.transcode.completion import (
-    TRANSCODE_TITLES,
-    TranscodeCompletionProcessor,
-)
 from reelstream.runtime import Runtime
-from reelstream.workers.pool import start_pool, stop_pool
-from tests.integration.test_transcode_servers import env_of
+from tests.support.fleet import transcode_with_fleet
 from tests.support.media import make_master, title_metadata, write_metadata
 
 pytestmark = pytest.mark.integration
@@ -98,23 +91,7 @@ def test_a_per_title_ladder_on_kafka_cassandra_and_s3(servers: Settings, unique:
     assert [r["rendition_id"] for r in planned["renditions"]] == ids == result.renditions
     assert [r["bitrate_kbps"] for r in planned["renditions"]] == [r["cap_kbps"] for r in rungs]
 
-    workers = start_pool(2, threads=1, capabilities="cpu", env=env_of(servers), log_dir=tmp_path)
-
-    async def complete() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_embedded([TranscodeCompletionProcessor()], runtime.log, runtime.state,
-                                                runtime.codec, "it", stop, servers.group_prefix))
-        deadline = time.monotonic() + 300
-        while (row := runtime.state.get(TRANSCODE_TITLES, (title,))) is None or row.values["status"] != "TRANSCODED":
-            assert time.monotonic() < deadline, "not transcoded in time"
-            await asyncio.sleep(0.5)
-        stop.set()
-        await task
-
-    try:
-        asyncio.run(complete())
-    finally:
-        stop_pool(workers)
+    transcode_with_fleet(runtime, servers, title, tmp_path, timeout_s=300)
 
     completed = [e for e in title_events(runtime, title, since_ms) if e.type == "RenditionCompleted"]
     assert sorted(e["rendition_id"] for e in completed) == sorted(ids)

@@ -11,7 +11,6 @@ run by hand, not in CI).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import time
@@ -25,13 +24,8 @@ from reelstream.ingest.upload import upload_resumable
 from reelstream.media import tools
 from reelstream.media.probe import count_frames
 from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung
-from reelstream.processors.embedded import run_embedded
-from reelstream.processors.transcode.completion import (
-    TRANSCODE_TITLES,
-    TranscodeCompletionProcessor,
-)
 from reelstream.runtime import Runtime
-from reelstream.workers.pool import start_pool, stop_pool
+from tests.support.fleet import transcode_with_fleet
 from tests.support.media import (
     make_audio,
     make_master,
@@ -65,13 +59,6 @@ def servers(kafka_bootstrap: str, cassandra_contact: tuple[list[str], int], s3_s
                     s3_access_key=s3_settings["access_key"], s3_secret_key=s3_settings["secret_key"])
 
 
-def env_of(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "REEL_DATA_DIR": str(settings.data_dir), "REEL_LOG_URL": settings.log_url,
-            "REEL_STATE_URL": settings.state_url, "REEL_OBJECTS_URL": settings.objects_url,
-            "REEL_GROUP_PREFIX": settings.group_prefix, "REEL_S3_ACCESS_KEY": settings.s3_access_key or "",
-            "REEL_S3_SECRET_KEY": settings.s3_secret_key or ""}
-
-
 def test_a_title_is_transcoded_on_kafka_cassandra_and_s3(servers: Settings, unique: str, tmp_path: Path) -> None:
     runtime = Runtime(servers)
     title = f"it-{unique}"
@@ -87,23 +74,7 @@ def test_a_title_is_transcoded_on_kafka_cassandra_and_s3(servers: Settings, uniq
         audio=[{"file": "en-ad.m4a", "language": "en", "audio_description": True}]))
     started = time.monotonic()
     result = IngestService(runtime, ladder).ingest(master, metadata)
-    workers = start_pool(2, threads=1, capabilities="cpu", env=env_of(servers), log_dir=tmp_path)
-
-    async def complete() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_embedded([TranscodeCompletionProcessor()], runtime.log, runtime.state,
-                                                runtime.codec, "it", stop, servers.group_prefix))
-        deadline = time.monotonic() + 240 + 5 * seconds * len(result.renditions)
-        while (row := runtime.state.get(TRANSCODE_TITLES, (title,))) is None or row.values["status"] != "TRANSCODED":
-            assert time.monotonic() < deadline, "not transcoded in time"
-            await asyncio.sleep(0.5)
-        stop.set()
-        await task
-
-    try:
-        asyncio.run(complete())
-    finally:
-        stop_pool(workers)
+    transcode_with_fleet(runtime, servers, title, tmp_path, timeout_s=240 + 5 * seconds * len(result.renditions))
     print(f"{seconds}-s {size} master, renditions {result.renditions}: transcoded "
           f"{time.monotonic() - started:.0f} s after the ingest began (CRFs {result.crfs})")
     frames = seconds * 24
