@@ -14,7 +14,7 @@ from typing import Any
 
 from reelstream.events.model import Event
 from reelstream.gateways.policy import Entitlement
-from reelstream.gateways.views import OVERLAY_S, FoldedView, Rows
+from reelstream.gateways.views import EMPTY_RELOAD_S, OVERLAY_S, FoldedView, Rows
 from reelstream.processors.entitlements.logic import ENTITLEMENTS, EntitlementProcessor
 from reelstream.stores.ports import StateStore
 
@@ -28,7 +28,7 @@ class EntitlementCache:
     def __init__(self, state: StateStore, clock: Callable[[], float] = time.monotonic,
                  ttl_s: float = 300.0, capacity: int = 200_000) -> None:
         self.view = FoldedView(state, ENTITLEMENTS, EntitlementProcessor(), clock=clock, ttl_s=ttl_s,
-                               capacity=capacity)
+                               capacity=capacity, empty_ttl_s=EMPTY_RELOAD_S)
 
     @property
     def loads(self) -> int:

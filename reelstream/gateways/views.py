@@ -32,6 +32,7 @@ from reelstream.stores.ports import EventLog, Row, StateStore, ViewSpec
 log = logging.getLogger(__name__)
 OVERLAY_S = 120.0  # longer than any processor lag we tolerate before the view catches up
 PASSED_RELOAD_S = 5.0
+EMPTY_RELOAD_S = 5.0  # an account with no rows (see FoldedView.get)
 OVERLAY_MAX = 64  # events kept per account
 
 Rows = dict[str, dict[str, Any]]  # one account's rows by their last clustering column
@@ -61,8 +62,9 @@ class FoldedView:
     def __init__(self, state: StateStore, spec: ViewSpec, processor: Processor, *,
                  keep: Callable[[dict[str, Any]], bool] = lambda values: True,
                  clock: Callable[[], float] = time.monotonic, ttl_s: float = 300.0,
-                 capacity: int = 200_000) -> None:
+                 capacity: int = 200_000, empty_ttl_s: float | None = None) -> None:
         self._state = state
+        self._empty_ttl = empty_ttl_s
         self._spec = spec
         self._processor = processor
         self._id = spec.clustering_key[-1]
@@ -100,6 +102,11 @@ class FoldedView:
             # Events skipped for this account may not be in the view yet: keep these rows only
             # a few seconds (the view catches up well within that), not the full ttl.
             loaded = now - self._ttl + PASSED_RELOAD_S if passed is not None and now - passed < OVERLAY_S else now
+            if not rows and self._empty_ttl is not None:
+                # An account with nothing yet (a viewer who subscribes and presses play at once)
+                # is read again soon: should its event be late to reach the follower, the
+                # view still lets it in within seconds rather than after the full ttl.
+                loaded = min(loaded, now - self._ttl + self._empty_ttl)
             self._cached[user_id] = (loaded, rows)
             while len(self._cached) > self._capacity:
                 self._cached.popitem(last=False)

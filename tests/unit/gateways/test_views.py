@@ -126,3 +126,24 @@ def test_the_follower_outlives_a_failed_read_and_folds_later_events(runtime: Run
 
     assert asyncio.run(scenario()) == ["l4"]
     assert failing.failures == 1
+
+
+def test_an_account_with_no_entitlements_is_read_again_within_seconds(runtime: Runtime) -> None:
+    from reelstream.gateways.entitlements import EntitlementCache
+    from reelstream.gateways.views import EMPTY_RELOAD_S
+    from reelstream.processors.entitlements.logic import ENTITLEMENTS
+
+    runtime.state.ensure_views([ENTITLEMENTS])
+    clock = Clock(0.0)
+    cache = EntitlementCache(runtime.state, clock=clock)
+    assert cache.get("u5") == []  # not subscribed yet (or its grant has not reached this gateway)
+    runtime.state.put(ENTITLEMENTS, Row({"user_id": "u5", "entitlement_id": "sub", "kind": "SUBSCRIPTION",
+                                         "title_id": None, "plan": "standard", "starts_ms": 0, "ends_ms": None,
+                                         "revoked": False, "revoked_reason": None}, {}))
+    clock.advance(EMPTY_RELOAD_S - 0.1)
+    assert cache.peek("u5") == []
+    clock.advance(0.2)
+    assert cache.peek("u5") is None  # read again soon, not after the full ttl
+    assert [e.entitlement_id for e in cache.get("u5")] == ["sub"]
+    clock.advance(60)
+    assert [e.entitlement_id for e in cache.peek("u5") or []] == ["sub"]  # an entitled account stays cached
