@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from urllib.parse import urlparse
 
 from reelstream.errors import ConfigError
+from reelstream.stores.namespaced import check_namespace
 
 _SCHEMES = {
     "log_url": ("sqlite", "kafka"),
@@ -38,6 +39,10 @@ class Settings:
     group_prefix: str = "reel"
     """REEL_GROUP_PREFIX: consumer groups are ``<prefix>.processor.<name>`` (embedded host) and
     ``<prefix>.processors`` (Faust); change it to run a second, independent set of processors."""
+    namespace: str = ""
+    """REEL_NAMESPACE: names this deployment on an event log other deployments share: its topics
+    are ``<namespace>.reel.catalog`` ... and its consumer groups ``<namespace>.<group>``, so two
+    deployments on one Kafka cluster never read each other's events (empty: the plain names)."""
     producer: str = f"reel@{socket.gethostname()}"
     """REEL_PRODUCER: the ``producer`` written into every event's header."""
     s3_access_key: str | None = None
@@ -59,6 +64,8 @@ class Settings:
         for name, default in defaults.items():
             if not getattr(self, name):
                 object.__setattr__(self, name, default)
+        if self.namespace:
+            check_namespace(self.namespace)
         if self.ladder_mode not in ("fixed", "per_title"):
             raise ConfigError(f"ladder_mode (REEL_LADDER_MODE) = {self.ladder_mode!r}: must be fixed or per_title")
         for name, schemes in _SCHEMES.items():

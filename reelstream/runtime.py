@@ -10,6 +10,7 @@ from reelstream.events.codec import EventCodec
 from reelstream.events.model import Event
 from reelstream.events.topics import TOPICS, topic_for
 from reelstream.stores.factory import open_log, open_objects, open_state
+from reelstream.stores.namespaced import NamespacedLog
 from reelstream.stores.ports import EventLog, ObjectStore, StateStore
 
 
@@ -28,6 +29,8 @@ class Runtime:
     @cached_property
     def log(self) -> EventLog:
         log = open_log(self.settings.log_url)
+        if self.settings.namespace:
+            log = NamespacedLog(log, self.settings.namespace)
         log.ensure_topics(TOPICS)
         return log
 

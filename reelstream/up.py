@@ -52,7 +52,7 @@ def ensure_secrets(data_dir: Path) -> dict[str, str]:
 def child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
     env = {**os.environ, **extra, "REEL_DATA_DIR": str(settings.data_dir), "REEL_LOG_URL": settings.log_url,
            "REEL_STATE_URL": settings.state_url, "REEL_OBJECTS_URL": settings.objects_url,
-           "REEL_GROUP_PREFIX": settings.group_prefix}
+           "REEL_GROUP_PREFIX": settings.group_prefix, "REEL_NAMESPACE": settings.namespace}
     for name, value in (("REEL_S3_ACCESS_KEY", settings.s3_access_key), ("REEL_S3_SECRET_KEY", settings.s3_secret_key)):
         if value:
             env[name] = value

@@ -46,11 +46,15 @@ def _json_default(value: Any) -> Any:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
     if args.create:
-        runtime = Runtime(settings_from(args))
+        runtime = Runtime(settings)
         runtime.log  # opening the log creates the catalog's topics
         print(f"topics ensured on {runtime.settings.log_url}")
         runtime.close()
+    if settings.namespace:
+        print(f"namespace {settings.namespace}: on the log every topic below is named "
+              f"'{settings.namespace}.<topic>' and every consumer group '{settings.namespace}.<group>'\n")
     for t in TOPICS:
         retention = "kept forever" if t.retention_ms < 0 else f"deleted after {t.retention_ms // 86_400_000} days"
         policy = "compacted (latest per key)" if t.cleanup.value == "compact" else retention

@@ -25,20 +25,23 @@ from reelstream.stores.ports import Record
 
 
 
-def faust_app_id(prefix: str = "reel") -> str:
-    return f"{prefix}.processors"
 log = logging.getLogger(__name__)
 
 
-def _record(message: Any) -> Record:
-    return Record(message.topic, message.partition, message.offset, message.key, message.value,
+def faust_app_id(prefix: str = "reel", namespace: str = "") -> str:
+    return f"{namespace}.{prefix}.processors" if namespace else f"{prefix}.processors"
+
+
+def _record(message: Any, namespace: str) -> Record:
+    topic = message.topic.removeprefix(f"{namespace}.") if namespace else message.topic
+    return Record(topic, message.partition, message.offset, message.key, message.value,
                   int((message.timestamp or 0) * 1000), tuple(message.headers or ()))
 
 
-def _agent(runner: ProcessorRunner) -> Callable[[Any], Any]:
+def _agent(runner: ProcessorRunner, namespace: str) -> Callable[[Any], Any]:
     async def agent(stream: Any) -> AsyncIterator[None]:
         async for event in stream.events():
-            await asyncio.to_thread(runner.process, [_record(event.message)])
+            await asyncio.to_thread(runner.process, [_record(event.message, namespace)])
             yield None
 
     return agent
@@ -51,7 +54,7 @@ def build_app(settings: Settings, processors: Sequence[Processor], runtime: Runt
     runtime = runtime or Runtime(settings)
     brokers = [f"kafka://{h}" for h in settings.log_url.removeprefix("kafka://").split(",")]
     app = faust.App(
-        faust_app_id(settings.group_prefix), broker=brokers, value_serializer="raw", key_serializer="raw",
+        faust_app_id(settings.group_prefix, settings.namespace), broker=brokers, value_serializer="raw", key_serializer="raw",
         store="memory://", web_enabled=False, topic_allow_declare=False,
         consumer_auto_offset_reset="earliest", producer_acks=-1,
         broker_commit_every=100, broker_commit_interval=1.0,
@@ -60,9 +63,11 @@ def build_app(settings: Settings, processors: Sequence[Processor], runtime: Runt
     for processor in processors:
         runtime.state.ensure_views(processor.views)
         runner = ProcessorRunner(processor, runtime.log, runtime.state, runtime.codec, settings.producer)
-        topic = app.topic(*processor.topics, key_type=bytes, value_type=bytes,
+        # Faust reads Kafka itself, so it gets the physical names (see stores/namespaced.py).
+        names = [f"{settings.namespace}.{t}" if settings.namespace else t for t in processor.topics]
+        topic = app.topic(*names, key_type=bytes, value_type=bytes,
                           key_serializer="raw", value_serializer="raw")
-        app.agent(topic, name=f"reel.processor.{processor.name}")(_agent(runner))
+        app.agent(topic, name=f"reel.processor.{processor.name}")(_agent(runner, settings.namespace))
     return app
 
 

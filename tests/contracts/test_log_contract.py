@@ -13,17 +13,29 @@ from reelstream.events.partitioning import partition_for
 from reelstream.events.topics import Cleanup, Topic
 from reelstream.stores.embedded_log import EmbeddedLog
 from reelstream.stores.kafka import KafkaLog
+from reelstream.stores.namespaced import NamespacedLog
 from reelstream.stores.ports import EventLog, LogConsumer, Record
 
 
-@pytest.fixture(params=["embedded", "kafka"])
-def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
+@pytest.fixture(params=["embedded", "kafka", "kafka-namespaced"])
+def log(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[EventLog]:
     if request.param == "embedded":
         adapter: EventLog = EmbeddedLog(tmp_path / "log.db", session_timeout_ms=3000)
-    else:
+    elif request.param == "kafka":
         adapter = KafkaLog(request.getfixturevalue("kafka_bootstrap"))
+    else:  # one deployment's view of a shared cluster: same contract through the prefix
+        adapter = NamespacedLog(KafkaLog(request.getfixturevalue("kafka_bootstrap")), f"ns-{unique}")
     yield adapter
     adapter.close()
+
+
+def reopen(log: EventLog, tmp_path: Path) -> EventLog:
+    """A second client on the same log (another process's view)."""
+    if isinstance(log, NamespacedLog):
+        return NamespacedLog(reopen(log.inner, tmp_path), log.namespace)
+    if isinstance(log, EmbeddedLog):
+        return EmbeddedLog(tmp_path / "log.db")
+    return KafkaLog(log.bootstrap)  # type: ignore[attr-defined]
 
 
 def _topic(unique: str, partitions: int = 3) -> Topic:
@@ -50,6 +62,7 @@ def test_keys_land_on_kafkas_default_partition_in_order(log: EventLog, unique: s
     reader.close()
     assert len(records) == 40
     for r in records:
+        assert r.topic == topic.name
         assert r.partition == partition_for(r.key, 4)
         i = int(r.value[1:])
         assert r.headers == (("h", str(i).encode()),)
@@ -129,7 +142,7 @@ def test_appends_are_durable_across_a_new_client(log: EventLog, unique: str, tmp
         log.append(topic.name, f"k{i}".encode(), b"x")
     log.flush()
     log.close()
-    reopened = EmbeddedLog(tmp_path / "log.db") if isinstance(log, EmbeddedLog) else KafkaLog(log.bootstrap)  # type: ignore[attr-defined]
+    reopened = reopen(log, tmp_path)
     assert sum(reopened.end_offsets(topic.name).values()) == 5
     assert reopened.partitions(topic.name) == 2
     reopened.close()

@@ -29,8 +29,10 @@ REPO = Path(__file__).resolve().parents[2]
 def server_settings(kafka_bootstrap: str, cassandra_contact: tuple[list[str], int], unique: str,
                     tmp_path: Path) -> Settings:
     hosts, port = cassandra_contact
+    # Its own namespace: the Faust host reads the prefixed topics and hands the processors
+    # logical names (the dead-letter and replay checks below would fail otherwise).
     return Settings(data_dir=tmp_path, log_url=f"kafka://{kafka_bootstrap}", group_prefix=f"it-{unique}",
-                    state_url=f"cassandra://{','.join(hosts)}:{port}/reel_it_{unique}")
+                    namespace=f"ns-{unique}", state_url=f"cassandra://{','.join(hosts)}:{port}/reel_it_{unique}")
 
 
 def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -43,7 +45,7 @@ def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-u
 
 def start_processors(settings: Settings, runtime: str, log_file: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "REEL_LOG_URL": settings.log_url, "REEL_STATE_URL": settings.state_url,
-           "REEL_GROUP_PREFIX": settings.group_prefix,
+           "REEL_GROUP_PREFIX": settings.group_prefix, "REEL_NAMESPACE": settings.namespace,
            "REEL_DATA_DIR": str(settings.data_dir)}
     return subprocess.Popen([sys.executable, "-m", "reelstream.cli", "processors", "--runtime", runtime],
                             env=env, cwd=REPO, stdout=log_file.open("wb"), stderr=subprocess.STDOUT,
@@ -81,7 +83,7 @@ def test_processors_materialize_into_cassandra_and_replay_verifies(
         wait_for(lambda: all(runtime.state.get(ENTITLEMENTS, (u, f"e{i}")) is not None for i, u in enumerate(users)),
                  180, f"the {host} processors to write every entitlement")
         env = {**os.environ, "REEL_LOG_URL": server_settings.log_url, "REEL_STATE_URL": server_settings.state_url,
-               "REEL_GROUP_PREFIX": server_settings.group_prefix}
+               "REEL_GROUP_PREFIX": server_settings.group_prefix, "REEL_NAMESPACE": server_settings.namespace}
         verify = subprocess.run([sys.executable, "-m", "reelstream.cli", "replay", "watch_positions", "--verify"],
                                 env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
         assert verify.returncode == 0, verify.stdout + verify.stderr

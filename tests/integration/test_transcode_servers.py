@@ -54,6 +54,7 @@ def servers(kafka_bootstrap: str, cassandra_contact: tuple[list[str], int], s3_s
             unique: str, tmp_path: Path) -> Settings:
     hosts, port = cassandra_contact
     return Settings(data_dir=tmp_path / "reel", log_url=f"kafka://{kafka_bootstrap}", group_prefix=f"it-{unique}",
+                    namespace=f"ns-{unique}",  # other runs on the broker must not take its jobs
                     state_url=f"cassandra://{','.join(hosts)}:{port}/reel_it_{unique}",
                     objects_url=f"s3://reel-it-{unique}?endpoint={s3_settings['endpoint']}",
                     s3_access_key=s3_settings["access_key"], s3_secret_key=s3_settings["secret_key"])

@@ -25,7 +25,8 @@ def env_of(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process use ``settings``."""
     return {**os.environ, "REEL_DATA_DIR": str(settings.data_dir), "REEL_LOG_URL": settings.log_url,
             "REEL_STATE_URL": settings.state_url, "REEL_OBJECTS_URL": settings.objects_url,
-            "REEL_GROUP_PREFIX": settings.group_prefix, "REEL_S3_ACCESS_KEY": settings.s3_access_key or "",
+            "REEL_GROUP_PREFIX": settings.group_prefix, "REEL_NAMESPACE": settings.namespace,
+            "REEL_S3_ACCESS_KEY": settings.s3_access_key or "",
             "REEL_S3_SECRET_KEY": settings.s3_secret_key or ""}
 
 
