@@ -8,6 +8,7 @@ found down; and it fetches and checks the WebVTT subtitles of the language asked
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -16,13 +17,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from reelstream.config import Settings
 from reelstream.media import tools
 from reelstream.player.client import gateway
 from reelstream.player.client.decode import decode_args, decode_frames
 from reelstream.player.client.decrypt import decrypt_segment
-from reelstream.player.client.errors import SegmentInvalid
+from reelstream.player.client.errors import RequestFailed, SegmentInvalid
 from reelstream.player.client.fetch import Http
 from reelstream.player.client.session import (
     PlaybackReport,
@@ -35,7 +37,7 @@ from reelstream.player.client.timeline import Pause, Seek, Stop
 from reelstream.player.client.verify import Expected, check_segment
 from reelstream.runtime import Runtime
 from tests.integration.test_edge_delivery import NO_NGINX
-from tests.support.browser import build_browser_media
+from tests.support.browser import build_browser_media, serve
 from tests.support.player import EMAIL, PASSWORD, STEADY, player_stack, run, wait_until
 from tests.unit.gateways.support import drop_keyspace, server_settings, start_groups_at_end
 
@@ -253,3 +255,62 @@ def test_steering_moves_the_session_to_the_pop_mid_session_and_subtitles_come_al
     assert [c.text for c in track.cues] == [f"[{language}] line {i}" for i in range(1, 6)], \
         "every cue of the packaged WebVTT track, each once"
     assert [(c.start_s, c.end_s) for c in track.cues][:2] == [(0.5, 1.25), (1.5, 2.25)]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# A failed segment is fetched again on the next pathway of the steering list. The appliance
+# tier's nginx cannot be made to fail on demand, so its segment requests after the first
+# chunk are sent to a real local server that answers 503 (DASH), or to a closed port (HLS:
+# connection refused); everything else, pop-1's segments included, is the real deployment.
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+@pytest.mark.parametrize(("fmt", "fault"), [("dash", "503"), ("hls", "refused")])
+def test_a_segment_that_fails_on_one_pathway_is_fetched_from_the_next(
+        stack: dict[str, Any], fmt: str, fault: str) -> None:
+    appliance = stack["topology"].node("appliance-isp-a").base_url
+    pop = stack["topology"].node("pop-1").base_url
+
+    async def overloaded(_: web.Request) -> web.Response:
+        return web.Response(status=503, text="upstream overloaded")
+
+    failing = web.Application()
+    failing.router.add_get("/{tail:.*}", overloaded)
+
+    with serve(failing) as broken_edge:
+        target = broken_edge if fault == "503" else f"http://127.0.0.1:{closed_port()}"
+
+        class ApplianceFailsAfterTheFirstChunk(Http):
+            segments, broken, failed = 0, (appliance,), []
+
+            async def request(self, what: str, method: str, url: str, **kwargs: Any) -> Any:
+                if what.startswith("segment "):
+                    type(self).segments += 1
+                    edge = next((e for e in self.broken if url.startswith(e)), None)
+                    if edge and type(self).segments > 2:  # chunk 1 (video + audio) is served
+                        url = target + url[len(edge):]
+                        type(self).failed.append(edge)
+                return await super().request(what, method, url, **kwargs)
+
+        class EveryPathwayFails(ApplianceFailsAfterTheFirstChunk):
+            segments, broken, failed = 0, (appliance, pop), []
+
+        config = {"title_id": "t-cenc", "format": fmt, "start_at_s": 0.0}
+        report = run(session(stack["base"], config, device_id=stack["tv_device_id"],
+                             http_class=ApplianceFailsAfterTheFirstChunk))
+        with pytest.raises(RequestFailed, match="segment 2 of"):
+            run(session(stack["base"], config, device_id=stack["tv_device_id"], http_class=EveryPathwayFails))
+    assert set(EveryPathwayFails.failed) == {appliance, pop}, "tried every pathway, then gave up"
+    first, *rest = report.decisions
+    assert (first.pathway, first.edge_node, first.failovers) == ("appliance-isp-a", "appliance-isp-a", ())
+    assert rest and all(d.pathway == d.edge_node == "pop-1" for d in rest), "the rest came from the PoP"
+    [failover] = rest[0].failovers
+    assert failover.startswith("appliance-isp-a: segment ")
+    assert ("503 from" in failover and "upstream overloaded" in failover) if fault == "503" \
+        else "no answer" in failover and "ClientConnectorError" in failover
+    assert all(f.startswith("appliance-isp-a: ") for d in rest for f in d.failovers), \
+        "a later poll may send the session back to the appliance: it fails over again"
+    assert report.ended and report.segments_verified >= 2 * len(report.decisions), "every chunk checked"

@@ -15,12 +15,20 @@ class ManifestInvalid(PlayerError):
 
 class RequestFailed(PlayerError):
     """A gateway or edge answered with an error status, or did not answer; ``status`` is 0
-    when there was no HTTP answer at all."""
+    when there was no HTTP answer at all (connection refused or reset, timeout).
+    ``elapsed_s`` is the real time the attempt took."""
 
-    def __init__(self, what: str, url: str, status: int, detail: str) -> None:
+    def __init__(self, what: str, url: str, status: int, detail: str, elapsed_s: float = 0.0) -> None:
         super().__init__(f"{what}: {status or 'no answer'} from {_short(url)}: {detail[:300]}")
         self.what = what
         self.status = status
+        self.elapsed_s = elapsed_s
+
+    @property
+    def transient(self) -> bool:
+        """Whether another server may well answer: a 5xx or no answer at all (a 4xx is
+        about the request itself and would fail anywhere)."""
+        return self.status == 0 or self.status >= 500
 
 
 class LicenseIncomplete(PlayerError):

@@ -54,9 +54,9 @@ class Http:
                 body = await response.read()
                 reply = Reply(response.status, body, dict(response.headers), time.perf_counter() - start)
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise RequestFailed(what, url, 0, f"{type(e).__name__}: {e}") from e
+            raise RequestFailed(what, url, 0, f"{type(e).__name__}: {e}", time.perf_counter() - start) from e
         if reply.status not in ok:
-            raise RequestFailed(what, url, reply.status, body.decode("utf-8", "replace"))
+            raise RequestFailed(what, url, reply.status, body.decode("utf-8", "replace"), reply.elapsed_s)
         return reply
 
 

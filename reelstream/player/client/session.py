@@ -17,7 +17,10 @@ asks it before the first segment (DASH ``queryBeforeStart``; always for HLS) and
 at every TTL, and fetches the following segments on the pathway it ranks first: DASH
 reads the same MPD again with that pathway's ``BaseURL``, HLS loads that pathway's media
 playlists. Keys, init segments and size sidecars are the same objects on every pathway,
-so only the segment URLs change.
+so only the segment URLs change. A chunk whose segments fail on the pathway in use (a
+5xx, no answer, a timeout) is fetched again on the next pathway of the steering list
+(``Decision.failovers`` says what failed); the session stays there until the steering
+server's next answer moves it, and fails only when every listed pathway has failed.
 
 The clock is virtual: a request costs its round trip, plus its bytes sent over the trace
 (``TraceLink``, the simulator's network model), plus the time the server really took
@@ -124,6 +127,7 @@ class Decision:
     media_s: float = 0.0  # media the chunk put in the buffer
     discarded: bool = False  # a seek made the chunk useless while it downloaded
     pathway: str | None = None  # the content-steering pathway its URLs were on
+    failovers: tuple[str, ...] = ()  # "pathway: error" for each pathway the chunk failed on first
 
 
 @dataclass
@@ -328,7 +332,6 @@ class Player:
     async def _chunk(self, index: int) -> int:
         timeline, ladder = self.timeline, self.ladder
         rung, reason = self._choose(index)
-        video, audio = ladder.segments(index, rung)
         first = ladder.rungs[rung].video.segments[index]
         text = [(t.rendition_id, seg) for t in self.text for seg in due_segments(
             t, first.start_s, first.start_s + first.duration_s, self.text_fetched[t.rendition_id],
@@ -336,10 +339,10 @@ class Player:
         if self.steerer and self.steerer.due_s == math.inf:
             self.steerer.due_s = timeline.now_s + 1e-9  # DASH without queryBeforeStart: asked with this one
         at, buffer_before, stall_before = timeline.now_s, timeline.buffer_s, timeline.stall_s
-        replies = await asyncio.gather(*(self._get(seg.url, seg.byte_range, f"segment {seg.number} of {rid}")
-                                         for rid, seg in video + audio + text))
-        size = sum(len(r.body) for r in replies[:len(video + audio)])
-        carried = size + sum(len(r.body) for r in replies[len(video + audio):])  # subtitles share the link
+        segments, replies, failovers = await self._fetch(index, rung, text)
+        video_audio = len(segments) - len(text)  # media first, then the subtitle segments
+        size = sum(len(r.body) for r in replies[:video_audio])
+        carried = size + sum(len(r.body) for r in replies[video_audio:])  # subtitles share the link
         server_s = max(r.elapsed_s for r in replies)
         download = self.config.rtt_s + self.link.transfer(carried) + server_s
         timeline.wait(download)  # ends early at a seek; the link still carried every byte
@@ -349,17 +352,53 @@ class Player:
         decision = Decision(ladder.number(index), rung, ladder.rungs[rung].video.rendition_id, reason, at,
                             buffer_before, planned.size, planned.source, size, download, server_s,
                             carried * 8 / 1000 / download, timeline.stall_s - stall_before, self.edge_node,
-                            media_s=media_s, discarded=seek is not None, pathway=self.pathway)
+                            media_s=media_s, discarded=seek is not None, pathway=self.pathway,
+                            failovers=tuple(failovers))
         self.history.append(decision)
         if seek is not None:
             return ladder.index_at(seek)
-        for (rid, seg), reply in zip(video + audio, replies[:len(video + audio)], strict=True):
+        for (rid, seg), reply in zip(segments[:video_audio], replies[:video_audio], strict=True):
             await self._check(rid, seg, reply.body)
-        for (rid, seg), reply in zip(text, replies[len(video + audio):], strict=True):
+        for (rid, seg), reply in zip(segments[video_audio:], replies[video_audio:], strict=True):
             self.report.subtitles[rid].add(check_vtt(reply.body, seg, seg.url.split("?")[0]), len(reply.body))
             self.text_fetched[rid].add(seg.number)
         timeline.append(media_s)
         return index + 1
+
+    async def _fetch(self, index: int, rung: int, text: list[tuple[str, manifest.SegmentRef]]
+                     ) -> tuple[list[tuple[str, manifest.SegmentRef]], list[Reply], list[str]]:
+        """Chunk ``index``'s segments at ``rung`` (video, audio, then the subtitle segments
+        ``text``) with their replies, from the pathway in use or, for a chunk that fails
+        there, from the next pathways of the steering list; and the failures met."""
+        video, audio = self.ladder.segments(index, rung)
+        segments, failovers, tried = video + audio + text, [], set()
+        while True:
+            got = await asyncio.gather(*(self._get(seg.url, seg.byte_range, f"segment {seg.number} of {rid}")
+                                         for rid, seg in segments), return_exceptions=True)
+            failure = next((r for r in got if isinstance(r, BaseException)), None)
+            if failure is None:
+                return segments, [r for r in got if isinstance(r, Reply)], failovers
+            tried.add(self.pathway or "")
+            pathway = self._fail_over(failure, tried)
+            failovers.append(f"{self.pathway}: {failure}")
+            await self._move_to(pathway)
+            video, audio = self.ladder.segments(index, rung)  # the same segments, that pathway's URLs
+            moved = {t.rendition_id: t for t in self.text}
+            segments = video + audio + [(rid, next(s for s in moved[rid].segments if s.number == seg.number))
+                                        for rid, seg in text]
+
+    def _fail_over(self, failure: BaseException, tried: set[str]) -> str:
+        """The pathway to fetch a chunk from after ``failure`` on the one in use: the next of
+        the steering list not ``tried`` for this chunk. A failure another server would not
+        mend (a 4xx, bad media), no steering, or no pathway left ends the session with it.
+        The failed attempt costs its round trip and the time it took on the session's clock."""
+        if not isinstance(failure, RequestFailed) or not failure.transient or self.steerer is None:
+            raise failure
+        pathway = self.steerer.fallback(tried)
+        if pathway is None:
+            raise failure
+        self.timeline.wait(self.config.rtt_s + failure.elapsed_s)
+        return pathway
 
     async def _steer(self) -> None:
         """Ask the steering server when its TTL has passed; move to the pathway it ranks first."""

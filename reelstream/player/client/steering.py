@@ -14,19 +14,23 @@ What a client does with it, and what this module does:
   ``TTL`` seconds (on the player's virtual clock);
 - the pathway is the first of ``PATHWAY-PRIORITY`` that the manifest offers; a list that
   names none of them keeps the current one;
+- a segment that fails on the pathway in use (5xx, no answer, timeout) is fetched again
+  on the next pathway of the last ``PATHWAY-PRIORITY`` (the manifest's order before any
+  answer), and the session stays there until the next answer moves it
+  (the failover the steering list exists for; it is counted in ``Decision.failovers``);
 - a failed request (no answer, an error status, a body that is not a steering manifest)
   keeps the current pathway and is retried after the last TTL (300 s before any TTL
   was given, rfc8216bis' default); 410 Gone stops polling for the session (§7.2.1);
   429 with ``Retry-After`` waits that long.
 
-``parse_manifest``, ``request_url`` and ``choose`` are pure; :class:`Steerer` keeps the
+``parse_manifest``, ``request_url``, ``choose`` and ``fallback`` are pure; :class:`Steerer` keeps the
 per-session state (where to ask next, and when) and records every poll.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -85,6 +89,13 @@ def choose(priority: Sequence[str], offered: Sequence[str], current: str) -> str
     return next((p for p in priority if p in offered), current)
 
 
+def fallback(priority: Sequence[str], offered: Sequence[str], failed: Collection[str]) -> str | None:
+    """The pathway to fetch a failed segment from: the first of ``priority`` that the
+    manifest offers and that has not failed for this segment; None when none is left
+    (a pathway the steering server left out of its list is not used)."""
+    return next((p for p in priority if p in offered and p not in failed), None)
+
+
 @dataclass(frozen=True)
 class Poll:
     """One request to the steering server, as the session report shows it."""
@@ -109,11 +120,22 @@ class Steerer:
     due_s: float = 0.0
     ttl_s: float = DEFAULT_TTL_S
     stopped: bool = False
+    priority: tuple[str, ...] = ()  # the last PATHWAY-PRIORITY; the manifest's order before any
     polls: list[Poll] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.pathway = self.pathway or self.steering.default
         self.next_uri = self.next_uri or self.steering.server_uri
+        default = self.steering.default
+        self.priority = self.priority or (default, *(p for p in self.steering.pathways if p != default))
+
+    def fallback(self, failed: Collection[str]) -> str | None:
+        """Where to fetch a segment that failed on every pathway in ``failed``, or None;
+        the session stays on the pathway returned until the next answer moves it."""
+        pathway = fallback(self.priority, self.steering.pathways, failed)
+        if pathway is not None:
+            self.pathway = pathway  # the next poll reports the pathway really in use
+        return pathway
 
     def due(self, now_s: float) -> bool:
         return not self.stopped and now_s >= self.due_s
@@ -133,6 +155,7 @@ class Steerer:
             self.ttl_s = manifest.ttl_s
             self.next_uri = manifest.reload_uri or self.next_uri
             self.due_s = now_s + manifest.ttl_s
+            self.priority = manifest.priority
             self.pathway = choose(manifest.priority, self.steering.pathways, self.pathway)
             self.polls.append(Poll(now_s, url, status, manifest.priority, self.pathway, None, latency_s))
             return self.pathway

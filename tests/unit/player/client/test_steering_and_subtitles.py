@@ -22,7 +22,7 @@ from reelstream.player.client.manifest import (
     parse_mpd,
     parse_multivariant,
 )
-from reelstream.player.client.steering import Steerer, choose, parse_manifest, request_url
+from reelstream.player.client.steering import Steerer, choose, fallback, parse_manifest, request_url
 from reelstream.player.client.subtitles import SubtitleTrack, check_vtt, due_segments
 from tests.unit.media.manifests.conftest import make_package
 from tests.unit.player.client.test_manifest import URLS
@@ -148,6 +148,22 @@ def test_the_steerer_follows_ttl_reload_uri_and_keeps_its_pathway_on_failures() 
     assert steerer.answered(43.0, "u", 410, b"gone", 0.0) == "pop-1"
     assert not steerer.due(1e9), "410 Gone: no more steering requests in this session"
     assert [p.status for p in steerer.polls] == [200, 200, 0, 429, 410]
+
+
+def test_a_failed_segment_goes_to_the_next_pathway_of_the_steering_list() -> None:
+    three = ("appliance-isp-a", "pop-1", "pop-2")
+    assert fallback(["pop-1", "appliance-isp-a"], three, {"pop-1"}) == "appliance-isp-a"
+    assert fallback(["pop-1", "appliance-isp-a"], three, {"pop-1", "appliance-isp-a"}) is None, \
+        "a pathway the server left out of its list is not tried"
+    assert fallback(["isp-b", "pop-2"], three, {"appliance-isp-a"}) == "pop-2", "only pathways the manifest offers"
+    steerer = Steerer(Steering(STEER, "pop-1", three), "dash")
+    assert steerer.priority == ("pop-1", "appliance-isp-a", "pop-2"), "before any answer: default, then manifest order"
+    assert steerer.fallback({"pop-1"}) == "appliance-isp-a" and steerer.pathway == "appliance-isp-a"
+    answer = {"VERSION": 1, "TTL": 4, "PATHWAY-PRIORITY": ["pop-2", "pop-1"]}
+    assert steerer.answered(1.0, steerer.url(None), 200, json.dumps(answer).encode(), 0.01) == "pop-2"
+    assert steerer.priority == ("pop-2", "pop-1")
+    assert steerer.fallback({"pop-2"}) == "pop-1" and steerer.fallback({"pop-2", "pop-1"}) is None
+    assert "_DASH_pathway=pop-1" in steerer.url(None), "the next poll names the pathway really in use"
 
 
 def test_the_ladder_moves_to_another_pathways_urls_and_keeps_keys_and_sizes() -> None:
