@@ -71,9 +71,22 @@ def test_failures_show_the_error_lines_not_the_info_report() -> None:
     assert error_lines(stderr) == ["[vost#0:0 @ 0x1] [error] Error while opening encoder"]
 
 
-def test_trials_encode_the_first_third_of_a_sample_chunk() -> None:
-    assert trial_span(Chunk(7, 336, 48)) == Chunk(7, 336, 16)
-    assert trial_span(Chunk(9, 432, 25)) == Chunk(9, 432, 9)
+def test_trials_encode_the_first_sixth_of_a_sample_chunk() -> None:
+    assert trial_span(Chunk(7, 336, 48)) == Chunk(7, 336, 8)
+    assert trial_span(Chunk(9, 432, 25)) == Chunk(9, 432, 5)
+    assert trial_span(Chunk(0, 0, 1)) == Chunk(0, 0, 1)
+
+
+def test_a_trial_is_read_as_the_rate_of_a_whole_chunk() -> None:
+    """One IDR frame per chunk: the span's other frames stand for the chunk's other frames."""
+    from fractions import Fraction
+
+    from reelstream.media.transcode.calibrate import whole_chunk_kbps
+
+    # IDR 6,000 bytes, then 1,000 each: a 48-frame chunk at 24 fps is 53,000 bytes in 2 s.
+    assert whole_chunk_kbps([6000, 1000, 1000, 1000], 48, Fraction(24)) == pytest.approx(53_000 * 8 / 1000 / 2)
+    assert whole_chunk_kbps([6000], 1, Fraction(24)) == pytest.approx(6000 * 8 / 1000 * 24)
+
 
 
 def test_the_correction_is_a_newton_step_to_what_the_other_chunks_must_average() -> None:
