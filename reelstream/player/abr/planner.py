@@ -44,6 +44,11 @@ class PlanProblem:
         shortfall_costs: ``(level_s, weight)`` pairs: each second the plan ends
             below ``level_s`` costs ``weight`` (a buffer target, or "do not end
             lower than now").
+        worst_download_s: ``[k][rung]`` download time under a collapse; a rung other
+            than 0 whose worst case outlasts the buffer (less ``worst_margin_s``) is refused.
+        worst_margin_s: see ``worst_download_s``.
+        first_cost: extra cost per rung of the *first* chunk of the plan (empty: none),
+            e.g. the expected stall of a collapse while it downloads.
     """
 
     buffer_s: float
@@ -58,6 +63,7 @@ class PlanProblem:
     shortfall_costs: tuple[tuple[float, float], ...] = ()
     worst_download_s: Sequence[Sequence[float]] | None = None
     worst_margin_s: float = 0.0
+    first_cost: Sequence[float] = ()
 
 
 def admissible(problem: PlanProblem, buffer_s: float, rung: int, download_s: float,
@@ -112,6 +118,8 @@ def _expand(problem: PlanProblem, depth: int,
                 after = buffer_s - download + chunk if stall == 0.0 else chunk
                 gain = (quality[rung] - problem.rebuffer_penalty * stall
                         - problem.smooth_penalty * abs(quality[rung] - quality[previous]))
+                if first < 0 and problem.first_cost:
+                    gain -= problem.first_cost[rung]
                 grown.setdefault(rung, []).append(
                     (after, reward + gain, rung if first < 0 else first))
     cap = _saturation(problem, depth)
@@ -156,5 +164,7 @@ def plan_value(problem: PlanProblem, rungs: Sequence[int]) -> float | None:
         buffer_s = max(buffer_s - download, 0.0) + problem.chunk_s
         reward += (problem.quality[rung] - problem.rebuffer_penalty * stall
                    - problem.smooth_penalty * abs(problem.quality[rung] - problem.quality[previous]))
+        if depth == 0 and problem.first_cost:
+            reward -= problem.first_cost[rung]
         previous = rung
     return reward - shortfall(problem, buffer_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -26,6 +27,7 @@ from reelstream.player.abr.reelstream import (
     level_prediction,
     quantile,
     relative_collapse,
+    scenario_costs,
     tail_cap,
 )
 from reelstream.player.abr.throughput import harmonic_mean, harmonic_prediction
@@ -163,6 +165,23 @@ def test_tail_insurance_below_the_lowest_rung_keeps_room_for_the_chunks_after(ob
     play: 4 s of the 20 s buffered go to them, and 16 s leave room for a 750 kbps chunk
     (15 s) but not a 1200 kbps one (24 s)."""
     assert tail_cap(obs([3000.0] * 6, buffer_s=20.0, last_rung=3, chunks_remaining=3), 200.0) == 1
+
+
+def test_collapse_scenario_prices_the_stall_a_fall_to_200_kbps_would_cause(obs: Obs) -> None:
+    """20 s buffered; at 200 kbit/s a 1200 kbps chunk (4.8 Mbit) takes 24 s: 4 s of stall
+    at 0.03 x 4.3 per second; 1850 kbps 17 s, 2850 kbps 37 s, 4300 kbps 66 s of stall."""
+    o = obs([3000.0] * 6, buffer_s=20.0, last_rung=3, chunks_remaining=30)
+    priced = ReelStreamTuning(scenario_weight=0.03)
+    assert scenario_costs(o, priced) == pytest.approx((0.0, 0.0, 0.516, 2.193, 4.773, 8.514))
+    # A link never under 3 Mbit/s is priced against a quarter of that, 750 kbit/s: only the
+    # top rung's 17.2 Mbit (22.9 s) would stall.
+    assert scenario_costs(o, replace(priced, scenario_share=0.25)) == pytest.approx(
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.03 * 4.3 * (17.2 / 0.75 - 20.0)))
+    assert scenario_costs(o, ReelStreamTuning()) == (), "off by default"
+    assert scenario_costs(o, replace(priced, scenario_falling=0.8)) == (), "a steady link is not falling"
+    falling = obs([3000.0] * 5 + [1500.0], buffer_s=20.0, last_rung=3, chunks_remaining=30)
+    assert scenario_costs(falling, replace(priced, scenario_falling=0.8))[2] == pytest.approx(0.516)
+    assert ReelStreamMpc(priced).choose(o) < ReelStreamMpc().choose(o) == 4
 
 
 @pytest.mark.parametrize("buffer_s", [0.0, 2.0, 4.0, 6.0, 9.0, 10.5, 12.0, 15.0, 20.0, 35.0])

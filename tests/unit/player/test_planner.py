@@ -30,6 +30,7 @@ def random_problem(rng: random.Random, horizon: int, safe: bool) -> PlanProblem:
         worst_download_s=[[q * 4.0 / rng.uniform(0.3, 1.0) for q in QUALITY]
                           for _ in range(horizon)] if safe else None,
         worst_margin_s=rng.choice([0.0, 1.0]),
+        first_cost=tuple(rng.uniform(0.0, 2.0) for _ in QUALITY) if safe else (),
     )
 
 
