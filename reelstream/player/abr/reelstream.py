@@ -85,16 +85,17 @@ less); a buffer-dependent margin (2 s x (1 - buffer/30 s): 1.097 / 1.104, bus_22
 +0.9 s); a volatility flag (a sample under 0.3-0.5 x the mean before it) switching on a
 lower cap, a 15-s floor or a 45-s target: no stall less at any setting; stricter insurance
 on a falling link (last sample under 0.7-0.8 x the mean: cap 400-500, margin 2-4 s, tail
-insurance): at best bus_22 gone at 1.093 / 1.101, car_12 never; a higher buffer target
-(40-50 s, fill weight 0.5-1, end margin 12-20 s): 0.97-1.08 / 1.01-1.10 and car_12's stall
-*grew* to 15-37 s, because the collapse insurance lets a fuller buffer fetch bigger
+insurance): at best bus_22 gone at 1.093 / 1.101, car_12 never; a longer end margin alone
+(16-24 s): 1.055-1.080 / 1.059-1.085, the same stalls; a higher buffer target (40-50 s,
+fill weight 0.2-1, end margin 4-20 s): 0.97-1.08 / 1.01-1.10 and car_12's stall *grew* to
+15-36 s, because the collapse insurance lets a fuller buffer fetch bigger
 chunks, and the chunk in flight at the collapse is what stalls. Then the **collapse
 scenario** (``scenario_weight``, off by default): every plan pays for the stall its first
 chunk would cause if the link fell to 200 kbit/s (or to ``scenario_share`` of the session's
 lowest sample) while it downloads. Weight 0.03: HSDPA stall time at BOLA's (0.8 s) but
 1.037 / 0.998; with share 0.25: 0.8 s at 1.070 / 1.041 (FCC below 1.05); 0.02: 3.5 s at
 1.052 / 1.018; 0.003-0.01 and 0.05, or pricing only falling links, moved car_12's stall
-either way (2.7-16 s): a single trace decides, and the stall is chaotic in the knobs. No
+either way (2.7-15.4 s): a single trace decides, and the stall is chaotic in the knobs. No
 setting met both targets on the tuning half, so none became the default; ``bench/abr.py
 --pareto`` reports the trade-off on every portion.
 
