@@ -73,6 +73,10 @@ TOPICS: tuple[Topic, ...] = (
     _topic("reel.playback", "user_id", 12, Cleanup.DELETE, 30 * DAY_MS,
            "PlaybackStarted PlaybackHeartbeat PlaybackPaused PlaybackStopped",
            "Player sessions and heartbeats (every 30 s and on pause/stop/seek/exit), keyed by account."),
+    _topic("reel.sessions", "user_id", 6, Cleanup.DELETE, 30 * DAY_MS,
+           "PlaybackSessionOpened PlaybackSessionClosed",
+           "Playback sessions becoming live and ending, one event each per session (not per heartbeat), keyed by "
+           "account: license servers fold them for the concurrent-stream limit."),
     _topic("reel.qoe", "session_id", 6, Cleanup.DELETE, 90 * DAY_MS,
            "PlaybackSessionSummarized",
            "Quality of experience per playback session (startup, rebuffer ratio, bitrate, switches), for analytics."),
