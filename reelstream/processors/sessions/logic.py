@@ -5,7 +5,14 @@ has not stopped and its newest event is younger than ``LIVE_TIMEOUT_MS``: player
 every 30 s (also while paused), so two missed beats plus slack means the player is gone
 (crashed, lost its network) and its stream no longer counts.
 
-When a session stops, the processor emits ``PlaybackSessionSummarized`` to ``reel.qoe``:
+Sessions becoming live and ending are announced on ``reel.sessions``, one event each per
+session rather than one per heartbeat, for license servers to fold into their
+concurrent-stream counts: ``PlaybackSessionOpened`` when a session's first event arrives
+(or its first after it had lapsed), ``PlaybackSessionClosed`` when it stops. A session that
+lapses (its player vanished) is not announced: a reader knows it stops counting
+``LIVE_TIMEOUT_MS`` after its last event, and that it may still be beating until then.
+
+When a session stops, the processor also emits ``PlaybackSessionSummarized`` to ``reel.qoe``:
 startup time, playing time, rebuffer ratio, time-weighted average bitrate and rendition
 switches. Events older than the row's newest (a stale device, a retried post) do not
 move the session backwards; their rebuffer time is still counted.
@@ -130,6 +137,12 @@ class LiveSessionProcessor(Processor):
             row = dict(current.values)
         if row["ended"]:
             return Outcome()  # late beats after the stop change nothing
+        outcome = Outcome()
+        if current is None or at - row["last_event_ms"] > LIVE_TIMEOUT_MS:  # new, or back after it had lapsed
+            outcome.events.append(new_event("PlaybackSessionOpened", {
+                k: row[k] for k in ("session_id", "user_id", "profile_id", "device_id", "device_type", "title_id")}
+                | {"opened_at": _at(at)}, producer="processor.sessions", caused_by=event,
+                event_time=event.header.event_time))
         fresh = at >= row["last_event_ms"]
         elapsed = at - row["last_event_ms"] if fresh else 0
         row["qoe"] = fold_qoe(row["qoe"], row["state"], elapsed, event, fresh)
@@ -137,9 +150,12 @@ class LiveSessionProcessor(Processor):
             row.update(last_event_ms=at, position_ms=event["position_ms"],
                        state=event.data.get("state") or _STATE_BY_TYPE[event.type])
         row["started_ms"] = min(row["started_ms"], at)
-        outcome = Outcome()
         if event.type == "PlaybackStopped":
             row["ended"] = True
+            outcome.events.append(new_event("PlaybackSessionClosed", {
+                "session_id": row["session_id"], "user_id": row["user_id"], "device_id": row["device_id"],
+                "closed_at": _at(at), "reason": event["reason"]}, producer="processor.sessions", caused_by=event,
+                event_time=event.header.event_time))
             outcome.events.append(new_event("PlaybackSessionSummarized", summary(row, event["reason"]),
                                             producer="processor.sessions", caused_by=event,
                                             event_time=event.header.event_time))

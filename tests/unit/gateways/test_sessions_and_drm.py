@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import pytest
 
+from reelstream.events.codec import EventCodec
 from reelstream.events.model import new_event
+from reelstream.events.topics import topic_for
 from reelstream.gateways.drm import ClearKeyAdapter, InvalidLicenseRequest, LicenseTerms
 from reelstream.identity.tokens import b64url
 from reelstream.keys.model import ContentKey
@@ -40,12 +42,31 @@ def test_sessions_fold_qoe_and_summarize_on_stop() -> None:
         out += outcome.events
     row = state.get(LIVE_SESSIONS, ("u", "s1")).values  # type: ignore[union-attr]
     assert row["ended"] and row["position_ms"] == 90_000
-    [summary] = out
+    opened, closed, summary = out
+    assert (opened.type, opened["opened_at"], opened["device_id"]) == ("PlaybackSessionOpened", T0, "d1")
+    assert (closed.type, closed["closed_at"], closed["reason"]) == (
+        "PlaybackSessionClosed", T0 + timedelta(seconds=90), "STOPPED")
     assert summary.type == "PlaybackSessionSummarized"
+    for event in out:
+        EventCodec().encode(event, topic_for(event.type).name)  # each matches its schema and has a topic
     assert summary["startup_ms"] == 800 and summary["playing_ms"] == 90_000 and summary["rebuffer_ms"] == 1500
     assert summary["bitrate_switches"] == 1 and summary["heartbeats"] == 5
     assert summary["average_bitrate_kbps"] == round((3000 * 30_000 + 6000 * 30_000) / 60_000)
     assert processor.handle(beat("PlaybackHeartbeat", 120), state).writes == []  # ended stays ended
+
+
+def test_a_session_is_announced_opened_once_and_again_only_after_it_lapsed() -> None:
+    """reel.sessions carries one event per session becoming live, not one per beat: a beat
+    after more than the live timeout (the player was gone) opens it again."""
+    state, processor = MemoryState(), LiveSessionProcessor()
+    announced = []
+    for e in [beat("PlaybackHeartbeat", 0), beat("PlaybackHeartbeat", 30), beat("PlaybackHeartbeat", 60),
+              beat("PlaybackHeartbeat", 131), beat("PlaybackHeartbeat", 160)]:
+        outcome = processor.handle(e, state)
+        state.apply(outcome)
+        announced += [(x.type, x["opened_at"]) for x in outcome.events]
+    # the first beat opens it (a lost PlaybackStarted does not matter); 131 s is 71 s after 60 s
+    assert announced == [("PlaybackSessionOpened", T0), ("PlaybackSessionOpened", T0 + timedelta(seconds=131))]
 
 
 def test_live_sessions_count_devices_with_recent_beats() -> None:
