@@ -1,6 +1,8 @@
 """Chunked transcoding vs one ffmpeg pass, on the same generated master, in one process.
 
-(a) one ffmpeg command encoding the whole ladder in a single pass (the reference);
+(a) one ffmpeg command encoding the whole ladder in a single pass (the reference; run first
+    and again last, its CPU the mean of the two, so that load drifting during the bench
+    weighs on both sides);
 (b) ReelStream's pipeline (ingest -> jobs -> workers -> completion) with 1 and with 2
     worker processes, each pinned to one core, rate control calibrated per title (the fix);
     the fleet is up and settled before the ingest, as a fleet waiting for work is;
@@ -20,9 +22,11 @@ rate-control calibration (its trial encodes and the sample chunks it keeps as fi
 outputs) plus the workers' CPU from the moment the fleet is settled (their jobs, and their
 idling while the ingest runs). The end-to-end ratio (every process: upload, validation,
 fleet start-up, the bench's own completion tracker) is printed and kept in the JSON beside
-it (``cpu_end_to_end_met``). Both chunked runs must meet the target.
+it (``cpu_end_to_end_met``). Both chunked runs must meet the target. Each worker's CPU is
+also split into its own process (polling the log, claims, storing outputs, events) and its
+ffmpeg children (the encodes), from /proc/PID/stat.
 
-Default: a 30-s 720p24 master and the 6 H.264 rungs up to 720p (about 6 minutes on 2 cores);
+Default: a 30-s 720p24 master and the 6 H.264 rungs up to 720p (about 7 minutes on 2 cores, quiet);
 ``--full`` is the issue's 60-s 1080p master with the 8 H.264 rungs up to 1080p (about 30 minutes here).
 ``--speedup-rounds N`` measures only 2 workers vs 1, in N alternating rounds on one ingested
 title (the machine is shared: a load change during one long run decides a single ratio).
@@ -96,6 +100,10 @@ class Run:
     worker_cpu_s: float = 0.0  # the workers and their ffmpeg processes, start-up included
     worker_start_cpu_s: float = 0.0  # of which before the title: interpreter, imports, joining the group
     per_worker_title_cpu_s: list[float] = field(default_factory=list)  # each worker's, from the fleet settled
+    # each worker's CPU from the fleet settled to the title done, split: its own Python process
+    # (polling the log, claims, storing outputs, events) and its ffmpeg children (the encodes)
+    per_worker_split_s: list[tuple[float, float]] = field(default_factory=list)
+    cpu_samples_s: list[float] = field(default_factory=list)  # single pass: its CPU at the start and at the end
 
     @property
     def worker_title_cpu_s(self) -> float:
@@ -118,6 +126,7 @@ class Run:
 
 def single_pass(master: Path, rungs: list[Rung], out: Path) -> Run:
     run = Run("single pass")
+    out.mkdir(parents=True, exist_ok=True)
     graph = f"[0:v]split={len(rungs)}" + "".join(f"[s{i}]" for i in range(len(rungs))) + ";"
     graph += ";".join(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]"
                       for i, r in enumerate(rungs))
@@ -147,6 +156,7 @@ def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers:
     pool = start_pool(workers, threads=1, capabilities="cpu", env=env, log_dir=data)
     _wait_for_fleet(runtime, workers)
     started_cpu = [process_cpu_s(proc.pid) for proc in pool]
+    started_split = [process_cpu_split_s(proc.pid) for proc in pool]
     run.worker_start_cpu_s = sum(started_cpu)
     ingest_cpu, ingest_wall = cpu_seconds(), time.monotonic()
     phases = _Phases()
@@ -157,6 +167,9 @@ def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers:
     done = asyncio.run(_complete(runtime))
     run.fleet_wall_s = done[4] - fleet  # until TitleTranscoded was read
     run.wall_s = done[4] - ingest_wall  # from the ingest's start: the fleet was already up
+    for proc, (own, kids) in zip(pool, started_split, strict=True):
+        now_own, now_kids = process_cpu_split_s(proc.pid)
+        run.per_worker_split_s.append((now_own - own, now_kids - kids))
     for proc, start in zip(pool, started_cpu, strict=True):  # reaped here: each worker's CPU, its ffmpeg runs included
         os.kill(proc.pid, signal.SIGTERM)  # not Popen.send_signal: it would reap the worker first
         _, _, usage = os.wait4(proc.pid, 0)
@@ -185,8 +198,15 @@ _PHASES = (("validating", "validation (and the plan, when not calibrating)"), ("
 def process_cpu_s(pid: int) -> float:
     """CPU seconds of a live process so far, its reaped children's included (/proc/PID/stat
     utime, stime, cutime, cstime)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return sum(process_cpu_split_s(pid))
+
+
+def process_cpu_split_s(pid: int) -> tuple[float, float]:
+    """(its own, its reaped children's) CPU seconds of a live process so far: /proc/PID/stat
+    utime + stime, cutime + cstime. A worker's children are its ffmpeg (and x265) runs."""
+    fields = [int(f) for f in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:15]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (fields[0] + fields[1]) / tick, (fields[2] + fields[3]) / tick
 
 
 class _Phases:
@@ -396,11 +416,17 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
         return 0
     runs = [single_pass(master, rungs, work)]
-    print(f"  single pass: {runs[-1].wall_s:.1f}s wall", flush=True)
+    print(f"  single pass: {runs[-1].wall_s:.1f}s wall, {runs[-1].cpu_s:.1f}s CPU", flush=True)
     for name, workers, calibrate in (("chunked 1 worker", 1, True), ("chunked 2 workers", 2, True),
                                      ("naive ABR 2 workers", 2, False)):
         runs.append(chunked(name, master, metadata, rungs, workers, calibrate, work))
         print(f"  {name}: {runs[-1].wall_s:.1f}s wall", flush=True)
+    # The single pass again, after the chunked runs: the reference CPU is the mean of the two,
+    # so that a load that rises or falls during the run (a shared machine) weighs on both sides.
+    again = single_pass(master, rungs, work / "again")
+    print(f"  single pass again: {again.wall_s:.1f}s wall, {again.cpu_s:.1f}s CPU", flush=True)
+    runs[0].cpu_samples_s = [runs[0].cpu_s, again.cpu_s]
+    runs[0].cpu_s = (runs[0].cpu_s + again.cpu_s) / 2
     for run in runs:
         measure(run, master, rungs, seconds)
     report(runs, rungs, seconds, size, load_start, os.getloadavg())
@@ -480,6 +506,17 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
           "(one run each; --speedup-rounds N for the median of alternating rounds); with a core per worker at "
           f"most {cpu_bound_speedup:.2f} (1 worker's CPU / the busiest of 2 workers', "
           f"{[round(c, 1) for c in two.per_worker_title_cpu_s]} s)")
+    title_chunks = len(one.job_ms) + one.replayed
+    split = {run.name: [(round(own, 2), round(kids, 2)) for own, kids in run.per_worker_split_s] for run in chunked_runs}
+    own_share = {run.name: round(sum(o for o, _ in run.per_worker_split_s)
+                                 / max(1e-9, sum(o + k for o, k in run.per_worker_split_s)), 4) for run in chunked_runs}
+    # ffmpeg CPU per chunk job (the workers' children) against the single pass's CPU per chunk
+    job_vs_single = {run.name: round(sum(k for _, k in run.per_worker_split_s) / max(1, len(run.job_ms))
+                                     / (single.cpu_s / title_chunks), 3) for run in chunked_runs}
+    print(f"single pass CPU: {[round(c, 1) for c in single.cpu_samples_s]} s at the start and at the end, "
+          f"mean {single.cpu_s:.1f} s (the reference)")
+    print(f"workers' CPU for the title, (own process, ffmpeg children) s per worker: {split}; own process "
+          f"{own_share}; ffmpeg per chunk job / single pass per chunk: {job_vs_single}")
     print(f"load average: start {load_start}, end {load_end}")
     print(f"PSNR chunked - single (dB): {delta}")
     print(f"PSNR naive per-chunk ABR - single (dB): {naive_delta}")
@@ -512,6 +549,9 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
         "speedup_2_vs_1_workers": round(fleet_speedup, 3), "speedup_2_vs_1_end_to_end": round(speedup, 3),
         "speedup_2_vs_1_cpu_bound": round(cpu_bound_speedup, 3),
         "per_worker_title_cpu_s": {r.name: [round(c, 2) for c in r.per_worker_title_cpu_s] for r in chunked_runs},
+        "single_pass_cpu_samples_s": [round(c, 2) for c in single.cpu_samples_s],
+        "worker_cpu_own_children_s": split, "worker_cpu_own_share": own_share,
+        "chunk_job_ffmpeg_vs_single_per_chunk": job_vs_single,
         "fleet_wall_s": {r.name: round(r.fleet_wall_s, 2) for r in chunked_runs},
         "psnr_delta_db": delta, "psnr_delta_naive_db": naive_delta,
         "bitrate_error_pct": rate_error, "bitrate_vs_single_pct": rate_vs_single,
