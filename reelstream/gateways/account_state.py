@@ -4,13 +4,16 @@
   ``reel.licenses``: the events this gateway emits are folded as it emits them, other
   instances' arrive through the follower. Expired and returned licenses are dropped,
   since the device and download limits count only active ones.
-- ``LiveSessionCache``: an account's playback sessions (the concurrent-stream limit) from
-  the sessions view, refreshed in the background once ``REEL_LIVE_SESSIONS_REFRESH_S`` old,
-  the reads of many accounts grouped into one ``query_many``. Not folded
-  from the log: following every heartbeat of ``reel.playback`` in every gateway would
-  cost more than the reads it saves. The count is already a window (a session is live for
-  70 s after its last beat, and players beat every 30 s), so this widens it by that much;
-  a start or stop posted to this process's playback gateway drops the account's entry.
+- ``LiveSessionCache``: an account's live playback sessions (the concurrent-stream limit),
+  read once from the sessions view (the reads of many accounts grouped into one
+  ``query_many``), then kept current by folding ``reel.sessions``: the sessions processor
+  announces each session becoming live and ending there, one event each per session, so
+  a gateway follows the log at the rate sessions start, not at the heartbeat rate. What
+  the fold cannot see is a session lapsing (its player vanished: no event, it stops
+  counting 70 s after its last beat), so a session the cache holds is *certainly* live
+  while its last known event is recent and only *possibly* live after; a license needs a
+  fresh read only when those two counts fall on either side of the limit
+  (``count_is_settled``), which in practice means an account at its limit.
 """
 
 from __future__ import annotations
@@ -26,13 +29,16 @@ from reelstream.events.model import Event
 from reelstream.gateways.policy import ActiveLicense, licenses_of
 from reelstream.gateways.views import FoldedView
 from reelstream.processors.licenses.logic import LICENSES, LicenseProcessor
-from reelstream.processors.sessions.logic import LIVE_SESSIONS
+from reelstream.processors.sessions.logic import LIVE_SESSIONS, LIVE_TIMEOUT_MS, live_sessions
 from reelstream.stores.ports import Row, StateStore
 
 log = logging.getLogger(__name__)
 
 TOPIC = "reel.licenses"
+SESSIONS_TOPIC = "reel.sessions"
 LIVE_CACHE_S = 5.0
+SESSION_OVERLAY_S = 120.0  # folded events kept per account, re-applied to each read (the view may lag them)
+SESSION_OVERLAY_MAX = 16
 REFRESH_LINGER_S = 0.02  # how long a background refresh may wait for other reads to share its batch
 
 
@@ -59,13 +65,17 @@ class LicenseCache:
 
 
 class LiveSessionCache:
-    """An account's session rows, read from the view in batches; ``clock`` is monotonic
-    seconds (injected). Used from the event loop only (not thread-safe).
+    """An account's live session rows, read from the view in batches and kept current by
+    folding ``reel.sessions`` (``apply``, from a ``views.follow`` of that topic); ``clock``
+    is monotonic seconds, ``now_ms`` wall milliseconds (both injected). Used from the event
+    loop only (not thread-safe).
 
-    Stale-while-revalidate: rows younger than ``fresh_s`` are used as they are; older ones
-    (up to ``max_age_s``) are still used, and ``refresh_if_stale`` re-reads them in the background,
-    so a busy account never waits on the read and its count is never more than ``fresh_s``
-    plus one read behind the view. An account with nothing usable waits for ``get``.
+    A read keeps the sessions live at that moment (ended and lapsed ones can only come
+    back through a ``PlaybackSessionOpened``, which the fold adds). Folded events are also
+    kept for ``SESSION_OVERLAY_S`` and applied again to every read of their account, so a
+    read answered by a view that has not yet written what the log already said cannot
+    bring back the old rows. Rows are used for ``max_age_s``; ``get`` reads rows older than
+    ``fresh_s``, and ``refresh_if_stale`` queues that read in the background.
 
     Reads are grouped like the publisher's flushes: every account asked for while no read
     is in flight goes into the next ``StateStore.query_many``, one worker-thread hop and
@@ -78,9 +88,12 @@ class LiveSessionCache:
 
     def __init__(self, state: StateStore, clock: Callable[[], float] = time.monotonic,
                  fresh_s: float = LIVE_CACHE_S, max_age_s: float = 60.0, capacity: int = 200_000,
-                 max_batch: int = 256, linger_s: float = REFRESH_LINGER_S) -> None:
+                 max_batch: int = 256, linger_s: float = REFRESH_LINGER_S,
+                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self._state = state
         self._clock = clock
+        self._now_ms = now_ms
+        self._recent: dict[str, list[tuple[float, Event]]] = {}  # folded events per account (overlay)
         self._fresh = fresh_s
         self._max_age = max_age_s
         self._capacity = capacity
@@ -118,6 +131,30 @@ class LiveSessionCache:
 
     def invalidate(self, user_id: str) -> None:
         self._cached.pop(user_id, None)
+
+    def settled(self, user_id: str, rows: list[dict[str, Any]], now_ms: int, except_device: str,
+                limit: int) -> bool:
+        """Whether ``rows`` decide the concurrent-stream check as a fresh read would: they
+        are fresh (younger than ``fresh_s``), or the count is settled either way."""
+        hit = self._cached.get(user_id)
+        fresh = hit is not None and self._clock() - hit[0] < self._fresh
+        return fresh or count_is_settled(rows, now_ms, except_device, limit)
+
+    def wants(self, user_id: str) -> bool:
+        """Whether the follower should decode this account's events: it is held or being read."""
+        return user_id in self._cached or user_id in self._pending or user_id in self._reading
+
+    def apply(self, event: Event) -> None:
+        """Fold a ``reel.sessions`` event into the account's rows (if held) and its overlay."""
+        user = event["user_id"]
+        now = self._clock()
+        recent = [(t, e) for t, e in self._recent.get(user, ()) if now - t < SESSION_OVERLAY_S]
+        self._recent[user] = [*recent, (now, event)][-SESSION_OVERLAY_MAX:]
+        if len(self._recent) > 10_000:
+            self._recent = {u: es for u, es in self._recent.items() if now - es[-1][0] < SESSION_OVERLAY_S}
+        hit = self._cached.get(user)
+        if hit is not None:
+            self._cached[user] = (hit[0], fold_session(hit[1], event))  # copy on write
 
     async def drained(self) -> None:
         """Return once every queued read is done (shutdown, tests)."""
@@ -174,12 +211,45 @@ class LiveSessionCache:
         self.loads += len(users)
         if len(self._cached) + len(users) > self._capacity:  # drop what has expired anyway
             self._cached = {u: h for u, h in self._cached.items() if now - h[0] < self._max_age}
+        wall = self._now_ms()
         for user, rows in zip(users, answers, strict=True):
-            values = [r.values for r in rows]
+            values = [r.values for r in rows
+                      if not r.values["ended"] and wall - r.values["last_event_ms"] <= LIVE_TIMEOUT_MS]
+            for _, event in self._recent.get(user, ()):
+                values = fold_session(values, event)
+            # an opening the read shows lapsed since (its player vanished) is dropped too
+            values = [r for r in values if r["ended"] or wall - r["last_event_ms"] <= LIVE_TIMEOUT_MS]
             self._cached[user] = (now, values)
             future = waiters[user]
             if not future.done():
                 future.set_result(values)
+
+
+def fold_session(rows: list[dict[str, Any]], event: Event) -> list[dict[str, Any]]:
+    """``rows`` (not changed) with a ``reel.sessions`` event folded in. An end wins over any
+    opening (a stopped session never plays again), so events folded twice or out of order
+    leave the same rows."""
+    sid = event["session_id"]
+    row = next((r for r in rows if r["session_id"] == sid), None)
+    others = [r for r in rows if r["session_id"] != sid]
+    if event.type == "PlaybackSessionClosed":
+        base = row or {"session_id": sid, "device_id": event["device_id"], "last_event_ms": 0}
+        return [*others, {**base, "ended": True}]
+    opened = int(event["opened_at"].timestamp() * 1000)
+    if row is None:
+        return [*others, {"session_id": sid, "device_id": event["device_id"], "last_event_ms": opened,
+                          "ended": False}]
+    return [*others, {**row, "last_event_ms": max(row["last_event_ms"], opened)}]
+
+
+def count_is_settled(rows: list[dict[str, Any]], now_ms: int, except_device: str, limit: int) -> bool:
+    """Whether the concurrent-stream check has the same outcome whatever the sessions the
+    fold cannot see into did: those not ended whose last known event is older than the
+    live timeout may have lapsed or may still be beating. Settled when even counting them
+    all the other devices are under ``limit``, or when the certainly live ones reach it."""
+    certain = len(live_sessions(rows, now_ms, except_device=except_device))
+    possible = len({r["device_id"] for r in rows if not r["ended"] and r["device_id"] != except_device})
+    return possible < limit or certain >= limit
 
 
 def _seen(future: asyncio.Future[Any]) -> None:

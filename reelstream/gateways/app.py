@@ -52,7 +52,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
                                    start_ms), name="entitlement-follower"),
         asyncio.create_task(follow([s.licenses.view], account_state.TOPIC, s.runtime.log, s.runtime.codec, stop,
                                    start_ms, (ORIGIN_HEADER, s.publisher.instance.encode()), cached_only=True),
-                            name="license-follower")]
+                            name="license-follower"),
+        asyncio.create_task(follow([s.live_sessions], account_state.SESSIONS_TOPIC, s.runtime.log, s.runtime.codec,
+                                   stop, start_ms, cached_only=True), name="live-session-follower")]
     yield
     stop.set()
     await asyncio.gather(*followers)

@@ -60,16 +60,18 @@ class Account:
 
 
 async def read_account(s: Services, ticket: Ticket) -> Account:
-    """From the caches on the event loop when all hit (the usual case: entitlements and
-    licenses are kept current by the log, live sessions refreshed in the background);
-    otherwise only the misses are read, concurrently (live sessions batched with other
-    requests' reads, the rest in worker threads)."""
+    """From the caches on the event loop when all hit (the usual case: entitlements,
+    licenses and live sessions are kept current by the log); otherwise only the misses are
+    read, concurrently (live sessions batched with other requests' reads, the rest in
+    worker threads). An account's cached live sessions count as a miss when the
+    concurrent-stream check could go either way on them (``LiveSessionCache.settled``)."""
     title = s.catalog.peek(ticket.title_id)
     entitlements = s.entitlements.peek(ticket.account_id)
     licenses = s.licenses.peek(ticket.account_id)
     sessions = s.live_sessions.peek(ticket.account_id)
-    if sessions is not None:
-        s.live_sessions.refresh_if_stale(ticket.account_id)
+    if sessions is not None and not s.live_sessions.settled(ticket.account_id, sessions, s.now_ms(), ticket.device_id,
+                                                            s.settings.limits.max_streams):
+        sessions = None  # the stream count depends on sessions the fold cannot see into: read them
     if title is not None and entitlements is not None and licenses is not None and sessions is not None:
         return Account(title, entitlements, licenses, sessions)
     title, entitlements, licenses, sessions = await asyncio.gather(

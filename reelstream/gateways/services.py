@@ -31,6 +31,7 @@ from reelstream.keys.service import KeyService
 from reelstream.runtime import Runtime
 
 SESSION, PLAYBACK = "session", "playback"
+LIVE_SESSIONS_MAX_AGE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,10 @@ class Services:
         self.entitlements = EntitlementCache(self.runtime.state)
         self.licenses = LicenseCache(self.runtime.state, self.now_ms)
         refresh = self.settings.live_sessions_refresh_s
-        self.live_sessions = LiveSessionCache(self.runtime.state, fresh_s=refresh, max_age_s=max(60.0, 2.0 * refresh))
+        # Kept current by folding reel.sessions, so held for long; max_age bounds how long a
+        # follower outage could go unnoticed in the counts.
+        self.live_sessions = LiveSessionCache(self.runtime.state, fresh_s=refresh,
+                                              max_age_s=max(LIVE_SESSIONS_MAX_AGE_S, 2.0 * refresh), now_ms=self.now_ms)
         self.catalog = TitleCatalog(self.runtime.state, self.runtime.objects, self.keys)
         if not self.adapters:
             self.adapters = self.settings.drm_adapters()

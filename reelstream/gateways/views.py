@@ -21,7 +21,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from reelstream.errors import ReelStreamError
 from reelstream.events.codec import EventCodec
@@ -155,7 +155,15 @@ class FoldedView:
 RESTART_DELAY_S = 1.0
 
 
-async def follow(views: Sequence[FoldedView], topic: str, log_: EventLog, codec: EventCodec,
+class Folding(Protocol):
+    """What ``follow`` folds into: a ``FoldedView``, or any cache with the same two calls."""
+
+    def apply(self, event: Event) -> None: ...
+
+    def wants(self, user_id: str) -> bool: ...
+
+
+async def follow(views: Sequence[Folding], topic: str, log_: EventLog, codec: EventCodec,
                  stop: asyncio.Event, from_ms: int, skip_origin: tuple[str, bytes] | None = None,
                  cached_only: bool = False) -> None:
     """Fold every event of ``topic`` from ``from_ms`` on into each of ``views`` until ``stop``,
@@ -183,7 +191,7 @@ async def follow(views: Sequence[FoldedView], topic: str, log_: EventLog, codec:
                 pass
 
 
-async def _follow(views: Sequence[FoldedView], topic: str, log_: EventLog, codec: EventCodec,
+async def _follow(views: Sequence[Folding], topic: str, log_: EventLog, codec: EventCodec,
                   stop: asyncio.Event, position: list[int], skip_origin: tuple[str, bytes] | None,
                   cached_only: bool) -> None:
     reader = await asyncio.to_thread(log_.consumer, [topic], None)

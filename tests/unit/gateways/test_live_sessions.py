@@ -19,6 +19,8 @@ from reelstream.runtime import Runtime
 from reelstream.stores.ports import Row, StateStore, ViewSpec
 from tests.unit.gateways.support import Clock
 
+NOW_MS = 1_000  # the wall clock of these tests: every session row below is live at it
+
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
@@ -59,7 +61,7 @@ def test_accounts_asked_for_together_are_read_in_one_batch(runtime: Runtime) -> 
     for user, sid in [("a", "s1"), ("a", "s2"), ("b", "s3")]:
         runtime.state.put(LIVE_SESSIONS, session(user, sid))
     store = Counting(runtime.state)
-    cache = LiveSessionCache(store, clock=Clock(0.0))  # type: ignore[arg-type]
+    cache = LiveSessionCache(store, now_ms=lambda: NOW_MS, clock=Clock(0.0))  # type: ignore[arg-type]
 
     async def scenario() -> list[list[dict[str, Any]]]:
         return await asyncio.gather(cache.get("a"), cache.get("b"), cache.get("c"), cache.get("a"))
@@ -73,7 +75,7 @@ def test_accounts_asked_for_together_are_read_in_one_batch(runtime: Runtime) -> 
 
 def test_requests_arriving_during_a_read_form_the_next_batch(runtime: Runtime) -> None:
     store = Counting(runtime.state)
-    cache = LiveSessionCache(store, clock=Clock(0.0), max_batch=2)  # type: ignore[arg-type]
+    cache = LiveSessionCache(store, now_ms=lambda: NOW_MS, clock=Clock(0.0), max_batch=2)  # type: ignore[arg-type]
 
     async def scenario() -> None:
         first = asyncio.gather(cache.get("a"), cache.get("b"), cache.get("c"))
@@ -89,7 +91,7 @@ def test_stale_rows_are_used_while_a_background_read_refreshes_them(runtime: Run
     runtime.state.put(LIVE_SESSIONS, session("a", "s1"))
     clock = Clock(0.0)
     store = Counting(runtime.state)
-    cache = LiveSessionCache(store, clock=clock, fresh_s=5.0, max_age_s=60.0)  # type: ignore[arg-type]
+    cache = LiveSessionCache(store, now_ms=lambda: NOW_MS, clock=clock, fresh_s=5.0, max_age_s=60.0)  # type: ignore[arg-type]
 
     async def scenario() -> tuple[list[str], list[str], list[str]]:
         await cache.get("a")
@@ -114,7 +116,7 @@ def test_a_failed_read_reaches_every_waiter_and_keeps_the_cached_rows(runtime: R
     runtime.state.put(LIVE_SESSIONS, session("a", "s1"))
     clock = Clock(0.0)
     store = Counting(runtime.state)
-    cache = LiveSessionCache(store, clock=clock, fresh_s=5.0)  # type: ignore[arg-type]
+    cache = LiveSessionCache(store, now_ms=lambda: NOW_MS, clock=clock, fresh_s=5.0)  # type: ignore[arg-type]
 
     async def scenario() -> list[Any]:
         await cache.get("a")
@@ -134,7 +136,7 @@ def test_a_failed_read_reaches_every_waiter_and_keeps_the_cached_rows(runtime: R
 def test_invalidate_drops_the_account_so_the_next_license_reads_it(runtime: Runtime) -> None:
     runtime.state.put(LIVE_SESSIONS, session("a", "s1"))
     store = Counting(runtime.state)
-    cache = LiveSessionCache(store, clock=Clock(0.0))  # type: ignore[arg-type]
+    cache = LiveSessionCache(store, now_ms=lambda: NOW_MS, clock=Clock(0.0))  # type: ignore[arg-type]
     asyncio.run(cache.get("a"))
     runtime.state.put(LIVE_SESSIONS, session("a", "s2"))
 
@@ -148,7 +150,7 @@ def test_invalidate_drops_the_account_so_the_next_license_reads_it(runtime: Runt
 def test_background_refreshes_ride_along_with_a_read_someone_waits_for(runtime: Runtime) -> None:
     clock = Clock(0.0)
     store = Counting(runtime.state)
-    cache = LiveSessionCache(store, clock=clock, fresh_s=5.0, linger_s=60.0)  # type: ignore[arg-type]
+    cache = LiveSessionCache(store, now_ms=lambda: NOW_MS, clock=clock, fresh_s=5.0, linger_s=60.0)  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await asyncio.gather(cache.get("a"), cache.get("b"))
@@ -167,7 +169,7 @@ def test_background_refreshes_ride_along_with_a_read_someone_waits_for(runtime: 
 def test_refreshes_alone_are_read_once_their_linger_is_over(runtime: Runtime) -> None:
     clock = Clock(0.0)
     store = Counting(runtime.state)
-    cache = LiveSessionCache(store, clock=clock, fresh_s=5.0, linger_s=0.0)  # type: ignore[arg-type]
+    cache = LiveSessionCache(store, now_ms=lambda: NOW_MS, clock=clock, fresh_s=5.0, linger_s=0.0)  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await cache.get("a")
@@ -180,3 +182,97 @@ def test_refreshes_alone_are_read_once_their_linger_is_over(runtime: Runtime) ->
 
     assert store.calls == [["a"], ["a"]]
     assert sessions_of(cache.peek("a") or []) == ["s9"]
+
+
+# --------------------------------------------------------------------------- the fold of reel.sessions
+
+def opened(user: str, sid: str, device: str, at_ms: int) -> Any:
+    from datetime import UTC, datetime
+
+    from reelstream.events.model import new_event
+
+    return new_event("PlaybackSessionOpened", {
+        "session_id": sid, "user_id": user, "profile_id": "p", "device_id": device, "device_type": "tv",
+        "title_id": "t", "opened_at": datetime.fromtimestamp(at_ms / 1000, tz=UTC)}, producer="test")
+
+
+def closed(user: str, sid: str, device: str, at_ms: int) -> Any:
+    from datetime import UTC, datetime
+
+    from reelstream.events.model import new_event
+
+    return new_event("PlaybackSessionClosed", {
+        "session_id": sid, "user_id": user, "device_id": device, "closed_at": datetime.fromtimestamp(at_ms / 1000, tz=UTC),
+        "reason": "STOPPED"}, producer="test")
+
+
+def live(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted(r["session_id"] for r in rows if not r["ended"])
+
+
+def test_a_read_keeps_only_live_sessions_and_the_fold_keeps_them_current_without_reads(runtime: Runtime) -> None:
+    runtime.state.put(LIVE_SESSIONS, session("a", "s1", last_event_ms=NOW_MS))
+    runtime.state.put(LIVE_SESSIONS, session("a", "gone", last_event_ms=NOW_MS - 71_000))  # lapsed: its player vanished
+    ended = session("a", "done", last_event_ms=NOW_MS)
+    ended.values["ended"] = True
+    runtime.state.put(LIVE_SESSIONS, ended)
+    store = Counting(runtime.state)
+    cache = LiveSessionCache(store, now_ms=lambda: NOW_MS, clock=Clock(0.0))  # type: ignore[arg-type]
+
+    assert live(asyncio.run(cache.get("a"))) == ["s1"]
+    assert cache.wants("a") and not cache.wants("b")  # the follower decodes only held accounts' events
+    cache.apply(opened("a", "s2", "d-s2", NOW_MS + 5))
+    assert live(cache.peek("a") or []) == ["s1", "s2"]
+    cache.apply(closed("a", "s1", "d-s1", NOW_MS + 9))
+    cache.apply(opened("a", "s1", "d-s1", NOW_MS))  # an opening folded again after the end: still ended
+    assert live(cache.peek("a") or []) == ["s2"]
+    assert len(store.calls) == 1
+
+
+def test_events_folded_before_the_view_has_them_survive_a_read(runtime: Runtime) -> None:
+    """The processor emits before it writes the view: a read answered in between must not
+    bring back the old rows."""
+    runtime.state.put(LIVE_SESSIONS, session("a", "s1", last_event_ms=NOW_MS))
+    cache = LiveSessionCache(runtime.state, now_ms=lambda: NOW_MS, clock=Clock(0.0), fresh_s=5.0)
+
+    async def scenario() -> list[dict[str, Any]]:
+        asking = asyncio.ensure_future(cache.get("a"))
+        await asyncio.sleep(0)
+        cache.apply(opened("a", "s2", "d-s2", NOW_MS))  # while the read is queued or in flight
+        cache.apply(closed("a", "s1", "d-s1", NOW_MS))
+        await asking
+        cache.invalidate("a")
+        return await cache.get("a")  # a later read: the view still lacks both
+
+    assert live(asyncio.run(scenario())) == ["s2"]
+
+
+def test_the_stream_count_is_settled_unless_sessions_the_fold_cannot_see_into_decide_it() -> None:
+    from reelstream.gateways.account_state import count_is_settled
+
+    now = 1_000_000
+
+    def rows(*ages_s: float) -> list[dict[str, Any]]:
+        return [{"session_id": f"s{i}", "device_id": f"d{i}", "last_event_ms": now - int(age * 1000), "ended": False}
+                for i, age in enumerate(ages_s)]
+
+    assert count_is_settled(rows(), now, "me", 3)
+    assert count_is_settled(rows(1, 500), now, "me", 3)  # even if the old one still plays: 2 < 3
+    assert count_is_settled(rows(1, 2, 3, 900), now, "me", 3)  # three certainly live: refused either way
+    assert not count_is_settled(rows(1, 2, 500), now, "me", 3)  # 2 certain, a 3rd maybe: needs a read
+    assert count_is_settled(rows(1, 2, 500), now, "d2", 3)  # the asking device's own session does not count
+
+
+def test_an_account_whose_count_is_open_is_read_again_once_its_rows_are_older_than_fresh_s(runtime: Runtime) -> None:
+    runtime.state.put(LIVE_SESSIONS, session("a", "s1", last_event_ms=NOW_MS))
+    clock = Clock(0.0)
+    store = Counting(runtime.state)
+    cache = LiveSessionCache(store, now_ms=lambda: NOW_MS + 100_000, clock=clock, fresh_s=5.0)  # type: ignore[arg-type]
+    cache.apply(opened("a", "s1", "d-s1", NOW_MS))
+    rows = asyncio.run(cache.get("a"))  # s1 had lapsed at the read (100 s without an event): dropped
+    assert rows == []
+    stale = [{"session_id": "x", "device_id": "dx", "last_event_ms": NOW_MS, "ended": False}]
+    assert cache.settled("a", stale, NOW_MS + 100_000, "me", 1)  # read under fresh_s ago: used as it is
+    clock.advance(6.0)
+    assert not cache.settled("a", stale, NOW_MS + 100_000, "me", 1)  # the limit hangs on x: read again
+    assert cache.settled("a", stale, NOW_MS + 100_000, "me", 2)
