@@ -89,7 +89,9 @@ insurance): at best bus_22 gone at 1.093 / 1.101, car_12 never; a longer end mar
 (16-24 s): 1.055-1.080 / 1.059-1.085, the same stalls; a higher buffer target (40-50 s,
 fill weight 0.2-1, end margin 4-20 s): 0.97-1.08 / 1.01-1.10 and car_12's stall *grew* to
 15-36 s, because the collapse insurance lets a fuller buffer fetch bigger
-chunks, and the chunk in flight at the collapse is what stalls. Then the **collapse
+chunks, and the chunk in flight at the collapse is what stalls; a hybrid never above
+BOLA's rung (+0/1/2): 0.958 / 0.870 at BOLA's stall time, 1.015-1.059 / 0.965-1.022 with
+most of ours. Then the **collapse
 scenario** (``scenario_weight``, off by default): every plan pays for the stall its first
 chunk would cause if the link fell to 200 kbit/s (or to ``scenario_share`` of the session's
 lowest sample) while it downloads. Weight 0.03: HSDPA stall time at BOLA's (0.8 s) but
