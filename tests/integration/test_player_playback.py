@@ -301,9 +301,10 @@ def test_a_segment_that_fails_on_one_pathway_is_fetched_from_the_next(
         config = {"title_id": "t-cenc", "format": fmt, "start_at_s": 0.0}
         report = run(session(stack["base"], config, device_id=stack["tv_device_id"],
                              http_class=ApplianceFailsAfterTheFirstChunk))
-        with pytest.raises(RequestFailed, match="segment 2 of"):
+        with pytest.raises(RequestFailed, match="segment 2 of") as failed:
             run(session(stack["base"], config, device_id=stack["tv_device_id"], http_class=EveryPathwayFails))
     assert set(EveryPathwayFails.failed) == {appliance, pop}, "tried every pathway, then gave up"
+    assert [d.number for d in failed.value.report.decisions] == [1], "the report keeps what was played"  # type: ignore[attr-defined]
     first, *rest = report.decisions
     assert (first.pathway, first.edge_node, first.failovers) == ("appliance-isp-a", "appliance-isp-a", ())
     assert rest and all(d.pathway == d.edge_node == "pop-1" for d in rest), "the rest came from the PoP"

@@ -296,6 +296,7 @@ class Player:
         if self.steerer and presentation.format == "dash" and not steering.query_before_start:  # type: ignore[union-attr]
             self.steerer.due_s = math.inf  # first asked once the first segment is on its way (see _chunk)
         report.steering = self.steerer.polls if self.steerer else []  # live: a failed session still shows them
+        report.decisions = self.history  # live too: reel load counts a failed session's chunks and failovers
         audio = ladder.audio.language if ladder.audio else None
         self.text = list(presentation.subtitles(config.subtitle_language, audio))
         self.text_fetched: dict[str, set[int]] = {t.rendition_id: set() for t in self.text}
