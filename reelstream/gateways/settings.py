@@ -60,9 +60,10 @@ class GatewaySettings:
     max_body_bytes: int = 64 * 1024
     """REEL_MAX_BODY_BYTES: the largest request body a gateway reads (413 above)."""
     live_sessions_refresh_s: int = 5
-    """REEL_LIVE_SESSIONS_REFRESH_S: how old an account's cached live sessions may get before the
-    license server re-reads them in the background (the concurrent-stream count lags by about
-    this much; each re-read is a state-store query)."""
+    """REEL_LIVE_SESSIONS_REFRESH_S: the license server keeps an account's live sessions current by
+    folding reel.sessions; when its concurrent-stream check hangs on sessions the fold cannot
+    see into (possibly lapsed), rows read less than this long ago are used as they are, older
+    ones are read again first (a state-store query; the count lags by at most this much)."""
     widevine_proxy_url: str = ""
     """REEL_WIDEVINE_PROXY_URL: the vendor's license proxy endpoint ("" = no Widevine: /licenses/widevine 404)."""
     widevine_provider: str = ""
