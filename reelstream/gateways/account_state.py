@@ -47,7 +47,7 @@ class LicenseCache:
                  ttl_s: float = 300.0, capacity: int = 200_000) -> None:
         self._now_ms = now_ms
         self.view = FoldedView(state, LICENSES, LicenseProcessor(), keep=self._active, clock=clock, ttl_s=ttl_s,
-                               capacity=capacity)
+                               capacity=capacity, supersedes=renews)
 
     def _active(self, values: dict[str, Any]) -> bool:
         expires = values.get("expires_ms")
@@ -62,6 +62,14 @@ class LicenseCache:
 
     def apply(self, event: Event) -> None:
         self.view.apply(event)
+
+
+def renews(old: Event, new: Event) -> bool:
+    """``new`` grants the same license as ``old`` again (a renewal, or another key request of
+    the same playback session): the licenses processor writes the row from the grant alone,
+    so folding ``new`` by itself gives the same row as folding both."""
+    return (old.type == new.type == "LicenseGranted" and old["license_id"] == new["license_id"]
+            and old.data.get("session_type") == new.data.get("session_type"))
 
 
 class LiveSessionCache:

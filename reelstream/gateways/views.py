@@ -56,14 +56,18 @@ class FoldedView:
     """One view's rows per account (partition key ``user_id``); thread-safe.
 
     ``keep(values)`` drops rows that can no longer matter (an expired license), at load
-    and after each fold, so a long-lived account's cache stays small. ``clock`` is
+    and after each fold, so a long-lived account's cache stays small. ``supersedes(old,
+    new)`` says when folding ``new`` alone gives the rows folding both would: ``old`` then
+    leaves the overlay (a renewal of the same license). ``clock`` is
     monotonic seconds (injected)."""
 
     def __init__(self, state: StateStore, spec: ViewSpec, processor: Processor, *,
                  keep: Callable[[dict[str, Any]], bool] = lambda values: True,
                  clock: Callable[[], float] = time.monotonic, ttl_s: float = 300.0,
-                 capacity: int = 200_000, empty_ttl_s: float | None = None) -> None:
+                 capacity: int = 200_000, empty_ttl_s: float | None = None,
+                 supersedes: Callable[[Event, Event], bool] | None = None) -> None:
         self._state = state
+        self._supersedes = supersedes
         self._empty_ttl = empty_ttl_s
         self._spec = spec
         self._processor = processor
@@ -132,6 +136,10 @@ class FoldedView:
         now = self._clock()
         with self._lock:
             recent = self._overlay.setdefault(user, deque())
+            if self._supersedes is not None and any(self._supersedes(e, event) for _, e in recent):
+                # Folding the new event alone gives the same rows: keep the overlay (every event of
+                # it held until OVERLAY_S, and walked by each full garbage collection) small.
+                recent = self._overlay[user] = deque((t, e) for t, e in recent if not self._supersedes(e, event))
             recent.append((now, event))
             # Drop from the oldest end: past OVERLAY_S, or beyond OVERLAY_MAX (a busy account's
             # older events are superseded: the view has them long before the overlay fills).

@@ -147,3 +147,17 @@ def test_an_account_with_no_entitlements_is_read_again_within_seconds(runtime: R
     assert [e.entitlement_id for e in cache.get("u5")] == ["sub"]
     clock.advance(60)
     assert [e.entitlement_id for e in cache.peek("u5") or []] == ["sub"]  # an entitled account stays cached
+
+
+def test_a_renewal_replaces_the_grant_it_renews_in_the_overlay(runtime: Runtime) -> None:
+    """Every grant of a session's license id folds to the same row but the newest expiry, so
+    the overlay keeps only the newest (it is walked by each full garbage collection: with
+    every renewal kept, the license server's collector stalled it for up to 0.8 s)."""
+    cache = LicenseCache(runtime.state, lambda: NOW_MS, clock=Clock(0.0))
+    for n in range(10):
+        cache.apply(granted("renewing", "lic-s1", "d1", NOW_MS + 1000 + n))
+    cache.apply(granted("renewing", "lic-s2", "d2", NOW_MS + 1000))
+    assert len(cache.view._overlay["renewing"]) == 2
+    licenses = {lic.license_id: lic for lic in cache.get("renewing")}
+    assert sorted(licenses) == ["lic-s1", "lic-s2"]
+    assert licenses["lic-s1"].expires_ms == NOW_MS + 1009  # the newest grant's
