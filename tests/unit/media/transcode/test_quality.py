@@ -126,3 +126,34 @@ def test_the_level_groups_give_the_rate_at_the_provisional_crf_and_the_whole_chu
     # One group, or groups whose content differences make the curve rise: the trials' slope.
     assert level_fit(samples[:1], 0.0, -0.1) == (pytest.approx(kbits(20.75) / 2), -0.1)
     assert level_fit([(1, 2.0, 900.0), (-1, 2.0, 800.0)], 0.75, -0.1)[1] == -0.1
+
+
+def test_the_curvature_of_the_trials_lowers_the_middle_and_bends_the_step() -> None:
+    """log(rate) convex in CRF: the level groups' geometric middle reads high by curvature *
+    spread**2 / 2, and a straight Newton step overshoots; both follow the parabola instead."""
+    import math
+
+    from reelstream.media.transcode.calibrate import CURVATURE_MAX, corrected_crf, level_fit, trial_curvature
+
+    def log_kbps(crf: float) -> float:  # slope -0.25 at CRF 20, curvature 0.04
+        return 7.0 - 0.25 * (crf - 20.0) + 0.02 * (crf - 20.0) ** 2
+
+    trials = [(23.0, math.exp(log_kbps(23.0))), (18.0, math.exp(log_kbps(18.0))), (19.5, math.exp(log_kbps(19.5)))]
+    curvature = trial_curvature(trials)
+    assert curvature == pytest.approx(0.04)
+    assert trial_curvature(trials[:2]) == 0.0 and trial_curvature([trials[0], trials[0], trials[1]]) == 0.0
+    assert trial_curvature([(18.0, 100.0), (20.0, 10.0), (22.0, 100.0)]) == CURVATURE_MAX  # bounded
+    assert trial_curvature([(18.0, 10.0), (20.0, 100.0), (22.0, 10.0)]) == 0.0  # concave: not trusted
+
+    samples = [(1, 2.0, 2.0 * math.exp(log_kbps(20.75))), (-1, 2.0, 2.0 * math.exp(log_kbps(19.25)))]
+    middle, slope = level_fit(samples, 0.75, -0.1, curvature)
+    assert math.log(middle) == pytest.approx(log_kbps(20.0)) and slope == pytest.approx(-0.25)
+    assert level_fit(samples, 0.75, -0.1)[0] > middle  # the straight middle reads high
+
+    # Steps both ways land on the curve, where a straight step overshoots the rate.
+    for goal_crf in (21.5, 18.5):
+        target = math.exp(log_kbps(goal_crf))
+        crf = corrected_crf(target, 20.0, middle, slope, 30.0, 0.0, 0.0, curvature)
+        assert crf == pytest.approx(goal_crf, abs=0.01)
+        straight = corrected_crf(target, 20.0, middle, slope, 30.0, 0.0, 0.0)
+        assert log_kbps(straight) > math.log(target)
