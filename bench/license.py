@@ -37,6 +37,8 @@ once more and the better try counts. The ladder stops at the first rate that is 
 sustained (marked "gen" when the generator itself fell behind there: then the figure is a
 lower bound). The mission's budget is 500 ms.
 
+With the defaults the whole bench takes about 8 minutes here (7:50 and 7:59 at load 1-11).
+
 The server's CPU per request (from /proc, by thread kind) is printed too: unlike latency,
 it does not depend on how busy the rest of the machine is. Every account here is below its
 stream limit (``REEL_MAX_STREAMS`` is set high), as nearly all are in production: the
