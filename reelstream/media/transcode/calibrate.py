@@ -44,8 +44,9 @@ import logging
 import math
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -217,17 +218,46 @@ def _encode_level(master: Path, fps: Fraction, level: Sequence[Chunk], rungs: Se
     """The level samples, whole, as their jobs would encode them, each with its rungs
     (``parallel`` at a time, default one per core): (chunk, outputs, encode ms) each, in
     ``level`` order."""
+    slots = max(1, min(len(level), parallel or os.cpu_count() or 1))
+    pin = _core_per_thread(slots) if base is not None and base.threads == 1 else None
     with tempfile.TemporaryDirectory(dir=scratch, prefix="calibrate-level-") as tmp:
 
         def encode(chunk: Chunk, encodes: Sequence[RungEncode]) -> tuple[Chunk, list[EncodedChunk], int]:
+            if pin:
+                pin()
             outdir = (keep_in or Path(tmp)) / f"{chunk.index:06d}"
             outdir.mkdir(parents=True, exist_ok=True)
             started = time.monotonic()
             encoded = encode_chunk(_job(master, fps, chunk, encodes, outdir, base), scratch)
             return chunk, encoded, int((time.monotonic() - started) * 1000)
 
-        with ThreadPoolExecutor(max_workers=max(1, min(len(level), parallel or os.cpu_count() or 1))) as pool:
+        with ThreadPoolExecutor(max_workers=slots) as pool:
             return list(pool.map(encode, level, rungs))
+
+
+def _core_per_thread(slots: int) -> Callable[[], None] | None:
+    """A function that binds the calling thread, and so the ffmpeg it starts, to a core of its
+    own (the first call in each thread takes the next core). The kept samples stand in for
+    worker jobs, and a worker runs its jobs pinned (``workers/pool.py``); left to the
+    scheduler, each one-thread encode's threads (decoder, filter graph, an encoder per rung)
+    would move between the cores beside the other encode's. None where there are fewer cores
+    than slots or the platform cannot pin."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < slots:
+        return None
+    free, lock, local = iter(cores), threading.Lock(), threading.local()
+
+    def pin() -> None:
+        if getattr(local, "core", None) is None:
+            with lock:
+                local.core = next(free)
+            try:
+                os.sched_setaffinity(0, {local.core})  # this thread only; its children inherit it
+            except OSError:
+                pass  # not allowed here (some containers): unpinned still works
+    return pin
 
 
 def trial_slope(points: Sequence[tuple[float, float]]) -> float:
