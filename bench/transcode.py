@@ -1,8 +1,8 @@
 """Chunked transcoding vs one ffmpeg pass, on the same generated master, in one process.
 
-(a) one ffmpeg command encoding the whole ladder in a single pass (the reference; run first
-    and again last, its CPU the mean of the two, so that load drifting during the bench
-    weighs on both sides);
+(a) one ffmpeg command encoding the whole ladder in a single pass (the reference; run before,
+    between and after the calibrated chunked runs, each of which is judged against the mean
+    of the two single passes around it: the machine's speed drifts by 10-15 % in minutes);
 (b) ReelStream's pipeline (ingest -> jobs -> workers -> completion) with 1 and with 2
     worker processes, each pinned to one core, rate control calibrated per title (the fix);
     the fleet is up and settled before the ingest, as a fleet waiting for work is;
@@ -103,7 +103,10 @@ class Run:
     # each worker's CPU from the fleet settled to the title done, split: its own Python process
     # (polling the log, claims, storing outputs, events) and its ffmpeg children (the encodes)
     per_worker_split_s: list[tuple[float, float]] = field(default_factory=list)
-    cpu_samples_s: list[float] = field(default_factory=list)  # single pass: its CPU at the start and at the end
+    cpu_samples_s: list[float] = field(default_factory=list)  # single pass: its CPU in each run
+    # The single-pass CPU this run is judged against: the mean of the single passes run just
+    # before and just after it (``main``), not one reference for the whole bench.
+    reference_cpu_s: float = 0.0
 
     @property
     def worker_title_cpu_s(self) -> float:
@@ -415,18 +418,26 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         return 0
-    runs = [single_pass(master, rungs, work)]
-    print(f"  single pass: {runs[-1].wall_s:.1f}s wall, {runs[-1].cpu_s:.1f}s CPU", flush=True)
+    # The machine's speed drifts: the same 2-worker jobs took 40.1 s and then 47.2 s of CPU ten
+    # minutes apart (a shared host). So each chunked run is judged against the single passes
+    # run just before and just after it (S C1 S C2 S N), which cancels a drift that is steady
+    # across the three; the naive run, not a CPU target, is judged against the last one.
+    singles = [single_pass(master, rungs, work / "single-0")]
+    print(f"  single pass: {singles[-1].wall_s:.1f}s wall, {singles[-1].cpu_s:.1f}s CPU", flush=True)
+    runs = [singles[0]]
     for name, workers, calibrate in (("chunked 1 worker", 1, True), ("chunked 2 workers", 2, True),
                                      ("naive ABR 2 workers", 2, False)):
         runs.append(chunked(name, master, metadata, rungs, workers, calibrate, work))
         print(f"  {name}: {runs[-1].wall_s:.1f}s wall", flush=True)
-    # The single pass again, after the chunked runs: the reference CPU is the mean of the two,
-    # so that a load that rises or falls during the run (a shared machine) weighs on both sides.
-    again = single_pass(master, rungs, work / "again")
-    print(f"  single pass again: {again.wall_s:.1f}s wall, {again.cpu_s:.1f}s CPU", flush=True)
-    runs[0].cpu_samples_s = [runs[0].cpu_s, again.cpu_s]
-    runs[0].cpu_s = (runs[0].cpu_s + again.cpu_s) / 2
+        if calibrate:
+            singles.append(single_pass(master, rungs, work / f"single-{len(singles)}"))
+            print(f"  single pass again: {singles[-1].wall_s:.1f}s wall, {singles[-1].cpu_s:.1f}s CPU", flush=True)
+            runs[-1].reference_cpu_s = (singles[-2].cpu_s + singles[-1].cpu_s) / 2
+        else:
+            runs[-1].reference_cpu_s = singles[-1].cpu_s
+    runs[0].cpu_samples_s = [run.cpu_s for run in singles]
+    runs[0].cpu_s = sum(runs[0].cpu_samples_s) / len(singles)
+    runs[0].reference_cpu_s = runs[0].cpu_s
     for run in runs:
         measure(run, master, rungs, seconds)
     report(runs, rungs, seconds, size, load_start, os.getloadavg())
@@ -485,9 +496,9 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
                                  for r in rungs} for run in chunked_runs}
     worst_rate = max(abs(e) for run in calibrated for e in rate_error[run.name].values())
     worst_rate_vs_single = max(abs(e) for run in calibrated for e in rate_vs_single[run.name].values())
-    transcode_ratio = {run.name: round(run.transcode_cpu_s / single.cpu_s, 3) for run in chunked_runs}
-    end_to_end_ratio = {run.name: round(run.cpu_s / single.cpu_s, 3) for run in chunked_runs}
-    worker_ratio = {run.name: round(run.worker_title_cpu_s / single.cpu_s, 3) for run in chunked_runs}
+    transcode_ratio = {run.name: round(run.transcode_cpu_s / run.reference_cpu_s, 3) for run in chunked_runs}
+    end_to_end_ratio = {run.name: round(run.cpu_s / run.reference_cpu_s, 3) for run in chunked_runs}
+    worker_ratio = {run.name: round(run.worker_title_cpu_s / run.reference_cpu_s, 3) for run in chunked_runs}
     speedup = one.wall_s / two.wall_s  # ingest (validation, calibration) included: one process in both
     fleet_speedup = one.fleet_wall_s / two.fleet_wall_s  # jobs published -> title transcoded
     # If each worker had a core of its own: the busiest worker's CPU bounds the fleet phase.
@@ -512,9 +523,10 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
                                  / max(1e-9, sum(o + k for o, k in run.per_worker_split_s)), 4) for run in chunked_runs}
     # ffmpeg CPU per chunk job (the workers' children) against the single pass's CPU per chunk
     job_vs_single = {run.name: round(sum(k for _, k in run.per_worker_split_s) / max(1, len(run.job_ms))
-                                     / (single.cpu_s / title_chunks), 3) for run in chunked_runs}
-    print(f"single pass CPU: {[round(c, 1) for c in single.cpu_samples_s]} s at the start and at the end, "
-          f"mean {single.cpu_s:.1f} s (the reference)")
+                                     / (run.reference_cpu_s / title_chunks), 3) for run in chunked_runs}
+    print(f"single pass CPU: {[round(c, 1) for c in single.cpu_samples_s]} s, run before, between and after the "
+          "chunked runs; each chunked run's reference is the mean of the two around it: "
+          f"{ {run.name: round(run.reference_cpu_s, 1) for run in chunked_runs} }")
     print(f"workers' CPU for the title, (own process, ffmpeg children) s per worker: {split}; own process "
           f"{own_share}; ffmpeg per chunk job / single pass per chunk: {job_vs_single}")
     print(f"load average: start {load_start}, end {load_end}")
@@ -550,6 +562,7 @@ def report(runs: list[Run], rungs: list[Rung], seconds: int, size: str, load_sta
         "speedup_2_vs_1_cpu_bound": round(cpu_bound_speedup, 3),
         "per_worker_title_cpu_s": {r.name: [round(c, 2) for c in r.per_worker_title_cpu_s] for r in chunked_runs},
         "single_pass_cpu_samples_s": [round(c, 2) for c in single.cpu_samples_s],
+        "reference_cpu_s": {run.name: round(run.reference_cpu_s, 2) for run in chunked_runs},
         "worker_cpu_own_children_s": split, "worker_cpu_own_share": own_share,
         "chunk_job_ffmpeg_vs_single_per_chunk": job_vs_single,
         "fleet_wall_s": {r.name: round(r.fleet_wall_s, 2) for r in chunked_runs},
