@@ -142,6 +142,7 @@ class LoadSummary:
     steering_failed: int = 0  # ... that got no steering manifest (the session kept its pathway)
     pathway_moves: int = 0  # times a session moved its segments to another pathway
     segment_failovers: int = 0  # chunks fetched again on the next pathway after a 5xx / no answer
+    startup_failovers: int = 0  # session starts moved to the next pathway (playlists, inits, sidecars failed)
 
     def as_json(self) -> dict[str, Any]:
         return {"players": self.players, "sessions_started": self.started, "sessions_completed": self.completed,
@@ -153,7 +154,8 @@ class LoadSummary:
                 "avg_bitrate_kbps": self.avg_bitrate_kbps, "segments_verified": self.segments_verified,
                 "heartbeats": self.heartbeats, "edge_nodes": self.edge_nodes, "wall_s": self.wall_s,
                 "steering_polls": self.steering_polls, "steering_failed": self.steering_failed,
-                "pathway_moves": self.pathway_moves, "segment_failovers": self.segment_failovers}
+                "pathway_moves": self.pathway_moves, "segment_failovers": self.segment_failovers,
+                "startup_failovers": self.startup_failovers}
 
 
 def _pcts(values: Sequence[float], scale: float = 1.0) -> dict[str, float | None]:
@@ -188,7 +190,8 @@ def summarize(outcomes: Sequence[Outcome], wall_s: float) -> LoadSummary:
         steering_polls=sum(len(r.steering) for r in reports),
         steering_failed=sum(1 for r in reports for p in r.steering if p.error),
         pathway_moves=sum(1 for r in reports for a, b in zip(r.decisions, r.decisions[1:]) if a.pathway != b.pathway),
-        segment_failovers=sum(len(d.failovers) for r in reports for d in r.decisions))
+        segment_failovers=sum(len(d.failovers) for r in reports for d in r.decisions),
+        startup_failovers=sum(len(r.startup_failovers) for r in reports))
 
 
 def played_kbps(report: PlaybackReport) -> float | None:
@@ -217,6 +220,7 @@ def render_table(s: LoadSummary) -> str:
             ("chunks per edge node", ", ".join(f"{k}: {v}" for k, v in sorted(s.edge_nodes.items())) or "-"),
             ("steering polls (failed) / pathway moves", f"{s.steering_polls} ({s.steering_failed}) / {s.pathway_moves}"),
             ("segments retried on the next pathway", str(s.segment_failovers)),
+            ("session starts moved to the next pathway", str(s.startup_failovers)),
             ("wall time (s)", f"{s.wall_s:.1f}")]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -315,3 +315,60 @@ def test_a_segment_that_fails_on_one_pathway_is_fetched_from_the_next(
     assert all(f.startswith("appliance-isp-a: ") for d in rest for f in d.failovers), \
         "a later poll may send the session back to the appliance: it fails over again"
     assert report.ended and report.segments_verified >= 2 * len(report.decisions), "every chunk checked"
+
+
+# The same at the session's start: the appliance's edge fails every init segment and size
+# sidecar (and, for HLS, media playlist) it is asked for, so the session starts on the next
+# pathway the manifest lists, with one license. A real local server answers 503 (DASH) or
+# the requests go to a closed port (HLS); everything else is the real deployment.
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+@pytest.mark.parametrize(("fmt", "fault"), [("dash", "503"), ("hls", "refused")])
+def test_a_start_that_fails_on_one_pathway_starts_on_the_next(stack: dict[str, Any], fmt: str, fault: str) -> None:
+    appliance = stack["topology"].node("appliance-isp-a").base_url
+    pop = stack["topology"].node("pop-1").base_url
+
+    async def overloaded(_: web.Request) -> web.Response:
+        return web.Response(status=503, text="upstream overloaded")
+
+    failing = web.Application()
+    failing.router.add_get("/{tail:.*}", overloaded)
+    starting = ("init of ", "sizes of ", "media playlist")
+
+    with serve(failing) as broken_edge:
+        target = broken_edge if fault == "503" else f"http://127.0.0.1:{closed_port()}"
+
+        class ApplianceFailsAtTheStart(Http):
+            broken, failed, keys = (appliance,), [], []
+
+            async def request(self, what: str, method: str, url: str, **kwargs: Any) -> Any:
+                edge = next((e for e in self.broken if url.startswith(e)), None)
+                if edge and what.startswith(starting):
+                    url = target + url[len(edge):]
+                    type(self).failed.append((edge, what))
+                if what in ("license", "key"):
+                    type(self).keys.append(url)
+                return await super().request(what, method, url, **kwargs)
+
+        class EveryPathwayFailsAtTheStart(ApplianceFailsAtTheStart):
+            broken, failed, keys = (appliance, pop), [], []
+
+        config = {"title_id": "t-cenc", "format": fmt, "start_at_s": 0.0}
+        report = run(session(stack["base"], config, device_id=stack["tv_device_id"],
+                             http_class=ApplianceFailsAtTheStart))
+        with pytest.raises(RequestFailed, match="init of|sizes of|media playlist"):
+            run(session(stack["base"], config, device_id=stack["tv_device_id"],
+                        http_class=EveryPathwayFailsAtTheStart))
+    assert {edge for edge, _ in ApplianceFailsAtTheStart.failed} == {appliance}
+    assert {edge for edge, _ in EveryPathwayFailsAtTheStart.failed} == {appliance, pop}, "tried both, then gave up"
+    [failover] = report.startup_failovers
+    assert failover.startswith("appliance-isp-a: ")
+    assert ("503 from" in failover and "upstream overloaded" in failover) if fault == "503" \
+        else "no answer" in failover
+    keys = ApplianceFailsAtTheStart.keys
+    assert keys and len(keys) == len(set(keys)), "the license (each HLS key) asked for once, not per pathway"
+    prefix = "_DASH_" if fmt == "dash" else "_HLS_"
+    assert f"{prefix}pathway=pop-1" in report.steering[0].url, "the session started on the next pathway"
+    # The steering server still ranks the appliance first, and its segments are fine: the
+    # session goes where the answer sends it.
+    assert [d.pathway for d in report.decisions][:1] == [report.steering[0].pathway]
+    assert report.ended and report.segments_verified >= 2 * len(report.decisions), "every chunk checked"

@@ -20,7 +20,10 @@ playlists. Keys, init segments and size sidecars are the same objects on every p
 so only the segment URLs change. A chunk whose segments fail on the pathway in use (a
 5xx, no answer, a timeout) is fetched again on the next pathway of the steering list
 (``Decision.failovers`` says what failed); the session stays there until the steering
-server's next answer moves it, and fails only when every listed pathway has failed.
+server's next answer moves it, and fails only when every listed pathway has failed. The
+start does the same: a pathway whose edge fails an init segment, a size sidecar or (HLS) a
+media playlist hands the start to the next pathway the manifest lists
+(``PlaybackReport.startup_failovers``), with the license asked for once.
 
 The clock is virtual: a request costs its round trip, plus its bytes sent over the trace
 (``TraceLink``, the simulator's network model), plus the time the server really took
@@ -151,6 +154,9 @@ class PlaybackReport:
     frames_decoded: int = 0
     steering: list[Poll] = field(default_factory=list)  # every request to the steering server
     subtitles: dict[str, SubtitleTrack] = field(default_factory=dict)  # by rendition id
+    # "pathway: error" for each pathway whose edge failed the session's start (playlists, init
+    # segments, size sidecars) before the next one served it
+    startup_failovers: list[str] = field(default_factory=list)
 
     @property
     def rebuffer_ratio(self) -> float:
@@ -165,13 +171,12 @@ async def play(http: Http, config: PlayerConfig) -> PlaybackReport:
     if start is None:
         start = await gateway.resume_position(http, base, token, config.title_id)
     source, session_id, manifest_s = await _read_manifest(http, base, token, config)
-    presentation, playlists_s = await load_presentation(http, source)
     started = time.perf_counter()
-    ladder, license_s = await prepare(http, presentation, config)
-    prepare_s = time.perf_counter() - started  # license, init segments and sidecars, in parallel
+    presentation, ladder, license_s, playlists_s, failovers = await start_on_a_pathway(http, source, config)
+    prepare_s = time.perf_counter() - started - playlists_s  # license, init segments and sidecars, in parallel
     report = PlaybackReport(config.title_id, config.format, session_id, start,
                             [r.video.rendition_id for r in ladder.rungs], dict(ladder.dropped),
-                            manifest_s=manifest_s + playlists_s, license_s=license_s)
+                            manifest_s=manifest_s + playlists_s, license_s=license_s, startup_failovers=failovers)
     try:
         await Player(http, config, ladder, report, presentation, source).run(
             control_s=manifest_s + playlists_s + prepare_s + 2 * config.rtt_s)
@@ -223,15 +228,25 @@ async def load_presentation(http: Http, source: ManifestSource, pathway: str | N
     return manifest.hls_presentation(master, playlists, source.url), max(r.elapsed_s for r in replies)
 
 
-async def prepare(http: Http, presentation: manifest.Presentation, config: PlayerConfig) -> tuple[Ladder, float]:
-    """License, init segments and size sidecars, fetched together; the playable ladder."""
+def _tracks(presentation: manifest.Presentation, config: PlayerConfig) -> list[manifest.Rendition]:
     audio = presentation.main_audio(config.audio_language)
-    tracks = list(presentation.video) + ([audio] if audio else [])
-    inits, sizes, (keys, license_s) = await asyncio.gather(
-        asyncio.gather(*(http.request(f"init of {t.rendition_id}", "GET", rebase(t.init_url, config.edge),
-                                      gateway=False) for t in tracks)),
-        asyncio.gather(*(_sizes(http, t, config.edge) for t in tracks)),
-        _keys(http, presentation, tracks))
+    return list(presentation.video) + ([audio] if audio else [])
+
+
+async def _media_headers(http: Http, tracks: Sequence[manifest.Rendition], edge: str | None
+                         ) -> tuple[list[Reply], list[sidecar.SegmentSizes | None]]:
+    """Every track's init segment and size sidecar, from the edge its URLs name."""
+    inits, sizes = await asyncio.gather(
+        asyncio.gather(*(http.request(f"init of {t.rendition_id}", "GET", rebase(t.init_url, edge), gateway=False)
+                         for t in tracks)),
+        asyncio.gather(*(_sizes(http, t, edge) for t in tracks)))
+    return list(inits), list(sizes)
+
+
+def _ladder(presentation: manifest.Presentation, config: PlayerConfig, inits: Sequence[Reply],
+            sizes: Sequence[sidecar.SegmentSizes | None], keys: dict[str, bytes]) -> Ladder:
+    audio = presentation.main_audio(config.audio_language)
+    tracks = _tracks(presentation, config)
     infos: dict[str, tuple[TrackInfo, bytes]] = {
         t.rendition_id: read_init(r.body, t.init_url) for t, r in zip(tracks, inits, strict=True)}
     ladder = build_ladder(presentation, audio, infos, keys, dict(zip((t.rendition_id for t in tracks), sizes,
@@ -239,7 +254,63 @@ async def prepare(http: Http, presentation: manifest.Presentation, config: Playe
     if not ladder.rungs:
         raise LicenseIncomplete(f"title {config.title_id}: no video rendition this device may decrypt "
                                 f"({'; '.join(f'{k}: {v}' for k, v in ladder.dropped.items())})")
-    return ladder, license_s
+    return ladder
+
+
+async def prepare(http: Http, presentation: manifest.Presentation, config: PlayerConfig) -> tuple[Ladder, float]:
+    """License, init segments and size sidecars, fetched together; the playable ladder."""
+    (inits, sizes), (keys, license_s) = await asyncio.gather(
+        _media_headers(http, _tracks(presentation, config), config.edge),
+        _keys(http, presentation, _tracks(presentation, config)))
+    return _ladder(presentation, config, inits, sizes, keys), license_s
+
+
+async def start_on_a_pathway(http: Http, source: ManifestSource, config: PlayerConfig
+                             ) -> tuple[manifest.Presentation, Ladder, float, float, list[str]]:
+    """``prepare`` on the manifest's default pathway or, when that pathway's edge fails a
+    request (HLS media playlists, init segments, size sidecars: a 5xx, no answer), on the
+    next pathway the manifest lists, as a failed segment is fetched from the next pathway
+    mid-session. The license is asked for once, beside the first pathway's requests.
+    Returns the presentation of the pathway that served, the ladder, the license's and the
+    playlists' time, and the failures met ("pathway: error")."""
+    failovers: list[str] = []
+    tried: set[str] = set()
+    pathway: str | None = None
+    keys_task: asyncio.Future[tuple[dict[str, bytes], float]] | None = None
+    playlists_s = 0.0
+    try:
+        while True:
+            try:
+                presentation, took_s = await load_presentation(http, source, pathway)
+                playlists_s += took_s
+                if keys_task is None:  # the keys are the same on every pathway
+                    keys_task = asyncio.ensure_future(_keys(http, presentation, _tracks(presentation, config)))
+                inits, sizes = await _media_headers(http, _tracks(presentation, config), config.edge)
+                break
+            except RequestFailed as failure:
+                steering = _steering(source)
+                current = pathway or (steering.default if steering else "")
+                tried.add(current)
+                pathway = next((p for p in steering.pathways if p not in tried), None) \
+                    if steering and failure.transient and config.steer and not config.edge else None
+                if pathway is None:
+                    raise
+                failovers.append(f"{current}: {failure}")
+        keys, license_s = await keys_task
+    except BaseException:
+        if keys_task is not None:
+            keys_task.cancel()
+            if keys_task.done() and not keys_task.cancelled():
+                keys_task.exception()  # retrieved: the start's own failure is the one raised
+        raise
+    return presentation, _ladder(presentation, config, inits, sizes, keys), license_s, playlists_s, failovers
+
+
+def _steering(source: ManifestSource) -> manifest.Steering | None:
+    """The manifest's content steering (its pathways, in order), read without fetching anything."""
+    if source.format == "dash":
+        return manifest.parse_mpd(source.text, source.url).steering
+    return manifest.parse_multivariant(source.text, source.url).steering
 
 
 async def _sizes(http: Http, track: manifest.Rendition, edge: str | None) -> sidecar.SegmentSizes | None:
@@ -291,8 +362,9 @@ class Player:
         self.decoded: set[str] = set()
         self.edge_node: str | None = None
         steering = presentation.steering
-        self.steerer = Steerer(steering, presentation.format) if steering and config.steer and not config.edge \
-            else None
+        # On the pathway the session started on: the default, or the next after a failed start.
+        self.steerer = Steerer(steering, presentation.format, pathway=presentation.pathway or "") \
+            if steering and config.steer and not config.edge else None
         if self.steerer and presentation.format == "dash" and not steering.query_before_start:  # type: ignore[union-attr]
             self.steerer.due_s = math.inf  # first asked once the first segment is on its way (see _chunk)
         report.steering = self.steerer.polls if self.steerer else []  # live: a failed session still shows them

@@ -109,6 +109,7 @@ def test_summary_counts_failures_and_weighs_stalls_by_time() -> None:
     steered = report(0.5, 1.0, 9.0, 0.010, 0.020)
     steered.decisions = [replace(steered.decisions[0], pathway=p) for p in ("isp-a", "isp-a", "pop-1")]
     steered.decisions[2] = replace(steered.decisions[2], failovers=("isp-a: segment 3 of sd: 503 from ...",))
+    steered.startup_failovers = ["isp-a: init of sd: no answer"]
     steered.steering = [Poll(0.0, "u", 200, ("isp-a",), "isp-a"), Poll(1.0, "u", 0, (), "isp-a", "refused"),
                         Poll(2.0, "u", 200, ("pop-1",), "pop-1")]
     outcomes = [Outcome(0, "a", steered),
@@ -125,7 +126,9 @@ def test_summary_counts_failures_and_weighs_stalls_by_time() -> None:
     assert (s.steering_polls, s.steering_failed, s.pathway_moves, s.segment_failovers) == (3, 1, 1, 1)
     figures = json.loads(json_line(s))
     assert figures["pathway_moves"] == 1 and figures["segment_failovers"] == 1
+    assert s.startup_failovers == figures["startup_failovers"] == 1
     assert re.search(r"^segments retried on the next pathway +1$", render_table(s), re.MULTILINE)
+    assert re.search(r"^session starts moved to the next pathway +1$", render_table(s), re.MULTILINE)
     assert figures["sessions_failed"] == 2 and figures["startup_p90_s"] == 1.5
     table = render_table(s)
     assert "license 403: 1" in table and "0.90 / 1.50 / 1.50" in table and "3 (1) / 1" in table
