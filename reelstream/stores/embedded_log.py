@@ -72,6 +72,10 @@ def _decode_headers(blob: bytes | None) -> tuple[tuple[str, bytes], ...]:
     return tuple(out)
 
 
+WATCH_S = 0.02  # how often a process looks for other processes' appends while consumers wait
+IDLE_WAIT_S = 0.25  # an idle consumer's longest wait between looks (rebalances, missed wakes)
+
+
 class _Db:
     """One connection per thread; every write in a BEGIN IMMEDIATE transaction."""
 
@@ -79,6 +83,15 @@ class _Db:
         self.path = path
         self.commits = 0  # this instance's commits, which its own connections' data_version does not count
         self._local = threading.local()
+        # Idle consumers wait on ``_appended`` instead of each looking every 20 ms: a write
+        # that appends records wakes them at once, and one watcher thread (while anyone
+        # waits) looks for other processes' appends.
+        self._appended = threading.Condition()
+        self.generation = 0  # moves on every append this process makes or the watcher sees
+        self._waiters = 0
+        self._last_wait = 0.0
+        self._watching = False
+        self._watcher_pid = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self.conn.executescript(_SCHEMA)
 
@@ -95,7 +108,8 @@ class _Db:
             self._local.conn = conn
         return conn
 
-    def write(self, fn):  # type: ignore[no-untyped-def]
+    def write(self, fn, appends: bool = False):  # type: ignore[no-untyped-def]
+        """``fn`` in one transaction; ``appends``: it adds records (waiting consumers wake)."""
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -106,9 +120,57 @@ class _Db:
                 raise
             conn.execute("COMMIT")
             self.commits += 1
-            return result
         except sqlite3.Error as e:
             raise EventLogError(f"embedded log {self.path}: {e}") from e
+        if appends:
+            self._wake()
+        return result
+
+    def _wake(self) -> None:
+        with self._appended:
+            self.generation += 1
+            self._appended.notify_all()
+
+    def wait_for_append(self, seen: int, timeout: float) -> None:
+        """Until ``generation`` moves past ``seen`` (records appended, here or by another
+        process), or ``timeout``."""
+        with self._appended:
+            self._waiters += 1
+            if not self._watching or self._watcher_pid != os.getpid():  # none yet, or forked without it
+                self._watching, self._watcher_pid = True, os.getpid()
+                threading.Thread(target=self._watch, name=f"log-watch-{self.path.name}", daemon=True).start()
+            try:
+                self._appended.wait_for(lambda: self.generation != seen, timeout)
+            finally:
+                self._waiters -= 1
+                self._last_wait = time.monotonic()
+
+    def _watch(self) -> None:
+        """While consumers wait (and a second after): every ``WATCH_S``, whether any other
+        connection committed (``data_version``), and if so whether the heads moved (records
+        appended, not a heartbeat or an offset commit); either way at the first look, so an
+        append just before the watcher started is not missed."""
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        version, heads = None, None
+        try:
+            while True:
+                try:
+                    now = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if now != version:
+                        version = now
+                        moved = conn.execute("SELECT count(*), sum(next_offset) FROM heads").fetchone()
+                        if moved != heads:
+                            heads = moved
+                            self._wake()
+                except sqlite3.Error:
+                    self._wake()  # let the consumers look, and meet the error themselves
+                with self._appended:
+                    if self._waiters == 0 and time.monotonic() - self._last_wait > 1.0:
+                        self._watching = False
+                        return
+                time.sleep(WATCH_S)
+        finally:
+            conn.close()
 
     def version(self) -> tuple[int, int, int]:
         """Changes whenever anything may have been committed since it was last read on this
@@ -187,7 +249,7 @@ class EmbeddedLog(EventLog):
             conn.executemany("UPDATE heads SET next_offset = ? WHERE topic = ? AND partition = ?",
                              [(o, t, p) for (t, p), o in heads.items()])
 
-        self._db.write(insert)
+        self._db.write(insert, appends=True)
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         self.partitions(topic)
@@ -282,10 +344,12 @@ class EmbeddedConsumer(LogConsumer):
         deadline = time.monotonic() + timeout
         while True:
             self._heartbeat()
+            seen = self._db.generation  # before the read: an append during it ends the wait at once
             records = self._read_news(max_records)
-            if records or time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if records or remaining <= 0:
                 return records
-            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+            self._db.wait_for_append(seen, min(remaining, IDLE_WAIT_S))
 
     def _read_news(self, max_records: int) -> list[Record]:
         """``_read`` unless nothing was committed and no position moved since a read that

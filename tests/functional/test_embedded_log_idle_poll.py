@@ -70,3 +70,27 @@ def test_a_seek_after_an_empty_poll_reads_again(tmp_path: Path) -> None:
     assert consumer.poll(timeout=0.05) == []
     consumer.seek_to_beginning()
     assert _values(consumer.poll(timeout=0.05)) == ["first"]
+
+
+def test_a_waiting_consumer_wakes_for_an_append_from_another_connection_within_its_poll(tmp_path: Path) -> None:
+    """An idle consumer blocks (no look every 20 ms); another process's append reaches it
+    through the watcher, long before the poll's timeout."""
+    import time
+
+    log, other = _log(tmp_path / "log.db"), _log(tmp_path / "log.db")
+    consumer = log.consumer([TOPIC.name], None)
+    assert consumer.poll(timeout=0.05) == []
+
+    def later() -> None:
+        time.sleep(0.3)
+        other.append(TOPIC.name, b"a", b"late")
+        other.flush()
+
+    writer = threading.Thread(target=later)
+    started = time.monotonic()
+    writer.start()
+    got = consumer.poll(timeout=10.0)
+    waited = time.monotonic() - started
+    writer.join()
+    assert _values(got) == ["late"]
+    assert waited < 5.0, "woken by the append, not by the poll's timeout"
