@@ -8,6 +8,7 @@ found down; and it fetches and checks the WebVTT subtitles of the language asked
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import uuid
@@ -263,6 +264,19 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextlib.contextmanager
+def broken_edge(fault: str) -> Iterator[str]:
+    """The base URL of an edge that fails: a real local server answering 503 ("503"), or a
+    closed port (connection refused)."""
+    async def overloaded(_: web.Request) -> web.Response:
+        return web.Response(status=503, text="upstream overloaded")
+
+    failing = web.Application()
+    failing.router.add_get("/{tail:.*}", overloaded)
+    with serve(failing) as url:
+        yield url if fault == "503" else f"http://127.0.0.1:{closed_port()}"
+
+
 # A failed segment is fetched again on the next pathway of the steering list. The appliance
 # tier's nginx cannot be made to fail on demand, so its segment requests after the first
 # chunk are sent to a real local server that answers 503 (DASH), or to a closed port (HLS:
@@ -274,14 +288,7 @@ def test_a_segment_that_fails_on_one_pathway_is_fetched_from_the_next(
     appliance = stack["topology"].node("appliance-isp-a").base_url
     pop = stack["topology"].node("pop-1").base_url
 
-    async def overloaded(_: web.Request) -> web.Response:
-        return web.Response(status=503, text="upstream overloaded")
-
-    failing = web.Application()
-    failing.router.add_get("/{tail:.*}", overloaded)
-
-    with serve(failing) as broken_edge:
-        target = broken_edge if fault == "503" else f"http://127.0.0.1:{closed_port()}"
+    with broken_edge(fault) as target:
 
         class ApplianceFailsAfterTheFirstChunk(Http):
             segments, broken, failed = 0, (appliance,), []
@@ -327,15 +334,9 @@ def test_a_start_that_fails_on_one_pathway_starts_on_the_next(stack: dict[str, A
     appliance = stack["topology"].node("appliance-isp-a").base_url
     pop = stack["topology"].node("pop-1").base_url
 
-    async def overloaded(_: web.Request) -> web.Response:
-        return web.Response(status=503, text="upstream overloaded")
-
-    failing = web.Application()
-    failing.router.add_get("/{tail:.*}", overloaded)
     starting = ("init of ", "sizes of ", "media playlist")
 
-    with serve(failing) as broken_edge:
-        target = broken_edge if fault == "503" else f"http://127.0.0.1:{closed_port()}"
+    with broken_edge(fault) as target:
 
         class ApplianceFailsAtTheStart(Http):
             broken, failed, keys = (appliance,), [], []
