@@ -14,7 +14,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import pytest
@@ -339,19 +339,21 @@ def test_a_start_that_fails_on_one_pathway_starts_on_the_next(stack: dict[str, A
     with broken_edge(fault) as target:
 
         class ApplianceFailsAtTheStart(Http):
-            broken, failed, keys = (appliance,), [], []
+            broken, failed, keys = (("appliance-isp-a", appliance),), [], []
 
             async def request(self, what: str, method: str, url: str, **kwargs: Any) -> Any:
-                edge = next((e for e in self.broken if url.startswith(e)), None)
+                # A pathway's edge (init segments, sidecars) and, for HLS, its media playlists
+                # (the gateway serves them under /p/PATHWAY/).
+                edge = next((e for name, e in self.broken if url.startswith(e) or f"/p/{name}/" in url), None)
                 if edge and what.startswith(starting):
-                    url = target + url[len(edge):]
+                    url = target + "/" + url.split("/", 3)[3]
                     type(self).failed.append((edge, what))
                 if what in ("license", "key"):
                     type(self).keys.append(url)
                 return await super().request(what, method, url, **kwargs)
 
         class EveryPathwayFailsAtTheStart(ApplianceFailsAtTheStart):
-            broken, failed, keys = (appliance, pop), [], []
+            broken, failed, keys = (("appliance-isp-a", appliance), ("pop-1", pop)), [], []
 
         config = {"title_id": "t-cenc", "format": fmt, "start_at_s": 0.0}
         report = run(session(stack["base"], config, device_id=stack["tv_device_id"],
@@ -360,6 +362,8 @@ def test_a_start_that_fails_on_one_pathway_starts_on_the_next(stack: dict[str, A
             run(session(stack["base"], config, device_id=stack["tv_device_id"],
                         http_class=EveryPathwayFailsAtTheStart))
     assert {edge for edge, _ in ApplianceFailsAtTheStart.failed} == {appliance}
+    if fmt == "hls":  # the start failed at its media playlists, before any init segment
+        assert {what for _, what in ApplianceFailsAtTheStart.failed} == {"media playlist"}
     assert {edge for edge, _ in EveryPathwayFailsAtTheStart.failed} == {appliance, pop}, "tried both, then gave up"
     [failover] = report.startup_failovers
     assert failover.startswith("appliance-isp-a: ")
@@ -373,3 +377,38 @@ def test_a_start_that_fails_on_one_pathway_starts_on_the_next(stack: dict[str, A
     # session goes where the answer sends it.
     assert [d.pathway for d in report.decisions][:1] == [report.steering[0].pathway]
     assert report.ended and report.segments_verified >= 2 * len(report.decisions), "every chunk checked"
+
+
+# HLS: the steering server moves the session to the PoP mid-session, but the PoP's media
+# playlists fail (a real local server answering 503 stands in for them): the session stays
+# on the appliance, plays to the end, and the poll says why it did not move.
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_a_move_whose_playlists_fail_leaves_the_session_where_it_is(stack: dict[str, Any]) -> None:
+    from reelstream.edge.steering import NodeHealth
+
+    health = stack["steering"].health
+
+    with broken_edge("503") as target:
+        class PopPlaylistsFailAfterTheFirstAnswer(Http):
+            failed: ClassVar[list[str]] = []
+
+            async def request(self, what: str, method: str, url: str, **kwargs: Any) -> Any:
+                if what == "media playlist" and "/p/pop-1/" in url:  # the gateway serves a pathway's playlists
+                    url = target + "/" + url.split("/", 3)[3]
+                    type(self).failed.append(url)
+                reply = await super().request(what, method, url, **kwargs)
+                if what == "steering":
+                    health["appliance-isp-a"] = NodeHealth(healthy=False)
+                return reply
+
+        try:
+            report = run(session(stack["base"], {"title_id": "t-cenc", "format": "hls", "start_at_s": 0.0,
+                                                 "buffer_cap_s": 1.5},
+                                 device_id=stack["tv_device_id"], http_class=PopPlaylistsFailAfterTheFirstAnswer))
+        finally:
+            health.clear()
+    assert PopPlaylistsFailAfterTheFirstAnswer.failed, "the steering server did send the session to the PoP"
+    moves = [p for p in report.steering if p.error and p.error.startswith("moving to pop-1: ")]
+    assert moves and all(p.pathway == "appliance-isp-a" and "503 from" in (p.error or "") for p in moves)
+    assert {d.pathway for d in report.decisions} == {"appliance-isp-a"}, "every chunk from the appliance"
+    assert report.ended and report.segments_verified >= 2 * len(report.decisions)

@@ -17,7 +17,8 @@ asks it before the first segment (DASH ``queryBeforeStart``; always for HLS) and
 at every TTL, and fetches the following segments on the pathway it ranks first: DASH
 reads the same MPD again with that pathway's ``BaseURL``, HLS loads that pathway's media
 playlists. Keys, init segments and size sidecars are the same objects on every pathway,
-so only the segment URLs change. A chunk whose segments fail on the pathway in use (a
+so only the segment URLs change (a move whose HLS media playlists fail leaves the session
+where it is). A chunk whose segments fail on the pathway in use (a
 5xx, no answer, a timeout) is fetched again on the next pathway of the steering list
 (``Decision.failovers`` says what failed); the session stays there until the steering
 server's next answer moves it, and fails only when every listed pathway has failed. The
@@ -454,7 +455,14 @@ class Player:
             tried.add(self.pathway or "")
             pathway = self._fail_over(failure, tried)
             failovers.append(f"{self.pathway}: {failure}")
-            await self._move_to(pathway)
+            while True:  # HLS: the next pathway's media playlists may fail too
+                try:
+                    await self._move_to(pathway)
+                    break
+                except RequestFailed as moving:
+                    tried.add(pathway)
+                    failovers.append(f"{pathway}: {moving}")
+                    pathway = self._fail_over(moving, tried)
             video, audio = self.ladder.segments(index, rung)  # the same segments, that pathway's URLs
             moved = {t.rendition_id: t for t in self.text}
             segments = video + audio + [(rid, next(s for s in moved[rid].segments if s.number == seg.number))
@@ -492,7 +500,12 @@ class Player:
         if not kept:
             timeline.wait(self.config.rtt_s + elapsed)  # before the first segment, the player waits for it
         if pathway != self.pathway:
-            await self._move_to(pathway)
+            try:
+                await self._move_to(pathway)
+            except RequestFailed as e:  # HLS: its media playlists failed; stay, ask again after the TTL
+                if not e.transient:
+                    raise
+                steerer.stay(self.pathway or "", f"moving to {pathway}: {e}")
 
     async def _move_to(self, pathway: str) -> None:
         """The next segments on ``pathway``: the same renditions, that pathway's URLs."""

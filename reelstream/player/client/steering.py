@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -136,6 +136,13 @@ class Steerer:
         if pathway is not None:
             self.pathway = pathway  # the next poll reports the pathway really in use
         return pathway
+
+    def stay(self, pathway: str, error: str) -> None:
+        """The move the last answer asked for failed: the session stays on ``pathway``, and
+        the last poll records why (the next one reports the pathway really in use)."""
+        self.pathway = pathway
+        if self.polls:
+            self.polls[-1] = replace(self.polls[-1], pathway=pathway, error=error)
 
     def due(self, now_s: float) -> bool:
         return not self.stopped and now_s >= self.due_s

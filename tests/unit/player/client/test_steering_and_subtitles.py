@@ -166,6 +166,17 @@ def test_a_failed_segment_goes_to_the_next_pathway_of_the_steering_list() -> Non
     assert "_DASH_pathway=pop-1" in steerer.url(None), "the next poll names the pathway really in use"
 
 
+def test_a_move_that_fails_keeps_the_session_where_it_is_and_says_why() -> None:
+    steerer = Steerer(Steering(STEER, "appliance-isp-a", NAMES), "hls")
+    answer = {"VERSION": 1, "TTL": 4, "PATHWAY-PRIORITY": ["pop-1", "appliance-isp-a"]}
+    assert steerer.answered(1.0, steerer.url(None), 200, json.dumps(answer).encode(), 0.01) == "pop-1"
+    steerer.stay("appliance-isp-a", "moving to pop-1: media playlist: 503 from ...")
+    assert steerer.pathway == "appliance-isp-a" and "_HLS_pathway=appliance-isp-a" in steerer.url(None)
+    last = steerer.polls[-1]
+    assert (last.status, last.pathway, last.priority) == (200, "appliance-isp-a", ("pop-1", "appliance-isp-a"))
+    assert last.error == "moving to pop-1: media playlist: 503 from ..."
+
+
 def test_the_ladder_moves_to_another_pathways_urls_and_keeps_keys_and_sizes() -> None:
     mpd = dash.mpd(make_package("cenc"), TV, UrlBuilder(clearkey_license=URLS.clearkey_license), steered())
     here, there = parse_mpd(mpd, "http://gw.test/m.mpd"), parse_mpd(mpd, "http://gw.test/m.mpd", "pop-1")
