@@ -412,3 +412,31 @@ def test_a_move_whose_playlists_fail_leaves_the_session_where_it_is(stack: dict[
     assert moves and all(p.pathway == "appliance-isp-a" and "503 from" in (p.error or "") for p in moves)
     assert {d.pathway for d in report.decisions} == {"appliance-isp-a"}, "every chunk from the appliance"
     assert report.ended and report.segments_verified >= 2 * len(report.decisions)
+
+
+# HLS: a segment fails on the appliance, and the next pathway's media playlists fail too:
+# with no pathway left the session ends with that failure, having tried both.
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_a_failover_whose_next_playlists_fail_ends_when_no_pathway_is_left(stack: dict[str, Any]) -> None:
+    appliance = stack["topology"].node("appliance-isp-a").base_url
+
+    with broken_edge("503") as target:
+        class SegmentsAndPopPlaylistsFail(Http):
+            segments, failed = 0, []
+
+            async def request(self, what: str, method: str, url: str, **kwargs: Any) -> Any:
+                if what.startswith("segment "):
+                    type(self).segments += 1
+                    if url.startswith(appliance) and type(self).segments > 2:  # chunk 1 is served
+                        url = target + url[len(appliance):]
+                        type(self).failed.append(what)
+                if what == "media playlist" and "/p/pop-1/" in url:
+                    url = target + "/" + url.split("/", 3)[3]
+                    type(self).failed.append(what)
+                return await super().request(what, method, url, **kwargs)
+
+        with pytest.raises(RequestFailed, match="media playlist"):
+            run(session(stack["base"], {"title_id": "t-cenc", "format": "hls", "start_at_s": 0.0},
+                        device_id=stack["tv_device_id"], http_class=SegmentsAndPopPlaylistsFail))
+    failed = SegmentsAndPopPlaylistsFail.failed
+    assert failed[0].startswith("segment ") and "media playlist" in failed, "the segment failed, then the move"
