@@ -251,6 +251,12 @@ class ObjectStore(ABC):
     def download(self, key: str, path: Path) -> ObjectInfo:
         """Stream the object to ``path``, verifying its SHA-256."""
 
+    def local_copy(self, key: str, path: Path) -> ObjectInfo:
+        """The object as the local file ``path``, for reading only: a store that keeps its
+        objects on this machine may hard-link them (nothing copied or re-read: a worker needs
+        a multi-GB master in place, not a second copy of it); the others ``download``."""
+        return self.download(key, path)
+
     @abstractmethod
     def head(self, key: str) -> ObjectInfo:
         """Raises ObjectNotFound when absent."""

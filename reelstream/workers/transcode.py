@@ -284,9 +284,10 @@ class TranscodeWorker:
         return path
 
     def _master(self, title: str, key: str) -> Path:
-        """The master (or sidecar) on local disk, downloaded once per worker machine and verified.
+        """The master (or sidecar) on local disk, once per worker machine: downloaded and
+        verified, or hard-linked from a store on this machine (``ObjectStore.local_copy``).
 
-        Workers on one machine share the scratch directory; the first to need a master downloads
+        Workers on one machine share the scratch directory; the first to need a master fetches
         it under a lock while the others wait for it (each downloading its own copy cost a read,
         a SHA-256 and a write of the whole master per worker: ~1 s CPU for a 470 MB master)."""
         info = self.runtime.objects.head(key)
@@ -298,7 +299,7 @@ class TranscodeWorker:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when this process dies
             if not local.exists():
                 partial = local.with_name(f".{local.name}.{os.getpid()}")
-                self.runtime.objects.download(key, partial)
+                self.runtime.objects.local_copy(key, partial)
                 os.replace(partial, local)
         return local
 

@@ -221,8 +221,27 @@ def test_missing_key_is_object_not_found(objects: ObjectHarness, tmp_path: Path)
         objects.store.head(key)
     with pytest.raises(ObjectNotFound):
         objects.store.download(key, tmp_path / "x")
-    assert not (tmp_path / "x").exists()
+    with pytest.raises(ObjectNotFound):
+        objects.store.local_copy(key, tmp_path / "y")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     assert not objects.store.exists(key)
+
+
+def test_local_copy_keeps_its_bytes_when_the_key_is_replaced_or_deleted(
+    objects: ObjectHarness, big_file: Path, tmp_path: Path
+) -> None:
+    key = objects.prefix + "masters/t2/source.mp4"
+    data = big_file.read_bytes()
+    objects.store.put(key, big_file, content_type="video/mp4")
+
+    info = objects.store.local_copy(key, tmp_path / "scratch" / "master.mp4")
+    objects.store.put(key, b"a different master")  # what a re-ingest under the same key does
+    replaced = objects.store.get(key)
+    objects.store.delete(key)
+
+    assert info.sha256 == sha(data) and info.size == BIG
+    assert replaced == b"a different master"
+    assert (tmp_path / "scratch" / "master.mp4").read_bytes() == data
 
 
 @pytest.mark.parametrize("size", [100, BIG], ids=["single", "multipart"])
