@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from reelstream.config import Settings
+from reelstream.cpus import usable_cores
 from reelstream.errors import ReelStreamError
 
 
@@ -137,7 +138,7 @@ def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", 
     print(f"ReelStream up, {mode}\n  log:     {settings.log_url}\n  state:   {settings.state_url}\n"
           f"  objects: {settings.objects_url}\n  logs:    {supervisor.log_dir}", flush=True)
     Runtime(settings).close()  # creates the topics and views before any child starts
-    processes = transcode_processes or max(1, (os.cpu_count() or 1))
+    processes = transcode_processes or usable_cores()
     try:
         supervisor.start("processors", "processors")
         supervisor.start("transcode", "worker", "transcode", "--processes", str(processes))

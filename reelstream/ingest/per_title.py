@@ -22,7 +22,6 @@ but the CRFs of the top rung and the fixed-rung anchors, which calibrations set)
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
+from reelstream.cpus import usable_cores
 from reelstream.events.model import Event, new_event
 from reelstream.ingest.plan import SSIM_METHOD, analysis_data, ladder_data, per_title_rungs
 from reelstream.media.ladder.analyze import HDR_TRIAL_CRFS, Analysis, Trials, analyze
@@ -96,7 +96,7 @@ def measure_and_choose(master: Path, fps: Fraction, frame_count: int, size: tupl
     top rung must be at least as good as the fixed one."""
     heights = [r.height for r in fixed if r.encoder_group == group]
     trials = trials_for(group, base)
-    analysis = analyze(master, fps, frame_count, size, heights, workers=workers or min(4, os.cpu_count() or 1),
+    analysis = analyze(master, fps, frame_count, size, heights, workers=workers or min(4, usable_cores()),
                        ceiling_kbps=policy.ceiling_kbps, trials=trials, cuts=cuts)
     chosen = choose_rungs(analysis.points, policy)
     top = len(chosen) - 1

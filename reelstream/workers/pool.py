@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from reelstream.cpus import usable_cores
+
 
 def worker_command(threads: int, capabilities: str, idle_exit_s: float | None, extra: Sequence[str] = ()) -> list[str]:
     argv = [sys.executable, "-m", "reelstream.cli", "worker", "transcode", "--processes", "1",
@@ -57,4 +59,4 @@ def stop_pool(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 30.0) -
 
 
 def default_processes() -> int:
-    return os.cpu_count() or 1
+    return usable_cores()

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
+from reelstream.cpus import usable_cores
 from reelstream.media.package.boxes import ContainerBox, parse_boxes
 from reelstream.media.package.errors import CorruptMedia
 from reelstream.media.package.remux import read_samples
@@ -218,7 +219,7 @@ def _encode_level(master: Path, fps: Fraction, level: Sequence[Chunk], rungs: Se
     """The level samples, whole, as their jobs would encode them, each with its rungs
     (``parallel`` at a time, default one per core): (chunk, outputs, encode ms) each, in
     ``level`` order."""
-    slots = max(1, min(len(level), parallel or os.cpu_count() or 1))
+    slots = max(1, min(len(level), parallel or usable_cores()))
     pin = _core_per_thread(slots) if base is not None and base.threads == 1 else None
     with tempfile.TemporaryDirectory(dir=scratch, prefix="calibrate-level-") as tmp:
 
