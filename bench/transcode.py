@@ -32,7 +32,9 @@ Default: a 30-s 720p24 master and the 6 H.264 rungs up to 720p (about 7 minutes 
 title (the machine is shared: a load change during one long run decides a single ratio).
 ``--cpu-rounds N [--workers W]`` measures only the CPU target: N chunked runs with W workers
 (default 2), each between two single passes, and the median of the N ratios (5 rounds: about
-8 minutes).
+8 minutes). ``--cpu-paired N`` measures it for 1 worker with the drift taken out: the single
+pass runs at the same time as the pipeline's transcode phase, each on a core of its own, the
+cores swapped every round (about 2 minutes a round).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,18 +133,28 @@ class Run:
         return self.worker_title_cpu_s + self.calibration_cpu_s
 
 
-def single_pass(master: Path, rungs: list[Rung], out: Path) -> Run:
-    run = Run("single pass")
+def single_pass_command(master: Path, rungs: list[Rung], out: Path, threads: int = 0) -> tuple[list[str], dict[str, Path]]:
+    """The one ffmpeg command for the whole ladder (``threads`` 0: ffmpeg's and x264's defaults)."""
     out.mkdir(parents=True, exist_ok=True)
     graph = f"[0:v]split={len(rungs)}" + "".join(f"[s{i}]" for i in range(len(rungs))) + ";"
     graph += ";".join(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]"
                       for i, r in enumerate(rungs))
-    argv = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(master), "-filter_complex", graph]
+    limit = ["-threads", str(threads)] if threads else []
+    argv = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", "-y",
+            *(["-filter_complex_threads", str(threads)] if threads else []), *limit, "-i", str(master),
+            "-filter_complex", graph]
+    files = {}
     for i, r in enumerate(rungs):
         encode = RungEncode(r.rendition_id, r.codec, r.width, r.height, r.bitrate_kbps)
         path = out / f"single-{r.rendition_id}.mp4"
-        argv += ["-map", f"[v{i}]", *h264_args(encode, 48, "veryfast"), "-an", str(path)]
-        run.files[r.rendition_id] = path
+        argv += ["-map", f"[v{i}]", *h264_args(encode, 48, "veryfast"), *limit, "-an", str(path)]
+        files[r.rendition_id] = path
+    return argv, files
+
+
+def single_pass(master: Path, rungs: list[Rung], out: Path) -> Run:
+    run = Run("single pass")
+    argv, run.files = single_pass_command(master, rungs, out)
     cpu, wall = cpu_seconds(), time.monotonic()
     subprocess.run(argv, check=True)
     run.wall_s, run.cpu_s = time.monotonic() - wall, cpu_seconds() - cpu
@@ -149,10 +162,11 @@ def single_pass(master: Path, rungs: list[Rung], out: Path) -> Run:
 
 
 def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers: int, calibrate: bool,
-            work: Path, check: bool = True) -> Run:
+            work: Path, check: bool = True, calibrating: Callable[[], None] | None = None) -> Run:
     """The fleet is started first and waits for work, as a fleet does: its members have
     joined the group and split the partitions before the first job arrives, so the
-    measurement is of encoding, not of a rebalance in the middle of it."""
+    measurement is of encoding, not of a rebalance in the middle of it. ``calibrating`` is
+    called as the ingest's calibration (the start of the transcode phase) begins."""
     run = Run(name)
     data = work / name.replace(" ", "-")
     runtime = Runtime(Settings(data_dir=data))
@@ -165,7 +179,7 @@ def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers:
     started_split = [process_cpu_split_s(proc.pid) for proc in pool]
     run.worker_start_cpu_s = sum(started_cpu)
     ingest_cpu, ingest_wall = cpu_seconds(), time.monotonic()
-    phases = _Phases()
+    phases = _Phases(calibrating)
     IngestService(runtime, tuple(rungs), calibrate_rate=calibrate, progress=phases).ingest(master, metadata)
     run.ingest_cpu_s, run.ingest_wall_s = cpu_seconds() - ingest_cpu, time.monotonic() - ingest_wall
     run.ingest_phases = phases.done()
@@ -221,8 +235,9 @@ def process_cpu_split_s(pid: int) -> tuple[float, float]:
 class _Phases:
     """CPU time of each ingest phase, cut where the service reports its steps."""
 
-    def __init__(self) -> None:
+    def __init__(self, calibrating: Callable[[], None] | None = None) -> None:
         self.current, self.since, self.cpu = "upload", cpu_seconds(), {}
+        self.calibrating = calibrating
 
     def uploading(self, name: str, done: int, total: int) -> None:
         pass
@@ -230,6 +245,9 @@ class _Phases:
     def step(self, message: str) -> None:
         self.cpu[self.current] = self.cpu.get(self.current, 0.0) + cpu_seconds() - self.since
         self.current = next((v for k, v in _PHASES if message.startswith(k)), message)
+        if self.current == _CALIBRATION and self.calibrating:
+            self.calibrating()
+            self.calibrating = None
         self.since = cpu_seconds()
 
     def done(self) -> dict[str, float]:
@@ -299,6 +317,52 @@ def cpu_rounds(master: Path, metadata: Path, rungs: list[Rung], rounds: int, wor
               f"{singles[-1]:.1f}s: ratio {rows[-1]['ratio']:.3f} (load {os.getloadavg()[0]:.1f})", flush=True)
     ratios = sorted(r["ratio"] for r in rows)
     return {"workers": workers, "rounds": rows, "ratios": ratios, "median_cpu_ratio": _median(ratios)}
+
+
+def cpu_paired(master: Path, metadata: Path, rungs: list[Rung], rounds: int, work: Path) -> dict[str, Any]:
+    """The CPU target for 1 worker with the machine's drift taken out: the single pass runs
+    *at the same time* as the chunked pipeline's transcode phase, each on a core of its own
+    (the single pass on one thread, the pipeline's ingest, calibration and worker pinned to the
+    other), so a change in the host's speed falls on both alike; the cores swap every round.
+    Run one after the other, the same single pass took 63-74 s of CPU within minutes; side by
+    side the ratio moves by well under a point (measured: 1.077 and 1.081 with the cores swapped).
+    Needs two cores. The single pass starts when the ingest starts calibrating; its CPU comes
+    from its own rusage (reaped after the chunked run's accounting has closed)."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SystemExit("--cpu-paired needs two cores: the single pass and the pipeline each take one")
+    rows = []
+    try:
+        for round_ in range(rounds):
+            single_core, own_core = (cores[0], cores[1]) if round_ % 2 == 0 else (cores[1], cores[0])
+            os.sched_setaffinity(0, {own_core})  # this thread; the ingest's threads and the worker inherit it
+            argv, _ = single_pass_command(master, rungs, work / f"paired-single-{round_ + 1}", threads=1)
+            beside: list[subprocess.Popen[bytes]] = []
+
+            def start_single(argv: list[str] = argv, core: int = single_core,
+                             beside: list[subprocess.Popen[bytes]] = beside) -> None:
+                beside.append(subprocess.Popen(["taskset", "-c", str(core), *argv]))
+
+            run = chunked(f"paired round {round_ + 1}", master, metadata, rungs, 1, True, work, check=False,
+                          calibrating=start_single)
+            if not beside:
+                raise SystemExit("the ingest never reported its calibration: nothing ran beside it")
+            _, status, usage = os.wait4(beside[0].pid, 0)
+            beside[0].returncode = 0
+            if status:
+                raise SystemExit(f"the single pass failed (wait status {status})")
+            single_s = usage.ru_utime + usage.ru_stime
+            rows.append({"single_core": single_core, "single_s": round(single_s, 2),
+                         "chunked_s": round(run.transcode_cpu_s, 2), "calibration_s": round(run.calibration_cpu_s, 2),
+                         "workers_s": round(run.worker_title_cpu_s, 2),
+                         "ratio": round(run.transcode_cpu_s / single_s, 3)})
+            print(f"  round {round_ + 1}: single pass on core {single_core} {single_s:.1f}s, beside it chunked "
+                  f"(1 worker) {run.transcode_cpu_s:.1f}s (calibration {run.calibration_cpu_s:.1f}, worker "
+                  f"{run.worker_title_cpu_s:.1f}): ratio {rows[-1]['ratio']:.3f}", flush=True)
+    finally:
+        os.sched_setaffinity(0, set(cores))
+    ratios = sorted(r["ratio"] for r in rows)
+    return {"workers": 1, "rounds": rows, "ratios": ratios, "median_cpu_ratio": _median(ratios)}
 
 
 def _median(values: list[float]) -> float:
@@ -418,6 +482,9 @@ def main() -> int:
     parser.add_argument("--cpu-rounds", type=int, default=0, metavar="N",
                         help="only the CPU target: N chunked runs, each between two single passes (median ratio)")
     parser.add_argument("--workers", type=int, default=2, help="with --cpu-rounds: the fleet's size (default 2)")
+    parser.add_argument("--cpu-paired", type=int, default=0, metavar="N",
+                        help="only the CPU target for 1 worker: N rounds, the single pass beside the pipeline "
+                             "on the other core, at the same time (median ratio)")
     args = parser.parse_args()
     seconds = args.seconds or (60 if args.full else 30)
     size = args.size or ("1920x1080" if args.full else "1280x720")
@@ -454,12 +521,18 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         return 0
-    if args.cpu_rounds:
+    if args.cpu_rounds or args.cpu_paired:
         load = os.getloadavg()
-        result = cpu_rounds(master, metadata, rungs, args.cpu_rounds, args.workers, work)
-        print(f"chunked ({args.workers} workers, transcode phase) / single-pass CPU, median of {args.cpu_rounds} "
+        if args.cpu_paired:
+            result = cpu_paired(master, metadata, rungs, args.cpu_paired, work)
+            how = f"side by side, median of {args.cpu_paired}"
+        else:
+            result = cpu_rounds(master, metadata, rungs, args.cpu_rounds, args.workers, work)
+            how = f"median of {args.cpu_rounds}"
+        print(f"chunked ({result['workers']} workers, transcode phase) / single-pass CPU, {how} "
               f"rounds: {result['median_cpu_ratio']:.3f}x (target 1.10x); load average {load} -> {os.getloadavg()}")
-        print(json.dumps({"bench": "transcode-cpu", "master": {"seconds": seconds, "size": size},
+        print(json.dumps({"bench": "transcode-cpu-paired" if args.cpu_paired else "transcode-cpu",
+                          "master": {"seconds": seconds, "size": size},
                           "load_average_start": [round(x, 2) for x in load],
                           "load_average_end": [round(x, 2) for x in os.getloadavg()], **result,
                           "cpu_met": result["median_cpu_ratio"] <= 1.10}))
