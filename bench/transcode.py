@@ -51,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,10 +59,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reelstream.config import Settings
+from reelstream.ingest.plan import AUDIO_KBPS
 from reelstream.ingest.service import IngestService
 from reelstream.media import tools
 from reelstream.media.probe import count_frames, probe
-from reelstream.media.transcode.commands import RungEncode, h264_args
+from reelstream.media.transcode.commands import RungEncode, aac_args, h264_args
 from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, ladder_for
 from reelstream.processors.embedded import run_embedded
 from reelstream.processors.transcode.completion import TranscodeCompletionProcessor
@@ -82,8 +83,13 @@ TARGET_MIN = 15
 
 
 def cpu_seconds() -> float:
+    return sum(cpu_split_s())
+
+
+def cpu_split_s() -> tuple[float, float]:
+    """(this process's own, its reaped children's) CPU seconds so far."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
 
 @dataclass
@@ -96,6 +102,7 @@ class Run:
     job_ms: list[int] = field(default_factory=list)
     ingest_cpu_s: float = 0.0  # upload + validation + rate-control calibration + plan
     ingest_phases: dict[str, float] = field(default_factory=dict)  # CPU s of each of those
+    ingest_own_phases: dict[str, float] = field(default_factory=dict)  # of which the ingest's own Python
     ingest_wall_s: float = 0.0
     fleet_wall_s: float = 0.0  # from the last job published to TitleTranscoded (the fleet already up)
     replayed: int = 0  # chunk results kept from calibration (not encoded again by a worker)
@@ -133,28 +140,35 @@ class Run:
         return self.worker_title_cpu_s + self.calibration_cpu_s
 
 
-def single_pass_command(master: Path, rungs: list[Rung], out: Path, threads: int = 0) -> tuple[list[str], dict[str, Path]]:
-    """The one ffmpeg command for the whole ladder (``threads`` 0: ffmpeg's and x264's defaults)."""
+def single_pass_command(master: Path, rungs: list[Rung], out: Path, threads: int = 0,
+                        audio: Sequence[tuple[Path, int]] = ()) -> tuple[list[str], dict[str, Path]]:
+    """The one ffmpeg command for the whole ladder (``threads`` 0: ffmpeg's and x264's defaults):
+    every video rung and every audio track (``audio``: (file, audio stream index) each, AAC as
+    the pipeline's audio jobs make it), so that both methods do the same work."""
     out.mkdir(parents=True, exist_ok=True)
+    sources = list(dict.fromkeys([master, *(source for source, _ in audio)]))
     graph = f"[0:v]split={len(rungs)}" + "".join(f"[s{i}]" for i in range(len(rungs))) + ";"
     graph += ";".join(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]"
                       for i, r in enumerate(rungs))
     limit = ["-threads", str(threads)] if threads else []
     argv = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", "-y",
-            *(["-filter_complex_threads", str(threads)] if threads else []), *limit, "-i", str(master),
-            "-filter_complex", graph]
+            *(["-filter_complex_threads", str(threads)] if threads else []),
+            *[arg for source in sources for arg in (*limit, "-i", str(source))], "-filter_complex", graph]
     files = {}
     for i, r in enumerate(rungs):
         encode = RungEncode(r.rendition_id, r.codec, r.width, r.height, r.bitrate_kbps)
         path = out / f"single-{r.rendition_id}.mp4"
         argv += ["-map", f"[v{i}]", *h264_args(encode, 48, "veryfast"), *limit, "-an", str(path)]
         files[r.rendition_id] = path
+    for n, (source, stream) in enumerate(audio):
+        argv += ["-map", f"{sources.index(source)}:a:{stream}", *aac_args(AUDIO_KBPS), "-vn",
+                 str(out / f"single-audio-{n}.mp4")]
     return argv, files
 
 
-def single_pass(master: Path, rungs: list[Rung], out: Path) -> Run:
+def single_pass(master: Path, rungs: list[Rung], out: Path, audio: Sequence[tuple[Path, int]] = ()) -> Run:
     run = Run("single pass")
-    argv, run.files = single_pass_command(master, rungs, out)
+    argv, run.files = single_pass_command(master, rungs, out, audio=audio)
     cpu, wall = cpu_seconds(), time.monotonic()
     subprocess.run(argv, check=True)
     run.wall_s, run.cpu_s = time.monotonic() - wall, cpu_seconds() - cpu
@@ -183,6 +197,7 @@ def chunked(name: str, master: Path, metadata: Path, rungs: list[Rung], workers:
     IngestService(runtime, tuple(rungs), calibrate_rate=calibrate, progress=phases).ingest(master, metadata)
     run.ingest_cpu_s, run.ingest_wall_s = cpu_seconds() - ingest_cpu, time.monotonic() - ingest_wall
     run.ingest_phases = phases.done()
+    run.ingest_own_phases = {k: round(v, 2) for k, v in phases.own.items() if k != "end"}
     fleet = time.monotonic()
     done = asyncio.run(_complete(runtime))
     run.fleet_wall_s = done[4] - fleet  # until TitleTranscoded was read
@@ -237,6 +252,7 @@ class _Phases:
 
     def __init__(self, calibrating: Callable[[], None] | None = None) -> None:
         self.current, self.since, self.cpu = "upload", cpu_seconds(), {}
+        self.own_since, self.own = cpu_split_s()[0], {}  # the ingest's own Python, apart from its ffmpeg
         self.calibrating = calibrating
 
     def uploading(self, name: str, done: int, total: int) -> None:
@@ -244,11 +260,12 @@ class _Phases:
 
     def step(self, message: str) -> None:
         self.cpu[self.current] = self.cpu.get(self.current, 0.0) + cpu_seconds() - self.since
+        self.own[self.current] = self.own.get(self.current, 0.0) + cpu_split_s()[0] - self.own_since
         self.current = next((v for k, v in _PHASES if message.startswith(k)), message)
         if self.current == _CALIBRATION and self.calibrating:
             self.calibrating()
             self.calibrating = None
-        self.since = cpu_seconds()
+        self.since, self.own_since = cpu_seconds(), cpu_split_s()[0]
 
     def done(self) -> dict[str, float]:
         self.step("end")
@@ -296,18 +313,18 @@ def speedup(master: Path, metadata: Path, rungs: list[Rung], rounds: int, work: 
             "ratios": [round(r, 3) for r in ratios], "median_speedup": _median(ratios)}
 
 
-def cpu_rounds(master: Path, metadata: Path, rungs: list[Rung], rounds: int, workers: int,
-               work: Path) -> dict[str, Any]:
+def cpu_rounds(master: Path, metadata: Path, rungs: list[Rung], audio: Sequence[tuple[Path, int]], rounds: int,
+               workers: int, work: Path) -> dict[str, Any]:
     """The CPU target on its own: S C S C S ... (S the single pass, C the chunked pipeline with
     ``workers`` workers, ingest and calibration included), each C judged against the mean of
     the two S around it; the median of the rounds' ratios. One bench run gives one ratio, and
     the machine's speed moves it by several points (the single pass alone took 73.7, 67.2 and
     63.4 s of CPU within six minutes)."""
-    singles = [single_pass(master, rungs, work / "cpu-single-0").cpu_s]
+    singles = [single_pass(master, rungs, work / "cpu-single-0", audio).cpu_s]
     rows = []
     for round_ in range(rounds):
         run = chunked(f"cpu round {round_ + 1}", master, metadata, rungs, workers, True, work, check=False)
-        singles.append(single_pass(master, rungs, work / f"cpu-single-{round_ + 1}").cpu_s)
+        singles.append(single_pass(master, rungs, work / f"cpu-single-{round_ + 1}", audio).cpu_s)
         reference = (singles[-2] + singles[-1]) / 2
         rows.append({"single_before_s": round(singles[-2], 2), "chunked_s": round(run.transcode_cpu_s, 2),
                      "calibration_s": round(run.calibration_cpu_s, 2), "workers_s": round(run.worker_title_cpu_s, 2),
@@ -319,7 +336,8 @@ def cpu_rounds(master: Path, metadata: Path, rungs: list[Rung], rounds: int, wor
     return {"workers": workers, "rounds": rows, "ratios": ratios, "median_cpu_ratio": _median(ratios)}
 
 
-def cpu_paired(master: Path, metadata: Path, rungs: list[Rung], rounds: int, work: Path) -> dict[str, Any]:
+def cpu_paired(master: Path, metadata: Path, rungs: list[Rung], audio: Sequence[tuple[Path, int]], rounds: int,
+               work: Path) -> dict[str, Any]:
     """The CPU target for 1 worker with the machine's drift taken out: the single pass runs
     *at the same time* as the chunked pipeline's transcode phase, each on a core of its own
     (the single pass on one thread, the pipeline's ingest, calibration and worker pinned to the
@@ -336,7 +354,7 @@ def cpu_paired(master: Path, metadata: Path, rungs: list[Rung], rounds: int, wor
         for round_ in range(rounds):
             single_core, own_core = (cores[0], cores[1]) if round_ % 2 == 0 else (cores[1], cores[0])
             os.sched_setaffinity(0, {own_core})  # this thread; the ingest's threads and the worker inherit it
-            argv, _ = single_pass_command(master, rungs, work / f"paired-single-{round_ + 1}", threads=1)
+            argv, _ = single_pass_command(master, rungs, work / f"paired-single-{round_ + 1}", threads=1, audio=audio)
             beside: list[subprocess.Popen[bytes]] = []
 
             def start_single(argv: list[str] = argv, core: int = single_core,
@@ -354,7 +372,9 @@ def cpu_paired(master: Path, metadata: Path, rungs: list[Rung], rounds: int, wor
             single_s = usage.ru_utime + usage.ru_stime
             rows.append({"single_core": single_core, "single_s": round(single_s, 2),
                          "chunked_s": round(run.transcode_cpu_s, 2), "calibration_s": round(run.calibration_cpu_s, 2),
+                         "calibration_own_s": run.ingest_own_phases.get(_CALIBRATION, 0.0),
                          "workers_s": round(run.worker_title_cpu_s, 2),
+                         "worker_own_s": round(run.per_worker_split_s[0][0], 2),
                          "ratio": round(run.transcode_cpu_s / single_s, 3)})
             print(f"  round {round_ + 1}: single pass on core {single_core} {single_s:.1f}s, beside it chunked "
                   f"(1 worker) {run.transcode_cpu_s:.1f}s (calibration {run.calibration_cpu_s:.1f}, worker "
@@ -493,8 +513,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     print(f"generating a {seconds}-s {size} 24 fps master with film grain and 2-s GOPs ...", flush=True)
     # --full is the issue's acceptance delivery: two audio languages in the master, an
-    # audio-description sidecar and two subtitle files (their audio jobs count in the chunked CPU;
-    # the single pass encodes video only).
+    # audio-description sidecar and two subtitle files (the single pass encodes the three audio
+    # tracks too, as the pipeline's audio jobs do).
     languages = ("en", "fr") if args.full else ("en",)
     master = make_master(work / "master.mp4", seconds=seconds, size=size, languages=languages, noise=12)
     extras: dict[str, Any] = {}
@@ -506,6 +526,8 @@ def main() -> int:
                   "audio": [{"file": "en-ad.m4a", "language": "en", "audio_description": True}]}
     metadata = write_metadata(work / "title.json", title_metadata("bench", master, languages=languages, **extras))
     rungs = [r for r in ladder_for(width, height, False, DEFAULT_LADDER) if r.codec == "h264"]
+    # The single pass encodes the audio tracks too, as the pipeline's audio jobs do.
+    audio = [(master, n) for n in range(len(languages))] + ([(work / "en-ad.m4a", 0)] if args.full else [])
     print(f"ladder: {', '.join(r.rendition_id for r in rungs)}", flush=True)
     load_start = os.getloadavg()
     print(f"load average at start: {load_start}", flush=True)
@@ -524,10 +546,10 @@ def main() -> int:
     if args.cpu_rounds or args.cpu_paired:
         load = os.getloadavg()
         if args.cpu_paired:
-            result = cpu_paired(master, metadata, rungs, args.cpu_paired, work)
+            result = cpu_paired(master, metadata, rungs, audio, args.cpu_paired, work)
             how = f"side by side, median of {args.cpu_paired}"
         else:
-            result = cpu_rounds(master, metadata, rungs, args.cpu_rounds, args.workers, work)
+            result = cpu_rounds(master, metadata, rungs, audio, args.cpu_rounds, args.workers, work)
             how = f"median of {args.cpu_rounds}"
         print(f"chunked ({result['workers']} workers, transcode phase) / single-pass CPU, {how} "
               f"rounds: {result['median_cpu_ratio']:.3f}x (target 1.10x); load average {load} -> {os.getloadavg()}")
@@ -543,7 +565,7 @@ def main() -> int:
     # minutes apart (a shared host). So each chunked run is judged against the single passes
     # run just before and just after it (S C1 S C2 S N), which cancels a drift that is steady
     # across the three; the naive run, not a CPU target, is judged against the last one.
-    singles = [single_pass(master, rungs, work / "single-0")]
+    singles = [single_pass(master, rungs, work / "single-0", audio)]
     print(f"  single pass: {singles[-1].wall_s:.1f}s wall, {singles[-1].cpu_s:.1f}s CPU", flush=True)
     runs = [singles[0]]
     for name, workers, calibrate in (("chunked 1 worker", 1, True), ("chunked 2 workers", 2, True),
@@ -551,7 +573,7 @@ def main() -> int:
         runs.append(chunked(name, master, metadata, rungs, workers, calibrate, work))
         print(f"  {name}: {runs[-1].wall_s:.1f}s wall", flush=True)
         if calibrate:
-            singles.append(single_pass(master, rungs, work / f"single-{len(singles)}"))
+            singles.append(single_pass(master, rungs, work / f"single-{len(singles)}", audio))
             print(f"  single pass again: {singles[-1].wall_s:.1f}s wall, {singles[-1].cpu_s:.1f}s CPU", flush=True)
             runs[-1].reference_cpu_s = (singles[-2].cpu_s + singles[-1].cpu_s) / 2
         else:

@@ -156,12 +156,16 @@ def _hevc_sdr_args(rung: RungEncode, gop: int, preset: str) -> list[str]:
             "-x265-params", f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:log-level=error"]
 
 
+def aac_args(bitrate_kbps: int) -> list[str]:
+    """Every audio rendition: AAC-LC stereo, 48 kHz."""
+    return ["-c:a", "aac", "-profile:a", "aac_low", "-b:a", f"{bitrate_kbps}k", "-ac", "2", "-ar", "48000"]
+
+
 def audio_command(ffmpeg: str, source: Path, stream_index: int, language: str, bitrate_kbps: int,
                   audio_description: bool, out: Path) -> list[str]:
     """AAC-LC stereo, 48 kHz, the whole track, one MP4 per track."""
     disposition = "+descriptions+visual_impaired" if audio_description else "default"
     return [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(source),
-            "-map", f"0:a:{stream_index}", "-vn", "-sn", "-dn", "-map_metadata", "-1",
-            "-c:a", "aac", "-profile:a", "aac_low", "-b:a", f"{bitrate_kbps}k", "-ac", "2", "-ar", "48000",
+            "-map", f"0:a:{stream_index}", "-vn", "-sn", "-dn", "-map_metadata", "-1", *aac_args(bitrate_kbps),
             "-metadata:s:a:0", f"language={language}", "-disposition:a:0", disposition,
             "-fflags", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(out)]
