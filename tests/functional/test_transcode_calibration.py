@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from reelstream.media.package.errors import CorruptMedia
+from reelstream.media.transcode import calibrate
 from reelstream.media.transcode.calibrate import sample_sizes, trial_span, whole_chunk_kbps
-from reelstream.media.transcode.chunk import encode_chunk
+from reelstream.media.transcode.chunk import EncodedChunk, encode_chunk
 from reelstream.media.transcode.commands import ChunkEncode, RungEncode
 from reelstream.media.transcode.grid import Chunk
 from tests.support.media import make_master
@@ -43,3 +44,22 @@ def test_a_file_with_no_moov_is_corrupt_media(tmp_path: Path) -> None:
     (tmp_path / "bad.mp4").write_bytes(b"\x00\x00\x00\x08free")
     with pytest.raises(CorruptMedia):
         sample_sizes(tmp_path / "bad.mp4")
+
+
+def test_rungs_of_one_size_at_one_crf_are_one_trial_encode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    master = make_master(tmp_path / "m.mp4", seconds=4, languages=())
+    fps = Fraction(24)
+    rungs = [RungEncode("small", "h264", 160, 90, 200), RungEncode("low", "h264", 320, 180, 300),
+             RungEncode("high", "h264", 320, 180, 600)]
+    encoded: list[tuple[str, ...]] = []
+
+    def counting(job: ChunkEncode, scratch: Path | None = None) -> list[EncodedChunk]:
+        encoded.append(tuple(r.rendition_id for r in job.rungs))
+        return encode_chunk(job, scratch)
+
+    monkeypatch.setattr(calibrate, "encode_chunk", counting)
+    same = calibrate._trial(master, fps, Chunk(1, 48, 48), rungs, [23.0, 23.0, 23.0], None, tmp_path)
+    assert len(encoded[-1]) == 2 and same[1] == same[2]  # the two 320x180 rungs: one encode, one rate
+    apart = calibrate._trial(master, fps, Chunk(1, 48, 48), rungs, [23.0, 20.0, 26.0], None, tmp_path)
+    assert len(encoded[-1]) == 3 and apart[1] > same[1] > apart[2]  # at different CRFs each has its own
+    assert apart[0] == same[0]  # the same encode in both trials gives the same bytes

@@ -138,13 +138,22 @@ def _trial(master: Path, fps: Fraction, sample: Chunk, rungs: Sequence[RungEncod
            base: ChunkEncode | None, scratch: Path | None) -> list[float]:
     """kbit/s of each rung at its CRF, for the whole sample chunk as estimated from its first
     ``TRIAL_FRACTION`` (``whole_chunk_kbps``), uncapped, all rungs from one decode; no quality
-    measured (nobody reads it)."""
+    measured (nobody reads it). Rungs of one size at one CRF (the first trial's CRF for two
+    rungs of one resolution) are one encode: uncapped, they would be the same bytes."""
     chunk = trial_span(sample)
-    trial = [replace(r, crf=crf, bitrate_kbps=100_000) for r, crf in zip(rungs, crfs, strict=True)]
+    encodes = list(dict.fromkeys(trial_encode(rung, crf) for rung, crf in zip(rungs, crfs, strict=True)))
     with tempfile.TemporaryDirectory(dir=scratch, prefix="calibrate-") as tmp:
-        job = replace(_job(master, fps, chunk, trial, Path(tmp), base), measure=False)
-        return [whole_chunk_kbps(sample_sizes(encoded.path), sample.frame_count, fps)
-                for encoded in encode_chunk(job, scratch)]
+        job = replace(_job(master, fps, chunk, encodes, Path(tmp), base), measure=False)
+        kbps = {encode: whole_chunk_kbps(sample_sizes(encoded.path), sample.frame_count, fps)
+                for encode, encoded in zip(encodes, encode_chunk(job, scratch), strict=True)}
+    return [kbps[trial_encode(rung, crf)] for rung, crf in zip(rungs, crfs, strict=True)]
+
+
+def trial_encode(rung: RungEncode, crf: float) -> RungEncode:
+    """A rung as a trial encodes it: at ``crf``, uncapped, named by what it encodes (its size,
+    CRF and codec), so that two rungs whose trials would be the same encode are one."""
+    return replace(rung, rendition_id=f"trial-{rung.codec}{'-hdr' if rung.hdr else ''}-{rung.width}x{rung.height}-crf{crf:.2f}", crf=crf,
+                   bitrate_kbps=100_000)
 
 
 def calibrate(master: Path, fps: Fraction, grid: Sequence[Chunk], rungs: Sequence[RungEncode],
