@@ -3,8 +3,8 @@
 A fresh ABR encode per 2-s chunk restarts rate control and undershoots; a CRF chosen per
 title and rung spends bits like a single pass. Three steps per encoder group:
 
-1. **Shape.** Three trial encodes of the first sixth of one sample chunk (its IDR frame
-   and the next 7 frames, a GOP of their own), uncapped, all rungs from one decode, no
+1. **Shape.** Three trial encodes of the first ``TRIAL_FRAMES`` of one sample chunk (its
+   IDR frame and the group of four after it, a GOP of their own), uncapped, all rungs from one decode, no
    quality measured, each read as the rate of a whole chunk (the IDR frame once, the
    others' mean for the rest: ``whole_chunk_kbps``): at CRF 23, at the CRF the rule of
    thumb (+6 CRF halves the bitrate) predicts, then at the CRF interpolated on log(bitrate)
@@ -17,7 +17,9 @@ title and rung spends bits like a single pass. Three steps per encoder group:
    Read by plain size, a short span spends more
    per second than a whole chunk (its IDR frame weighs more: a third of the bench master's
    span read 6-25 % high); read as a whole chunk, a sixth places the CRF as near, for half
-   the trials' CPU (bench master: worst rung -3.3 % instead of -5.7 %).
+   the trials' CPU (bench master: worst rung -3.3 % instead of -5.7 %), and five frames as
+   near again, for another third (every rung calibrated and every chunk encoded: bench
+   master worst rung +1.3 % with five, -2.3 % with eight; 60-s 1080p master +4.4 % / +5.3 %).
 2. **Level.** Level samples spread over the title (one per ``SAMPLE_EVERY`` chunks, 1 to
    ``MAX_SAMPLES``, at golden-ratio offsets in their stretches: no stride to alias with
    content that repeats) are encoded whole exactly as their jobs would be (VBV cap,
@@ -33,7 +35,7 @@ title and rung spends bits like a single pass. Three steps per encoder group:
    lowered by the curvature's share (``level_fit``): without both, every rung of both test
    masters came out under target (down to -5.2 % on the 60-s 1080p master).
 
-Cost: the trials, three encodes of a sixth of one chunk (with their start-up, about half a
+Cost: the trials, three encodes of five frames (with their start-up, about a third of a
 chunk encode's worth) per encoder group and title; the level samples replace jobs. Run by
 the ingest, the samples are encoded ``parallel`` at a time.
 """
@@ -64,7 +66,9 @@ log = logging.getLogger(__name__)
 
 FIRST_CRF = 23.0
 CRF_RANGE = (10.0, 45.0)
-TRIAL_FRACTION = Fraction(1, 6)  # of a sample chunk's frames that a trial encodes (8 of 48)
+# Frames a trial encodes: the IDR frame and one group of x264's (veryfast) three B-frames and
+# their P-frame, so the others' mean has the mix of frame types a whole chunk has.
+TRIAL_FRAMES = 5
 TRIALS = 3
 SAMPLE_EVERY = 3  # chunks per level sample
 MAX_SAMPLES = 10
@@ -96,7 +100,7 @@ def sample_chunks(grid: Sequence[Chunk], count: int | None = None) -> list[Chunk
 
 def trial_span(chunk: Chunk) -> Chunk:
     """The part of a sample chunk a trial encodes: its first frames, a closed GOP of their own."""
-    return replace(chunk, frame_count=max(1, math.ceil(chunk.frame_count * TRIAL_FRACTION)))
+    return replace(chunk, frame_count=min(chunk.frame_count, TRIAL_FRAMES))
 
 
 def sample_sizes(path: Path) -> list[int]:
@@ -137,7 +141,7 @@ def _job(master: Path, fps: Fraction, chunk: Chunk, rungs: Sequence[RungEncode],
 def _trial(master: Path, fps: Fraction, sample: Chunk, rungs: Sequence[RungEncode], crfs: Sequence[float],
            base: ChunkEncode | None, scratch: Path | None) -> list[float]:
     """kbit/s of each rung at its CRF, for the whole sample chunk as estimated from its first
-    ``TRIAL_FRACTION`` (``whole_chunk_kbps``), uncapped, all rungs from one decode; no quality
+    ``TRIAL_FRAMES`` (``whole_chunk_kbps``), uncapped, all rungs from one decode; no quality
     measured (nobody reads it). Rungs of one size at one CRF (the first trial's CRF for two
     rungs of one resolution) are one encode: uncapped, they would be the same bytes."""
     chunk = trial_span(sample)
