@@ -4,12 +4,11 @@ A fresh ABR encode per 2-s chunk restarts rate control and undershoots; a CRF ch
 title and rung spends bits like a single pass. Three steps per encoder group:
 
 1. **Shape.** Three trial encodes of the first ``TRIAL_FRAMES`` of one sample chunk (its
-   IDR frame and the group of four after it, a GOP of their own), uncapped, all rungs from one decode, no
-   quality measured, each read as the rate of a whole chunk (the IDR frame once, the
-   others' mean for the rest: ``whole_chunk_kbps``): at CRF 23, at the CRF the rule of
-   thumb (+6 CRF halves the bitrate) predicts, then at the CRF interpolated on log(bitrate)
-   between the two. The third
-   narrows the bracket: on grain the curve is far from log-linear (measured on the bench
+   IDR frame and the group of four after it, a GOP of their own), uncapped, all rungs from
+   one decode, no quality measured, each read as the rate of a whole chunk (the IDR frame
+   once, the others' mean for the rest: ``whole_chunk_kbps``): at CRF 23, at the CRF the
+   rule of thumb (+6 CRF halves the bitrate) predicts, then at the CRF interpolated on
+   log(bitrate) between the two. The third narrows the bracket: on grain the curve is far from log-linear (measured on the bench
    master, 480p: -0.38 per CRF between CRF 21 and 23, -0.15 between 27 and 29), and a
    secant across a wide bracket missed the rate by up to 30 %. The trials give each rung a
    provisional CRF, the local slope there and the curve's curvature (``trial_curvature``:
