@@ -7,6 +7,9 @@
                                          # index (robustness check, not the protocol)
     python bench/abr.py --pareto   # the QoE / rebuffer trade-off of the knobs that buy
                                    # stall time (end-of-title insurance, collapse scenario)
+    python bench/abr.py --pareto --offsets 3   # ... each trace also started at 3 seeded
+                                   # random indexes (4 sessions per trace: one trace's
+                                   # chance stall no longer decides a portion)
 
 Split: traces are sorted by file name; even positions (0, 2, 4, ...) are the tuning
 half, odd positions the held-out half. ReelStreamMPC's defaults were chosen with
@@ -92,6 +95,23 @@ def evaluate(algos: Sequence[AbrAlgorithm], video: Video, traces: list[Trace],
     for (algo, _, _, _), metrics in zip(jobs, results):
         by_algo[algo.name].extend(metrics)
     return by_algo
+
+
+def evaluate_starts(algos: Sequence[AbrAlgorithm], video: Video, traces: list[Trace],
+                    workers: int, offsets: int = 0) -> dict[str, list[SessionMetrics]]:
+    """Like :func:`evaluate`, each trace played from its start and then from ``offsets``
+    seeded random indexes (seeds 1..offsets); the sessions of every start are pooled."""
+    pooled: dict[str, list[SessionMetrics]] = {a.name: [] for a in algos}
+    for seed in (None, *range(1, offsets + 1)):
+        for name, metrics in evaluate(algos, video, traces, workers,
+                                      SimConfig(start_seed=seed)).items():
+            pooled[name].extend(metrics)
+    return pooled
+
+
+def starts_label(offsets: int) -> str:
+    return "each trace from its start" + (
+        f" and from {offsets} seeded random indexes (seeds 1-{offsets})" if offsets else "")
 
 
 def summarize(metrics: Sequence[SessionMetrics]) -> dict[str, float]:
@@ -248,21 +268,21 @@ GRID: dict[str, Sequence[object]] = {
 }
 
 
-def tune(workers: int) -> None:
+def tune(workers: int, offsets: int = 0) -> None:
     """Grid-search ReelStreamTuning on the tuning half; prints one line per setting."""
     root = data_dir()
     video = load_video(root)
     halves = {s: split(load_traces(root / "traces" / s))["tune"] for s in SETS}
-    base = {s: {n: summarize(ms) for n, ms in evaluate(
-        [Bola(), RobustMpc()], video, halves[s], workers).items()} for s in SETS}
-    print("reference on tune half:", json.dumps(base))
+    base = {s: {n: summarize(ms) for n, ms in evaluate_starts(
+        [Bola(), RobustMpc()], video, halves[s], workers, offsets).items()} for s in SETS}
+    print(f"tune half, {starts_label(offsets)}; reference:", json.dumps(base))
     keys = list(GRID)
     for values in itertools.product(*(GRID[k] for k in keys)):
         tuning = replace(ReelStreamTuning(), **dict(zip(keys, values)))  # type: ignore[arg-type]
         line = [f"{k}={v}" for k, v in zip(keys, values)]
         for s in SETS:
-            ours = summarize(evaluate([ReelStreamMpc(tuning)], video, halves[s],
-                                      workers)[DEFAULT])
+            ours = summarize(evaluate_starts([ReelStreamMpc(tuning)], video, halves[s],
+                                             workers, offsets)[DEFAULT])
             ratio = ours["qoe_lin"] / base[s]["RobustMPC"]["qoe_lin"]
             line.append(f"{s}: x{ratio:.3f} rebuf {ours['rebuffer_pct']:.3f}% "
                         f"(bola {base[s]['BOLA']['rebuffer_pct']:.3f}%)")
@@ -274,7 +294,10 @@ def tune(workers: int) -> None:
 # Knobs that buy stall time with QoE, each off in the default: end-of-title insurance
 # (tail_kbps over the last tail_chunks chunks, round 3) and the collapse scenario (round 4:
 # the expected stall of a fall to 200 kbit/s, or to a quarter of the session's lowest
-# sample if higher, priced into the first chunk of every plan).
+# sample if higher, priced into the first chunk of every plan). Round 5 added the scenario
+# priced on jittery links only (scenario_volatility: the one setting that met both targets
+# on the tuning half at the protocol's starts), and the two that reach BOLA's HSDPA stall
+# time with every trace also started at 3 random indexes (--offsets 3).
 PARETO: tuple[tuple[str, dict[str, float]], ...] = (
     ("default", {}),
     ("tail 400", {"tail_kbps": 400.0}),
@@ -282,18 +305,24 @@ PARETO: tuple[tuple[str, dict[str, float]], ...] = (
     ("scenario 0.02", {"scenario_weight": 0.02}),
     ("scenario 0.03", {"scenario_weight": 0.03}),
     ("scenario 0.03 share 0.25", {"scenario_weight": 0.03, "scenario_share": 0.25}),
+    ("scenario 0.03 share 0.25 jitter 0.08", {"scenario_weight": 0.03, "scenario_share": 0.25,
+                                             "scenario_volatility": 0.08}),
+    ("scenario 0.05 target 45", {"scenario_weight": 0.05, "target_s": 45.0}),
+    ("scenario 0.15", {"scenario_weight": 0.15}),
 )
 
 
-def pareto(workers: int) -> None:
+def pareto(workers: int, offsets: int = 0) -> None:
     """ReelStreamMPC with each setting of PARETO, against RobustMPC's QoE and BOLA's
     rebuffer ratio on every portion of both sets; one table row per setting, then one
     JSON line (a setting meets the targets of a portion when both hold there)."""
     root = data_dir()
     video = load_video(root)
     out: dict[str, object] = {"settings": {label: knobs for label, knobs in PARETO},
-                              "chosen_on": "tune (even half) only; held-out and all are reported"}
-    print(f"{'set':6} {'setting':26} " + " ".join(f"{p + ' QoE x':>14} {p + ' rebuf% (BOLA)':>24}"
+                              "chosen_on": "tune (even half) only; held-out and all are reported",
+                              "starts": starts_label(offsets)}
+    print(f"sessions: {starts_label(offsets)}")
+    print(f"{'set':6} {'setting':38} " + " ".join(f"{p + ' QoE x':>14} {p + ' rebuf% (BOLA)':>24}"
                                                   for p in PORTIONS))
     for set_name in SETS:
         traces = load_traces(root / "traces" / set_name)
@@ -301,7 +330,8 @@ def pareto(workers: int) -> None:
         variants = [ReelStreamMpc(replace(ReelStreamTuning(), **knobs)) for _, knobs in PARETO]  # type: ignore[arg-type]
         for variant, (label, _) in zip(variants, PARETO, strict=True):
             variant.name = f"{DEFAULT}@{label}"
-        per_trace = evaluate([Bola(), RobustMpc(), *variants], video, traces, workers)
+        per_trace = evaluate_starts([Bola(), RobustMpc(), *variants], video, traces, workers,
+                                    offsets)
         portions = by_portion(per_trace, names)
         for variant, (label, _) in zip(variants, PARETO, strict=True):
             cells = []
@@ -315,7 +345,7 @@ def pareto(workers: int) -> None:
                 out[f"{set_name}_{portion}_{key}_rebuffer_pct"] = round(rebuf, 4)
                 out[f"{set_name}_{portion}_BOLA_rebuffer_pct"] = round(bola, 4)
                 out[f"{set_name}_{portion}_{key}_both_targets_met"] = ratio >= 1.05 and rebuf <= bola
-            print(f"{set_name:6} {label:26} " + " ".join(cells), flush=True)
+            print(f"{set_name:6} {label:38} " + " ".join(cells), flush=True)
     print(json.dumps(out))
 
 
@@ -324,15 +354,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tune", action="store_true", help="grid-search on the tuning half")
     parser.add_argument("--pareto", action="store_true",
                         help="QoE / rebuffer trade-off of the stall-buying knobs (off by default)")
+    parser.add_argument("--offsets", type=int, default=0,
+                        help="with --tune or --pareto: also play every trace from this many "
+                             "seeded random indexes and pool the sessions")
     parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 2))
     parser.add_argument("--start-seed", type=int, default=None,
                         help="start every trace at a random index drawn with this seed (a "
                              "robustness check; the Pensieve test protocol starts at 0)")
     args = parser.parse_args(argv)
     if args.tune:
-        tune(args.workers)
+        tune(args.workers, args.offsets)
     elif args.pareto:
-        pareto(args.workers)
+        pareto(args.workers, args.offsets)
     else:
         bench(args.workers, args.start_seed)
 

@@ -120,6 +120,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from reelstream.player.abr.interface import AbrAlgorithm, Observation, chunk_size_bytes
 from reelstream.player.abr.mpc import download_times, mbps
@@ -176,6 +177,10 @@ class ReelStreamTuning:
             link that never went low is not expected to go as low as one that did).
         scenario_falling: only price the scenario when the last sample is under this
             share of the harmonic mean (a falling link); None prices it always.
+        scenario_volatility: only price the scenario on a jittery link: when the mean
+            |ln(sample / previous sample)| over the last ``volatility_window`` samples is
+            at least this (mobile links jitter, fixed lines rarely do); None prices it always.
+        volatility_window: see ``scenario_volatility``.
     """
 
     history: int = 8
@@ -203,6 +208,8 @@ class ReelStreamTuning:
     scenario_kbps: float = 200.0
     scenario_share: float | None = None
     scenario_falling: float | None = None
+    scenario_volatility: float | None = None
+    volatility_window: int = 10
 
 
 def quantile(samples: Sequence[float], q: float) -> float:
@@ -349,9 +356,21 @@ def scenario_costs(obs: Observation, tuning: ReelStreamTuning) -> tuple[float, .
     if t.scenario_falling is not None and \
             throughputs[-1] >= t.scenario_falling * harmonic_prediction(throughputs, t.history):
         return ()
+    if t.scenario_volatility is not None and \
+            volatility(throughputs, t.volatility_window) < t.scenario_volatility:
+        return ()
     rate = max(t.scenario_kbps, (t.scenario_share or 0.0) * min(throughputs))
     return tuple(t.scenario_weight * t.rebuffer_penalty * max(seconds - obs.buffer_s, 0.0)
                  for seconds in download_times(obs, rate, 1)[0])
+
+
+def volatility(throughputs_kbps: Sequence[float], window: int) -> float:
+    """Mean |ln(sample / previous sample)| over the last ``window`` samples (0 with fewer
+    than two): how much a link jitters from chunk to chunk, whatever its level."""
+    logs = [math.log(max(t, 1.0)) for t in throughputs_kbps[-window:]]
+    if len(logs) < 2:
+        return 0.0
+    return sum(abs(b - a) for a, b in pairwise(logs)) / (len(logs) - 1)
 
 
 def tail_cap(obs: Observation, kbps: float) -> int:

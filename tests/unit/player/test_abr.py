@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -29,6 +30,7 @@ from reelstream.player.abr.reelstream import (
     relative_collapse,
     scenario_costs,
     tail_cap,
+    volatility,
 )
 from reelstream.player.abr.throughput import harmonic_mean, harmonic_prediction
 
@@ -182,6 +184,22 @@ def test_collapse_scenario_prices_the_stall_a_fall_to_200_kbps_would_cause(obs: 
     falling = obs([3000.0] * 5 + [1500.0], buffer_s=20.0, last_rung=3, chunks_remaining=30)
     assert scenario_costs(falling, replace(priced, scenario_falling=0.8))[2] == pytest.approx(0.516)
     assert ReelStreamMpc(priced).choose(o) < ReelStreamMpc().choose(o) == 4
+
+
+def test_volatility_is_the_mean_log_step_between_samples() -> None:
+    assert volatility([1000.0], 10) == 0.0
+    assert volatility([1000.0, 2000.0, 1000.0], 10) == pytest.approx(math.log(2.0))
+    # Only the last `window` samples count: the jump 1000 -> 4000 falls outside.
+    assert volatility([1000.0, 4000.0, 4000.0, 4000.0], 3) == 0.0
+
+
+def test_collapse_scenario_gated_on_volatility_spares_a_steady_link(obs: Obs) -> None:
+    """A link stepping 3000 <-> 1500 jitters by ln 2 per chunk; a steady 3000 by nothing."""
+    gated = ReelStreamTuning(scenario_weight=0.03, scenario_volatility=0.08)
+    steady = obs([3000.0] * 6, buffer_s=20.0, last_rung=3, chunks_remaining=30)
+    jittery = obs([3000.0, 1500.0] * 3, buffer_s=20.0, last_rung=3, chunks_remaining=30)
+    assert scenario_costs(steady, gated) == ()
+    assert scenario_costs(jittery, gated)[2] == pytest.approx(0.516)
 
 
 @pytest.mark.parametrize("buffer_s", [0.0, 2.0, 4.0, 6.0, 9.0, 10.5, 12.0, 15.0, 20.0, 35.0])
