@@ -7,6 +7,8 @@
                                          # index (robustness check, not the protocol)
     python bench/abr.py --pareto   # the QoE / rebuffer trade-off of the knobs that buy
                                    # stall time (end-of-title insurance, collapse scenario)
+    python bench/abr.py --sdp      # fit a link model on the tuning halves, then report the
+                                   # stochastic-DP controller (research, not the default)
     python bench/abr.py --pareto --offsets 3   # ... each trace also started at 3 seeded
                                    # random indexes (4 sessions per trace: one trace's
                                    # chance stall no longer decides a portion)
@@ -43,6 +45,7 @@ from reelstream.player.abr import (
     RobustMpc,
     ThroughputRule,
 )
+from reelstream.player.abr.sdp import LinkModel, SdpAbr
 from reelstream.player.qoe import SessionMetrics, measure
 from reelstream.player.simulator import SimConfig, simulate
 from reelstream.player.traces import Trace, Video, data_dir, load_traces, load_video
@@ -349,11 +352,73 @@ def pareto(workers: int, offsets: int = 0) -> None:
     print(json.dumps(out))
 
 
+# --- the stochastic-DP controller (round 5) ------------------------------------------
+
+def _throughputs(job: Job) -> list[list[float]]:
+    algorithm, video, traces, config = job
+    return [[c.size_bytes * 8 / 1000 / c.download_s for c in simulate(t, video, algorithm, config).chunks]
+            for t in traces]
+
+
+def fit_link_model(video: Video, workers: int, starts: int = 8) -> LinkModel:
+    """The link model, from the tuning halves only: the throughput samples of ReelStreamMPC,
+    BOLA and RobustMPC sessions, every tuning trace played from its start and from
+    ``starts - 1`` seeded random indexes."""
+    root = data_dir()
+    traces = [t for s in SETS for t in split(load_traces(root / "traces" / s))["tune"]]
+    jobs = [(algo, video, batch, SimConfig(start_seed=seed))
+            for algo in (ReelStreamMpc(), Bola(), RobustMpc())
+            for seed in (None, *range(1, starts)) for batch in _batches(traces, 12)]
+    with Pool(max(workers, 1)) as pool:
+        histories = [h for part in pool.map(_throughputs, jobs, chunksize=1) for h in part]
+    return LinkModel.fit(histories)
+
+
+def sdp(workers: int, offsets: int) -> None:
+    """SdpAbr (model fitted on the tuning halves) against the targets, on every portion,
+    at the protocol's starts and with ``offsets`` seeded random starts pooled in."""
+    video = load_video(data_dir())
+    started = time.perf_counter()
+    model = fit_link_model(video, workers)
+    samples = sum(sum(sum(row) for row in plane) for plane in model.counts)
+    print(f"link model: {samples} samples from the tuning halves ({time.perf_counter() - started:.0f} s)")
+    out: dict[str, object] = {"model_samples": samples, "fitted_on": "tune (even half) of hsdpa and fcc"}
+    ours = SdpAbr(model)
+    print(f"{'starts':8} {'set':6} {'algorithm':14} " + " ".join(
+        f"{p + ' QoE x':>14} {p + ' rebuf% (BOLA)':>24}" for p in PORTIONS))
+    for label, extra in (("protocol", 0), ("offsets", offsets)):
+        for set_name in SETS:
+            traces = load_traces(data_dir() / "traces" / set_name)
+            per_trace = evaluate_starts([Bola(), RobustMpc(), ReelStreamMpc(), ours], video,
+                                        traces, workers, extra)
+            portions = by_portion(per_trace, [t.name for t in traces])
+            for algo in (DEFAULT, ours.name):
+                cells = []
+                for portion in PORTIONS:
+                    s = portions[portion]
+                    ratio = s[algo]["qoe_lin"] / s["RobustMPC"]["qoe_lin"]
+                    rebuf, bola = s[algo]["rebuffer_pct"], s["BOLA"]["rebuffer_pct"]
+                    cells.append(f"{ratio:14.3f} {rebuf:13.3f} ({bola:.3f})")
+                    key = f"{label}_{set_name}_{portion}_{algo}"
+                    out[f"{key}_qoe_lin_vs_robustmpc_ratio"] = round(ratio, 4)
+                    out[f"{key}_rebuffer_pct"] = round(rebuf, 4)
+                    out[f"{label}_{set_name}_{portion}_BOLA_rebuffer_pct"] = round(bola, 4)
+                    if portion != "tune":
+                        out[f"{key}_qoe_lin_vs_robustmpc_met"] = ratio >= 1.05
+                        out[f"{key}_rebuffer_not_above_bola_met"] = rebuf <= bola
+                print(f"{label:8} {set_name:6} {algo:14} " + " ".join(cells), flush=True)
+    out["elapsed_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(out))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", action="store_true", help="grid-search on the tuning half")
     parser.add_argument("--pareto", action="store_true",
                         help="QoE / rebuffer trade-off of the stall-buying knobs (off by default)")
+    parser.add_argument("--sdp", action="store_true",
+                        help="fit the link model on the tuning halves and report the stochastic-DP "
+                             "controller (research), at the protocol's starts and with --offsets")
     parser.add_argument("--offsets", type=int, default=0,
                         help="with --tune or --pareto: also play every trace from this many "
                              "seeded random indexes and pool the sessions")
@@ -366,6 +431,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         tune(args.workers, args.offsets)
     elif args.pareto:
         pareto(args.workers, args.offsets)
+    elif args.sdp:
+        sdp(args.workers, args.offsets or 3)
     else:
         bench(args.workers, args.start_seed)
 
