@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from reelstream.player.abr.interface import AbrAlgorithm, Observation
+from reelstream.player.abr.reelstream import volatility
 
 LEVEL_WEIGHT = 0.25
 TREND_EDGES = (-0.5, -0.2, 0.1, 0.4)            # ln(last sample / average)
@@ -71,10 +72,7 @@ def context(last_kbps: float, level_kbps: float) -> tuple[int, int]:
 
 def jitter(throughputs_kbps: Sequence[float], window: int = 10) -> float:
     """Mean |ln(sample / previous)| over the last ``window`` samples (0 with fewer than 2)."""
-    logs = [math.log(max(t, 1.0)) for t in throughputs_kbps[-window:]]
-    if len(logs) < 2:
-        return 0.0
-    return sum(abs(b - a) for a, b in pairwise(logs)) / (len(logs) - 1)
+    return volatility(throughputs_kbps, window)
 
 
 @dataclass(frozen=True)
