@@ -140,8 +140,10 @@ def _nearest(grid: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 # (model digest, mu, ladder, chunk s) -> [(sizes of the whole title, value tables)]: later
-# decisions of a session ask for a suffix of the same title and reuse the solve.
+# decisions of a session ask for a suffix of the same title and reuse the solve. A 48-chunk
+# title's tables take about 70 MB, so only the last MAX_SOLVED solves are kept.
 _SOLVED: dict[tuple[object, ...], list[tuple[tuple[tuple[float, ...], ...], list[np.ndarray]]]] = {}
+MAX_SOLVED = 4
 
 
 class _Outcomes:
@@ -197,7 +199,17 @@ def solve(model: LinkModel, mu: float, sizes: Sequence[Sequence[float]],
         best = (expected[:, None, :, :] + switch[None, :, None, :]).max(axis=-1)
         values.insert(0, best)
     _SOLVED.setdefault(key, []).append((wanted, values))
+    _forget_oldest()
     return values
+
+
+def _forget_oldest() -> None:
+    """Drop the oldest solves beyond MAX_SOLVED (dicts and lists keep insertion order)."""
+    while sum(len(solves) for solves in _SOLVED.values()) > MAX_SOLVED:
+        oldest = next(iter(_SOLVED))
+        _SOLVED[oldest].pop(0)
+        if not _SOLVED[oldest]:
+            del _SOLVED[oldest]
 
 
 class SdpAbr(AbrAlgorithm):

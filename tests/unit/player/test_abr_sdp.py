@@ -144,3 +144,14 @@ def test_missing_sizes_fall_back_to_the_nominal_bitrate(steady: LinkModel, obs: 
     o = obs([6000.0] * 8, buffer_s=30.0, last_rung=5, chunks_remaining=6)
     short = Observation(**{**o.__dict__, "upcoming_sizes_bytes": nominal_sizes(1)})
     assert SdpAbr(steady).choose(short) == SdpAbr(steady).choose(o)
+
+
+def test_solves_are_reused_for_a_suffix_and_bounded(steady: LinkModel) -> None:
+    from reelstream.player.abr import sdp
+
+    sizes = [[rate * 500 for rate in LADDER]] * 3
+    whole = solve(steady, 7.0, sizes, LADDER, 4.0)
+    assert solve(steady, 7.0, sizes[1:], LADDER, 4.0)[0] is whole[1], "a suffix reuses the solve"
+    for mu in range(8, 8 + sdp.MAX_SOLVED + 2):
+        solve(steady, float(mu), sizes, LADDER, 4.0)
+    assert sum(len(solves) for solves in sdp._SOLVED.values()) == sdp.MAX_SOLVED
