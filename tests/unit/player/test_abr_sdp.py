@@ -155,3 +155,22 @@ def test_solves_are_reused_for_a_suffix_and_bounded(steady: LinkModel) -> None:
     for mu in range(8, 8 + sdp.MAX_SOLVED + 2):
         solve(steady, float(mu), sizes, LADDER, 4.0)
     assert sum(len(solves) for solves in sdp._SOLVED.values()) == sdp.MAX_SOLVED
+
+
+def test_quality_drops_before_the_buffer_falls_under_the_floor(steady: LinkModel,
+                                                              obs: Obs) -> None:
+    """Near the end the solve would spend the buffer on the top rung (8.6 s to fetch at
+    2 Mbit/s, 11 s buffered, no stall); the floor rule keeps the buffer at 10 s or more."""
+    o = obs([2000.0] * 8, buffer_s=11.0, last_rung=5, chunks_remaining=2)
+    assert SdpAbr(steady, floor_s=0.0).choose(o) == 5
+    kept = SdpAbr(steady).choose(o)
+    assert kept == 3, "1850 kbps leaves 11.3 s; 2850 kbps would leave 9.3 s"
+
+
+def test_under_the_floor_it_climbs_only_to_rungs_the_link_sustains(steady: LinkModel,
+                                                                   obs: Obs) -> None:
+    """6 s buffered, 3 chunks left, a steady 1.5 Mbit/s: unruled, the solve bets on
+    1850 kbps; under the floor only rungs fetched within a chunk's duration are allowed."""
+    o = obs([1500.0] * 4, buffer_s=6.0, last_rung=1, chunks_remaining=3)
+    assert LADDER[SdpAbr(steady, cautious_mu=4.3, bold_mu=4.3, floor_s=0.0).choose(o)] > 1500.0
+    assert SdpAbr(steady, cautious_mu=4.3, bold_mu=4.3).choose(o) == 2
