@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from multiprocessing import Pool
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -49,11 +50,13 @@ from reelstream.player.abr.sdp import LinkModel, SdpAbr
 from reelstream.player.qoe import SessionMetrics, measure
 from reelstream.player.simulator import SimConfig, simulate
 from reelstream.player.traces import Trace, Video, data_dir, load_traces, load_video
+from reelstream.player.verdict import TargetOdds, target_odds, totals_by_trace
 
 SETS = ("hsdpa", "fcc")
 PORTIONS = ("tune", "holdout", "all")
 SPLIT = "sorted file names; even positions (0,2,4,...) = tune, odd positions = holdout"
 DEFAULT = "ReelStreamMPC"
+T = TypeVar("T")
 OUT = Path(__file__).resolve().parent / "out"
 
 
@@ -63,8 +66,9 @@ def algorithms() -> list[AbrAlgorithm]:
             ReelStreamMpc()]
 
 
-def split(traces: Sequence[Trace]) -> dict[str, list[Trace]]:
-    """The tuning / held-out / whole partition of one (name-sorted) set."""
+def split(traces: Sequence[T]) -> dict[str, list[T]]:
+    """The tuning / held-out / whole partition of one (name-sorted) set, of traces or of
+    their names."""
     return {"tune": list(traces[0::2]), "holdout": list(traces[1::2]), "all": list(traces)}
 
 
@@ -140,7 +144,7 @@ def by_portion(per_trace: dict[str, list[SessionMetrics]],
     """portion -> algorithm -> summary, using the trace names' positions for the split."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for portion in PORTIONS:
-        keep = set(split(names)[portion])  # type: ignore[arg-type]
+        keep = set(split(names)[portion])
         out[portion] = {algo: summarize([m for m in ms if m.trace in keep])
                         for algo, ms in per_trace.items()}
     return out
@@ -158,6 +162,28 @@ def targets(summary: dict[str, dict[str, float]], set_name: str) -> dict[str, fl
     if set_name == "hsdpa":
         out["rebuffer_below_0_5pct_met"] = ours["rebuffer_pct"] < 0.5
     return out
+
+
+def odds(per_trace: dict[str, list[SessionMetrics]], names: list[str], algo: str,
+         portion: str) -> TargetOdds:
+    """How often a resampled set of the portion's size meets each target (bootstrap over
+    traces; every start of a drawn trace comes with it)."""
+    return target_odds(totals_by_trace(per_trace[algo]), totals_by_trace(per_trace["RobustMPC"]),
+                       totals_by_trace(per_trace["BOLA"]), split(names)[portion])
+
+
+def odds_figures(o: TargetOdds) -> dict[str, float]:
+    return {"bootstrap_qoe_lin_vs_robustmpc_share": o.qoe_ratio_met,
+            "bootstrap_rebuffer_not_above_bola_share": o.rebuffer_met,
+            "bootstrap_both_share": o.both_met,
+            "bootstrap_qoe_lin_ratio_p5": o.qoe_ratio_low,
+            "bootstrap_qoe_lin_ratio_p95": o.qoe_ratio_high}
+
+
+def odds_line(o: TargetOdds) -> str:
+    return (f"QoE>=1.05x in {100 * o.qoe_ratio_met:3.0f} %, rebuf<=BOLA in "
+            f"{100 * o.rebuffer_met:3.0f} %, both in {100 * o.both_met:3.0f} % of resampled sets "
+            f"(QoE x 90 % interval {o.qoe_ratio_low:.3f}-{o.qoe_ratio_high:.3f})")
 
 
 COLUMNS = [("qoe_lin", "QoE_lin", "{:8.3f}"), ("qoe_log", "QoE_log", "{:8.3f}"),
@@ -232,14 +258,19 @@ def bench(workers: int, start_seed: int | None = None) -> None:
         traces = load_traces(root / "traces" / set_name)
         per_trace = evaluate(algorithms(), video, traces, workers, config)
         results[set_name] = by_portion(per_trace, [t.name for t in traces])
-        checks[set_name] = {p: targets(results[set_name][p], set_name)
+        names = [t.name for t in traces]
+        checks[set_name] = {p: {**targets(results[set_name][p], set_name),
+                                **odds_figures(odds(per_trace, names, DEFAULT, p))}
                             for p in ("holdout", "all")}
         for portion in ("all", "tune", "holdout"):
             print(table(f"\n== {set_name.upper()} / {portion} ({len(split(traces)[portion])} "
                         "traces; QoE = mean per chunk, chunk 2 on)", results[set_name][portion]))
         for portion, figures in checks[set_name].items():
             print(f"targets {set_name}/{portion}: " + ", ".join(
-                f"{k}={v if isinstance(v, bool) else round(v, 3)}" for k, v in figures.items()))
+                f"{k}={v if isinstance(v, bool) else round(v, 3)}" for k, v in figures.items()
+                if not k.startswith("bootstrap")))
+            print(f"  how firm (bootstrap over the {len(split(names)[portion])} traces): "
+                  + odds_line(odds(per_trace, names, DEFAULT, portion)))
     png = OUT / "abr.png"
     plot(results, png)
     print(f"\nplot: {png}")
@@ -384,6 +415,7 @@ def sdp(workers: int, offsets: int) -> None:
     print(f"link model: {samples} samples from the tuning halves ({time.perf_counter() - started:.0f} s)")
     out: dict[str, object] = {"model_samples": samples, "fitted_on": "tune (even half) of hsdpa and fcc"}
     ours = SdpAbr(model)
+    firmness: list[str] = []
     print(f"{'starts':8} {'set':6} {'algorithm':14} " + " ".join(
         f"{p + ' QoE x':>14} {p + ' rebuf% (BOLA)':>24}" for p in PORTIONS))
     for label, extra in (("protocol", 0), ("offsets", offsets)):
@@ -391,10 +423,15 @@ def sdp(workers: int, offsets: int) -> None:
             traces = load_traces(data_dir() / "traces" / set_name)
             per_trace = evaluate_starts([Bola(), RobustMpc(), ReelStreamMpc(), ours], video,
                                         traces, workers, extra)
-            portions = by_portion(per_trace, [t.name for t in traces])
+            names = [t.name for t in traces]
+            portions = by_portion(per_trace, names)
             for algo in (DEFAULT, ours.name):
                 cells = []
                 for portion in PORTIONS:
+                    firm = odds(per_trace, names, algo, portion)
+                    for key, value in odds_figures(firm).items():
+                        out[f"{label}_{set_name}_{portion}_{algo}_{key}"] = round(value, 4)
+                    firmness.append(f"{label:8} {set_name:6} {algo:14} {portion:8} {odds_line(firm)}")
                     s = portions[portion]
                     ratio = s[algo]["qoe_lin"] / s["RobustMPC"]["qoe_lin"]
                     rebuf, bola = s[algo]["rebuffer_pct"], s["BOLA"]["rebuffer_pct"]
@@ -407,6 +444,9 @@ def sdp(workers: int, offsets: int) -> None:
                         out[f"{key}_qoe_lin_vs_robustmpc_met"] = ratio >= 1.05
                         out[f"{key}_rebuffer_not_above_bola_met"] = rebuf <= bola
                 print(f"{label:8} {set_name:6} {algo:14} " + " ".join(cells), flush=True)
+    print("\nHow firm each verdict is: the share of 4000 resampled sets (traces drawn with "
+          "replacement, the portion's size) that meet each target")
+    print("\n".join(firmness))
     out["elapsed_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out))
 

@@ -22,8 +22,8 @@ with
 It keeps the product's buffer floor as a hard rule at decision time: a rung above the
 lowest is never fetched if, at a cautious throughput (the model's ``floor_quantile`` of
 the next sample), its download would leave the buffer under ``floor_s`` and smaller than
-now, so quality drops before the buffer falls under 10 s (on the tuning half it binds
-rarely: it cost 0.1 % of QoE_lin). The product's 30-s target is not a rule here: the
+now, so quality drops before the buffer falls under 10 s (it binds rarely: 0.2-0.3 % of
+QoE_lin on the tuning halves, no stall more or less). The product's 30-s target is not a rule here: the
 solve already holds more than 30 s wherever stalls are priced high, and a cost per
 second short of 30 s made it worse (README, round 6).
 
