@@ -405,16 +405,18 @@ def fit_link_model(video: Video, workers: int, starts: int = 8) -> LinkModel:
     return LinkModel.fit(histories)
 
 
-def sdp(workers: int, offsets: int) -> None:
-    """SdpAbr (model fitted on the tuning halves) against the targets, on every portion,
-    at the protocol's starts and with ``offsets`` seeded random starts pooled in."""
+def sdp(workers: int, offsets: int, mu: tuple[float, float] = (150.0, 50.0)) -> None:
+    """SdpAbr (model fitted on the tuning halves; stall price ``mu`` = (cautious, bold))
+    against the targets, on every portion, at the protocol's starts and with ``offsets``
+    seeded random starts pooled in."""
     video = load_video(data_dir())
     started = time.perf_counter()
     model = fit_link_model(video, workers)
     samples = sum(sum(sum(row) for row in plane) for plane in model.counts)
     print(f"link model: {samples} samples from the tuning halves ({time.perf_counter() - started:.0f} s)")
-    out: dict[str, object] = {"model_samples": samples, "fitted_on": "tune (even half) of hsdpa and fcc"}
-    ours = SdpAbr(model)
+    out: dict[str, object] = {"model_samples": samples, "fitted_on": "tune (even half) of hsdpa and fcc",
+                              "sdp_cautious_mu": mu[0], "sdp_bold_mu": mu[1]}
+    ours = SdpAbr(model, cautious_mu=mu[0], bold_mu=mu[1])
     firmness: list[str] = []
     print(f"{'starts':8} {'set':6} {'algorithm':14} " + " ".join(
         f"{p + ' QoE x':>14} {p + ' rebuf% (BOLA)':>24}" for p in PORTIONS))
@@ -459,6 +461,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sdp", action="store_true",
                         help="fit the link model on the tuning halves and report the stochastic-DP "
                              "controller (research), at the protocol's starts and with --offsets")
+    parser.add_argument("--sdp-mu", default="150,50", metavar="CAUTIOUS,BOLD",
+                        help="with --sdp: the stall prices (per second) on jittery / steady links")
     parser.add_argument("--offsets", type=int, default=0,
                         help="with --tune or --pareto: also play every trace from this many "
                              "seeded random indexes and pool the sessions")
@@ -472,7 +476,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.pareto:
         pareto(args.workers, args.offsets)
     elif args.sdp:
-        sdp(args.workers, args.offsets or 3)
+        try:
+            cautious, bold = (float(x) for x in args.sdp_mu.split(","))
+        except ValueError:
+            parser.error(f"--sdp-mu wants two numbers, CAUTIOUS,BOLD (e.g. 150,50), not {args.sdp_mu!r}")
+        sdp(args.workers, args.offsets or 3, (cautious, bold))
     else:
         bench(args.workers, args.start_seed)
 
