@@ -9,6 +9,7 @@
                                    # stall time (end-of-title insurance, collapse scenario)
     python bench/abr.py --sdp      # fit a link model on the tuning halves, then report the
                                    # stochastic-DP controller (research, not the default)
+    python bench/abr.py --sdp --sdp-mu 100,30   # ... at other stall prices (cautious, bold)
     python bench/abr.py --pareto --offsets 3   # ... each trace also started at 3 seeded
                                    # random indexes (4 sessions per trace: one trace's
                                    # chance stall no longer decides a portion)
@@ -16,7 +17,8 @@
 Split: traces are sorted by file name; even positions (0, 2, 4, ...) are the tuning
 half, odd positions the held-out half. ReelStreamMPC's defaults were chosen with
 ``--tune`` on the even half of both sets; the targets are checked on the odd half and
-on the whole set (all three portions are printed). Data: ``$REEL_ABR_DATA`` or ``<repo>/../shared/abr``.
+on the whole set (all three portions are printed), each with how firm it is: the share of
+sets resampled from the portion's traces that meet it. Data: ``$REEL_ABR_DATA`` or ``<repo>/../shared/abr``.
 """
 
 from __future__ import annotations
