@@ -109,7 +109,7 @@ reaches it only at weight 0.15 (0.99x HSDPA, 0.94x FCC). The scenario priced on 
 links only (``scenario_volatility``) met both targets on the tuning half at the protocol's
 starts and missed both on the held-out half; with offsets it missed on the tuning half
 too. The stochastic-DP controller in :mod:`.sdp` has the better frontier (see there and
-the README).
+docs/abr-tuning.md, which holds every round's figures).
 
 Limits, measured. A deep collapse *below the lowest rung* (0.19 Mbit/s for the
 last 40 s of ``norway_car_12``) stalls whatever the player fetched just before, and
@@ -119,7 +119,8 @@ QoE lead comes from) leaves nothing for it. Insuring the last 8-12 chunks agains
 ``tail_kbps`` (``bench/abr.py --pareto`` measures it on every portion) 300 kbit/s over
 the last 8 chunks removes ``norway_car_12``'s stall but costs 5 % of QoE_lin on HSDPA
 and 9 % on FCC (tuning half). BOLA
-keeps a 40-50 s buffer to the end, which is why its HSDPA stalls are those of
+never spends its buffer at the end and takes smaller chunks at a given buffer (it holds
+40-48 s on a link that has been fast), which is why its HSDPA stalls are those of
 always-lowest; with traces started at random offsets (``--start-seed 1``) BOLA
 stalls too (0.027 % on HSDPA) but still less than this controller (0.107 %).
 See ``bench/abr.py`` for the figures against the targets.

@@ -25,7 +25,7 @@ the next sample), its download would leave the buffer under ``floor_s`` and smal
 than now, so quality drops before the buffer falls under 10 s. It binds rarely: it
 costs 0.2-0.3 % of QoE_lin on the tuning halves and changes no stall. The product's 30-s
 target is not a rule here: the solve already holds more than 30 s wherever stalls are
-priced high, and a cost per second short of 30 s made it worse (README, round 6).
+priced high, and a cost per second short of 30 s made it worse (docs/abr-tuning.md, round 6).
 
 It reads only the observation (no trace, no clock); the solved value tables are memoised
 per (model, mu, sizes), so a decision is a lookup plus one expectation. It is research,
