@@ -14,11 +14,15 @@
                                    # random indexes (4 sessions per trace: one trace's
                                    # chance stall no longer decides a portion)
 
-Split: traces are sorted by file name; even positions (0, 2, 4, ...) are the tuning
-half, odd positions the held-out half. ReelStreamMPC's defaults were chosen with
-``--tune`` on the even half of both sets; the targets are checked on the odd half and
-on the whole set (all three portions are printed), each with how firm it is: the share of
-sets resampled from the portion's traces that meet it. Data: ``$REEL_ABR_DATA`` or ``<repo>/../shared/abr``.
+Split: traces are sorted by file name and grouped by recording (an HSDPA file is one
+recording; an FCC file is one window of a measurement, and windows of one measurement
+overlap); recordings go alternately to the tuning half (even) and the held-out half
+(odd), so no recording sits on both sides. Until session 12 the split was by file, which
+put windows of one FCC measurement on both sides; the HSDPA halves are the same either
+way. ReelStreamMPC's defaults were chosen with ``--tune`` on the tuning halves; the targets
+are checked on the held-out half and on the whole set (all three portions are printed),
+each with how firm it is: the share of sets resampled, by recording, from the portion
+that meet it. Data: ``$REEL_ABR_DATA`` or ``<repo>/../shared/abr``.
 """
 
 from __future__ import annotations
@@ -51,12 +55,19 @@ from reelstream.player.abr import (
 from reelstream.player.abr.sdp import LinkModel, SdpAbr
 from reelstream.player.qoe import SessionMetrics, measure
 from reelstream.player.simulator import SimConfig, simulate
-from reelstream.player.traces import Trace, Video, data_dir, load_traces, load_video
-from reelstream.player.verdict import TargetOdds, target_odds, totals_by_trace
+from reelstream.player.traces import Trace, Video, data_dir, load_traces, load_video, recording_of
+from reelstream.player.verdict import (
+    TargetOdds,
+    TraceTotals,
+    target_odds,
+    totals_by_recording,
+    totals_by_trace,
+)
 
 SETS = ("hsdpa", "fcc")
 PORTIONS = ("tune", "holdout", "all")
-SPLIT = "sorted file names; even positions (0,2,4,...) = tune, odd positions = holdout"
+SPLIT = ("recordings in sorted file-name order, alternately tune / holdout (even / odd); "
+         "an HSDPA file is one recording, an FCC file one window of a measurement")
 DEFAULT = "ReelStreamMPC"
 T = TypeVar("T")
 OUT = Path(__file__).resolve().parent / "out"
@@ -70,8 +81,14 @@ def algorithms() -> list[AbrAlgorithm]:
 
 def split(traces: Sequence[T]) -> dict[str, list[T]]:
     """The tuning / held-out / whole partition of one (name-sorted) set, of traces or of
-    their names."""
-    return {"tune": list(traces[0::2]), "holdout": list(traces[1::2]), "all": list(traces)}
+    their names: recordings in order of first file, alternately to each half, so that
+    overlapping windows of one FCC measurement never sit on both sides."""
+    halves: tuple[list[T], list[T]] = ([], [])
+    order: dict[str, int] = {}
+    for item in traces:
+        recording = recording_of(item if isinstance(item, str) else item.name)  # type: ignore[attr-defined]
+        halves[order.setdefault(recording, len(order)) % 2].append(item)
+    return {"tune": halves[0], "holdout": halves[1], "all": list(traces)}
 
 
 Job = tuple[AbrAlgorithm, Video, list[Trace], SimConfig]
@@ -169,9 +186,12 @@ def targets(summary: dict[str, dict[str, float]], set_name: str) -> dict[str, fl
 def odds(per_trace: dict[str, list[SessionMetrics]], names: list[str], algo: str,
          portion: str) -> TargetOdds:
     """How often a resampled set of the portion's size meets each target (bootstrap over
-    traces; every start of a drawn trace comes with it)."""
-    return target_odds(totals_by_trace(per_trace[algo]), totals_by_trace(per_trace["RobustMPC"]),
-                       totals_by_trace(per_trace["BOLA"]), split(names)[portion])
+    recordings; every start of every file of a drawn recording comes with it)."""
+    def pooled(name: str) -> dict[str, TraceTotals]:
+        return totals_by_recording(totals_by_trace(per_trace[name]), recording_of)
+
+    recordings = list(dict.fromkeys(recording_of(n) for n in split(names)[portion]))
+    return target_odds(pooled(algo), pooled("RobustMPC"), pooled("BOLA"), recordings)
 
 
 def odds_figures(o: TargetOdds) -> dict[str, float]:
@@ -283,13 +303,14 @@ def bench(workers: int, start_seed: int | None = None) -> None:
             print(f"targets {set_name}/{portion}: " + ", ".join(
                 f"{k}={v if isinstance(v, bool) else round(v, 3)}" for k, v in figures.items()
                 if not k.startswith("bootstrap")))
-            print(f"  how firm (bootstrap over the {len(split(names)[portion])} traces): "
+            recordings = len({recording_of(n) for n in split(names)[portion]})
+            print(f"  how firm (bootstrap over the {recordings} recordings): "
                   + odds_line(odds(per_trace, names, DEFAULT, portion)))
     png = OUT / "abr.png"
     plot(results, png)
     print(f"\nplot: {png}")
     elapsed = time.perf_counter() - started
-    extra = {"tuning_split": SPLIT, "tuned_on": "tune (even half) of hsdpa and fcc",
+    extra = {"tuning_split": SPLIT, "tuned_on": "tune half of hsdpa and fcc",
              "targets_checked_on": "holdout (odd half) and all",
              "simulator": "Pensieve fixed_env model, " + (
                  "traces start at index 0" if start_seed is None

@@ -12,6 +12,7 @@ This module is the I/O shell around the pure simulator; nothing here decides.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,22 @@ def parse_trace(name: str, text: str) -> Trace:
     if len(times) < 2:
         raise AbrDataInvalid(f"trace {name}: needs at least two samples")
     return Trace(name=name, times_s=tuple(times), mbps=tuple(rates))
+
+
+# An FCC file is one window of a longer measurement, named by the window's start offset
+# (``test_fcc_trace_<unit>_<site>_<offset>``); windows of one measurement overlap.
+_FCC_WINDOW = re.compile(r"^(test_fcc_trace_\d+_.+)_\d+$")
+
+
+def recording_of(name: str) -> str:
+    """The recording a trace file was cut from: its FCC measurement, else the file itself.
+
+    Two windows of one FCC measurement share most of their samples (60 % of what the
+    held-out sessions of a by-file split play occurs in the other half's files), so a
+    hold-out that keeps data apart has to split by recording, not by file.
+    """
+    match = _FCC_WINDOW.match(name)
+    return match.group(1) if match else name
 
 
 def load_traces(folder: Path) -> list[Trace]:

@@ -4,12 +4,15 @@ The ABR targets compare set-level figures (mean QoE_lin against RobustMPC's, the
 rebuffer ratio against BOLA's) on a few dozen traces. When one trace's stall decides a
 verdict, another draw of traces from the same population can reverse it. Resampling the
 traces with replacement (every session of a drawn trace comes with it: a cluster
-bootstrap) estimates how often a set of the same size would meet each target.
+bootstrap) estimates how often a set of the same size would meet each target. Where
+several trace files are windows of one recording (the FCC set), their sessions are
+pooled per recording first, so overlapping windows are drawn together, not as
+independent evidence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +47,17 @@ def totals_by_trace(metrics: Sequence[SessionMetrics]) -> dict[str, TraceTotals]
         qoe[m.trace] = qoe.get(m.trace, 0.0) + m.qoe["lin"]
         stall[m.trace] = stall.get(m.trace, 0.0) + m.stall_s
     return {name: TraceTotals(qoe[name], stall[name]) for name in qoe}
+
+
+def totals_by_recording(totals: Mapping[str, TraceTotals],
+                        recording_of: Callable[[str], str]) -> dict[str, TraceTotals]:
+    """Per recording: the sums of its trace files' totals."""
+    pooled: dict[str, TraceTotals] = {}
+    for name, t in totals.items():
+        key = recording_of(name)
+        before = pooled.get(key, TraceTotals(0.0, 0.0))
+        pooled[key] = TraceTotals(before.qoe_lin + t.qoe_lin, before.stall_s + t.stall_s)
+    return pooled
 
 
 def target_odds(ours: Mapping[str, TraceTotals], robust: Mapping[str, TraceTotals],

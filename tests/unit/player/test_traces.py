@@ -14,6 +14,7 @@ from reelstream.player.traces import (
     load_traces,
     load_video,
     parse_trace,
+    recording_of,
 )
 
 
@@ -71,3 +72,17 @@ def test_default_data_dir_is_beside_the_repo(monkeypatch: pytest.MonkeyPatch) ->
     else:
         with pytest.raises(AbrDataMissing):
             data_dir()
+
+
+def test_windows_of_one_fcc_measurement_are_one_recording() -> None:
+    first = "test_fcc_trace_10652_http---www.amazon.com_0"
+    later = "test_fcc_trace_10652_http---www.amazon.com_1020"
+    other_site = "test_fcc_trace_10652_http---www.ebay.com_0"
+    assert recording_of(first) == recording_of(later) == "test_fcc_trace_10652_http---www.amazon.com"
+    assert recording_of(other_site) != recording_of(first)
+
+
+def test_every_other_trace_file_is_its_own_recording() -> None:
+    # HSDPA files are separate commutes: norway_bus_1 and norway_bus_10 share nothing.
+    assert recording_of("norway_bus_1") == "norway_bus_1"
+    assert recording_of("norway_bus_10") == "norway_bus_10"
