@@ -185,7 +185,7 @@ def targets(summary: dict[str, dict[str, float]], set_name: str) -> dict[str, fl
 
 def odds(per_trace: dict[str, list[SessionMetrics]], names: list[str], algo: str,
          portion: str) -> TargetOdds:
-    """How often a resampled set of the portion's size meets each target (bootstrap over
+    """How often a resampled set of the portion's recordings meets each target (bootstrap over
     recordings; every start of every file of a drawn recording comes with it)."""
     def pooled(name: str) -> dict[str, TraceTotals]:
         return totals_by_recording(totals_by_trace(per_trace[name]), recording_of)
@@ -481,8 +481,8 @@ def sdp(workers: int, offsets: int, mu: tuple[float, float] = (150.0, 50.0)) -> 
                         out[f"{key}_qoe_lin_vs_robustmpc_met"] = ratio >= 1.05
                         out[f"{key}_rebuffer_not_above_bola_met"] = rebuf <= bola
                 print(f"{label:8} {set_name:6} {algo:14} " + " ".join(cells), flush=True)
-    print("\nHow firm each verdict is: the share of 4000 resampled sets (traces drawn with "
-          "replacement, the portion's size) that meet each target")
+    print("\nHow firm each verdict is: the share of 4000 resampled sets (recordings drawn with "
+          "replacement, as many as the portion has) that meet each target")
     print("\n".join(firmness))
     out["elapsed_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out))
