@@ -17,9 +17,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from reelstream.config import Settings
 from reelstream.cpus import usable_cores
@@ -109,16 +110,29 @@ def wait_for(condition: Callable[[], bool], supervisor: Supervisor, timeout: flo
         time.sleep(1.0)
 
 
-def title_status(settings: Settings, title_id: str) -> str | None:
+def _title_row(settings: Settings, title_id: str) -> dict[str, Any] | None:
     from reelstream.processors.catalog.logic import TITLES
     from reelstream.runtime import Runtime
 
     runtime = Runtime(settings)
     try:
         row = runtime.state.get(TITLES, (title_id,))
-        return None if row is None else row.values.get("status")
+        return None if row is None else dict(row.values)
     finally:
         runtime.close()
+
+
+def title_status(settings: Settings, title_id: str) -> str | None:
+    row = _title_row(settings, title_id)
+    return None if row is None else row.get("status")
+
+
+def title_progress(row: dict[str, Any] | None, title_id: str) -> str:
+    """One line on how far a title has got: its status and the renditions transcoded."""
+    if row is None:
+        return f"{title_id}: registering"
+    done = len(row.get("renditions") or {})
+    return f"{title_id}: {row.get('status')}, {done} rendition{'' if done == 1 else 's'} transcoded"
 
 
 def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", port: int = 8000,
@@ -175,7 +189,8 @@ def _ingest_sample(settings: Settings, supervisor: Supervisor, write_sample, tit
                    env=supervisor.env, check=True)
     wait_for(lambda: title_status(settings, title_id) == "PUBLISHED", supervisor, 900,
              f"{title_id} to be transcoded, packaged and published",
-             progress=lambda: f"{title_id}: {title_status(settings, title_id) or 'registering'}")
+             progress=lambda: title_progress(_title_row(settings, title_id), title_id))
+    print(f"  {title_progress(_title_row(settings, title_id), title_id)}, packaged", flush=True)
 
 
 def _start_edge(settings: Settings, supervisor: Supervisor, base_port: int, title_id: str) -> str:

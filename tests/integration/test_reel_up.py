@@ -54,6 +54,7 @@ def test_reel_up_publishes_the_sample_and_serves_a_playable_page(tmp_path: Path)
                 break
         text = "".join(output)
         assert f"Watch it: http://127.0.0.1:{port}/web/" in text, text
+        assert "big-buck-bunny: PUBLISHED, 6 renditions transcoded, packaged" in text, text
         email, password = re.search(r"sign in as (\S+) / (\S+)", text).groups()  # type: ignore[union-attr]
         base = f"http://127.0.0.1:{port}"
         status, page = call(f"{base}/web/")
