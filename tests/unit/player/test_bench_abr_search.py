@@ -1,0 +1,119 @@
+"""bench/abr_search.py: the knob space, the feasibility rule and a search on synthetic links."""
+
+import importlib.util
+import random
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from reelstream.player.abr import ReelStreamTuning
+from reelstream.player.traces import Trace, Video
+
+BENCH = Path(__file__).resolve().parents[3] / "bench"
+LADDER = (300.0, 750.0, 1200.0, 1850.0, 2850.0, 4300.0)
+
+
+def load_search():
+    spec = importlib.util.spec_from_file_location("bench_abr_search", BENCH / "abr_search.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module      # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def search():
+    return load_search()
+
+
+def figures(search, ratio=1.06, excess=0.0, ratio_pooled=None, excess_pooled=None):
+    return search.SetFigures(ratio, excess, ratio if ratio_pooled is None else ratio_pooled,
+                             excess if excess_pooled is None else excess_pooled, starts=4)
+
+
+def test_every_drawn_setting_is_a_valid_tuning(search):
+    rng = random.Random(3)
+    for _ in range(200):
+        knobs = search.draw(rng)
+        assert set(knobs) == set(search.SPACE)
+        tuning = replace(ReelStreamTuning(), **knobs)
+        assert 250.0 <= tuning.collapse_kbps <= 900.0
+        assert tuning.capped_from_rung in (1, 2, 3)
+        assert tuning.tail_kbps is None or 250.0 <= tuning.tail_kbps <= 450.0
+        # the product rules are not searched
+        assert (tuning.floor_s, tuning.target_s) == (10.0, 30.0)
+
+
+def test_a_mutation_redraws_one_to_three_knobs(search):
+    rng = random.Random(5)
+    parent = search.draw(random.Random(1))
+    changed = []
+    for _ in range(300):
+        child = search.mutate(parent, rng)
+        assert set(child) == set(parent)
+        changed.append(sum(child[k] != parent[k] for k in parent))
+    assert max(changed) <= 3 and sum(c >= 1 for c in changed) > 250
+    assert changed.count(1) > changed.count(3)     # one knob most often
+
+
+def test_search_is_reproducible_from_its_seed(search):
+    a, b = random.Random(9), random.Random(9)
+    assert [search.draw(a) for _ in range(5)] == [search.draw(b) for _ in range(5)]
+
+
+def test_feasible_needs_both_targets_on_both_sets_at_both_kinds_of_start(search):
+    good = figures(search)
+    assert search.feasible({"hsdpa": good, "fcc": good})
+    assert not search.feasible({"hsdpa": good, "fcc": figures(search, ratio=1.049)})
+    assert not search.feasible({"hsdpa": figures(search, ratio_pooled=1.04), "fcc": good})
+    assert not search.feasible({"hsdpa": figures(search, excess=0.4), "fcc": good})
+    assert not search.feasible({"hsdpa": figures(search, excess_pooled=2.0), "fcc": good})
+    # stalling *less* than BOLA is fine
+    assert search.feasible({"hsdpa": figures(search, excess=-3.0), "fcc": good})
+
+
+def test_objective_prices_stall_above_bola_and_ignores_stall_below(search):
+    clean = {"hsdpa": figures(search, ratio=1.08), "fcc": figures(search, ratio=1.06)}
+    assert search.objective(clean) == pytest.approx(1.06)
+    below = {"hsdpa": figures(search, ratio=1.08, excess=-5.0), "fcc": figures(search, ratio=1.06)}
+    assert search.objective(below) == pytest.approx(1.06)
+    # 2 s at the protocol's starts and 8 s pooled over 4 starts: 2 + 8 / 4 = 4 s
+    stalled = {"hsdpa": figures(search, ratio=1.08, excess=2.0, excess_pooled=8.0),
+               "fcc": figures(search, ratio=1.06)}
+    assert search.objective(stalled) == pytest.approx(1.06 - 4 * search.STALL_PRICE)
+
+
+def test_frontier_takes_the_best_ratio_within_each_stall_allowance(search):
+    def trial(ratio, excess):
+        return search.Trial({}, {"hsdpa": figures(search, ratio=ratio, excess=excess,
+                                                  excess_pooled=0.0)})
+    safe, some, bold = trial(0.97, 0.0), trial(1.03, 2.5), trial(1.09, 9.0)
+    best = dict(search.frontier([bold, some, safe], (0.0, 3.0, 6.0, 12.0)))
+    assert best == {0.0: safe, 3.0: some, 6.0: some, 12.0: bold}
+    assert dict(search.frontier([bold], (1.0,))) == {1.0: None}
+
+
+def synthetic_halves():
+    steady = Trace("steady", tuple(float(t) for t in range(401)), (2.0,) * 401)
+    jittery = Trace("jittery", tuple(float(t) for t in range(401)),
+                    tuple(2.5 if (t // 20) % 2 else 0.5 for t in range(401)))
+    return {"hsdpa": [steady, jittery], "fcc": [jittery]}
+
+
+def test_a_short_search_scores_every_setting_against_the_references(search):
+    row = tuple(int(rate * 1000 * 4.0 / 8) for rate in LADDER)
+    video = Video(bitrates_kbps=LADDER, chunk_s=4.0, sizes=(row,) * 12)
+    arena = search.Arena(video, synthetic_halves(), offsets=1, workers=1)
+    seen = []
+    trials = search.search(arena, budget=3, seed=2, progress=lambda i, t: seen.append(i))
+    assert seen == list(range(len(search.SEEDS) + 3))
+    assert trials[0].knobs == {}                       # the default comes first
+    for trial in trials:
+        assert set(trial.figures) == {"hsdpa", "fcc"}
+        for f in trial.figures.values():
+            assert f.starts == 2 and f.ratio_protocol > 0 and f.ratio_pooled > 0
+    # the same setting scores the same (simulations are deterministic)
+    again = arena.figures(trials[1].knobs)
+    assert again == trials[1].figures
