@@ -18,7 +18,7 @@ from reelstream.processors.embedded import run_embedded
 from reelstream.processors.playback.logic import WATCH_POSITIONS, WatchPositionProcessor
 from reelstream.processors.registry import all_processors
 from reelstream.runtime import Runtime
-from tests.support.events import grant, heartbeat, registered
+from tests.support.events import heartbeat, registered
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@
 Admin create topic, idempotent producer, transactional producer, consumer group with
 read_committed, commit, rejoin from the committed offsets. Needs aiokafka (faust-streaming).
 """
-import asyncio, os, time, uuid, sys
+import asyncio, os, time, uuid
 from aiokafka import AIOKafkaProducer, AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 import aiokafka
