@@ -105,7 +105,7 @@ def synthetic_halves():
 def test_a_short_search_scores_every_setting_against_the_references(search):
     row = tuple(int(rate * 1000 * 4.0 / 8) for rate in LADDER)
     video = Video(bitrates_kbps=LADDER, chunk_s=4.0, sizes=(row,) * 12)
-    arena = search.Arena(video, synthetic_halves(), offsets=1, workers=1)
+    arena = search.Arena(video, synthetic_halves(), offsets=1, workers=2)
     seen = []
     trials = search.search(arena, budget=3, seed=2, progress=lambda i, t: seen.append(i))
     assert seen == list(range(len(search.SEEDS) + 3))
