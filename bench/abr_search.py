@@ -95,6 +95,23 @@ SPACE: Mapping[str, Draw] = {
 SEEDS: tuple[dict[str, object], ...] = ({}, {"scenario_weight": 0.03, "scenario_share": 0.25})
 
 
+def parse_knobs(text: str) -> dict[str, object]:
+    """A setting given on the command line: a JSON object whose keys are ReelStreamTuning
+    fields (ValueError naming what is wrong otherwise)."""
+    try:
+        knobs = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--also wants a JSON object of knobs: {err}") from None
+    if not isinstance(knobs, dict):
+        raise ValueError(  # noqa: TRY004  (bad user input, reported as a usage error)
+            f"--also wants a JSON object of knobs, not {type(knobs).__name__}")
+    known = set(asdict(ReelStreamTuning()))
+    unknown = sorted(set(knobs) - known)
+    if unknown:
+        raise ValueError(f"--also: not knobs of ReelStreamTuning: {', '.join(unknown)}")
+    return knobs
+
+
 def draw(rng: random.Random) -> dict[str, object]:
     """A setting drawn at random from SPACE."""
     return {knob: pick(rng) for knob, pick in SPACE.items()}
@@ -206,14 +223,15 @@ class Arena:
 
 
 def search(arena: Arena, budget: int, seed: int, explore: float = 0.25, keep: int = 8,
-           progress: Callable[[int, Trial], None] | None = None) -> list[Trial]:
-    """``budget`` settings after the SEEDS: a fresh draw with probability ``explore``,
+           progress: Callable[[int, Trial], None] | None = None,
+           starts: Sequence[Mapping[str, object]] = SEEDS) -> list[Trial]:
+    """``budget`` settings after the ``starts``: a fresh draw with probability ``explore``,
     else a mutation of one of the ``keep`` best so far (the better, the likelier)."""
     rng = random.Random(seed)
     trials: list[Trial] = []
-    for index in range(len(SEEDS) + budget):
-        if index < len(SEEDS):
-            knobs = dict(SEEDS[index])
+    for index in range(len(starts) + budget):
+        if index < len(starts):
+            knobs = dict(starts[index])
         elif rng.random() < explore:
             knobs = draw(rng)
         else:
@@ -249,15 +267,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--offsets", type=int, default=3,
                         help="seeded random starts per trace, besides the protocol's")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--also", action="append", default=[], metavar="KNOBS_JSON",
+                        help="also start from this setting: a JSON object of knobs, such as "
+                             "a previous run's chosen_knobs (repeatable)")
     args = parser.parse_args(argv)
     if args.budget < 0 or args.offsets < 0:
         parser.error("--budget and --offsets must be 0 or more")
+    try:
+        starts = [*SEEDS, *(parse_knobs(text) for text in args.also)]
+    except ValueError as err:
+        parser.error(str(err))
     started = time.perf_counter()
     root = data_dir()
     video = load_video(root)
     halves = {s: split(load_traces(root / "traces" / s)) for s in SETS}
     arena = Arena(video, {s: h["tune"] for s, h in halves.items()}, args.offsets, args.workers)
-    total = len(SEEDS) + args.budget
+    total = len(starts) + args.budget
     print(f"tuning halves, protocol starts and {args.offsets} seeded offsets; "
           f"{total} settings (QoE x protocol/pooled, stall above BOLA's protocol/pooled)")
 
@@ -265,11 +290,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"[{index + 1:3}/{total}] score {trial.score:.4f}  {_cells(trial.figures)}",
               flush=True)
 
-    trials = search(arena, args.budget, args.seed, progress=progress)
+    trials = search(arena, args.budget, args.seed, progress=progress, starts=starts)
     print("\nfrontier on the tuning halves: best lowest QoE ratio within each allowance of "
           "stall above BOLA's (protocol + pooled per start, both sets)")
     print(f"{'allowance':>10} {'lowest x':>9}  figures")
-    out: dict[str, object] = {"settings_tried": total, "seed": args.seed, "offsets": args.offsets}
+    out: dict[str, object] = {"settings_tried": total, "seed": args.seed, "offsets": args.offsets,
+                              "also_started_from": starts[len(SEEDS):]}
     for allowance, best in frontier(trials):
         label = "any" if allowance == float("inf") else f"{allowance:.0f} s"
         if best is None:

@@ -117,3 +117,23 @@ def test_a_short_search_scores_every_setting_against_the_references(search):
     # the same setting scores the same (simulations are deterministic)
     again = arena.figures(trials[1].knobs)
     assert again == trials[1].figures
+
+
+def test_a_setting_to_start_from_must_name_real_knobs(search):
+    assert search.parse_knobs('{"collapse_share": 1.6, "tail_kbps": null}') == {
+        "collapse_share": 1.6, "tail_kbps": None}
+    with pytest.raises(ValueError, match="not knobs of ReelStreamTuning: colapse_share"):
+        search.parse_knobs('{"colapse_share": 1.6}')
+    with pytest.raises(ValueError, match="JSON object"):
+        search.parse_knobs("[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        search.parse_knobs("{collapse_share: 1.6}")
+
+
+def test_a_search_plays_the_settings_it_starts_from_first(search):
+    row = tuple(int(rate * 1000 * 4.0 / 8) for rate in LADDER)
+    video = Video(bitrates_kbps=LADDER, chunk_s=4.0, sizes=(row,) * 8)
+    arena = search.Arena(video, {"hsdpa": synthetic_halves()["hsdpa"]}, offsets=0, workers=1)
+    start = {"collapse_share": 1.6, "smooth_penalty": 2.8}
+    trials = search.search(arena, budget=1, seed=4, starts=({}, start))
+    assert [t.knobs for t in trials[:2]] == [{}, start] and len(trials) == 3
