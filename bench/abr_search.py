@@ -112,6 +112,18 @@ def parse_knobs(text: str) -> dict[str, object]:
     return knobs
 
 
+def behaviour(knobs: Mapping[str, object]) -> tuple:
+    """What a setting makes the controller do: its full tuning, less the knobs of
+    features it leaves off (two settings with the same behaviour play the same)."""
+    tuning = asdict(replace(ReelStreamTuning(), **knobs))
+    if not tuning["scenario_weight"]:
+        for knob in ("scenario_kbps", "scenario_share", "scenario_falling", "scenario_volatility"):
+            tuning.pop(knob)
+    if tuning["tail_kbps"] is None:
+        tuning.pop("tail_chunks")
+    return tuple(sorted(tuning.items()))
+
+
 def draw(rng: random.Random) -> dict[str, object]:
     """A setting drawn at random from SPACE."""
     return {knob: pick(rng) for knob, pick in SPACE.items()}
@@ -229,14 +241,25 @@ def search(arena: Arena, budget: int, seed: int, explore: float = 0.25, keep: in
     else a mutation of one of the ``keep`` best so far (the better, the likelier)."""
     rng = random.Random(seed)
     trials: list[Trial] = []
+    played: set[tuple] = set()
+
+    def candidate() -> dict[str, object]:
+        if rng.random() < explore:
+            return draw(rng)
+        best = sorted(trials, key=lambda t: t.score, reverse=True)[:keep]
+        return mutate(best[min(int(rng.expovariate(0.6)), len(best) - 1)].knobs, rng)
+
     for index in range(len(starts) + budget):
         if index < len(starts):
             knobs = dict(starts[index])
-        elif rng.random() < explore:
-            knobs = draw(rng)
         else:
-            best = sorted(trials, key=lambda t: t.score, reverse=True)[:keep]
-            knobs = mutate(best[min(int(rng.expovariate(0.6)), len(best) - 1)].knobs, rng)
+            # A redrawn knob that the setting does not use (the scenario's rate while its
+            # weight is 0) would replay a setting already played; draw again instead.
+            for _ in range(100):
+                knobs = candidate()
+                if behaviour(knobs) not in played:
+                    break
+        played.add(behaviour(knobs))
         trial = Trial(knobs, arena.figures(knobs))
         trials.append(trial)
         if progress:

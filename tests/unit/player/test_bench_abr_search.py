@@ -137,3 +137,21 @@ def test_a_search_plays_the_settings_it_starts_from_first(search):
     start = {"collapse_share": 1.6, "smooth_penalty": 2.8}
     trials = search.search(arena, budget=1, seed=4, starts=({}, start))
     assert [t.knobs for t in trials[:2]] == [{}, start] and len(trials) == 3
+
+
+def test_settings_that_differ_only_in_knobs_left_off_behave_alike(search):
+    assert search.behaviour({"scenario_kbps": 150.0}) == search.behaviour({"scenario_kbps": 290.0})
+    assert search.behaviour({"tail_chunks": 4}) == search.behaviour({})
+    assert search.behaviour({"scenario_weight": 0.03, "scenario_kbps": 150.0}) != \
+        search.behaviour({"scenario_weight": 0.03, "scenario_kbps": 290.0})
+    assert search.behaviour({"tail_kbps": 300.0, "tail_chunks": 4}) != \
+        search.behaviour({"tail_kbps": 300.0, "tail_chunks": 6})
+
+
+def test_a_search_never_plays_the_same_behaviour_twice(search):
+    row = tuple(int(rate * 1000 * 4.0 / 8) for rate in LADDER)
+    video = Video(bitrates_kbps=LADDER, chunk_s=4.0, sizes=(row,) * 6)
+    arena = search.Arena(video, {"hsdpa": synthetic_halves()["hsdpa"][:1]}, offsets=0, workers=1)
+    trials = search.search(arena, budget=25, seed=8)
+    behaviours = [search.behaviour(t.knobs) for t in trials]
+    assert len(set(behaviours)) == len(behaviours)
