@@ -14,7 +14,7 @@ BOLA's (per session start), and prints the frontier: the best lowest ratio reach
 each allowance of stall above BOLA's. The best feasible setting found (or, with none, the
 best-scoring one) is then played on the held-out halves once and reported, never chosen on.
 
-    python bench/abr_search.py [--budget N] [--seed S] [--offsets K]
+    python bench/abr_search.py [--budget N] [--seed S] [--offsets K] [--also KNOBS_JSON]
 
 Defaults (45 settings after the 2 seeds, 3 offsets) take about 7 minutes on 2 cores.
 """
