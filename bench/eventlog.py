@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition
 
-from reelstream.events.codec import EventCodec  # noqa: E402
-from reelstream.events.topics import Cleanup, Topic  # noqa: E402
-from reelstream.stores.embedded_log import EmbeddedLog  # noqa: E402
-from reelstream.stores.kafka import KafkaLog  # noqa: E402
-from reelstream.stores.ports import EventLog  # noqa: E402
-from tests.support.events import heartbeat  # noqa: E402
+from reelstream.events.codec import EventCodec
+from reelstream.events.topics import Cleanup, Topic
+from reelstream.stores.embedded_log import EmbeddedLog
+from reelstream.stores.kafka import KafkaLog
+from reelstream.stores.ports import EventLog
+from tests.support.events import heartbeat
 
 PARTITIONS = 6
 

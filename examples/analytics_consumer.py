@@ -1,8 +1,12 @@
 """Read ReelStream's topics with only confluent-kafka and fastavro (no ReelStream import)."""
-import glob, io, sys
+import glob
+import io
+import sys
+
 from confluent_kafka import Consumer
 from fastavro import schemaless_reader
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+
 
 def load_writers(schema_dir="events/schemas"):  # fingerprint -> schema, as single-object encoding names them
     schemas = [load_schema(p) for p in glob.glob(f"{schema_dir}/reelstream.events.*.avsc")]

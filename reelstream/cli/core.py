@@ -49,7 +49,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.create:
         runtime = Runtime(settings)
-        runtime.log  # opening the log creates the catalog's topics
+        _ = runtime.log  # opening the log creates the catalog's topics
         print(f"topics ensured on {runtime.settings.log_url}")
         runtime.close()
     if settings.namespace:
@@ -145,7 +145,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from reelstream.processors.registry import PROCESSORS
-    from reelstream.processors.replay import diff_states, fresh_suffix, rebuild, wait_until_caught_up
+    from reelstream.processors.replay import (
+        diff_states,
+        fresh_suffix,
+        rebuild,
+        wait_until_caught_up,
+    )
     from reelstream.stores.factory import open_state, replay_state_url
 
     if args.processor not in PROCESSORS:

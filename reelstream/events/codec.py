@@ -53,7 +53,7 @@ class EventCodec:
         unknown = set(event.data) - schema.field_names
         if unknown:
             # fastavro ignores extra keys; they would be dropped silently, so refuse them.
-            raise SchemaViolation(event.type, sorted(unknown)[0], "is not a field of this event")
+            raise SchemaViolation(event.type, min(unknown), "is not a field of this event")
         if not is_valid(schema.parsed, datum):
             field, message = first_violation(schema.resolved, datum) or ("<event>", "does not match the schema")
             raise SchemaViolation(event.type, field, message)
@@ -104,9 +104,11 @@ class EventCodec:
         if schema_id not in self._confluent_cache:
             if self._schema_registry is None:
                 raise UndecodableEvent(f"Confluent-framed message (schema id {schema_id}) but no schema registry is configured")
-            from reelstream.events.registry import crc64_avro
             import json as _json
+
             from fastavro.schema import to_parsing_canonical_form
+
+            from reelstream.events.registry import crc64_avro
 
             raw = _json.loads(self._schema_registry.schema_for(schema_id))
             canonical = to_parsing_canonical_form(fastavro.parse_schema(raw, named_schemas={}))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 # Output events of a processor get ids derived from the input's id, so a redelivered
 # input produces byte-identical outputs that consumers de-duplicate on event_id.
@@ -14,7 +15,7 @@ _DERIVED_ID_NAMESPACE = uuid.UUID("6f1c9a52-3f0e-4b8e-9a57-0d6c7f3f4a11")
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class EventHeader:
         }
 
     @classmethod
-    def from_avro(cls, data: Mapping[str, Any]) -> "EventHeader":
+    def from_avro(cls, data: Mapping[str, Any]) -> EventHeader:
         event_id = data["event_id"]
         return cls(
             event_id=str(event_id),
@@ -69,7 +70,7 @@ class Event:
     def __getitem__(self, name: str) -> Any:
         return self.data[name]
 
-    def with_data(self, **changes: Any) -> "Event":
+    def with_data(self, **changes: Any) -> Event:
         return replace(self, data={**self.data, **changes})
 
     def to_avro(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import json
 import os
 import struct
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,7 @@ class SchemaRegistry:
             self._by_fingerprint[v.fingerprint] = v
 
     @classmethod
-    def load(cls, directory: Path | None = None) -> "SchemaRegistry":
+    def load(cls, directory: Path | None = None) -> SchemaRegistry:
         directory = directory or schema_dir()
         header_path = directory / f"{HEADER}.avsc"
         if not header_path.is_file():
@@ -147,6 +147,6 @@ class SchemaRegistry:
         return self._by_fingerprint.get(fingerprint)
 
 
-@lru_cache(maxsize=None)
+@cache
 def default_registry() -> SchemaRegistry:
     return SchemaRegistry.load()

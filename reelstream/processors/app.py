@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import faust
 
@@ -22,8 +23,6 @@ from reelstream.processors.base import Processor
 from reelstream.processors.runner import ProcessorRunner
 from reelstream.runtime import Runtime
 from reelstream.stores.ports import Record
-
-
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def build_app(settings: Settings, processors: Sequence[Processor], runtime: Runt
         consumer_auto_offset_reset="earliest", producer_acks=-1,
         broker_commit_every=100, broker_commit_interval=1.0,
     )
-    runtime.log  # creates the catalog's topics before the agents subscribe
+    _ = runtime.log  # creates the catalog's topics before the agents subscribe
     for processor in processors:
         runtime.state.ensure_views(processor.views)
         runner = ProcessorRunner(processor, runtime.log, runtime.state, runtime.codec, settings.producer)

@@ -8,8 +8,9 @@ asyncio loop, Faust agents) wrap the same processor in a ``ProcessorRunner``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Protocol, Sequence
+from typing import Any, ClassVar, Protocol
 
 from reelstream.events.model import Event
 from reelstream.stores.ports import Row, ViewSpec
@@ -28,7 +29,7 @@ class Outcome:
     writes: list[tuple[ViewSpec, dict[str, Any]]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
-    def write(self, spec: ViewSpec, values: Mapping[str, Any]) -> "Outcome":
+    def write(self, spec: ViewSpec, values: Mapping[str, Any]) -> Outcome:
         self.writes.append((spec, dict(values)))
         return self
 

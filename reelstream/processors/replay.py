@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from reelstream.errors import ReplayMismatch
 from reelstream.events.codec import EventCodec

@@ -10,8 +10,9 @@ byte-identical events that consumers de-duplicate on ``event_id``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 from reelstream.errors import ReelStreamError, UndecodableEvent
 from reelstream.events.codec import EventCodec
@@ -145,10 +146,11 @@ class ProcessorRunner:
             applied = dict(existing.applied) if existing else {}
             applied[position] = record.offset
             rows.put(view, Row(values, applied))
-        if not any(w[0] is spec and w[0].key_of(w[1]) == primary_key for w in outcome.writes):
+        changed_primary = any(w[0] is spec and w[0].key_of(w[1]) == primary_key
+                              for w in outcome.writes)
+        if not changed_primary and current is not None:
             # The event changed nothing visible; still mark it applied on the primary row.
-            if current is not None:
-                rows.put(spec, Row(current.values, {**current.applied, position: record.offset}))
+            rows.put(spec, Row(current.values, {**current.applied, position: record.offset}))
         self.stats.applied += 1
 
     def _dead_letter(self, record: Record, reason: str) -> None:

@@ -8,10 +8,11 @@ suite in ``tests/contracts`` run against both.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, BinaryIO, NamedTuple
 
 from reelstream.errors import ObjectStoreError
 from reelstream.events.topics import Topic
@@ -62,7 +63,7 @@ class EventLog(ABC):
         """Next offset to be written, per partition."""
 
     @abstractmethod
-    def consumer(self, topics: Sequence[str], group_id: str | None) -> "LogConsumer":
+    def consumer(self, topics: Sequence[str], group_id: str | None) -> LogConsumer:
         """A consumer in ``group_id`` (partitions shared among the group's members, offsets
         committed explicitly), or with ``group_id=None`` a standalone reader assigned
         every partition from the beginning (for tail and replay)."""

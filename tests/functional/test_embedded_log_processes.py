@@ -22,7 +22,7 @@ def produce(path: str, producer: int) -> None:
     log.close()
 
 
-def consume(path: str, out: "mp.Queue[list[str]]", expected: int) -> None:
+def consume(path: str, out: mp.Queue[list[str]], expected: int) -> None:
     log = EmbeddedLog(Path(path), session_timeout_ms=3000)
     consumer = log.consumer([TOPIC.name], "group")
     seen: list[str] = []
@@ -41,7 +41,7 @@ def test_three_producer_processes_and_a_two_member_group(tmp_path: Path) -> None
     path = str(tmp_path / "log.db")
     EmbeddedLog(Path(path)).ensure_topics([TOPIC])
     ctx = mp.get_context("spawn")
-    results: "mp.Queue[list[str]]" = ctx.Queue()
+    results: mp.Queue[list[str]] = ctx.Queue()
     consumers = [ctx.Process(target=consume, args=(path, results, 3 * PER_PRODUCER)) for _ in range(2)]
     producers = [ctx.Process(target=produce, args=(path, p)) for p in range(3)]
     for p in consumers + producers:

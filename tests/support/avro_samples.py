@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -29,7 +29,7 @@ def sample(schema: Any, named: dict[str, Any] | None = None, seed: int = 1) -> A
     if kind == "map":
         return {"a": sample(schema["values"], named, seed)}
     if schema.get("logicalType") == "timestamp-millis":
-        return datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        return datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     if schema.get("logicalType") == "uuid":
         return "2f1d3a0c-4b5e-4f60-8a71-9b82c3d4e5f6"
     return sample(kind, named, seed)

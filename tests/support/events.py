@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from reelstream.events.model import Event, new_event
 
-T0 = datetime(2026, 11, 26, 20, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
 
 
 def heartbeat(user: str, title: str, device_type: str, position_ms: int, seconds: float) -> Event:

@@ -5,10 +5,15 @@
 Admin create topic, idempotent producer, transactional producer, consumer group with
 read_committed, commit, rejoin from the committed offsets. Needs aiokafka (faust-streaming).
 """
-import asyncio, os, time, uuid
-from aiokafka import AIOKafkaProducer, AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+import asyncio
+import os
+import time
+import uuid
+
 import aiokafka
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 BOOT = os.environ.get("REEL_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 
 async def main():

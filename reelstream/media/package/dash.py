@@ -18,9 +18,9 @@ from xml.sax.saxutils import escape
 from reelstream.media.package.hls import (
     CLEARKEY,
     COMMON,
-    ContentSteering,
     PLAYREADY,
     WIDEVINE,
+    ContentSteering,
     DeviceProfile,
     UrlBuilder,
     select_tracks,

@@ -62,7 +62,7 @@ class Package:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Package":
+    def from_json(cls, text: str) -> Package:
         raw: dict[str, Any] = json.loads(text)
         tracks = tuple(
             PackagedTrack(**{**t, "segments": tuple(Segment(**s) for s in t["segments"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import fastavro
 import pytest
@@ -19,7 +19,7 @@ from tests.support.avro_samples import sample
 
 codec = EventCodec()
 registry = default_registry()
-WHEN = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+WHEN = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def title_registered(**overrides: object) -> Event:

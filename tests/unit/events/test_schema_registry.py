@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Iterator
+from typing import ClassVar
 
 import pytest
 
@@ -21,8 +22,8 @@ from tests.support.events import heartbeat
 
 
 class _Registry(BaseHTTPRequestHandler):
-    schemas: list[str] = []
-    subjects: dict[str, list[int]] = {}
+    schemas: ClassVar[list[str]] = []
+    subjects: ClassVar[dict[str, list[int]]] = {}
 
     def _reply(self, code: int, body: dict[str, object]) -> None:
         data = json.dumps(body).encode()
@@ -32,7 +33,7 @@ class _Registry(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         subject = self.path.split("/")[2]
         schema = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["schema"]
         if schema not in self.schemas:
@@ -41,7 +42,7 @@ class _Registry(BaseHTTPRequestHandler):
         self.subjects.setdefault(subject, []).append(schema_id)
         self._reply(200, {"id": schema_id})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         schema_id = int(self.path.rsplit("/", 1)[1])
         if 1 <= schema_id <= len(self.schemas):
             self._reply(200, {"schema": self.schemas[schema_id - 1]})

@@ -12,10 +12,7 @@ import pytest
 from reelstream.events.registry import SchemaRegistry, crc64_avro, default_registry
 from tests.support.avro_samples import sample
 
-REQUIRED = """TitleRegistered MezzanineUploaded IngestValidated IngestRejected ChunkTranscodeRequested
-ChunkTranscoded ChunkFailed RenditionCompleted TitlePackaged TitlePublished ContentKeysCreated EntitlementGranted
-EntitlementRevoked LicenseGranted LicenseDenied PlaybackStarted PlaybackHeartbeat PlaybackPaused PlaybackStopped
-DownloadLicensed DownloadReturned DeadLetter""".split()
+REQUIRED = ["TitleRegistered", "MezzanineUploaded", "IngestValidated", "IngestRejected", "ChunkTranscodeRequested", "ChunkTranscoded", "ChunkFailed", "RenditionCompleted", "TitlePackaged", "TitlePublished", "ContentKeysCreated", "EntitlementGranted", "EntitlementRevoked", "LicenseGranted", "LicenseDenied", "PlaybackStarted", "PlaybackHeartbeat", "PlaybackPaused", "PlaybackStopped", "DownloadLicensed", "DownloadReturned", "DeadLetter"]
 LOCK = Path(__file__).parents[2] / "golden" / "schema_fingerprints.json"
 registry = default_registry()
 

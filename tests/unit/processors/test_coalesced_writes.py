@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 from reelstream.config import Settings
-from reelstream.processors.playback.logic import PROFILE_PROGRESS, WATCH_POSITIONS, WatchPositionProcessor
+from reelstream.processors.playback.logic import (
+    PROFILE_PROGRESS,
+    WATCH_POSITIONS,
+    WatchPositionProcessor,
+)
 from reelstream.processors.runner import ProcessorRunner
 from reelstream.processors.sessions.logic import LIVE_SESSIONS, LiveSessionProcessor
 from reelstream.runtime import Runtime

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from reelstream.events.model import Event, new_event
 from reelstream.processors.catalog.logic import TITLES, CatalogProcessor
@@ -12,7 +12,7 @@ from reelstream.processors.playback.logic import WATCH_POSITIONS, WatchPositionP
 from reelstream.processors.transcode.progress import CHUNK_PROGRESS, ChunkProgressProcessor
 from tests.support.memory_state import MemoryState
 
-T0 = datetime(2026, 11, 26, 20, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
 
 
 def ev(event_type: str, at: datetime = T0, **data: object) -> Event:
@@ -48,7 +48,8 @@ def test_watch_positions_keep_one_row_per_device_type() -> None:
 
 def test_pause_and_stop_record_state() -> None:
     state, proc = MemoryState(), WatchPositionProcessor()
-    common = dict(session_id="s", user_id="u1", profile_id="p", device_id="d", device_type="tv", title_id="t1")
+    common = {"session_id": "s", "user_id": "u1", "profile_id": "p", "device_id": "d",
+              "device_type": "tv", "title_id": "t1"}
     feed(proc, state, ev("PlaybackPaused", T0, position_ms=5_000, **common))
     assert state.get(WATCH_POSITIONS, ("u1", "t1", "tv")).values["state"] == "PAUSED"
     feed(proc, state, ev("PlaybackStopped", T0 + timedelta(seconds=1), position_ms=6_000, reason="EXIT", **common))
