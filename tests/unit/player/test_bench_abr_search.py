@@ -130,6 +130,15 @@ def test_a_setting_to_start_from_must_name_real_knobs(search):
         search.parse_knobs("{collapse_share: 1.6}")
 
 
+def test_the_sets_to_search_on_must_be_known_ones(search):
+    assert search.parse_sets("hsdpa") == ("hsdpa",)
+    assert search.parse_sets(" fcc, hsdpa,fcc ") == ("fcc", "hsdpa")
+    with pytest.raises(ValueError, match="--sets: 4g; choose from hsdpa, fcc"):
+        search.parse_sets("hsdpa,4g")
+    with pytest.raises(ValueError, match="none given"):
+        search.parse_sets(" , ")
+
+
 def test_a_search_plays_the_settings_it_starts_from_first(search):
     row = tuple(int(rate * 1000 * 4.0 / 8) for rate in LADDER)
     video = Video(bitrates_kbps=LADDER, chunk_s=4.0, sizes=(row,) * 8)
