@@ -36,6 +36,17 @@ class EdgeStartFailed(ReelStreamError):
     the message holds nginx's own error output."""
 
 
+class EdgePortUnavailable(EdgeStartFailed):
+    """A port of the edge's block could not be bound (taken by another process, most often)."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        super().__init__(
+            f"the edge cannot listen on {host}:{port} ({cause.strerror or cause}); the edge "
+            "takes a block of ports from its base port - 2 up: choose a free block with "
+            "`reel up --edge-port N` or `reel edge up --base-port N`")
+        self.host, self.port = host, port
+
+
 def find_nginx() -> str:
     found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if found is None:

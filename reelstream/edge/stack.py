@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from reelstream.edge.origin import origin_app
-from reelstream.edge.runner import EdgeRunner, find_nginx
+from reelstream.edge.runner import EdgePortUnavailable, EdgeRunner, find_nginx
 from reelstream.edge.signing import EdgeSecret
 from reelstream.edge.steering import DEFAULT_TTL_S, SteeringState, steering_app
 from reelstream.edge.topology import Topology, local_topology
@@ -37,12 +37,19 @@ class _Server:
         self.runner = web.AppRunner(app, access_log=None)
         ready = threading.Event()
         bound: list[int] = []
+        failed: list[OSError] = []
 
         def run() -> None:
             asyncio.set_event_loop(self.loop)
             self.loop.run_until_complete(self.runner.setup())
             site = web.TCPSite(self.runner, host, port)
-            self.loop.run_until_complete(site.start())
+            try:
+                self.loop.run_until_complete(site.start())
+            except OSError as err:  # the port is taken, or the host is not ours
+                failed.append(err)
+                self.loop.run_until_complete(self.runner.cleanup())
+                ready.set()
+                return
             bound.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
             ready.set()
             self.loop.run_forever()
@@ -51,7 +58,9 @@ class _Server:
         self.thread = threading.Thread(target=run, daemon=True, name=f"edge-app-{port}")
         self.thread.start()
         if not ready.wait(10):
-            raise RuntimeError(f"could not serve on {host}:{port}")
+            raise RuntimeError(f"could not serve on {host}:{port}: not listening after 10 s")
+        if failed:
+            raise EdgePortUnavailable(host, port, failed[0])
         self.url = f"http://{host}:{bound[0]}"
 
     def stop(self) -> None:

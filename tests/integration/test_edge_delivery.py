@@ -6,7 +6,6 @@ no key material anywhere on the edge."""
 from __future__ import annotations
 
 import secrets
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +23,7 @@ from reelstream.edge.signing import EdgeSecret, signed_base
 from reelstream.edge.topology import Topology, local_topology
 from reelstream.errors import ReelStreamError
 from tests.support.browser import build_browser_media, package_for_test, serve
+from tests.support.ports import free_port_block
 
 try:
     find_nginx()
@@ -32,26 +32,6 @@ except ReelStreamError as e:
     NO_NGINX = str(e)
 pytestmark = pytest.mark.skipif(NO_NGINX is not None, reason=NO_NGINX or "")
 SECRET = EdgeSecret(secrets.token_urlsafe(24))
-
-
-def free_port_block(n: int) -> int:
-    """A base port with ``n`` free consecutive ports (nginx binds them right after)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n < 65000 and all(_free(base + i) for i in range(n)):
-            return base
-    raise RuntimeError("no block of free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def counting(app: web.Application, seen: list[str]) -> web.Application:

@@ -21,8 +21,9 @@ from reelstream.edge.steering import NodeHealth
 from reelstream.events.model import Event
 from reelstream.processors.popularity.logic import PopularityProcessor
 from reelstream.stores.localdir import LocalDirObjectStore
-from tests.integration.test_edge_delivery import NO_NGINX, free_port_block
+from tests.integration.test_edge_delivery import NO_NGINX
 from tests.support.memory_state import MemoryState
+from tests.support.ports import free_port_block
 from tests.unit.edge.test_steering_and_processors import _started as started
 from tests.unit.edge.test_steering_and_processors import apply
 

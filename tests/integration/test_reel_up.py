@@ -13,13 +13,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.support.ports import free_port, free_port_block
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def call(url: str, body: dict[str, object] | None = None, token: str | None = None) -> tuple[int, bytes]:
@@ -33,7 +29,8 @@ def call(url: str, body: dict[str, object] | None = None, token: str | None = No
 
 
 def test_reel_up_publishes_the_sample_and_serves_a_playable_page(tmp_path: Path) -> None:
-    port, edge_port = free_port(), 20000 + os.getpid() % 20000
+    # The edge takes its steering server, origin, PoP and appliance from base - 2 up.
+    port, edge_port = free_port(), free_port_block(6) + 2
     env = {**os.environ, "REEL_DATA_DIR": str(tmp_path / "reel")}
     for name in ("REEL_LOG_URL", "REEL_STATE_URL", "REEL_OBJECTS_URL"):
         env.pop(name, None)

@@ -29,7 +29,7 @@ import pytest
 
 from reelstream.edge.runner import EdgeRunner
 from reelstream.edge.topology import local_topology
-from tests.integration.test_edge_delivery import NO_NGINX, SECRET, free_port_block
+from tests.integration.test_edge_delivery import NO_NGINX, SECRET
 from tests.support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -37,6 +37,7 @@ from tests.support.browser import (
     build_browser_media,
     serve,
 )
+from tests.support.ports import free_port_block
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "build" / "test-artifacts"

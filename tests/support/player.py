@@ -46,9 +46,10 @@ def player_stack(root: Path, media: Path, settings: Settings, child_processors: 
     from reelstream.keys.kek import AesGcmKek
     from reelstream.keys.service import KeyService
     from reelstream.runtime import Runtime
-    from tests.integration.test_edge_delivery import SECRET, free_port_block
+    from tests.integration.test_edge_delivery import SECRET
     from tests.integration.test_web_player import drain, publish
     from tests.support.browser import serve
+    from tests.support.ports import free_port_block
     from tests.unit.gateways.support import Api, kid, start_processors, stop_process, wait_for
 
     runtime = Runtime(settings)
