@@ -1,6 +1,7 @@
 """bench/abr_search.py: the knob space, the feasibility rule and a search on synthetic links."""
 
 import importlib.util
+import json
 import random
 import sys
 from dataclasses import replace
@@ -164,3 +165,44 @@ def test_a_search_never_plays_the_same_behaviour_twice(search):
     trials = search.search(arena, budget=25, seed=8)
     behaviours = [search.behaviour(t.knobs) for t in trials]
     assert len(set(behaviours)) == len(behaviours)
+
+
+def write_data(root: Path) -> Path:
+    """A tiny ABR data folder: the paper's ladder at constant sizes, two HSDPA-like links."""
+    (root / "video_sizes").mkdir(parents=True)
+    for rung, rate in enumerate(LADDER):
+        (root / "video_sizes" / f"video_size_{rung}").write_text(
+            "\n".join([str(int(rate * 1000 * 4.0 / 8))] * 48))
+    (root / "traces" / "hsdpa").mkdir(parents=True)
+    for name, low in (("link_a", 0.5), ("link_b", 0.3)):
+        lines = [f"{t}.0\t{2.5 if (t // 20) % 2 else low}" for t in range(400)]
+        (root / "traces" / "hsdpa" / name).write_text("\n".join(lines))
+    return root
+
+
+def run_main(search, monkeypatch, capsys, tmp_path, *extra):
+    monkeypatch.setenv("REEL_ABR_DATA", str(write_data(tmp_path / "abr")))
+    search.main(["--budget", "0", "--offsets", "0", "--workers", "1", "--sets", "hsdpa",
+                 "--also", '{"collapse_kbps": 230.0, "capped_from_rung": 1}', *extra])
+    lines = capsys.readouterr().out.strip().splitlines()
+    return lines, json.loads(lines[-1])
+
+
+def test_a_sweep_names_each_setting_it_plays(search, monkeypatch, capsys, tmp_path):
+    lines, out = run_main(search, monkeypatch, capsys, tmp_path, "--tuning-only")
+    rows = [line for line in lines if line.startswith("[")]
+    assert len(rows) == len(search.SEEDS) + 1
+    assert rows[-1].endswith('{"collapse_kbps": 230.0, "capped_from_rung": 1}')
+    assert out["settings_tried"] == len(rows) and out["sets"] == ["hsdpa"]
+
+
+def test_tuning_only_plays_nothing_on_the_held_out_halves(search, monkeypatch, capsys,
+                                                          tmp_path):
+    lines, out = run_main(search, monkeypatch, capsys, tmp_path, "--tuning-only")
+    assert "held-out halves not played (--tuning-only)" in lines
+    assert not [key for key in out if key.startswith("holdout_")]
+    assert "tune_hsdpa_ratio_protocol" in out and "tuning_feasible_setting_found_met" in out
+
+    lines, out = run_main(search, monkeypatch, capsys, tmp_path / "again")
+    assert any(line.startswith("its held-out figures") for line in lines)
+    assert "holdout_hsdpa_ratio_protocol" in out and "holdout_both_targets_met" in out
