@@ -179,7 +179,8 @@ def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", 
         supervisor.stop()
 
 
-def _ingest_sample(settings: Settings, supervisor: Supervisor, write_sample, title_id: str) -> None:  # type: ignore[no-untyped-def]
+def _ingest_sample(settings: Settings, supervisor: Supervisor,
+                   write_sample: Callable[[Path], tuple[Path, Path]], title_id: str) -> None:
     if title_status(settings, title_id) == "PUBLISHED":
         print(f"  {title_id} is already published", flush=True)
         return

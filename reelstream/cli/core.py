@@ -10,12 +10,15 @@ import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from reelstream.config import Settings, load_settings
 from reelstream.errors import ReelStreamError
 from reelstream.events.topics import TOPICS, topic
 from reelstream.runtime import Runtime
+
+# A string: argparse's class is generic only in its type stubs, so it cannot be subscripted at run time.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -183,7 +186,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     up = sub.add_parser("up", help="run everything on this machine (embedded by default)",
                         description="Starts processors, workers and gateways, ingests the sample title "
                                     "and prints the URL of the page that plays it.")

@@ -11,7 +11,7 @@ import signal
 import threading
 from pathlib import Path
 
-from reelstream.cli.core import add_runtime_flags, settings_from
+from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 
 
 def _secret() -> str:
@@ -86,7 +86,7 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = sub.add_parser("edge", help="run the delivery tiers (nginx PoP + ISP appliance) on this machine")
     edge = p.add_subparsers(dest="edge_command", required=True)
     up = edge.add_parser("up", help="start origin, PoP, appliance and steering; ship CMCD logs as events")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from reelstream.cli.core import add_runtime_flags, settings_from
+from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
@@ -33,7 +33,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = sub.add_parser("gateway", help="run the HTTP gateways (licenses, manifests, playback, downloads, auth)",
                        description="Needs REEL_GATEWAY_SIGNING_KEYS, REEL_EDGE_SECRET and (for licenses) REEL_KEK.")
     add_runtime_flags(p)

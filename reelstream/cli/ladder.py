@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reelstream.cli.core import add_runtime_flags, settings_from
+from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 from reelstream.events.model import Event
 from reelstream.ingest.plan import per_title_rungs, points_of, policy_of
 from reelstream.media.ladder.hull import choose_rungs, ssim_db
@@ -105,7 +105,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     return status
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     ladder = sub.add_parser("ladder", help="the ladder chosen for a title, from its events (--replay: choose again)")
     add_runtime_flags(ladder)
     ladder.add_argument("title_id")

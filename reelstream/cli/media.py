@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reelstream.cli.core import add_runtime_flags, settings_from
+from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 from reelstream.runtime import Runtime
 
 
@@ -151,7 +151,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     ingest = sub.add_parser("ingest", help="upload a master with its metadata, validate it, queue its transcode")
     add_runtime_flags(ingest)
     ingest.add_argument("master", type=Path, help="the studio master (any container ffmpeg reads)")

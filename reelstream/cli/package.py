@@ -6,19 +6,20 @@ import argparse
 import signal
 import threading
 
-from reelstream.cli.core import add_runtime_flags, settings_from
+from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 from reelstream.runtime import Runtime
 
 SCHEMES = ("cenc", "cbcs", "clear")
 
 
-def _worker_kinds(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+def _worker_kinds(sub: Subcommands) -> Subcommands:
     """The subcommands of `reel worker` (made by the transcode module, or here)."""
     worker = sub.choices.get("worker") or sub.add_parser("worker", help="run a worker of a fleet")
     for action in worker._actions:
         if isinstance(action, argparse._SubParsersAction):
             return action
-    return worker.add_subparsers(dest="kind", required=True)
+    kinds: Subcommands = worker.add_subparsers(dest="kind", required=True)
+    return kinds
 
 
 def _schemes(text: str) -> list[str]:
@@ -29,7 +30,7 @@ def _schemes(text: str) -> list[str]:
     return schemes
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     package = _worker_kinds(sub).add_parser(
         "package", help="package titles into CMAF + HLS/DASH when they finish transcoding (TitleTranscoded)")
     add_runtime_flags(package)
@@ -42,12 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def cmd_worker_package(args: argparse.Namespace) -> int:
     from reelstream.keys.config import key_provider
+    from reelstream.media.encrypt.keys import KeyProvider
     from reelstream.workers.package import PackageWorker
 
     runtime = Runtime(settings_from(args))
-    provider = None
+    provider: KeyProvider | None = None
 
-    def keys():  # type: ignore[no-untyped-def]
+    def keys() -> KeyProvider:
         nonlocal provider  # one provider per worker, made on first use (REEL_KEK is checked then)
         provider = provider or key_provider(runtime)
         return provider

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reelstream.cli.core import add_runtime_flags, settings_from
+from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 from reelstream.errors import ConfigError
 
 
@@ -97,7 +97,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     return asyncio.run(_load(args))
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "load", help="N concurrent simulated players against a running deployment",
         description="Each player signs in, reads the resume point, opens a session with the manifest, gets a "

@@ -27,7 +27,7 @@ from reelstream.media.package.model import Package
 from reelstream.stores.ports import ObjectStore
 
 OBJECTS = web.AppKey("objects", ObjectStore)
-KEY_URLS = web.AppKey("key_urls", Callable[[Package], hls.UrlBuilder])
+KEY_URLS: web.AppKey[Callable[[Package], hls.UrlBuilder]] = web.AppKey("key_urls")
 PROFILES: dict[str, hls.DeviceProfile] = {hls.CHROMIUM_CLEARKEY.name: hls.CHROMIUM_CLEARKEY}
 IMMUTABLE = "public, max-age=31536000, immutable"
 CONTENT_TYPES = {".m4s": "video/mp4", ".mp4": "video/mp4", ".m4a": "audio/mp4", ".vtt": "text/vtt",

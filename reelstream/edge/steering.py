@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import re
 import urllib.request
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -172,7 +172,7 @@ def steering_app(state: SteeringState, probe_interval_s: float | None = 2.0,
     app[STATE] = state
     app.router.add_get("/steering", steer)
 
-    async def probing(app: web.Application):  # type: ignore[no-untyped-def]
+    async def probing(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(_probe_loop(app, probe_interval_s or 2.0, prober)) if probe_interval_s else None
         yield
         if task:

@@ -83,6 +83,8 @@ class EventCodec:
             record = fastavro.schemaless_reader(io.BytesIO(data[offset:]), writer.parsed, reader.parsed)
         except Exception as e:  # corrupt body: fastavro raises EOFError, ValueError, UnicodeDecodeError...
             raise UndecodableEvent(f"{writer.event_type} v{writer.version}: corrupt Avro body: {e}") from e
+        if not isinstance(record, dict):  # every event schema is a record; a writer schema is not
+            raise UndecodableEvent(f"{writer.event_type} v{writer.version}: the writer schema is not a record")
         header = EventHeader.from_avro(record.pop("header"))
         event = Event(writer.event_type, header, record)
         return upcast(event, from_version=writer.version, to_version=reader.version)

@@ -72,8 +72,7 @@ def create_app(runtime: Runtime, settings: GatewaySettings, keys: KeyService | N
     unknown = set(gateways) - set(GATEWAYS)
     if unknown:
         raise ValueError(f"unknown gateway(s) {sorted(unknown)}; known: {', '.join(GATEWAYS)}")
-    services = Services(runtime, settings, keys, clock=clock, **({"next_episode": next_episode}
-                                                                 if next_episode else {}))
+    services = Services(runtime, settings, keys, clock=clock, next_episode=next_episode)
     app = web.Application(middlewares=[errors], client_max_size=settings.max_body_bytes)
     app[SERVICES] = services
     app.cleanup_ctx.append(_background)

@@ -27,7 +27,7 @@ from aiohttp import web
 from reelstream.events.model import new_event
 from reelstream.gateways import policy
 from reelstream.gateways.catalog import Title
-from reelstream.gateways.drm import DrmAdapter, LicenseRequest, LicenseTerms
+from reelstream.gateways.drm import DrmAdapter, LicenseRequest, LicenseTerms, SessionType
 from reelstream.gateways.errors import BadRequest, NotFound, Refused, Unauthorized, UnknownKeyId
 from reelstream.gateways.keys import services
 from reelstream.gateways.openapi import Route, add_routes
@@ -86,7 +86,7 @@ async def _known(value: _T) -> _T:
     return value
 
 
-def session_type_of(request: LicenseRequest, ticket: Ticket) -> str:
+def session_type_of(request: LicenseRequest, ticket: Ticket) -> SessionType:
     """The CDM's session type; an opaque challenge (proxy mode) gets the ticket's: a download
     ticket a persistent license."""
     if not request.kids and ticket.kind == "download":

@@ -66,6 +66,7 @@ def _operation(route: Route) -> dict[str, Any]:
                for name, schema in route.query.items()]
     responses: dict[str, Any] = {}
     for status, text in sorted({**STANDARD_ERRORS, **route.responses}.items()):
+        content: dict[str, Any] | None
         if status < 400:
             content = {route.produces: {"schema": {}}} if status != 204 else None
         else:

@@ -92,7 +92,7 @@ def heartbeat_events(s: Services, account_id: str, profile_id: str, device_id: s
 
 
 def _bounded(doc: dict[str, Any], name: str, limit: int) -> int | None:
-    value = field_of(doc, name, int, required=False)
+    value: int | None = field_of(doc, name, int, required=False)
     if value is not None and not 0 <= value <= limit:
         raise BadRequest(f"'{name}' must be between 0 and {limit}")
     return value

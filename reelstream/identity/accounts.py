@@ -177,8 +177,8 @@ class IdentityStore:
         if len(active) >= self.max_devices:
             raise DeviceLimitReached(f"the account has {len(active)} active devices, the most allowed; "
                                      "remove one before adding another")
-        device = Device(account_id, f"dev-{uuid.uuid4().hex[:16]}", name, device_type,  # type: ignore[arg-type]
-                        security_level, self._clock_ms())  # type: ignore[arg-type]
+        device = Device(account_id, f"dev-{uuid.uuid4().hex[:16]}", name, device_type,
+                        security_level, self._clock_ms())
         self._state.put(DEVICES, Row(dict(device.__dict__)))
         return device
 

@@ -268,12 +268,12 @@ class IngestService:
 
     def _kept(self, title_id: str, group: str, index: int, calibration: Calibration, cause: Event) -> Event:
         """The calibration's encode of this chunk is its final output: stored, and its ChunkTranscoded."""
-        job = {"job_id": layout.chunk_job_id(title_id, group, index), "title_id": title_id, "encoder_group": group,
-               "chunk_index": index}
+        job_id = layout.chunk_job_id(title_id, group, index)
+        job = {"job_id": job_id, "title_id": title_id, "encoder_group": group, "chunk_index": index}
         data = chunk_result(self.runtime.objects, job, calibration.kept[index],
                             f"ingest@{self.runtime.settings.producer}", calibration.encode_ms[index], False)
         return new_event("ChunkTranscoded", data, producer=self.runtime.settings.producer, caused_by=cause,
-                         event_id=result_id(job["job_id"], None, "done"))
+                         event_id=result_id(job_id, None, "done"))
 
 
 def _encode_of(rung: Rung) -> RungEncode:

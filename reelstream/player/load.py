@@ -301,7 +301,7 @@ async def _one(http: Http, config: LoadConfig, index: int, device: gateway.Devic
     fmt = config.format if config.format != "mixed" else ("hls" if index % 2 else "dash")
     try:
         report = await play(http, PlayerConfig(
-            gateway=config.gateway, title_id=config.title_id, device=device, trace=trace, format=fmt,  # type: ignore[arg-type]
+            gateway=config.gateway, title_id=config.title_id, device=device, trace=trace, format=fmt,
             abr=config.abr, max_play_s=config.play_s, start_at_s=config.start_at_s, edge=config.edge))
     except ReelStreamError as e:
         kind = f"{e.what} {e.status}" if isinstance(e, RequestFailed) else type(e).__name__

@@ -17,13 +17,16 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from reelstream.errors import EventLogError, UnknownTopic
 from reelstream.events.partitioning import partition_for
 from reelstream.events.topics import Topic
 from reelstream.stores.ports import EventLog, LogConsumer, Record
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL, cleanup TEXT NOT NULL);
@@ -108,7 +111,7 @@ class _Db:
             self._local.conn = conn
         return conn
 
-    def write(self, fn, appends: bool = False):  # type: ignore[no-untyped-def]
+    def write(self, fn: Callable[[sqlite3.Connection], T], appends: bool = False) -> T:
         """``fn`` in one transaction; ``appends``: it adds records (waiting consumers wake)."""
         conn = self.conn
         try:
@@ -179,7 +182,7 @@ class _Db:
         conn = self.conn
         return id(conn), conn.execute("PRAGMA data_version").fetchone()[0], self.commits
 
-    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         try:
             return self.conn.execute(sql, params).fetchall()
         except sqlite3.Error as e:
@@ -279,7 +282,7 @@ class EmbeddedConsumer(LogConsumer):
         self._assigned: list[tuple[str, int]] = []
         self._positions: dict[tuple[str, int], int] = {}
         self._last_heartbeat = 0
-        self._pending_seek: tuple[str, object] | None = None
+        self._pending_seek: tuple[str, int | None] | None = None
         self._closed = threading.Event()
         self._read_at: object = None  # (db version, positions) of the last read that found all there was
         if group_id is None:
@@ -336,8 +339,8 @@ class EmbeddedConsumer(LogConsumer):
             kind, arg = self._pending_seek
             if kind == "beginning":
                 self._positions = {tp: 0 for tp in partitions}
-            elif kind == "timestamp":
-                self._apply_timestamp(int(arg))  # type: ignore[arg-type]
+            elif kind == "timestamp" and arg is not None:
+                self._apply_timestamp(arg)
 
     # -- reading ------------------------------------------------------------------------
     def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:

@@ -204,11 +204,13 @@ class KafkaRecord:
 
     @property
     def key(self) -> bytes | None:
-        return self._m.key()  # type: ignore[no-any-return]
+        key: bytes | None = self._m.key()
+        return key
 
     @property
     def value(self) -> bytes:
-        return self._m.value()  # type: ignore[no-any-return]
+        value: bytes = self._m.value()
+        return value
 
     @property
     def timestamp_ms(self) -> int:

@@ -276,7 +276,7 @@ class LocalDirObjectStore(ObjectStore):
         doc = json.loads((folder / "upload.json").read_bytes())
         with ExitStack() as stack:
             files = [stack.enter_context((folder / f"{p.number:06d}.part").open("rb")) for p in parts]
-            info = self.put(key, _Joined(files), content_type=doc["content_type"], metadata=doc["metadata"],
+            info = self.put(key, io.BufferedReader(_Joined(files)), content_type=doc["content_type"], metadata=doc["metadata"],
                             expected_sha256=doc["sha256"])
         self.abort_upload(key, upload_id)
         return info

@@ -247,7 +247,8 @@ def build_cpix(doc: CpixDocument) -> bytes:
                     minPixels=v.min_pixels, maxPixels=v.max_pixels, hdr=v.hdr, minFps=v.min_fps, maxFps=v.max_fps))
             for a in rule.audio_filters:
                 ET.SubElement(element, _c("AudioFilter"), _attrs(minChannels=a.min_channels, maxChannels=a.max_channels))
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def _attrs(**values: int | bool | None) -> dict[str, str]:

@@ -14,9 +14,9 @@ returns what it was given or random keys it remembers.
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 from reelstream.keys.model import (
     KEY_CLASSES,
@@ -56,19 +56,20 @@ def kid_bytes(key: ContentKey) -> bytes:
     return bytes.fromhex(key.kid)
 
 
-class KeyProvider(ABC):
-    """Gives the packager the content keys of a title, per track class."""
+@runtime_checkable
+class KeyProvider(Protocol):
+    """Gives the packager the content keys of a title, per track class.
+
+    A protocol, not an ABC: the key service and the SPEKE client implement ``keys_for``
+    without importing this port, and the type checker still holds them to it.
+    """
 
     @abstractmethod
-    def keys_for(self, title_id: str, classes: Iterable[KeyClass],
+    def keys_for(self, title_id: str, classes: Iterable[KeyClass], *,
                  scheme: str = LEGACY_SCHEME) -> dict[KeyClass, ContentKey]:
         """One key per requested class, for ``scheme`` only (never a key another scheme
-        uses). Raises MissingKey when one cannot be had."""
-
-    @classmethod
-    def __subclasshook__(cls, other: Any) -> bool:
-        # The key service and the SPEKE client implement keys_for without importing this port.
-        return callable(getattr(other, "keys_for", None)) or NotImplemented
+        uses). Raises MissingKey when one cannot be had. ``scheme`` is keyword-only: the
+        key service takes ``kids`` in third place."""
 
 
 class InMemoryKeyProvider(KeyProvider):

@@ -52,7 +52,7 @@ def _varint(n: int) -> bytes:
 def _field(number: int, wire_type: int, value: bytes | int) -> bytes:
     key = _varint(number << 3 | wire_type)
     if wire_type == 0:
-        return key + _varint(int(value))  # type: ignore[arg-type]
+        return key + _varint(int(value))
     assert isinstance(value, bytes)
     return key + _varint(len(value)) + value
 

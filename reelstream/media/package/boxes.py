@@ -14,7 +14,7 @@ generic parser keeps it raw and ``Senc.parse(payload, iv_size)`` reads it.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -38,7 +38,11 @@ PREFIXED = {
 
 
 class Box:
-    """One box. Subclasses give ``type`` and ``payload()``."""
+    """One box. Subclasses give ``type`` and ``payload()``.
+
+    Typed boxes set ``type = b"xxxx"`` unannotated, so that it stays a class constant and
+    not a dataclass field; generic boxes (raw, container) take it as a field.
+    """
 
     type: bytes
     large: bool = False  # written with a 64-bit size (kept so round trips are exact)
@@ -62,7 +66,7 @@ class RawBox(Box):
     """Any box ReelStream does not interpret; its payload is kept verbatim."""
 
     type: bytes
-    data: bytes
+    data: bytes | memoryview  # an mdat stays a view of the file: no copy until it is built
     large: bool = False
 
     def payload(self) -> bytes:
@@ -110,7 +114,7 @@ class Mfhd(Box):
     """14496-12 8.8.5 MovieFragmentHeaderBox."""
 
     sequence_number: int
-    type: ClassVar[bytes] = b"mfhd"
+    type = b"mfhd"
 
     @classmethod
     def parse(cls, p: bytes) -> Mfhd:
@@ -131,7 +135,7 @@ class Tfhd(Box):
     default_sample_duration: int | None = None  # 0x000008
     default_sample_size: int | None = None  # 0x000010
     default_sample_flags: int | None = None  # 0x000020
-    type: ClassVar[bytes] = b"tfhd"
+    type = b"tfhd"
     DEFAULT_BASE_IS_MOOF: ClassVar[int] = 0x020000
 
     @classmethod
@@ -165,7 +169,7 @@ class Tfdt(Box):
 
     base_media_decode_time: int
     version: int = 1
-    type: ClassVar[bytes] = b"tfdt"
+    type = b"tfdt"
 
     @classmethod
     def parse(cls, p: bytes) -> Tfdt:
@@ -195,7 +199,7 @@ class Trun(Box):
     data_offset: int | None = None  # 0x000001, relative to the moof when default-base-is-moof
     first_sample_flags: int | None = None  # 0x000004
     version: int = 0
-    type: ClassVar[bytes] = b"trun"
+    type = b"trun"
     _FIELDS: ClassVar[tuple[tuple[int, str], ...]] = (
         (0x100, "duration"), (0x200, "size"), (0x400, "flags"), (0x800, "composition_offset"))
 
@@ -245,7 +249,7 @@ class Frma(Box):
     """14496-12 8.12.2 OriginalFormatBox: the sample entry type before encryption."""
 
     data_format: bytes
-    type: ClassVar[bytes] = b"frma"
+    type = b"frma"
 
     @classmethod
     def parse(cls, p: bytes) -> Frma:
@@ -261,7 +265,7 @@ class Schm(Box):
 
     scheme_type: bytes
     scheme_version: int = 0x00010000
-    type: ClassVar[bytes] = b"schm"
+    type = b"schm"
 
     @classmethod
     def parse(cls, p: bytes) -> Schm:
@@ -286,7 +290,7 @@ class Tenc(Box):
     default_crypt_byte_block: int = 0
     default_skip_byte_block: int = 0
     version: int = 0
-    type: ClassVar[bytes] = b"tenc"
+    type = b"tenc"
 
     @classmethod
     def parse(cls, p: bytes) -> Tenc:
@@ -332,7 +336,7 @@ class Senc(Box):
 
     entries: list[SencEntry]
     flags: int = 0
-    type: ClassVar[bytes] = b"senc"
+    type = b"senc"
     USE_SUBSAMPLES: ClassVar[int] = 0x2
 
     @classmethod
@@ -377,7 +381,7 @@ class Saiz(Box):
     flags: int = 0
     aux_info_type: bytes = b""
     aux_info_type_parameter: int = 0
-    type: ClassVar[bytes] = b"saiz"
+    type = b"saiz"
 
     @classmethod
     def of(cls, sizes: list[int]) -> Saiz:
@@ -419,7 +423,7 @@ class Saio(Box):
     flags: int = 0
     aux_info_type: bytes = b""
     aux_info_type_parameter: int = 0
-    type: ClassVar[bytes] = b"saio"
+    type = b"saio"
 
     @classmethod
     def parse(cls, p: bytes) -> Saio:
@@ -451,7 +455,7 @@ class Pssh(Box):
     data: bytes = b""
     kids: tuple[bytes, ...] = ()
     version: int = 0
-    type: ClassVar[bytes] = b"pssh"
+    type = b"pssh"
 
     @classmethod
     def parse(cls, p: bytes) -> Pssh:
@@ -471,10 +475,8 @@ class Pssh(Box):
         return out + struct.pack(">I", len(self.data)) + self.data
 
 
-TYPED: dict[bytes, type] = {
-    b"mfhd": Mfhd, b"tfhd": Tfhd, b"tfdt": Tfdt, b"trun": Trun, b"frma": Frma,
-    b"schm": Schm, b"tenc": Tenc, b"saiz": Saiz, b"saio": Saio, b"pssh": Pssh,
-}
+TYPED: dict[bytes, Callable[[bytes], Box]] = {box.type: box.parse for box in (
+    Mfhd, Tfhd, Tfdt, Trun, Frma, Schm, Tenc, Saiz, Saio, Pssh)}
 
 
 # --------------------------------------------------------------------------- parser
@@ -521,7 +523,7 @@ def parse_boxes(data: bytes | memoryview, file: str = "<memory>", start: int = 0
                 children = parse_boxes(data, file, body + skip, stop, name + "/")
                 box = ContainerBox(kind, children, bytes(data[body:body + skip]), large)
             elif kind in TYPED:
-                box = TYPED[kind].parse(bytes(data[body:stop]))
+                box = TYPED[kind](bytes(data[body:stop]))
                 box.large = large
             else:
                 box = RawBox(kind, bytes(data[body:stop]) if kind != b"mdat" else data[body:stop], large)

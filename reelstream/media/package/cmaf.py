@@ -115,7 +115,7 @@ class ClearTrack:
         mdhd = self.moov.find("trak/mdia/mdhd")
         assert isinstance(mdhd, RawBox)
         version = mdhd.data[0]
-        return struct.unpack_from(">I", mdhd.data, 20 if version == 1 else 12)[0]
+        return int(struct.unpack_from(">I", mdhd.data, 20 if version == 1 else 12)[0])
 
     @property
     def dimensions(self) -> tuple[int, int]:
@@ -124,7 +124,7 @@ class ClearTrack:
     def config(self, kind: bytes) -> bytes:
         for c in self.sample_entry.children:
             if c.type == kind and isinstance(c, RawBox):
-                return c.data
+                return bytes(c.data)
         raise CorruptMedia(self.file, f"{STSD}/{self.sample_entry.type.decode()}/{kind.decode()}",
                            0, "missing decoder configuration")
 

@@ -299,7 +299,7 @@ def _variants(chosen: Selection, urls: UrlBuilder, suffix: str, pathway: str | N
     text_average = max((t.average_bandwidth for t in chosen.text), default=0)
     text_codecs = sorted({t.codecs for t in chosen.text if t.init})  # raw WebVTT needs no CODECS entry
     for video in chosen.video:
-        for group, tracks in (groups.items() or [("", ())]):
+        for group, tracks in (groups.items() or [("", [])]):
             codecs = [video.codecs] + ([tracks[0].codecs] if tracks else []) + text_codecs
             lines.append("#EXT-X-STREAM-INF:" + _attributes([
                 ("BANDWIDTH", video.bandwidth + max((t.bandwidth for t in tracks), default=0) + text_peak),

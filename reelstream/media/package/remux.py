@@ -55,13 +55,13 @@ class Samples:
     sync: list[bool]
 
 
-def _full(box: Box | None, file: str, name: str) -> bytes:
+def _full(box: Box | None, file: str, name: str) -> bytes | memoryview:
     if not isinstance(box, RawBox):
         raise CorruptMedia(file, f"moov/{STBL}/{name}", 0, "missing")
     return box.data
 
 
-def _runs(data: bytes, fmt: str, count_at: int = 4) -> list[tuple[int, ...]]:
+def _runs(data: bytes | memoryview, fmt: str, count_at: int = 4) -> list[tuple[int, ...]]:
     n = struct.unpack_from(">I", data, count_at)[0]
     size = struct.calcsize(fmt)
     start = count_at + 4
@@ -140,7 +140,7 @@ def _media_time(moov: ContainerBox) -> int:
     for _ in range(count):
         _duration, media_time = struct.unpack_from(fmt, elst.data, at)
         if media_time >= 0:
-            return media_time
+            return int(media_time)
         at += struct.calcsize(fmt) + 4  # an empty edit (media_time -1): look at the next one
     return 0
 
@@ -277,7 +277,7 @@ def _timescale(moov: ContainerBox, file: str) -> int:
     mdhd = moov.find("trak/mdia/mdhd")
     if not isinstance(mdhd, RawBox):
         raise CorruptMedia(file, "moov/trak/mdia/mdhd", 0, "missing")
-    return struct.unpack_from(">I", mdhd.data, 20 if mdhd.data[0] == 1 else 12)[0]
+    return int(struct.unpack_from(">I", mdhd.data, 20 if mdhd.data[0] == 1 else 12)[0])
 
 
 def _top_level(data: bytes, file: str) -> tuple[ContainerBox, list[tuple[int, int]]]:

@@ -38,7 +38,7 @@ def parse(text: str, file: str) -> tuple[str, list[Cue]]:
     if not text.startswith("WEBVTT"):
         raise BadSubtitles(f"{file}: box 'WEBVTT': the file does not start with the WEBVTT signature")
     blocks = [b for b in re.split(r"\n{2,}", text.strip("\n")) if b.strip()]
-    header, cues = [blocks[0]], []
+    header, cues = [blocks[0]], list[Cue]()
     for block in blocks[1:]:
         lines = block.split("\n")
         timing = next((i for i, line in enumerate(lines[:2]) if "-->" in line), None)
@@ -57,7 +57,7 @@ def parse(text: str, file: str) -> tuple[str, list[Cue]]:
 def segments(text: str, file: str, duration_ms: int, segment_ms: int) -> list[tuple[int, int, bytes]]:
     """(start, duration, bytes) of each segment covering [0, duration_ms)."""
     header, cues = parse(text, file)
-    out = []
+    out: list[tuple[int, int, bytes]] = []
     end_all = max([duration_ms, *(c.end_ms for c in cues)]) if cues else duration_ms
     start = 0
     while start < end_all or not out:

@@ -113,13 +113,13 @@ def encode_chunk(job: ChunkEncode, scratch: Path | None = None) -> list[EncodedC
         stats = parse_vstats(vstats.read_text(errors="replace") if vstats.exists() else "", len(job.rungs))
     results = []
     for i, (rung, out, (_, psnr)) in enumerate(zip(job.rungs, job.outputs, stats, strict=True)):
-        frames = count_frames(out)
-        if frames != job.frame_count:
-            raise ChunkIncomplete(f"{rung.rendition_id}: {frames} frames encoded, the grid needs {job.frame_count}")
+        encoded = count_frames(out)
+        if encoded != job.frame_count:
+            raise ChunkIncomplete(f"{rung.rendition_id}: {encoded} frames encoded, the grid needs {job.frame_count}")
         psnr, ssim = psnr_of.get(i, psnr), ssim_of.get(i)
         size = out.stat().st_size
-        duration_ms = round(frames * 1000 / job.fps)
-        results.append(EncodedChunk(rung.rendition_id, out, size, frames, duration_ms,
+        duration_ms = round(encoded * 1000 / job.fps)
+        results.append(EncodedChunk(rung.rendition_id, out, size, encoded, duration_ms,
                                     round(size * 8 / duration_ms) if duration_ms else 0,
                                     round(psnr, 3) if psnr is not None else None,
                                     round(ssim, 5) if ssim is not None else None))

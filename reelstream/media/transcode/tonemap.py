@@ -20,7 +20,7 @@ BT2020_TO_BT709 = ((1.6605, -0.5876, -0.0728), (-0.1246, 1.1329, -0.0083), (-0.0
 
 def pq_to_nits(value: float) -> float:
     p = max(value, 0.0) ** (1 / M2)
-    return 10000.0 * (max(p - C1, 0.0) / (C2 - C3 * p)) ** (1 / M1)
+    return float(10000.0 * (max(p - C1, 0.0) / (C2 - C3 * p)) ** (1 / M1))
 
 
 def bt709_oetf(linear: float) -> float:

@@ -174,7 +174,8 @@ def _interpolate(table: np.ndarray, buffer_s: np.ndarray, state: np.ndarray) -> 
     position = buffer_s / BUFFER_STEP_S
     low = np.clip(np.floor(position).astype(int), 0, table.shape[0] - 2)
     weight = position - low
-    return (1.0 - weight) * table[low, state] + weight * table[low + 1, state]
+    values: np.ndarray = (1.0 - weight) * table[low, state] + weight * table[low + 1, state]
+    return values
 
 
 def solve(model: LinkModel, mu: float, sizes: Sequence[Sequence[float]],
@@ -244,7 +245,7 @@ class SdpAbr(AbrAlgorithm):
         if not samples:
             return 0
         mu = self.mu(samples)
-        sizes = [list(row) for row in obs.upcoming_sizes_bytes[:obs.chunks_remaining]]
+        sizes = [[float(size) for size in row] for row in obs.upcoming_sizes_bytes[:obs.chunks_remaining]]
         sizes += [[rate * obs.chunk_duration_s * 125 for rate in obs.bitrates_kbps]] * (
             obs.chunks_remaining - len(sizes))
         after_this = solve(self.model, mu, sizes, obs.bitrates_kbps, obs.chunk_duration_s)[1]

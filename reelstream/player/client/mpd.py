@@ -105,7 +105,7 @@ def _steering(root: ET.Element, url: str) -> Steering | None:
 def _base_url(element: ET.Element, base: str, service_location: str | None = None) -> str:
     nodes = element.findall("mpd:BaseURL", NS)
     chosen = [n for n in nodes if service_location and n.get("serviceLocation") == service_location]
-    node = (chosen or nodes or [None])[0]
+    node = next(iter(chosen or nodes), None)
     return urljoin(base, node.text.strip()) if node is not None and node.text else base
 
 

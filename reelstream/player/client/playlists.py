@@ -223,7 +223,7 @@ def hls_presentation(master: Multivariant, playlists: dict[str, MediaPlaylist], 
     audio = []
     for a in master.audio:
         media = playlists[a.uri]
-        roles = ("main",) if a.default else ()
+        roles: tuple[str, ...] = ("main",) if a.default else ()
         audio.append(Rendition(
             rendition_id=_track_id(a.uri), kind="audio", bandwidth_bps=0, codecs="",
             init_url=media.init_url, segments=media.segments, language=a.language,

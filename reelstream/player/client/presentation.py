@@ -107,7 +107,7 @@ class Presentation:
         ``language`` when there is one, else the first listed."""
         plain = [a for a in self.audio if "description" not in a.roles]
         preferred = [a for a in plain if language is None or a.language == language]
-        return (preferred or plain or list(self.audio) or [None])[0]
+        return next(iter(preferred or plain or self.audio), None)
 
 
 def _same_language(tag: str | None, wanted: str) -> bool:

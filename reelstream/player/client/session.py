@@ -50,6 +50,7 @@ from reelstream.player.client.decode import decode_frames
 from reelstream.player.client.decrypt import TrackInfo, decrypt_segment, read_init
 from reelstream.player.client.errors import LicenseIncomplete, RequestFailed
 from reelstream.player.client.fetch import Http, Reply, rebase
+from reelstream.player.client.gateway import Device
 from reelstream.player.client.ladder import Ladder, build_ladder, describe
 from reelstream.player.client.license import clearkey_license, identity_key
 from reelstream.player.client.steering import Poll, Steerer
@@ -90,7 +91,7 @@ class PlayerConfig:
 
     gateway: str
     title_id: str
-    device: gateway.Device
+    device: Device  # not gateway.Device: the field above shadows the module in this scope
     trace: Trace
     format: Literal["dash", "hls"] = "dash"
     abr: AbrAlgorithm = field(default_factory=default_algorithm)
@@ -445,7 +446,7 @@ class Player:
         ``text``) with their replies, from the pathway in use or, for a chunk that fails
         there, from the next pathways of the steering list; and the failures met."""
         video, audio = self.ladder.segments(index, rung)
-        segments, failovers, tried = video + audio + text, [], set()
+        segments, failovers, tried = video + audio + text, list[str](), set[str]()
         while True:
             got = await asyncio.gather(*(self._get(seg.url, seg.byte_range, f"segment {seg.number} of {rid}")
                                          for rid, seg in segments), return_exceptions=True)

@@ -30,7 +30,7 @@ TITLE_POPULARITY = ViewSpec(
 
 
 def decayed(score: float, from_ms: int, to_ms: int) -> float:
-    return score * 0.5 ** (max(0, to_ms - from_ms) / HALF_LIFE_MS)
+    return float(score * 0.5 ** (max(0, to_ms - from_ms) / HALF_LIFE_MS))
 
 
 class PopularityProcessor(Processor):

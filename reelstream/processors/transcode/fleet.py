@@ -65,7 +65,7 @@ class TranscodeFleetProcessor(Processor):
 def alive(worker: Mapping[str, Any], now_ms: int) -> bool:
     if worker["stopped"] or worker["last_seen_ms"] is None:
         return False
-    return now_ms - worker["last_seen_ms"] <= MISSED_BEATS * (worker["heartbeat_ms"] or 10_000)
+    return bool(now_ms - worker["last_seen_ms"] <= MISSED_BEATS * (worker["heartbeat_ms"] or 10_000))
 
 
 def job_topic(prefer_gpu: bool, workers: Iterable[Mapping[str, Any]], now_ms: int) -> str:
