@@ -95,7 +95,9 @@ class WidevineProxyAdapter(DrmAdapter):
         return LicenseRequest((), "temporary")
 
     def license(self, request: LicenseRequest, keys: Sequence[ContentKey], terms: LicenseTerms) -> bytes:
-        raise NotImplementedError("proxy mode: the vendor builds the license (see issue)")
+        # Proxy mode has no local license format: only the vendor can answer the challenge.
+        raise TypeError("the Widevine proxy adapter builds no license itself; call issue() with the "
+                        "CDM's challenge, which it forwards to REEL_WIDEVINE_PROXY_URL")
 
     def proxy_request(self, challenge: bytes, keys: Sequence[ContentKey], terms: LicenseTerms) -> dict[str, Any]:
         """The signed GetLicense message for the allowed ``keys`` (pure)."""

@@ -143,3 +143,12 @@ def test_a_bad_vendor_setting_fails_at_start_named(overrides: dict[str, str], na
 
     with pytest.raises(ConfigError, match=named):
         settings(**overrides)
+
+
+def test_proxy_mode_builds_no_license_locally_and_says_where_licenses_come_from() -> None:
+    from reelstream.gateways.drm import LicenseRequest, LicenseTerms
+    from reelstream.gateways.widevine import WidevineProxyAdapter
+
+    adapter = WidevineProxyAdapter("https://vendor.example/getlicense", "reelstream", KEY, IV)
+    with pytest.raises(TypeError, match="call issue\\(\\) with the CDM's challenge"):
+        adapter.license(LicenseRequest((), "temporary"), [], LicenseTerms(0, False))
