@@ -78,6 +78,7 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
         while not stop.wait(5):
             stack.ship_logs(lambda e: runtime.publish(e, flush=False))
             runtime.log.flush()
+            stack.save_log_offsets()  # only once the events are durable: a crash before ships them again
             # The popularity processor's list (with the --popular titles pinned) to the appliances.
             stack.refresh_popular(runtime.state, pinned=args.popular or ())
     finally:

@@ -6,16 +6,19 @@ and the shipper that turns the edges' access logs into ``EdgeRequestServed`` eve
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
 
 from reelstream.edge.origin import origin_app
-from reelstream.edge.runner import EdgePortUnavailable, EdgeRunner, find_nginx
+from reelstream.edge.runner import EdgePortUnavailable, EdgeRunner, EdgeStartFailed, find_nginx
 from reelstream.edge.signing import EdgeSecret
 from reelstream.edge.steering import DEFAULT_TTL_S, SteeringState, steering_app
 from reelstream.edge.topology import Topology, local_topology
@@ -27,6 +30,8 @@ from reelstream.processors.popularity.logic import TITLE_POPULARITY, popular_tit
 from reelstream.stores.ports import ObjectStore
 
 log = logging.getLogger(__name__)
+# How far each node's access log is shipped, kept across restarts of the stack.
+LOG_OFFSETS_FILE = "log-offsets.json"
 
 
 class _Server:
@@ -76,6 +81,7 @@ class EdgeStack:
     steering: _Server
     steering_state: SteeringState
     log_offsets: dict[str, int] = field(default_factory=dict)
+    log_inodes: dict[str, int] = field(default_factory=dict)  # a rotated log is a new file: ship it from 0
 
     @property
     def steering_url(self) -> str:
@@ -92,17 +98,51 @@ class EdgeStack:
         titles = frozenset(popular_titles(state.query(TITLE_POPULARITY, (POPULARITY_SCOPE,)), top_n)) | set(pinned)
         if titles == self.steering_state.popular:
             return False
-        self.set_popular(sorted(titles))
+        try:
+            self.set_popular(sorted(titles))
+        except EdgeStartFailed as e:  # the appliances serve on with the old list; so does steering
+            log.error("%s", e)
+            return False
         return True
 
+    @property
+    def offsets_path(self) -> Path:
+        return self.topology.work_dir / LOG_OFFSETS_FILE
+
+    def load_log_offsets(self) -> None:
+        """Resume shipping where the last run saved (so a restart does not ship the logs again)."""
+        try:
+            saved = json.loads(self.offsets_path.read_text())
+        except FileNotFoundError:
+            return
+        except ValueError:
+            log.warning("%s is not JSON; shipping the access logs from their start", self.offsets_path)
+            return
+        if not isinstance(saved, dict):
+            return
+        for name, entry in saved.items():
+            if isinstance(entry, dict) and isinstance(entry.get("offset"), int) and isinstance(entry.get("inode"), int):
+                self.log_offsets[name], self.log_inodes[name] = entry["offset"], entry["inode"]
+
+    def save_log_offsets(self) -> None:
+        """Record how far the logs are shipped; call it once what ``ship_logs`` published is durable."""
+        staged = self.offsets_path.with_suffix(".tmp")
+        staged.write_text(json.dumps({name: {"offset": offset, "inode": self.log_inodes.get(name, 0)}
+                                      for name, offset in self.log_offsets.items()}))
+        os.replace(staged, self.offsets_path)
+
     def ship_logs(self, publish: Callable[[Event], None], producer: str = "edge-logs") -> int:
-        """Publish the access-log lines written since the last call; returns events published."""
+        """Publish the access-log lines written since the last call; returns events published.
+        A line that cannot become an event is logged and skipped, never retried."""
         shipped = 0
         for node in self.topology.nodes:
             path = self.topology.node_dir(node) / "logs" / "access.log"
             if not path.exists():
                 continue
-            start = self.log_offsets.get(node.name, 0)
+            start, status = self.log_offsets.get(node.name, 0), path.stat()
+            if self.log_inodes.get(node.name, status.st_ino) != status.st_ino or start > status.st_size:
+                start = 0  # the log was rotated or truncated since that offset
+            self.log_inodes[node.name] = status.st_ino
             with path.open("rb") as f:
                 f.seek(start)
                 data = f.read()
@@ -111,7 +151,7 @@ class EdgeStack:
             for raw in complete.splitlines(keepends=True):
                 lines.append((offset, raw.decode("utf-8", "replace")))
                 offset += len(raw)
-            for event in edge_events(lines, producer):
+            for event in edge_events(lines, producer, skipped=partial(_skipped_line, node.name)):
                 publish(event)
                 shipped += 1
             self.log_offsets[node.name] = start + len(complete)
@@ -121,6 +161,10 @@ class EdgeStack:
         self.runner.stop()
         self.steering.stop()
         self.origin.stop()
+
+
+def _skipped_line(node: str, offset: int, line: str, error: Exception) -> None:
+    log.warning("edge %s: access-log line at byte %d skipped (%s): %.200s", node, offset, error, line.rstrip())
 
 
 def start_edge(objects: ObjectStore, work_dir: Path, secret: EdgeSecret, *, popular: Iterable[str] = (),
@@ -144,4 +188,6 @@ def start_edge(objects: ObjectStore, work_dir: Path, secret: EdgeSecret, *, popu
     steering = _Server(steering_app(state, probe_interval_s), host, base_port - 2)
     for node in topology.nodes:
         log.info("edge node %s (%s) on %s", node.name, node.tier, node.base_url)
-    return EdgeStack(topology, runner, origin, steering, state)
+    stack = EdgeStack(topology, runner, origin, steering, state)
+    stack.load_log_offsets()
+    return stack

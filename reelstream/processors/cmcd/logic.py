@@ -5,8 +5,10 @@ Two pure parts:
 - ``edge_events(lines, ...)``: nginx JSON log lines (``reelstream.edge.nginx``'s
   ``log_format cmcd``) to events. CMCD (CTA-5004 §3) in query mode is one URL-encoded
   ``CMCD=`` argument holding ``key=value`` pairs separated by commas: strings quoted,
-  booleans as bare keys, numbers plain. Event ids derive from (node, log offset), so
-  shipping a log twice yields the same events, which consumers de-duplicate.
+  booleans as bare keys, numbers plain. Event ids derive from (node, log offset), so a
+  line shipped twice keeps its id (for consumers that de-duplicate on it); the shipper
+  (``EdgeStack``) saves how far it has shipped once the events are durable, so only a
+  crash between the two ships a batch again.
 - ``SessionDeliveryProcessor``: one row per session with the delivery as the edges saw
   it (requests, bytes, hits per tier, last buffer and throughput) beside the session's
   user and title from ``PlaybackStarted``: the join analytics asked for.
@@ -15,8 +17,9 @@ Two pure parts:
 from __future__ import annotations
 
 import json
+import math
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -26,6 +29,7 @@ from reelstream.processors.base import Outcome, Processor, StateReader
 from reelstream.stores.ports import Column, ViewSpec
 
 _EDGE_EVENT_NAMESPACE = uuid.UUID("2d8f5c1e-7a41-4c0b-9a3e-5b7e1f0c6d22")
+LONG_LIMIT = 2**63  # Avro long
 
 # Partition key: session_id (every read names one session; edge events and playback events
 # of a session land in the same row whatever order they arrive in).
@@ -51,14 +55,21 @@ def parse_cmcd(value: str) -> dict[str, Any]:
         elif raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
             out[key] = raw[1:-1].replace('\\"', '"')
         else:
-            try:
-                out[key] = int(raw)
-            except ValueError:
-                try:
-                    out[key] = float(raw)
-                except ValueError:
-                    out[key] = raw  # a token (ot=v, sf=d, st=v)
+            out[key] = _number_or_token(raw)
     return out
+
+
+def _number_or_token(raw: str) -> int | float | str:
+    # The value is the viewer's: "nan", "inf" or "1e999" parse as floats that no field can hold.
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        number = float(raw)
+    except ValueError:
+        return raw  # a token (ot=v, sf=d, st=v)
+    return number if math.isfinite(number) else raw
 
 
 def _split_outside_quotes(text: str) -> Iterator[str]:
@@ -74,7 +85,11 @@ def _split_outside_quotes(text: str) -> Iterator[str]:
 
 
 def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A CMCD number as an Avro long; None for what is not a number or does not fit one."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    number = int(value)
+    return number if -LONG_LIMIT <= number < LONG_LIMIT else None
 
 
 def edge_event(entry: dict[str, Any], offset: int, producer: str) -> Event | None:
@@ -102,15 +117,20 @@ def edge_event(entry: dict[str, Any], offset: int, producer: str) -> Event | Non
         event_time=datetime.fromisoformat(entry["time"]) if entry.get("time") else None)
 
 
-def edge_events(lines: Iterable[tuple[int, str]], producer: str) -> list[Event]:
-    """(byte offset, line) pairs of an access log to events; unparsable lines are skipped."""
+def edge_events(lines: Iterable[tuple[int, str]], producer: str,
+                skipped: Callable[[int, str, Exception], None] | None = None) -> list[Event]:
+    """(byte offset, line) pairs of an access log to events. A line that cannot be read
+    (not JSON, or a field no event can carry) is skipped and passed to ``skipped``: the
+    viewer writes part of every line, and one bad line must not stop the lines after it."""
     events = []
     for offset, line in lines:
         try:
             entry = json.loads(line)
-        except ValueError:
+            event = edge_event(entry, offset, producer) if isinstance(entry, dict) else None
+        except (ValueError, TypeError, OverflowError) as e:
+            if skipped is not None:
+                skipped(offset, line, e)
             continue
-        event = edge_event(entry, offset, producer) if isinstance(entry, dict) else None
         if event is not None:
             events.append(event)
     return events
