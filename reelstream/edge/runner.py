@@ -116,15 +116,25 @@ class EdgeRunner:
     def set_popular(self, titles: Iterable[str]) -> None:
         """Rewrite the appliances' popularity list and reload them (SIGHUP: new workers take
         the list; in-flight requests finish on the old ones)."""
-        self.popular = tuple(titles)
+        titles = tuple(titles)
         for node in self.topology.tier("appliance"):
-            (self.topology.node_dir(node) / "popular.map").write_text(nginx.render_popular_map(self.popular))
+            path = self.topology.node_dir(node) / "popular.map"
+            before = path.read_text() if path.exists() else None
+            path.write_text(nginx.render_popular_map(titles))
             process = self.processes.get(node.name)
             if process and process.poll() is None:
+                # A reload with a config nginx rejects fails silently and keeps the old one: check first.
+                checked = _run_logged(nginx.command(self.nginx, self.topology, node, test_only=True))
+                if checked.returncode != 0:
+                    if before is not None:
+                        path.write_text(before)
+                    raise EdgeStartFailed(f"edge node {node.name}: the new popularity list was refused, "
+                                          f"the old one stays: {checked.stderr.strip()}")
                 log.info("reloading edge node %s: kill -HUP %d", node.name, process.pid)
-                before = _children(process.pid)
+                workers = _children(process.pid)
                 process.send_signal(signal.SIGHUP)
-                self._wait_new_workers(process.pid, before)
+                self._wait_new_workers(process.pid, workers)
+        self.popular = titles
 
     def _wait_new_workers(self, pid: int, before: set[int]) -> None:
         """Until new workers run and the old ones stopped accepting (they exit once idle)."""

@@ -40,7 +40,7 @@ def test_each_nodes_config_is_the_expected_file(node: str) -> None:
 
 def test_the_popularity_map_lists_titles_once_and_skips_unsafe_names() -> None:
     assert nginx.render_popular_map(["t-2", "t-1", "t-2", 'x" 1; include /etc/passwd']).splitlines()[1:] == [
-        '"t-1" 0;', '"t-2" 0;']
+        '"title:t-1" 0;', '"title:t-2" 0;']
 
 
 def test_the_command_line_points_nginx_at_the_node_folder() -> None:
