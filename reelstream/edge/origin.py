@@ -70,6 +70,9 @@ def default_key_urls(license_base: str) -> Callable[[Package], hls.UrlBuilder]:
 async def serve_object(request: web.Request) -> web.StreamResponse:
     objects = request.app[OBJECTS]
     key = "packages/" + request.match_info["key"]
+    if any(segment in ("", ".", "..") for segment in key.split("/")):
+        # A folder (trailing '/') or a dot segment names no object; the store would refuse the key.
+        raise web.HTTPNotFound(text=f"no object {key}")
     try:
         info = objects.head(key)
     except ObjectNotFound:
@@ -110,14 +113,17 @@ async def serve_manifest(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=f"no package at {prefix}") from None
     urls = request.app[KEY_URLS](package)
     name = m["name"]
-    if m["format"] == "dash" and name == "manifest.mpd":
-        body = dash.mpd(package, profile, urls)
-    elif m["format"] == "hls" and name == "master.m3u8":
-        body = hls.multivariant_playlist(package, profile, urls)
-    elif m["format"] == "hls" and name.endswith(".m3u8"):
-        body = hls.media_playlist(package, name.removesuffix(".m3u8"), profile, urls)
-    else:
-        raise web.HTTPNotFound(text=f"no manifest {name}")
+    try:
+        if m["format"] == "dash" and name == "manifest.mpd":
+            body = dash.mpd(package, profile, urls)
+        elif m["format"] == "hls" and name == "master.m3u8":
+            body = hls.multivariant_playlist(package, profile, urls)
+        elif m["format"] == "hls" and name.endswith(".m3u8"):
+            body = hls.media_playlist(package, name.removesuffix(".m3u8"), profile, urls)
+        else:
+            raise web.HTTPNotFound(text=f"no manifest {name}")
+    except hls.NothingPlayable as e:  # a track this device profile is not offered: not found for it
+        raise web.HTTPNotFound(text=str(e)) from None
     return web.Response(body=body.encode(), headers={"Content-Type": content_type(name),
                                                      "Cache-Control": manifest_cache_control()})
 

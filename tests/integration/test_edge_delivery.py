@@ -149,6 +149,15 @@ def test_manifests_from_the_origin_are_short_lived_with_stale_while_revalidate(e
     assert b'#EXT-X-MAP:URI="../../h264-360p-800k/init.mp4"' in body
 
 
+
+def test_what_names_no_object_or_no_offered_track_is_a_404_not_a_500(edge: dict[str, Any]) -> None:
+    package, origin = edge["popular"], edge["origin"]
+    for path in (package.storage_prefix, package.storage_prefix + "h264-360p-800k/",
+                 package.storage_prefix + "hls/chromium-clearkey/no-such-track.m3u8"):
+        status, _, body = get(f"{origin}/{path}")
+        assert status == 404, (path, status, body[:200])
+
+
 def cache_bodies(topology: Topology) -> dict[str, bytes]:
     """Every object in every node's nginx cache: its cache key -> the body bytes stored."""
     found = {}
