@@ -20,7 +20,9 @@ are fetched before the first write (``MissingKey``).
 
 from __future__ import annotations
 
-import os
+import hashlib
+import hmac
+import logging
 import subprocess
 import tempfile
 import uuid
@@ -32,7 +34,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-from reelstream.errors import ObjectNotFound
+from reelstream.errors import ObjectNotFound, ObjectStoreError
 from reelstream.media import tools
 from reelstream.media.encrypt.cenc import CbcsEncryptor, CencEncryptor, SampleEncryptor
 from reelstream.media.encrypt.keys import (
@@ -66,6 +68,8 @@ from reelstream.media.package.errors import (
 from reelstream.media.package.model import Package, PackagedTrack, Scheme, Segment
 from reelstream.media.package.remux import remux
 from reelstream.stores.ports import ObjectStore
+
+log = logging.getLogger(__name__)
 
 SEGMENT_S = 2.0
 
@@ -148,12 +152,34 @@ def package_title(objects: ObjectStore, title_id: str, renditions: Sequence[str]
             duration_s=round(duration, 3), tracks=tuple(tracks),
             pssh={str(uuid.UUID(bytes=b.system_id)): pssh_base64(b)
                   for b in (all_pssh(all_keys, scheme) if all_keys else [])})
+        _check_all_stored(objects, prefix, written)
         _put(objects, prefix + "package.json", package.to_json().encode(), "application/json", written)
         return package
     except BaseException:
+        _remove_unpublished(objects, prefix, written)
+        raise
+
+
+def _check_all_stored(objects: ObjectStore, prefix: str, written: Sequence[str]) -> None:
+    """Before publishing: every object this run wrote is there (one listing, not a HEAD each).
+    A concurrent run of the same package id that failed may have removed some."""
+    missing = set(written) - {info.key for info in objects.list(prefix)}
+    if missing:
+        raise PackagingError(f"{prefix}: {len(missing)} objects written by this run are gone "
+                             f"(first: {min(missing)}); another run of this package id failed at "
+                             "the same time: package again")
+
+
+def _remove_unpublished(objects: ObjectStore, prefix: str, written: Sequence[str]) -> None:
+    """Remove what a failed run wrote, unless a concurrent run of the same package id has
+    published it: its objects are the same keys, with the same bytes (see ``derived_iv``)."""
+    try:
+        if objects.exists(prefix + "package.json"):
+            return
         for key in written:
             objects.delete(key)
-        raise
+    except ObjectStoreError as e:  # the failure being raised matters more than the clean-up's
+        log.warning("%s: could not remove the unpublished objects of a failed run: %s", prefix, e)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -261,11 +287,19 @@ def _put(objects: ObjectStore, key: str, data: bytes, content_type: str, written
     objects.put(key, data, content_type=content_type)
 
 
-def encryptor_for(scheme: Scheme, key: ContentKey, kind: str, iv_size: int) -> SampleEncryptor:
+def derived_iv(key: ContentKey, label: str, size: int) -> bytes:
+    """The track's first IV, unique per (key, package, track) as a random one would be, but
+    the same on every run: a package id packaged twice at once (a redelivered event during a
+    consumer-group rebalance) writes the same bytes to the same keys, never a mix of two
+    runs' IVs that would not decrypt."""
+    return hmac.new(key.key, f"reelstream-iv/{label}".encode(), hashlib.sha256).digest()[:size]
+
+
+def encryptor_for(scheme: Scheme, key: ContentKey, kind: str, iv_size: int, label: str) -> SampleEncryptor:
     if scheme == "cenc":
-        return CencEncryptor(key.key, os.urandom(iv_size))
+        return CencEncryptor(key.key, derived_iv(key, label, iv_size))
     # 23001-7 10.4.1: 1:9 pattern for video, whole-block full sample encryption for audio
-    return CbcsEncryptor(key.key, os.urandom(16), (1, 9) if kind == "video" else (0, 0))
+    return CbcsEncryptor(key.key, derived_iv(key, label, 16), (1, 9) if kind == "video" else (0, 0))
 
 
 def _write_track(objects: ObjectStore, prefix: str, source: _Source, scheme: Scheme,
@@ -274,7 +308,7 @@ def _write_track(objects: ObjectStore, prefix: str, source: _Source, scheme: Sch
     key = keys.get(tid)
     protection = None
     if scheme != "clear" and key is not None:
-        protection = Protection(encryptor_for(scheme, key, track.kind, iv_size), kid_bytes(key),
+        protection = Protection(encryptor_for(scheme, key, track.kind, iv_size, prefix + tid), kid_bytes(key),
                                 all_pssh([key], scheme))
     mime = "video/mp4" if track.kind == "video" else "audio/mp4"
     init = protect_init(track, protection) if protection else track.ftyp.build() + track.moov.build()
