@@ -6,12 +6,19 @@ same path under ``<root>/.meta/objects/``, a mirror tree, so two keys collide th
 where their files would collide anyway. Writes go to ``<root>/.meta/tmp/`` first, are
 fsynced and renamed into place, so a reader never sees half an object.
 
+The data file and its sidecar are two renames, so every step that replaces or removes
+them, and every read that pairs them, holds an ``fcntl.flock`` on the key's lock file
+under ``<root>/.meta/locks/`` (exclusive to write, shared to read). Writers of one key,
+threads or processes, then publish one after the other: the last one wins whole, and no
+reader pairs one writer's bytes with another's checksum.
+
 The key and metadata rules (``check_key``, ``check_metadata``) live here and the S3
 adapter imports them: a key valid on one store is valid on the other.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -21,7 +28,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -40,6 +47,7 @@ META_DIR = ".meta"  # reserved first key segment: the sidecars and temp files li
 SHA256 = "sha256"  # the metadata name both stores keep the checksum under
 _METADATA_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
+LOCK_STRIPES = 256  # lock files are never deleted (that would race), so keys share a fixed set
 
 
 # --------------------------------------------------------------------------- shared rules
@@ -136,16 +144,48 @@ class LocalDirObjectStore(ObjectStore):
         self._root = Path(root).resolve()
         self._meta = self._root / META_DIR / "objects"
         self._tmp = self._root / META_DIR / "tmp"
+        self._locks = self._root / META_DIR / "locks"
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ObjectStoreError(
                 f"cannot create the object store directory {self._root}: {e}"
             ) from e
+        with suppress(OSError):  # a read-only store made before the locks stays readable
+            self._locks.mkdir(exist_ok=True)
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         check_key(key)
         return self._root / key, self._meta / key
+
+    @contextmanager
+    def _locked(self, name: str, *, shared: bool = False) -> Iterator[None]:
+        """Hold ``name``'s lock: exclusive to change what it names, shared to read it.
+
+        flock, not a threading lock, so other processes' stores on the same root take
+        part; each call opens the file anew, so threads of one process exclude each other
+        too. ``name`` hashes to one of LOCK_STRIPES files: unrelated keys sharing a stripe
+        only wait, and no code path holds two locks, so none can deadlock.
+        """
+        digest = hashlib.sha256(name.encode("utf-8")).digest()
+        path = self._locks / f"{int.from_bytes(digest[:4], 'big') % LOCK_STRIPES:03d}.lock"
+        try:
+            # Read-only is enough for flock, and lets a reader lock a file another user made.
+            fd: int | None = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        except OSError as e:
+            if not shared:
+                raise ObjectStoreError(
+                    f"local object store {self._root}: cannot open the lock file {path}: {e}"
+                ) from e
+            fd = None  # a read-only store: nobody can write it, so there is nothing to wait for
+        if fd is None:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the last descriptor releases the lock
 
     # -- writes
 
@@ -180,13 +220,17 @@ class LocalDirObjectStore(ObjectStore):
                 key=key, size=done, sha256=sha, content_type=content_type, etag=sha, metadata=user
             )
             sidecar = json.dumps({"sha256": sha, "content_type": content_type, "metadata": user})
-            with self._translated(f"storing {key!r}"):
-                out.flush()
-                os.fsync(out.fileno())
-                self._place(tmp, data_path)
-                # The sidecar follows the data: a crash in between leaves the old checksum
-                # beside the new bytes, which reads as ChecksumMismatch, never as silent damage.
-                self._write_atomic(meta_path, sidecar.encode())
+            with self._translated(f"storing {key!r}"), self._temp() as (meta_tmp, meta_out):
+                meta_out.write(sidecar.encode())
+                for f in (out, meta_out):
+                    f.flush()
+                    os.fsync(f.fileno())
+                # Only the two renames are serialised; the copy and hashing above run in parallel.
+                with self._locked(key):
+                    self._place(tmp, data_path)
+                    # The sidecar follows the data: a crash in between leaves the old checksum
+                    # beside the new bytes, which reads as ChecksumMismatch, never as silent damage.
+                    self._place(meta_tmp, meta_path)
         return info
 
     @contextmanager
@@ -260,7 +304,9 @@ class LocalDirObjectStore(ObjectStore):
         if not 1 <= number <= 10_000:
             raise ObjectStoreError(f"part number {number} of {key!r}: must be 1..10000")
         part = UploadedPart(number, len(data), hashlib.md5(data).hexdigest())  # S3's part ETag
-        with self._translated(f"storing part {number} of {key!r}"):
+        # Two senders of one part would otherwise pair one's bytes with the other's MD5.
+        part_lock = self._locked(f"{upload_id}/{number}")
+        with self._translated(f"storing part {number} of {key!r}"), part_lock:
             (folder / f"{number:06d}.json").unlink(missing_ok=True)
             self._write_atomic(folder / f"{number:06d}.part", data)
             self._write_atomic(folder / f"{number:06d}.json", json.dumps(part.__dict__).encode())
@@ -292,8 +338,10 @@ class LocalDirObjectStore(ObjectStore):
     def delete(self, key: str) -> None:
         data_path, meta_path = self._paths(key)
         with self._translated(f"deleting {key!r}"):
-            data_path.unlink(missing_ok=True)
-            meta_path.unlink(missing_ok=True)
+            # Else a put between the two unlinks keeps its data and loses its checksum.
+            with self._locked(key):
+                data_path.unlink(missing_ok=True)
+                meta_path.unlink(missing_ok=True)
             for path, top in ((data_path, self._root), (meta_path, self._meta)):
                 _prune_empty_parents(path.parent, top)
 
@@ -311,6 +359,11 @@ class LocalDirObjectStore(ObjectStore):
             raise ObjectStoreError(f"unreadable metadata for {key!r} ({meta_path}): {e}") from e
 
     def head(self, key: str) -> ObjectInfo:
+        with self._locked(key, shared=True):
+            return self._head(key)
+
+    def _head(self, key: str) -> ObjectInfo:
+        """The object's info; the caller holds the key's lock, shared at least."""
         sidecar = self._sidecar(key)
         data_path, _ = self._paths(key)
         try:
@@ -336,27 +389,37 @@ class LocalDirObjectStore(ObjectStore):
         except OSError as e:
             raise ObjectStoreError(f"cannot read {key!r}: {e}") from e
 
+    @contextmanager
+    def _opened_with_info(self, key: str) -> Iterator[tuple[ObjectInfo, BinaryIO]]:
+        """The object's info and its bytes, open, from the same put.
+
+        An open file keeps the bytes it was opened on when a later put replaces it, so the
+        lock is held only while pairing the sidecar with the file, not while reading.
+        """
+        with self._locked(key, shared=True):
+            info = self._head(key)
+            f = self._open(key)
+        with f:
+            yield info, f
+
     def get(self, key: str) -> bytes:
-        info = self.head(key)
-        with self._open(key) as f:
+        with self._opened_with_info(key) as (info, f):
             data = f.read()
         verify(key, info.sha256, hashlib.sha256(data).hexdigest())
         return data
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         check_range(start, end)
-        info = self.head(key)
-        if start >= info.size:
-            raise ObjectStoreError(
-                f"range {start}-{end} of {key!r} starts past its end ({info.size} bytes)"
-            )
-        with self._open(key) as f:
+        with self._opened_with_info(key) as (info, f):
+            if start >= info.size:
+                raise ObjectStoreError(
+                    f"range {start}-{end} of {key!r} starts past its end ({info.size} bytes)"
+                )
             f.seek(start)
             return f.read(end - start + 1)
 
     def download(self, key: str, path: Path) -> ObjectInfo:
-        info = self.head(key)
-        with self._open(key) as f:
+        with self._opened_with_info(key) as (info, f):
             save_verified(key, info.sha256, iter(lambda: f.read(CHUNK), b""), Path(path))
         return info
 
@@ -364,11 +427,12 @@ class LocalDirObjectStore(ObjectStore):
         # A hard link shares the stored bytes, and a later put of the key replaces the stored
         # file rather than writing into it, so the link keeps what it linked. Its SHA-256 was
         # checked on the way in; another file system (or one without links) gets a download.
-        info = self.head(key)
         data_path, _ = self._paths(key)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(data_path, path)
+            with self._locked(key, shared=True):  # the link and the info from the same put
+                info = self._head(key)
+                os.link(data_path, path)
         except FileNotFoundError as e:
             raise ObjectNotFound(f"no object {key!r} in {self._root}") from e
         except OSError:
