@@ -6,6 +6,11 @@ One row per title in a single partition (``scope`` = "all"), counting sessions s
 adds 1 and the running score halves every ``HALF_LIFE_MS`` of event time. The list the
 edges read is ``popular_titles(rows)``: the top titles by score (a pure function, so the
 appliance map and the steering ranking use the same list).
+
+The score is a float fold, so its last bits depend on the order starts are folded in (a
+live run and a replay read partitions in different orders); an exact, order-free sum would
+need more than the DOUBLE column holds, so ``reel replay --verify`` compares DOUBLE columns
+to a relative tolerance (``replay.DOUBLE_REL_TOL``) instead.
 """
 
 from __future__ import annotations
