@@ -118,10 +118,14 @@ class _Db:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # A COMMIT that fails busy leaves the transaction open; without the rollback
+                # every later BEGIN on this thread's connection would fail, so a retry could
+                # never succeed.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as e:
             raise EventLogError(f"embedded log {self.path}: {e}") from e
@@ -196,8 +200,16 @@ class EmbeddedLog(EventLog):
         self._db = _Db(path)
         self.session_timeout_ms = session_timeout_ms
         self._partitions: dict[str, int] = {}
+        # Appended, not yet committed, in append order. Only a flush removes from it, and only
+        # after its COMMIT, so a failed write leaves the messages for the next flush to retry.
         self._pending: list[tuple[str, int, bytes | None, bytes, int, bytes | None]] = []
-        self._lock = threading.Lock()
+        self._appended = 0  # messages ever appended through this instance
+        self._durable = 0  # of those, how many are committed (always the first ``_durable``)
+        self._lock = threading.Lock()  # guards the three above
+        # One flush at a time: a flush that finds another writing waits for it, then writes
+        # what is still pending, so no flush returns before the messages appended before it
+        # started are committed (a flush that took them failing included).
+        self._flush_lock = threading.Lock()
         self._round_robin = itertools.count()
 
     @property
@@ -228,31 +240,48 @@ class EmbeddedLog(EventLog):
         item = (topic, partition, key, value, timestamp_ms or _now_ms(), _encode_headers(headers))
         with self._lock:
             self._pending.append(item)
+            self._appended += 1
             full = len(self._pending) >= 1000
         if full:
             self.flush()
 
     def flush(self, timeout: float = 30.0) -> None:
+        """Return once every message appended (by any thread) before the call is committed;
+        ``timeout``: the longest wait for another thread's flush to finish first."""
         with self._lock:
-            pending, self._pending = self._pending, []
-        if not pending:
-            return
+            target = self._appended
+        if self._durable >= target:
+            return  # nothing of ours pending: no lock taken, so an idle flush costs nothing
+        if not self._flush_lock.acquire(timeout=timeout):
+            raise EventLogError(f"embedded log {self._db.path}: another thread's flush did not finish "
+                                f"within {timeout}s; the appends stay queued, flush again to retry")
+        try:
+            with self._lock:
+                if self._durable >= target:
+                    return  # the flush we waited for wrote ours
+                batch = self._pending[:]  # appends made meanwhile go too: one transaction for all
+            self._db.write(lambda conn: self._insert(conn, batch), appends=True)
+            with self._lock:
+                del self._pending[: len(batch)]  # flushes run one at a time: still the head
+                self._durable += len(batch)
+        finally:
+            self._flush_lock.release()
 
-        def insert(conn: sqlite3.Connection) -> None:
-            heads: dict[tuple[str, int], int] = {}
-            for topic, partition, key, value, ts, headers in pending:
-                if (topic, partition) not in heads:
-                    heads[(topic, partition)] = conn.execute(
-                        "SELECT next_offset FROM heads WHERE topic = ? AND partition = ?", (topic, partition)
-                    ).fetchone()[0]
-                offset = heads[(topic, partition)]
-                heads[(topic, partition)] = offset + 1
-                conn.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (topic, partition, offset, key, value, ts, headers))
-            conn.executemany("UPDATE heads SET next_offset = ? WHERE topic = ? AND partition = ?",
-                             [(o, t, p) for (t, p), o in heads.items()])
-
-        self._db.write(insert, appends=True)
+    @staticmethod
+    def _insert(conn: sqlite3.Connection,
+                batch: Sequence[tuple[str, int, bytes | None, bytes, int, bytes | None]]) -> None:
+        heads: dict[tuple[str, int], int] = {}
+        for topic, partition, key, value, ts, headers in batch:
+            if (topic, partition) not in heads:
+                heads[(topic, partition)] = conn.execute(
+                    "SELECT next_offset FROM heads WHERE topic = ? AND partition = ?", (topic, partition)
+                ).fetchone()[0]
+            offset = heads[(topic, partition)]
+            heads[(topic, partition)] = offset + 1
+            conn.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (topic, partition, offset, key, value, ts, headers))
+        conn.executemany("UPDATE heads SET next_offset = ? WHERE topic = ? AND partition = ?",
+                         [(o, t, p) for (t, p), o in heads.items()])
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         self.partitions(topic)
