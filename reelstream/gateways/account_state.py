@@ -2,8 +2,9 @@
 
 - ``LicenseCache``: the licenses view (streaming grants and downloads), folded from
   ``reel.licenses``: the events this gateway emits are folded as it emits them, other
-  instances' arrive through the follower. Expired and returned licenses are dropped,
-  since the device and download limits count only active ones.
+  instances' arrive through the follower. Expired licenses and returned streaming ones
+  are dropped, since the device and download limits count only active ones; returned
+  downloads stay until they would have expired, so that their tickets are refused.
 - ``LiveSessionCache``: an account's live playback sessions (the concurrent-stream limit),
   read once from the sessions view (the reads of many accounts grouped into one
   ``query_many``), then kept current by folding ``reel.sessions``: the sessions processor
@@ -51,7 +52,12 @@ class LicenseCache:
 
     def _active(self, values: dict[str, Any]) -> bool:
         expires = values.get("expires_ms")
-        return not values.get("returned") and (expires is None or expires > self._now_ms())
+        if expires is not None and expires <= self._now_ms():
+            return False
+        # A returned download is kept until it would have expired (it counts for no limit:
+        # ``ActiveLicense.active``) so that its ticket, valid as long, is refused as returned
+        # at once, from the cache, rather than after the view has caught up with the return.
+        return not values.get("returned") or (values.get("kind") == "download" and expires is not None)
 
     def peek(self, user_id: str) -> list[ActiveLicense] | None:
         rows = self.view.peek(user_id)

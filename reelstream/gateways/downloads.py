@@ -67,10 +67,14 @@ async def _license(s: Services, request: web.Request, caller: Caller, title_id: 
         raise Refused(decision.reason, decision.detail)
     license_id = license_id or f"dl-{uuid.uuid4().hex}"
     window = s.settings.limits.download_playback_ms
-    await s.publisher.publish([new_event("DownloadLicensed", {
+    licensed = new_event("DownloadLicensed", {
         "license_id": license_id, "user_id": caller.account_id, "device_id": r.device_id, "title_id": title_id,
         "expires_at": at(decision.expires_ms), "playback_window_ms": window, "renewal": renewal},
-        producer=s.producer, correlation_id=license_id)])
+        producer=s.producer, correlation_id=license_id)
+    await s.publisher.publish([licensed])
+    # The license server checks a download ticket against the download's row: the player asks
+    # for its keys at once, before the licenses view (or this instance's follower) has it.
+    s.licenses.apply(licensed)
     ttl = max(1, decision.expires_ms // 1000 - int(s.clock()))
     _, token = await asyncio.to_thread(s.new_ticket, caller, title_id, "download", license_id, ttl)
     origin = f"{request.scheme}://{request.host}"
@@ -104,9 +108,11 @@ async def return_download(request: web.Request) -> web.Response:
     caller.require_device()
     row = await asyncio.to_thread(_download_row, s, caller, request.match_info["license_id"])
     v = row.values
-    await s.publisher.publish([new_event("DownloadReturned", {
+    returned = new_event("DownloadReturned", {
         "license_id": v["license_id"], "user_id": caller.account_id, "device_id": v["device_id"],
-        "title_id": v["title_id"]}, producer=s.producer, correlation_id=v["license_id"])])
+        "title_id": v["title_id"]}, producer=s.producer, correlation_id=v["license_id"])
+    await s.publisher.publish([returned])
+    s.licenses.apply(returned)  # its ticket gets no more keys from this instance, from now on
     return web.Response(status=204)
 
 

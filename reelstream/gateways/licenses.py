@@ -6,7 +6,10 @@
 
 The playback ticket (from the manifest gateway, or from ``POST /downloads`` for a
 persistent license) names the account, device, title and session; nothing in the body
-does. A request naming keys the device may not have (HD/UHD for a software-only CDM) gets
+does, but the device must still be registered (a removed device's tickets get
+UnknownDevice, 403) and its security level is the one registered now. A download ticket
+gets keys only while its download is licensed to that device: not returned, not expired.
+A request naming keys the device may not have (HD/UHD for a software-only CDM) gets
 the others; it is refused only when none is allowed. Every decision is an event:
 ``LicenseGranted`` (granted and withheld key ids) or ``LicenseDenied`` with its reason,
 emitted before the response and made durable without it waiting. The account state a
@@ -25,6 +28,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from reelstream.events.model import new_event
+from reelstream.events.registry import SchemaRegistry
 from reelstream.gateways import policy
 from reelstream.gateways.catalog import Title
 from reelstream.gateways.drm import DrmAdapter, LicenseRequest, LicenseTerms, SessionType
@@ -32,7 +36,9 @@ from reelstream.gateways.errors import BadRequest, NotFound, Refused, Unauthoriz
 from reelstream.gateways.keys import services
 from reelstream.gateways.openapi import Route, add_routes
 from reelstream.gateways.services import Services, Ticket
+from reelstream.identity.accounts import Device
 from reelstream.keys.model import ContentKey
+from reelstream.processors.licenses.logic import LICENSES
 from reelstream.processors.sessions.logic import live_sessions
 
 _T = TypeVar("_T")
@@ -57,29 +63,52 @@ class Account:
     entitlements: list[policy.Entitlement]
     licenses: list[policy.ActiveLicense]
     sessions: list[dict[str, Any]]
+    device: Device  # the ticket's device as registered now (a removed one never gets this far)
+    download: policy.ActiveLicense | None = None  # a download ticket's license; None: not found
 
 
 async def read_account(s: Services, ticket: Ticket) -> Account:
     """From the caches on the event loop when all hit (the usual case: entitlements,
-    licenses and live sessions are kept current by the log); otherwise only the misses are
-    read, concurrently (live sessions batched with other requests' reads, the rest in
-    worker threads). An account's cached live sessions count as a miss when the
-    concurrent-stream check could go either way on them (``LiveSessionCache.settled``)."""
+    licenses and live sessions are kept current by the log, devices cached for a minute);
+    otherwise only the misses are read, concurrently (live sessions batched with other
+    requests' reads, the rest in worker threads). An account's cached live sessions count
+    as a miss when the concurrent-stream check could go either way on them
+    (``LiveSessionCache.settled``). UnknownDevice (403) once the device has been removed:
+    its tickets outlive it."""
     title = s.catalog.peek(ticket.title_id)
     entitlements = s.entitlements.peek(ticket.account_id)
     licenses = s.licenses.peek(ticket.account_id)
     sessions = s.live_sessions.peek(ticket.account_id)
+    device = s.peek_device(ticket.account_id, ticket.device_id)
     if sessions is not None and not s.live_sessions.settled(ticket.account_id, sessions, s.now_ms(), ticket.device_id,
                                                             s.settings.limits.max_streams):
         sessions = None  # the stream count depends on sessions the fold cannot see into: read them
-    if title is not None and entitlements is not None and licenses is not None and sessions is not None:
-        return Account(title, entitlements, licenses, sessions)
-    title, entitlements, licenses, sessions = await asyncio.gather(
-        _known(title) if title is not None else asyncio.to_thread(s.catalog.title, ticket.title_id),
-        _known(entitlements) if entitlements is not None else asyncio.to_thread(s.entitlements.get, ticket.account_id),
-        _known(licenses) if licenses is not None else asyncio.to_thread(s.licenses.get, ticket.account_id),
-        _known(sessions) if sessions is not None else s.live_sessions.get(ticket.account_id))
-    return Account(title, entitlements, licenses, sessions)
+    if title is None or entitlements is None or licenses is None or sessions is None or device is None:
+        title, entitlements, licenses, sessions, device = await asyncio.gather(
+            _known(title) if title is not None else asyncio.to_thread(s.catalog.title, ticket.title_id),
+            _known(entitlements) if entitlements is not None
+            else asyncio.to_thread(s.entitlements.get, ticket.account_id),
+            _known(licenses) if licenses is not None else asyncio.to_thread(s.licenses.get, ticket.account_id),
+            _known(sessions) if sessions is not None else s.live_sessions.get(ticket.account_id),
+            _known(device) if device is not None
+            else asyncio.to_thread(s.device, ticket.account_id, ticket.device_id))
+    download = await read_download(s, ticket, licenses) if ticket.kind == "download" else None
+    return Account(title, entitlements, licenses, sessions, device, download)
+
+
+async def read_download(s: Services, ticket: Ticket, licenses: list[policy.ActiveLicense]
+                        ) -> policy.ActiveLicense | None:
+    """A download ticket's license row: from the account's cached licenses (which keep
+    returned downloads, see ``LicenseCache``), else from the licenses view. The cache drops
+    expired rows, and may not yet hold a download another instance licensed a moment ago,
+    so only those cases (rare: the player fetches a download's keys once) cost a read."""
+    if ticket.license_id is None:
+        return None
+    cached = next((lic for lic in licenses if lic.license_id == ticket.license_id), None)
+    if cached is not None:
+        return cached
+    row = await asyncio.to_thread(s.runtime.state.get, LICENSES, (ticket.account_id, ticket.license_id))
+    return policy.licenses_of([row.values])[0] if row is not None else None
 
 
 async def _known(value: _T) -> _T:
@@ -102,16 +131,24 @@ def decide(s: Services, ticket: Ticket, country: str, request: LicenseRequest, a
     if unknown:
         raise UnknownKeyId(f"key id {unknown[0]} is not used by title {ticket.title_id}'s published package")
     now = s.now_ms()
+    if ticket.kind == "download" and (denial := policy.check_download(
+            account.download, ticket.license_id, ticket.device_id, now)) is not None:
+        return denial
+    # The level registered now, not the one the ticket was minted with: tickets live for up
+    # to the download license's 30 days, and a device's record is the upper bound allowed.
     r = policy.Request(
-        now_ms=now, title_id=ticket.title_id, device_id=ticket.device_id, security_level=ticket.security_level,
-        country=country, terms=account.title.terms, entitlements=account.entitlements,
-        key_classes={k: classes[k] for k in kids},
+        now_ms=now, title_id=ticket.title_id, device_id=ticket.device_id,
+        security_level=account.device.security_level, country=country, terms=account.title.terms,
+        entitlements=account.entitlements, key_classes={k: classes[k] for k in kids},
         other_live_devices=len(live_sessions(account.sessions, now, except_device=ticket.device_id)),
         licenses=account.licenses)
     if session_type_of(request, ticket) == "persistent-license":
         if ticket.kind != "download":
             raise BadRequest("persistent licenses are issued only for downloads: POST /downloads first")
-        return policy.decide_offline_keys(r, s.settings.limits, ticket.expires_s * 1000)
+        # The download's row holds its expiry to the millisecond (and a renewal's); the
+        # ticket's is whole seconds, and recording it would shorten the download each fetch.
+        expires = account.download.expires_ms if account.download is not None else None
+        return policy.decide_offline_keys(r, s.settings.limits, expires or ticket.expires_s * 1000)
     return policy.decide_streaming(r, s.settings.limits)
 
 
@@ -122,10 +159,21 @@ async def content_keys(s: Services, title_id: str, kids: tuple[str, ...]) -> tup
     return tuple(await asyncio.to_thread(lambda: [s.catalog.content_key(title_id, k) for k in kids]))
 
 
-def streaming_license_id(ticket: Ticket) -> str:
-    """One streaming license per playback session: a renewal or a second key request in the
-    same session updates it, so an account's licenses grow with sessions, not requests."""
-    return ticket.license_id or f"lic-{ticket.session_id}"
+def license_id_of(ticket: Ticket, session_type: SessionType) -> str:
+    """The license a grant records: a download's persistent license is its download's row;
+    anything else is one streaming license per playback session (a renewal or a second key
+    request in the same session updates it, so an account's licenses grow with sessions,
+    not requests).
+
+    A temporary license on a download ticket is streaming too, under its own id: the
+    download response's manifest_url and license_url are usable online, and their HLS key
+    route always asks for a temporary license, so refusing temporary sessions there would
+    break players that stream what they are downloading. Recorded under the download's id,
+    its 6-hour expiry overwrote the download's 30 days, and the download vanished from the
+    account's list and its limits."""
+    if session_type == "persistent-license" and ticket.license_id is not None:
+        return ticket.license_id
+    return f"lic-{ticket.session_id}"
 
 
 async def issue(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, body: bytes) -> Issued:
@@ -136,9 +184,10 @@ async def issue(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, 
     decision = decide(s, ticket, country, request, account)
     common = {"user_id": ticket.account_id, "device_id": ticket.device_id, "title_id": ticket.title_id}
     if isinstance(decision, policy.Denial):
+        reason, detail = logged_denial(s.runtime.codec.registry, decision)
         s.publisher.emit([new_event("LicenseDenied", {
-            **common, "key_ids": list(request.kids or account.title.key_classes), "reason": decision.reason,
-            "detail": decision.detail},
+            **common, "key_ids": list(request.kids or account.title.key_classes), "reason": reason,
+            "detail": detail},
             producer=s.producer, correlation_id=ticket.session_id)])
         raise Refused(decision.reason, decision.detail)
     keys = await content_keys(s, ticket.title_id, decision.key_ids)
@@ -149,7 +198,7 @@ async def issue(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, 
                          {k: classes[k] for k in decision.key_ids}, s.now_ms())
     license_body = await adapter.issue(granted, keys, terms, body)  # proxy mode: the vendor's call
     event = new_event("LicenseGranted", {
-        **common, "license_id": streaming_license_id(ticket), "key_ids": list(decision.key_ids),
+        **common, "license_id": license_id_of(ticket, session_type), "key_ids": list(decision.key_ids),
         "session_type": session_type, "expires_at": at(decision.expires_ms),
         "playback_session_id": ticket.session_id,
         "withheld_keys": [{"key_id": k, "reason": why} for k, why in decision.withheld]},
@@ -157,6 +206,19 @@ async def issue(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, 
     s.publisher.emit([event])
     s.licenses.apply(event)  # this instance sees its own grant at once (device limit)
     return Issued(license_body, adapter.content_type, keys)
+
+
+def logged_denial(registry: SchemaRegistry, denial: policy.Denial) -> tuple[str, str]:
+    """The reason and detail a LicenseDenied event records for ``denial``. Its reason is an
+    Avro enum, and an event naming a symbol the schema lacks fails validation, which would
+    turn the refusal into a 400: a reason newer than the schema (DOWNLOAD_RETURNED,
+    DOWNLOAD_UNKNOWN) is logged as the enum's default, OTHER, with the detail naming it,
+    until the schema lists it. The response's ``reason`` is always the specific one."""
+    fields = registry.current("LicenseDenied").raw["fields"]
+    symbols = next(f["type"]["symbols"] for f in fields if f["name"] == "reason")
+    if denial.reason in symbols:
+        return denial.reason, denial.detail
+    return "OTHER", f"{denial.reason}: {denial.detail}"
 
 
 def ticket_of(request: web.Request, s: Services) -> Ticket:
@@ -211,8 +273,8 @@ ROUTES = (
           body={"type": "object", "required": ["kids"], "properties": {
               "kids": {"type": "array", "items": {"type": "string"}, "minItems": 1},
               "type": {"type": "string", "enum": ["temporary", "persistent-license"]}}},
-          responses={200: "JSON Web Key set", 403: "refused; 'reason' is the LicenseDenied reason",
-                     404: "title not published"}),
+          responses={200: "JSON Web Key set", 403: "refused; 'reason' is the LicenseDenied reason (absent: "
+                     "the ticket's device was removed)", 404: "title not published"}),
     Route("POST", "/widevine", widevine_license, "Widevine license (proxy mode): the CDM's challenge is "
           "forwarded to the vendor's license service with the policy's decision",
           auth="ticket", query=TICKET, produces="application/octet-stream",

@@ -192,9 +192,15 @@ def decide_streaming(r: Request, limits: Limits) -> Decision:
                  *split_keys(r))
 
 
-def decide_download(r: Request, limits: Limits) -> Decision:
+def check_offline_allowed(r: Request) -> Denial | None:
     if not r.terms.offline_download_allowed:
         return Denial("DOWNLOAD_NOT_ALLOWED", f"the studio's terms do not allow downloading {r.title_id}")
+    return None
+
+
+def decide_download(r: Request, limits: Limits) -> Decision:
+    if (denial := check_offline_allowed(r)) is not None:
+        return denial
     found = _common(r, limits)
     if isinstance(found, Denial):
         return found
@@ -239,9 +245,36 @@ def licenses_of(rows: Iterable[Mapping[str, object]]) -> list[ActiveLicense]:
             for v in rows]
 
 
+def check_download(download: ActiveLicense | None, license_id: str | None, device_id: str,
+                   now_ms: int) -> Denial | None:
+    """Whether a download ticket may still have keys (persistent, or temporary for online
+    play of the download): only while its download is licensed to that device. A ticket
+    outlives a return (it is valid until the license would have expired), so without this
+    a returned download's ticket would keep getting keys, and returning downloads would
+    lift the per-device download limit."""
+    relicense = "license the title again (POST /downloads/licenses)"
+    if download is None or download.kind != "download":
+        return Denial("DOWNLOAD_UNKNOWN", f"this account has no download {license_id}; if it was licensed a "
+                                          f"moment ago retry in a few seconds, otherwise {relicense}")
+    if download.device_id != device_id:
+        return Denial("DOWNLOAD_UNKNOWN", f"download {license_id} belongs to another device; {relicense} "
+                                          "on this device")
+    if download.returned:
+        return Denial("DOWNLOAD_RETURNED", f"download {license_id} was returned; {relicense} to watch it")
+    if download.expires_ms is not None and now_ms >= download.expires_ms:
+        # The code offline_playable gives the same condition on the device.
+        return Denial("RENTAL_EXPIRED", f"the license of download {license_id} has expired; renew it "
+                                        f"(POST /downloads/licenses/{license_id}/renew)")
+    return None
+
+
 def decide_offline_keys(r: Request, limits: Limits, license_expires_ms: int) -> Decision:
-    """Keys for a download already licensed (``decide_download``): the same territory, window,
-    entitlement and security checks, and never past the download license's own expiry."""
+    """Keys for a download already licensed (``decide_download``; its row checked by
+    ``check_download``): refused once the studio withdraws offline rights, as a new
+    download would be; the same territory, window, entitlement and security checks; never
+    past the download license's own expiry."""
+    if (denial := check_offline_allowed(r)) is not None:
+        return denial
     found = _common(r, limits)
     if isinstance(found, Denial):
         return found

@@ -9,6 +9,8 @@ in manifest, license and playlist URLs where players cannot add headers.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -32,6 +34,8 @@ from reelstream.runtime import Runtime
 
 SESSION, PLAYBACK = "session", "playback"
 LIVE_SESSIONS_MAX_AGE_S = 3600.0
+DEVICE_CACHE_S = 60.0  # how long another instance may still serve a device removed elsewhere
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")  # json.loads joins valid pairs, so any left is lone
 
 
 @dataclass(frozen=True)
@@ -101,14 +105,26 @@ class Services:
         self._devices: dict[tuple[str, str], tuple[float, Device]] = {}
 
     def device(self, account_id: str, device_id: str) -> Device:
-        """The registered device, cached for a minute (a removed device stops within it)."""
-        now = time.monotonic()
-        hit = self._devices.get((account_id, device_id))
-        if hit is not None and now - hit[0] < 60.0:
-            return hit[1]
+        """The registered device, cached for a minute (a removed device stops within it);
+        UnknownDevice if it is not registered to the account or was removed. May read the
+        state store: in a worker thread on the license server's path (see ``peek_device``)."""
+        hit = self.peek_device(account_id, device_id)
+        if hit is not None:
+            return hit
         device = self.identity.device(account_id, device_id)
-        self._devices[(account_id, device_id)] = (now, device)
+        self._devices[(account_id, device_id)] = (time.monotonic(), device)
         return device
+
+    def peek_device(self, account_id: str, device_id: str) -> Device | None:
+        """The cached device while fresh, else None; no I/O (safe on the event loop)."""
+        hit = self._devices.get((account_id, device_id))
+        if hit is not None and time.monotonic() - hit[0] < DEVICE_CACHE_S:
+            return hit[1]
+        return None
+
+    def forget_device(self, account_id: str, device_id: str) -> None:
+        """Drop a cached device (removed here: this instance stops serving it at once)."""
+        self._devices.pop((account_id, device_id), None)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -154,14 +170,35 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body, or BadRequest saying what is wrong with it."""
     raw = await request.read()
     try:
-        import json
-
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(doc, dict):
         raise BadRequest("the body must be a JSON object")
+    # json.loads accepts an unpaired "\ud800" escape (RFC 8259 §8.2 leaves it undefined) and
+    # gives a str that cannot be encoded as UTF-8: it would fail much later, in the state
+    # store, the log or a token, as a 500. Refused here, naming where it is.
+    if (where := _lone_surrogate_at(doc, "")) is not None:
+        raise BadRequest(f"{where} holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): "
+                         "JSON strings must be valid Unicode; escape characters beyond U+FFFF as a pair")
     return doc
+
+
+def _lone_surrogate_at(value: Any, path: str) -> str | None:
+    """Where in ``value`` (a parsed JSON document) a string holds an unpaired surrogate, or None."""
+    if isinstance(value, str):
+        return f"field '{path}'" if _LONE_SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _LONE_SURROGATE.search(key):
+                return f"a field name{f' in {path!r}' if path else ''}"
+            if (where := _lone_surrogate_at(item, f"{path}.{key}" if path else key)) is not None:
+                return where
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            if (where := _lone_surrogate_at(item, f"{path}[{n}]")) is not None:
+                return where
+    return None
 
 
 def field_of(doc: Mapping[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True,

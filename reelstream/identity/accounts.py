@@ -100,6 +100,13 @@ class Device:
     active: bool = True
 
 
+# Checked against for an email with no account, so that sign-in costs one scrypt either way
+# and its timing does not tell which emails have accounts. Well formed (a 16-byte salt, a
+# 32-byte digest, as ``hash_password`` writes) so ``check_password`` runs the full scrypt;
+# no password is known to derive this digest.
+_NO_ACCOUNT_HASH = f"scrypt${'00' * 16}${'00' * 32}"
+
+
 def hash_password(password: str, salt: bytes | None = None) -> str:
     salt = salt or secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=2 ** 14, r=8, p=1, dklen=32)
@@ -145,7 +152,9 @@ class IdentityStore:
     def authenticate(self, email: str, password: str) -> Account:
         row = self._state.get(ACCOUNT_EMAILS, (str(email).strip().lower(),))
         account_row = self._state.get(ACCOUNTS, (row.values["account_id"],)) if row else None
-        if account_row is None or not check_password(str(password), account_row.values["password"]):
+        stored = account_row.values["password"] if account_row is not None else _NO_ACCOUNT_HASH
+        # The check runs whether or not the account exists (see _NO_ACCOUNT_HASH).
+        if not check_password(str(password), stored) or account_row is None:
             raise AuthenticationFailed("email or password is wrong")
         return _account(account_row)
 

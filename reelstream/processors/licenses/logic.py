@@ -39,6 +39,11 @@ class LicenseProcessor(Processor):
         # a download, or the account's download list would lose it once its keys are fetched.
         persistent = event.data.get("session_type") == "persistent-license"
         downloaded = current is not None and current.values.get("kind") == "download"
+        if event.type == "LicenseGranted" and downloaded and not persistent:
+            # A temporary license on a download ticket: the license server records those under
+            # their own id now, but grants logged before named the download's, and folding one
+            # would cut the download's 30-day expiry to the streaming 6 hours.
+            return Outcome()
         kind = "streaming" if event.type == "LicenseGranted" and not (persistent or downloaded) else "download"
         return Outcome().write(LICENSES, {
             "user_id": key[0], "license_id": key[1], "title_id": event["title_id"], "device_id": event["device_id"],
