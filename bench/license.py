@@ -172,6 +172,7 @@ def wait_port(port: int, timeout: float = 60) -> None:
 def prepare(users: int, env: dict[str, str]) -> tuple[list[tuple[str, bytes]], Any]:
     """Publish a title and a subscription per user; mint one playback ticket per user."""
     from reelstream.config import load_settings
+    from reelstream.identity.accounts import IdentityStore
     from reelstream.identity.tokens import KeyRing, TokenSigner, b64url
     from reelstream.keys.config import key_service
     from reelstream.runtime import Runtime
@@ -197,9 +198,12 @@ def prepare(users: int, env: dict[str, str]) -> tuple[list[tuple[str, bytes]], A
     wait_for(lambda: (row := runtime.state.get(TITLES, (title,))) is not None
              and row.values["status"] == "PUBLISHED", 120, "the catalog processor")
     signer = TokenSigner(KeyRing.from_setting(SIGNING), time.time)
+    # The license server checks that a ticket's device is still registered.
+    identity = IdentityStore(runtime.state, lambda: int(time.time() * 1000))
     bodies = []
     for u in range(users):
-        claims = {"sub": f"bu-{title}-{u}", "prf": "p", "dev": f"d{u}", "dty": "tv", "sec": "hardware",
+        device = identity.register_device(f"bu-{title}-{u}", f"bench tv {u}", "tv", "hardware")
+        claims = {"sub": f"bu-{title}-{u}", "prf": "p", "dev": device.device_id, "dty": "tv", "sec": "hardware",
                   "ttl": title, "sid": f"s{u}", "knd": "stream", "lic": None}
         ticket = signer.issue(claims, 3600, "playback")
         body = json.dumps({"kids": [b64url(bytes.fromhex(kid(package, c))) for c in ("HD", "AUDIO")],

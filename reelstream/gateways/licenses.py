@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from reelstream.events.model import new_event
-from reelstream.events.registry import SchemaRegistry
 from reelstream.gateways import policy
 from reelstream.gateways.catalog import Title
 from reelstream.gateways.drm import DrmAdapter, LicenseRequest, LicenseTerms, SessionType
@@ -184,10 +183,9 @@ async def issue(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, 
     decision = decide(s, ticket, country, request, account)
     common = {"user_id": ticket.account_id, "device_id": ticket.device_id, "title_id": ticket.title_id}
     if isinstance(decision, policy.Denial):
-        reason, detail = logged_denial(s.runtime.codec.registry, decision)
         s.publisher.emit([new_event("LicenseDenied", {
-            **common, "key_ids": list(request.kids or account.title.key_classes), "reason": reason,
-            "detail": detail},
+            **common, "key_ids": list(request.kids or account.title.key_classes), "reason": decision.reason,
+            "detail": decision.detail},
             producer=s.producer, correlation_id=ticket.session_id)])
         raise Refused(decision.reason, decision.detail)
     keys = await content_keys(s, ticket.title_id, decision.key_ids)
@@ -206,19 +204,6 @@ async def issue(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, 
     s.publisher.emit([event])
     s.licenses.apply(event)  # this instance sees its own grant at once (device limit)
     return Issued(license_body, adapter.content_type, keys)
-
-
-def logged_denial(registry: SchemaRegistry, denial: policy.Denial) -> tuple[str, str]:
-    """The reason and detail a LicenseDenied event records for ``denial``. Its reason is an
-    Avro enum, and an event naming a symbol the schema lacks fails validation, which would
-    turn the refusal into a 400: a reason newer than the schema (DOWNLOAD_RETURNED,
-    DOWNLOAD_UNKNOWN) is logged as the enum's default, OTHER, with the detail naming it,
-    until the schema lists it. The response's ``reason`` is always the specific one."""
-    fields = registry.current("LicenseDenied").raw["fields"]
-    symbols = next(f["type"]["symbols"] for f in fields if f["name"] == "reason")
-    if denial.reason in symbols:
-        return denial.reason, denial.detail
-    return "OTHER", f"{denial.reason}: {denial.detail}"
 
 
 def ticket_of(request: web.Request, s: Services) -> Ticket:

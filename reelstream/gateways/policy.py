@@ -11,6 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
+
+# The LicenseDenialReason symbols of the LicenseDenied event (less OTHER): the type checker
+# holds every Denial to them, and a test holds them to the schema, so no refusal's event fails
+# validation (which would turn the refusal into a 400).
+DenialReason = Literal[
+    "NO_ENTITLEMENT", "OUTSIDE_WINDOW", "RENTAL_EXPIRED", "TERRITORY", "SECURITY_LEVEL",
+    "CONCURRENT_STREAMS", "DEVICE_LIMIT", "DOWNLOAD_NOT_ALLOWED", "DOWNLOAD_LIMIT", "UNKNOWN_KEY",
+    "DOWNLOAD_RETURNED", "DOWNLOAD_UNKNOWN"]
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -84,7 +93,7 @@ class Request:
 
 @dataclass(frozen=True)
 class Denial:
-    reason: str
+    reason: DenialReason
     detail: str
 
 
