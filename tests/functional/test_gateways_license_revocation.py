@@ -211,3 +211,55 @@ async def test_a_lone_surrogate_in_a_json_body_is_a_400_naming_the_field(stack: 
                           headers={**user["auth"], "Content-Type": "application/json"})
     assert r.status == 201, await r.text()
     assert (await r.json())["name"] == "kids \U0001F600"
+
+
+async def test_a_stale_cached_device_is_served_while_one_read_refreshes_it(stack: dict[str, Any]) -> None:
+    """Devices cached together expire together: past its minute a device is still served, and
+    one background read refreshes it (or, removed meanwhile, drops it) so no request waits."""
+    import asyncio
+
+    from reelstream.gateways.services import DEVICE_REFRESH_GRACE_S
+
+    client, runtime, package = stack["client"], stack["runtime"], stack["package"]
+    services = client.server.app[SERVICES]
+    user = await subscriber(stack, "stale@example.com")
+    r = await client.get("/manifests/titles/film-1/manifest.mpd", headers=user["auth"])
+    ticket, body = r.headers["X-Reel-Ticket"], keys_body(package, "SD", session_type="temporary")
+    assert (await license_(client, ticket, body))[0] == 200
+    key = (user["account_id"], user["device_id"])
+
+    def expire(seconds_ago: float) -> None:
+        _, device = services._devices[key]
+        services._devices[key] = (time.monotonic() - seconds_ago, device)
+
+    reads = 0
+    read = services.identity.device
+
+    def counted(*args: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return read(*args)
+
+    services.identity.device = counted
+    expire(1.0)
+    assert (await license_(client, ticket, body))[0] == 200  # served stale, refresh started
+    for _ in range(100):
+        if services._devices[key][0] > time.monotonic():
+            break
+        await asyncio.sleep(0.01)
+    assert reads == 1 and services._devices[key][0] > time.monotonic(), "refreshed by one read"
+    expire(DEVICE_REFRESH_GRACE_S + 1)  # past the grace: not served from the cache at all
+    assert services.peek_device(*key) is None and reads == 1
+
+    # Removed by another instance (straight in the store): the next refresh drops it.
+    row = runtime.state.get(DEVICES, key)
+    runtime.state.put(DEVICES, Row({**row.values, "active": False}, row.applied))
+    expire(1.0)
+    assert (await license_(client, ticket, body))[0] == 200  # the last stale answer
+    for _ in range(100):
+        if key not in services._devices:
+            break
+        await asyncio.sleep(0.01)
+    assert key not in services._devices
+    assert (await license_(client, ticket, body))[0] == 403
+
