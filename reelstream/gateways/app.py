@@ -62,6 +62,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     await s.publisher.stop()
     for adapter in s.adapters.values():
         await adapter.close()
+    s.close()
 
 
 def create_app(runtime: Runtime, settings: GatewaySettings, keys: KeyService | None, *,

@@ -87,7 +87,7 @@ async def remove_device(request: web.Request) -> web.Response:
     s = services(request)
     caller = s.caller(request)
     await asyncio.to_thread(s.identity.remove_device, caller.account_id, request.match_info["device_id"])
-    s.forget_device(caller.account_id, request.match_info["device_id"])  # other instances: within a minute
+    s.forget_device(caller.account_id, request.match_info["device_id"])  # other instances: within the device cache (10 min)
     return web.Response(status=204)
 
 

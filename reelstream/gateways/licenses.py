@@ -68,7 +68,7 @@ class Account:
 
 async def read_account(s: Services, ticket: Ticket) -> Account:
     """From the caches on the event loop when all hit (the usual case: entitlements,
-    licenses and live sessions are kept current by the log, devices cached for a minute);
+    licenses and live sessions are kept current by the log, devices cached for ten minutes);
     otherwise only the misses are read, concurrently (live sessions batched with other
     requests' reads, the rest in worker threads). An account's cached live sessions count
     as a miss when the concurrent-stream check could go either way on them

@@ -17,6 +17,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,12 +40,17 @@ from reelstream.runtime import Runtime
 SESSION, PLAYBACK = "session", "playback"
 LIVE_SESSIONS_MAX_AGE_S = 3600.0
 log = logging.getLogger(__name__)
-DEVICE_CACHE_S = 60.0  # how long another instance may still serve a device removed elsewhere
-# Past its (jittered) minute a cached device is still served while one background read
+# How long another instance may still serve a device removed elsewhere (the instance that
+# removes it stops at once). Ten minutes: a removed device keeps the licenses it already holds
+# for up to 6 hours anyway, and a re-read costs the license server's core about 1 ms of CPU
+# (a minute made 3,000 devices' refreshes a load spike: bench/license.py, p50 0.3-0.8 s).
+DEVICE_CACHE_S = 600.0
+# Past its (jittered) ten minutes a cached device is still served while a background read
 # refreshes it: devices warmed together would otherwise expire together, and every license
-# request would wait on a read at once (measured: p50 0.8 s at 850 licenses/s, bench/license.py).
-DEVICE_REFRESH_GRACE_S = 60.0
+# request would wait on a read at once.
+DEVICE_REFRESH_GRACE_S = 600.0
 DEVICE_CACHE_JITTER = 0.2
+DEVICE_REFRESH_PAUSE_S = 0.003  # between background re-reads: at most ~300/s, never a burst
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")  # json.loads joins valid pairs, so any left is lone
 
 
@@ -114,9 +120,12 @@ class Services:
         self.producer = f"gateway@{self.runtime.settings.producer}"
         self._devices: dict[tuple[str, str], tuple[float, Device]] = {}  # key -> (fresh until, device)
         self._refreshing: set[tuple[str, str]] = set()
+        # One thread: devices gone stale together are re-read one after another, so the
+        # refreshes never take more than one thread's share of the event loop's core.
+        self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="device-refresh")
 
     def device(self, account_id: str, device_id: str) -> Device:
-        """The registered device, cached for about a minute (a removed device stops within
+        """The registered device, cached for about ten minutes (a removed device stops within
         it, plus one refresh); UnknownDevice if it is not registered to the account or was
         removed. May read the state store: in a worker thread on the license server's path
         (see ``peek_device``)."""
@@ -163,6 +172,7 @@ class Services:
 
         def refresh() -> None:
             try:
+                time.sleep(DEVICE_REFRESH_PAUSE_S)
                 self._read_device(key)
             except UnknownDevice:
                 pass  # dropped from the cache: its next request reads and is refused
@@ -171,7 +181,11 @@ class Services:
             finally:
                 self._refreshing.discard(key)
 
-        loop.run_in_executor(None, refresh)
+        loop.run_in_executor(self._refresher, refresh)
+
+    def close(self) -> None:
+        """Drop the device refreshes still queued (the app is stopping)."""
+        self._refresher.shutdown(wait=False, cancel_futures=True)
 
     def forget_device(self, account_id: str, device_id: str) -> None:
         """Drop a cached device (removed here: this instance stops serving it at once)."""

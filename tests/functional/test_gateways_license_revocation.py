@@ -139,7 +139,7 @@ async def test_keys_follow_the_devices_registered_security_level_not_the_tickets
     row = runtime.state.get(DEVICES, (user["account_id"], user["device_id"]))
     assert row is not None
     runtime.state.put(DEVICES, Row({**row.values, "security_level": "software"}, row.applied))
-    client.server.app[SERVICES]._devices.clear()  # past the device cache's minute
+    client.server.app[SERVICES]._devices.clear()  # past the device cache's ten minutes
     status, jwks = await license_(client, ticket, body)
     assert status == 200 and [k["kid"] for k in jwks["keys"]] == [kid_b64(package, "SD")]  # HD withheld
 
