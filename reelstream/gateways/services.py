@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import random
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from reelstream.gateways.settings import GatewaySettings
 from reelstream.gateways.signing import EdgeSigner
 from reelstream.identity.accounts import Device, IdentityStore, UnknownDevice
 from reelstream.identity.tokens import KeyRing, TokenSigner
+from reelstream.jsontext import LONE_SURROGATE_HINT, lone_surrogate_at
 from reelstream.keys.service import KeyService
 from reelstream.runtime import Runtime
 
@@ -51,7 +51,6 @@ DEVICE_CACHE_S = 600.0
 DEVICE_REFRESH_GRACE_S = 600.0
 DEVICE_CACHE_JITTER = 0.2
 DEVICE_REFRESH_PAUSE_S = 0.003  # between background re-reads: at most ~300/s, never a burst
-_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")  # json.loads joins valid pairs, so any left is lone
 
 
 @dataclass(frozen=True)
@@ -240,30 +239,9 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(doc, dict):
         raise BadRequest("the body must be a JSON object")
-    # json.loads accepts an unpaired "\ud800" escape (RFC 8259 §8.2 leaves it undefined) and
-    # gives a str that cannot be encoded as UTF-8: it would fail much later, in the state
-    # store, the log or a token, as a 500. Refused here, naming where it is.
-    if (where := _lone_surrogate_at(doc, "")) is not None:
-        raise BadRequest(f"{where} holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): "
-                         "JSON strings must be valid Unicode; escape characters beyond U+FFFF as a pair")
+    if (where := lone_surrogate_at(doc)) is not None:  # else a 500 far from here (see jsontext)
+        raise BadRequest(f"{where} {LONE_SURROGATE_HINT}")
     return doc
-
-
-def _lone_surrogate_at(value: Any, path: str) -> str | None:
-    """Where in ``value`` (a parsed JSON document) a string holds an unpaired surrogate, or None."""
-    if isinstance(value, str):
-        return f"field '{path}'" if _LONE_SURROGATE.search(value) else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if _LONE_SURROGATE.search(key):
-                return f"a field name{f' in {path!r}' if path else ''}"
-            if (where := _lone_surrogate_at(item, f"{path}.{key}" if path else key)) is not None:
-                return where
-    elif isinstance(value, list):
-        for n, item in enumerate(value):
-            if (where := _lone_surrogate_at(item, f"{path}[{n}]")) is not None:
-                return where
-    return None
 
 
 def field_of(doc: Mapping[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True,

@@ -15,6 +15,7 @@ from typing import Any
 
 from reelstream.ingest.languages import is_tag
 from reelstream.ingest.reasons import Reason
+from reelstream.jsontext import LONE_SURROGATE_HINT, lone_surrogate_at
 
 _TITLE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -94,6 +95,8 @@ def parse_metadata(doc: Any) -> tuple[TitleMetadata | None, list[Reason]]:
     """The metadata and every problem found; None when the title id itself is unusable."""
     if not isinstance(doc, Mapping):
         return None, [Reason("METADATA_INVALID", None, "the metadata must be a JSON object")]
+    if (where := lone_surrogate_at(dict(doc))) is not None:  # it would fail in the event log
+        return None, [Reason("METADATA_INVALID", None, f"the metadata's {where} {LONE_SURROGATE_HINT}")]
     c = _Checker(doc)
     title_id = doc.get("title_id")
     if not isinstance(title_id, str) or not _TITLE_ID.match(title_id):

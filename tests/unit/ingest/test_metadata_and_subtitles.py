@@ -46,6 +46,17 @@ def test_without_a_usable_title_id_there_is_no_title() -> None:
     assert parse_metadata(["not", "an", "object"])[0] is None
 
 
+
+def test_a_lone_surrogate_escape_is_refused_naming_where_it_is() -> None:
+    import json
+
+    doc = json.loads(json.dumps(GOOD).replace('"Film"', '"Fi\\ud800lm"'))  # what json.loads gives
+    meta, reasons = parse_metadata(doc)
+    assert meta is None and len(reasons) == 1
+    assert "field 'title'" in reasons[0].message and "surrogate" in reasons[0].message
+    paired = json.loads(json.dumps(GOOD).replace('"Film"', '"Fi\\ud83c\\udfa5lm"'))  # a valid pair
+    assert parse_metadata(paired)[1] == []
+
 def test_language_tags_compare_across_bcp47_and_iso639_2() -> None:
     assert primary("eng") == primary("en") == primary("en-GB") == "en"
     assert primary("fre") == primary("fra") == "fr"
