@@ -4,7 +4,9 @@ Shared by both hosts, so the embedded runtime and the Faust/Kafka runtime apply
 events identically. Idempotence: every written row stores the log position of the
 event that wrote it, and an event whose position the primary row already holds is
 skipped. Emitted events get ids derived from the input's, so a redelivery re-emits
-events with the same ids, which consumers de-duplicate on ``event_id``.
+events with the same ids: a consumer that counts de-duplicates on ``event_id``. (This
+runner de-duplicates by log position, which a re-emitted copy does not share; the views
+fed by other processors' outputs are overwritten by them, so a copy changes nothing.)
 
 Order of durability, per batch: the emitted events (and dead letters) are flushed to the
 log before any row is written, so an input is never marked applied while its outputs
