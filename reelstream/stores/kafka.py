@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from confluent_kafka import (
@@ -42,7 +43,12 @@ class KafkaLog(EventLog):
         self._producer: Producer | None = None
         self._admin = AdminClient(self._base)
         self._partitions: dict[str, int] = {}
-        self._errors: list[str] = []
+        # Delivery failures by the thread that appended the message. A thread that flushes is
+        # told of its own messages' failures only, so one processor's flush never takes (and
+        # hides from it) another's; a thread that only appends (a gateway's event loop, whose
+        # publisher flushes in worker threads) has its failures told to whichever flush comes.
+        self._errors: dict[int, list[str]] = {}
+        self._flushers: set[int] = set()
         self._lock = threading.Lock()
         self._since_poll = 0
 
@@ -56,7 +62,6 @@ class KafkaLog(EventLog):
                 # Only failures call back into Python: a callback per delivered message costs
                 # more than the produce itself.
                 "delivery.report.only.error": True,
-                "on_delivery": self._on_delivery,
                 "partitioner": "murmur2_random",
                 "linger.ms": 5,
                 "compression.type": "lz4",
@@ -106,21 +111,22 @@ class KafkaLog(EventLog):
             self._partitions[topic] = len(meta.partitions)
         return self._partitions[topic]
 
-    def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
+    def _on_delivery(self, appender: int, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
             with self._lock:
-                self._errors.append(f"{msg.topic()}: {err}")
+                self._errors.setdefault(appender, []).append(f"{msg.topic()}: {err}")
 
     def append(self, topic: str, key: bytes | None, value: bytes, *,
                headers: Sequence[tuple[str, bytes]] = (), timestamp_ms: int | None = None) -> None:
         producer = self._producer or self.producer
+        reported = partial(self._on_delivery, threading.get_ident())
         while True:
             try:
                 if headers or timestamp_ms is not None:
                     producer.produce(topic, value, key, headers=list(headers) or None,
-                                     timestamp=timestamp_ms or 0)
+                                     timestamp=timestamp_ms or 0, on_delivery=reported)
                 else:
-                    producer.produce(topic, value, key)
+                    producer.produce(topic, value, key, on_delivery=reported)
                 break
             except BufferError:
                 producer.poll(0.05)  # local queue full: let deliveries drain, then retry
@@ -134,9 +140,14 @@ class KafkaLog(EventLog):
     def flush(self, timeout: float = 30.0) -> None:
         if self._producer is None:
             return
+        me = threading.get_ident()
+        with self._lock:
+            self._flushers.add(me)
         remaining = self._producer.flush(timeout)
         with self._lock:
-            errors, self._errors = self._errors, []
+            errors = self._errors.pop(me, [])
+            for appender in [a for a in self._errors if a not in self._flushers]:
+                errors += self._errors.pop(appender)
         if remaining:
             raise EventLogError(f"{remaining} messages not acknowledged by {self.bootstrap} within {timeout}s")
         if errors:

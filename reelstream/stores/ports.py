@@ -56,7 +56,9 @@ class EventLog(ABC):
 
     @abstractmethod
     def flush(self, timeout: float = 30.0) -> None:
-        """Block until every appended message is durably written (acks=all on Kafka)."""
+        """Block until every message appended before the call is durably written (acks=all
+        on Kafka); EventLogError if one of them could not be, told to the thread that
+        appended it when that thread flushes (else to whichever flush comes first)."""
 
     @abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:
