@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import uuid
 from collections.abc import Sequence
 
@@ -43,6 +44,7 @@ class Publisher:
         self._wake = asyncio.Event()  # something to flush
         self._urgent = asyncio.Event()  # a request waits for the flush
         self._task: asyncio.Task[None] | None = None
+        self._appending_thread: int | None = None  # handed its delivery failures to our flushes
         self.delivered = 0  # events whose flush succeeded
         self.failed = 0  # events in a batch whose flush failed (logged)
 
@@ -67,6 +69,10 @@ class Publisher:
         for event in events:
             topic = topic_for(event.type)
             encoded.append((topic.name, topic.key_of(event), self._codec.encode(event, topic.name)))
+        if self._appending_thread != (me := threading.get_ident()):
+            # We append on the event loop and flush in worker threads.
+            self._log.hand_off_failures()
+            self._appending_thread = me
         for name, key, value in encoded:
             if headers:
                 self._log.append(name, key, value, headers=headers)

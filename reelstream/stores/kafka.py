@@ -43,12 +43,13 @@ class KafkaLog(EventLog):
         self._producer: Producer | None = None
         self._admin = AdminClient(self._base)
         self._partitions: dict[str, int] = {}
-        # Delivery failures by the thread that appended the message. A thread that flushes is
-        # told of its own messages' failures only, so one processor's flush never takes (and
-        # hides from it) another's; a thread that only appends (a gateway's event loop, whose
-        # publisher flushes in worker threads) has its failures told to whichever flush comes.
+        # Delivery failures by the thread that appended the message. A failure waits for that
+        # thread's own flush, so one processor's flush never takes (and hides from it) another's,
+        # not even before the other's first flush. Told to whichever flush comes instead: the
+        # failures of a thread that handed them off (a gateway's event loop, whose publisher
+        # flushes in worker threads) and of one that ended without flushing.
         self._errors: dict[int, list[str]] = {}
-        self._flushers: set[int] = set()
+        self._handed_off: set[int] = set()
         self._lock = threading.Lock()
         self._since_poll = 0
 
@@ -137,16 +138,19 @@ class KafkaLog(EventLog):
             self._since_poll = 0
             producer.poll(0)
 
+    def hand_off_failures(self) -> None:
+        with self._lock:
+            self._handed_off.add(threading.get_ident())
+
     def flush(self, timeout: float = 30.0) -> None:
         if self._producer is None:
             return
         me = threading.get_ident()
-        with self._lock:
-            self._flushers.add(me)
         remaining = self._producer.flush(timeout)
+        alive = {t.ident for t in threading.enumerate()}
         with self._lock:
             errors = self._errors.pop(me, [])
-            for appender in [a for a in self._errors if a not in self._flushers]:
+            for appender in [a for a in self._errors if a in self._handed_off or a not in alive]:
                 errors += self._errors.pop(appender)
         if remaining:
             raise EventLogError(f"{remaining} messages not acknowledged by {self.bootstrap} within {timeout}s")

@@ -73,6 +73,9 @@ class NamespacedLog(EventLog):
     def flush(self, timeout: float = 30.0) -> None:
         self.inner.flush(timeout)
 
+    def hand_off_failures(self) -> None:
+        self.inner.hand_off_failures()
+
     def end_offsets(self, topic: str) -> dict[int, int]:
         return self.inner.end_offsets(self.physical(topic))
 

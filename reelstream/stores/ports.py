@@ -58,7 +58,14 @@ class EventLog(ABC):
     def flush(self, timeout: float = 30.0) -> None:
         """Block until every message appended before the call is durably written (acks=all
         on Kafka); EventLogError if one of them could not be, told to the thread that
-        appended it when that thread flushes (else to whichever flush comes first)."""
+        appended it when that thread flushes (see ``hand_off_failures`` for the exceptions)."""
+
+    def hand_off_failures(self) -> None:
+        """Declare that the calling thread appends but leaves flushing to other threads (an
+        event loop whose flushes run in worker threads): a failure to deliver what it
+        appends is then told to whichever flush comes next. Without this call a failure
+        waits for the appending thread's own flush, or for any flush once that thread has
+        ended. A no-op where a failed write fails the flush that makes it (embedded)."""
 
     @abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:

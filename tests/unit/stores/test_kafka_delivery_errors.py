@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 
 from reelstream.errors import EventLogError
+from reelstream.events.codec import EventCodec
+from reelstream.events.model import new_event
+from reelstream.gateways.publisher import Publisher
 from reelstream.stores.kafka import KafkaLog
 
 
@@ -30,6 +33,7 @@ class StandInProducer:
     def __init__(self) -> None:
         self.queued: list[tuple[str, bytes, Callable[[Any, Any], None]]] = []
         self.lock = threading.Lock()
+        self.failing_topics: set[str] = set()
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None, *,
                 on_delivery: Callable[[Any, Any], None], **_: Any) -> None:
@@ -40,7 +44,7 @@ class StandInProducer:
         with self.lock:
             queued, self.queued = self.queued, []
         for topic, value, report in queued:
-            if value.startswith(b"fail"):
+            if value.startswith(b"fail") or topic in self.failing_topics:
                 report("Local: Message timed out", FailedMessage(topic))
         return 0
 
@@ -100,9 +104,64 @@ def test_a_flush_raises_for_its_own_threads_failure_not_for_another_flushers(log
     assert isinstance(a_result[0], EventLogError) and "reel.catalog" in str(a_result[0])
 
 
-def test_an_appender_that_never_flushes_has_its_failures_told_to_the_flush_that_comes(log: KafkaLog) -> None:
+def test_a_failure_before_the_appenders_first_flush_waits_for_that_flush(log: KafkaLog) -> None:
+    # A processor's first batch: another thread's flush serves its failure report before the
+    # processor itself has ever flushed. That flush must not take the failure, or the
+    # processor would commit its input over a lost output.
+    appended, other_flushed = threading.Event(), threading.Event()
+    result: list[BaseException | None] = []
+
+    def processor() -> None:
+        log.append("reel.catalog", b"k", b"fail: the first output")
+        appended.set()
+        other_flushed.wait(10)
+        try:
+            log.flush()
+            result.append(None)
+        except EventLogError as e:
+            result.append(e)
+
+    thread = threading.Thread(target=processor)
+    thread.start()
+    appended.wait(10)
+    assert on_thread(log.flush) is None
+    other_flushed.set()
+    thread.join(10)
+    assert isinstance(result[0], EventLogError) and "reel.catalog" in str(result[0])
+
+
+def test_a_thread_that_hands_off_has_its_failures_told_to_the_flush_that_comes(log: KafkaLog) -> None:
     # A gateway: its event loop appends, its publisher flushes in worker threads.
+    log.hand_off_failures()
     log.append("reel.licenses", b"k", b"fail: an audit event")
     error = on_thread(log.flush)
     assert isinstance(error, EventLogError) and "reel.licenses" in str(error)
     assert on_thread(log.flush) is None, "told once"
+
+
+def test_the_failures_of_a_thread_that_ended_without_flushing_go_to_the_next_flush(log: KafkaLog) -> None:
+    assert on_thread(lambda: log.append("reel.keys", b"k", b"fail: appended, never flushed")) is None
+    log._producer.flush()  # type: ignore[union-attr]  # the report arrives after the thread has ended
+    error = on_thread(log.flush)
+    assert isinstance(error, EventLogError) and "reel.keys" in str(error)
+
+
+def test_a_thread_that_did_not_hand_off_keeps_its_failures_from_other_flushes(log: KafkaLog) -> None:
+    log.append("reel.licenses", b"k", b"fail: appended here")
+    assert on_thread(log.flush) is None
+    with pytest.raises(EventLogError, match="reel.licenses"):
+        log.flush()
+
+
+async def test_the_gateway_publisher_learns_of_what_its_event_loop_appended(log: KafkaLog) -> None:
+    # The publisher appends on the event loop and flushes in worker threads: it hands the
+    # loop's failures off, so its flusher counts them instead of their waiting for ever.
+    log._producer.failing_topics = {"reel.licenses"}  # type: ignore[union-attr]
+    publisher = Publisher(log, EventCodec())
+    publisher.start()
+    publisher.emit([new_event("LicenseDenied", {
+        "user_id": "u", "device_id": "d", "title_id": "t", "key_ids": [],
+        "reason": "NO_ENTITLEMENT", "detail": "no"}, producer="test")])
+    await publisher.settled()
+    await publisher.stop()
+    assert (publisher.delivered, publisher.failed) == (0, 1)
