@@ -10,6 +10,8 @@
     python bench/abr.py --sdp      # fit a link model on the tuning halves, then report the
                                    # stochastic-DP controller (research, not the default)
     python bench/abr.py --sdp --sdp-mu 100,30   # ... at other stall prices (cautious, bold)
+    python bench/abr.py --bola-targets 60,40,30,22   # the HSDPA target's yardstick: BOLA
+                                   # at other buffer targets beside the default
     python bench/abr.py --pareto --offsets 3   # ... each trace also started at 3 seeded
                                    # random indexes (4 sessions per trace: one trace's
                                    # chance stall no longer decides a portion)
@@ -52,6 +54,7 @@ from reelstream.player.abr import (
     RobustMpc,
     ThroughputRule,
 )
+from reelstream.player.abr.bola import RESERVOIR_S
 from reelstream.player.abr.sdp import LinkModel, SdpAbr
 from reelstream.player.qoe import SessionMetrics, measure
 from reelstream.player.simulator import SimConfig, simulate
@@ -488,6 +491,45 @@ def sdp(workers: int, offsets: int, mu: tuple[float, float] = (150.0, 50.0)) -> 
     print(json.dumps(out))
 
 
+# --- the yardstick: BOLA's buffer target ------------------------------------------
+
+# dash.js's BolaRule switches to the top rung at max(stableBufferTime, 10 s + 2 s per rung):
+# 22 s for this ladder at its default stableBufferTime of 12 s. The bench's BOLA uses the
+# paper's Q_max, the simulator's 60-s buffer (README, "The algorithms").
+DASHJS_BOLA_TARGET_S = max(12.0, 10.0 + 2.0 * 6)
+
+
+def bola_targets(workers: int, targets_s: Sequence[float], offsets: int = 0) -> None:
+    """The HSDPA rebuffer target's yardstick at other BOLA buffer targets: each BOLA's QoE
+    and rebuffer ratio beside the default's, per set and portion (nothing is tuned)."""
+    root = data_dir()
+    video = load_video(root)
+    bolas = [Bola(buffer_target_s=t) for t in targets_s]
+    for bola, t in zip(bolas, targets_s):
+        bola.name = f"BOLA {t:g} s"
+    figures: dict[str, float | bool] = {}
+    print(f"BOLA at buffer targets {', '.join(f'{t:g}' for t in targets_s)} s (dash.js's default: "
+          f"{DASHJS_BOLA_TARGET_S:g} s); {starts_label(offsets)}")
+    for set_name in SETS:
+        traces = load_traces(root / "traces" / set_name)
+        per_trace = evaluate_starts([RobustMpc(), ReelStreamMpc(), *bolas], video, traces, workers, offsets)
+        for portion, summary in by_portion(per_trace, [t.name for t in traces]).items():
+            robust, ours = summary["RobustMPC"], summary[DEFAULT]
+            print(f"\n== {set_name.upper()} / {portion}: {DEFAULT} x{ours['qoe_lin'] / robust['qoe_lin']:.3f} "
+                  f"RobustMPC, rebuffer {ours['rebuffer_pct']:.3f} %")
+            print(f"{'algorithm':<14}{'QoE x RobustMPC':>17}{'rebuffer %':>12}  {DEFAULT} at or under it")
+            for bola in bolas:
+                b = summary[bola.name]
+                meets = ours["rebuffer_pct"] <= b["rebuffer_pct"]
+                print(f"{bola.name:<14}{b['qoe_lin'] / robust['qoe_lin']:>17.3f}{b['rebuffer_pct']:>12.3f}  {meets}")
+                key = f"{set_name}_{portion}_bola_{bola.buffer_target_s:g}s"
+                figures[f"{key}_qoe_x_robustmpc"] = round(b["qoe_lin"] / robust["qoe_lin"], 4)
+                figures[f"{key}_rebuffer_pct"] = round(b["rebuffer_pct"], 4)
+                figures[f"{key}_default_rebuffer_at_or_under_met"] = meets
+            figures[f"{set_name}_{portion}_default_rebuffer_pct"] = round(ours["rebuffer_pct"], 4)
+    print(json.dumps(figures))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", action="store_true", help="grid-search on the tuning half")
@@ -499,14 +541,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sdp-mu", default="150,50", metavar="CAUTIOUS,BOLD",
                         help="with --sdp: the stall prices (per second) on jittery / steady links")
     parser.add_argument("--offsets", type=int, default=0,
-                        help="with --tune or --pareto: also play every trace from this many "
+                        help="with --tune, --pareto or --bola-targets: also play every trace from this many "
                              "seeded random indexes and pool the sessions")
     parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 2))
     parser.add_argument("--start-seed", type=int, default=None,
                         help="start every trace at a random index drawn with this seed (a "
                              "robustness check; the Pensieve test protocol starts at 0)")
+    parser.add_argument("--bola-targets", metavar="S,S,...", default=None,
+                        help="the yardstick's sensitivity: BOLA at these buffer targets (seconds) "
+                             f"beside the default, e.g. 60,40,30,{DASHJS_BOLA_TARGET_S:g} (dash.js's)")
     args = parser.parse_args(argv)
-    if args.tune:
+    if args.bola_targets:
+        try:
+            seconds = [float(x) for x in args.bola_targets.split(",")]
+        except ValueError:
+            parser.error(f"--bola-targets wants seconds separated by commas (e.g. 60,22), not {args.bola_targets!r}")
+        if any(t <= RESERVOIR_S for t in seconds):
+            parser.error(f"--bola-targets: every target must exceed BOLA's {RESERVOIR_S:g}-s reservoir")
+        bola_targets(args.workers, seconds, args.offsets)
+    elif args.tune:
         tune(args.workers, args.offsets)
     elif args.pareto:
         pareto(args.workers, args.offsets)
