@@ -29,6 +29,7 @@ from reelstream.ingest.validate import (
     check_master,
     check_sidecar_audio,
     check_subtitle,
+    check_track_ids,
 )
 from reelstream.media.probe import MediaInfo
 from reelstream.media.transcode import layout
@@ -126,6 +127,7 @@ class IngestService:
         for spec in meta.audio:
             if spec.file in sidecars:
                 check_sidecar_audio(sidecars[spec.file], spec, duration, media)
+        check_track_ids(meta, media)
         reasons += media.reasons
         if reasons or media.master is None or media.master.video is None:
             publish("IngestRejected", {"title_id": meta.title_id, "reasons": [r.to_avro() for r in reasons],

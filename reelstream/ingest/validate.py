@@ -10,6 +10,7 @@ from reelstream.ingest.languages import primary
 from reelstream.ingest.metadata import SidecarSpec, TitleMetadata
 from reelstream.ingest.reasons import Reason
 from reelstream.media.probe import MediaInfo, decode_errors, probe
+from reelstream.media.transcode.layout import audio_track_id, text_track_id
 from reelstream.media.transcode.run import MediaCommandFailed
 
 # Codecs a mezzanine may use: production and distribution codecs ffmpeg decodes frame-exactly.
@@ -119,3 +120,28 @@ def check_sidecar_audio(path: Path, spec: SidecarSpec, master_duration: float | 
         report.reasons.append(Reason("LANGUAGE_MISMATCH", name, f"is tagged {tagged!r}, the metadata says "
                                                                 f"{spec.language!r}"))
     report.sidecar_audio[spec.file] = info
+
+
+def check_track_ids(meta: TitleMetadata, report: MediaReport) -> None:
+    """Every audio and subtitle track needs a track id of its own. Audio is named by primary
+    language and audio description (``fr-CA`` and the master's ``fra`` are both ``audio-fr``),
+    subtitles by tag, SDH and forced: two tracks under one id would be planned as one, the
+    second's object written over the first's."""
+    named: dict[str, str] = {}
+
+    def claim(track: str, name: str, code: str) -> None:
+        if track not in named:
+            named[track] = name
+            return
+        report.reasons.append(Reason(code, name, f"would be track {track!r}, as {named[track]} is, and one would "
+                                                 "overwrite the other; deliver one track per language and kind "
+                                                 "(audio description, SDH, forced), or leave this one out"))
+
+    for spec in meta.subtitles:
+        claim(text_track_id(spec.language, spec.sdh, spec.forced), f"subtitles/{spec.file}", "SUBTITLE_INVALID")
+    for stream in report.master.audio if report.master else []:
+        claim(audio_track_id(primary(stream.language) or "und", False), f"master audio stream {stream.index}",
+              "AUDIO_INVALID")
+    for spec in meta.audio:
+        claim(audio_track_id(primary(spec.language) or spec.language, spec.audio_description), f"audio/{spec.file}",
+              "AUDIO_INVALID")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -171,3 +172,23 @@ def test_an_interrupted_upload_resumes_without_starting_over(tmp_path: Path) -> 
                               part_size=64 * 1024)
     assert (report.parts, report.parts_sent) == (11, 7)  # parts 1-4 were not sent again
     assert report.info.sha256 == sha256(source) == runtime.objects.head("titles/x/master/big.bin").sha256
+
+
+def test_two_tracks_that_would_share_a_track_id_are_rejected_not_one_overwritten(studio: Path,
+                                                                                 tmp_path: Path) -> None:
+    # Audio tracks are named by primary language (audio-fr), subtitles by tag and kind (text-en):
+    # a Canadian French dub beside the master's French, or a second plain English subtitle file,
+    # would be planned under the same track id, its object written over the other's.
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    master, metadata = delivery(studio, tmp_path)
+    make_audio(metadata.parent / "fr-ca.m4a", seconds=4, language="fr")
+    write_srt(metadata.parent / "fr-2.srt", [(0.5, 1.5, "Bonjour encore")])
+    doc = json.loads(metadata.read_text())
+    doc["audio"].append({"file": "fr-ca.m4a", "language": "fr-CA"})
+    doc["subtitles"].append({"file": "fr-2.srt", "language": "fr"})
+    write_metadata(metadata, doc)
+    error = rejected(runtime, master, metadata)
+    assert [(r.code, r.field) for r in error.reasons] == [("SUBTITLE_INVALID", "subtitles/fr-2.srt"),
+                                                          ("AUDIO_INVALID", "audio/fr-ca.m4a")]
+    assert "text-fr" in error.reasons[0].message and "subtitles/fr.vtt" in error.reasons[0].message
+    assert "audio-fr" in error.reasons[1].message and "master audio stream 1" in error.reasons[1].message
