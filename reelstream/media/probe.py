@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -115,6 +116,23 @@ def probe(path: Path) -> MediaInfo:
              for i, s in enumerate(x for x in streams if x.get("codec_type") == "audio")]
     return MediaInfo(path=path, format_name=fmt.get("format_name", ""),
                      duration_s=float(fmt.get("duration") or 0.0), video=video, audio=audio)
+
+
+def video_start(path: Path) -> Fraction:
+    """How long after the file's first timestamp (the earliest stream's) its first video frame
+    comes: what a chunk's seek adds (``grid.seek_seconds``). Read once per file and process."""
+    stat = path.stat()
+    return _video_start(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _video_start(path: Path, size: int, mtime_ns: int) -> Fraction:
+    out = run([tools.ffprobe(), "-v", "error", "-select_streams", "v:0", "-show_entries",
+               "stream=start_time:format=start_time", "-of", "json", str(path)], f"reading the start of {path.name}")
+    doc = json.loads(out.stdout or "{}")
+    streams = doc.get("streams") or [{}]
+    first, video = _fraction(doc.get("format", {}).get("start_time")), _fraction(streams[0].get("start_time"))
+    return max(Fraction(0), video - first)
 
 
 def decode_errors(path: Path, seconds: float = 2.0) -> list[str]:

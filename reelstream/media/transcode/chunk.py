@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reelstream.errors import ReelStreamError
 from reelstream.media import tools
-from reelstream.media.probe import count_frames
+from reelstream.media.probe import count_frames, video_start
 from reelstream.media.transcode.commands import ChunkEncode, chunk_command, uses_x265_cli
 from reelstream.media.transcode.run import run, run_with_readers
 from reelstream.media.transcode.x265 import (
@@ -78,6 +78,8 @@ def parse_x264_ssim(stderr: str) -> list[float]:
 def encode_chunk(job: ChunkEncode, scratch: Path | None = None) -> list[EncodedChunk]:
     """Run the job's ffmpeg (and an x265 per HDR rung, reading ffmpeg's 10-bit frames from a
     FIFO); verify every output holds exactly ``job.frame_count`` frames."""
+    if job.video_start is None:
+        job = replace(job, video_start=video_start(job.master))
     cli = [i for i, r in enumerate(job.rungs) if uses_x265_cli(r, job.gpu)]
     psnr_of: dict[int, float | None] = {}
     ssim_of: dict[int, float | None] = {}

@@ -46,6 +46,7 @@ class ChunkEncode:
     threads: int = 0  # 0: the encoder's default
     gpu: bool = False  # NVENC encoders (a GPU worker on a job that prefers one)
     measure: bool = True  # the encoders' PSNR/SSIM (calibration trials, read for their size only, skip it)
+    video_start: Fraction | None = None  # the first frame's time after the file's first (None: encode_chunk reads it)
     extra_inputs: tuple[str, ...] = field(default=())
 
 
@@ -126,7 +127,7 @@ def chunk_command(ffmpeg: str, job: ChunkEncode, vstats: Path) -> list[str]:
     argv = [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-y",
             *(["-filter_threads", str(job.threads), "-filter_complex_threads", str(job.threads)] if job.threads else []),
             # Seek to the chunk's keyframe (or the one before); the graph drops what precedes the chunk.
-            *threads, *seek_args(job.start_frame, job.fps), "-i", str(job.master),
+            *threads, *seek_args(job.start_frame, job.fps, job.video_start or Fraction(0)), "-i", str(job.master),
             "-filter_complex", filter_graph(job)]
     for i, (rung, out) in enumerate(zip(job.rungs, job.outputs, strict=True)):
         if uses_x265_cli(rung, job.gpu):

@@ -36,21 +36,26 @@ def chunk_grid(frame_count: int, fps: Fraction, seconds: int = CHUNK_SECONDS) ->
             for i, start in enumerate(range(0, frame_count, size))]
 
 
-def seek_seconds(start_frame: int, fps: Fraction) -> float:
+def seek_seconds(start_frame: int, fps: Fraction, video_start: Fraction = Fraction(0)) -> float:
     """Where the demuxer seeks: a quarter frame after ``start_frame``, so it lands on the
     chunk's own keyframe when the master has one there (a 2-s-GOP master on the grid) and
     on the keyframe before it otherwise. Seeking half a frame *early* instead landed on the
-    previous GOP and decoded it for nothing: measured 1.75 s vs 0.74 s CPU per 720p chunk."""
+    previous GOP and decoded it for nothing: measured 1.75 s vs 0.74 s CPU per 720p chunk.
+
+    ffmpeg seeks, and restarts timestamps, from the file's first timestamp, which is the
+    earliest stream's: ``video_start`` is how much later the first frame is
+    (``probe.video_start``); without it a master whose picture starts half a second after its
+    sound had every chunk begin 12 frames early."""
     if start_frame <= 0:
         return 0.0
-    return float((start_frame + Fraction(1, 4)) / fps)
+    return float(video_start + (start_frame + Fraction(1, 4)) / fps)
 
 
-def seek_args(start_frame: int, fps: Fraction) -> list[str]:
+def seek_args(start_frame: int, fps: Fraction, video_start: Fraction = Fraction(0)) -> list[str]:
     """Input options for a chunk's decode. ``-noaccurate_seek``: no frame is dropped by the
     seek itself (timestamps are still shifted by it); ``first_frame_filter`` drops exactly
     the frames before the chunk."""
-    return ["-noaccurate_seek", "-ss", f"{seek_seconds(start_frame, fps):.6f}"]
+    return ["-noaccurate_seek", "-ss", f"{seek_seconds(start_frame, fps, video_start):.6f}"]
 
 
 def first_frame_filter(start_frame: int, fps: Fraction) -> str:

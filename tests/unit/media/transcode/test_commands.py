@@ -64,6 +64,14 @@ def test_the_grid_is_in_frames_and_the_last_chunk_is_short() -> None:
     assert seek_seconds(48, FPS) == pytest.approx((48 + 0.25) / 24)
 
 
+def test_the_seek_counts_from_the_first_frame_when_the_video_starts_after_the_file() -> None:
+    # ffmpeg seeks from the file's first timestamp (the audio's, here half a second earlier).
+    late = job(video_start=Fraction(1, 2))
+    argv = chunk_command("ffmpeg", late, Path("/tmp/vstats"))
+    assert argv[argv.index("-ss") + 1] == "2.510417"
+    assert seek_seconds(0, FPS, Fraction(1, 2)) == 0.0  # the first chunk decodes from the start
+
+
 def job(**changes: object) -> ChunkEncode:
     rungs = (RungEncode("h264-240p-400k", "h264", 426, 240, 400, crf=23.5),
              RungEncode("h264-720p-3000k", "h264", 1280, 720, 3000))
