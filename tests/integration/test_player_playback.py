@@ -440,3 +440,49 @@ def test_a_failover_whose_next_playlists_fail_ends_when_no_pathway_is_left(stack
                         device_id=stack["tv_device_id"], http_class=SegmentsAndPopPlaylistsFail))
     failed = SegmentsAndPopPlaylistsFail.failed
     assert failed[0].startswith("segment ") and "media playlist" in failed, "the segment failed, then the move"
+
+
+# The buffer cap is checked on a virtual clock kept in floating point: 2.0 s of buffer idled
+# down to a 0.6-s cap leaves 0.6000000000000001 s, an excess shorter than any wait. (On a
+# long title the same residue appears at the 60-s default cap once an idle wait is split at a
+# heartbeat.) The player must go on fetching, not spin on a wait that passes no time.
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+@pytest.mark.timeout(30)
+def test_a_player_that_idles_down_to_its_buffer_cap_plays_on(stack: dict[str, Any]) -> None:
+    report = run(session(stack["base"], {"title_id": "t-cenc", "format": "dash", "start_at_s": 0.0,
+                                         "buffer_cap_s": 0.6}, device_id=stack["tv_device_id"]))
+    assert report.ended and report.end_position_s == pytest.approx(6.0, abs=0.01)
+    assert [d.number for d in report.decisions] == [1, 2, 3] and report.beats[-1]["end_reason"] == "ENDED"
+
+
+# A session that fails after its first frame keeps, in the report it carries, its start-up,
+# play and stall time: `reel load` counts it as started and its stalls in the rebuffer ratio.
+# Every segment request after the first chunk goes to a real local server answering 503.
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_a_session_that_fails_mid_play_reports_its_start_and_play_time(stack: dict[str, Any]) -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    from reelstream.player.load import Outcome, summarize
+
+    with broken_edge("503") as target:
+
+        class EdgesFailAfterTheFirstChunk(Http):
+            segments = 0
+
+            async def request(self, what: str, method: str, url: str, **kwargs: Any) -> Any:
+                if what.startswith("segment "):
+                    type(self).segments += 1
+                    if type(self).segments > 2:  # chunk 1 (video + audio) is served
+                        to = urlsplit(target)
+                        url = urlunsplit((to.scheme, to.netloc, *urlsplit(url)[2:]))
+                return await super().request(what, method, url, **kwargs)
+
+        with pytest.raises(RequestFailed, match="segment 2 of") as failed:
+            run(session(stack["base"], {"title_id": "t-cenc", "format": "dash", "start_at_s": 0.0},
+                        device_id=stack["tv_device_id"], http_class=EdgesFailAfterTheFirstChunk))
+    report: PlaybackReport = failed.value.report  # type: ignore[attr-defined]
+    assert report.startup_s is not None and report.startup_s > 0, "the first frame was shown"
+    assert report.play_s > 0 and report.end_position_s > 0, "it played while the failing chunk was tried"
+    summary = summarize([Outcome(0, "steady", report, str(failed.value), "segment 2 of h264 503")], 1.0)
+    assert (summary.started, summary.failed) == (1, 1) and summary.play_s == pytest.approx(report.play_s, abs=1e-3)
+    assert summary.startup_s["p50"] == pytest.approx(report.startup_s, abs=1e-3)

@@ -55,7 +55,7 @@ from reelstream.player.client.ladder import Ladder, build_ladder, describe
 from reelstream.player.client.license import clearkey_license, identity_key
 from reelstream.player.client.steering import Poll, Steerer
 from reelstream.player.client.subtitles import SubtitleTrack, check_vtt, due_segments
-from reelstream.player.client.timeline import Action, Timeline
+from reelstream.player.client.timeline import TICK_S, Action, Timeline
 from reelstream.player.client.verify import Expected, check_segment
 from reelstream.player.network import TraceLink
 from reelstream.player.traces import Trace
@@ -377,6 +377,15 @@ class Player:
         report.subtitles = {t.rendition_id: SubtitleTrack(t.rendition_id, t.language, t.roles) for t in self.text}
 
     async def run(self, control_s: float) -> None:
+        try:
+            await self._play(control_s)
+        finally:  # a session that fails keeps what it played: reel load counts its start and stalls
+            timeline = self.timeline
+            self.report.startup_s = timeline.startup_s
+            self.report.stall_s, self.report.play_s = timeline.stall_s, timeline.play_s
+            self.report.end_position_s, self.report.ended = timeline.position_s, timeline.ended
+
+    async def _play(self, control_s: float) -> None:
         timeline = self.timeline
         timeline.wait(control_s)  # manifest and license before the first segment request
         index = self.ladder.index_at(timeline.position_s)
@@ -389,7 +398,8 @@ class Player:
                     index = self.ladder.index_at(to)
                     continue
                 break
-            if timeline.buffer_s > self.config.buffer_cap_s:
+            # Over the cap by less than a tick is at the cap: such a wait would pass no time.
+            if timeline.buffer_s - self.config.buffer_cap_s > TICK_S:
                 idle = timeline.buffer_s - self.config.buffer_cap_s
                 timeline.wait(idle)
                 self.link.idle(idle)
@@ -399,10 +409,6 @@ class Player:
                 index = await self._chunk(index)
             await self._post_beats()
         await self._post_beats()
-        self.report.startup_s = timeline.startup_s
-        self.report.stall_s, self.report.play_s = timeline.stall_s, timeline.play_s
-        self.report.end_position_s, self.report.ended = timeline.position_s, timeline.ended
-        self.report.decisions = self.history
 
     async def _chunk(self, index: int) -> int:
         timeline, ladder = self.timeline, self.ladder

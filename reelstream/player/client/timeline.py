@@ -19,6 +19,10 @@ from typing import Literal
 
 BeatEvent = Literal["start", "heartbeat", "seek", "pause", "stop", "exit"]
 
+# The clock's resolution: a shorter wait passes no time. Levels reached by adding and taking
+# float seconds are off by less than this (2.0 s idled down to 0.6 s leaves 0.6000000000000001 s).
+TICK_S = 1e-9
+
 
 @dataclass(frozen=True)
 class Seek:
@@ -115,7 +119,7 @@ class Timeline:
         was waiting for and fetches from the new position."""
         remaining = seconds
         was_seeking = self.seeking
-        while remaining > 1e-9 and not self.done:
+        while remaining > TICK_S and not self.done:
             remaining -= self._step(remaining)
             if self.seeking and not was_seeking:
                 return
