@@ -11,6 +11,7 @@ This module is the I/O shell around the pure simulator; nothing here decides.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -73,7 +74,10 @@ def data_dir() -> Path:
 
 
 def parse_trace(name: str, text: str) -> Trace:
-    """Parse a trace file's text; blank lines are skipped, bad lines are errors."""
+    """Parse a trace file's text; blank lines are skipped, bad lines are errors.
+
+    Times must not go backwards and rates must be finite and not negative: the link
+    model sends a chunk by summing rate x span, which such a sample makes endless."""
     times: list[float] = []
     rates: list[float] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -81,10 +85,17 @@ def parse_trace(name: str, text: str) -> Trace:
         if not fields:
             continue
         try:
-            times.append(float(fields[0]))
-            rates.append(float(fields[1]))
+            time_s, mbps = float(fields[0]), float(fields[1])
         except (IndexError, ValueError) as e:
             raise AbrDataInvalid(f"trace {name}, line {number}: expected 'time_s mbps'") from e
+        if not (math.isfinite(time_s) and math.isfinite(mbps)) or mbps < 0:
+            raise AbrDataInvalid(f"trace {name}, line {number}: time and throughput must be finite numbers, "
+                                 f"the throughput not negative (got {fields[0]} {fields[1]})")
+        if times and time_s < times[-1]:
+            raise AbrDataInvalid(f"trace {name}, line {number}: time {fields[0]} is before the previous "
+                                 f"line's {times[-1]:g}")
+        times.append(time_s)
+        rates.append(mbps)
     if len(times) < 2:
         raise AbrDataInvalid(f"trace {name}: needs at least two samples")
     return Trace(name=name, times_s=tuple(times), mbps=tuple(rates))
@@ -113,7 +124,14 @@ def load_traces(folder: Path) -> list[Trace]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise AbrDataMissing(f"no trace files in {folder}")
-    return [parse_trace(p.name, p.read_text()) for p in files]
+    return [parse_trace(p.name, _text(p)) for p in files]
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError as e:
+        raise AbrDataInvalid(f"trace {path}: not a text file of 'time_s mbps' lines ({e.reason})") from e
 
 
 def load_video(folder: Path, bitrates_kbps: Sequence[float] = PENSIEVE_BITRATES_KBPS,

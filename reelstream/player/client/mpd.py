@@ -133,7 +133,7 @@ def _representation(rep: ET.Element, aset: ET.Element, kind: Kind, base: str, du
     template = rep.find("mpd:SegmentTemplate", NS)
     if template is None:
         template = aset.find("mpd:SegmentTemplate", NS)
-    bandwidth = int(rep.get("bandwidth") or 0)
+    bandwidth = _int(rep, "bandwidth", url) or 0
     if template is None and kind == "text":  # one WebVTT file for the whole title (its BaseURL)
         return Rendition(rendition_id=rid, kind=kind, bandwidth_bps=bandwidth, codecs="", init_url="",
                          segments=(SegmentRef(1, 0.0, duration_s, base),))
@@ -151,21 +151,28 @@ def _representation(rep: ET.Element, aset: ET.Element, kind: Kind, base: str, du
         rendition_id=rid, kind=kind, bandwidth_bps=bandwidth,
         codecs=rep.get("codecs") or aset.get("codecs") or "",
         init_url=urljoin(base, fill_template(init, rid, bandwidth, 0, 0)) if init else "", segments=segments,
-        width=_int(rep.get("width")), height=_int(rep.get("height")))
+        width=_int(rep, "width", url), height=_int(rep, "height", url))
 
 
-def _int(value: str | None) -> int | None:
-    return int(value) if value else None
+def _int(element: ET.Element, name: str, url: str) -> int | None:
+    """An integer attribute (None when absent); ManifestInvalid names one that is not."""
+    value = element.get(name)
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError as e:
+        raise ManifestInvalid(f"{url}: {element.tag.rpartition('}')[2]}@{name} {value!r} is not an integer") from e
 
 
 def _timeline(template: ET.Element, duration_s: float, rid: str, url: str) -> Iterator[tuple[int, int, int, int]]:
     """(number, start, duration, timescale) of every segment, in the template's timescale."""
-    timescale = int(template.get("timescale") or 1)
-    number = int(template.get("startNumber") or 1)
+    timescale = _int(template, "timescale", url) or 1
+    number = _int(template, "startNumber", url) or 1
     timeline = template.find("mpd:SegmentTimeline", NS)
     end = round(duration_s * timescale)
     if timeline is None:
-        length = int(template.get("duration") or 0)
+        length = _int(template, "duration", url) or 0
         if length <= 0:
             raise ManifestInvalid(f"{url}: Representation {rid}: SegmentTemplate without a timeline or duration")
         for start in range(0, end, length):
@@ -174,8 +181,8 @@ def _timeline(template: ET.Element, duration_s: float, rid: str, url: str) -> It
         return
     t = 0
     for s in timeline.findall("mpd:S", NS):
-        t = int(s.get("t")) if s.get("t") is not None else t  # type: ignore[arg-type]
-        length, repeat = int(s.get("d") or 0), int(s.get("r") or 0)
+        t = given if (given := _int(s, "t", url)) is not None else t
+        length, repeat = _int(s, "d", url) or 0, _int(s, "r", url) or 0
         if length <= 0:
             raise ManifestInvalid(f"{url}: Representation {rid}: an S element has no positive d")
         if repeat < 0:  # 23009-1: repeat until the end of the Period

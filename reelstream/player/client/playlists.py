@@ -106,8 +106,10 @@ def parse_multivariant(text: str, url: str, pathway: str | None = None) -> Multi
             if "BANDWIDTH" not in attrs:
                 raise ManifestInvalid(f"{url}: EXT-X-STREAM-INF on line {i + 1} has no BANDWIDTH")
             w, _, h = attrs.get("RESOLUTION", "").partition("x")
-            variants.append(Variant(urljoin(url, lines[i + 1]), int(attrs["BANDWIDTH"]), attrs.get("CODECS", ""),
-                                    int(w) if w else None, int(h) if h else None, attrs.get("AUDIO"),
+            where = f"{url}: line {i + 1}: EXT-X-STREAM-INF"
+            variants.append(Variant(urljoin(url, lines[i + 1]), _integer(attrs["BANDWIDTH"], f"{where} BANDWIDTH"),
+                                    attrs.get("CODECS", ""), _integer(w, f"{where} RESOLUTION") if w else None,
+                                    _integer(h, f"{where} RESOLUTION") if h else None, attrs.get("AUDIO"),
                                     attrs.get("SUBTITLES")))
         elif line.startswith("#EXT-X-MEDIA:"):
             attrs = attributes(line.partition(":")[2])
@@ -173,7 +175,7 @@ def parse_media_playlist(text: str, url: str, needs_init: bool = True) -> MediaP
     for i, line in enumerate(lines):
         tag, _, value = line.partition(":")
         if tag == "#EXT-X-MEDIA-SEQUENCE":
-            number = int(value)
+            number = _integer(value, f"{url}: line {i + 1}: EXT-X-MEDIA-SEQUENCE")
         elif tag == "#EXT-X-MAP":
             init_url = urljoin(url, attributes(value).get("URI", ""))
         elif tag == "#EXT-X-KEY":
@@ -191,7 +193,8 @@ def parse_media_playlist(text: str, url: str, needs_init: bool = True) -> MediaP
                 raise ManifestInvalid(f"{url}: line {i + 1}: EXTINF duration {value!r}") from e
         elif tag == "#EXT-X-BYTERANGE":
             length, _, offset = value.partition("@")
-            byte_range = (int(offset) if offset else -1, int(length))
+            where = f"{url}: line {i + 1}: EXT-X-BYTERANGE"
+            byte_range = (_integer(offset, where) if offset else -1, _integer(length, where))
         elif not line.startswith("#"):
             if duration is None:
                 raise ManifestInvalid(f"{url}: line {i + 1}: segment URI without EXTINF")
@@ -238,6 +241,14 @@ def hls_presentation(master: Multivariant, playlists: dict[str, MediaPlaylist], 
     duration = max(r.duration_s for r in video.values())
     return Presentation("hls", duration, one_scheme(schemes, url), tuple(sorted(video.values(), key=rate)),
                         tuple(audio), text=tuple(text), steering=master.steering, pathway=master.pathway)
+
+
+def _integer(text: str, where: str) -> int:
+    """A decimal-integer (RFC 8216 §4.2); ManifestInvalid says ``where`` one is not."""
+    try:
+        return int(text)
+    except ValueError as e:
+        raise ManifestInvalid(f"{where}: {text!r} is not an integer") from e
 
 
 def _track_id(uri: str) -> str:

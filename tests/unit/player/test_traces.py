@@ -86,3 +86,21 @@ def test_every_other_trace_file_is_its_own_recording() -> None:
     # HSDPA files are separate commutes: norway_bus_1 and norway_bus_10 share nothing.
     assert recording_of("norway_bus_1") == "norway_bus_1"
     assert recording_of("norway_bus_10") == "norway_bus_10"
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("0 1\n1 -5\n2 1\n", "line 2: .*not negative"),  # sums to less each loop: a download never ends
+    ("0 1\n1 nan\n2 1\n", "line 2: .*finite"),  # NaN compares false: a download never ends
+    ("0 1\n1 inf\n2 1\n", "line 2: .*finite"),
+    ("0 1\n5 1\n3 1\n", "line 3: time 3 is before"),
+])
+def test_parse_trace_refuses_samples_a_download_could_never_end_on(text: str, why: str) -> None:
+    with pytest.raises(AbrDataInvalid, match=why):
+        parse_trace("t", text)
+
+
+def test_a_binary_file_among_the_traces_is_named(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("0 3\n1 4\n")
+    (tmp_path / "b.gz").write_bytes(b"\x1f\x8b\x08\x00\xff\xfe")
+    with pytest.raises(AbrDataInvalid, match="b.gz: not a text file"):
+        load_traces(tmp_path)

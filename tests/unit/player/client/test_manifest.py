@@ -134,3 +134,43 @@ def test_bad_playlists_are_named(text: str, message: str) -> None:
 def test_a_variant_without_a_uri_is_named() -> None:
     with pytest.raises(ManifestInvalid, match="not followed by a URI"):
         parse_multivariant("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n", "http://gw.test/master.m3u8")
+
+
+# A number that is not one is a ManifestInvalid naming it, not a ValueError: `reel load`
+# counts a player's ManifestInvalid among its errors, while anything else ends the whole run.
+MPD_HEAD = '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" mediaPresentationDuration="PT4S"><Period>'
+
+
+@pytest.mark.parametrize(("representation", "message"), [
+    ('<Representation id="v" bandwidth="1.5e6"><SegmentTemplate initialization="i" media="m" duration="2"/>',
+     "Representation@bandwidth '1.5e6'"),
+    ('<Representation id="v" bandwidth="1" width="1280px"><SegmentTemplate initialization="i" media="m" duration="2"/>',
+     "Representation@width '1280px'"),
+    (('<Representation id="v" bandwidth="1"><SegmentTemplate initialization="i" media="m" timescale="90k" '
+      'duration="2"/>'), "SegmentTemplate@timescale '90k'"),
+    (('<Representation id="v" bandwidth="1"><SegmentTemplate initialization="i" media="m"><SegmentTimeline>'
+      '<S t="0" d="2.0"/></SegmentTimeline></SegmentTemplate>'), "S@d '2.0'"),
+])
+def test_numbers_in_an_mpd_that_are_not_integers_are_named(representation: str, message: str) -> None:
+    text = f'{MPD_HEAD}<AdaptationSet contentType="video">{representation}</Representation></AdaptationSet></Period></MPD>'
+    with pytest.raises(ManifestInvalid, match=message):
+        parse_mpd(text, "http://gw.test/m.mpd")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:one\n#EXT-X-MAP:URI="i"\n#EXTINF:2,\na.m4s\n#EXT-X-ENDLIST',
+     "line 2: EXT-X-MEDIA-SEQUENCE: 'one'"),
+    ('#EXTM3U\n#EXT-X-MAP:URI="i"\n#EXTINF:2,\n#EXT-X-BYTERANGE:1000@x\na.m4s\n#EXT-X-ENDLIST',
+     "line 4: EXT-X-BYTERANGE: 'x'"),
+])
+def test_numbers_in_a_media_playlist_that_are_not_integers_are_named(text: str, message: str) -> None:
+    with pytest.raises(ManifestInvalid, match=message):
+        parse_media_playlist(text, "http://gw.test/v.m3u8")
+
+
+def test_a_variant_whose_bandwidth_is_not_an_integer_is_named() -> None:
+    with pytest.raises(ManifestInvalid, match="line 2: EXT-X-STREAM-INF BANDWIDTH: '2.5M'"):
+        parse_multivariant("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=2.5M\nv.m3u8\n", "http://gw.test/master.m3u8")
+    with pytest.raises(ManifestInvalid, match="RESOLUTION: 'wide'"):
+        parse_multivariant("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=widex720\nv.m3u8\n",
+                           "http://gw.test/master.m3u8")
