@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import random
 import uuid
@@ -34,6 +35,8 @@ from reelstream.player.client.fetch import Http
 from reelstream.player.client.license import clearkey_license
 from reelstream.player.client.session import PlaybackReport, PlayerConfig, play
 from reelstream.player.traces import Trace
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -306,4 +309,8 @@ async def _one(http: Http, config: LoadConfig, index: int, device: gateway.Devic
     except ReelStreamError as e:
         kind = f"{e.what} {e.status}" if isinstance(e, RequestFailed) else type(e).__name__
         return Outcome(index, trace.name, getattr(e, "report", None), str(e), kind)
+    except Exception as e:  # one player's bug is its error, not the end of the run
+        log.exception("player %d (trace %s) failed unexpectedly", index, trace.name)
+        return Outcome(index, trace.name, getattr(e, "report", None), f"{type(e).__name__}: {e}",
+                       f"unexpected {type(e).__name__}")
     return Outcome(index, trace.name, report)
