@@ -112,6 +112,11 @@ def load_settings(env: Mapping[str, str] | None = None, config_file: Path | None
         if unknown:
             raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}; "
                               f"known: {', '.join(sorted(known))}")
+        # Every setting is text, as its REEL_* variable is; TOML would let a number or a list through.
+        for name, value in sorted(document.items()):
+            if not isinstance(value, str):
+                raise ConfigError(f"config file {path}: {name} must be a string, not {type(value).__name__} "
+                                  f"({value!r}); write it quoted, as REEL_{name.upper()} would hold it")
         values.update(document)
     for name in known:
         variable = f"REEL_{name.upper()}"

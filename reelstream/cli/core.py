@@ -101,7 +101,15 @@ def cmd_emit(args: argparse.Namespace) -> int:
     from reelstream.events.model import new_event
 
     runtime = Runtime(settings_from(args))
-    data = json.loads(args.data if args.data != "-" else sys.stdin.read())
+    try:
+        data = json.loads(args.data if args.data != "-" else sys.stdin.read())
+    except json.JSONDecodeError as e:
+        print(f"reel emit: the payload is not JSON ({e}); nothing was written", file=sys.stderr)
+        return 2
+    if not isinstance(data, dict):
+        print(f"reel emit: the payload must be a JSON object of the event's fields, not {type(data).__name__}; "
+              "nothing was written", file=sys.stderr)
+        return 2
     event = new_event(args.event_type, data, producer=runtime.settings.producer)
     runtime.publish(event)
     print(event.event_id)

@@ -37,3 +37,13 @@ def test_with_servers_points_at_the_local_servers(tmp_path: Path, monkeypatch: p
     s = load_settings(env={"REEL_DATA_DIR": str(tmp_path)}).with_servers(kafka=True, cassandra=True, s3=True)
     assert s.log_url == "kafka://127.0.0.1:19092"
     assert s.state_url.startswith("cassandra://") and s.objects_url.startswith("s3://reelstream-origin?endpoint=")
+
+
+@pytest.mark.parametrize("line", ["log_url = 5", "data_dir = 5", "namespace = 7", "ladder_mode = true",
+                                  "producer = [\"a\"]"])
+def test_a_setting_of_the_wrong_type_in_the_file_is_named(tmp_path: Path, line: str) -> None:
+    config = tmp_path / "reel.toml"
+    config.write_text(line + "\n")
+    name = line.split(" ")[0]
+    with pytest.raises(ConfigError, match=rf"config file .*reel.toml: {name} must be a string"):
+        load_settings(env={}, config_file=config)

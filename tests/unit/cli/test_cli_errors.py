@@ -1,0 +1,43 @@
+"""What an operator sees when `reel` is given a bad value: a message naming it and a
+non-zero exit, never a Python traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reelstream.cli import main
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``reel ARGV``: its exit status (argparse's own exits included) and its stderr."""
+    try:
+        status = main(argv)
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else 1
+    return status, capsys.readouterr().err
+
+
+def test_a_bad_gateway_port_variable_is_named_and_breaks_no_other_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("REEL_GATEWAY_PORT", "80o0")
+    status, _ = run(["topics", "--data-dir", str(tmp_path)], capsys)
+    assert status == 0  # only `reel gateway` reads REEL_GATEWAY_PORT
+    status, err = run(["gateway", "--data-dir", str(tmp_path)], capsys)
+    assert status == 2 and "REEL_GATEWAY_PORT" in err and "'80o0'" in err
+
+
+def test_an_unknown_gateway_in_only_is_refused_with_the_known_ones(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, err = run(["gateway", "--data-dir", str(tmp_path), "--only", "licenses,licences"], capsys)
+    assert status == 2
+    assert "licences" in err and "manifests" in err and "Traceback" not in err
+
+
+def test_emit_with_a_payload_that_is_not_json_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, err = run(["emit", "--data-dir", str(tmp_path), "EntitlementGranted", "{user_id: u1}"], capsys)
+    assert status == 2
+    assert "reel emit" in err and "not JSON" in err
+    status, err = run(["emit", "--data-dir", str(tmp_path), "EntitlementGranted", '["u1"]'], capsys)
+    assert status == 2 and "JSON object" in err
