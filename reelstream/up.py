@@ -83,15 +83,29 @@ class Supervisor:
                                  f"{self.log_dir / (role + '.log')}:\n    " + "\n    ".join(tail))
 
     def stop(self) -> None:
+        # Each role is a process group (start_new_session): its own children (a transcode
+        # pool's workers, their ffmpegs) are in it and outlive it if it dies, so every group is
+        # stopped, its leader alive or not.
         for child in self.children.values():
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+            _signal_group(child.pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
         for child in self.children.values():
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+                pass
+            while _signal_group(child.pid, 0) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            _signal_group(child.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to process group ``pgid``; False when no process is left in it."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def wait_for(condition: Callable[[], bool], supervisor: Supervisor, timeout: float, what: str,
@@ -186,8 +200,11 @@ def _ingest_sample(settings: Settings, supervisor: Supervisor,
         return
     master, metadata = write_sample(settings.data_dir / "samples")
     print(f"  ingesting the sample title {title_id} ({master.name})", flush=True)
-    subprocess.run([sys.executable, "-m", "reelstream.cli", "ingest", str(master), "--metadata", str(metadata)],
-                   env=supervisor.env, check=True)
+    ingest = subprocess.run([sys.executable, "-m", "reelstream.cli", "ingest", str(master), "--metadata",
+                             str(metadata)], env=supervisor.env, check=False)
+    if ingest.returncode != 0:  # its own messages, above, say why
+        raise RoleFailed(f"the ingest of the sample title {title_id} failed (`reel ingest` exited with code "
+                         f"{ingest.returncode})")
     wait_for(lambda: title_status(settings, title_id) == "PUBLISHED", supervisor, 900,
              f"{title_id} to be transcoded, packaged and published",
              progress=lambda: title_progress(_title_row(settings, title_id), title_id))

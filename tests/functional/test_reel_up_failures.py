@@ -1,0 +1,62 @@
+"""`reel up` when a step fails: it says what failed and leaves nothing running."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from reelstream.config import load_settings
+from reelstream.up import RoleFailed, Supervisor, _ingest_sample, child_env
+
+
+def test_a_sample_the_ingest_rejects_stops_up_with_a_message(tmp_path: Path) -> None:
+    settings = load_settings(env={"REEL_DATA_DIR": str(tmp_path / "reel")})
+    supervisor = Supervisor(tmp_path / "logs", child_env(settings, {}))
+
+    def broken_sample(cache_dir: Path) -> tuple[Path, Path]:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        (cache_dir / "master.mp4").write_bytes(b"not a video")
+        (cache_dir / "title.json").write_text("{}")
+        return cache_dir / "master.mp4", cache_dir / "title.json"
+
+    with pytest.raises(RoleFailed, match="ingest of the sample title t1 failed"):
+        _ingest_sample(settings, supervisor, broken_sample, "t1")
+
+
+def _group(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid``."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def test_a_role_that_dies_leaves_none_of_its_children_behind(tmp_path: Path) -> None:
+    # The transcode role is a pool: `reel worker transcode --processes 2` and its two workers.
+    # Killed (the OOM killer, say), its workers live on; `reel up` must stop them with the rest.
+    settings = load_settings(env={"REEL_DATA_DIR": str(tmp_path / "reel")})
+    supervisor = Supervisor(tmp_path / "logs", child_env(settings, {}))
+    supervisor.start("transcode", "worker", "transcode", "--processes", "2")
+    pool = supervisor.children["transcode"]
+    try:
+        deadline = time.monotonic() + 30
+        while len(_group(pool.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(_group(pool.pid)) == 3, "the pool's workers did not start"
+        pool.kill()
+        pool.wait()
+        with pytest.raises(RoleFailed, match="transcode exited with code -9"):
+            supervisor.check()
+    finally:
+        supervisor.stop()
+    deadline = time.monotonic() + 30
+    while _group(pool.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _group(pool.pid) == []
