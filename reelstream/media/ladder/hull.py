@@ -180,8 +180,9 @@ def choose_rungs(points: Sequence[RatePoint], policy: LadderPolicy) -> list[Chos
     reaches the quality for fewer bits (any other resolution only when neither can: never a
     lower one than the rung below, players step resolution up, not down), at the CRF
     interpolated between that resolution's trials; a quality no trial reaches is never
-    extrapolated. Where adjacent rungs end up more than ``max_rate_step`` apart in rate, a
-    rung at the middle quality is added between them (up to ``max_rungs``).
+    extrapolated. Where adjacent rungs end up more than ``max_rate_step`` apart in rate, or
+    while there are fewer than ``min_rungs``, a rung at the middle quality is added between
+    them (up to ``max_rungs``).
     """
     policy.check()
     curves: dict[tuple[int, int], list[RatePoint]] = {}
@@ -217,13 +218,15 @@ def choose_rungs(points: Sequence[RatePoint], policy: LadderPolicy) -> list[Chos
 
 def _gaps_filled(rungs: list[ChosenRung], curves: dict[tuple[int, int], list[RatePoint]],
                  hull: Sequence[RatePoint], policy: LadderPolicy) -> list[ChosenRung]:
-    """A rung at the middle quality added where two rungs are over ``max_rate_step`` apart."""
+    """A rung at the middle quality added where two rungs are over ``max_rate_step`` apart, and
+    in the widest gaps while the ladder has fewer than ``min_rungs`` (even quality steps that
+    collapse into one another, or land on one resolution's cheapest trial, leave fewer)."""
     unsplittable: set[int] = set()
     while len(rungs) < policy.max_rungs:
         gaps = [(b.expected_kbps / a.expected_kbps, i) for i, (a, b) in enumerate(itertools.pairwise(rungs))
                 if i not in unsplittable]
         ratio, i = max(gaps, default=(0.0, -1))
-        if ratio <= policy.max_rate_step:
+        if i < 0 or (ratio <= policy.max_rate_step and len(rungs) >= policy.min_rungs):
             break
         lo, hi = rungs[i], rungs[i + 1]
         middle = _rung_at(curves, hull, policy, (ssim_db(lo.expected_ssim) + ssim_db(hi.expected_ssim)) / 2, None,

@@ -174,7 +174,8 @@ def test_a_gap_whose_middle_rung_would_be_no_rung_of_its_own_is_left() -> None:
     flat = {240: [(36, 20, 14.0), (30, 25, 15.5), (24, 30, 16.7), (18, 40, 17.9)],
             720: [(36, 60, 20.0), (30, 150, 21.0), (24, 160, 26.0), (18, 400, 27.0)]}
     rungs = choose_rungs(points(flat), LadderPolicy(rungs=8, floor_kbps=400, ceiling_kbps=4500))
-    assert [round(r.expected_kbps) for r in rungs] == [40, 60, 95, 159, 220, 297, 400]
+    # (the eighth rung, 256, is added in the next widest gap: a ladder keeps at least min_rungs)
+    assert [round(r.expected_kbps) for r in rungs] == [40, 60, 95, 159, 220, 256, 297, 400]
 
 
 # The fixed ladder these curves' title would get: two rungs on the hull (480p/1200, 720p/3200)
@@ -280,3 +281,18 @@ def test_the_default_ladder_is_never_beaten_at_its_rungs_bitrates_on_many_curves
         spent = min(f.kbps, max(k for k, _ in curve))
         ours = quality_at_rate(ladder, spent)
         assert ours is not None and ours >= fixed_db - 1e-3, (f, ours, fixed_db)
+
+
+@pytest.mark.parametrize("flatten", [1.0, 1.5])
+def test_a_title_too_dear_for_even_steps_still_gets_at_least_eight_rungs(flatten: float) -> None:
+    # Heavy grain: 240p needs 750 kbit/s at CRF 36, and the even quality steps land under
+    # 1.6x apart in rate, so no gap asks for a rung; rungs are added until the ladder has 8.
+    from reelstream.ingest.per_title import policy_for
+    from reelstream.media.transcode.ladder import ladder_for
+
+    policy = policy_for(ladder_for(1280, 720, False))
+    assert policy is not None
+    rungs = choose_rungs(_family(5.0, 0.0, flatten), policy)
+    assert policy.min_rungs <= len(rungs) <= policy.max_rungs
+    assert all(a.expected_kbps < b.expected_kbps and a.height <= b.height for a, b in itertools.pairwise(rungs))
+    assert len({(r.height, r.cap_kbps) for r in rungs}) == len(rungs)
