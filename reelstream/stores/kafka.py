@@ -43,6 +43,7 @@ class KafkaLog(EventLog):
         self._producer: Producer | None = None
         self._admin = AdminClient(self._base)
         self._partitions: dict[str, int] = {}
+        self.metadata_timeout_s = 15.0  # how long a metadata request waits for an unreachable broker
         # Delivery failures by the thread that appended the message. A failure waits for that
         # thread's own flush, so one processor's flush never takes (and hides from it) another's,
         # not even before the other's first flush. Told to whichever flush comes instead: the
@@ -69,9 +70,18 @@ class KafkaLog(EventLog):
             })
         return self._producer
 
+    def _topics(self) -> dict[str, Any]:
+        """The cluster's topic metadata, every topic (a request naming one can auto-create it
+        on brokers with auto.create.topics.enable, which would hide a typo behind a new topic)."""
+        try:
+            return dict(self._admin.list_topics(timeout=self.metadata_timeout_s).topics)
+        except KafkaException as e:
+            raise EventLogError(f"Kafka at {self.bootstrap} did not answer: {e}; is the broker running "
+                                "(bash infra/local/start.sh kafka) and REEL_LOG_URL right?") from e
+
     def ensure_topics(self, topics: Iterable[Topic]) -> None:
         wanted = list(topics)
-        existing = self._admin.list_topics(timeout=15).topics
+        existing = self._topics()
         new = [NewTopic(t.name, num_partitions=t.partitions, replication_factor=-1, config=t.kafka_config)
                for t in wanted if t.name not in existing]
         if not new:
@@ -89,7 +99,7 @@ class KafkaLog(EventLog):
         partitions are, and a read of their offsets meanwhile fails with NOT_LEADER_FOR_PARTITION."""
         deadline = time.monotonic() + timeout
         while True:
-            topics = self._admin.list_topics(timeout=15).topics
+            topics = self._topics()
             waiting = [n for n in names if (meta := topics.get(n)) is None or meta.error is not None
                        or not meta.partitions or any(p.leader < 0 for p in meta.partitions.values())]
             if not waiting:
@@ -101,12 +111,7 @@ class KafkaLog(EventLog):
 
     def partitions(self, topic: str) -> int:
         if topic not in self._partitions:
-            try:
-                # Ask for all topics: a metadata request naming one can auto-create it on brokers
-                # with auto.create.topics.enable, which would hide a typo behind a new empty topic.
-                meta = self._admin.list_topics(timeout=15).topics.get(topic)
-            except KafkaException as e:
-                raise EventLogError(f"Kafka at {self.bootstrap} did not answer: {e}") from e
+            meta = self._topics().get(topic)
             if meta is None or meta.error is not None or not meta.partitions:
                 raise UnknownTopic(f"topic '{topic}' does not exist on {self.bootstrap}; run `reel topics --create`")
             self._partitions[topic] = len(meta.partitions)
