@@ -46,3 +46,17 @@ def test_a_chunk_of_a_master_whose_video_starts_late_holds_the_grids_frames(tmp_
         # The right frames read above 30 dB; shifted by the half second (12 frames) of moving
         # test pattern, about 12 dB.
         assert psnr_against_master(out, master, start, 48) > 30
+
+
+def test_the_ladder_analysis_scores_a_late_video_masters_chunk_against_its_own_frames(tmp_path: Path) -> None:
+    # The per-title trials score each encode against the master's frames with a seek of their
+    # own: off by the half second, a faithful encode scored like a poor one.
+    from reelstream.media.ladder.analyze import ssim_of
+
+    master = late_video_master(tmp_path / "late.mp4")
+    out = tmp_path / "60.mp4"
+    encode_chunk(ChunkEncode(master=master, fps=Fraction(24), start_frame=60, frame_count=48,
+                             rungs=(RungEncode("h264-90p", "h264", 160, 90, 2000, crf=12.0),), outputs=(out,),
+                             threads=1), tmp_path)
+    [score] = ssim_of(master, Fraction(24), 60, 48, [out], (160, 90), tmp_path)
+    assert score > 0.9  # 0.94 here; 0.55 scored against frames half a second early

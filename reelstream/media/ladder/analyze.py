@@ -26,6 +26,7 @@ from pathlib import Path
 
 from reelstream.media import tools
 from reelstream.media.ladder.hull import RatePoint
+from reelstream.media.probe import video_start
 from reelstream.media.transcode.chunk import encode_chunk
 from reelstream.media.transcode.commands import ChunkEncode, RungEncode, tonemap_filter
 from reelstream.media.transcode.grid import Chunk, chunk_grid, first_frame_filter, seek_args
@@ -132,7 +133,7 @@ def ssim_of(master: Path, fps: Fraction, start_frame: int, frame_count: int, enc
             graph.append(f"[{i + 1}:v:0]setpts=PTS-STARTPTS,scale={width}:{height}:flags=bicubic,setsar=1,"
                          f"format={pix}[d{i}];[d{i}][r{i}]ssim=stats_file={path}[o{i}]")
         argv = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", "-threads", "1",
-                "-filter_complex_threads", "1", *seek_args(start_frame, fps), "-i", str(master)]
+                "-filter_complex_threads", "1", *seek_args(start_frame, fps, video_start(master)), "-i", str(master)]
         for path in encoded:
             argv += ["-threads", "1", "-i", str(path)]
         argv += ["-filter_complex", ";".join(graph)]
