@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from reelstream.cli._argtypes import at_least, port
 from reelstream.config import Settings, load_settings
 from reelstream.errors import ReelStreamError
 from reelstream.events.topics import TOPICS, topic
@@ -201,10 +202,10 @@ def register(sub: Subcommands) -> None:
     add_runtime_flags(up)
     up.add_argument("--no-sample", action="store_true", help="do not ingest the sample title")
     up.add_argument("--host", default="127.0.0.1", help="address the gateways listen on")
-    up.add_argument("--port", type=int, default=8000, help="port of the gateways and the web page")
-    up.add_argument("--edge-port", type=int, default=18400,
+    up.add_argument("--port", type=port, default=8000, help="port of the gateways and the web page")
+    up.add_argument("--edge-port", type=port, default=18400,
                     help="CDN PoP port; origin -1, steering -2, ISP appliance +1")
-    up.add_argument("--transcode-processes", type=int, help="transcode worker processes (default: one per core)")
+    up.add_argument("--transcode-processes", type=at_least(1), help="transcode worker processes (default: one per core)")
     up.set_defaults(fn=cmd_up)
 
     procs = sub.add_parser("processors", help="run the stream processors only")
@@ -222,7 +223,7 @@ def register(sub: Subcommands) -> None:
     add_runtime_flags(tail)
     tail.add_argument("topic", help="topic name, e.g. reel.playback")
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
-    tail.add_argument("--limit", type=int, help="stop after N events")
+    tail.add_argument("--limit", type=at_least(1), help="stop after N events")
     tail.add_argument("--exit-at-end", action="store_true", help="stop when no more records arrive")
     tail.add_argument("--json", action="store_true", help="one JSON object per line, nothing else")
     tail.set_defaults(fn=cmd_tail)

@@ -11,6 +11,7 @@ import signal
 import threading
 from pathlib import Path
 
+from reelstream.cli._argtypes import port
 from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 
 
@@ -93,7 +94,7 @@ def register(sub: Subcommands) -> None:
     up = edge.add_parser("up", help="start origin, PoP, appliance and steering; ship CMCD logs as events")
     add_runtime_flags(up)
     up.add_argument("--work-dir", default=".reel/edge", help="where configs, caches and logs go")
-    up.add_argument("--base-port", type=int, default=18400, help="PoP port; origin -1, steering -2, appliance +1")
+    up.add_argument("--base-port", type=port, default=18400, help="PoP port; origin -1, steering -2, appliance +1")
     up.add_argument("--origin-only", action="store_true",
                     help="serve only the origin (no nginx tiers): what `reel up` does without nginx")
     up.add_argument("--popular", nargs="*", help="titles the appliance holds (else the popularity processor's list)")
@@ -101,7 +102,7 @@ def register(sub: Subcommands) -> None:
     config = edge.add_parser("config", help="print a node's generated nginx.conf")
     config.add_argument("node", help="pop-1 or appliance-isp-a")
     config.add_argument("--work-dir", default=".reel/edge")
-    config.add_argument("--base-port", type=int, default=18400)
+    config.add_argument("--base-port", type=port, default=18400)
     config.set_defaults(fn=cmd_edge_config)
     check = edge.add_parser("check", help="say whether nginx is installed, and how to get it when not")
     check.set_defaults(fn=cmd_edge_check)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reelstream.cli._argtypes import at_least
 from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 from reelstream.runtime import Runtime
 
@@ -169,9 +170,9 @@ def register(sub: Subcommands) -> None:
     kinds = worker.add_subparsers(dest="kind", required=True)
     transcode = kinds.add_parser("transcode", help="encode chunk and audio jobs from reel.transcode.jobs")
     add_runtime_flags(transcode)
-    transcode.add_argument("--processes", type=int, default=1,
+    transcode.add_argument("--processes", type=at_least(0), default=1,
                            help="local worker processes (0: one per core); each joins the same consumer group")
-    transcode.add_argument("--threads", type=int, default=0, help="ffmpeg threads per worker (0: ffmpeg's default)")
+    transcode.add_argument("--threads", type=at_least(0), default=0, help="ffmpeg threads per worker (0: ffmpeg's default)")
     transcode.add_argument("--capabilities", choices=("auto", "cpu", "gpu"), default="auto",
                            help="detect NVENC at start (auto) or force it")
     transcode.add_argument("--idle-exit", type=float, help="exit after this many seconds without a job")

@@ -6,6 +6,7 @@ import argparse
 import signal
 import threading
 
+from reelstream.cli._argtypes import at_least
 from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 from reelstream.runtime import Runtime
 
@@ -36,7 +37,7 @@ def register(sub: Subcommands) -> None:
     add_runtime_flags(package)
     package.add_argument("--schemes", type=_schemes, default=["cenc", "cbcs"],
                          help="one package per scheme, each with its own keys (default: cenc,cbcs)")
-    package.add_argument("--threads", type=int, default=2, help="tracks prepared and encrypted at once")
+    package.add_argument("--threads", type=at_least(1), default=2, help="tracks prepared and encrypted at once")
     package.add_argument("--idle-exit", type=float, help="exit after this many seconds without a catalog event")
     package.set_defaults(fn=cmd_worker_package)
 

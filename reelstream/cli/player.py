@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reelstream.cli._argtypes import at_least
 from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 from reelstream.errors import ConfigError
 
@@ -112,7 +113,7 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--edge", help="send media requests to this edge tier (scheme://host:port) instead of the "
                                   "manifest's")
     p.add_argument("--title", required=True, help="the title every player plays")
-    p.add_argument("--players", type=int, default=10, help="concurrent players (default 10)")
+    p.add_argument("--players", type=at_least(1), default=10, help="concurrent players (default 10)")
     p.add_argument("--format", choices=["dash", "hls", "mixed"], default="dash")
     p.add_argument("--traces", type=Path, help="a folder of throughput traces ('time_s mbps' lines, e.g. "
                                                "../shared/abr/traces/fcc); default: synthetic traces")

@@ -41,3 +41,20 @@ def test_emit_with_a_payload_that_is_not_json_says_so(tmp_path: Path, capsys: py
     assert "reel emit" in err and "not JSON" in err
     status, err = run(["emit", "--data-dir", str(tmp_path), "EntitlementGranted", '["u1"]'], capsys)
     assert status == 2 and "JSON object" in err
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["worker", "transcode", "--processes", "-3"], "--processes: -3 is under 0"),
+    (["worker", "transcode", "--threads", "two"], "--threads: 'two' is not a whole number"),
+    (["up", "--transcode-processes", "-1"], "--transcode-processes: -1 is under 1"),
+    (["up", "--port", "99999"], "--port: 99999: a port is 1..65535"),
+    (["edge", "config", "--base-port", "0"], "--base-port: 0 is under 1"),
+    (["load", "--title", "t", "--players", "0"], "--players: 0 is under 1"),
+    (["worker", "package", "--threads", "0"], "--threads: 0 is under 1"),
+    (["tail", "reel.catalog", "--limit", "-5"], "--limit: -5 is under 1"),
+])
+def test_a_count_or_port_out_of_range_is_refused_before_anything_runs(
+        argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # `--processes -3` ran one worker, and `--transcode-processes -1` went on to the pool.
+    status, err = run(argv, capsys)
+    assert status == 2 and named in err
