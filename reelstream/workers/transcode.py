@@ -27,6 +27,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -41,7 +42,7 @@ from reelstream.events.topics import GPU_JOBS_TOPIC, SECONDARY_TOPICS
 from reelstream.media.transcode import layout
 from reelstream.media.transcode.chunk import EncodedChunk, encode_chunk
 from reelstream.media.transcode.commands import ChunkEncode, RungEncode, audio_command
-from reelstream.media.transcode.run import run
+from reelstream.media.transcode.run import MediaStopped, Supervisor, run
 from reelstream.media.transcode.tonemap import peak_of, write_cube
 from reelstream.runtime import Runtime
 from reelstream.stores.ports import LogConsumer, ObjectStore, Record
@@ -59,6 +60,12 @@ CLAIM_POLL_S = 0.25
 # 0.5-s poll spent ~1 % of a core on it (0.19 s CPU per 20 s); this costs a job that comes
 # to an idle worker at most 0.1 s before it starts (a chunk job takes seconds).
 IDLE_WAIT_S = 0.1
+# A stop request (SIGINT, SIGTERM) kills the job's media processes within STOP_POLL_S.
+STOP_POLL_S = 0.1
+# After a failure outside the encode (store, log), the worker waits RETRY_FIRST_S, doubling
+# per failure in a row up to RETRY_MAX_S: long enough not to hammer a store that is down.
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 30.0
 _RESULT_IDS = uuid.UUID("0b7d8a3e-5a55-4c53-9d3e-6f0e9b1c2d44")
 
 
@@ -89,6 +96,7 @@ class TranscodeWorker:
     max_attempts: int = MAX_ATTEMPTS
     fault: Callable[[Event], None] | None = None  # tests: called before each encode, to inject failures
     stats: WorkerStats = field(default_factory=WorkerStats)
+    _media: Supervisor = field(default_factory=Supervisor, init=False, repr=False)
 
     @property
     def producer(self) -> str:
@@ -100,14 +108,41 @@ class TranscodeWorker:
         return [GPU_JOBS_TOPIC, JOBS_TOPIC] if self.capabilities.gpu else [JOBS_TOPIC]
 
     def run(self, should_stop: Callable[[], bool], idle_exit_s: float | None = None) -> WorkerStats:
-        """Take jobs one at a time until ``should_stop()`` (or ``idle_exit_s`` without work)."""
+        """Take jobs one at a time until ``should_stop()`` (or ``idle_exit_s`` without work).
+
+        Asked to stop mid-job, the worker kills the job's media processes within ``STOP_POLL_S``
+        and leaves the job uncommitted, for the group to hand out again: a stop is not a failure
+        and uses up none of the job's attempts."""
         if self.capabilities.gpu:
             self.runtime.log.ensure_topics(SECONDARY_TOPICS)
-        prefix = self.runtime.settings.group_prefix
-        consumers = [self.runtime.log.consumer([t], worker_group(prefix, t)) for t in self.topics]
+        self._media = Supervisor()
+        finished = threading.Event()
+        watcher = threading.Thread(target=_stop_when, args=(should_stop, self._media, finished),
+                                   name=f"stop-{self.worker_id}", daemon=True)
+        watcher.start()
         self._announce("TranscodeWorkerStarted", self.started_data())
-        idle_since = beat = time.monotonic()
         reason = "stopped"
+        try:
+            with self._media.watching():
+                reason = self._loop(should_stop, idle_exit_s)
+        except BaseException as e:
+            reason = f"{type(e).__name__}: {e}"[:500]
+            raise
+        finally:
+            finished.set()
+            watcher.join()
+            self._announce("TranscodeWorkerStopped", {"worker_id": self.worker_id, "reason": reason})
+        return self.stats
+
+    def _loop(self, should_stop: Callable[[], bool], idle_exit_s: float | None) -> str:
+        """Jobs until told to stop or idle; why it ended. A failure outside a job's encode (the
+        object store, the claim, publishing, the log) is retried after a growing pause with the
+        consumers reopened, so the job comes back (to this member or another): a store's or the
+        log's bad moment must not end the worker, since nothing restarts it and the fleet would
+        silently shrink."""
+        consumers: list[LogConsumer] = []
+        idle_since = beat = time.monotonic()
+        failures = 0
         try:
             while not should_stop():
                 if time.monotonic() - beat >= HEARTBEAT_S:
@@ -115,21 +150,36 @@ class TranscodeWorker:
                     self._announce("TranscodeWorkerHeartbeat", {"worker_id": self.worker_id,
                                                                 "gpu": self.capabilities.gpu,
                                                                 "jobs_done": self.stats.encoded})
-                if self._take_one(consumers):
+                try:
+                    consumers = consumers or self._consumers()
+                    took = self._take_one(consumers)
+                    failures = 0
+                except MediaStopped as e:
+                    log.info("stopping mid-job, the job is left to be handed out again: %s", e)
+                    break
+                except Exception as e:  # see the docstring; with its traceback when unexpected
+                    failures += 1
+                    pause = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (failures - 1))
+                    log.warning("job handling failed (%d in a row), the job will come again; retrying in %.1fs: %s",
+                                failures, pause, e, exc_info=not isinstance(e, ReelStreamError))
+                    _close(consumers)
+                    consumers = []
+                    _pause(pause, should_stop)
+                    idle_since = time.monotonic()
+                    continue
+                if took:
                     idle_since = time.monotonic()
                 elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
-                    reason = "idle"
-                    break
+                    return "idle"
                 else:
                     time.sleep(IDLE_WAIT_S)
-        except BaseException as e:
-            reason = f"{type(e).__name__}: {e}"[:500]
-            raise
         finally:
-            for consumer in consumers:
-                consumer.close()
-            self._announce("TranscodeWorkerStopped", {"worker_id": self.worker_id, "reason": reason})
-        return self.stats
+            _close(consumers)
+        return "stopped"
+
+    def _consumers(self) -> list[LogConsumer]:
+        prefix = self.runtime.settings.group_prefix
+        return [self.runtime.log.consumer([t], worker_group(prefix, t)) for t in self.topics]
 
     def _take_one(self, consumers: list[LogConsumer]) -> bool:
         for consumer in consumers:
@@ -183,6 +233,8 @@ class TranscodeWorker:
         key = layout.job_claim_key(job["title_id"], job["job_id"])
         waited = False
         while (holder := self._claims.held_by_other(key)) is not None:
+            if self._media.stopped:
+                raise MediaStopped(f"stopped while waiting for {holder} to encode {job['job_id']}")
             if not waited:
                 log.info("%s is being encoded by %s: waiting for its result", job["job_id"], holder)
                 waited = True
@@ -200,6 +252,8 @@ class TranscodeWorker:
             else:
                 data = self._encode_audio(job)
                 result = self._event("AudioTranscoded", data, job, result_id(job["job_id"], None, "done"))
+        except MediaStopped:
+            raise  # the worker is stopping: the job did not fail
         except (ReelStreamError, OSError) as e:
             return self._failed(job, str(e))
         store_result(self.runtime.objects, result)
@@ -324,6 +378,29 @@ def store_result(objects: ObjectStore, result: Event) -> None:
     objects.put(layout.job_record_key(result["title_id"], result["job_id"]),
                 json.dumps({"type": result.type, "event_id": result.event_id, "data": dict(result.data)}).encode(),
                 content_type="application/json")
+
+
+def _stop_when(should_stop: Callable[[], bool], media: Supervisor, finished: threading.Event) -> None:
+    """Stop ``media`` as soon as ``should_stop()``: the worker's thread is busy in the encode."""
+    while not finished.wait(STOP_POLL_S):
+        if should_stop():
+            media.stop()
+            return
+
+
+def _pause(seconds: float, should_stop: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + seconds
+    while not should_stop() and time.monotonic() < deadline:
+        time.sleep(min(IDLE_WAIT_S, max(0.0, deadline - time.monotonic())))
+
+
+def _close(consumers: Sequence[LogConsumer]) -> None:
+    """Leave the group (uncommitted jobs go to whichever member gets their partition)."""
+    for consumer in consumers:
+        try:
+            consumer.close()
+        except Exception as e:  # noqa: BLE001 -- a broken consumer is dropped either way; its session times out
+            log.warning("could not close a consumer: %s", e)
 
 
 def clear_scratch(path: Path) -> None:

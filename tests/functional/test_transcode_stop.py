@@ -1,0 +1,147 @@
+"""Stopping a transcode worker mid-job, with real signals to a real `reel worker transcode`.
+
+A terminal's Ctrl-C sends SIGINT to the whole foreground process group; `stop_pool` and
+service managers send SIGTERM to the worker alone. Either way the worker kills its ffmpeg,
+publishes no failure (a stop must not use up one of the job's attempts), leaves the job
+uncommitted for the fleet, and exits 0 at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from reelstream.config import Settings
+from reelstream.events.model import Event, new_event
+from reelstream.media.transcode import layout
+from reelstream.media.transcode.run import MediaStopped, Supervisor, run, run_with_readers
+from reelstream.runtime import Runtime
+from reelstream.workers.pool import worker_command
+from reelstream.workers.transcode import JOBS_TOPIC, worker_group
+from tests.support.media import make_master
+
+TITLE = "stopped"
+
+
+def a_long_job(runtime: Runtime, folder: Path) -> Event:
+    """One HEVC job over a whole 10-s master: seconds of libx265 on one thread."""
+    folder.mkdir(parents=True)
+    master = make_master(folder / "film.mp4", seconds=10, size="640x360", languages=("en",))
+    runtime.objects.put(f"titles/{TITLE}/master/film.mp4", master)
+    job = new_event("ChunkTranscodeRequested", {
+        "job_id": layout.chunk_job_id(TITLE, "hevc-sdr", 0), "title_id": TITLE, "encoder_group": "hevc-sdr",
+        "chunk_index": 0, "source_key": f"titles/{TITLE}/master/film.mp4", "start_ms": 0, "duration_ms": 10_000,
+        "rungs": [{"rendition_id": "hevc-360p-800k", "codec": "hevc", "width": 640, "height": 360,
+                   "bitrate_kbps": 800, "hdr": False, "crf": None}],
+        "attempt": 1, "prefer_gpu": False, "frame_rate": "24/1", "start_frame": 0, "frame_count": 240,
+        "source_hdr": False, "master_display": None, "max_cll": None}, producer="test")
+    runtime.publish(job)
+    return job
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """pid -> command name of every process below ``pid``, from /proc."""
+    parents: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        parents[int(entry.name)] = (int(stat[stat.rindex(")") + 2:].split()[1]), comm)
+    found: dict[int, str] = {}
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, (parent, _) in parents.items() if parent in frontier}
+        found.update((child, parents[child][1]) for child in frontier)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("processes,stop", [
+    (1, "ctrl-c"),  # SIGINT to the worker's whole process group, as a terminal sends it
+    (1, "sigterm"),  # SIGTERM to the worker alone, as stop_pool sends it
+    (2, "ctrl-c"),  # `reel worker transcode --processes 2`: the pool and both its workers get SIGINT
+])
+def test_a_stopped_worker_kills_its_encode_and_leaves_the_job_to_the_fleet(
+        tmp_path: Path, processes: int, stop: str) -> None:
+    settings = Settings(data_dir=tmp_path / "reel")
+    runtime = Runtime(settings)
+    job = a_long_job(runtime, tmp_path / "studio")
+    argv = worker_command(1, "cpu", None)
+    argv[argv.index("--processes") + 1] = str(processes)
+    env = {**os.environ, "REEL_DATA_DIR": str(settings.data_dir), "TMPDIR": str(tmp_path)}
+    with open(tmp_path / "worker.log", "wb") as out:
+        # A session of its own: the test stands in for the terminal, whose foreground group it is.
+        worker = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (encoders := [p for p, name in descendants(worker.pid).items() if name.startswith("ffmpeg")]):
+            assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+            time.sleep(0.02)
+        stopped = time.monotonic()
+        if stop == "ctrl-c":
+            os.killpg(worker.pid, signal.SIGINT)
+        else:
+            os.kill(worker.pid, signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0, (tmp_path / "worker.log").read_text()
+        assert time.monotonic() - stopped < 3, "the worker finished the encode instead of stopping"
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    time.sleep(0.2)
+    assert not [p for p in encoders if alive(p)], "an ffmpeg outlived its worker"
+    reader = runtime.log.consumer(["reel.transcode.results", JOBS_TOPIC], group_id=None)
+    published = [runtime.codec.decode(r.value) for r in reader.poll(max_records=1000, timeout=1)]
+    reader.close()
+    assert [e.type for e in published] == ["ChunkTranscodeRequested"]  # no ChunkFailed, no retry, no result
+    assert runtime.log.committed(worker_group(settings.group_prefix), JOBS_TOPIC) == {}  # redelivered to the fleet
+    assert not runtime.objects.exists(layout.job_claim_key(TITLE, job["job_id"]))  # free for the next member
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_no_reader_outlives_a_run_with_readers_that_ends_in_an_exception() -> None:
+    """Whatever ends the call (here a signal handler's exception in the middle of it), the
+    readers go with the writer: an x265 left reading a FIFO would run on without its worker."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(Interrupted):
+            run_with_readers(["sleep", "30"], [["sleep", "29.5"], ["sleep", "29.25"]], "waiting")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert [name for name in descendants(os.getpid()).values() if name == "sleep"] == []
+
+
+def test_a_stopped_supervisor_kills_writer_and_readers_and_says_so() -> None:
+    media = Supervisor()
+    threading.Timer(0.3, media.stop).start()
+    started = time.monotonic()
+    with media.watching(), pytest.raises(MediaStopped):
+        run_with_readers(["sleep", "30"], [["sleep", "29.5"]], "waiting")
+    assert time.monotonic() - started < 5
+    assert [name for name in descendants(os.getpid()).values() if name == "sleep"] == []
+    with media.watching(), pytest.raises(MediaStopped):  # and starts nothing more
+        run(["true"], "after the stop")
