@@ -8,37 +8,49 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from reelstream.cli._argtypes import at_least
 from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
+from reelstream.ingest.upload import TransferMeter
 from reelstream.runtime import Runtime
 
 
 class CliProgress:
-    """Upload bytes and rate on one line, then the ingest's steps."""
+    """Hashing, then upload bytes, rate and ETA on one line per file, then the ingest's steps."""
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, clock: Callable[[], float] = time.monotonic,
+                 out: TextIO | None = None) -> None:
         self.quiet = quiet
-        self.started = time.monotonic()
+        self.clock = clock
+        self.out = out
         self._last = 0.0
+        self._meters: dict[str, TransferMeter] = {}
+
+    def _due(self, done: int, total: int) -> bool:
+        now = self.clock()
+        if self.quiet or (now - self._last < 0.2 and done < total):
+            return False
+        self._last = now
+        return True
+
+    def hashing(self, name: str, done: int, total: int) -> None:
+        if self._due(done, total):
+            print(f"\r  hashing {name}: {done / 1e6:8.1f} / {total / 1e6:.1f} MB", end="\n" if done >= total else "",
+                  file=self.out or sys.stderr, flush=True)
 
     def uploading(self, name: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if self.quiet or (now - self._last < 0.2 and done < total):
-            return
-        self._last = now
-        rate = done / max(now - self.started, 1e-6)
-        eta = (total - done) / rate if rate and total > 0 else 0
-        print(f"\r  uploading {name}: {done / 1e6:8.1f} / {total / 1e6:.1f} MB  {rate / 1e6:6.1f} MB/s  "
-              f"ETA {eta:4.0f}s", end="\n" if done >= total else "", file=sys.stderr, flush=True)
-        if done >= total:
-            self.started = time.monotonic()
+        # The rate counts the transfer alone: hashing a large master first takes minutes.
+        rate, eta = self._meters.setdefault(name, TransferMeter(self.clock)).update(done, total)
+        if self._due(done, total):
+            print(f"\r  uploading {name}: {done / 1e6:8.1f} / {total / 1e6:.1f} MB  {rate / 1e6:6.1f} MB/s  "
+                  f"ETA {eta:4.0f}s", end="\n" if done >= total else "", file=self.out or sys.stderr, flush=True)
 
     def step(self, message: str) -> None:
         if not self.quiet:
-            print(f"  {message}", file=sys.stderr, flush=True)
+            print(f"  {message}", file=self.out or sys.stderr, flush=True)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

@@ -44,12 +44,17 @@ from reelstream.workers.transcode import JOBS_TOPIC, chunk_result, result_id
 
 
 class IngestProgress(Protocol):
+    def hashing(self, name: str, done: int, total: int) -> None: ...
+
     def uploading(self, name: str, done: int, total: int) -> None: ...
 
     def step(self, message: str) -> None: ...
 
 
 class _Silent:
+    def hashing(self, name: str, done: int, total: int) -> None:
+        pass
+
     def uploading(self, name: str, done: int, total: int) -> None:
         pass
 
@@ -140,6 +145,7 @@ class IngestService:
     def _upload(self, key: str, path: Path, name: str) -> UploadReport:
         return upload_resumable(self.runtime.objects, key, path, self.journal_dir,
                                 progress=lambda done, total: self.progress.uploading(name, done, total),
+                                hashing=lambda done, total: self.progress.hashing(name, done, total),
                                 fault=self.fault)
 
     @staticmethod

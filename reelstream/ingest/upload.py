@@ -7,7 +7,9 @@ holds (``uploaded_parts``); each is compared with the local part's MD5, so only 
 store lacks or holds differently are sent again. Same code for S3 (a multipart upload)
 and the local directory (parts under ``.meta/uploads``).
 
-The SHA-256 of the whole file is computed first and stored with the object.
+The SHA-256 of the whole file is computed first and stored with the object. On a master of
+tens of GB that takes minutes, so it is reported as a phase of its own (``hashing``), and
+``TransferMeter`` gives a rate and an ETA that count the transfer only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +29,7 @@ from reelstream.stores.ports import ObjectInfo, ObjectStore, UploadedPart, Uploa
 MiB = 1024 * 1024
 PART_SIZE = 8 * MiB  # S3's minimum part is 5 MiB
 
-UploadProgress = Callable[[int, int], None]  # (bytes done, total)
+UploadProgress = Callable[[int, int], None]  # (bytes done, total); also the hashing phase's
 FaultHook = Callable[[int], None]  # called with the part number before each part is sent (tests inject faults)
 
 
@@ -36,6 +39,25 @@ class UploadReport:
     parts: int
     parts_sent: int  # parts sent by this run; fewer than ``parts`` when it resumed
     bytes_sent: int
+
+
+@dataclass
+class TransferMeter:
+    """Rate and ETA of an upload's transfer, for a progress display. The clock starts at the
+    transfer's first report (``upload_resumable`` makes one, of 0 bytes, as the transfer
+    begins), so the hashing before it (minutes for a large master) is not counted."""
+
+    clock: Callable[[], float] = time.monotonic
+    _start: tuple[float, int] | None = None  # (time, bytes done) of the first report
+
+    def update(self, done: int, total: int) -> tuple[float, float]:
+        """(bytes per second, seconds left) after ``done`` of ``total`` bytes; 0 until measurable."""
+        now = self.clock()
+        if self._start is None:
+            self._start = (now, done)
+        elapsed, moved = now - self._start[0], done - self._start[1]
+        rate = moved / elapsed if elapsed > 0 else 0.0
+        return rate, ((total - done) / rate if rate > 0 else 0.0)
 
 
 @dataclass
@@ -81,16 +103,29 @@ def _parts(source: Path, part_size: int) -> Iterator[tuple[int, bytes]]:
             number += 1
 
 
-def upload_resumable(objects: ObjectStore, key: str, source: Path, journal_dir: Path, *,
-                     part_size: int = PART_SIZE, content_type: str = "application/octet-stream",
-                     progress: UploadProgress | None = None, fault: FaultHook | None = None) -> UploadReport:
-    """Upload ``source`` to ``key``, resuming a previous interrupted run of the same upload."""
-    journal = _Journal.open(journal_dir, key, source, part_size)
-    sha = hashlib.sha256()
-    with source.open("rb") as f:  # hashed first: the checksum is declared when the upload begins
+def _sha256(source: Path, size: int, hashing: UploadProgress | None) -> str:
+    sha, done = hashlib.sha256(), 0
+    with source.open("rb") as f:
         while block := f.read(MiB * 8):
             sha.update(block)
-    checksum = sha.hexdigest()
+            done += len(block)
+            if hashing:
+                hashing(done, size)
+    return sha.hexdigest()
+
+
+def upload_resumable(objects: ObjectStore, key: str, source: Path, journal_dir: Path, *,
+                     part_size: int = PART_SIZE, content_type: str = "application/octet-stream",
+                     progress: UploadProgress | None = None, hashing: UploadProgress | None = None,
+                     fault: FaultHook | None = None) -> UploadReport:
+    """Upload ``source`` to ``key``, resuming a previous interrupted run of the same upload.
+
+    ``hashing`` is told the bytes hashed so far, ``progress`` the bytes transferred (parts
+    the store already holds included)."""
+    journal = _Journal.open(journal_dir, key, source, part_size)
+    checksum = _sha256(source, journal.size, hashing)  # first: the checksum is declared when the upload begins
+    if progress:
+        progress(0, journal.size)  # the transfer begins
     if journal.size <= part_size:  # one part: a plain put, nothing to resume
         if fault:
             fault(1)

@@ -155,6 +155,16 @@ def test_cli_names_the_reason_and_missing_metadata_writes_nothing(studio: Path, 
     assert missing.returncode == 2 and "METADATA_INVALID" in missing.stderr
 
 
+def test_the_cli_shows_the_hashing_before_the_upload(studio: Path, tmp_path: Path) -> None:
+    master, metadata = delivery(studio, tmp_path, master={"sha256": "0" * 64})  # rejected once uploaded
+    env = {**os.environ, "REEL_DATA_DIR": str(tmp_path / "reel")}
+    done = subprocess.run([sys.executable, "-m", "reelstream.cli", "ingest", str(master), "--metadata", str(metadata)],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    shown = done.stderr.replace("\r", "\n")
+    assert "hashing master:" in shown and "uploading master:" in shown, done.stderr
+    assert shown.index("hashing master:") < shown.index("uploading master:")
+
+
 def test_an_interrupted_upload_resumes_without_starting_over(tmp_path: Path) -> None:
     runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
     source = tmp_path / "big.bin"
