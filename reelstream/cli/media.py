@@ -112,28 +112,25 @@ def follow(runtime: Runtime, title_id: str, timeout: float) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from reelstream.workers.capabilities import detect
-    from reelstream.workers.pool import default_processes, start_pool, stop_pool
+    from reelstream.workers.pool import default_processes, stop_pool, supervise, worker_starter
     from reelstream.workers.transcode import TranscodeWorker
 
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     processes = args.processes or default_processes()
     if processes > 1:
-        procs = start_pool(processes, args.threads, args.capabilities, args.idle_exit,
-                           extra=_runtime_args(args))
+        start = worker_starter(processes, args.threads, args.capabilities, args.idle_exit, extra=_runtime_args(args))
+        procs = [start(i) for i in range(processes)]
         print(f"{processes} transcode workers running (pids {', '.join(str(p.pid) for p in procs)}); Ctrl-C stops",
               flush=True)
         try:
-            while any(p.poll() is None for p in procs):
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+            supervise(procs, start, stop.is_set)
         finally:
             stop_pool(procs)
         return 0
     runtime = Runtime(settings_from(args))
     caps = detect(None if args.capabilities == "auto" else args.capabilities)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     worker = TranscodeWorker(runtime, capabilities=caps, threads=args.threads)
     print(f"worker {worker.worker_id} ({caps.label}) taking jobs from {runtime.settings.log_url}", flush=True)
     stats = worker.run(stop.is_set, idle_exit_s=args.idle_exit)
