@@ -142,9 +142,10 @@ def test_cbcs_plays_to_the_end_through_a_pause_and_a_seek(stack: dict[str, Any],
     assert_played_everything(report, 6.0)
     assert report.decisions[0].rung == 1 and "first chunk" in report.decisions[0].reason
     kept = [d for d in report.decisions if not d.discarded]
-    assert [b["event"] for b in report.beats] == ["start", "pause", "seek", "stop"]
+    assert [b["event"] for b in report.beats] == ["start", "pause", "heartbeat", "seek", "stop"]
     assert report.beats[1]["position_ms"] == 500 and report.beats[1]["state"] == "PAUSED"
-    assert report.beats[2]["position_ms"] == 4200 and report.beats[2]["state"] == "SEEKING"
+    assert report.beats[2]["position_ms"] == 500 and report.beats[2]["state"] == "PLAYING", "resumed"
+    assert report.beats[3]["position_ms"] == 4200 and report.beats[3]["state"] == "SEEKING"
     assert kept[-1].number == 3 and report.play_s == pytest.approx(1.0 + 6.0 - 4.2), \
         "played 0-1 s (paused at 0.5 s), jumped to 4.2 s (segment 3) and played to the end"
     audio = next(t for t in stack["packages"]["t-cbcs"].tracks if t.track_id == "audio-en")

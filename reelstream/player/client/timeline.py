@@ -5,7 +5,8 @@ long each request took (:meth:`Timeline.wait`) and what arrived (:meth:`Timeline
 the timeline plays the buffer out meanwhile, stalls when it runs dry, carries out the
 scripted viewer actions when the playhead reaches them, and queues the heartbeats a
 player owes the playback gateway: one every ``heartbeat_s`` of play time (as
-``reelstream/web/app.js`` does every 30 s) and one on start, pause, seek and stop.
+``reelstream/web/app.js`` does every 30 s), every ``heartbeat_s`` of wall time while paused,
+and one on start, pause, resume, seek and stop.
 
 Times: ``now_s`` is virtual wall time since the viewer pressed play; positions are
 media time. Playback starts (first frame) once ``start_buffer_s`` is buffered.
@@ -89,6 +90,7 @@ class Timeline:
     beats: list[Beat] = field(default_factory=list)
     _pending: list[Action] = field(default_factory=list)
     _next_beat_s: float = 0.0
+    _paused_beat_at: float = 0.0  # wall time of the next beat while paused
     _stall_since_beat: float = 0.0
     _seek_to: float | None = None
 
@@ -166,10 +168,16 @@ class Timeline:
         """Advance by at most ``budget`` seconds, up to the next thing that happens."""
         pause_left = self._pause_left()
         if pause_left is not None:
-            spent = min(budget, pause_left)
+            spent = min(budget, pause_left, max(0.0, self._paused_beat_at - self.now_s))
             self.now_s += spent
             if self.now_s >= self.paused_until - 1e-9:  # type: ignore[operator]
                 self.paused_until = None
+                # Resumed: the sessions processor counts viewing time from a playing beat, so
+                # without this one the play up to the next 30-s beat would count as paused.
+                self.beats.append(self._beat("heartbeat", "PLAYING"))
+            elif self.now_s >= self._paused_beat_at - 1e-9:
+                self._paused_beat_at += self.heartbeat_s  # beats go on while paused: still live
+                self.beats.append(self._beat("heartbeat", "PAUSED"))
             return spent
         if not self.started or self.seeking:
             self.now_s += budget
@@ -201,6 +209,7 @@ class Timeline:
     def _act(self, action: Action) -> None:
         if isinstance(action, Pause):
             self.paused_until = self.now_s + action.for_s
+            self._paused_beat_at = self.now_s + self.heartbeat_s
             self.beats.append(self._beat("pause", "PAUSED"))
         elif isinstance(action, Seek):
             self.position_s = min(max(0.0, action.to_s), self.duration_s)

@@ -40,7 +40,19 @@ def test_pause_keeps_the_playhead_and_beats_pause() -> None:
     assert t.position_s == pytest.approx(1.0) and t.paused_until is not None
     t.wait(4.0)  # 2 s more paused, then 2 s play
     assert t.position_s == pytest.approx(3.0) and t.stall_s == 0.0
-    assert events(t) == [("start", 0.0), ("pause", 1.0)]
+    assert events(t) == [("start", 0.0), ("pause", 1.0), ("heartbeat", 1.0)]  # the last: resumed
+
+
+def test_a_long_pause_beats_every_30_s_and_the_resume_beats_playing() -> None:
+    # The sessions processor keeps a paused session live on its beats and counts viewing time
+    # from a playing beat: without the resume beat, up to 30 s of play counted as paused.
+    t = Timeline(position_s=0.0, duration_s=200.0, actions=[Pause(at_s=1.0, for_s=70.0)])
+    t.append(40.0)
+    t.wait(81.0)  # 1 s play, 70 s paused, 10 s play
+    beats = [(b.event, b.state, round(b.at_s, 3)) for b in t.take_beats()]
+    assert beats == [("start", "PLAYING", 0.0), ("pause", "PAUSED", 1.0), ("heartbeat", "PAUSED", 31.0),
+                     ("heartbeat", "PAUSED", 61.0), ("heartbeat", "PLAYING", 71.0)]
+    assert t.position_s == pytest.approx(11.0) and t.play_s == pytest.approx(11.0)
 
 
 def test_seek_flushes_the_buffer_and_the_wait_for_data_is_not_a_stall() -> None:
