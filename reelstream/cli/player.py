@@ -91,8 +91,6 @@ async def _load(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    if args.players < 1:
-        raise ConfigError("--players must be at least 1")
     if args.traces and not args.traces.is_dir():
         raise ConfigError(f"--traces {args.traces}: not a folder of trace files")
     return asyncio.run(_load(args))

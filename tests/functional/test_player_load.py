@@ -86,7 +86,7 @@ def test_given_accounts_and_viewers_who_leave(deployment: dict[str, Any], tmp_pa
 def test_bad_options_are_refused_with_their_name(deployment: dict[str, Any], tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "reelstream.cli", "load", "--title", "t", "--players", "0"],
                           cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 2 and "--players must be at least 1" in done.stderr
+    assert done.returncode == 2 and "--players: 0 is under 1" in done.stderr
     bad = tmp_path / "accounts.txt"
     bad.write_text("only-an-email@example.com\n")
     done = subprocess.run([sys.executable, "-m", "reelstream.cli", "load", "--title", "t", "--gateway",
