@@ -60,13 +60,15 @@ def _field(number: int, wire_type: int, value: bytes | int) -> bytes:
 def widevine_pssh_data(kids: Sequence[bytes], scheme: str, provider: str = "",
                        content_id: bytes = b"") -> bytes:
     """The WidevinePsshData protobuf, hand-encoded (fields in number order):
-    2 key_ids (repeated bytes), 4 provider (string), 5 content_id (bytes),
-    9 protection_scheme (uint32: the scheme's four characters as a big-endian integer)."""
+    2 key_ids (repeated bytes), 3 provider (string), 4 content_id (bytes),
+    9 protection_scheme (uint32: the scheme's four characters as a big-endian integer).
+    Field numbers as in Shaka Packager's widevine_pssh_data.proto (5 is the deprecated
+    track_type string: a content id written there is read as a track type)."""
     out = b"".join(_field(2, 2, k) for k in sorted(kids))
     if provider:
-        out += _field(4, 2, provider.encode())
+        out += _field(3, 2, provider.encode())
     if content_id:
-        out += _field(5, 2, content_id)
+        out += _field(4, 2, content_id)
     out += _field(9, 0, int.from_bytes(scheme.encode("ascii"), "big"))
     return out
 

@@ -100,7 +100,7 @@ def mpd(package: Package, profile: DeviceProfile, urls: UrlBuilder, steering: Co
     period = root.add("Period", ("id", "0"), ("start", "PT0S"))
     groups = _adaptation_groups(chosen.video) + _adaptation_groups(chosen.audio) + _adaptation_groups(chosen.text)
     for set_id, tracks in enumerate(groups):
-        _adaptation_set(period, set_id, tracks, package, profile, urls)
+        _adaptation_set(period, set_id, tracks, package, profile, urls, _switchable(groups, set_id))
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + "\n".join(root.render()) + "\n"
 
 
@@ -108,20 +108,32 @@ def _longest_segment(tracks: Iterable[PackagedTrack]) -> float:
     return max((s.duration / t.timescale for t in tracks for s in t.segments), default=2.0)
 
 
+def _switch_family(t: PackagedTrack) -> tuple[object, ...]:
+    """Tracks a player may switch between seamlessly: same kind, codec family, language,
+    roles and accessibility (so each audio language and each AD track is apart). HDR and
+    SDR renditions never mix: a switch between them is not seamless."""
+    return (t.kind, t.codecs.split(".")[0], t.language, t.roles, t.accessibility, t.init == "", t.video_range)
+
+
 def _adaptation_groups(tracks: Sequence[PackagedTrack]) -> list[list[PackagedTrack]]:
-    """Tracks a player may switch between seamlessly share a set: same kind, codec family,
-    language, roles and accessibility (so each audio language and each AD track is its own set)."""
+    """One set per switch family and content key: DASH-IF IOP v4.3 §7.5.2 and §7.7.1 put
+    the ContentProtection descriptors (and so one ``cenc:default_KID``) on the
+    AdaptationSet, for all its Representations, so SD and HD renditions under different
+    keys go to different sets (``_switchable`` says a player may switch between them)."""
     groups: dict[tuple[object, ...], list[PackagedTrack]] = {}
     for t in tracks:
-        family = t.codecs.split(".")[0]
-        # HDR and SDR renditions never share a set: a switch between them is not seamless.
-        groups.setdefault((family, t.language, t.roles, t.accessibility, t.init == "", t.video_range),
-                          []).append(t)
+        groups.setdefault((*_switch_family(t), t.key_id), []).append(t)
     return list(groups.values())
 
 
+def _switchable(groups: Sequence[Sequence[PackagedTrack]], set_id: int) -> list[int]:
+    """The other sets of the same switch family (those split only by their key)."""
+    family = _switch_family(groups[set_id][0])
+    return [i for i, g in enumerate(groups) if i != set_id and _switch_family(g[0]) == family]
+
+
 def _adaptation_set(period: Node, set_id: int, tracks: list[PackagedTrack], package: Package,
-                    profile: DeviceProfile, urls: UrlBuilder) -> None:
+                    profile: DeviceProfile, urls: UrlBuilder, switchable: Sequence[int] = ()) -> None:
     first = tracks[0]
     raw_vtt = first.kind == "text" and not first.init
     mime = "text/vtt" if raw_vtt else MIME.get(first.kind, "application/mp4")
@@ -133,18 +145,18 @@ def _adaptation_set(period: Node, set_id: int, tracks: list[PackagedTrack], pack
     if first.kind == "video":
         attrs += [("maxWidth", max(t.width or 0 for t in tracks)), ("maxHeight", max(t.height or 0 for t in tracks))]
     aset = period.add("AdaptationSet", *attrs)
-    kids = {t.key_id for t in tracks}
-    # One KID for the whole set: signal once. Different keys (SD and HD in one set):
-    # per Representation, as DASH-IF IOP allows, so each rendition names its own key.
-    shared = len(kids) == 1 and package.scheme != "clear" and first.key_id
-    if shared:
-        _content_protection(aset, first.key_id or "", package, profile, urls)
+    if package.scheme != "clear" and first.key_id:  # one key per set (_adaptation_groups)
+        _content_protection(aset, first.key_id, package, profile, urls)
     if first.kind == "video" and first.video_range in _CICP_TRANSFER:
         # DASH-IF IOP v4.3 §6.2.5: HDR10 / HLG sets signal colour primaries, transfer and
         # matrix with the CICP code points of ISO/IEC 23091-2 (BT.2020 = 9, PQ = 16, HLG = 18).
         for name, value in (("ColourPrimaries", 9), ("TransferCharacteristics", _CICP_TRANSFER[first.video_range]),
                             ("MatrixCoefficients", 9)):
             aset.add("SupplementalProperty", ("schemeIdUri", f"urn:mpeg:mpegB:cicp:{name}"), ("value", value))
+    if switchable:
+        # DASH-IF IOP v4.3 §3.8: seamless switching across sets (the same rungs under other keys).
+        aset.add("SupplementalProperty", ("schemeIdUri", "urn:mpeg:dash:adaptation-set-switching:2016"),
+                 ("value", ",".join(str(i) for i in switchable)))
     for role in first.roles or (("main",) if first.kind != "text" else ("subtitle",)):
         aset.add("Role", ("schemeIdUri", ROLE_SCHEME), ("value", role))
     if "audio-description" in first.accessibility:
@@ -154,8 +166,6 @@ def _adaptation_set(period: Node, set_id: int, tracks: list[PackagedTrack], pack
         aset.add("Accessibility", ("schemeIdUri", ROLE_SCHEME), ("value", "caption"))
     for track in tracks:
         rep = aset.add("Representation", *_representation_attrs(track))
-        if not shared and package.scheme != "clear" and track.key_id:
-            _content_protection(rep, track.key_id, package, profile, urls)
         if raw_vtt and len(track.segments) == 1:
             rep.add("BaseURL", text=urls.media(track, track.segments[0].number))
         else:

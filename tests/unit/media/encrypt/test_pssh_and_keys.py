@@ -40,9 +40,11 @@ def test_widevine_pssh_equals_shaka_packager_bytes() -> None:
 
 
 def test_widevine_protobuf_fields() -> None:
+    # WidevinePsshData (Shaka Packager's widevine_pssh_data.proto): key_id = 2, provider = 3,
+    # content_id = 4, protection_scheme = 9; 5 is the deprecated track_type string.
     data = widevine_pssh([KID, bytes(16)], "cbcs", provider="reelstream", content_id=b"t1").data
-    assert data == (b"\x12\x10" + bytes(16) + b"\x12\x10" + KID + b"\x22\x0areelstream"
-                    + b"\x2a\x02t1" + b"\x48" + bytes([0xf3, 0xc6, 0x89, 0x9b, 0x06]))  # 9: "cbcs"
+    assert data == (b"\x12\x10" + bytes(16) + b"\x12\x10" + KID + b"\x1a\x0areelstream"
+                    + b"\x22\x02t1" + b"\x48" + bytes([0xf3, 0xc6, 0x89, 0x9b, 0x06]))  # 9: "cbcs"
 
 
 def test_common_pssh_is_v1_with_key_ids() -> None:

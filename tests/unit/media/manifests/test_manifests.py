@@ -102,15 +102,30 @@ def test_mpd_segment_timeline_covers_every_segment(cenc_package: Package) -> Non
         assert "$Number%05d$" in template.get("media")
 
 
-def test_mpd_keys_per_representation_when_a_set_mixes_sd_and_hd(cenc_package: Package) -> None:
+def test_mpd_puts_sd_and_hd_keys_in_separate_switchable_sets(cenc_package: Package) -> None:
+    """DASH-IF IOP v4.3 §7.5.2: the ContentProtection descriptors of an encrypted set are on
+    the AdaptationSet and apply to all its Representations (§7.7.1: one default_KID per set),
+    so renditions under different keys are in different sets, marked switchable (§3.8)."""
     root = ET.fromstring(dash.mpd(cenc_package, LIVING_ROOM, URLS))
-    avc = root.find("mpd:Period/mpd:AdaptationSet", NS)
-    assert avc.find("mpd:ContentProtection", NS) is None
-    kids = {r.get("id"): r.find("mpd:ContentProtection", NS).get(f"{{{dash.CENC_NS}}}default_KID")
-            for r in avc.findall("mpd:Representation", NS)}
-    assert kids == {"h264-360p-800k": "11111111-1111-1111-1111-111111111111",
-                    "h264-720p-3000k": "22222222-2222-2222-2222-222222222222"}
-    systems = [c.get("schemeIdUri") for c in avc.find("mpd:Representation", NS).findall("mpd:ContentProtection", NS)]
+    assert root.find(".//mpd:Representation/mpd:ContentProtection", NS) is None
+    sets = root.findall("mpd:Period/mpd:AdaptationSet", NS)
+    for aset in sets:
+        if aset.get("contentType") == "text":
+            continue
+        mp4 = [c for c in aset.findall("mpd:ContentProtection", NS)
+               if c.get("schemeIdUri") == "urn:mpeg:dash:mp4protection:2011"]
+        assert len(mp4) == 1, aset.get("id")
+    kid = f"{{{dash.CENC_NS}}}default_KID"
+    avc = {s.get("id"): s for s in sets if s.find("mpd:Representation", NS).get("codecs", "").startswith("avc1")}
+    reps = {i: ([r.get("id") for r in s.findall("mpd:Representation", NS)], s.find("mpd:ContentProtection", NS).get(kid))
+            for i, s in avc.items()}
+    assert reps == {"0": (["h264-360p-800k"], "11111111-1111-1111-1111-111111111111"),
+                    "1": (["h264-720p-3000k"], "22222222-2222-2222-2222-222222222222")}
+    switching = {i: [p.get("value") for p in s.findall("mpd:SupplementalProperty", NS)
+                     if p.get("schemeIdUri") == "urn:mpeg:dash:adaptation-set-switching:2016"]
+                 for i, s in avc.items()}
+    assert switching == {"0": ["1"], "1": ["0"]}
+    systems = [c.get("schemeIdUri") for c in avc["0"].findall("mpd:ContentProtection", NS)]
     assert systems == ["urn:mpeg:dash:mp4protection:2011", f"urn:uuid:{hls.CLEARKEY}",
                        f"urn:uuid:{hls.WIDEVINE}", f"urn:uuid:{hls.PLAYREADY}"]
 
@@ -224,4 +239,5 @@ def test_mpd_signals_hdr10_in_its_own_adaptation_set(cenc_package: Package) -> N
     assert props == {"urn:mpeg:mpegB:cicp:ColourPrimaries": "9", "urn:mpeg:mpegB:cicp:TransferCharacteristics": "16",
                      "urn:mpeg:mpegB:cicp:MatrixCoefficients": "9"}
     sdr = [s for s in sets if s is not hdr[0]]
-    assert all(s.find("mpd:SupplementalProperty", NS) is None for s in sdr)
+    assert not [p for s in sdr for p in s.findall("mpd:SupplementalProperty", NS)
+                if p.get("schemeIdUri", "").startswith("urn:mpeg:mpegB:cicp:")]
