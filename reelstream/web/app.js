@@ -14,18 +14,55 @@
     if (token || app.token) headers.Authorization = 'Bearer ' + (token || app.token);
     const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined,
                                           keepalive: method === 'POST' && path.includes('heartbeats') });
-    if (!response.ok) {
-      const text = await response.text();
-      const error = new Error(method + ' ' + path + ': ' + response.status + ' ' + text);
-      error.status = response.status;
-      try { error.body = JSON.parse(text); } catch (e) { error.body = null; }
-      throw error;
-    }
+    if (!response.ok) throw await httpError(method + ' ' + path, response);
     return response.status === 204 ? null : response.json();
+  }
+
+  async function httpError(what, response) {
+    const text = await response.text();
+    const error = new Error(what + ': ' + response.status + ' ' + text);
+    error.status = response.status;
+    try { error.body = JSON.parse(text); } catch (e) { error.body = null; }
+    return error;
   }
 
   function show(id) {
     for (const s of ['signin', 'catalog', 'title']) $(s).hidden = s !== id;
+  }
+
+  // ------------------------------------------------------------------ what the viewer reads when something fails
+  // The gateways answer {"error": what was wrong, "reason"}. Shaka wraps an HTTP failure
+  // (1001 BAD_HTTP_STATUS: uri, status, body) in the failure of what it fetched (6007
+  // LICENSE_REQUEST_FAILED: the inner error); without a network, fetch throws a TypeError
+  // and Shaka reports 1002 HTTP_ERROR or 1003 TIMEOUT.
+  function explain(error) {
+    let e = error || {};
+    while (Array.isArray(e.data) && e.data[0] && e.data[0].code) e = e.data[0];
+    let status = e.status;
+    let body = e.body;
+    if (e.code === 1001) {
+      status = e.data[1];
+      try { body = JSON.parse(e.data[2]); } catch (x) { body = null; }
+    }
+    if (body && body.error) return { status, text: body.error };
+    if (e instanceof TypeError || e.code === 1002 || e.code === 1003) {
+      return { status, text: 'No connection to ReelStream: check your network and try again.' };
+    }
+    return { status, text: status ? 'The request failed (HTTP ' + status + '); try again.'
+                                  : 'Playback failed (error ' + (e.code || e.message) + ').' };
+  }
+
+  // A 401 means the session token (12 h) or the playback ticket ran out: sign in again.
+  function report(error, element) {
+    const { status, text } = explain(error);
+    if (status === 401) {
+      app.stop('STOPPED').catch(() => {});  // nothing plays behind the sign-in form
+      app.token = null;
+      show('signin');
+      $('signin-error').textContent = 'Your session has expired: sign in again.';
+      return;
+    }
+    $(element).textContent = text;
   }
 
   // ------------------------------------------------------------------ sign in: a session, then this device
@@ -35,8 +72,16 @@
     const key = 'reel.device.' + session.account_id;
     let deviceId = localStorage.getItem(key);
     if (deviceId) {
-      app.token = (await api('POST', '/auth/sessions', { email, password, device_id: deviceId })).token;
-    } else {
+      try {
+        app.token = (await api('POST', '/auth/sessions', { email, password, device_id: deviceId })).token;
+      } catch (error) {
+        // 403: the device was removed from the account (elsewhere, or by support); kept, its
+        // id would refuse every sign-in on this browser. Register the browser again.
+        if (error.status !== 403) throw error;
+        deviceId = null;
+      }
+    }
+    if (!deviceId) {
       const device = await api('POST', '/auth/devices',
           { name: navigator.userAgent.slice(0, 60), device_type: 'browser', security_level: 'software' });
       deviceId = device.device_id;
@@ -49,6 +94,7 @@
   };
 
   app.showCatalog = async function () {
+    $('catalog-error').textContent = '';
     const { titles } = await api('GET', '/web/api/catalog');
     const grid = $('titles');
     grid.replaceChildren();
@@ -59,7 +105,7 @@
       card.innerHTML = '<img alt=""><div></div>';
       card.querySelector('img').src = '/web/' + t.poster;
       card.querySelector('div').textContent = t.title;
-      card.onclick = () => app.showTitle(t);
+      card.onclick = () => app.showTitle(t).catch((e) => report(e, 'catalog-error'));
       grid.appendChild(card);
     }
     app.catalog = titles;
@@ -68,6 +114,7 @@
 
   // ------------------------------------------------------------------ title page: resume point, download
   app.showTitle = async function (t) {
+    $('catalog-error').textContent = '';
     await app.stop('STOPPED');
     app.title = t;
     $('title-name').textContent = t.title;
@@ -76,10 +123,14 @@
     const resume = $('resume');
     resume.hidden = !(at > 0 && app.resume.status !== 'watched');
     resume.textContent = 'Continue from ' + formatTime(at / 1000);
-    resume.onclick = () => app.play(at / 1000);
-    $('play').onclick = () => app.play(0);
+    resume.onclick = () => app.play(at / 1000).catch((e) => report(e, 'player-error'));
+    $('play').onclick = () => app.play(0).catch((e) => report(e, 'player-error'));
     $('download').hidden = !t.offline;
-    $('download').onclick = () => app.download();
+    $('download').onclick = () => app.download().catch((e) => {
+      $('download-status').textContent = 'Download failed: ' + explain(e).text;
+    });
+    $('download-status').textContent = '';
+    $('player-error').textContent = '';
     show('title');
   };
 
@@ -97,6 +148,7 @@
     await player.attach(video);
     app.player = player;
     app.errors = [];
+    $('player-error').textContent = '';
     app.edgeNodes = [];
     app.pathways = [];
     const t0 = performance.now();
@@ -138,7 +190,7 @@
         if (!response.uri.includes('init')) timing.segmentEnd = timing.segmentEnd ?? now;
       }
     });
-    player.addEventListener('error', (e) => { app.errors.push(e.detail.code); $('player-error').textContent = 'error ' + e.detail.code; });
+    player.addEventListener('error', (e) => { app.errors.push(e.detail.code); report(e.detail, 'player-error'); });
     player.addEventListener('variantchanged', updateStats);
     player.addEventListener('adaptation', updateStats);
     player.configure({
@@ -154,7 +206,7 @@
       await player.load(manifestUrl, startSeconds || 0);
     } catch (error) {
       app.errors.push(error.code);
-      $('player-error').textContent = 'error ' + error.code;
+      report(error, 'player-error');
       throw error;
     }
     if (app.sessionId) player.configure({ cmcd: { sessionId: app.sessionId } });
@@ -249,7 +301,12 @@
     const variant = app.player.getVariantTracks().find((t) => t.active) || {};
     const body = Object.assign({
       sid: app.sessionId, cid: app.title.title_id, event, position_ms: Math.round(video.currentTime * 1000),
-      state: event === 'pause' ? 'PAUSED' : (event === 'stop' || event === 'exit') ? 'STOPPED' : event === 'seek' ? 'SEEKING' : 'PLAYING',
+      // Beats go on while paused (the session stays live) and must say so: the sessions
+      // processor counts the time after a PLAYING beat as viewing time.
+      state: (event === 'stop' || event === 'exit') ? 'STOPPED' : event === 'seek' ? 'SEEKING'
+          : (event === 'pause' || video.paused) ? 'PAUSED' : 'PLAYING',
+      // The Representation id (the rendition id): QoE counts rendition switches by it.
+      rendition_id: variant.originalVideoId || undefined,
       br: variant.bandwidth ? Math.round(variant.bandwidth / 1000) : undefined,
       bl: Math.round(bufferedAhead(video) * 1000),
       mtp: stats.estimatedBandwidth ? Math.round(stats.estimatedBandwidth / 1000) : undefined,
@@ -308,7 +365,7 @@
     const kids = await manifestKeyIds(grant.manifest_url);
     const response = await fetch(grant.license_url, { method: 'POST', headers: { 'Content-Type': 'application/json' },
                                                       body: JSON.stringify({ kids, type: 'persistent-license' }) });
-    if (!response.ok) throw new Error('persistent licence refused: ' + response.status + ' ' + await response.text());
+    if (!response.ok) throw await httpError('persistent licence', response);
     const license = await response.json();
     const clearKeys = jwkToClearKeys(license.keys);
     const storage = new shaka.offline.Storage();
@@ -389,9 +446,10 @@
   window.addEventListener('pagehide', () => { if (app.player) beat('exit'); });
   $('signin-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    app.signIn($('email').value, $('password').value).catch((err) => { $('signin-error').textContent = String(err); });
+    $('signin-error').textContent = '';
+    app.signIn($('email').value, $('password').value).catch((err) => { $('signin-error').textContent = explain(err).text; });
   });
-  $('back').onclick = () => app.stop('STOPPED').then(() => app.showCatalog());
+  $('back').onclick = () => app.stop('STOPPED').then(() => app.showCatalog()).catch((e) => report(e, 'player-error'));
   $('pause').onclick = () => app.pause();
   $('stop').onclick = () => app.stop('STOPPED');
   window.reelApp = app;

@@ -137,7 +137,7 @@ def web_stack(root: Path, titles: tuple[tuple[Any, ...], ...] = ((TITLE, "cenc",
                     "ends_at": None}, producer="test"))
                 drain(runtime)
                 yield {"base": base, "runtime": runtime, "packages": packages, "topology": topology,
-                       "steering": steering, "steering_url": steering_url}
+                       "steering": steering, "steering_url": steering_url, "settings": settings}
     runtime.close()
 
 

@@ -1,0 +1,182 @@
+"""The watch page in headless Chromium, beyond the happy path of ``test_web_player``:
+what it reports to the playback gateway (heartbeats while paused, the rendition it
+plays), what a viewer sees when something fails (a refused license, an expired session,
+a title that is gone, no network), and signing in again on a browser whose device was
+removed from the account. One stack for the module (``test_web_player.web_stack``);
+time is stepped with Playwright's clock where the page waits 30 s.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.test_edge_delivery import NO_NGINX
+from tests.integration.test_web_player import (
+    EMAIL,
+    PASSWORD,
+    TITLE,
+    WAIT_MS,
+    sign_in_and_open_title,
+    wait,
+    web_stack,
+)
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
+
+MESSAGE_MS = 15_000  # failures are answered in well under a second; waiting longer is a silent stall
+pytestmark = pytest.mark.skipif(browser_missing() is not None or NO_NGINX is not None,
+                                reason=browser_missing() or NO_NGINX or "")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with web_stack(tmp_path_factory.mktemp("web-reports")) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def test_heartbeats_while_paused_say_paused_and_name_the_rendition(site: dict[str, Any], browser: Any) -> None:
+    context = browser.new_context()
+    context.clock.install()  # time flows as usual until the test fast-forwards it
+    page = sign_in_and_open_title(context, site["base"])
+    page.click("#play")
+    wait(page, "s.playing && s.currentTime > 0.5 && s.heartbeats.some(b => b.event === 'start')")
+    page.evaluate("reelApp.pause()")
+    wait(page, "s.paused && s.heartbeats.some(b => b.event === 'pause')")
+    context.clock.fast_forward(31_000)  # one heartbeat interval, paused all along
+    state = wait(page, "s.heartbeats.some(b => b.event === 'heartbeat')")
+    beat = next(b for b in state["heartbeats"] if b["event"] == "heartbeat")
+    assert beat["state"] == "PAUSED", "a paused player must not count as viewing time in QoE"
+    assert beat["rendition_id"] == "h264-360p-800k", "the rendition playing, as the manifest names it"
+    context.close()
+
+
+def test_signing_in_again_on_a_browser_whose_device_was_removed_registers_it_afresh(
+        site: dict[str, Any], browser: Any) -> None:
+    context = browser.new_context()
+    page = sign_in_and_open_title(context, site["base"])
+    removed = page.evaluate("reelApp.deviceId")
+    # Removed from the account elsewhere (another device's settings, or support); this
+    # browser still remembers the device id it registered.
+    request = urllib.request.Request(f"{site['base']}/auth/devices/{removed}", method="DELETE",
+                                     headers={"Authorization": "Bearer " + page.evaluate("reelApp.token")})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert r.status == 204
+    page.reload()
+    page.fill("#email", EMAIL)
+    page.fill("#password", PASSWORD)
+    page.click("#signin-button")
+    page.wait_for_function("() => document.querySelector('#signin-error').textContent || "
+                           "document.querySelector('.card')", timeout=WAIT_MS)
+    assert page.text_content("#signin-error") == "", "the viewer can sign in again on this browser"
+    assert page.is_visible(f".card[data-title-id='{TITLE}']")
+    renewed = page.evaluate("reelApp.deviceId")
+    assert renewed != removed
+    devices = json.loads(urllib.request.urlopen(urllib.request.Request(
+        f"{site['base']}/auth/devices", headers={"Authorization": "Bearer " + page.evaluate("reelApp.token")}),
+        timeout=10).read())["devices"]
+    active = {d["device_id"] for d in devices if d["active"]}
+    assert renewed in active and removed not in active
+    context.close()
+
+
+# --------------------------------------------------------------------------- what a viewer sees when it fails
+
+
+def shown_error(page: Any, element: str) -> str:
+    """The message the page shows in ``element`` (waits for one: a blank page is the failure)."""
+    page.wait_for_function(f"() => document.querySelector('{element}').textContent !== ''", timeout=MESSAGE_MS)
+    return str(page.text_content(element))
+
+
+def expired_token(site: dict[str, Any], token: str) -> str:
+    """``token``'s claims, signed with the gateway's key but issued a lifetime ago: expired."""
+    from reelstream.gateways.services import SESSION
+    from reelstream.identity.tokens import KeyRing, TokenSigner
+
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    ttl_s = site["settings"].session_ttl_s
+    signer = TokenSigner(KeyRing.from_setting(site["settings"].signing_keys), lambda: time.time() - ttl_s - 60)
+    return signer.issue({k: claims[k] for k in ("sub", "prf", "dev")}, ttl_s, SESSION)
+
+
+def test_a_refused_license_tells_the_viewer_why(site: dict[str, Any], browser: Any) -> None:
+    context = browser.new_context()
+    page = sign_in_and_open_title(context, site["base"])
+    # The viewer's network moved to a country outside the title's territories between the
+    # manifest and the license (a VPN, a border): the license server refuses, for real.
+    page.route("**/licenses/clearkey**",
+               lambda route: route.continue_(headers={**route.request.headers, "x-client-country": "FR"}))
+    page.click("#play")
+    message = shown_error(page, "#player-error")
+    assert f"title {TITLE} is not available in FR" in message, message
+    context.close()
+
+
+def test_an_expired_session_sends_the_viewer_back_to_sign_in(site: dict[str, Any], browser: Any) -> None:
+    context = browser.new_context()
+    page = sign_in_and_open_title(context, site["base"])
+    page.click("#back")
+    page.wait_for_selector("#catalog:not([hidden])", timeout=WAIT_MS)
+    page.evaluate(f"reelApp.token = {json.dumps(expired_token(site, page.evaluate('reelApp.token')))}")
+    page.click(f".card[data-title-id='{TITLE}']")  # the page was left open past the session's lifetime
+    message = shown_error(page, "#signin-error")
+    assert "sign in again" in message, message
+    assert page.is_visible("#signin-form")
+    context.close()
+
+
+def test_a_title_that_is_gone_is_explained(site: dict[str, Any], browser: Any) -> None:
+    context = browser.new_context()
+    page = sign_in_and_open_title(context, site["base"])
+    page.evaluate("reelApp.title = { title_id: 't-gone', title: 'Gone' }")  # withdrawn after the page listed it
+    page.click("#play")  # the manifest gateway answers 404
+    assert "title 't-gone' is not published" in shown_error(page, "#player-error")
+    # Its card, in a catalog read before it went: the title page cannot open.
+    gone = {"title_id": "t-gone", "title": "Gone", "genres": [], "audio_languages": [], "offline": False,
+            "poster": "posters/t-gone.jpg"}
+    page.route("**/web/api/catalog", lambda route: route.fulfill(json={"titles": [gone]}))
+    page.click("#back")
+    page.click(".card[data-title-id='t-gone']")
+    assert "title 't-gone' is not published" in shown_error(page, "#catalog-error")
+    context.close()
+
+
+def test_a_lost_network_is_explained(site: dict[str, Any], browser: Any) -> None:
+    context = browser.new_context()
+    page = sign_in_and_open_title(context, site["base"])
+    context.set_offline(True)
+    page.click("#play")
+    assert "network" in shown_error(page, "#player-error").lower()
+    context.set_offline(False)
+    context.close()
+
+
+def test_a_refused_download_licence_is_explained_not_left_downloading(site: dict[str, Any], browser: Any) -> None:
+    context = browser.new_context()
+    page = sign_in_and_open_title(context, site["base"])
+    page.route("**/licenses/clearkey**",  # the download is granted; its persistent license is refused
+               lambda route: route.continue_(headers={**route.request.headers, "x-client-country": "FR"}))
+    page.click("#download")
+    page.wait_for_function("() => /^downloaded|not available|failed/i.test("
+                           "document.querySelector('#download-status').textContent)", timeout=MESSAGE_MS)
+    assert page.text_content("#download-status") == f"Download failed: title {TITLE} is not available in FR"
+    assert page.evaluate(f"reelApp.offlineLicense('{TITLE}')") is None
+    context.close()
