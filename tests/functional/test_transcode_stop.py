@@ -18,31 +18,21 @@ from pathlib import Path
 import pytest
 
 from reelstream.config import Settings
-from reelstream.events.model import Event, new_event
+from reelstream.events.model import Event
 from reelstream.media.transcode import layout
 from reelstream.media.transcode.run import MediaStopped, Supervisor, run, run_with_readers
 from reelstream.runtime import Runtime
 from reelstream.workers.pool import worker_command
 from reelstream.workers.transcode import JOBS_TOPIC, worker_group
-from tests.support.media import make_master
+from tests.support.jobs import publish_chunk_job
 
 TITLE = "stopped"
 
 
 def a_long_job(runtime: Runtime, folder: Path) -> Event:
     """One HEVC job over a whole 10-s master: seconds of libx265 on one thread."""
-    folder.mkdir(parents=True)
-    master = make_master(folder / "film.mp4", seconds=10, size="640x360", languages=("en",))
-    runtime.objects.put(f"titles/{TITLE}/master/film.mp4", master)
-    job = new_event("ChunkTranscodeRequested", {
-        "job_id": layout.chunk_job_id(TITLE, "hevc-sdr", 0), "title_id": TITLE, "encoder_group": "hevc-sdr",
-        "chunk_index": 0, "source_key": f"titles/{TITLE}/master/film.mp4", "start_ms": 0, "duration_ms": 10_000,
-        "rungs": [{"rendition_id": "hevc-360p-800k", "codec": "hevc", "width": 640, "height": 360,
-                   "bitrate_kbps": 800, "hdr": False, "crf": None}],
-        "attempt": 1, "prefer_gpu": False, "frame_rate": "24/1", "start_frame": 0, "frame_count": 240,
-        "source_hdr": False, "master_display": None, "max_cll": None}, producer="test")
-    runtime.publish(job)
-    return job
+    return publish_chunk_job(runtime, folder, TITLE, seconds=10, size="640x360", group="hevc-sdr",
+                             rendition=("hevc-360p-800k", "hevc", 640, 360, 800))
 
 
 def descendants(pid: int) -> dict[int, str]:

@@ -17,15 +17,14 @@ import pytest
 
 from reelstream.config import Settings
 from reelstream.errors import EventLogError, ObjectStoreError
-from reelstream.events.model import Event, new_event
+from reelstream.events.model import Event
 from reelstream.media import tools
-from reelstream.media.transcode import layout
 from reelstream.runtime import Runtime
 from reelstream.stores.localdir import LocalDirObjectStore
 from reelstream.stores.ports import EventLog, ObjectInfo
 from reelstream.workers.capabilities import Capabilities
 from reelstream.workers.transcode import TranscodeWorker
-from tests.support.media import make_master
+from tests.support.jobs import publish_chunk_job
 
 TITLE = "flaky"
 
@@ -61,18 +60,8 @@ class FailingAppends:
 
 
 def a_job(runtime: Runtime, folder: Path) -> Event:
-    folder.mkdir(parents=True)
-    master = make_master(folder / "film.mp4", seconds=2, languages=("en",))
-    runtime.objects.put(f"titles/{TITLE}/master/film.mp4", master)
-    job = new_event("ChunkTranscodeRequested", {
-        "job_id": layout.chunk_job_id(TITLE, "h264-sdr", 0), "title_id": TITLE, "encoder_group": "h264-sdr",
-        "chunk_index": 0, "source_key": f"titles/{TITLE}/master/film.mp4", "start_ms": 0, "duration_ms": 2000,
-        "rungs": [{"rendition_id": "h264-144p-200k", "codec": "h264", "width": 256, "height": 144,
-                   "bitrate_kbps": 200, "hdr": False, "crf": None}],
-        "attempt": 1, "prefer_gpu": False, "frame_rate": "24/1", "start_frame": 0, "frame_count": 48,
-        "source_hdr": False, "master_display": None, "max_cll": None}, producer="test")
-    runtime.publish(job)
-    return job
+    return publish_chunk_job(runtime, folder, TITLE, seconds=2, size="320x180", group="h264-sdr",
+                             rendition=("h264-144p-200k", "h264", 256, 144, 200))
 
 
 def results(runtime: Runtime) -> list[Event]:

@@ -78,7 +78,8 @@ def _hdr10_video(path: Path, source: str, fps: int, frames: int) -> Path:
         fifo_of(path).unlink(missing_ok=True)
     pocs = read_frame_log(csv_of(path)).pocs
     # Several GOPs: POCs restart at each IDR; the display index is the GOP's start plus the POC.
-    display, start = [], 0
+    display: list[int] = []
+    start = 0
     for n, poc in enumerate(pocs):
         if n and poc == 0:
             start = max(display) + 1
