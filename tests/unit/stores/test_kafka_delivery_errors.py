@@ -74,47 +74,18 @@ def on_thread(fn: Callable[[], None]) -> BaseException | None:
     return failure[0] if failure else None
 
 
-def test_a_flush_raises_for_its_own_threads_failure_not_for_another_flushers(log: KafkaLog) -> None:
-    a_appended, b_done = threading.Event(), threading.Event()
-    a_result: list[BaseException | None] = []
-
-    def thread_a() -> None:
-        log.flush()  # a processor's thread: it flushes its own batches
-        log.append("reel.catalog", b"k", b"fail: A's output")
-        a_appended.set()
-        b_done.wait(10)
-        try:
-            log.flush()
-            a_result.append(None)
-        except EventLogError as e:
-            a_result.append(e)
-
-    a = threading.Thread(target=thread_a)
-    a.start()
-    a_appended.wait(10)
-
-    def thread_b() -> None:
-        log.flush()
-        log.append("reel.catalog", b"k", b"B's output")
-        log.flush()  # serves A's failure report too, and must neither raise for it nor take it
-
-    assert on_thread(thread_b) is None
-    b_done.set()
-    a.join(10)
-    assert isinstance(a_result[0], EventLogError) and "reel.catalog" in str(a_result[0])
-
-
-def test_a_failure_before_the_appenders_first_flush_waits_for_that_flush(log: KafkaLog) -> None:
-    # A processor's first batch: another thread's flush serves its failure report before the
-    # processor itself has ever flushed. That flush must not take the failure, or the
-    # processor would commit its input over a lost output.
-    appended, other_flushed = threading.Event(), threading.Event()
+def processor_result(log: KafkaLog, other: Callable[[], None], *, flushed_before: bool) -> BaseException | None:
+    """A processor's thread appends a failing output; ``other`` runs on another thread (its
+    flush serves the failure report); then the processor flushes: what that flush raised."""
+    appended, other_done = threading.Event(), threading.Event()
     result: list[BaseException | None] = []
 
     def processor() -> None:
-        log.append("reel.catalog", b"k", b"fail: the first output")
+        if flushed_before:
+            log.flush()
+        log.append("reel.catalog", b"k", b"fail: the processor's output")
         appended.set()
-        other_flushed.wait(10)
+        other_done.wait(10)
         try:
             log.flush()
             result.append(None)
@@ -124,10 +95,28 @@ def test_a_failure_before_the_appenders_first_flush_waits_for_that_flush(log: Ka
     thread = threading.Thread(target=processor)
     thread.start()
     appended.wait(10)
-    assert on_thread(log.flush) is None
-    other_flushed.set()
+    assert on_thread(other) is None, "the other thread's flush neither raises for it nor takes it"
+    other_done.set()
     thread.join(10)
-    assert isinstance(result[0], EventLogError) and "reel.catalog" in str(result[0])
+    return result[0]
+
+
+def test_a_flush_raises_for_its_own_threads_failure_not_for_another_flushers(log: KafkaLog) -> None:
+    def another_processor() -> None:
+        log.flush()
+        log.append("reel.catalog", b"k", b"B's output")
+        log.flush()
+
+    error = processor_result(log, another_processor, flushed_before=True)
+    assert isinstance(error, EventLogError) and "reel.catalog" in str(error)
+
+
+def test_a_failure_before_the_appenders_first_flush_waits_for_that_flush(log: KafkaLog) -> None:
+    # A processor's first batch: another thread's flush serves its failure report before the
+    # processor itself has ever flushed. That flush must not take the failure, or the
+    # processor would commit its input over a lost output.
+    error = processor_result(log, log.flush, flushed_before=False)
+    assert isinstance(error, EventLogError) and "reel.catalog" in str(error)
 
 
 def test_a_thread_that_hands_off_has_its_failures_told_to_the_flush_that_comes(log: KafkaLog) -> None:
