@@ -54,7 +54,7 @@ class StandInProducer:
 
 @pytest.fixture
 def log() -> KafkaLog:
-    kafka_log = KafkaLog("127.0.0.1:9")  # never contacted: the producer is the stand-in
+    kafka_log = KafkaLog("127.0.0.1:9", extra={"log_level": 0})  # never contacted: the producer is the stand-in
     kafka_log._producer = StandInProducer()  # type: ignore[assignment]
     return kafka_log
 
