@@ -15,9 +15,11 @@ What is compared and why it can be compared:
   header, partial blocks clear; audio whole-block full sample encryption (pattern 0:0),
   with no saiz/saio when every senc entry is empty.
 
+The PlayReady pssh box (WRMHEADER 4.0.0.0 for one 'cenc' key, 4.3.0.0 for 'cbcs', with
+and without an LA_URL) is compared byte for byte too. Shaka writes one key per PlayReady
+header, so ReelStream's multi-key 4.2.0.0 header has no Shaka counterpart (unit-tested).
+
 Differences that exist and are allowed (not sample data, so not compared here):
-- PlayReady PSSH: Shaka writes a WRMHEADER 4.0.0.0, ReelStream 4.3.0.0 (needed to
-  signal AESCBC for 'cbcs'); KID value and CHECKSUM are equal (unit-tested).
 - A slice header that contains an emulation prevention byte (0x000003): Shaka counts
   the header in RBSP bytes, ReelStream in stored bytes (one more per such byte), so
   ReelStream would keep one byte more clear. The spec requires the whole slice header
@@ -32,11 +34,15 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import pytest
 
 from reelstream.media import tools
-from reelstream.media.encrypt.cenc import CbcsEncryptor, CencEncryptor
+from reelstream.media.encrypt.cenc import CbcsEncryptor, CencEncryptor, SampleEncryptor
+from reelstream.media.encrypt.keys import ContentKey
+from reelstream.media.encrypt.pssh import PLAYREADY, playready_pssh
+from reelstream.media.package.boxes import ContainerBox, Pssh, parse_boxes
 from reelstream.media.package.cmaf import (
     Protection,
     iter_segments,
@@ -78,6 +84,7 @@ def shaka_encrypt(source: Path, kind: str, scheme: str, iv: str, out: Path) -> b
 
 def reelstream_encrypt(source: Path, kind: str, scheme: str, iv: str) -> bytes:
     track = read_clear(source.read_bytes(), str(source))
+    encryptor: SampleEncryptor
     if scheme == "cenc":
         encryptor = CencEncryptor(KEY, bytes.fromhex(iv))
     else:
@@ -102,3 +109,25 @@ def test_samples_and_metadata_equal_shaka(clear_tracks: dict[str, Path], tmp_pat
         assert a.data == b.data, f"sample {i}: protected bytes differ"
     clear = read_clear(clear_tracks[kind].read_bytes(), "clear")
     assert our_samples[0].data != bytes(clear.fragments[0].mdat[:len(our_samples[0].data)])
+
+
+@pytest.mark.parametrize("la_url", ["", "https://lic.example/pr?a=1&b=<2>"])
+@pytest.mark.parametrize("scheme", ["cenc", "cbcs"])
+def test_playready_pssh_equals_shaka(tmp_path: Path, scheme: str, la_url: str) -> None:
+    clear = Path(__file__).resolve().parents[1] / "golden" / "media" / "clear_avc.mp4"
+    out = tmp_path / "shaka.mp4"
+    # Shaka appends --playready_extra_header_data verbatim where ReelStream writes LA_URL,
+    # and does not escape it: it is given the escaped element.
+    extra = f"<LA_URL>{escape(la_url)}</LA_URL>" if la_url else ""
+    args = [tools.packager(), f"in={clear},stream=video,output={out}", "--enable_raw_key_encryption",
+            "--keys", f"label=:key_id={KID.hex()}:key={KEY.hex()}", "--protection_systems", "PlayReady",
+            "--playready_extra_header_data", extra, "--protection_scheme", scheme, "--clear_lead", "0"]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    moov = next(b for b in parse_boxes(out.read_bytes(), "shaka") if b.type == b"moov")
+    assert isinstance(moov, ContainerBox)
+    theirs = [b for b in moov.all("pssh") if isinstance(b, Pssh) and b.system_id == PLAYREADY.bytes]
+    assert len(theirs) == 1
+    ours = playready_pssh([ContentKey(KID.hex(), KEY)], scheme, la_url)
+    assert ours.data[10:].decode("utf-16-le") == theirs[0].data[10:].decode("utf-16-le")  # readable diff
+    assert ours.build() == theirs[0].build()

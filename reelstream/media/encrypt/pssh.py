@@ -15,6 +15,7 @@ import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from xml.sax.saxutils import escape
 
 from Crypto.Cipher import AES
 
@@ -87,24 +88,51 @@ def _guid_le(kid: bytes) -> bytes:
 
 
 def playready_checksum(key: ContentKey) -> bytes:
-    """PlayReady Header 4.3 KID CHECKSUM for AESCTR: the first 8 bytes of the AES-128-ECB
+    """PlayReady Header KID CHECKSUM for AESCTR: the first 8 bytes of the AES-128-ECB
     encryption of the little-endian-GUID key id with the content key."""
     return AES.new(key.key, AES.MODE_ECB).encrypt(_guid_le(kid_bytes(key)))[:8]
 
 
+# PlayReady's name for each Common Encryption scheme's cipher mode (as Shaka Packager maps them).
+_ALGID = {"cenc": "AESCTR", "cens": "AESCTR", "cbcs": "AESCBC", "cbc1": "AESCBC"}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def wrmheader(keys: Sequence[ContentKey], scheme: str, la_url: str = "") -> str:
-    """WRMHEADER version 4.3.0.0 (PlayReady Header Object spec): one KID element per key,
-    ALGID AESCTR for 'cenc' (with CHECKSUM) and AESCBC for 'cbcs' (no CHECKSUM, as 4.3 says)."""
-    algid = "AESCTR" if scheme == "cenc" else "AESCBC"
+    """The PlayReady Header (WRMHEADER), in the oldest version that can carry the keys
+    (PlayReady Header Specification 3): a client rejects a version newer than it knows.
+
+    - one AESCTR key: v4.0.0.0, understood by every PlayReady client (1.0+). Byte for
+      byte what Shaka Packager 3.8 writes for 'cenc' (element order and all).
+    - several AESCTR keys: v4.2.0.0 (PlayReady 3.0+), one ``KID`` element per key in ``KIDS``.
+    - AESCBC ('cbcs'): v4.3.0.0 (PlayReady 4.0+), the first version with AESCBC; no
+      CHECKSUM (none is defined for AESCBC). One key: byte for byte Shaka's 'cbcs' header.
+
+    Attributes are in alphabetical order and every element has a closing tag (3.2).
+    ``la_url`` is escaped as canonical XML text (3.2.1: & < > and CR).
+    """
+    if not keys:
+        raise ValueError("a PlayReady header needs at least one key")
+    if scheme not in _ALGID:
+        raise ValueError(f"no PlayReady ALGID for scheme {scheme!r} (expected one of {sorted(_ALGID)})")
+    algid = _ALGID[scheme]
+    la = f"<LA_URL>{escape(la_url, {chr(13): '&#xD;'})}</LA_URL>" if la_url else ""
+    ordered = sorted(keys, key=lambda k: k.kid)
+    if algid == "AESCTR" and len(ordered) == 1:
+        key = ordered[0]
+        return (f'<WRMHEADER xmlns="{PLAYREADY_NS}" version="4.0.0.0"><DATA>'
+                "<PROTECTINFO><KEYLEN>16</KEYLEN><ALGID>AESCTR</ALGID></PROTECTINFO>"
+                f"<KID>{_b64(_guid_le(kid_bytes(key)))}</KID>"
+                f"<CHECKSUM>{_b64(playready_checksum(key))}</CHECKSUM>{la}</DATA></WRMHEADER>")
+    version = "4.2.0.0" if algid == "AESCTR" else "4.3.0.0"
     kid_elems = []
-    for k in sorted(keys, key=lambda k: k.kid):
-        value = base64.b64encode(_guid_le(kid_bytes(k))).decode()
-        checksum = ""
-        if algid == "AESCTR":
-            checksum = f' CHECKSUM="{base64.b64encode(playready_checksum(k)).decode()}"'
-        kid_elems.append(f'<KID ALGID="{algid}"{checksum} VALUE="{value}"></KID>')
-    la = f"<LA_URL>{la_url}</LA_URL>" if la_url else ""
-    return (f'<WRMHEADER xmlns="{PLAYREADY_NS}" version="4.3.0.0"><DATA><PROTECTINFO><KIDS>'
+    for k in ordered:
+        checksum = f' CHECKSUM="{_b64(playready_checksum(k))}"' if algid == "AESCTR" else ""
+        kid_elems.append(f'<KID ALGID="{algid}"{checksum} VALUE="{_b64(_guid_le(kid_bytes(k)))}"></KID>')
+    return (f'<WRMHEADER xmlns="{PLAYREADY_NS}" version="{version}"><DATA><PROTECTINFO><KIDS>'
             f'{"".join(kid_elems)}</KIDS></PROTECTINFO>{la}</DATA></WRMHEADER>')
 
 

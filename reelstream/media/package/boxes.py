@@ -382,9 +382,15 @@ class Saiz(Box):
     aux_info_type: bytes = b""
     aux_info_type_parameter: int = 0
     type = b"saiz"
+    # default_sample_info_size and each sample_info_size are unsigned int(8).
+    MAX_SAMPLE_INFO_SIZE: ClassVar[int] = 255
 
     @classmethod
     def of(cls, sizes: list[int]) -> Saiz:
+        for i, size in enumerate(sizes):
+            if not 0 <= size <= cls.MAX_SAMPLE_INFO_SIZE:
+                raise ValueError(f"sample {i}: {size} bytes of auxiliary information; saiz records "
+                                 f"0 to {cls.MAX_SAMPLE_INFO_SIZE} bytes per sample")
         if sizes and all(s == sizes[0] for s in sizes):
             return cls(len(sizes), sizes[0])
         return cls(len(sizes), 0, tuple(sizes))

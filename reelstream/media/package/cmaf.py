@@ -37,7 +37,7 @@ from reelstream.media.package.boxes import (
     iter_headers,
     parse_boxes,
 )
-from reelstream.media.package.errors import CorruptMedia, UnsupportedCodec
+from reelstream.media.package.errors import CorruptMedia, TooManySubsamples, UnsupportedCodec
 
 AVC_ENTRIES = {b"avc1", b"avc3"}
 HEVC_ENTRIES = {b"hvc1", b"hev1"}
@@ -332,6 +332,10 @@ def protect_fragment(frag: Fragment, table: SampleTable, p: Protection, mapper: 
     entries = p.encryptor.encrypt_fragment(mdat, table.offsets, table.sizes, maps)
     senc = Senc(entries, Senc.USE_SUBSAMPLES if maps and maps[0] is not None else 0)
     sizes = senc.entry_sizes()
+    for i, size in enumerate(sizes):
+        if size > Saiz.MAX_SAMPLE_INFO_SIZE:
+            raise TooManySubsamples(file, frag.offset, i, size, len(entries[i].subsamples),
+                                    p.encryptor.per_sample_iv_size, Saiz.MAX_SAMPLE_INFO_SIZE)
     traf = frag.moof.find("traf")
     assert isinstance(traf, ContainerBox)
     saio = Saio((0,))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from xml.etree import ElementTree
 
 import pytest
 
@@ -30,6 +31,7 @@ from reelstream.media.package.boxes import Pssh
 
 KEY = ContentKey("0123456789abcdef0123456789abcdef", bytes.fromhex("00112233445566778899aabbccddeeff"))
 KID = bytes.fromhex(KEY.kid)
+KEY2 = ContentKey("fedcba9876543210fedcba9876543210", bytes.fromhex("ffeeddccbbaa99887766554433221100"))
 
 
 def test_widevine_pssh_equals_shaka_packager_bytes() -> None:
@@ -55,13 +57,62 @@ def test_common_pssh_is_v1_with_key_ids() -> None:
 
 
 def test_playready_kid_and_checksum_match_shaka() -> None:
-    # Shaka Packager 3.8 (its WRMHEADER 4.0) wrote KID Z0UjAauJ780BI0VniavN7w== and
-    # CHECKSUM Ib0Unyi9LCw= for this key: the GUID byte order and the checksum agree.
+    # Shaka Packager 3.8 wrote KID Z0UjAauJ780BI0VniavN7w== and CHECKSUM Ib0Unyi9LCw= for
+    # this key: the GUID byte order and the checksum agree.
     assert base64.b64encode(playready_checksum(KEY)).decode() == "Ib0Unyi9LCw="
-    xml = wrmheader([KEY], "cenc")
-    assert 'version="4.3.0.0"' in xml
-    assert '<KID ALGID="AESCTR" CHECKSUM="Ib0Unyi9LCw=" VALUE="Z0UjAauJ780BI0VniavN7w=="></KID>' in xml
-    assert '<KID ALGID="AESCBC" VALUE="Z0UjAauJ780BI0VniavN7w=="></KID>' in wrmheader([KEY], "cbcs")
+    assert base64.b64encode(playready_checksum(KEY2)).decode() == "gpLc94iVkgM="
+
+
+# The PlayReady Header Specification: 4.0.0.0 (PlayReady 1.0+) can carry one AESCTR key,
+# 4.2.0.0 (PlayReady 3.0+) several in KIDS, 4.3.0.0 (PlayReady 4.0+) is the first with
+# AESCBC. The header must carry the oldest version that can say what it has to say.
+PR_NS = 'xmlns="http://schemas.microsoft.com/DRM/2007/03/PlayReadyHeader"'
+
+
+def test_playready_one_ctr_key_is_header_4_0_as_shaka_writes_it() -> None:
+    # Byte for byte what Shaka Packager 3.8 wrote (--protection_systems PlayReady, raw key,
+    # --protection_scheme cenc); tests/integration/test_packaging_shaka.py compares live.
+    assert wrmheader([KEY], "cenc") == (
+        f'<WRMHEADER {PR_NS} version="4.0.0.0"><DATA><PROTECTINFO><KEYLEN>16</KEYLEN>'
+        "<ALGID>AESCTR</ALGID></PROTECTINFO><KID>Z0UjAauJ780BI0VniavN7w==</KID>"
+        "<CHECKSUM>Ib0Unyi9LCw=</CHECKSUM></DATA></WRMHEADER>")
+
+
+def test_playready_several_ctr_keys_are_header_4_2() -> None:
+    # Shaka cannot write several keys in one PlayReady header (one pssh per stream); the
+    # KID values and checksums are the ones it wrote for each key on its own.
+    assert wrmheader([KEY2, KEY], "cenc", la_url="https://lic.example/pr") == (
+        f'<WRMHEADER {PR_NS} version="4.2.0.0"><DATA><PROTECTINFO><KIDS>'
+        '<KID ALGID="AESCTR" CHECKSUM="Ib0Unyi9LCw=" VALUE="Z0UjAauJ780BI0VniavN7w=="></KID>'
+        '<KID ALGID="AESCTR" CHECKSUM="gpLc94iVkgM=" VALUE="mLrc/lR2EDL+3LqYdlQyEA=="></KID>'
+        "</KIDS></PROTECTINFO><LA_URL>https://lic.example/pr</LA_URL></DATA></WRMHEADER>")
+
+
+@pytest.mark.parametrize("keys", [[KEY], [KEY, KEY2]])
+def test_playready_cbc_keys_are_header_4_3(keys: list[ContentKey]) -> None:
+    # One key: byte for byte Shaka Packager 3.8's output for --protection_scheme cbcs.
+    kids = "".join(f'<KID ALGID="AESCBC" VALUE="{v}"></KID>'  # no CHECKSUM for AESCBC (4.3)
+                   for v in ["Z0UjAauJ780BI0VniavN7w==", "mLrc/lR2EDL+3LqYdlQyEA=="][:len(keys)])
+    assert wrmheader(keys, "cbcs") == (
+        f'<WRMHEADER {PR_NS} version="4.3.0.0"><DATA><PROTECTINFO><KIDS>{kids}</KIDS>'
+        "</PROTECTINFO></DATA></WRMHEADER>")
+
+
+def test_playready_header_needs_a_key_and_a_known_scheme() -> None:
+    with pytest.raises(ValueError, match="at least one key"):
+        wrmheader([], "cenc")
+    with pytest.raises(ValueError, match="'clear'"):
+        wrmheader([KEY], "clear")
+
+
+@pytest.mark.parametrize(("scheme", "keys"), [("cenc", [KEY]), ("cenc", [KEY, KEY2]), ("cbcs", [KEY])])
+def test_playready_la_url_is_escaped(scheme: str, keys: list[ContentKey]) -> None:
+    url = "https://lic.example/pr?a=1&b=<2>"
+    xml = wrmheader(keys, scheme, la_url=url)
+    assert "<LA_URL>https://lic.example/pr?a=1&amp;b=&lt;2&gt;</LA_URL>" in xml
+    root = ElementTree.fromstring(xml)
+    ns = "{http://schemas.microsoft.com/DRM/2007/03/PlayReadyHeader}"
+    assert root.findtext(f"{ns}DATA/{ns}LA_URL") == url
 
 
 def test_playready_header_object_layout() -> None:

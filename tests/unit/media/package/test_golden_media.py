@@ -3,7 +3,7 @@
 ``tests/golden/media/clear_{avc,aac}.mp4`` are tiny clear CMAF files from ffmpeg 8.1;
 ``{cenc,cbcs}_{avc,aac}.mp4`` are ReelStream's protected output for them with a fixed
 key, key id and IV. The hex goldens below were checked field by field against
-ISO/IEC 23001-7 (and the Widevine / Common pssh against Shaka Packager 3.8's bytes).
+ISO/IEC 23001-7 (and the Widevine / Common / PlayReady pssh against Shaka Packager 3.8's bytes).
 Regenerate with ``python tests/golden/media/regenerate.py`` and review the diff.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reelstream.media.encrypt.cenc import CbcsEncryptor, CencEncryptor
+from reelstream.media.encrypt.cenc import CbcsEncryptor, CencEncryptor, Map, SampleEncryptor
 from reelstream.media.encrypt.keys import ContentKey
 from reelstream.media.encrypt.pssh import all_pssh
 from reelstream.media.package.boxes import (
@@ -32,12 +32,16 @@ from reelstream.media.package.boxes import (
 )
 from reelstream.media.package.cmaf import (
     Protection,
+    SampleTable,
+    SubsampleMapper,
     iter_segments,
+    protect_fragment,
     protect_init,
     read_clear,
     read_protected,
+    sample_table,
 )
-from reelstream.media.package.errors import CorruptMedia
+from reelstream.media.package.errors import CorruptMedia, PackagingError, TooManySubsamples
 
 GOLDEN = Path(__file__).resolve().parents[3] / "golden" / "media"
 KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
@@ -48,6 +52,7 @@ IV16 = bytes(range(16))
 def protected_file(codec: str, scheme: str) -> bytes:
     """ReelStream's protected version of a clear golden file (deterministic)."""
     track = read_clear((GOLDEN / f"clear_{codec}.mp4").read_bytes(), f"clear_{codec}.mp4")
+    enc: SampleEncryptor
     if scheme == "cenc":
         enc = CencEncryptor(KEY, IV16)
     else:
@@ -81,7 +86,8 @@ def test_protected_golden_structure() -> None:
     assert entry.find("sinf/frma").data_format == b"avc1"  # type: ignore[union-attr]
     assert entry.find("sinf/schm") == Schm(b"cenc", 0x10000)
     assert entry.find("sinf/schi/tenc") == Tenc(KID, 16)
-    assert [p.system_id.hex()[:8] for p in moov.all("pssh")] == ["1077efec", "edef8ba9", "9a04f079"]
+    assert [p.system_id.hex()[:8] for p in moov.all("pssh") if isinstance(p, Pssh)] == [
+        "1077efec", "edef8ba9", "9a04f079"]
     pos = 0
     for box in boxes:
         if box.type == b"moof":
@@ -91,7 +97,8 @@ def test_protected_golden_structure() -> None:
             assert [c.type for c in traf.children][-3:] == [b"saiz", b"saio", b"senc"]
             saio, senc_raw, trun = traf.find("saio"), traf.find("senc"), traf.find("trun")
             assert isinstance(saio, Saio) and isinstance(senc_raw, RawBox) and isinstance(trun, Trun)
-            senc = Senc.parse(senc_raw.data, 16)
+            assert trun.data_offset is not None
+            senc = Senc.parse(bytes(senc_raw.data), 16)
             first_entry = data[pos + saio.offsets[0]:pos + saio.offsets[0] + 16]
             assert first_entry == senc.entries[0].iv
             assert data[pos + trun.data_offset - 4:pos + trun.data_offset] == b"mdat"
@@ -124,6 +131,51 @@ def test_senc_saiz_saio_golden() -> None:
     saio = Saio((1234,))
     assert saio.build().hex() == "00000014" "7361696f" "00000000" "00000001" "000004d2"
     assert Saio.parse(saio.payload()) == saio
+
+
+class ManySubsamples(SubsampleMapper):
+    """A synthetic subsample map: ``count`` subsamples per sample (one clear byte each,
+    the last one taking the rest), as a picture cut into that many slices would have."""
+
+    def __init__(self, count: dict[int, int]) -> None:
+        super().__init__(None)
+        self.count = count
+
+    def maps(self, mdat: bytes | bytearray | memoryview, table: SampleTable) -> list[Map]:
+        out: list[Map] = []
+        for i, size in enumerate(table.sizes):
+            n = self.count.get(i, 1)
+            out.append(((1, 0),) * (n - 1) + ((size - n + 1, 0),))
+        return out
+
+
+def test_saiz_sizes_are_one_byte() -> None:
+    assert Saiz.of([255, 18]).build().hex().endswith("ff12")
+    with pytest.raises(ValueError, match="sample 1: 256 bytes .* 0 to 255"):
+        Saiz.of([18, 256])
+    with pytest.raises(ValueError, match="sample 0: 300 bytes"):  # the default_sample_info_size path
+        Saiz.of([300, 300])
+
+
+@pytest.mark.parametrize(("iv", "count", "most"), [
+    pytest.param(IV16, {0: 40}, 39, id="iv16-first-sample"),
+    pytest.param(IV16, {3: 40}, 39, id="iv16-fourth-sample"),
+    pytest.param(IV16[:8], {2: 41}, 40, id="iv8-third-sample")])
+def test_too_many_subsamples_for_saiz_is_a_packaging_error(iv: bytes, count: dict[int, int],
+                                                           most: int) -> None:
+    # A senc entry is IV + 2 + 6 per subsample; saiz has one byte per sample, so 255 at most.
+    track = read_clear((GOLDEN / "clear_avc.mp4").read_bytes(), "clear_avc.mp4")
+    frag = track.fragments[0]
+    table = sample_table(frag, "clear_avc.mp4")
+    p = Protection(CencEncryptor(KEY, iv), KID)
+    sample = next(iter(count))
+    protect_fragment(frag, table, p, ManySubsamples({sample: most}), "clear_avc.mp4")  # fits
+    with pytest.raises(TooManySubsamples) as e:
+        protect_fragment(frag, table, p, ManySubsamples(count), "clear_avc.mp4")
+    assert isinstance(e.value, PackagingError)
+    assert (e.value.file, e.value.offset, e.value.sample) == ("clear_avc.mp4", frag.offset, sample)
+    assert e.value.entry_size == len(iv) + 2 + 6 * (most + 1) > 255
+    assert f"sample {sample}:" in str(e.value) and f"at most 255 bytes per sample ({most} subsamples" in str(e.value)
 
 
 def test_pssh_v1_golden() -> None:
