@@ -7,6 +7,7 @@
   const app = {
     token: null, deviceId: null, title: null, player: null, sessionId: null, errors: [],
     timing: null, edgeNodes: [], heartbeats: [], heartbeatTimer: null, lastRendition: null, pathways: [],
+    ended: false, stallStart: null, rebufferMs: 0,
   };
 
   async function api(method, path, body, token) {
@@ -142,6 +143,9 @@
   // ------------------------------------------------------------------ playback
   app.play = async function (startSeconds) {
     await app.stop('STOPPED');
+    app.ended = false;
+    app.stallStart = null;
+    app.rebufferMs = 0;
     shaka.polyfill.installAll();
     const video = $('video');
     const player = new shaka.Player();
@@ -226,6 +230,10 @@
     });
     video.addEventListener('pause', onPause);
     video.addEventListener('seeked', onSeeked);
+    video.addEventListener('seeking', endStall);
+    video.addEventListener('waiting', onWaiting);
+    video.addEventListener('playing', endStall);
+    video.addEventListener('ended', onEnded);
     app.heartbeatTimer = setInterval(() => beat('heartbeat'), HEARTBEAT_MS);
     await video.play();
     updateStats();
@@ -247,8 +255,44 @@
     } catch (e) { /* not a Clear Key JSON request */ }
   }
 
-  function onPause() { if (!app.stopping) beat('pause'); }
+  // At the end the element fires pause, then ended: the stop beat of onEnded says it all.
+  function onPause() { endStall(); if (!app.stopping && !$('video').ended) beat('pause'); }
   function onSeeked() { beat('seek'); }
+
+  // Played to the end: the session is over (it must not hold one of the account's streams
+  // until the tab closes), though the player stays, showing the last frame.
+  function onEnded() {
+    endStall();
+    clearInterval(app.heartbeatTimer);
+    beat('stop', { end_reason: 'ENDED' });
+    app.ended = true;  // after the beat: no beat of this session follows its stop
+  }
+
+  // Rebuffering: the buffer ran dry while playing (waiting ... playing). Before the first frame
+  // it is start-up time (startup_ms), while seeking it is the seek's; a pause or a seek ends it.
+  function onWaiting() {
+    const video = $('video');
+    if (!app.timing || app.timing.firstFrame === undefined || video.seeking || app.stallStart !== null) return;
+    app.stallStart = performance.now();
+  }
+
+  function endStall() {
+    if (app.stallStart === null) return;
+    app.rebufferMs += performance.now() - app.stallStart;
+    app.stallStart = null;
+  }
+
+  // The time stalled since the previous beat; a stall still going on is counted up to now.
+  function takeRebufferMs() {
+    const now = performance.now();
+    let ms = app.rebufferMs;
+    if (app.stallStart !== null) {
+      ms += now - app.stallStart;
+      app.stallStart = now;
+    }
+    app.rebufferMs = 0;
+    return Math.round(ms);
+  }
 
   function fillTrackMenus() {
     const audio = $('audio');
@@ -295,8 +339,9 @@
   }
 
   function beat(event, extra) {
-    if (!app.player || !app.title || !app.sessionId) return Promise.resolve();
+    if (!app.player || !app.title || !app.sessionId || app.ended) return Promise.resolve();
     const video = $('video');
+    const stalled = app.stallStart !== null;
     const stats = app.player.getStats();
     const variant = app.player.getVariantTracks().find((t) => t.active) || {};
     const body = Object.assign({
@@ -304,7 +349,9 @@
       // Beats go on while paused (the session stays live) and must say so: the sessions
       // processor counts the time after a PLAYING beat as viewing time.
       state: (event === 'stop' || event === 'exit') ? 'STOPPED' : event === 'seek' ? 'SEEKING'
-          : (event === 'pause' || video.paused) ? 'PAUSED' : 'PLAYING',
+          : (event === 'pause' || video.paused) ? 'PAUSED' : stalled ? 'BUFFERING' : 'PLAYING',
+      // The gateway keeps no rebuffering on a start beat; there is none before the first frame.
+      rebuffer_ms: event === 'start' ? undefined : takeRebufferMs(),
       // The Representation id (the rendition id): QoE counts rendition switches by it.
       rendition_id: variant.originalVideoId || undefined,
       br: variant.bandwidth ? Math.round(variant.bandwidth / 1000) : undefined,
@@ -336,6 +383,10 @@
     const video = $('video');
     video.removeEventListener('pause', onPause);
     video.removeEventListener('seeked', onSeeked);
+    video.removeEventListener('seeking', endStall);
+    video.removeEventListener('waiting', onWaiting);
+    video.removeEventListener('playing', endStall);
+    video.removeEventListener('ended', onEnded);
     await app.player.destroy();
     app.player = null;
     app.sessionId = null;
@@ -440,10 +491,16 @@
       quality: $('quality').textContent, sessionId: app.sessionId, edgeNodes: app.edgeNodes.slice(),
       pathways: app.pathways.slice(),
       heartbeats: app.heartbeats.slice(), timing: app.timing, errors: app.errors.slice(),
+      buffering: app.stallStart !== null, ended: app.ended,
     };
   };
 
   window.addEventListener('pagehide', () => { if (app.player) beat('exit'); });
+  // A mobile browser may kill a backgrounded tab without pagehide: save the position as it
+  // goes (beats are posted with keepalive, so this one outlives the tab too).
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'hidden' && app.player) beat('heartbeat');
+  });
   $('signin-form').addEventListener('submit', (e) => {
     e.preventDefault();
     $('signin-error').textContent = '';

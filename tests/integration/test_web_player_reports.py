@@ -1,6 +1,6 @@
 """The watch page in headless Chromium, beyond the happy path of ``test_web_player``:
 what it reports to the playback gateway (heartbeats while paused, the rendition it
-plays), what a viewer sees when something fails (a refused license, an expired session,
+plays, the end of the title, stalls, a tab sent to the background), what a viewer sees when something fails (a refused license, an expired session,
 a title that is gone, no network), and signing in again on a browser whose device was
 removed from the account. One stack for the module (``test_web_player.web_stack``);
 time is stepped with Playwright's clock where the page waits 30 s.
@@ -9,6 +9,7 @@ time is stepped with Playwright's clock where the page waits 30 s.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 import urllib.request
@@ -23,6 +24,7 @@ from tests.integration.test_web_player import (
     PASSWORD,
     TITLE,
     WAIT_MS,
+    drain,
     sign_in_and_open_title,
     wait,
     web_stack,
@@ -67,6 +69,134 @@ def test_heartbeats_while_paused_say_paused_and_name_the_rendition(site: dict[st
     assert beat["rendition_id"] == "h264-360p-800k", "the rendition playing, as the manifest names it"
     context.close()
 
+
+
+def session_row(site: dict[str, Any], page: Any, session_id: str) -> dict[str, Any]:
+    """The sessions processor's row for ``session_id`` (of the page's account), once it has
+    folded everything the gateway logged."""
+    from reelstream.processors.sessions.logic import LIVE_SESSIONS
+
+    drain(site["runtime"])
+    account = json.loads(base64.urlsafe_b64decode(page.evaluate("reelApp.token").split(".")[1] + "=="))["sub"]
+    row = site["runtime"].state.get(LIVE_SESSIONS, (account, session_id))
+    assert row is not None, f"the sessions processor has no session {session_id}"
+    return dict(row.values)
+
+
+def heartbeat_posts(page: Any) -> list[str]:
+    """Every heartbeat the page posts from now on, answered or not."""
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.post_data or "") if r.url.endswith("/playback/heartbeats") else None)
+    return posts
+
+
+def test_a_title_played_to_its_end_stops_its_session(site: dict[str, Any], browser: Any) -> None:
+    from reelstream.processors.sessions.logic import is_live
+
+    context = browser.new_context()
+    context.clock.install()
+    page = sign_in_and_open_title(context, site["base"])
+    page.click("#play")
+    # The title is 6 s long; at its end the element fires pause, then ended.
+    wait(page, "document.getElementById('video').ended && "
+               "s.heartbeats.some(b => b.event === 'stop' || b.event === 'pause')")
+    page.evaluate("reelApp.pendingBeat")
+    posts = heartbeat_posts(page)
+    context.clock.fast_forward(31_000)  # past the next heartbeat interval
+    page.evaluate("reelApp.pendingBeat")
+    state = page.evaluate("reelApp.state()")
+    assert state["errors"] == []
+    after_start = [b for b in state["heartbeats"] if b["event"] != "start"]
+    assert [(b["event"], b["state"], b.get("end_reason")) for b in after_start] == [("stop", "STOPPED", "ENDED")]
+    assert after_start[0]["position_ms"] >= 5_900, "the stop says where the title ended"
+    assert posts == [], "no beat follows the stop: the session is over"
+    row = session_row(site, page, after_start[0]["sid"])
+    assert row["ended"] and row["state"] == "STOPPED"
+    assert not is_live(row, int(time.time() * 1000)), "an ended title no longer takes one of the account's streams"
+    context.close()
+
+
+def test_a_stall_after_the_first_frame_is_reported_as_rebuffering(site: dict[str, Any], browser: Any) -> None:
+    from playwright.sync_api import Error as PlaywrightError
+
+    from reelstream.processors.sessions.logic import summary
+
+    context = browser.new_context()
+    context.clock.install()
+    page = sign_in_and_open_title(context, site["base"])
+    held: dict[str, Any] = {}
+
+    def hold_the_first(route: Any) -> None:
+        track = route.request.url.split("/seg-")[0].rsplit("/", 1)[1]  # a retry may go to another tier
+        if track in held:
+            route.continue_()
+        else:
+            held[track] = route
+
+    # The second segment of each track (2-4 s), held: the buffer runs dry 2 s in, for real.
+    # (Held video alone, Chromium plays the audio on for a while before it waits.)
+    page.route("**/seg-00002.m4s*", hold_the_first)
+    page.evaluate("""() => { const v = document.getElementById('video'); window.stalls = 0;
+                             v.addEventListener('waiting', () => { if (v.currentTime > 1) window.stalls++; }); }""")
+    page.click("#play")
+    wait(page, "window.stalls > 0 && s.heartbeats.some(b => b.event === 'start')")
+    # One heartbeat interval while stalled (the page's clock): that beat says BUFFERING. Shaka's
+    # own timeouts (retryParameters.stallTimeout, 5 s) give up on the held requests at the same
+    # jump and fetch the segments again, which go through: the stall ends a retry delay later.
+    context.clock.fast_forward(30_000)
+    state = wait(page, "document.getElementById('video').ended && "
+                       "s.heartbeats.some(b => b.event === 'stop' || b.event === 'pause')")
+    for route in held.values():
+        with contextlib.suppress(PlaywrightError):  # Shaka has cancelled it already
+            route.abort()
+    beats = state["heartbeats"]
+    assert "rebuffer_ms" not in beats[0] or not beats[0]["rebuffer_ms"], "start-up is not a stall"
+    during = [b for b in beats if b["event"] == "heartbeat"]
+    assert [b["state"] for b in during] == ["BUFFERING"], beats
+    assert during[0]["rebuffer_ms"] >= 30_000, "stalled since the stall began, by the page's clock"
+    total = sum(b.get("rebuffer_ms") or 0 for b in beats)
+    assert total > during[0]["rebuffer_ms"], "the rest of the stall comes with the next beat"
+    row = session_row(site, page, beats[0]["sid"])
+    assert row["qoe"]["rebuffer_ms"] == total, "the sessions processor counts every stalled millisecond"
+    # Not 0 any more. (Its value means little here: the page's clock jumped 30 s, the
+    # gateway's, which times the session, did not.)
+    assert summary(row, "ENDED")["rebuffer_ratio"] > 0
+    context.close()
+
+
+def test_a_page_sent_to_the_background_saves_the_position(site: dict[str, Any], browser: Any) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    context = browser.new_context()
+    page = sign_in_and_open_title(context, site["base"])
+    page.evaluate("""() => { const post = window.fetch; window.keptAlive = [];
+        window.fetch = (url, init) => {
+          if (init && init.keepalive) window.keptAlive.push(JSON.parse(init.body));
+          return post(url, init);
+        }; }""")
+    page.click("#play")
+    wait(page, "s.currentTime > 1 && s.heartbeats.some(b => b.event === 'start')")
+    # Headless Chromium has no background tab (nor a CDP call to make one): the page is told
+    # it is hidden as a browser tells it, by visibilityState and the visibilitychange event.
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+        document.dispatchEvent(new Event('visibilitychange')); }""")
+    try:  # a beat at once, not the next interval's (30 s after the start)
+        page.wait_for_function("() => reelApp.state().heartbeats.some(b => b.event === 'heartbeat')",
+                               timeout=MESSAGE_MS)
+    except PlaywrightTimeout:
+        pytest.fail(f"no beat when the page was hidden: {page.evaluate('reelApp.state()')}")
+    state = page.evaluate("reelApp.state()")
+    assert state["errors"] == []
+    beat = next(b for b in state["heartbeats"] if b["event"] == "heartbeat")
+    assert beat["state"] == "PLAYING" and beat["position_ms"] >= 1_000
+    assert [b["event"] for b in page.evaluate("window.keptAlive")][-1:] == ["heartbeat"], \
+        "posted with keepalive: it outlives a tab killed right after"
+    # Were the tab killed now, with no pagehide and no exit beat, the position is kept.
+    row = session_row(site, page, beat["sid"])
+    assert row["position_ms"] == beat["position_ms"] and not row["ended"]
+    context.close()
 
 def test_signing_in_again_on_a_browser_whose_device_was_removed_registers_it_afresh(
         site: dict[str, Any], browser: Any) -> None:
