@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -85,7 +86,7 @@ def test_segments_fill_pop_then_appliance_and_then_hit(edge: dict[str, Any]) -> 
     track = next(t for t in package.tracks if t.kind == "video")
     key = track.media_key(2)
     base = signed_base(node_url(topo, "appliance-isp-a"), SECRET, package.storage_prefix, int(time.time()) + 60)
-    status, headers, body = get(base + key + "?CMCD=" + urllib.request.quote('ot=v,sid="s-1"'))
+    status, headers, body = get(base + key + "?CMCD=" + urllib.parse.quote('ot=v,sid="s-1"'))
     assert status == 200 and headers["X-Cache-Status"] == "MISS" and headers["X-Edge-Node"] == "appliance-isp-a"
     assert headers["Content-Type"] == "video/mp4" and "immutable" in headers["Cache-Control"]
     assert body == edge["runtime"].objects.get(package.storage_prefix + key)
