@@ -165,8 +165,22 @@ def _int(element: ET.Element, name: str, url: str) -> int | None:
         raise ManifestInvalid(f"{url}: {element.tag.rpartition('}')[2]}@{name} {value!r} is not an integer") from e
 
 
+# More segments than any title has (2-s segments of a 4-day title): a manifest whose timeline
+# expands past this (a huge S@r, a tiny @duration) is refused, not expanded into memory.
+MAX_SEGMENTS = 200_000
+
+
 def _timeline(template: ET.Element, duration_s: float, rid: str, url: str) -> Iterator[tuple[int, int, int, int]]:
-    """(number, start, duration, timescale) of every segment, in the template's timescale."""
+    """(number, start, duration, timescale) of every segment, in the template's timescale;
+    ManifestInvalid past ``MAX_SEGMENTS``."""
+    for count, segment in enumerate(_segments(template, duration_s, rid, url)):
+        if count == MAX_SEGMENTS:
+            raise ManifestInvalid(f"{url}: Representation {rid}: the segment timeline runs past {MAX_SEGMENTS} "
+                                  "segments")
+        yield segment
+
+
+def _segments(template: ET.Element, duration_s: float, rid: str, url: str) -> Iterator[tuple[int, int, int, int]]:
     timescale = _int(template, "timescale", url) or 1
     number = _int(template, "startNumber", url) or 1
     timeline = template.find("mpd:SegmentTimeline", NS)

@@ -174,3 +174,16 @@ def test_a_variant_whose_bandwidth_is_not_an_integer_is_named() -> None:
     with pytest.raises(ManifestInvalid, match="RESOLUTION: 'wide'"):
         parse_multivariant("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=widex720\nv.m3u8\n",
                            "http://gw.test/master.m3u8")
+
+
+@pytest.mark.parametrize("template", [
+    ('<SegmentTemplate initialization="i" media="m"><SegmentTimeline><S t="0" d="1" r="999999999"/>'
+     '</SegmentTimeline></SegmentTemplate>'),
+    '<SegmentTemplate initialization="i" media="m" timescale="1000000" duration="1"/>',
+])
+def test_a_timeline_that_would_expand_past_any_title_is_refused(template: str) -> None:
+    # A billion-segment timeline was expanded in memory: one such manifest stalled `reel load`.
+    text = (f'{MPD_HEAD}<AdaptationSet contentType="video"><Representation id="v" bandwidth="1">{template}'
+            '</Representation></AdaptationSet></Period></MPD>')
+    with pytest.raises(ManifestInvalid, match="runs past 200000 segments"):
+        parse_mpd(text, "http://gw.test/m.mpd")
