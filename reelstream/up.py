@@ -262,12 +262,25 @@ def _demo_account(settings: Settings, base: str) -> tuple[str, str]:
         saved = json.loads(path.read_text())
         return saved["email"], saved["password"]
     password = secrets.token_urlsafe(9)
-    request = urllib.request.Request(f"{base}/auth/accounts", method="POST",
-                                     data=json.dumps({"email": DEMO_EMAIL, "password": password,
-                                                      "country": "US"}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        account = json.loads(response.read())
+    local, _, domain = DEMO_EMAIL.partition("@")
+    # The account outlives its file when the file is deleted: then it is a new demo address.
+    for email in (DEMO_EMAIL, f"{local}+{secrets.token_hex(3)}@{domain}"):
+        request = urllib.request.Request(f"{base}/auth/accounts", method="POST",
+                                         data=json.dumps({"email": email, "password": password,
+                                                          "country": "US"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                account = json.loads(response.read())
+            break
+        except urllib.error.HTTPError as e:
+            if e.code != 409:
+                raise RoleFailed(f"creating the demo account: POST {base}/auth/accounts answered {e.code}: "
+                                 f"{e.read().decode(errors='replace')[:300]}") from e
+        except urllib.error.URLError as e:
+            raise RoleFailed(f"creating the demo account: the gateways at {base} did not answer ({e.reason})") from e
+    else:
+        raise RoleFailed(f"creating the demo account: {DEMO_EMAIL} and a fresh address both exist already")
     runtime = Runtime(settings)
     try:
         runtime.publish(new_event("EntitlementGranted", {
@@ -278,5 +291,5 @@ def _demo_account(settings: Settings, base: str) -> tuple[str, str]:
         runtime.close()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"email": DEMO_EMAIL, "password": password, "account_id": account["account_id"]}, f)
-    return DEMO_EMAIL, password
+        json.dump({"email": email, "password": password, "account_id": account["account_id"]}, f)
+    return email, password

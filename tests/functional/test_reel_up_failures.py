@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -60,3 +61,27 @@ def test_a_role_that_dies_leaves_none_of_its_children_behind(tmp_path: Path) -> 
     while _group(pool.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _group(pool.pid) == []
+
+
+def test_a_demo_account_whose_file_was_deleted_is_made_afresh(tmp_path: Path) -> None:
+    # The account outlives demo-account.json: signing up the same address again is a 409,
+    # which stopped `reel up` with a urllib traceback.
+    from reelstream.config import Settings
+    from reelstream.gateways.app import create_app
+    from reelstream.runtime import Runtime
+    from reelstream.up import DEMO_EMAIL, _demo_account
+    from tests.support.browser import serve
+    from tests.unit.gateways.support import settings
+
+    config = Settings(data_dir=tmp_path / "reel")
+    runtime = Runtime(config)
+    try:
+        with serve(create_app(runtime, settings(), None, gateways=("auth",))) as base:
+            first, _ = _demo_account(config, base)
+            (config.data_dir / "demo-account.json").unlink()
+            second, password = _demo_account(config, base)
+    finally:
+        runtime.close()
+    assert first == DEMO_EMAIL and second != DEMO_EMAIL and second.endswith("@reelstream.local")
+    saved = json.loads((config.data_dir / "demo-account.json").read_text())
+    assert (saved["email"], saved["password"]) == (second, password)
