@@ -84,6 +84,7 @@ class EdgeRunner:
     def start(self) -> Self:
         # PoPs first: an appliance's first fill goes to its PoP.
         for node in sorted(self.topology.nodes, key=lambda n: n.tier != "pop"):
+            self._stop_stale(node)
             self.write(node)
             checked = _run_logged(nginx.command(self.nginx, self.topology, node, test_only=True))
             if checked.returncode != 0:
@@ -95,6 +96,26 @@ class EdgeRunner:
                                                          stderr=subprocess.PIPE, start_new_session=True)
             self._wait_healthy(node)
         return self
+
+    def _stop_stale(self, node: EdgeNode) -> None:
+        """Stop the nginx an earlier run left on this node (a runner killed with SIGKILL cannot
+        stop its nginx, which runs in a session of its own and keeps the node's port). Only a
+        process that is nginx running this node's config file is touched."""
+        pid_file = self.topology.node_dir(node) / "nginx.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # "nginx: master process ... -c CONFIG"
+        except (OSError, ValueError, IndexError):
+            return  # no earlier run, or its nginx is gone
+        if b"nginx" not in cmdline or str(nginx.config_path(self.topology, node)).encode() not in cmdline:
+            return  # the pid was reused by another process
+        log.warning("edge node %s: stopping the nginx (pid %d) an earlier run left on %s", node.name, pid,
+                    node.base_url)
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _signal_group(pid, signal.SIGKILL)  # whatever of the group is left
 
     def _wait_healthy(self, node: EdgeNode) -> None:
         deadline = time.monotonic() + self.start_timeout_s
@@ -187,3 +208,21 @@ def _children(pid: int) -> set[int]:
         except OSError:
             pass
     return found if found or not os.path.exists(f"/proc/{pid}") else set()
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Signal nginx's process group (its master leads it: started in a session of its own);
+    False when nothing is left in it."""
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (one its parent has yet to reap counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(") ")[2][:1] not in ("Z", "X", "")
+    except OSError:
+        return False
