@@ -6,12 +6,14 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 from reelstream.events.codec import EventCodec
 from reelstream.processors.base import Processor
+from reelstream.processors.retry import until_applied
 from reelstream.processors.runner import ProcessorRunner
-from reelstream.stores.ports import EventLog, StateStore
+from reelstream.stores.ports import EventLog, Record, StateStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,12 +41,18 @@ async def run_processor(processor: Processor, event_log: EventLog, state: StateS
         return loop.run_in_executor(thread, fn, *args)
 
     consumer = await blocking(event_log.consumer, list(processor.topics), group_id(processor, group_prefix))
+
+    async def apply(records: list[Record]) -> None:
+        await blocking(runner.process, records)
+        await blocking(consumer.commit, records)
+
     try:
         while not stop.is_set():
             records = await blocking(consumer.poll, 500, 0.5)
-            if records:
-                await blocking(runner.process, records)
-                await blocking(consumer.commit, records)
+            # A store or log that fails is waited out on the same records (processors/retry.py).
+            if records and not await until_applied(partial(apply, records), f"{processor.name}: {len(records)} "
+                                                   f"records from {records[0].topic}", stop):
+                break
     finally:
         await blocking(consumer.close)
         thread.shutdown(wait=False)
