@@ -28,7 +28,11 @@ from cassandra.cluster import (
     Session,
 )
 from cassandra.connection import ConnectionException
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.protocol import ErrorMessage
 from cassandra.query import PreparedStatement, SimpleStatement, tuple_factory
 
@@ -95,6 +99,10 @@ class CassandraStateStore(StateStore):
             connect_timeout=connect_timeout,
             control_connection_timeout=connect_timeout,
             max_schema_agreement_wait=30,
+            # The driver's default backs off to 600 s: after a node restart (~30 s down) its
+            # next try came up to 17 s after the node was back, every read and write failing
+            # meanwhile (tests/integration/test_server_faults.py); a try every 2 s costs nothing.
+            reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=2.0),
         )
         where = f"Cassandra at {','.join(hosts)}:{port}"
         try:
@@ -217,7 +225,8 @@ class CassandraStateStore(StateStore):
                 key = {"get": spec.key_columns, "query": spec.partition_key, "scan": ()}[op]
                 where = " AND ".join(f"{q(c)} = ?" for c in key)
                 cql = f"SELECT {names} FROM {q(spec.name)}" + (f" WHERE {where}" if where else "")
-            prepared = self._session.prepare(cql)
+            with _translated(f"preparing a statement for {spec.name!r}"):  # a round trip: it can fail too
+                prepared = self._session.prepare(cql)
             self._prepared[cache_key] = prepared
         return prepared
 
