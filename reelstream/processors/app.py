@@ -4,11 +4,12 @@ Each agent reads its processor's topics as raw bytes and hands every message to 
 shared ``ProcessorRunner`` (decode, de-duplicate by position, write the view rows,
 emit). Faust acknowledges a message when the agent has finished with it and commits
 acknowledged offsets, so processing is at-least-once and the runner makes it
-idempotent. Faust acknowledges a message even when the agent raised on it (the stream's
-``finally``) and its supervisor restarts the agent on the next one, so nothing may raise
-out of an agent: a store or log that fails is waited out on the same message
-(``_process_until_applied``). No Faust tables: the views live in the StateStore so gateways can read
-them and `reel replay` can rebuild them.
+idempotent. An automatic ack happens even when the agent raised on the message (the
+stream's ``finally``) or was cancelled, and Faust's supervisor restarts the agent on the
+next one; so the agents acknowledge by hand, once a message is applied, and a store or log
+that fails is waited out on the same message (``_process_until_applied``). No Faust
+tables: the views live in the StateStore so gateways can read them and `reel replay` can
+rebuild them.
 """
 
 from __future__ import annotations
@@ -43,8 +44,12 @@ def _record(message: Any, namespace: str) -> Record:
 
 def _agent(runner: ProcessorRunner, namespace: str) -> Callable[[Any], Any]:
     async def agent(stream: Any) -> AsyncIterator[None]:
-        async for event in stream.events():
+        # Acknowledged by hand, once applied: an automatic ack also happens when the agent is
+        # cancelled (a shutdown while a message waits a store out), committing what was not applied.
+        manual = stream.noack()
+        async for event in manual.events():
             await _process_until_applied(runner, _record(event.message, namespace))
+            await manual.ack(event)
             yield None
 
     return agent

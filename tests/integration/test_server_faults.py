@@ -220,3 +220,43 @@ def test_faust_processors_ride_out_a_cassandra_restart(
     # moving past records they had not applied.
     assert "Cassandra" in logs and "retrying" in logs, logs[-4000:]
     print(f"cassandra restart {restart.timeline}; {len(producer.sent)} heartbeats\n{logs[-3000:]}")
+
+
+@pytest.mark.timeout(300)
+def test_faust_processors_stopped_during_a_cassandra_outage_lose_nothing(
+        server_settings: Settings, unique: str, tmp_path: Path) -> None:
+    # A deploy while the node is down: the processors are stopped while they wait the store
+    # out on a message. Faust acknowledges (and commits) the message an agent is on when it is
+    # cancelled, unless the agent acknowledges by hand: then that message would never come again.
+    _require_managed("cassandra")
+    runtime = Runtime(server_settings)
+    producer = Producer(runtime, f"deploy-{unique}")
+    log_file = tmp_path / "processors.log"
+    process = start_processors(server_settings, "faust", log_file)
+    try:
+        producer.batch()
+        wait_for(lambda: not missing_rows(runtime, producer.sent), 120, "the Faust processors to start applying")
+        down = subprocess.run(["bash", "infra/local/stop.sh", "cassandra"], cwd=REPO, capture_output=True,
+                              text=True, timeout=240, check=False)
+        assert down.returncode == 0, down.stdout + down.stderr
+        for _ in range(3):
+            producer.batch()  # Kafka takes them; the processors cannot apply them
+        wait_for(lambda: "retrying" in log_file.read_text(errors="replace"), 60, "the processors to meet the outage")
+        stop(process)
+        up = subprocess.run(["bash", "infra/local/start.sh", "cassandra"], cwd=REPO, capture_output=True,
+                            text=True, timeout=240, check=False)
+        assert up.returncode == 0, up.stdout + up.stderr
+        process = start_processors(server_settings, "faust", tmp_path / "processors-2.log")
+        try:
+            wait_for(lambda: not missing_rows(runtime, producer.sent), 120, "every heartbeat to reach its row")
+        except AssertionError as e:
+            lost = missing_rows(runtime, producer.sent)
+            raise AssertionError(f"{e}: {len(lost)} of {len(producer.sent)} lost, first {lost[:5]}\n"
+                                 f"{log_file.read_text(errors='replace')[-3000:]}") from None
+        verify = replay_verifies(server_settings)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    finally:
+        stop(process)
+        subprocess.run(["bash", "infra/local/start.sh", "cassandra"], cwd=REPO, capture_output=True, timeout=240,
+                       check=False)  # whatever happened above, the node is left running
+        runtime.close()
