@@ -155,6 +155,15 @@ def _missing_rows(runtime: Runtime, events: list[Event]) -> list[str]:
             if rows.get((e["user_id"], e["title_id"])) != e["position_ms"]]
 
 
+def every_row_arrives(runtime: Runtime, producer: Producer, timeout: float, context: str) -> None:
+    """Wait until every heartbeat a flush acknowledged is in its view; else fail naming the lost."""
+    try:
+        wait_for(lambda: not missing_rows(runtime, producer.sent), timeout, "every heartbeat to reach its row")
+    except AssertionError as e:
+        lost = missing_rows(runtime, producer.sent)
+        raise AssertionError(f"{e}: {len(lost)} of {len(producer.sent)} missing, first {lost[:5]}; {context}") from None
+
+
 def replay_verifies(settings: Settings) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REEL_LOG_URL": settings.log_url, "REEL_STATE_URL": settings.state_url,
            "REEL_GROUP_PREFIX": settings.group_prefix, "REEL_NAMESPACE": settings.namespace}
@@ -180,12 +189,7 @@ def run_fault(service: str, down_s: float, settings: Settings, unique: str, log_
         restart.join()
         back = time.monotonic()
         assert process.poll() is None, f"the processors host exited:\n{log_file.read_text()[-4000:]}"
-        try:
-            wait_for(lambda: not missing_rows(runtime, producer.sent), 60, "every heartbeat to reach its row")
-        except AssertionError as e:
-            lost = missing_rows(runtime, producer.sent)
-            raise AssertionError(f"{e}: {len(lost)} of {len(producer.sent)} missing, first {lost[:5]}; "
-                                 f"restart {restart.timeline}\n{log_file.read_text()[-4000:]}") from None
+        every_row_arrives(runtime, producer, 60, f"restart {restart.timeline}\n{log_file.read_text()[-4000:]}")
         caught_up_s = time.monotonic() - back
         restart.timeline.append((caught_up_s, "every row in its view, after the server was back"))
         # Soon, not whenever some client's back-off (Cassandra's driver: up to 600 s by default)
@@ -247,12 +251,7 @@ def test_faust_processors_stopped_during_a_cassandra_outage_lose_nothing(
                             text=True, timeout=240, check=False)
         assert up.returncode == 0, up.stdout + up.stderr
         process = start_processors(server_settings, "faust", tmp_path / "processors-2.log")
-        try:
-            wait_for(lambda: not missing_rows(runtime, producer.sent), 120, "every heartbeat to reach its row")
-        except AssertionError as e:
-            lost = missing_rows(runtime, producer.sent)
-            raise AssertionError(f"{e}: {len(lost)} of {len(producer.sent)} lost, first {lost[:5]}\n"
-                                 f"{log_file.read_text(errors='replace')[-3000:]}") from None
+        every_row_arrives(runtime, producer, 120, log_file.read_text(errors="replace")[-3000:])
         verify = replay_verifies(server_settings)
         assert verify.returncode == 0, verify.stdout + verify.stderr
     finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from reelstream.config import Settings
+from reelstream.events.model import Event
 from reelstream.events.topics import DEAD_LETTER_TOPIC
 from reelstream.processors.entitlements.logic import ENTITLEMENTS
 from reelstream.processors.playback.logic import WATCH_POSITIONS
@@ -92,7 +93,7 @@ def test_processors_materialize_into_cassandra_and_replay_verifies(
         stop(process)
     # The garbage went to the dead-letter topic and processing went on past it.
     reader = runtime.log.consumer([DEAD_LETTER_TOPIC], group_id=None)
-    letters = []
+    letters: list[Event] = []
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not any(
             l["value"] == b"garbage that is not an event" and l["key"] == users[0].encode() for l in letters):

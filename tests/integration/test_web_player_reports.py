@@ -24,12 +24,15 @@ from tests.integration.test_web_player import (
     PASSWORD,
     TITLE,
     WAIT_MS,
+    browser,
     drain,
     sign_in_and_open_title,
     wait,
     web_stack,
 )
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
+from tests.support.browser import browser_missing
+
+__all__ = ["browser"]  # a fixture (module-scoped there, so one Chromium per module here too)
 
 MESSAGE_MS = 15_000  # failures are answered in well under a second; waiting longer is a silent stall
 pytestmark = pytest.mark.skipif(browser_missing() is not None or NO_NGINX is not None,
@@ -42,16 +45,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         yield stack
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 def test_heartbeats_while_paused_say_paused_and_name_the_rendition(site: dict[str, Any], browser: Any) -> None:
