@@ -354,7 +354,9 @@
       rebuffer_ms: event === 'start' ? undefined : takeRebufferMs(),
       // The Representation id (the rendition id): QoE counts rendition switches by it.
       rendition_id: variant.originalVideoId || undefined,
-      br: variant.bandwidth ? Math.round(variant.bandwidth / 1000) : undefined,
+      // The rendition's bitrate (CMCD br): the video's alone, not the variant's (video + audio).
+      br: (variant.videoBandwidth || variant.bandwidth) ? Math.round((variant.videoBandwidth || variant.bandwidth) / 1000)
+          : undefined,
       bl: Math.round(bufferedAhead(video) * 1000),
       mtp: stats.estimatedBandwidth ? Math.round(stats.estimatedBandwidth / 1000) : undefined,
       cdn_node: app.edgeNodes.length ? app.edgeNodes[app.edgeNodes.length - 1].node : undefined,

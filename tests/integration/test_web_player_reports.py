@@ -60,6 +60,10 @@ def test_heartbeats_while_paused_say_paused_and_name_the_rendition(site: dict[st
     beat = next(b for b in state["heartbeats"] if b["event"] == "heartbeat")
     assert beat["state"] == "PAUSED", "a paused player must not count as viewing time in QoE"
     assert beat["rendition_id"] == "h264-360p-800k", "the rendition playing, as the manifest names it"
+    video_kbps, variant_kbps = page.evaluate(
+        "(() => { const v = reelApp.player.getVariantTracks().find((t) => t.active);"
+        " return [Math.round(v.videoBandwidth / 1000), Math.round(v.bandwidth / 1000)]; })()")
+    assert beat["br"] == video_kbps < variant_kbps, "the rendition's bitrate, not the variant's with its audio"
     context.close()
 
 
