@@ -6,14 +6,7 @@ from __future__ import annotations
 import io
 
 from reelstream.cli.media import CliProgress
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.ingest.test_upload_meter import Clock
 
 
 def test_rate_and_eta_leave_out_the_hashing() -> None:
