@@ -2,12 +2,11 @@
 
 Each agent reads its processor's topics as raw bytes and hands every message to the
 shared ``ProcessorRunner`` (decode, de-duplicate by position, write the view rows,
-emit). Faust acknowledges a message when the agent has finished with it and commits
-acknowledged offsets, so processing is at-least-once and the runner makes it
-idempotent. An automatic ack happens even when the agent raised on the message (the
-stream's ``finally``) or was cancelled, and Faust's supervisor restarts the agent on the
-next one; so the agents acknowledge by hand, once a message is applied, and a store or log
-that fails is waited out on the same message (``_process_until_applied``). No Faust
+emit). An agent acknowledges a message once it is applied and Faust commits acknowledged
+offsets, so processing is at-least-once and the runner makes it idempotent. The ack is by
+hand: Faust's automatic one also fires when the agent raised on the message (the stream's
+``finally``) or was cancelled, and its supervisor restarts the agent on the next one; a
+store or log that fails is waited out on the same message (``_process_until_applied``). No Faust
 tables: the views live in the StateStore so gateways can read them and `reel replay` can
 rebuild them.
 """
