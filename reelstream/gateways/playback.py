@@ -12,12 +12,19 @@ Heartbeat body (JSON): ``sid`` session id (CMCD), ``cid`` title id (CMCD), ``eve
 (start|heartbeat|seek|pause|stop|exit), ``position_ms``, ``state``, ``rendition_id``,
 ``br`` encoded kbps (CMCD), ``bl`` buffer ms (CMCD), ``mtp`` throughput kbps (CMCD),
 ``rebuffer_ms`` since the last beat, ``startup_ms`` (on start), ``cdn_node``,
-``ts`` the player's event time (ms; clamped to the server's clock, never in the future).
+``ts`` the player's event time (ms; clamped to the server's clock, never in the future),
+``seq`` the report's number in its session (0, 1, 2, ...).
+
+A post carrying ``seq`` may be retried: its events get ids derived from the account, the
+session and ``seq``, so a retry of a post that did land (its 204 was lost) writes events
+with the ids of the first, which the processors that count (QoE, popularity) and
+analytics consumers de-duplicate on ``event_id``. Without ``seq`` every post is new.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +48,8 @@ EVENTS = ("start", "heartbeat", "seek", "pause", "stop", "exit")
 STATES = ("PLAYING", "PAUSED", "BUFFERING", "SEEKING", "STOPPED")
 END_REASONS = ("STOPPED", "EXIT", "ENDED", "ERROR")
 MAX_CLIENT_LAG_MS = 24 * 3600 * 1000  # beats queued offline for longer are stamped on arrival
+MAX_SEQ = 2 ** 31 - 1
+_REPORT_IDS = uuid.UUID("5d0c7f2e-3a51-4b7e-9d1c-6c2b8f1e0a47")  # namespace of retry-stable event ids
 
 
 def heartbeat_events(s: Services, account_id: str, profile_id: str, device_id: str, doc: dict[str, Any]
@@ -62,12 +71,18 @@ def heartbeat_events(s: Services, account_id: str, profile_id: str, device_id: s
     ts = field_of(doc, "ts", int, required=False, default=now)
     ts = now if ts > now or ts < now - MAX_CLIENT_LAG_MS else ts
     when = datetime.fromtimestamp(ts / 1000, tz=UTC)
+    seq = field_of(doc, "seq", int, required=False)
+    if seq is not None and not 0 <= seq <= MAX_SEQ:
+        raise BadRequest(f"'seq' must be between 0 and {MAX_SEQ}")
     base = {"session_id": session_id, "user_id": account_id, "profile_id": profile_id, "device_id": device_id,
             "device_type": device.device_type, "title_id": title_id, "position_ms": position}
 
     def event(event_type: str, **data: Any) -> Event:
+        # A report is at most two events, one of each type: the type tells them apart.
+        event_id = None if seq is None else str(uuid.uuid5(
+            _REPORT_IDS, f"{account_id}/{session_id}/{seq}/{event_type}"))
         return new_event(event_type, {**base, **data}, producer=s.producer, correlation_id=session_id,
-                         event_time=when)
+                         event_id=event_id, event_time=when)
 
     if kind == "start":
         return [event("PlaybackStarted", startup_ms=field_of(doc, "startup_ms", int, required=False))]

@@ -3,11 +3,12 @@
 (function () {
   'use strict';
   const HEARTBEAT_MS = 30000;
+  const BEAT_ATTEMPTS = 3;  // a 5xx or no answer is posted again after 0.5 s, then 1 s
   const $ = (id) => document.getElementById(id);
   const app = {
     token: null, deviceId: null, title: null, player: null, sessionId: null, errors: [],
     timing: null, edgeNodes: [], heartbeats: [], heartbeatTimer: null, lastRendition: null, pathways: [],
-    ended: false, stallStart: null, rebufferMs: 0,
+    ended: false, stallStart: null, rebufferMs: 0, beatSeq: 0,
   };
 
   async function api(method, path, body, token) {
@@ -361,11 +362,25 @@
       mtp: stats.estimatedBandwidth ? Math.round(stats.estimatedBandwidth / 1000) : undefined,
       cdn_node: app.edgeNodes.length ? app.edgeNodes[app.edgeNodes.length - 1].node : undefined,
       ts: Date.now(),
+      seq: app.beatSeq++,
     }, extra || {});
-    const sent = api('POST', '/playback/heartbeats', body).then(() => { app.heartbeats.push(body); })
+    const sent = postBeat(body).then(() => { app.heartbeats.push(body); })
         .catch((e) => { app.errors.push(String(e)); });
     app.pendingBeat = sent;
     return sent;
+  }
+
+  // A retry sends the same body, seq included: the gateway gives it its first copy's event
+  // ids, so a beat whose answer was lost (it did land) counts once in the session's QoE.
+  async function postBeat(body) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await api('POST', '/playback/heartbeats', body);
+      } catch (e) {
+        if ((e.status && e.status < 500) || attempt >= BEAT_ATTEMPTS) throw e;
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
+    }
   }
 
   function bufferedAhead(video) {
@@ -392,6 +407,7 @@
     await app.player.destroy();
     app.player = null;
     app.sessionId = null;
+    app.beatSeq = 0;
     app.stopping = false;
   };
 

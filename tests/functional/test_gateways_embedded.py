@@ -140,6 +140,52 @@ async def test_heartbeats_then_resume_and_continue_watching(stack: dict[str, Any
     assert [i["title_id"] for i in (await r.json())["items"]] == ["film-1"]
 
 
+async def test_a_retried_report_is_counted_once(stack: dict[str, Any]) -> None:
+    """A player whose 204 was lost posts the report again with the same ``seq``: the log
+    holds both copies under one event id, and the session's QoE counts the stall once."""
+    from reelstream.processors.sessions.logic import LIVE_SESSIONS
+
+    client, runtime, clock = stack["client"], stack["runtime"], stack["clock"]
+    user = await sign_up(client, "retry@example.com")
+    reports = [{"sid": "s-retry", "cid": "film-1", "event": "start", "position_ms": 0, "startup_ms": 700, "seq": 0},
+               {"sid": "s-retry", "cid": "film-1", "event": "heartbeat", "position_ms": 30_000, "rebuffer_ms": 1_200,
+                "seq": 1},
+               {"sid": "s-retry", "cid": "film-1", "event": "stop", "position_ms": 60_000, "rebuffer_ms": 300,
+                "seq": 2}]
+    for report in reports:
+        for _ in range(2):
+            r = await client.post("/playback/heartbeats", json=report, headers=user["auth"])
+            assert r.status == 204, await r.text()
+        clock.advance(30)
+    reader = runtime.log.consumer(["reel.playback"], group_id=None)
+    copies = [runtime.codec.decode(rec.value) for rec in reader.poll(max_records=1000, timeout=2)]
+    reader.close()
+    ids = [e.event_id for e in copies if e["session_id"] == "s-retry"]
+    assert len(ids) == 8 and len(set(ids)) == 4  # start, beat, beat + stop: each written twice, one id each
+    drain(runtime)
+    row = runtime.state.get(LIVE_SESSIONS, (user["account_id"], "s-retry"))
+    assert row is not None and row.values["ended"]
+    qoe = row.values["qoe"]
+    assert (qoe["rebuffer_ms"], qoe["events"], qoe["playing_ms"]) == (1_500, 4, 60_000)
+
+
+async def test_reports_without_seq_are_each_new_and_a_bad_seq_is_refused(stack: dict[str, Any]) -> None:
+    client, runtime = stack["client"], stack["runtime"]
+    user = await sign_up(client, "noseq@example.com")
+    report = {"sid": "s-noseq", "cid": "film-1", "position_ms": 1_000, "rebuffer_ms": 100}
+    for _ in range(2):
+        assert (await client.post("/playback/heartbeats", json=report, headers=user["auth"])).status == 204
+    before = log_size(runtime)
+    for bad in (-1, 2 ** 31, "3", 1.5):
+        r = await client.post("/playback/heartbeats", json={**report, "seq": bad}, headers=user["auth"])
+        assert r.status == 400 and "seq" in (await r.json())["error"], bad
+    assert log_size(runtime) == before
+    reader = runtime.log.consumer(["reel.playback"], group_id=None)
+    ids = {runtime.codec.decode(rec.value).event_id for rec in reader.poll(max_records=1000, timeout=2)}
+    reader.close()
+    assert len(ids) == 2
+
+
 @pytest.mark.parametrize("case", ["malformed", "unknown_kid", "forged", "expired", "oversized", "no_token"])
 async def test_bad_license_requests_are_4xx_with_a_message_and_write_nothing(stack: dict[str, Any],
                                                                              case: str) -> None:

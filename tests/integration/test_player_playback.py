@@ -487,3 +487,39 @@ def test_a_session_that_fails_mid_play_reports_its_start_and_play_time(stack: di
     summary = summarize([Outcome(0, "steady", report, str(failed.value), "segment 2 of h264 503")], 1.0)
     assert (summary.started, summary.failed) == (1, 1) and summary.play_s == pytest.approx(report.play_s, abs=1e-3)
     assert summary.startup_s["p50"] == pytest.approx(report.startup_s, abs=1e-3)
+
+
+# A heartbeat whose 204 is lost (the gateway wrote it; the answer never came back) is posted
+# again with the same seq, and the session's QoE counts it once. The loss is injected in the
+# player's HTTP layer after the real gateway answered; everything else is the deployment.
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_a_heartbeat_whose_answer_was_lost_is_retried_and_counted_once(stack: dict[str, Any]) -> None:
+    from reelstream.processors.sessions.logic import LIVE_SESSIONS
+
+    class EveryBeatsFirstAnswerIsLost(Http):
+        posts: ClassVar[list[int]] = []
+
+        async def request(self, what: str, method: str, url: str, **kwargs: Any) -> Any:
+            reply = await super().request(what, method, url, **kwargs)
+            if what == "heartbeat":
+                seq = kwargs["json"]["seq"]
+                type(self).posts.append(seq)
+                if type(self).posts.count(seq) == 1:
+                    raise RequestFailed(what, url, 0, "ServerDisconnectedError: the answer was lost")
+            return reply
+
+    report = run(session(stack["base"], {"title_id": "t-cenc", "format": "dash", "start_at_s": 0.0,
+                                         "heartbeat_s": 2.0}, device_id=stack["tv_device_id"],
+                         http_class=EveryBeatsFirstAnswerIsLost))
+    seqs = [b["seq"] for b in report.beats]
+    assert report.ended and seqs == list(range(len(report.beats))) and len(seqs) >= 3
+    assert EveryBeatsFirstAnswerIsLost.posts == [s for s in seqs for _ in (0, 1)], "each beat posted twice"
+
+    account_id = stack["api"].call("POST", "/auth/sessions", json={"email": EMAIL, "password": PASSWORD}
+                                   ).json()["account_id"]
+
+    def counted_once() -> bool:
+        row = stack["runtime"].state.get(LIVE_SESSIONS, (account_id, report.session_id))
+        # the stop report is two events (its beat and PlaybackStopped)
+        return row is not None and row.values["ended"] and row.values["qoe"]["events"] == len(seqs) + 1
+    wait_until(counted_once, "the session's QoE to count each retried beat once", stack["settle"])

@@ -113,6 +113,36 @@ def test_a_title_played_to_its_end_stops_its_session(site: dict[str, Any], brows
     context.close()
 
 
+def test_a_heartbeat_whose_answer_was_lost_is_posted_again_and_counted_once(site: dict[str, Any],
+                                                                           browser: Any) -> None:
+    """The gateway writes each beat, then the answer is lost on the way back (the fault is
+    injected by Playwright after the real gateway answered): the page posts it again with
+    the same seq, and the session's QoE counts every beat once."""
+    context = browser.new_context()
+    answered: list[int] = []
+
+    def lose_each_first_answer(route: Any) -> None:
+        seq = json.loads(route.request.post_data)["seq"]
+        answered.append(seq)
+        if answered.count(seq) == 1:
+            route.fetch()  # the real gateway takes it...
+            route.abort("connectionreset")  # ...and the page never hears back
+        else:
+            route.continue_()
+
+    context.route("**/playback/heartbeats", lose_each_first_answer)
+    page = sign_in_and_open_title(context, site["base"])
+    page.click("#play")
+    wait(page, "document.getElementById('video').ended && s.heartbeats.some(b => b.event === 'stop')")
+    state = page.evaluate("reelApp.state()")
+    beats = state["heartbeats"]
+    assert state["errors"] == [] and [b["event"] for b in beats] == ["start", "stop"]
+    assert [b["seq"] for b in beats] == [0, 1] and answered == [0, 0, 1, 1], "each beat posted twice"
+    row = session_row(site, page, beats[0]["sid"])
+    assert row["ended"] and row["qoe"]["events"] == 3, "start, the stop beat and PlaybackStopped: once each"
+    context.close()
+
+
 def test_a_stall_after_the_first_frame_is_reported_as_rebuffering(site: dict[str, Any], browser: Any) -> None:
     from playwright.sync_api import Error as PlaywrightError
 

@@ -4,11 +4,13 @@ session with the manifest, post heartbeats."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from reelstream.player.client.errors import RequestFailed
 from reelstream.player.client.fetch import Http
 from reelstream.player.client.timeline import Beat
 
@@ -56,14 +58,28 @@ async def resume_position(http: Http, base: str, token: str, title_id: str) -> f
     return float(doc.get("last_position_ms") or 0) / 1000
 
 
+BEAT_ATTEMPTS = 3
+BEAT_BACKOFF_S = 0.5  # then 1 s: a gateway restart or a lost answer, not an outage to wait out
+
+
 async def post_beat(http: Http, base: str, token: str, beat: Beat, session_id: str, title_id: str,
-                    extra: dict[str, Any]) -> dict[str, Any]:
-    """POST one heartbeat (CMCD names: sid, cid, br, bl, mtp); returns the body sent."""
-    body: dict[str, Any] = {"sid": session_id, "cid": title_id, "event": beat.event,
+                    extra: dict[str, Any], seq: int) -> dict[str, Any]:
+    """POST the session's ``seq``-th heartbeat (CMCD names: sid, cid, br, bl, mtp); returns
+    the body sent. A 5xx or no answer is retried with the same body: the gateway derives
+    the events' ids from ``seq``, so a retry of a post that did land counts once."""
+    body: dict[str, Any] = {"sid": session_id, "cid": title_id, "event": beat.event, "seq": seq,
                             "position_ms": round(beat.position_s * 1000), "state": beat.state,
                             "rebuffer_ms": round(beat.rebuffer_s * 1000), "ts": int(time.time() * 1000),
                             **{k: v for k, v in extra.items() if v is not None}}
     if beat.end_reason:
         body["end_reason"] = beat.end_reason
-    await http.request("heartbeat", "POST", f"{base}/playback/heartbeats", token=token, json=body, ok=(204,))
-    return body
+    for attempt in range(1, BEAT_ATTEMPTS + 1):
+        try:
+            await http.request("heartbeat", "POST", f"{base}/playback/heartbeats", token=token, json=body,
+                               ok=(204,))
+            return body
+        except RequestFailed as failed:
+            if not failed.transient or attempt == BEAT_ATTEMPTS:
+                raise
+            await asyncio.sleep(BEAT_BACKOFF_S * attempt)
+    raise AssertionError("unreachable")

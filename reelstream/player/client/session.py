@@ -570,4 +570,4 @@ class Player:
                      "startup_ms": round((self.timeline.startup_s or 0) * 1000) if beat.event == "start" else None}
             self.report.beats.append(await gateway.post_beat(
                 self.http, self.config.gateway.rstrip("/"), self.config.device.token, beat,
-                self.report.session_id, self.config.title_id, extra))
+                self.report.session_id, self.config.title_id, extra, seq=len(self.report.beats)))

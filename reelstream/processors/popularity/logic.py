@@ -11,6 +11,11 @@ The score is a float fold, so its last bits depend on the order starts are folde
 live run and a replay read partitions in different orders); an exact, order-free sum would
 need more than the DOUBLE column holds, so ``reel replay --verify`` compares DOUBLE columns
 to a relative tolerance (``replay.DOUBLE_REL_TOL``) instead.
+
+A retried start post (same event id, see the playback gateway's ``seq``) counts again
+here: the score only ranks titles for cache placement, where a retry's extra start is
+noise, and a per-title window of recent ids would not hold a hit title's retries (it
+starts many times a second) while the edge reads every row of this one partition.
 """
 
 from __future__ import annotations

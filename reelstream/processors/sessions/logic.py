@@ -14,8 +14,10 @@ lapses (its player vanished) is not announced: a reader knows it stops counting
 
 When a session stops, the processor also emits ``PlaybackSessionSummarized`` to ``reel.qoe``:
 startup time, playing time, rebuffer ratio, time-weighted average bitrate and rendition
-switches. Events older than the row's newest (a stale device, a retried post) do not
-move the session backwards; their rebuffer time is still counted.
+switches. Events older than the row's newest (a stale device, a late post) do not
+move the session backwards; their rebuffer time is still counted. A retried post (the
+gateway gives it its first copy's event ids) is counted once: the row keeps the ids of
+its last ``RECENT_IDS`` events, and retries come seconds apart, well inside that window.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from reelstream.stores.ports import Column, Row, ViewSpec
 
 HEARTBEAT_INTERVAL_MS = 30_000
 LIVE_TIMEOUT_MS = 2 * HEARTBEAT_INTERVAL_MS + 10_000
+RECENT_IDS = 32
 
 # Partition key: user_id (the license server counts one account's live sessions);
 # clustering key: session_id.
@@ -65,7 +68,8 @@ def live_sessions(rows: Iterable[dict[str, Any]], now_ms: int, *, except_device:
 
 def _empty_qoe() -> dict[str, Any]:
     return {"startup_ms": None, "playing_ms": 0, "rebuffer_ms": 0, "bitrate_ms": 0, "bitrate_time_ms": 0,
-            "rendition": None, "bitrate_kbps": None, "switches": 0, "events": 0, "cdn_nodes": []}
+            "rendition": None, "bitrate_kbps": None, "switches": 0, "events": 0, "cdn_nodes": [],
+            "recent_ids": []}
 
 
 def fold_qoe(qoe: dict[str, Any], previous_state: str | None, elapsed_ms: int, event: Event,
@@ -137,6 +141,9 @@ class LiveSessionProcessor(Processor):
             row = dict(current.values)
         if row["ended"]:
             return Outcome()  # late beats after the stop change nothing
+        recent = row["qoe"].get("recent_ids", [])  # rows written before retries were de-duplicated lack it
+        if event.event_id in recent:
+            return Outcome()  # a retried post: its first copy was counted
         outcome = Outcome()
         if current is None or at - row["last_event_ms"] > LIVE_TIMEOUT_MS:  # new, or back after it had lapsed
             outcome.events.append(new_event("PlaybackSessionOpened", {
@@ -145,7 +152,8 @@ class LiveSessionProcessor(Processor):
                 event_time=event.header.event_time))
         fresh = at >= row["last_event_ms"]
         elapsed = at - row["last_event_ms"] if fresh else 0
-        row["qoe"] = fold_qoe(row["qoe"], row["state"], elapsed, event, fresh)
+        row["qoe"] = fold_qoe(row["qoe"], row["state"], elapsed, event, fresh) | {
+            "recent_ids": [*recent, event.event_id][-RECENT_IDS:]}
         if fresh:
             row.update(last_event_ms=at, position_ms=event["position_ms"],
                        state=event.data.get("state") or _STATE_BY_TYPE[event.type])

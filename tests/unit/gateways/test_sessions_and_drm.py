@@ -89,3 +89,18 @@ def test_clear_key_request_and_response() -> None:
                 json.dumps({"kids": [b64url(kid)], "type": "forever"}).encode(), b'{"kids": [7]}'):
         with pytest.raises(InvalidLicenseRequest):
             adapter.parse(bad)
+
+
+def test_a_repeated_event_id_is_folded_once_and_old_rows_still_fold() -> None:
+    from dataclasses import replace
+
+    state, processor = MemoryState(), LiveSessionProcessor()
+    start, stall = beat("PlaybackStarted", 0), beat("PlaybackHeartbeat", 30, rebuffer_ms=900)
+    for e in (start, stall, stall, replace(stall, header=replace(stall.header, event_time=T0))):
+        state.apply(processor.handle(e, state))
+    qoe = state.get(LIVE_SESSIONS, ("u", "s1")).values["qoe"]  # type: ignore[union-attr]
+    assert (qoe["rebuffer_ms"], qoe["events"], qoe["recent_ids"]) == (900, 2, [start.event_id, stall.event_id])
+    del qoe["recent_ids"]  # a row written before retries were de-duplicated
+    state.apply(processor.handle(beat("PlaybackHeartbeat", 60, rebuffer_ms=100), state))
+    qoe = state.get(LIVE_SESSIONS, ("u", "s1")).values["qoe"]  # type: ignore[union-attr]
+    assert (qoe["rebuffer_ms"], qoe["events"], len(qoe["recent_ids"])) == (1_000, 3, 1)
