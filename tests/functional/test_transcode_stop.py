@@ -8,9 +8,11 @@ uncommitted for the fleet, and exits 0 at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +22,13 @@ import pytest
 from reelstream.config import Settings
 from reelstream.events.model import Event
 from reelstream.media.transcode import layout
-from reelstream.media.transcode.run import MediaStopped, Supervisor, run, run_with_readers
+from reelstream.media.transcode.run import (
+    MediaCommandFailed,
+    MediaStopped,
+    Supervisor,
+    run,
+    run_with_readers,
+)
 from reelstream.runtime import Runtime
 from reelstream.workers.pool import worker_command
 from reelstream.workers.transcode import JOBS_TOPIC, worker_group
@@ -102,6 +110,42 @@ def test_a_stopped_worker_kills_its_encode_and_leaves_the_job_to_the_fleet(
     assert [e.type for e in published] == ["ChunkTranscodeRequested"]  # no ChunkFailed, no retry, no result
     assert runtime.log.committed(worker_group(settings.group_prefix), JOBS_TOPIC) == {}  # redelivered to the fleet
     assert not runtime.objects.exists(layout.job_claim_key(TITLE, job["job_id"]))  # free for the next member
+
+
+@pytest.mark.parametrize("supervised", [True, False])
+def test_a_killed_worker_takes_its_media_commands_with_it(supervised: bool) -> None:
+    """SIGKILL (the OOM killer, `kill -9`) leaves a worker no clean-up. Its commands were
+    started with a parent-death signal, so the kernel kills them: an encode that writes
+    nothing until it ends (ffmpeg -v error) would otherwise run on for minutes, with no
+    closed pipe to stop it. `sleep` stands in for such an encode."""
+    script = ("import sys; from reelstream.media.transcode.run import Supervisor, run\n"
+              "if sys.argv[1] == 'yes':\n    Supervisor().watching().__enter__()\n"
+              "run(['sleep', '300'], 'a quiet encode')")
+    worker = subprocess.Popen([sys.executable, "-c", script, "yes" if supervised else "no"], start_new_session=True)
+    encodes: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not (encodes := [p for p, name in descendants(worker.pid).items() if name == "sleep"]):
+            assert worker.poll() is None and time.monotonic() < deadline, "the command never started"
+            time.sleep(0.02)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while [p for p in encodes if alive(p)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p in encodes if alive(p)], "a media command outlived its SIGKILLed worker"
+    finally:
+        for pid in encodes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
+def test_a_missing_media_tool_is_named() -> None:
+    with pytest.raises(MediaCommandFailed, match="probing: cannot start /nonexistent/ffprobe: no such executable"):
+        run(["/nonexistent/ffprobe", "-version"], "probing")
 
 
 class Interrupted(Exception):

@@ -9,6 +9,12 @@ only, which then stops them itself; an ffmpeg that got the SIGINT directly would
 and the job would be recorded as failed, using up one of its attempts. Unsupervised
 commands (``reel ingest``'s probes and trial encodes) stay in the caller's group, where a
 Ctrl-C reaches them as before.
+
+A worker that is SIGKILLed (the OOM killer, `kill -9`) runs no clean-up, so on Linux each
+command is started through util-linux's ``setpriv --pdeathsig KILL``: the kernel kills it
+when the thread that started it dies. That thread always outlives it here (``_child``
+waits for or kills the command before it returns), so the signal never comes early.
+Python's own ``preexec_fn`` could set the same flag but is unsafe in a threaded process.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -71,7 +79,8 @@ class Supervisor:
         with self._lock:  # started under the lock: a concurrent stop() cannot miss it
             if self._stopped:
                 raise MediaStopped(f"{what}: not started, stopping")
-            proc: subprocess.Popen[str] = subprocess.Popen(list(argv), start_new_session=True, **popen)
+            proc: subprocess.Popen[str] = subprocess.Popen(_dies_with_its_parent(argv), start_new_session=True,
+                                                           **popen)
             self._running.add(proc)
         return proc
 
@@ -81,6 +90,12 @@ class Supervisor:
 
 
 _local = threading.local()
+_SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
+
+
+def _dies_with_its_parent(argv: Sequence[str]) -> list[str]:
+    """``argv`` started so that it is killed when the thread that started it dies."""
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv] if _SETPRIV else list(argv)
 
 
 def _kill(proc: subprocess.Popen[str]) -> None:
@@ -101,8 +116,11 @@ def _child(argv: Sequence[str], what: str, **popen: Any) -> Iterator[subprocess.
     block ends, however it ends, so no media process outlives the call that started it."""
     supervisor: Supervisor | None = getattr(_local, "supervisor", None)
     popen = {"text": True, "errors": "replace", **popen}
+    if _SETPRIV and shutil.which(argv[0]) is None:  # else setpriv's exit 127 would stand for it
+        raise MediaCommandFailed(f"{what}: cannot start {argv[0]}: no such executable")
     try:
-        proc = supervisor._start(argv, what, popen) if supervisor else subprocess.Popen(list(argv), **popen)
+        proc = supervisor._start(argv, what, popen) if supervisor else subprocess.Popen(_dies_with_its_parent(argv),
+                                                                                          **popen)
     except OSError as e:
         raise MediaCommandFailed(f"{what}: cannot start {argv[0]}: {e}") from e
     try:
