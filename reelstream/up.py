@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,19 @@ from reelstream.errors import ReelStreamError
 
 class RoleFailed(ReelStreamError):
     """A child process of `reel up` exited while the platform was running."""
+
+
+class PortInUse(ReelStreamError):
+    """A port `reel up` would serve on is taken (another program, or another `reel up`)."""
+
+
+def ensure_port_free(host: str, port: int, flag: str) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise PortInUse(f"port {port} on {host} is in use ({e.strerror}): another program, or another "
+                            f"`reel up`, serves there; stop it or pass {flag} PORT") from e
 
 
 def ensure_secrets(data_dir: Path) -> dict[str, str]:
@@ -112,8 +126,10 @@ def wait_for(condition: Callable[[], bool], supervisor: Supervisor, timeout: flo
              progress: Callable[[], str] | None = None) -> None:
     deadline = time.monotonic() + timeout
     last = ""
-    while not condition():
-        supervisor.check()
+    while True:
+        supervisor.check()  # first: a role that died must not pass for one that answers
+        if condition():
+            return
         if time.monotonic() > deadline:
             raise RoleFailed(f"timed out after {timeout:.0f}s waiting for {what}; see {supervisor.log_dir}")
         if progress:
@@ -158,6 +174,7 @@ def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", 
         raise KeyboardInterrupt  # SIGTERM stops the children too, like Ctrl-C
 
     signal.signal(signal.SIGTERM, stop_on_signal)
+    ensure_port_free(host, port, "--port")
     extra = ensure_secrets(settings.data_dir)
     for name, value in extra.items():
         os.environ.setdefault(name, value)
@@ -171,7 +188,8 @@ def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", 
         supervisor.start("processors", "processors")
         supervisor.start("transcode", "worker", "transcode", "--processes", str(processes))
         supervisor.start("package", "worker", "package")
-        supervisor.env["REEL_EDGE_BASE_URL"] = _start_edge(settings, supervisor, edge_port, TITLE_ID)
+        edge_url = _start_edge(settings, supervisor, edge_port, TITLE_ID)
+        supervisor.env["REEL_EDGE_BASE_URL"] = edge_url
         # On one machine nothing in front of the gateways sets the viewer's country; a
         # deployment's edge or load balancer does (REEL_COUNTRY_HEADER).
         supervisor.env.setdefault("REEL_DEFAULT_COUNTRY", "US")
@@ -179,7 +197,9 @@ def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", 
         if sample:
             _ingest_sample(settings, supervisor, write_sample, TITLE_ID)
         base = f"http://{host}:{port}"
-        wait_for(lambda: _answers(f"{base}/web/"), supervisor, 60, "the gateways to answer")
+        gateway_pid = supervisor.children["gateway"].pid
+        wait_for(lambda: _health_pid(f"{base}/health") == gateway_pid, supervisor, 60, "the gateways to answer")
+        wait_for(lambda: _answers(f"{edge_url}/healthz"), supervisor, 60, "the edge tiers to answer")
         email, password = _demo_account(settings, base)
         print(f"\nWatch it: {base}/web/\n  sign in as {email} / {password} (a subscribed demo account)\n"
               "(Ctrl-C stops everything)", flush=True)
@@ -243,6 +263,19 @@ def _answers(url: str) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def _health_pid(url: str) -> int | None:
+    """The pid a ReelStream gateway's ``/health`` names; None for anything else."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            pid = json.loads(response.read()).get("pid")
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
+        return None
+    return pid if isinstance(pid, int) else None
 
 
 DEMO_EMAIL = "demo@reelstream.local"

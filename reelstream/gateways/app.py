@@ -15,6 +15,7 @@ publisher, the entitlement and license followers) lives in ``cleanup_ctx``.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -85,8 +86,8 @@ def create_app(runtime: Runtime, settings: GatewaySettings, keys: KeyService | N
 
     async def health(request: web.Request) -> web.Response:
         p = services.publisher
-        return web.json_response({
-            "gateways": list(gateways), "events": {"delivered": p.delivered, "failed": p.failed},
+        return web.json_response({  # pid: `reel up` tells its own gateway from another program on the port
+            "gateways": list(gateways), "pid": os.getpid(), "events": {"delivered": p.delivered, "failed": p.failed},
             "cache_loads": {"entitlements": services.entitlements.loads, "licenses": services.licenses.view.loads,
                             "live_sessions": services.live_sessions.loads},
             "live_session_batches": services.live_sessions.batches})

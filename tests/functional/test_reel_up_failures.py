@@ -85,3 +85,65 @@ def test_a_demo_account_whose_file_was_deleted_is_made_afresh(tmp_path: Path) ->
     assert first == DEMO_EMAIL and second != DEMO_EMAIL and second.endswith("@reelstream.local")
     saved = json.loads((config.data_dir / "demo-account.json").read_text())
     assert (saved["email"], saved["password"]) == (second, password)
+
+
+def test_a_port_another_program_serves_on_stops_up_before_anything_starts(tmp_path: Path) -> None:
+    # A foreign web server on the gateway's port answered `reel up`'s readiness check, and the
+    # demo account's email and password were posted to it.
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    requests: list[str] = []
+
+    class Foreign(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"status": "ok"}')
+
+        do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Foreign) as foreign:
+        threading.Thread(target=foreign.serve_forever, daemon=True).start()
+        port = foreign.server_address[1]
+        up = subprocess.run([sys.executable, "-m", "reelstream.cli", "up", "--no-sample", "--port", str(port),
+                             "--data-dir", str(tmp_path / "reel")], capture_output=True, text=True, timeout=60,
+                            check=False)
+        foreign.shutdown()
+    assert up.returncode != 0
+    assert f"port {port} on 127.0.0.1 is in use" in up.stderr and "--port PORT" in up.stderr, up.stderr
+    assert "Traceback" not in up.stderr and "starting" not in up.stdout, "nothing starts"
+    assert requests == []
+
+
+def test_a_foreign_health_page_is_not_taken_for_the_gateway(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from reelstream.up import _health_pid
+    from tests.support.browser import serve
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    foreign = web.Application()
+    foreign.router.add_get("/health", health)
+    with serve(foreign) as base:
+        assert _health_pid(f"{base}/health") is None
+        assert _health_pid(f"{base}/nothing-here") is None
+
+
+def test_waiting_checks_the_roles_before_the_condition(tmp_path: Path) -> None:
+    from reelstream.up import wait_for
+
+    settings = load_settings(env={"REEL_DATA_DIR": str(tmp_path / "reel")})
+    supervisor = Supervisor(tmp_path / "logs", child_env(settings, {}))
+    supervisor.start("broken", "no-such-command")
+    supervisor.children["broken"].wait(timeout=30)
+    with pytest.raises(RoleFailed, match="broken exited with code 2"):
+        wait_for(lambda: True, supervisor, 5, "something another program answers for")
