@@ -25,6 +25,15 @@ _SCHEMES = {
 }
 
 
+def local_path(url: str) -> Path:
+    """The file or folder a ``sqlite://`` or ``file://`` URL names. ``sqlite:///abs/log.db`` is
+    absolute; ``sqlite://rel/log.db`` is relative to the working directory (urlparse would read
+    ``rel`` as a host and drop it, writing ``/log.db`` at the filesystem's root)."""
+    parsed = urlparse(url)
+    host = "" if parsed.netloc in ("", "localhost") else parsed.netloc
+    return Path(host + parsed.path)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path(".reel")
@@ -75,6 +84,8 @@ class Settings:
                 raise ConfigError(
                     f"{name} (REEL_{name.upper()}) = {getattr(self, name)!r}: the scheme must be one of "
                     f"{', '.join(s + '://' for s in schemes)}")
+            if scheme in ("sqlite", "file"):  # absolute, so every role opens the same file whatever its cwd
+                object.__setattr__(self, name, f"{scheme}://{local_path(getattr(self, name)).resolve()}")
 
     @property
     def embedded(self) -> bool:

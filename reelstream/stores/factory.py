@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from reelstream.config import Settings
+from reelstream.config import Settings, local_path
 from reelstream.errors import ConfigError
 from reelstream.stores.ports import EventLog, ObjectStore, StateStore
 
@@ -15,7 +14,7 @@ def open_log(url: str) -> EventLog:
     if parsed.scheme == "sqlite":
         from reelstream.stores.embedded_log import EmbeddedLog
 
-        return EmbeddedLog(Path(parsed.path))
+        return EmbeddedLog(local_path(url))
     if parsed.scheme == "kafka":
         from reelstream.stores.kafka import KafkaLog
 
@@ -28,7 +27,7 @@ def open_state(url: str) -> StateStore:
     if parsed.scheme == "sqlite":
         from reelstream.stores.sqlite_state import SqliteStateStore
 
-        return SqliteStateStore(Path(parsed.path))
+        return SqliteStateStore(local_path(url))
     if parsed.scheme == "cassandra":
         from reelstream.stores.cassandra import CassandraStateStore
 
@@ -45,7 +44,7 @@ def open_objects(url: str, settings: Settings | None = None) -> ObjectStore:
     if parsed.scheme == "file":
         from reelstream.stores.localdir import LocalDirObjectStore
 
-        return LocalDirObjectStore(Path(parsed.path))
+        return LocalDirObjectStore(local_path(url))
     if parsed.scheme == "s3":
         from reelstream.stores.s3 import S3ObjectStore
 
@@ -61,7 +60,7 @@ def replay_state_url(live_url: str, suffix: str) -> str:
     """A fresh store beside the live one, for `reel replay`."""
     parsed = urlparse(live_url)
     if parsed.scheme == "sqlite":
-        path = Path(parsed.path)
-        return f"sqlite:///{path.with_name(f'{path.stem}-{suffix}{path.suffix}')}"
+        path = local_path(live_url)
+        return f"sqlite://{path.with_name(f'{path.stem}-{suffix}{path.suffix}')}"
     keyspace = parsed.path.strip("/") or "reelstream"
     return f"cassandra://{parsed.netloc}/{keyspace}_{suffix}"

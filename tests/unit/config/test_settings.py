@@ -47,3 +47,22 @@ def test_a_setting_of_the_wrong_type_in_the_file_is_named(tmp_path: Path, line: 
     name = line.split(" ")[0]
     with pytest.raises(ConfigError, match=rf"config file .*reel.toml: {name} must be a string"):
         load_settings(env={}, config_file=config)
+
+
+def test_relative_sqlite_and_file_urls_are_under_the_working_directory(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # urlparse reads "sqlite://.reel/log.db" as host ".reel", path "/log.db": it wrote /log.db.
+    from reelstream.stores.factory import open_log, open_objects, open_state, replay_state_url
+
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env={"REEL_LOG_URL": "sqlite://.reel/log.db", "REEL_STATE_URL": "sqlite://st/state.db",
+                                  "REEL_OBJECTS_URL": "file://objects", "REEL_DATA_DIR": str(tmp_path / "d")})
+    assert settings.log_url == f"sqlite://{tmp_path}/.reel/log.db"
+    assert settings.state_url == f"sqlite://{tmp_path}/st/state.db"
+    assert settings.objects_url == f"file://{tmp_path}/objects"
+    open_log("sqlite://rel/log.db").close()
+    open_state("sqlite://rel/state.db").close()
+    open_objects("file://rel/objects").put("a", b"x")
+    assert {p.name for p in (tmp_path / "rel").iterdir()} >= {"log.db", "state.db", "objects"}
+    assert replay_state_url("sqlite://rel/state.db", "r1") == "sqlite://rel/state-r1.db"
+    assert load_settings(env={"REEL_LOG_URL": "sqlite:///abs/log.db"}).log_url == "sqlite:///abs/log.db"
