@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 from reelstream.cli._argtypes import at_least, port
 from reelstream.config import Settings, load_settings
 from reelstream.errors import ReelStreamError
-from reelstream.events.topics import TOPICS, topic
+from reelstream.events.topics import SECONDARY_TOPICS, TOPICS, topic
 from reelstream.runtime import Runtime
 
 # A string: argparse's class is generic only in its type stubs, so it cannot be subscripted at run time.
@@ -53,13 +53,13 @@ def cmd_topics(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.create:
         runtime = Runtime(settings)
-        _ = runtime.log  # opening the log creates the catalog's topics
+        runtime.log.ensure_topics(SECONDARY_TOPICS)  # opening the log creates the catalog's topics
         print(f"topics ensured on {runtime.settings.log_url}")
         runtime.close()
     if settings.namespace:
         print(f"namespace {settings.namespace}: on the log every topic below is named "
               f"'{settings.namespace}.<topic>' and every consumer group '{settings.namespace}.<group>'\n")
-    for t in TOPICS:
+    for t in TOPICS + SECONDARY_TOPICS:
         retention = "kept forever" if t.retention_ms < 0 else f"deleted after {t.retention_ms // 86_400_000} days"
         policy = "compacted (latest per key)" if t.cleanup.value == "compact" else retention
         print(f"{t.name}\n  key: {t.key_field}   partitions: {t.partitions}   {policy}\n"
