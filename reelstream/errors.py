@@ -8,6 +8,12 @@ into these at the adapter boundary with ``raise ... from e``.
 class ReelStreamError(Exception):
     """Root of every error ReelStream raises on purpose."""
 
+    @property
+    def transient(self) -> bool:
+        """Whether the same call may succeed later (a server restarting), rather than fail
+        until someone fixes something."""
+        return True
+
 
 class ConfigError(ReelStreamError):
     """A setting is missing or invalid; the message names the setting and the reason."""

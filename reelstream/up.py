@@ -167,7 +167,6 @@ def title_progress(row: dict[str, Any] | None, title_id: str) -> str:
 
 def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", port: int = 8000,
            transcode_processes: int | None = None, edge_port: int = 18400) -> int:
-    from reelstream.runtime import Runtime
     from reelstream.samples import TITLE_ID, write_sample
 
     def stop_on_signal(signum: int, frame: object) -> None:
@@ -182,7 +181,7 @@ def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", 
     mode = "embedded (no servers)" if settings.embedded else "on servers"
     print(f"ReelStream up, {mode}\n  log:     {settings.log_url}\n  state:   {settings.state_url}\n"
           f"  objects: {settings.objects_url}\n  logs:    {supervisor.log_dir}", flush=True)
-    Runtime(settings).close()  # creates the topics and views before any child starts
+    _check_servers(settings)
     processes = transcode_processes or usable_cores()
     try:
         supervisor.start("processors", "processors")
@@ -211,6 +210,21 @@ def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", 
         return 0
     finally:
         supervisor.stop()
+
+
+def _check_servers(settings: Settings) -> None:
+    """Reach the log, the state store and the object store, creating topics and views, and
+    check the KEK against the stored keys, before any child starts: a wrong address or KEK
+    fails here in one line, not in a child's log after every role has started."""
+    from reelstream.keys.config import key_service
+    from reelstream.runtime import Runtime
+
+    runtime = Runtime(settings)
+    try:
+        _ = runtime.log, runtime.state, runtime.objects  # lazily opened: touch each
+        key_service(runtime)
+    finally:
+        runtime.close()
 
 
 def _ingest_sample(settings: Settings, supervisor: Supervisor,

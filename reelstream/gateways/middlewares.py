@@ -66,7 +66,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             body = {"error": str(e)}
         elif status >= 500:
             log.exception("%s %s failed", request.method, request.path)
-            body = {"error": f"a backing service failed ({type(e).__name__}); retry shortly"}
+            body = {"error": f"a backing service failed ({type(e).__name__}); "
+                             + ("retry shortly" if e.transient else "retrying will not help: the operator must "
+                                "fix the server's configuration (its log says what)")}
         else:
             body = {"error": str(e)}
             if isinstance(e, g.Refused):

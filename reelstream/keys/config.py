@@ -21,9 +21,12 @@ from reelstream.runtime import Runtime
 
 
 def key_service(runtime: Runtime, env: Mapping[str, str] | None = None) -> KeyService:
+    """The key service, its KEK checked against the stored keys (``KekMismatch``)."""
     env = os.environ if env is None else env
-    return KeyService(runtime.state, kek_from_setting(env.get("REEL_KEK")), runtime.publish,
-                      producer=runtime.settings.producer)
+    service = KeyService(runtime.state, kek_from_setting(env.get("REEL_KEK")), runtime.publish,
+                         producer=runtime.settings.producer)
+    service.check_kek()
+    return service
 
 
 def key_provider(runtime: Runtime, env: Mapping[str, str] | None = None,

@@ -27,7 +27,12 @@ _TAG = 16
 
 class KeyUnwrapFailed(ReelStreamError):
     """A stored wrapped key does not authenticate under the KEK: wrong ``REEL_KEK``, a
-    row tampered with, or a wrapped key moved to another title's row."""
+    row tampered with, or a wrapped key moved to another title's row. Not transient: a
+    retry fails the same way until an operator fixes it."""
+
+    @property
+    def transient(self) -> bool:
+        return False
 
 
 class KeyEncryptionKey(ABC):

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from reelstream.errors import ReelStreamError
+from reelstream.errors import ConfigError, ReelStreamError
 from reelstream.events.model import Event, new_event
 from reelstream.keys.kek import KeyEncryptionKey
 from reelstream.keys.model import (
@@ -44,6 +44,11 @@ PROVIDER_NAME = "reelstream"
 class KeyIdConflict(ReelStreamError):
     """A caller asked for a key id that differs from the one a title already has for that
     class (SPEKE: the encryptor must reuse a content id's KIDs), or reused one KID for two classes."""
+
+
+class KekMismatch(ConfigError):
+    """The configured KEK is not the one that wrapped the stored content keys: every
+    license and every package of an existing title would fail."""
 
 
 class UnknownKey(ReelStreamError):
@@ -105,6 +110,18 @@ class KeyService:
             if row.values["key_id"] == wanted:
                 return self._unwrap(row)
         raise UnknownKey(f"title {title_id} has no content key with id {wanted}")
+
+    def check_kek(self) -> None:
+        """Refuse a KEK other than the one that wrapped the stored keys (one row is read:
+        there is one KEK per deployment). Without this a wrong ``REEL_KEK`` surfaces only as
+        failed licenses, long after start."""
+        row = next(iter(self._state.scan(CONTENT_KEYS)), None)
+        if row is not None and row.values["kek_id"] != self._kek.kek_id:
+            raise KekMismatch(
+                f"REEL_KEK is key-encryption key {self._kek.kek_id}, but the stored content keys were wrapped "
+                f"by {row.values['kek_id']} (title {row.values['title_id']}): no license or package could "
+                f"use them. Set REEL_KEK to this deployment's KEK (`reel up` keeps it in DATA_DIR/secrets.json; "
+                f"run again with the data dir that first started it, or export its REEL_KEK)")
 
     def key_ids(self, title_id: str, scheme: str = LEGACY_SCHEME) -> dict[KeyClass, str]:
         out: dict[KeyClass, str] = {}

@@ -147,3 +147,41 @@ def test_waiting_checks_the_roles_before_the_condition(tmp_path: Path) -> None:
     supervisor.children["broken"].wait(timeout=30)
     with pytest.raises(RoleFailed, match="broken exited with code 2"):
         wait_for(lambda: True, supervisor, 5, "something another program answers for")
+
+
+def test_an_unreachable_log_stops_up_before_any_role_starts(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nowhere = closed.getsockname()[1]  # nothing listens there once the socket closes
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    up = subprocess.run([sys.executable, "-m", "reelstream.cli", "up", "--no-sample", "--port", str(port),
+                         "--data-dir", str(tmp_path / "reel")], capture_output=True, text=True, timeout=120,
+                        check=False, env={**os.environ, "REEL_LOG_URL": f"kafka://127.0.0.1:{nowhere}"})
+    assert up.returncode != 0 and f"127.0.0.1:{nowhere}" in up.stderr, up.stderr
+    assert "starting" not in up.stdout and "Traceback" not in up.stderr, up.stdout + up.stderr
+
+
+def test_a_kek_that_did_not_wrap_the_stored_keys_stops_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    from reelstream.keys.kek import AesGcmKek
+    from reelstream.keys.service import KekMismatch, KeyService
+    from reelstream.runtime import Runtime
+    from reelstream.up import _check_servers
+
+    settings = load_settings(env={"REEL_DATA_DIR": str(tmp_path / "reel")})
+    runtime = Runtime(settings)
+    KeyService(runtime.state, AesGcmKek(bytes(range(32))), runtime.publish, producer="t").keys_for("t1", ["SD"])
+    runtime.close()
+    monkeypatch.setenv("REEL_KEK", base64.b64encode(bytes(range(32))).decode())
+    _check_servers(settings)
+    monkeypatch.setenv("REEL_KEK", base64.b64encode(bytes(32)).decode())
+    with pytest.raises(KekMismatch, match="DATA_DIR/secrets.json"):
+        _check_servers(settings)

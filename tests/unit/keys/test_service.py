@@ -109,3 +109,18 @@ def test_content_key_repr_hides_the_key() -> None:
     ((2560, 1440), "UHD"), ((3840, 2160), "UHD")])
 def test_video_key_class_follows_speke_preset_video_3(size: tuple[int, int], key_class: str) -> None:
     assert video_key_class(*size) == key_class
+
+
+def test_a_kek_that_did_not_wrap_the_stored_keys_is_refused_at_start(state: SqliteStateStore) -> None:
+    # A second `reel up` data dir on the same servers made a new KEK: it started, and every
+    # license failed with "a backing service failed; retry shortly".
+    from reelstream.keys.service import KekMismatch
+
+    right, wrong = AesGcmKek(bytes(range(32))), AesGcmKek(bytes(32))
+    KeyService(state, wrong, lambda e: None, producer="x").check_kek()  # no keys yet: any KEK will do
+    KeyService(state, right, lambda e: None, producer="x").keys_for("t1", ["SD"])
+    KeyService(state, right, lambda e: None, producer="x").check_kek()
+    with pytest.raises(KekMismatch, match=f"REEL_KEK is key-encryption key {wrong.kek_id}, but the stored content "
+                                          f"keys were wrapped by {right.kek_id} \\(title t1\\)"):
+        KeyService(state, wrong, lambda e: None, producer="x").check_kek()
+    assert not KeyUnwrapFailed("x").transient, "a retry fails alike: the license gateway must not say 'retry shortly'"
