@@ -1,20 +1,38 @@
 """Read ReelStream's topics with only confluent-kafka and fastavro (no ReelStream import)."""
 import glob
 import io
+import json
 import sys
 
 from confluent_kafka import Consumer
-from fastavro import schemaless_reader
-from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+from fastavro import parse_schema, schemaless_reader
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+HEADER = "reelstream.events.EventHeader"
 
 
 def load_writers(schema_dir="events/schemas"):  # fingerprint -> schema, as single-object encoding names them
-    schemas = [load_schema(p) for p in glob.glob(f"{schema_dir}/reelstream.events.*.avsc")]
-    return {bytes.fromhex(fingerprint(to_parsing_canonical_form(s), "CRC-64-AVRO")): s for s in schemas}
+    with open(f"{schema_dir}/{HEADER}.avsc") as f:
+        header = json.load(f)
+    writers = {}
+    # Current versions and every earlier one (history/): old events stay on the topics.
+    for path in glob.glob(f"{schema_dir}/reelstream.events.*.avsc") + glob.glob(f"{schema_dir}/history/*.avsc"):
+        with open(path) as f:
+            schema = json.load(f)
+        for field in schema.get("fields", []):  # writers inlined the shared header record
+            if field["type"] == HEADER:
+                field["type"] = header
+        parsed = parse_schema(schema, named_schemas={})
+        writers[bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))] = parsed
+    return writers
+
 
 def decode(value, writers):  # C3 01 | 8-byte CRC-64-AVRO fingerprint | Avro binary body
+    if value[:2] != b"\xc3\x01" or value[2:10] not in writers:
+        raise ValueError(f"not a ReelStream event, or a schema newer than {len(writers)} known: {value[:10].hex()}")
     schema = writers[value[2:10]]
     return schema["name"], schemaless_reader(io.BytesIO(value[10:]), schema)
+
 
 if __name__ == "__main__":
     writers = load_writers()
