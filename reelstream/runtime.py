@@ -23,7 +23,8 @@ class Runtime:
         if self.settings.schema_registry_url:
             from reelstream.events.schema_registry import ConfluentSchemaRegistry
 
-            return EventCodec(schema_registry=ConfluentSchemaRegistry(self.settings.schema_registry_url))
+            return EventCodec(schema_registry=ConfluentSchemaRegistry(self.settings.schema_registry_url),
+                              namespace=self.settings.namespace)
         return EventCodec()
 
     @cached_property

@@ -41,9 +41,13 @@ class EventCodec:
         self,
         registry: SchemaRegistry | None = None,
         schema_registry: SchemaIdResolver | None = None,
+        namespace: str = "",
     ) -> None:
         self.registry = registry or default_registry()
         self._schema_registry = schema_registry
+        # Subjects are named after the topic as the log names it (REEL_NAMESPACE's prefix
+        # included), so deployments sharing a registry keep their subjects apart.
+        self._subject_prefix = f"{namespace}." if namespace else ""
         self._confluent_cache: dict[int, SchemaVersion] = {}
 
     def validate(self, event: Event) -> SchemaVersion:
@@ -68,7 +72,7 @@ class EventCodec:
         schema = self.validate(event)
         body = io.BytesIO()
         if self._schema_registry is not None:
-            subject = f"{topic}-{schema.full_name}" if topic else schema.full_name
+            subject = f"{self._subject_prefix}{topic}-{schema.full_name}" if topic else schema.full_name
             schema_id = self._schema_registry.id_for(subject, schema)
             body.write(CONFLUENT_MAGIC + struct.pack(">I", schema_id))
         else:

@@ -11,6 +11,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -80,3 +81,14 @@ def test_an_unreachable_registry_is_a_clear_error() -> None:
 def test_an_unknown_schema_id_names_the_registry(registry_url: str) -> None:
     with pytest.raises(SchemaError, match="answered 404"):
         ConfluentSchemaRegistry(registry_url).schema_for(999)
+
+
+def test_subjects_carry_the_deployments_namespace(registry_url: str, tmp_path: Path) -> None:
+    # Two deployments sharing one registry (REEL_NAMESPACE stage and prod) registered under
+    # one subject, "reel.entitlements-...", while their topics were apart.
+    from reelstream.config import Settings
+    from reelstream.runtime import Runtime
+
+    runtime = Runtime(Settings(data_dir=tmp_path, namespace="stage", schema_registry_url=registry_url))
+    runtime.codec.encode(heartbeat("u1", "t1", "tv", 5_000, 1), "reel.playback")
+    assert "stage.reel.playback-reelstream.events.PlaybackHeartbeat" in _Registry.subjects
