@@ -4,10 +4,12 @@ nginx, steering server), their generated configs, and whether nginx is installed
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -35,10 +37,28 @@ def cmd_edge_config(args: argparse.Namespace) -> int:
                               base_port=args.base_port)
     node = topology.node(args.node)
     if node is None:
-        print(f"no node {args.node!r}; nodes: {', '.join(n.name for n in topology.nodes)}")
+        print(f"reel edge config: no node {args.node!r}; nodes: {', '.join(n.name for n in topology.nodes)}",
+              file=sys.stderr)
         return 2
-    print(nginx.render_config(topology, node, EdgeSecret(_secret())), end="")
+    # The running edge's secret, not a fresh one: a config with another secure_link secret
+    # would refuse every signed URL the gateways hand out.
+    data_dir = settings_from(args).data_dir
+    secret = os.environ.get("REEL_EDGE_SECRET") or _kept_secret(data_dir)
+    if not secret:
+        print(f"reel edge config: REEL_EDGE_SECRET is not set and {data_dir / 'secrets.json'} holds none; set it "
+              "to the edge's secret (the gateways' REEL_EDGE_SECRET)", file=sys.stderr)
+        return 2
+    print(nginx.render_config(topology, node, EdgeSecret(secret)), end="")
     return 0
+
+
+def _kept_secret(data_dir: Path) -> str | None:
+    """The edge secret `reel up` generated into the data dir, if it did."""
+    path = data_dir / "secrets.json"
+    if not path.is_file():
+        return None
+    value = json.loads(path.read_text()).get("REEL_EDGE_SECRET")
+    return value if isinstance(value, str) else None
 
 
 def cmd_edge_up(args: argparse.Namespace) -> int:
@@ -100,6 +120,7 @@ def register(sub: Subcommands) -> None:
     up.add_argument("--popular", nargs="*", help="titles the appliance holds (else the popularity processor's list)")
     up.set_defaults(fn=cmd_edge_up)
     config = edge.add_parser("config", help="print a node's generated nginx.conf")
+    add_runtime_flags(config)
     config.add_argument("node", help="pop-1 or appliance-isp-a")
     config.add_argument("--work-dir", default=".reel/edge")
     config.add_argument("--base-port", type=port, default=18400)
