@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reelstream.cli._argtypes import at_least
+from reelstream.cli._argtypes import at_least, readable_file
 from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 from reelstream.errors import ConfigError
 
@@ -116,7 +116,7 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--traces", type=Path, help="a folder of throughput traces ('time_s mbps' lines, e.g. "
                                                "../shared/abr/traces/fcc); default: synthetic traces")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic traces")
-    p.add_argument("--accounts", type=Path, help="file of 'email password' lines (the password is the rest of the line) to sign "
+    p.add_argument("--accounts", type=readable_file, help="file of 'email password' lines (the password is the rest of the line) to sign "
                         "in with, round robin; mind the deployment's streams per account")
     p.add_argument("--play-s", type=float, help="each viewer leaves after this much play time (default: the end)")
     p.add_argument("--from-start", action="store_true",

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from reelstream.errors import ReelStreamError
 from reelstream.player.abr import AbrAlgorithm, default_algorithm
@@ -297,6 +298,17 @@ async def run_load(http: Http, config: LoadConfig, devices: Sequence[gateway.Dev
     return list(await asyncio.gather(*(_one(http, config, i, devices[i]) for i in range(config.players))))
 
 
+def error_kind(e: ReelStreamError) -> str:
+    """How the summary groups a failed session: the request and its status, or, when no
+    server answered, where it went and how it failed (a wrong --edge is one line that says so)."""
+    if not isinstance(e, RequestFailed):
+        return type(e).__name__
+    if e.status:
+        return f"{e.what} {e.status}"
+    cause = e.detail.split(":", 1)[0] or "no answer"
+    return f"{e.what}: no answer from {urlsplit(e.url).netloc} ({cause})"
+
+
 async def _one(http: Http, config: LoadConfig, index: int, device: gateway.Device) -> Outcome:
     trace = config.traces[index % len(config.traces)]
     if config.ramp_s and config.players > 1:
@@ -307,8 +319,7 @@ async def _one(http: Http, config: LoadConfig, index: int, device: gateway.Devic
             gateway=config.gateway, title_id=config.title_id, device=device, trace=trace, format=fmt,
             abr=config.abr, max_play_s=config.play_s, start_at_s=config.start_at_s, edge=config.edge))
     except ReelStreamError as e:
-        kind = f"{e.what} {e.status}" if isinstance(e, RequestFailed) else type(e).__name__
-        return Outcome(index, trace.name, getattr(e, "report", None), str(e), kind)
+        return Outcome(index, trace.name, getattr(e, "report", None), str(e), error_kind(e))
     except Exception as e:  # one player's bug is its error, not the end of the run
         log.exception("player %d (trace %s) failed unexpectedly", index, trace.name)
         return Outcome(index, trace.name, getattr(e, "report", None), f"{type(e).__name__}: {e}",

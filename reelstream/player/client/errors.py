@@ -21,6 +21,8 @@ class RequestFailed(PlayerError):
     def __init__(self, what: str, url: str, status: int, detail: str, elapsed_s: float = 0.0) -> None:
         super().__init__(f"{what}: {status or 'no answer'} from {_short(url)}: {detail[:300]}")
         self.what = what
+        self.url = url
+        self.detail = detail
         self.status = status
         self.elapsed_s = elapsed_s
 

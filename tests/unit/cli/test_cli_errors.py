@@ -52,6 +52,9 @@ def test_emit_with_a_payload_that_is_not_json_says_so(tmp_path: Path, capsys: py
     (["load", "--title", "t", "--players", "0"], "--players: 0 is under 1"),
     (["worker", "package", "--threads", "0"], "--threads: 0 is under 1"),
     (["tail", "reel.catalog", "--limit", "-5"], "--limit: -5 is under 1"),
+    (["load", "--title", "t", "--accounts", "/nonexistent/accounts.txt"],
+     "--accounts: /nonexistent/accounts.txt: no such file"),
+    (["load", "--title", "t", "--accounts", "/"], "--accounts: /: a folder"),
 ])
 def test_a_count_or_port_out_of_range_is_refused_before_anything_runs(
         argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,3 +29,16 @@ async def test_one_players_unexpected_exception_is_its_outcome_not_the_runs_end(
     assert [o.error is None for o in outcomes] == [True, False, True]
     assert outcomes[1].error_kind == "unexpected KeyError" and "rendition" in (outcomes[1].error or "")
     assert "player 1 (trace flat) failed unexpectedly" in caplog.text
+
+
+def test_a_request_no_server_answered_is_grouped_by_where_it_went_and_how_it_failed() -> None:
+    # An --edge nobody listens on was summarised as "init of h264-240p-400k 0".
+    from reelstream.errors import ReelStreamError
+    from reelstream.player.client.errors import RequestFailed
+    from reelstream.player.load import error_kind
+
+    refused = RequestFailed("init of h264-240p-400k", "http://127.0.0.1:18999/t/init.mp4?sig=x", 0,
+                            "ClientConnectorError: Cannot connect to host 127.0.0.1:18999")
+    assert error_kind(refused) == "init of h264-240p-400k: no answer from 127.0.0.1:18999 (ClientConnectorError)"
+    assert error_kind(RequestFailed("license", "http://g/licenses", 403, "denied")) == "license 403"
+    assert error_kind(ReelStreamError("x")) == "ReelStreamError"
