@@ -84,12 +84,12 @@ def heartbeat_events(s: Services, account_id: str, profile_id: str, device_id: s
         return new_event(event_type, {**base, **data}, producer=s.producer, correlation_id=session_id,
                          event_id=event_id, event_time=when)
 
-    if kind == "start":
-        return [event("PlaybackStarted", startup_ms=field_of(doc, "startup_ms", int, required=False))]
     state = field_of(doc, "state", str, required=False, default={
         "pause": "PAUSED", "stop": "STOPPED", "exit": "STOPPED", "seek": "SEEKING"}.get(kind, "PLAYING"))
-    if state not in STATES:
+    if state not in STATES:  # a start carries none in its event, but a bad one is still a bad report
         raise BadRequest(f"'state' must be one of {', '.join(STATES)}")
+    if kind == "start":
+        return [event("PlaybackStarted", startup_ms=field_of(doc, "startup_ms", int, required=False))]
     beat = event("PlaybackHeartbeat", state=state, reason={"heartbeat": "INTERVAL"}.get(kind, kind.upper()),
                  rendition_id=field_of(doc, "rendition_id", str, required=False),
                  bitrate_kbps=_bounded(doc, "br", 10_000_000), buffer_ms=_bounded(doc, "bl", 10 ** 9),

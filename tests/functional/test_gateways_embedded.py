@@ -179,6 +179,9 @@ async def test_reports_without_seq_are_each_new_and_a_bad_seq_is_refused(stack: 
     for bad in (-1, 2 ** 31, "3", 1.5):
         r = await client.post("/playback/heartbeats", json={**report, "seq": bad}, headers=user["auth"])
         assert r.status == 400 and "seq" in (await r.json())["error"], bad
+    r = await client.post("/playback/heartbeats", json={**report, "event": "start", "state": "playing"},
+                          headers=user["auth"])
+    assert r.status == 400 and "'state' must be one of" in (await r.json())["error"]
     assert log_size(runtime) == before
     reader = runtime.log.consumer(["reel.playback"], group_id=None)
     ids = {runtime.codec.decode(rec.value).event_id for rec in reader.poll(max_records=1000, timeout=2)}
