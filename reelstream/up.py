@@ -213,15 +213,18 @@ def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", 
 
 
 def _check_servers(settings: Settings) -> None:
-    """Reach the log, the state store and the object store, creating topics and views, and
+    """Reach the log, the state store and the object store, creating topics, views and the
+    bucket, and
     check the KEK against the stored keys, before any child starts: a wrong address or KEK
     fails here in one line, not in a child's log after every role has started."""
     from reelstream.keys.config import key_service
     from reelstream.runtime import Runtime
+    from reelstream.stores.factory import open_objects
 
+    open_objects(settings.objects_url, settings, create_bucket=True)  # setup: the origin bucket, once
     runtime = Runtime(settings)
     try:
-        _ = runtime.log, runtime.state, runtime.objects  # lazily opened: touch each
+        _ = runtime.log, runtime.state  # lazily opened: touch each
         key_service(runtime)
     finally:
         runtime.close()

@@ -52,9 +52,14 @@ def _json_default(value: Any) -> Any:
 def cmd_topics(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.create:
+        from reelstream.stores.factory import open_objects
+
         runtime = Runtime(settings)
         runtime.log.ensure_topics(SECONDARY_TOPICS)  # opening the log creates the catalog's topics
-        print(f"topics ensured on {runtime.settings.log_url}")
+        _ = runtime.state  # and its views
+        open_objects(settings.objects_url, settings, create_bucket=True)  # the setup step makes the bucket
+        print(f"topics, views and the object store ensured on {runtime.settings.log_url}, "
+              f"{runtime.settings.state_url}, {runtime.settings.objects_url}")
         runtime.close()
     if settings.namespace:
         print(f"namespace {settings.namespace}: on the log every topic below is named "

@@ -17,7 +17,8 @@ from reelstream.ingest.languages import is_tag
 from reelstream.ingest.reasons import Reason
 from reelstream.jsontext import LONE_SURROGATE_HINT, lone_surrogate_at
 
-_TITLE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_TITLE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # fullmatch: '$' would let a trailing newline in
+_ID_RULE = "lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 characters"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -91,6 +92,29 @@ class _Checker:
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def id_problem(value: Any) -> str | None:
+    """What is wrong with a title or series id, None when it is usable. An id names object keys
+    and URLs, so the message says which character or rule it breaks and suggests a usable one."""
+    if value is None:
+        return f"is required: {_ID_RULE}"
+    if not isinstance(value, str):
+        return f"must be a string of {_ID_RULE}, not {value!r}"
+    if _TITLE_ID.fullmatch(value):
+        return None
+    if not value:
+        return f"is empty: give one of {_ID_RULE}"
+    bad = sorted({ch for ch in value if not re.fullmatch(r"[a-z0-9._-]", ch)})
+    if bad:
+        problem = f"{value!r} contains {', '.join(map(repr, bad))}, which an id may not"
+    elif len(value) > 64:
+        problem = f"{value!r} is {len(value)} characters long"
+    else:
+        problem = f"{value!r} starts with {value[0]!r}"
+    suggestion = re.sub(r"\s+", "-", value.strip().lower())  # the usual slip: 'My Film' for 'my-film'
+    hint = f" (e.g. {suggestion!r})" if _TITLE_ID.fullmatch(suggestion) else ""
+    return f"{problem}: use {_ID_RULE}{hint}"
+
+
 def parse_metadata(doc: Any) -> tuple[TitleMetadata | None, list[Reason]]:
     """The metadata and every problem found; None when the title id itself is unusable."""
     if not isinstance(doc, Mapping):
@@ -99,8 +123,8 @@ def parse_metadata(doc: Any) -> tuple[TitleMetadata | None, list[Reason]]:
         return None, [Reason("METADATA_INVALID", None, f"the metadata's {where} {LONE_SURROGATE_HINT}")]
     c = _Checker(doc)
     title_id = doc.get("title_id")
-    if not isinstance(title_id, str) or not _TITLE_ID.match(title_id):
-        c.bad("title_id", "is required: lowercase letters, digits, '.', '_' or '-', at most 64 characters")
+    if (problem := id_problem(title_id)) is not None:
+        c.bad("title_id", problem)
         title_id = ""
     title = c.text(doc, "title", "title")
     original = c.language(doc, "original_language", "original_language")
@@ -157,8 +181,8 @@ def _series(c: _Checker, series: Any) -> dict[str, Any] | None:
         return None
     series_id = series.get("series_id")
     ok = True
-    if not isinstance(series_id, str) or not _TITLE_ID.match(series_id):
-        c.bad("series.series_id", "is required: lowercase letters, digits, '.', '_' or '-', at most 64 characters")
+    if (problem := id_problem(series_id)) is not None:
+        c.bad("series.series_id", problem)
         ok = False
     name = series.get("series_title")
     if name is not None and (not isinstance(name, str) or not name.strip()):

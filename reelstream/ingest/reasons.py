@@ -26,12 +26,15 @@ class Reason:
 
 
 class IngestRejected(ReelStreamError):
-    """Validation failed; ``reasons`` lists every failed check. The uploaded files are kept."""
+    """Validation failed; ``reasons`` lists every failed check. ``uploaded``: the files were
+    stored before the checks failed (they are kept) rather than refused before any upload."""
 
-    def __init__(self, title_id: str | None, reasons: Sequence[Reason]) -> None:
+    def __init__(self, title_id: str | None, reasons: Sequence[Reason], *, uploaded: bool = False) -> None:
         lines = "\n".join(f"  - {r}" for r in reasons)
-        super().__init__(f"ingest of {title_id or 'the title'} rejected:\n{lines}\n"
-                         "The uploaded files are kept; fix the problems and run `reel ingest` again "
-                         "(uploads resume, unchanged files are not sent twice).")
+        then = ("The uploaded files are kept; fix the problems and run `reel ingest` again "
+                "(uploads resume, unchanged files are not sent twice)." if uploaded else
+                "Nothing was uploaded or recorded; fix the problems and run `reel ingest` again.")
+        super().__init__(f"ingest of {title_id or 'the title'} rejected:\n{lines}\n{then}")
         self.title_id = title_id
         self.reasons = list(reasons)
+        self.uploaded = uploaded

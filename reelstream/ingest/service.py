@@ -1,6 +1,7 @@
 """The ingest service: what `reel ingest` and the HTTP endpoint both call.
 
-upload (resumable, SHA-256 while streaming) -> MezzanineUploaded per file -> checks ->
+files readable, log and store opened -> upload every file (resumable, SHA-256 while streaming) ->
+TitleRegistered, MezzanineUploaded per file -> checks ->
 IngestValidated or IngestRejected (every reason, files kept) -> subtitles to WebVTT ->
 per-title CRF calibration -> TranscodePlanned and the jobs.
 """
@@ -30,6 +31,7 @@ from reelstream.ingest.validate import (
     check_sidecar_audio,
     check_subtitle,
     check_track_ids,
+    unreadable_files,
 )
 from reelstream.media.probe import MediaInfo
 from reelstream.media.transcode import layout
@@ -87,14 +89,22 @@ class IngestService:
         return Path(self.runtime.settings.data_dir) / "uploads"
 
     def ingest(self, master: Path, metadata_path: Path) -> IngestResult:
-        """Ingest ``master`` described by ``metadata_path``; raises IngestRejected with every reason."""
+        """Ingest ``master`` described by ``metadata_path``; raises IngestRejected with every reason.
+
+        A missing or unreadable file, or a log or object store that cannot be opened, fails
+        before anything is uploaded or published: the catalog is left as it was (no title
+        left REGISTERED with nothing behind it, no existing title's metadata overwritten)."""
         try:
             doc = json.loads(metadata_path.read_text())
         except (OSError, ValueError) as e:
             raise IngestRejected(None, [Reason("METADATA_INVALID", None, f"{metadata_path}: {e}")]) from e
         meta, reasons = parse_metadata(doc)
-        if meta is None:
-            raise IngestRejected(None, reasons)  # no title id: nothing to record the rejection under
+        unreadable = unreadable_files(master, metadata_path.parent, meta)
+        if meta is None or unreadable:  # no title id: nothing to record the rejection under
+            raise IngestRejected(meta.title_id if meta else None, reasons + unreadable)
+        # Both opened before the upload: a log or store that cannot be reached (an S3 endpoint
+        # down, a bucket that does not exist) fails here, with nothing stored or published.
+        _ = (self.runtime.log, self.runtime.objects)
         return self._ingest(master, metadata_path.parent, meta, reasons)
 
     def _ingest(self, master: Path, sidecar_dir: Path, meta: TitleMetadata, reasons: list[Reason]) -> IngestResult:
@@ -106,38 +116,33 @@ class IngestService:
             self.runtime.publish(event)
             return event
 
+        result = IngestResult(meta.title_id, layout.master_key(meta.title_id, master.name))
+        # Every file is stored before the first event: an upload cut off midway publishes
+        # nothing, and running the ingest again resumes it.
+        result.uploads["master"] = self._upload(result.master_key, master, "master")
+        sidecars = {spec.file: sidecar_dir / spec.file for spec in meta.subtitles + meta.audio}
+        stored = [(spec, self._upload(layout.sidecar_key(meta.title_id, spec.file), sidecars[spec.file], spec.file))
+                  for spec in meta.subtitles + meta.audio]
         if not reasons:
             publish("TitleRegistered", meta.registered_data())
-        result = IngestResult(meta.title_id, layout.master_key(meta.title_id, master.name))
-        result.uploads["master"] = self._upload(result.master_key, master, "master")
         publish("MezzanineUploaded", self._uploaded(meta.title_id, "MASTER", None, result.uploads["master"]))
-        reasons += self._check_checksum(master, meta, result.uploads["master"])
-        sidecars: dict[str, Path] = {}
-        for spec in meta.subtitles + meta.audio:
-            path = sidecar_dir / spec.file
-            if not path.is_file():
-                code = "SUBTITLE_INVALID" if spec.kind == "subtitle" else "AUDIO_INVALID"
-                reasons.append(Reason(code, f"{spec.kind}s/{spec.file}", f"file not found next to the metadata: {path}"))
-                continue
-            report = self._upload(layout.sidecar_key(meta.title_id, spec.file), path, spec.file)
+        for spec, report in stored:
             publish("MezzanineUploaded", self._uploaded(meta.title_id, spec.kind.upper(), spec.language, report))
-            sidecars[spec.file] = path
+        reasons += self._check_checksum(master, meta, result.uploads["master"])
         self.progress.step("validating the master and sidecars")
         media = MediaReport()
         check_master(master, meta, media)
         duration = media.master.duration_s if media.master else None
         for spec in meta.subtitles:
-            if spec.file in sidecars:
-                check_subtitle(sidecars[spec.file], spec, int(duration * 1000) if duration else None, media)
+            check_subtitle(sidecars[spec.file], spec, int(duration * 1000) if duration else None, media)
         for spec in meta.audio:
-            if spec.file in sidecars:
-                check_sidecar_audio(sidecars[spec.file], spec, duration, media)
+            check_sidecar_audio(sidecars[spec.file], spec, duration, media)
         check_track_ids(meta, media)
         reasons += media.reasons
         if reasons or media.master is None or media.master.video is None:
             publish("IngestRejected", {"title_id": meta.title_id, "reasons": [r.to_avro() for r in reasons],
                                        "object_key": result.master_key})
-            raise IngestRejected(meta.title_id, reasons)
+            raise IngestRejected(meta.title_id, reasons, uploaded=True)
         validated = publish("IngestValidated", self._validated(meta, result.master_key, media))
         self._plan(meta, master, media, validated, result)
         return result

@@ -28,6 +28,32 @@ class MediaReport:
     subtitles: dict[str, list[subtitles.Cue]] = field(default_factory=dict)  # file -> cues
 
 
+def unreadable_files(master: Path, sidecar_dir: Path, meta: TitleMetadata | None) -> list[Reason]:
+    """The delivery's files that are missing or cannot be read, checked before anything is
+    uploaded or published: a rejection for these leaves no trace in the store or the catalog."""
+    reasons = []
+    if (problem := _unreadable(master)) is not None:
+        reasons.append(Reason("PROBE_FAILED", "master", f"{problem}; give the path of the studio master"))
+    for spec in (meta.subtitles + meta.audio) if meta else []:
+        path = sidecar_dir / spec.file
+        if (problem := _unreadable(path)) is not None:
+            code, name = ("SUBTITLE_INVALID", "subtitles") if spec.kind == "subtitle" else ("AUDIO_INVALID", "audio")
+            reasons.append(Reason(code, f"{name}/{spec.file}", f"{problem}; put it next to the metadata file"))
+    return reasons
+
+
+def _unreadable(path: Path) -> str | None:
+    if not path.exists():
+        return f"{path}: no such file"
+    if not path.is_file():  # a directory, or a FIFO an upload would block on
+        return f"{path} is not a regular file"
+    try:
+        path.open("rb").close()
+    except OSError as e:
+        return f"{path} cannot be read: {e.strerror or e}"
+    return None
+
+
 def check_master(path: Path, meta: TitleMetadata, report: MediaReport) -> None:
     try:
         info = probe(path)

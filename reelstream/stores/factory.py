@@ -39,7 +39,9 @@ def open_state(url: str) -> StateStore:
     raise ConfigError(f"state_url {url!r}: use sqlite:///path or cassandra://host:port/keyspace")
 
 
-def open_objects(url: str, settings: Settings | None = None) -> ObjectStore:
+def open_objects(url: str, settings: Settings | None = None, *, create_bucket: bool = False) -> ObjectStore:
+    """``create_bucket``: make a missing S3 bucket (setup: `reel up`, `reel topics --create`);
+    elsewhere a missing bucket is an error, so a mistyped name is not a new empty origin."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         from reelstream.stores.localdir import LocalDirObjectStore
@@ -52,7 +54,8 @@ def open_objects(url: str, settings: Settings | None = None) -> ObjectStore:
         settings = settings or Settings()
         return S3ObjectStore(
             bucket=parsed.netloc, endpoint_url=query.get("endpoint", [None])[0],
-            region=settings.s3_region, access_key=settings.s3_access_key, secret_key=settings.s3_secret_key)
+            region=settings.s3_region, access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
+            create_bucket=create_bucket)
     raise ConfigError(f"objects_url {url!r}: use file:///dir or s3://bucket?endpoint=...")
 
 

@@ -48,8 +48,18 @@ MAX_COPY = 5 * 1024 * MiB  # CopyObject's limit; larger objects are copied in pa
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 
 
+class BucketNotFound(ObjectStoreError):
+    """The bucket an S3 store was opened on does not exist (and it was not asked to create it)."""
+
+
 class S3ObjectStore(ObjectStore):
-    """Objects in one bucket, created if missing; large sources go up in parts."""
+    """Objects in one bucket; large sources go up in parts.
+
+    A missing bucket is an error (``BucketNotFound``) unless ``create_bucket`` is set: a
+    mistyped bucket name must fail where it is typed, not be created empty while the rest of
+    the fleet reads the right one. Setup paths (``reel up``, deployment setup, test fixtures)
+    pass ``create_bucket=True``.
+    """
 
     # Instance-overridable so a test can push a 20 MB object through the part-wise copy.
     max_copy_size = MAX_COPY
@@ -66,6 +76,7 @@ class S3ObjectStore(ObjectStore):
         *,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
+        create_bucket: bool = False,
     ) -> None:
         if part_size < MIN_PART:
             raise ConfigError(
@@ -76,6 +87,7 @@ class S3ObjectStore(ObjectStore):
                 f"multipart_threshold: {multipart_threshold} is below part_size {part_size}"
             )
         self._bucket = bucket
+        self._endpoint = endpoint_url
         self._part_size = part_size
         self._threshold = multipart_threshold
         config = Config(
@@ -96,9 +108,9 @@ class S3ObjectStore(ObjectStore):
             aws_secret_access_key=secret_key,
             config=config,
         )
-        self._ensure_bucket(region)
+        self._ensure_bucket(region, create_bucket)
 
-    def _ensure_bucket(self, region: str) -> None:
+    def _ensure_bucket(self, region: str, create: bool) -> None:
         try:
             self._s3.head_bucket(Bucket=self._bucket)
             return
@@ -109,6 +121,12 @@ class S3ObjectStore(ObjectStore):
             raise ObjectStoreError(
                 f"S3 endpoint unreachable for bucket {self._bucket!r}: {e}"
             ) from e
+        if not create:
+            where = self._endpoint or f"AWS S3 ({region})"
+            raise BucketNotFound(
+                f"S3 bucket {self._bucket!r} does not exist at {where} (REEL_OBJECTS_URL); "
+                "create it or fix the name"
+            )
         extra = (
             {}
             if region == "us-east-1"

@@ -153,6 +153,7 @@ def objects(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Obje
         settings["secret_key"],
         part_size=5 * MiB,
         multipart_threshold=5 * MiB,
+        create_bucket=True,  # the session's own bucket, made by the first test that opens it
     )
     # Lowered so the 20 MB stream test goes through the part-wise self-copy that only
     # objects over 5 GiB would otherwise reach.

@@ -27,6 +27,7 @@ from tests.support.media import (
     write_srt,
     write_vtt,
 )
+from tests.support.ports import free_port
 
 LADDER = (Rung("h264", 144, 200), Rung("h264", 180, 300))
 
@@ -62,6 +63,7 @@ def catalog(runtime: Runtime) -> list[Event]:
 def rejected(runtime: Runtime, master: Path, metadata: Path) -> IngestRejected:
     with pytest.raises(IngestRejected) as info:
         IngestService(runtime, LADDER, calibrate_rate=False).ingest(master, metadata)
+    assert info.value.uploaded and "The uploaded files are kept" in str(info.value)
     event = [e for e in catalog(runtime) if e.type == "IngestRejected"][-1]
     assert [r["code"] for r in event["reasons"]] == [r.code for r in info.value.reasons]
     assert event["object_key"] == "titles/film-1/master/film.mp4"
@@ -153,6 +155,7 @@ def test_cli_names_the_reason_and_missing_metadata_writes_nothing(studio: Path, 
     assert "The uploaded files are kept" in bad.stderr
     missing = subprocess.run([*cli, str(tmp_path / "nope.json")], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert missing.returncode == 2 and "METADATA_INVALID" in missing.stderr
+    assert "The uploaded files are kept" not in missing.stderr and "Nothing was uploaded" in missing.stderr
 
 
 def test_the_cli_shows_the_hashing_before_the_upload(studio: Path, tmp_path: Path) -> None:
@@ -202,3 +205,71 @@ def test_two_tracks_that_would_share_a_track_id_are_rejected_not_one_overwritten
                                                           ("AUDIO_INVALID", "audio/fr-ca.m4a")]
     assert "text-fr" in error.reasons[0].message and "subtitles/fr.vtt" in error.reasons[0].message
     assert "audio-fr" in error.reasons[1].message and "master audio stream 1" in error.reasons[1].message
+
+
+def nothing_written(data_dir: Path) -> None:
+    """No event on reel.catalog and no object in the store: the catalog is as it was."""
+    runtime = Runtime(Settings(data_dir=data_dir))
+    assert catalog(runtime) == []
+    assert list(runtime.objects.list()) == []
+    runtime.close()
+
+
+def test_a_missing_master_is_a_clean_error_and_writes_nothing(studio: Path, tmp_path: Path) -> None:
+    _, metadata = delivery(studio, tmp_path)
+    missing = tmp_path / "run" / "bad" / "nope.mp4"
+    env = {**os.environ, "REEL_DATA_DIR": str(tmp_path / "reel")}
+    done = subprocess.run([sys.executable, "-m", "reelstream.cli", "ingest", str(missing), "--quiet",
+                           "--metadata", str(metadata)], env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("reel ingest: ingest of film-1 rejected")
+    assert f"PROBE_FAILED [master]: {missing}: no such file" in done.stderr
+    assert "Nothing was uploaded" in done.stderr and "The uploaded files are kept" not in done.stderr
+    nothing_written(tmp_path / "reel")  # was: TitleRegistered, then a FileNotFoundError
+
+
+def test_a_missing_or_unreadable_sidecar_is_refused_before_any_upload(studio: Path, tmp_path: Path) -> None:
+    master, metadata = delivery(studio, tmp_path)
+    (metadata.parent / "fr.vtt").unlink()
+    (metadata.parent / "en-ad.m4a").unlink()
+    (metadata.parent / "en-ad.m4a").mkdir()  # there, but not a file
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    with pytest.raises(IngestRejected) as info:
+        IngestService(runtime, LADDER, calibrate_rate=False).ingest(master, metadata)
+    runtime.close()
+    nothing_written(tmp_path / "reel")  # was: master uploaded, TitleRegistered, IngestRejected
+    assert [(r.code, r.field) for r in info.value.reasons] == [("SUBTITLE_INVALID", "subtitles/fr.vtt"),
+                                                               ("AUDIO_INVALID", "audio/en-ad.m4a")]
+    assert "no such file" in info.value.reasons[0].message
+    assert "not a regular file" in info.value.reasons[1].message
+    assert not info.value.uploaded and "Nothing was uploaded" in str(info.value)
+
+
+def test_an_upload_cut_off_publishes_nothing(studio: Path, tmp_path: Path) -> None:
+    master, metadata = delivery(studio, tmp_path)
+    calls = []
+
+    def drop_on_the_second_file(part: int) -> None:
+        calls.append(part)
+        if len(calls) == 2:  # the master is stored, the first sidecar is not
+            raise ConnectionError("network dropped")
+
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    service = IngestService(runtime, LADDER, calibrate_rate=False, fault=drop_on_the_second_file)
+    with pytest.raises(ConnectionError):
+        service.ingest(master, metadata)
+    assert catalog(runtime) == []  # was: TitleRegistered and the master's MezzanineUploaded
+    runtime.close()
+
+
+def test_an_unreachable_s3_endpoint_publishes_nothing(studio: Path, tmp_path: Path) -> None:
+    master, metadata = delivery(studio, tmp_path)
+    env = {**os.environ, "REEL_DATA_DIR": str(tmp_path / "reel"), "REEL_S3_ENDPOINT": f"http://127.0.0.1:{free_port()}"}
+    done = subprocess.run([sys.executable, "-m", "reelstream.cli", "ingest", str(master), "--quiet", "--s3",
+                           "--metadata", str(metadata)], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 2 and "S3 endpoint unreachable" in done.stderr, done.stderr
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    assert catalog(runtime) == []  # was: TitleRegistered, the title left REGISTERED
+    runtime.close()

@@ -25,6 +25,7 @@ from reelstream.media import tools
 from reelstream.media.probe import count_frames
 from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung
 from reelstream.runtime import Runtime
+from reelstream.stores.s3 import S3ObjectStore
 from tests.support.fleet import transcode_with_fleet
 from tests.support.media import (
     make_audio,
@@ -53,6 +54,9 @@ def master_shape() -> tuple[int, str, tuple[Rung, ...]]:
 def servers(kafka_bootstrap: str, cassandra_contact: tuple[list[str], int], s3_settings: dict[str, str],
             unique: str, tmp_path: Path) -> Settings:
     hosts, port = cassandra_contact
+    # The deployment's setup creates the bucket; the runtime's roles only open it.
+    S3ObjectStore(f"reel-it-{unique}", s3_settings["endpoint"], s3_settings["region"], s3_settings["access_key"],
+                  s3_settings["secret_key"], create_bucket=True)
     return Settings(data_dir=tmp_path / "reel", log_url=f"kafka://{kafka_bootstrap}", group_prefix=f"it-{unique}",
                     namespace=f"ns-{unique}",  # other runs on the broker must not take its jobs
                     state_url=f"cassandra://{','.join(hosts)}:{port}/reel_it_{unique}",

@@ -46,6 +46,23 @@ def test_without_a_usable_title_id_there_is_no_title() -> None:
     assert parse_metadata(["not", "an", "object"])[0] is None
 
 
+def test_an_id_given_but_invalid_is_told_what_is_wrong_not_that_it_is_required() -> None:
+    def message(field: str = "title_id", **fields: Any) -> str:
+        return next(r.message for r in parse_metadata({**GOOD, **fields})[1] if r.field == field)
+
+    spaced = message(title_id="My Film")
+    assert "required" not in spaced
+    assert "'My Film' contains ' ', 'F', 'M'" in spaced and "lowercase letters, digits" in spaced
+    assert "(e.g. 'my-film')" in spaced
+    assert "is 65 characters long" in message(title_id="a" * 65)
+    assert "starts with '-'" in message(title_id="-film")
+    assert "contains '\\n'" in message(title_id="film\n")  # '$' alone let a trailing newline through
+    assert "must be a string" in message(title_id=7) and "not 7" in message(title_id=7)
+    assert message(title_id=None).startswith("is required:")
+    series = message("series.series_id", series={"series_id": "The Show", "season": 1, "episode": 1})
+    assert "'The Show' contains" in series and "(e.g. 'the-show')" in series
+
+
 
 def test_a_lone_surrogate_escape_is_refused_naming_where_it_is() -> None:
     import json
