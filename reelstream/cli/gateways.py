@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 
 from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
+from reelstream.errors import ConfigError
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
@@ -28,8 +30,14 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     print(f"gateways {', '.join(gateways)} on http://{args.host}:{args.port} "
           f"(OpenAPI: /<gateway>/openapi.json); log {runtime.settings.log_url}, state {runtime.settings.state_url}",
           flush=True)
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None,
-                reuse_port=args.reuse_port)
+    try:
+        web.run_app(app, host=args.host, port=args.port, access_log=None, print=None,
+                    reuse_port=args.reuse_port)
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        raise ConfigError(f"port {args.port} on {args.host} is in use: another program (or another `reel gateway` "
+                          "without --reuse-port) serves there; stop it or pass --port PORT") from e
     return 0
 
 

@@ -61,3 +61,20 @@ def test_a_count_or_port_out_of_range_is_refused_before_anything_runs(
     # `--processes -3` ran one worker, and `--transcode-processes -1` went on to the pool.
     status, err = run(argv, capsys)
     assert status == 2 and named in err
+
+
+def test_a_gateway_port_in_use_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import base64
+    import socket
+
+    monkeypatch.setenv("REEL_KEK", base64.b64encode(bytes(32)).decode())
+    monkeypatch.setenv("REEL_GATEWAY_SIGNING_KEYS", "k1:" + base64.b64encode(bytes(32)).decode())
+    monkeypatch.setenv("REEL_EDGE_SECRET", "a-secret-of-16-chars-or-more")
+    monkeypatch.setenv("REEL_EDGE_BASE_URL", "http://127.0.0.1:1")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, err = run(["gateway", "--data-dir", str(tmp_path), "--port", str(port)], capsys)
+    assert status == 2 and f"port {port} on 127.0.0.1 is in use" in err and "--port PORT" in err
