@@ -216,15 +216,18 @@ class CassandraStateStore(StateStore):
         prepared = self._prepared.get(cache_key)
         if prepared is None:
             names = qs([*spec.columns, APPLIED])
+            # Qualified: a statement prepared against the session's USE keyspace draws a
+            # server warning ("an anti-pattern") that the driver logged on every command.
+            table = f"{q(self._keyspace)}.{q(spec.name)}"
             if op == "put":
                 cql = (
-                    f"INSERT INTO {q(spec.name)} ({names}) "
+                    f"INSERT INTO {table} ({names}) "
                     f"VALUES ({', '.join('?' * (len(spec.columns) + 1))})"
                 )
             else:
                 key = {"get": spec.key_columns, "query": spec.partition_key, "scan": ()}[op]
                 where = " AND ".join(f"{q(c)} = ?" for c in key)
-                cql = f"SELECT {names} FROM {q(spec.name)}" + (f" WHERE {where}" if where else "")
+                cql = f"SELECT {names} FROM {table}" + (f" WHERE {where}" if where else "")
             with _translated(f"preparing a statement for {spec.name!r}"):  # a round trip: it can fail too
                 prepared = self._session.prepare(cql)
             self._prepared[cache_key] = prepared

@@ -44,3 +44,18 @@ def test_a_batch_whose_prepare_fails_is_a_state_store_error(cassandra_store: Cas
                 cassandra_store.query_many(spec, [("a",)])
     finally:
         cassandra_store._session = session
+
+
+def test_statements_draw_no_server_warning(cassandra_store: CassandraStateStore,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    # Unqualified tables after USE drew "USE <keyspace> with prepared statements is considered
+    # to be an anti-pattern" from the server, logged by the driver on every `reel` command.
+    spec = ViewSpec(name=f"quiet_{uuid.uuid4().hex[:10]}", partition_key=("k",), clustering_key=(),
+                    columns={"k": Column.TEXT, "v": Column.BIGINT}, query="a view for the warning test")
+    cassandra_store.ensure_views([spec])
+    with caplog.at_level("WARNING"):
+        cassandra_store.put(spec, Row(values={"k": "a", "v": 1}))
+        assert cassandra_store.get(spec, ("a",)).values["v"] == 1  # type: ignore[union-attr]
+        assert [r.values["k"] for r in cassandra_store.query(spec, ("a",))] == ["a"]
+        assert len(list(cassandra_store.scan(spec))) == 1
+    assert not [r for r in caplog.records if "anti-pattern" in r.getMessage()], caplog.text
