@@ -106,7 +106,8 @@ class CassandraStateStore(StateStore):
         )
         where = f"Cassandra at {','.join(hosts)}:{port}"
         try:
-            with _translated(f"{where}: connecting"):
+            with _translated(f"{where}: connecting (is the node running: bash infra/local/start.sh cassandra; is "
+                             "the address right: REEL_STATE_URL, or REEL_CASSANDRA_HOSTS/PORT with --cassandra?)"):
                 self._session: Session = self._cluster.connect()
             with _translated(f"{where}: creating keyspace {keyspace!r}"):
                 self._ddl(

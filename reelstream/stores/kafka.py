@@ -77,7 +77,8 @@ class KafkaLog(EventLog):
             return dict(self._admin.list_topics(timeout=self.metadata_timeout_s).topics)
         except KafkaException as e:
             raise EventLogError(f"Kafka at {self.bootstrap} did not answer: {e}; is the broker running "
-                                "(bash infra/local/start.sh kafka) and REEL_LOG_URL right?") from e
+                                "(bash infra/local/start.sh kafka), and is the address right (REEL_LOG_URL, or "
+                                "REEL_KAFKA_BOOTSTRAP with --kafka)?") from e
 
     def ensure_topics(self, topics: Iterable[Topic]) -> None:
         wanted = list(topics)
@@ -163,17 +164,24 @@ class KafkaLog(EventLog):
             raise EventLogError(f"{len(errors)} appends failed, first: {errors[0]}")
 
     def end_offsets(self, topic: str, timeout: float = 30.0) -> dict[int, int]:
+        return {p: high for p, (_, high) in self._watermarks(topic, "end", timeout).items()}
+
+    def start_offsets(self, topic: str, timeout: float = 30.0) -> dict[int, int]:
+        return {p: low for p, (low, _) in self._watermarks(topic, "start", timeout).items()}
+
+    def _watermarks(self, topic: str, which: str, timeout: float) -> dict[int, tuple[int, int]]:
+        """(low, high) watermark per partition, asked of the leaders (not librdkafka's cache)."""
         consumer = Consumer({**self._base, "group.id": "reelstream-offsets", "enable.auto.commit": False})
         deadline = time.monotonic() + timeout
         try:
             while True:
                 try:
-                    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
+                    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)
                             for p in range(self.partitions(topic))}
                 except KafkaException as e:
                     # A new topic's partitions take a moment to get their leaders on the broker.
                     if e.args[0].code() not in _LEADER_MOVING or time.monotonic() > deadline:
-                        raise EventLogError(f"could not read end offsets of {topic}: {e}") from e
+                        raise EventLogError(f"could not read {which} offsets of {topic}: {e}") from e
                     time.sleep(0.1)
         finally:
             consumer.close()

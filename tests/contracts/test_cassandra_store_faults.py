@@ -59,3 +59,16 @@ def test_statements_draw_no_server_warning(cassandra_store: CassandraStateStore,
         assert [r.values["k"] for r in cassandra_store.query(spec, ("a",))] == ["a"]
         assert len(list(cassandra_store.scan(spec))) == 1
     assert not [r for r in caplog.records if "anti-pattern" in r.getMessage()], caplog.text
+
+
+def test_an_unreachable_node_says_where_to_look() -> None:
+    import socket
+
+    from reelstream.stores.factory import open_state
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(StateStoreError, match=f"Cassandra at 127.0.0.1:{port}: connecting .*start.sh cassandra.*"
+                                              "REEL_CASSANDRA_HOSTS/PORT with --cassandra"):
+        open_state(f"cassandra://127.0.0.1:{port}/reelstream_nowhere")
