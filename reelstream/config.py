@@ -67,6 +67,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         data_dir = Path(self.data_dir).resolve()
+        if data_dir.exists() and not data_dir.is_dir():
+            raise ConfigError(f"data_dir (REEL_DATA_DIR or --data-dir) = {str(self.data_dir)!r}: a file, not a folder")
         object.__setattr__(self, "data_dir", data_dir)
         # data_dir is absolute, so these read sqlite:///abs/path like any SQLAlchemy-style URL.
         defaults = {"log_url": f"sqlite://{data_dir}/log.db", "state_url": f"sqlite://{data_dir}/state.db",

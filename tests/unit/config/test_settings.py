@@ -66,3 +66,9 @@ def test_relative_sqlite_and_file_urls_are_under_the_working_directory(tmp_path:
     assert {p.name for p in (tmp_path / "rel").iterdir()} >= {"log.db", "state.db", "objects"}
     assert replay_state_url("sqlite://rel/state.db", "r1") == "sqlite://rel/state-r1.db"
     assert load_settings(env={"REEL_LOG_URL": "sqlite:///abs/log.db"}).log_url == "sqlite:///abs/log.db"
+
+
+def test_a_data_dir_that_is_a_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ConfigError, match="data_dir .*notes.txt.*a file, not a folder"):
+        load_settings(env={"REEL_DATA_DIR": str(tmp_path / "notes.txt")})
