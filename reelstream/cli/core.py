@@ -91,6 +91,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
                     body = {"type": event.type, **event.header.to_avro(), **event.data}
                 except ReelStreamError as e:
                     body = {"undecodable": str(e)}
+                if args.json:  # where it is on the log, for a consumer that joins or resumes by position
+                    body["log"] = {"topic": r.topic, "partition": r.partition, "offset": r.offset,
+                                   "key": r.key.decode(errors="replace") if r.key is not None else None}
                 line = json.dumps(body, default=_json_default)
                 print(f"{r.topic}/{r.partition}@{r.offset} {line}" if not args.json else line, flush=True)
                 shown += 1

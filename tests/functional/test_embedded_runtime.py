@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import pytest
 
 from reelstream.config import Settings
 from reelstream.errors import SchemaViolation
-from reelstream.events.topics import DEAD_LETTER_TOPIC
+from reelstream.events.partitioning import partition_for
+from reelstream.events.topics import DEAD_LETTER_TOPIC, topic
 from reelstream.processors.embedded import run_embedded
 from reelstream.processors.playback.logic import WATCH_POSITIONS, WatchPositionProcessor
 from reelstream.processors.registry import all_processors
@@ -133,3 +135,6 @@ def test_cli_tail_emit_and_bad_input(tmp_path: Path) -> None:
     tail = reel("tail", "reel.entitlements", "--from-beginning", "--exit-at-end", "--json", data_dir=tmp_path)
     assert '"user_id": "u9"' in tail.stdout and '"type": "EntitlementGranted"' in tail.stdout
     assert tail.stdout.count("\n") == 1
+    where = json.loads(tail.stdout)["log"]
+    assert (where["topic"], where["offset"], where["key"]) == ("reel.entitlements", 0, "u9")
+    assert where["partition"] == partition_for(b"u9", topic("reel.entitlements").partitions)
