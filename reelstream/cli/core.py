@@ -10,13 +10,17 @@ import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from reelstream.cli._argtypes import at_least, port
 from reelstream.config import Settings, load_settings
 from reelstream.errors import ReelStreamError
 from reelstream.events.topics import SECONDARY_TOPICS, TOPICS, topic
 from reelstream.runtime import Runtime
+
+if TYPE_CHECKING:
+    from reelstream.processors.base import Processor
+    from reelstream.stores.ports import StateStore
 
 # A string: argparse's class is generic only in its type stubs, so it cannot be subscripted at run time.
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -166,10 +170,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from reelstream.processors.registry import PROCESSORS
     from reelstream.processors.replay import (
-        diff_states,
+        ReplayRefused,
+        discard_store,
         fresh_suffix,
         rebuild,
-        wait_until_caught_up,
+        refuse_live_target,
+        removal_hint,
     )
     from reelstream.stores.factory import open_state, replay_state_url
 
@@ -179,28 +185,51 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     processor = PROCESSORS[args.processor]()
     runtime = Runtime(settings_from(args))
+    if args.into:
+        refuse_live_target(args.into, runtime.settings.state_url)
     into_url = args.into or replay_state_url(runtime.settings.state_url, fresh_suffix())
     fresh = open_state(into_url)
 
     def progress(done: int, total: int) -> None:
         print(f"\r  replayed {done}/{total} records", end="", file=sys.stderr, flush=True)
 
-    report = rebuild(processor, runtime.log, fresh, runtime.codec, progress)
-    print(file=sys.stderr)
-    print(f"rebuilt {processor.name} from {report.records} records in {report.seconds:.1f}s into {into_url}: "
-          + ", ".join(f"{name} {n} rows" for name, n in report.rows.items()))
-    if not args.verify:
-        return 0
-    wait_until_caught_up(processor, runtime.log, timeout=args.timeout,
-                         group_prefix=runtime.settings.group_prefix)
-    problems = diff_states(processor, runtime.state, fresh)
+    refused = verified = False
+    try:
+        report = rebuild(processor, runtime.log, fresh, runtime.codec, progress, overwrite=args.force)
+        print(file=sys.stderr)
+        print(f"rebuilt {processor.name} from {report.records} records in {report.seconds:.1f}s into {into_url}: "
+              + ", ".join(f"{name} {n} rows" for name, n in report.rows.items()))
+        if not args.verify:
+            return 0
+        verified = _verify_replay(processor, runtime, fresh, args.timeout)
+        return 0 if verified else 1
+    except ReplayRefused:
+        refused = True  # raised before anything was written: the target is as it was
+        raise
+    finally:
+        fresh.close()
+        runtime.close()
+        # A store replay made itself is removed once it has served (it agrees with the live
+        # state); a rebuild that is wanted, or a verify that failed, leaves it for the operator.
+        if verified and not args.into and not args.keep:
+            discard_store(into_url)
+            print(f"removed the rebuilt store {into_url} (--keep keeps it)")
+        elif not refused:
+            print(f"the rebuilt state is kept in {into_url}; remove it with: {removal_hint(into_url)}")
+
+
+def _verify_replay(processor: Processor, runtime: Runtime, rebuilt: StateStore, timeout: float) -> bool:
+    from reelstream.processors.replay import diff_states, wait_until_caught_up
+
+    wait_until_caught_up(processor, runtime.log, timeout=timeout, group_prefix=runtime.settings.group_prefix)
+    problems = diff_states(processor, runtime.state, rebuilt)
     if problems:
         print(f"VERIFY FAILED: {len(problems)} differences", file=sys.stderr)
         for line in problems[:20]:
             print("  " + line, file=sys.stderr)
-        return 1
+        return False
     print(f"verified: rebuilt state equals the live state of {processor.name}")
-    return 0
+    return True
 
 
 def register(sub: Subcommands) -> None:
@@ -246,6 +275,12 @@ def register(sub: Subcommands) -> None:
     add_runtime_flags(replay)
     replay.add_argument("processor", help="processor name, e.g. catalog or watch_positions")
     replay.add_argument("--verify", action="store_true", help="then prove the rebuilt state equals the live one")
-    replay.add_argument("--into", help="state URL to rebuild into (default: a fresh store beside the live one)")
+    replay.add_argument("--into", help="state URL to rebuild into (default: a fresh store beside the live one); "
+                                       "never the live store, and an empty one unless --force")
+    replay.add_argument("--force", action="store_true",
+                        help="rebuild into an --into store even though it holds the processor's rows (deleting them)")
+    replay.add_argument("--keep", action="store_true",
+                        help="keep the fresh store after a successful --verify (otherwise removed; always kept "
+                             "after a plain rebuild or a failed verify)")
     replay.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the live processor")
     replay.set_defaults(fn=cmd_replay)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+import shlex
+import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
-from reelstream.errors import ReplayMismatch
+from reelstream.config import local_path
+from reelstream.errors import ConfigError, ReelStreamError, ReplayMismatch, StateStoreError
 from reelstream.events.codec import EventCodec
 from reelstream.processors.base import Processor
 from reelstream.processors.embedded import group_id
@@ -18,6 +22,14 @@ from reelstream.stores.ports import Column, EventLog, StateStore, ViewSpec
 
 # Float sums round by fold order (live: arrival; replay: partition by partition): match relatively.
 DOUBLE_REL_TOL = 1e-9
+
+Partition = tuple[str, int]
+
+
+class ReplayRefused(ReelStreamError):
+    """A replay target whose rows the rebuild would destroy: the live state store itself, or
+    a store already holding the processor's views (unless ``--force``). Raised before anything
+    is written."""
 
 
 @dataclass
@@ -29,24 +41,37 @@ class ReplayReport:
 
 
 def rebuild(processor: Processor, event_log: EventLog, fresh: StateStore, codec: EventCodec,
-            progress: Callable[[int, int], None] | None = None) -> ReplayReport:
-    """Apply every record of the processor's topics, from offset 0 to the current end, into ``fresh``."""
+            progress: Callable[[int, int], None] | None = None, *, overwrite: bool = False) -> ReplayReport:
+    """Apply every record the processor's topics still hold, up to their current end, into ``fresh``.
+
+    ``fresh`` is emptied first; ReplayRefused if its views hold rows and not ``overwrite``.
+    """
     started = time.monotonic()
     fresh.ensure_views(processor.views)
+    if not overwrite:
+        refuse_occupied(processor, fresh)
     for spec in processor.views:
         fresh.truncate(spec)
-    ends = {(t, p): o for t in processor.topics for p, o in event_log.end_offsets(t).items()}
-    total = sum(ends.values())
+    ends = _offsets(event_log.end_offsets, processor.topics)
+    # Retention may have removed a partition's oldest records, or all of them: reading starts
+    # at its first record still held, and a partition holding none is done before any poll.
+    positions = _offsets(event_log.start_offsets, processor.topics)
+    total = sum(max(0, end - positions[tp]) for tp, end in ends.items())
     runner = ProcessorRunner(processor, event_log, fresh, codec, producer="reel replay", emit=False)
     reader = event_log.consumer(list(processor.topics), group_id=None)
     done = 0
-    positions: dict[tuple[str, int], int] = {}
     try:
-        while any(positions.get(tp, 0) < end for tp, end in ends.items()):
-            batch = [r for r in reader.poll(max_records=1000, timeout=1.0)
-                     if r.offset < ends[(r.topic, r.partition)]]
-            for r in batch:
-                positions[(r.topic, r.partition)] = r.offset + 1
+        while any(positions[tp] < end for tp, end in ends.items()):
+            records = reader.poll(max_records=1000, timeout=1.0)
+            for r in records:
+                tp = (r.topic, r.partition)
+                positions[tp] = max(positions[tp], r.offset + 1)
+            if not records:
+                # Retention may have emptied a partition while it was being read: what it
+                # still holds then starts at (or past) its end, and no record will come.
+                for tp, start in _offsets(event_log.start_offsets, processor.topics).items():
+                    positions[tp] = max(positions[tp], start)
+            batch = [r for r in records if r.offset < ends[(r.topic, r.partition)]]
             runner.process(batch)
             done += len(batch)
             if progress:
@@ -55,6 +80,97 @@ def rebuild(processor: Processor, event_log: EventLog, fresh: StateStore, codec:
         reader.close()
     rows = {spec.name: sum(1 for _ in fresh.scan(spec)) for spec in processor.views}
     return ReplayReport(processor.name, done, rows, time.monotonic() - started)
+
+
+def _offsets(of_topic: Callable[[str], dict[int, int]], topics: Iterable[str]) -> dict[Partition, int]:
+    return {(t, p): o for t in topics for p, o in of_topic(t).items()}
+
+
+def refuse_occupied(processor: Processor, target: StateStore) -> None:
+    """ReplayRefused if any of the processor's views in ``target`` holds a row (a rebuild empties them)."""
+    target.ensure_views(processor.views)
+    occupied = [spec.name for spec in processor.views if next(iter(target.scan(spec)), None) is not None]
+    if occupied:
+        raise ReplayRefused(
+            f"the target already holds rows of {', '.join(occupied)}, which the rebuild would delete; "
+            "name an empty store with --into, leave --into out for a fresh one, or add --force to "
+            "overwrite them")
+
+
+def refuse_live_target(into_url: str, live_url: str) -> None:
+    """ReplayRefused if ``into_url`` names the live state store, however it is spelt."""
+    if same_store(into_url, live_url):
+        raise ReplayRefused(
+            f"--into {into_url} is the live state store ({live_url}): a rebuild empties its views first, "
+            "deleting the live rows; leave --into out to rebuild into a fresh store beside it")
+
+
+def same_store(a: str, b: str) -> bool:
+    """Whether two state URLs name one store: the same SQLite file (relative, ``..`` or linked
+    paths resolved), or the same Cassandra keyspace through a contact point both name (host
+    names resolved to addresses). Two contact points of one cluster that neither URL shares
+    are not seen as one: ``refuse_occupied`` still stands between such a target and its rows."""
+    scheme_a, scheme_b = urlparse(a).scheme, urlparse(b).scheme
+    if scheme_a != scheme_b:
+        return False
+    if scheme_a == "sqlite":
+        return local_path(a).resolve() == local_path(b).resolve()
+    hosts_a, port_a, keyspace_a = cassandra_parts(a)
+    hosts_b, port_b, keyspace_b = cassandra_parts(b)
+    if keyspace_a != keyspace_b:
+        return False
+    return not ({(ip, port_a) for h in hosts_a for ip in _addresses(h, port_a)}
+                .isdisjoint({(ip, port_b) for h in hosts_b for ip in _addresses(h, port_b)}))
+
+
+def cassandra_parts(url: str) -> tuple[list[str], int, str]:
+    """Hosts, port and keyspace of ``cassandra://host[,host]:port/keyspace`` (as ``open_state`` reads it)."""
+    parsed = urlparse(url)
+    hosts, _, port = parsed.netloc.rpartition(":")
+    if not hosts or not port.isdigit():
+        raise ConfigError(f"state URL {url!r}: use cassandra://host[,host]:port/keyspace")
+    return hosts.lower().split(","), int(port), (parsed.path.strip("/") or "reelstream").lower()
+
+
+def _addresses(host: str, port: int) -> set[str]:
+    try:
+        return {str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+    except OSError:
+        return {host}  # unresolvable here: compared by name
+
+
+def discard_store(url: str) -> None:
+    """Delete a store that replay made (its SQLite file, its Cassandra keyspace), once closed."""
+    if urlparse(url).scheme == "sqlite":
+        path = local_path(url)
+        try:
+            for leftover in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+                leftover.unlink(missing_ok=True)
+        except OSError as e:
+            raise StateStoreError(f"could not remove the rebuilt store {path}: {e}") from e
+        return
+    # The port has no way to drop a whole store, so the keyspace is dropped through the driver.
+    from cassandra import DriverException
+    from cassandra.cluster import Cluster, NoHostAvailable
+
+    hosts, port, keyspace = cassandra_parts(url)
+    cluster = Cluster(contact_points=hosts, port=port, protocol_version=5, connect_timeout=5)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+    except (DriverException, NoHostAvailable, OSError) as e:
+        raise StateStoreError(f"could not drop the rebuilt keyspace {keyspace} at {url}: {e}; "
+                              f"remove it with: {removal_hint(url)}") from e
+    finally:
+        cluster.shutdown()
+
+
+def removal_hint(url: str) -> str:
+    """The shell command that deletes the store at ``url``."""
+    if urlparse(url).scheme == "sqlite":
+        path = str(local_path(url))
+        return "rm -f " + " ".join(shlex.quote(p) for p in (path, f"{path}-wal", f"{path}-shm"))
+    hosts, port, keyspace = cassandra_parts(url)
+    return f"cqlsh {hosts[0]} {port} -e 'DROP KEYSPACE {keyspace}'"
 
 
 def wait_until_caught_up(processor: Processor, event_log: EventLog, timeout: float = 60.0,

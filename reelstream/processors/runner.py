@@ -260,9 +260,13 @@ class ProcessorRunner:
 
     def _dead_letter(self, record: Record, reason: str) -> None:
         self.stats.dead_lettered += 1
-        log.warning("dead-lettering %s/%d@%d: %s", record.topic, record.partition, record.offset, reason)
         if not self.emit:
-            return  # a replay meets the same bad records the live run already dead-lettered
+            # A replay meets the bad records the live run already dead-lettered, and writes
+            # nothing to the log: saying "dead-lettering" here sent operators to look for letters.
+            log.warning("skipping %s/%d@%d in the replay (the live processor dead-lettered it): %s",
+                        record.topic, record.partition, record.offset, reason)
+            return
+        log.warning("dead-lettering %s/%d@%d: %s", record.topic, record.partition, record.offset, reason)
         source = f"{record.topic}/{record.partition}/{record.offset}"
         letter = new_event("DeadLetter", {
             "source_topic": record.topic, "source_partition": record.partition, "source_offset": record.offset,

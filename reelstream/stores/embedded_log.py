@@ -287,6 +287,14 @@ class EmbeddedLog(EventLog):
         self.partitions(topic)
         return dict(self._db.read("SELECT partition, next_offset FROM heads WHERE topic = ?", (topic,)))
 
+    def start_offsets(self, topic: str) -> dict[int, int]:
+        self.partitions(topic)
+        # A correlated min(): one seek on the records' primary key per partition, where a
+        # join grouped by partition would read every record of the topic.
+        return dict(self._db.read(
+            "SELECT partition, coalesce((SELECT min(offset) FROM records r WHERE r.topic = h.topic "
+            "AND r.partition = h.partition), next_offset) FROM heads h WHERE topic = ?", (topic,)))
+
     def committed(self, group_id: str, topic: str) -> dict[int, int]:
         return dict(self._db.read(
             "SELECT partition, offset FROM group_offsets WHERE group_id = ? AND topic = ?", (group_id, topic)))

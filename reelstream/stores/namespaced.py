@@ -79,6 +79,9 @@ class NamespacedLog(EventLog):
     def end_offsets(self, topic: str) -> dict[int, int]:
         return self.inner.end_offsets(self.physical(topic))
 
+    def start_offsets(self, topic: str) -> dict[int, int]:
+        return self.inner.start_offsets(self.physical(topic))
+
     def consumer(self, topics: Sequence[str], group_id: str | None) -> LogConsumer:
         inner = self.inner.consumer([self.physical(t) for t in topics],
                                     None if group_id is None else self.physical(group_id))

@@ -72,6 +72,12 @@ class EventLog(ABC):
         """Next offset to be written, per partition."""
 
     @abstractmethod
+    def start_offsets(self, topic: str) -> dict[int, int]:
+        """First offset still held, per partition (Kafka's low watermark): retention or deleted
+        records move it on, and it equals the end offset when the partition holds nothing.
+        Reading from the beginning starts there; ``end - start`` is what there is to read."""
+
+    @abstractmethod
     def consumer(self, topics: Sequence[str], group_id: str | None) -> LogConsumer:
         """A consumer in ``group_id`` (partitions shared among the group's members, offsets
         committed explicitly), or with ``group_id=None`` a standalone reader assigned

@@ -38,6 +38,23 @@ def reopen(log: EventLog, tmp_path: Path) -> EventLog:
     return KafkaLog(log.bootstrap)  # type: ignore[attr-defined]
 
 
+def delete_before(log: EventLog, topic: str, partition: int, offset: int) -> None:
+    """Remove the partition's records below ``offset``, as retention does: Kafka's own
+    DeleteRecords; the embedded log keeps every record, so its rows are deleted in SQL."""
+    if isinstance(log, NamespacedLog):
+        delete_before(log.inner, log.physical(topic), partition, offset)
+    elif isinstance(log, EmbeddedLog):
+        log.db.write(lambda conn: conn.execute(
+            "DELETE FROM records WHERE topic = ? AND partition = ? AND offset < ?", (topic, partition, offset)))
+    else:
+        from confluent_kafka import TopicPartition
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": log.bootstrap})  # type: ignore[attr-defined]
+        for future in admin.delete_records([TopicPartition(topic, partition, offset)]).values():
+            future.result(timeout=30)
+
+
 def _topic(unique: str, partitions: int = 3) -> Topic:
     return Topic(f"contract.{unique}", "k", partitions, Cleanup.DELETE, -1, frozenset({"X"}), "test")
 
@@ -159,3 +176,23 @@ def test_a_topic_is_readable_as_soon_as_it_is_ensured(log: EventLog, unique: str
     topic = _topic(unique, partitions=12)
     log.ensure_topics([topic])
     assert log.end_offsets(topic.name) == {p: 0 for p in range(12)}
+
+
+def test_start_offsets_follow_retention_and_reading_begins_there(log: EventLog, unique: str) -> None:
+    topic = _topic(unique, partitions=2)
+    log.ensure_topics([topic])
+    assert log.start_offsets(topic.name) == {0: 0, 1: 0}
+    for i in range(6):
+        log.append(topic.name, b"same-key", str(i).encode())
+    log.flush()
+    p = partition_for(b"same-key", 2)
+    assert log.start_offsets(topic.name) == {0: 0, 1: 0}
+    delete_before(log, topic.name, p, 4)
+    assert log.start_offsets(topic.name) == {p: 4, 1 - p: 0}
+    reader = log.consumer([topic.name], group_id=None)
+    assert [(r.offset, r.value) for r in drain(reader, 2)] == [(4, b"4"), (5, b"5")]
+    reader.close()
+    # Emptied by retention: nothing left to read, and its start says so by equalling its end.
+    delete_before(log, topic.name, p, 6)
+    assert log.start_offsets(topic.name) == {p: 6, 1 - p: 0}
+    assert log.end_offsets(topic.name) == {p: 6, 1 - p: 0}
