@@ -171,7 +171,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from reelstream.processors.registry import PROCESSORS
     from reelstream.processors.replay import (
         ReplayRefused,
-        discard_store,
         fresh_suffix,
         rebuild,
         refuse_live_target,
@@ -207,15 +206,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         refused = True  # raised before anything was written: the target is as it was
         raise
     finally:
-        fresh.close()
         runtime.close()
         # A store replay made itself is removed once it has served (it agrees with the live
         # state); a rebuild that is wanted, or a verify that failed, leaves it for the operator.
         if verified and not args.into and not args.keep:
-            discard_store(into_url)
+            fresh.drop()
             print(f"removed the rebuilt store {into_url} (--keep keeps it)")
-        elif not refused:
-            print(f"the rebuilt state is kept in {into_url}; remove it with: {removal_hint(into_url)}")
+        else:
+            fresh.close()
+            if not refused:
+                print(f"the rebuilt state is kept in {into_url}; remove it with: {removal_hint(into_url)}")
 
 
 def _verify_replay(processor: Processor, runtime: Runtime, rebuilt: StateStore, timeout: float) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from reelstream.config import local_path
-from reelstream.errors import ConfigError, ReelStreamError, ReplayMismatch, StateStoreError
+from reelstream.errors import ConfigError, ReelStreamError, ReplayMismatch
 from reelstream.events.codec import EventCodec
 from reelstream.processors.base import Processor
 from reelstream.processors.embedded import group_id
@@ -137,31 +137,6 @@ def _addresses(host: str, port: int) -> set[str]:
         return {str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
     except OSError:
         return {host}  # unresolvable here: compared by name
-
-
-def discard_store(url: str) -> None:
-    """Delete a store that replay made (its SQLite file, its Cassandra keyspace), once closed."""
-    if urlparse(url).scheme == "sqlite":
-        path = local_path(url)
-        try:
-            for leftover in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
-                leftover.unlink(missing_ok=True)
-        except OSError as e:
-            raise StateStoreError(f"could not remove the rebuilt store {path}: {e}") from e
-        return
-    # The port has no way to drop a whole store, so the keyspace is dropped through the driver.
-    from cassandra import DriverException
-    from cassandra.cluster import Cluster, NoHostAvailable
-
-    hosts, port, keyspace = cassandra_parts(url)
-    cluster = Cluster(contact_points=hosts, port=port, protocol_version=5, connect_timeout=5)
-    try:
-        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-    except (DriverException, NoHostAvailable, OSError) as e:
-        raise StateStoreError(f"could not drop the rebuilt keyspace {keyspace} at {url}: {e}; "
-                              f"remove it with: {removal_hint(url)}") from e
-    finally:
-        cluster.shutdown()
 
 
 def removal_hint(url: str) -> str:

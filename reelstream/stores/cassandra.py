@@ -304,6 +304,13 @@ class CassandraStateStore(StateStore):
         with _translated(f"truncating {spec.name!r}"):
             self._session.execute(f"TRUNCATE {q(spec.name)}")
 
+    def drop(self) -> None:
+        try:
+            with _translated(f"dropping keyspace {self._keyspace!r}"):
+                self._ddl(f"DROP KEYSPACE IF EXISTS {q(self._keyspace)}")
+        finally:
+            self.close()
+
     def close(self) -> None:
         self._cluster.shutdown()
 

@@ -206,6 +206,11 @@ class StateStore(ABC):
     @abstractmethod
     def truncate(self, spec: ViewSpec) -> None: ...
 
+    @abstractmethod
+    def drop(self) -> None:
+        """Delete the whole store (the SQLite file, the Cassandra keyspace) and close it: for
+        stores a tool made for itself, such as `reel replay`'s rebuild."""
+
     def close(self) -> None:
         """Release connections."""
 

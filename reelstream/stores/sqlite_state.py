@@ -324,6 +324,15 @@ class SqliteStateStore(StateStore):
             conn.close()
         self._local = threading.local()
 
+    def drop(self) -> None:
+        self.close()
+        try:
+            for path in (self._path, self._path.with_name(f"{self._path.name}-wal"),
+                         self._path.with_name(f"{self._path.name}-shm")):
+                path.unlink(missing_ok=True)
+        except OSError as e:
+            raise StateStoreError(f"could not remove the state store {self._path}: {e}") from e
+
 
 @contextmanager
 def _translated(context: str) -> Iterator[None]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from reelstream.errors import StateStoreError
-from reelstream.stores.ports import Column, Record, Row, ViewSpec
+from reelstream.stores.ports import Column, Record, Row, StateStore, ViewSpec
 
 if TYPE_CHECKING:  # tests/contracts is not a package; the fixture itself comes from conftest
     from tests.contracts.conftest import StateHarness
@@ -263,3 +264,28 @@ def test_concurrent_writers_from_threads(state: StateHarness, spec: ViewSpec) ->
 
     assert sum(1 for _ in state.store.scan(spec)) == 80
     assert [r.values["n"] for r in state.store.query(spec, ("u3",))] == sorted(range(20), key=str)
+
+
+def test_drop_deletes_the_whole_store(state: StateHarness, spec: ViewSpec, tmp_path: Path) -> None:
+    # A store of the harness's kind of its own (the harness's is shared by the session).
+    from reelstream.stores.cassandra import CassandraStateStore
+    from reelstream.stores.sqlite_state import SqliteStateStore
+
+    def own() -> StateStore:
+        if isinstance(state.store, SqliteStateStore):
+            return SqliteStateStore(tmp_path / "own.db")
+        store = state.store
+        assert isinstance(store, CassandraStateStore)
+        return CassandraStateStore(store._cluster.contact_points, store._cluster.port, f"{store._keyspace}_own")
+
+    made = own()
+    made.ensure_views([spec])
+    made.put(spec, row("u1", "v1"))
+    made.drop()
+    assert not (tmp_path / "own.db").exists()
+    again = own()
+    try:
+        with pytest.raises(StateStoreError):  # its views went with it
+            again.get(spec, ("u1", "v1", 0))
+    finally:
+        again.drop()
