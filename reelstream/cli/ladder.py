@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from reelstream.cli._records import decoded, read_to_end
 from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 from reelstream.events.model import Event
 from reelstream.ingest.plan import per_title_rungs, points_of, policy_of
@@ -80,11 +81,7 @@ def render(chosen: Mapping[str, Any]) -> str:
 
 def cmd_ladder(args: argparse.Namespace) -> int:
     runtime = Runtime(settings_from(args))
-    reader = runtime.log.consumer(["reel.catalog"], group_id=None)
-    try:
-        catalog = [runtime.codec.decode(r.value) for r in reader.poll(max_records=1_000_000, timeout=2)]
-    finally:
-        reader.close()
+    catalog = decoded(runtime.codec, read_to_end(runtime.log, ["reel.catalog"]), "ladder")
     decisions = latest_decisions(catalog, args.title_id)
     if not decisions:
         print(f"reel ladder: no ladder chosen for {args.title_id!r} (fixed mode records none: REEL_LADDER_MODE)",

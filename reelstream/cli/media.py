@@ -9,11 +9,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from reelstream.cli._argtypes import at_least
+from reelstream.cli._records import Horizon, decoded
 from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
+from reelstream.events.model import Event
 from reelstream.ingest.upload import TransferMeter
 from reelstream.runtime import Runtime
 
@@ -72,37 +75,79 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass
+class IngestWatch:
+    """What `reel ingest --follow` knows of one title, per ingest attempt (the correlation id
+    an ingest's events share, the results of its jobs included): its plan, the chunks done
+    per rendition, and how it ended. Events of both topics may come in any order."""
+
+    title_id: str
+    plans: dict[str, dict[str, Any]] = field(default_factory=dict)  # in catalog order: the last is the latest
+    done: dict[str, dict[str, set[int]]] = field(default_factory=dict)
+    ended: dict[str, Event] = field(default_factory=dict)
+
+    def apply(self, event: Event) -> None:
+        if event.data.get("title_id") != self.title_id:
+            return
+        attempt = event.header.correlation_id
+        if event.type == "TranscodePlanned":
+            self.plans.pop(attempt, None)
+            self.plans[attempt] = dict(event.data)
+        elif event.type == "ChunkTranscoded":
+            for out in event["outputs"]:
+                self.done.setdefault(attempt, {}).setdefault(out["rendition_id"], set()).add(event["chunk_index"])
+        elif event.type in ("TitleTranscoded", "TitleTranscodeFailed"):
+            self.ended.setdefault(attempt, event)
+
+    @property
+    def latest(self) -> str | None:
+        return next(reversed(self.plans), None)
+
+    def progress(self, attempt: str, elapsed: float) -> str:
+        plan, done = self.plans[attempt], self.done.get(attempt, {})
+        total = plan["chunk_count"] * len(plan["renditions"])
+        finished = sum(len(v) for v in done.values())
+        eta = elapsed / finished * (total - finished) if finished else 0
+        rungs = "  ".join(f"{r['rendition_id']} {len(done.get(r['rendition_id'], ()))}/{plan['chunk_count']}"
+                          for r in plan["renditions"])
+        return f"  {rungs}  ETA {eta:4.0f}s"
+
+
 def follow(runtime: Runtime, title_id: str, timeout: float) -> int:
-    """Chunks done per rung and an ETA, from the results topic, until the title is transcoded or failed."""
+    """Chunks done per rung and an ETA, from the results topic, until the title is transcoded or failed.
+
+    Only this ingest counts: the plan it follows is the title's latest in reel.catalog when it
+    starts (the ingest has just published it), and only events of that plan's ingest are read
+    into it. An earlier ingest's TitleTranscodeFailed, or a straggling result of it, is not
+    this one's."""
+    horizon = Horizon.now(runtime.log, ["reel.catalog"])
     reader = runtime.log.consumer(["reel.catalog", "reel.transcode.results"], group_id=None)
-    plan: dict[str, Any] | None = None
-    done: dict[str, set[int]] = {}
+    watch = IngestWatch(title_id)
+    attempt: str | None = None
     started, deadline = time.monotonic(), time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            for record in reader.poll(timeout=1.0):
-                event = runtime.codec.decode(record.value)
-                if event.data.get("title_id") != title_id:
-                    continue
-                if event.type == "TranscodePlanned":
-                    plan = dict(event.data)
-                elif event.type == "ChunkTranscoded":
-                    for out in event["outputs"]:
-                        done.setdefault(out["rendition_id"], set()).add(event["chunk_index"])
-                elif event.type == "TitleTranscoded":
-                    print(f"\n{title_id}: transcoded; ready for packaging")
-                    return 0
-                elif event.type == "TitleTranscodeFailed":
-                    print(f"\n{title_id}: FAILED: {event['job_id']}: {event['reason']}", file=sys.stderr)
+            records = reader.poll(timeout=1.0)
+            horizon.advance(records)
+            if not records and attempt is None:
+                horizon.skip_emptied(runtime.log)
+            for event in decoded(runtime.codec, records, "ingest"):
+                watch.apply(event)
+            if attempt is None:
+                if not horizon.reached:
+                    continue  # a later plan of this title may still be ahead
+                attempt = watch.latest
+                if attempt is None:
+                    print(f"\n{title_id}: no TranscodePlanned in reel.catalog to follow", file=sys.stderr)
                     return 1
-            if plan:
-                total = plan["chunk_count"] * len(plan["renditions"])
-                finished = sum(len(v) for v in done.values())
-                elapsed = time.monotonic() - started
-                eta = elapsed / finished * (total - finished) if finished else 0
-                rungs = "  ".join(f"{r['rendition_id']} {len(done.get(r['rendition_id'], ()))}/{plan['chunk_count']}"
-                                  for r in plan["renditions"])
-                print(f"\r  {rungs}  ETA {eta:4.0f}s", end="", file=sys.stderr, flush=True)
+            ended = watch.ended.get(attempt)
+            if ended is not None and ended.type == "TitleTranscoded":
+                print(f"\n{title_id}: transcoded; ready for packaging")
+                return 0
+            if ended is not None:
+                print(f"\n{title_id}: FAILED: {ended['job_id']}: {ended['reason']}", file=sys.stderr)
+                return 1
+            print(f"\r{watch.progress(attempt, time.monotonic() - started)}", end="", file=sys.stderr, flush=True)
     finally:
         reader.close()
     print(f"\n{title_id}: not finished after {timeout:.0f}s (are workers running? `reel worker transcode`)",

@@ -122,3 +122,23 @@ def test_chunk_progress_writes_a_row_per_rung_and_marks_the_job() -> None:
     assert state.get(CHUNK_PROGRESS, ("t1", "240p", 3)).values["status"] == "DONE"
     assert proc.primary(done) == (CHUNK_PROGRESS, ("t1", "group:h264", 3))
     assert state.get(CHUNK_PROGRESS, ("t1", "group:h264", 3)) is not None
+
+
+def test_chunk_progress_of_a_title_ingested_again_follows_the_new_ingest() -> None:
+    state, proc = MemoryState(), ChunkProgressProcessor()
+    out = {"rendition_id": "240p", "object_key": "k", "size_bytes": 10, "duration_ms": 2000, "frames": 48,
+           "bitrate_kbps": 400, "psnr_db": 40.0, "ssim": None}
+    job = {"job_id": "t1:h264:3", "title_id": "t1", "encoder_group": "h264", "chunk_index": 3, "worker_id": "w1"}
+
+    def failed(ingest: str) -> Event:
+        return new_event("ChunkFailed", {**job, "attempt": 3, "reason": "NoSuchBucket", "final": True},
+                         producer="test", correlation_id=ingest)
+
+    done = new_event("ChunkTranscoded", {**job, "encode_ms": 900, "used_gpu": False, "outputs": [out]},
+                     producer="test", correlation_id="second")
+    # The first ingest failed the chunk; the second did it; then a straggling failure of the first.
+    feed(proc, state, failed("first"), done, failed("first"))
+    marker = state.get(CHUNK_PROGRESS, ("t1", "group:h264", 3)).values  # type: ignore[union-attr]
+    assert (marker["status"], marker["reason"]) == ("DONE", None)
+    assert marker["correlation_id"] == "second"
+    assert state.get(CHUNK_PROGRESS, ("t1", "240p", 3)).values["correlation_id"] == "second"  # type: ignore[union-attr]
