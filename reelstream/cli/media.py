@@ -65,8 +65,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     service = IngestService(runtime, ladder, CliProgress(args.quiet), calibrate_rate=not args.no_calibrate)
     try:
         result = service.ingest(args.master, args.metadata)
-    finally:
-        runtime.log.flush()
+    except BaseException:
+        # Closing flushes what the ingest published, and opens no log it never opened (with
+        # the broker down, that error would hide the ingest's own).
+        runtime.close()
+        raise
+    runtime.log.flush()
     print(f"{result.title_id}: validated; {len(result.renditions)} renditions "
           f"({', '.join(result.renditions)}), {result.chunk_count} chunks each, {result.jobs} jobs queued")
     if args.follow:

@@ -273,3 +273,20 @@ def test_an_unreachable_s3_endpoint_publishes_nothing(studio: Path, tmp_path: Pa
     runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
     assert catalog(runtime) == []  # was: TitleRegistered, the title left REGISTERED
     runtime.close()
+
+
+def test_a_refused_ingest_on_an_unreachable_log_reports_the_refusal(tmp_path: Path) -> None:
+    # The CLI flushed the log after any ingest, opening it: with the broker down, its error
+    # ("Kafka ... did not answer") hid the ingest's own, a master that does not exist.
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nowhere = closed.getsockname()[1]
+    metadata = tmp_path / "title.json"
+    metadata.write_text("{}")
+    done = subprocess.run([sys.executable, "-m", "reelstream.cli", "ingest", str(tmp_path / "nope.mp4"),
+                           "--metadata", str(metadata), "--data-dir", str(tmp_path / "reel")],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "REEL_LOG_URL": f"kafka://127.0.0.1:{nowhere}"})
+    assert done.returncode == 2 and "nope.mp4" in done.stderr and "did not answer" not in done.stderr, done.stderr
