@@ -81,10 +81,12 @@ def render(chosen: Mapping[str, Any]) -> str:
 
 def cmd_ladder(args: argparse.Namespace) -> int:
     runtime = Runtime(settings_from(args))
-    catalog = decoded(runtime.codec, read_to_end(runtime.log, ["reel.catalog"]), "ladder")
+    catalog = list(decoded(runtime.codec, read_to_end(runtime.log, ["reel.catalog"]), "ladder"))
     decisions = latest_decisions(catalog, args.title_id)
     if not decisions:
-        print(f"reel ladder: no ladder chosen for {args.title_id!r} (fixed mode records none: REEL_LADDER_MODE)",
+        known = any(e.data.get("title_id") == args.title_id for e in catalog)
+        print(f"reel ladder: no ladder chosen for {args.title_id!r} (fixed mode records none: REEL_LADDER_MODE)"
+              if known else f"reel ladder: no title {args.title_id!r} in reel.catalog on {runtime.settings.log_url}",
               file=sys.stderr)
         return 2
     status = 0

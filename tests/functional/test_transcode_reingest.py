@@ -157,6 +157,15 @@ def test_ladder_skips_a_record_that_is_no_event(
     assert re.search(r"reel ladder: skipping undecodable record reel\.catalog/\d+@0", shown.err)
 
 
+def test_ladder_tells_an_unknown_title_from_one_with_no_ladder(
+        runtime: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    publish(runtime, *ladder_events("t1")[:1])  # an analysis, no ladder chosen yet
+    assert main(["ladder", "t1", "--data-dir", str(tmp_path / "reel")]) == 2
+    assert "no ladder chosen for 't1'" in capsys.readouterr().err
+    assert main(["ladder", "nope", "--data-dir", str(tmp_path / "reel")]) == 2
+    assert "no title 'nope' in reel.catalog" in capsys.readouterr().err
+
+
 def test_ladder_reads_the_catalog_to_its_end_when_a_poll_returns_early(
         runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Kafka's poll returns what one fetch brought, however many records are asked for."""
