@@ -253,6 +253,9 @@ async def test_openapi_documents_every_gateway(stack: dict[str, Any]) -> None:
         r = await stack["client"].get(f"/{name}/openapi.json")
         doc = await r.json()
         assert doc["openapi"].startswith("3.") and doc["paths"], name
+        if name == "playback":  # a player's retry key is part of the contract
+            body = doc["paths"]["/heartbeats"]["post"]["requestBody"]["content"]["application/json"]
+            assert body["schema"]["properties"]["seq"] == {"type": "integer", "minimum": 0, "maximum": 2 ** 31 - 1}
 
 
 async def test_a_finished_episode_puts_the_next_one_in_continue_watching(stack: dict[str, Any]) -> None:
