@@ -50,7 +50,7 @@ async def create_session(request: web.Request) -> web.Response:
 
 async def me(request: web.Request) -> web.Response:
     s = services(request)
-    caller = s.caller(request)
+    caller = await s.account_caller(request)
     account = await asyncio.to_thread(s.identity.account, caller.account_id)
     if account is None:
         raise AuthenticationFailed("the account no longer exists")
@@ -59,7 +59,7 @@ async def me(request: web.Request) -> web.Response:
 
 async def add_profile(request: web.Request) -> web.Response:
     s = services(request)
-    caller = s.caller(request)
+    caller = await s.account_caller(request)
     doc = await json_body(request)
     profile = await asyncio.to_thread(s.identity.add_profile, caller.account_id, field_of(doc, "name", str))
     return web.json_response(asdict(profile), status=201)
@@ -67,7 +67,7 @@ async def add_profile(request: web.Request) -> web.Response:
 
 async def register_device(request: web.Request) -> web.Response:
     s = services(request)
-    caller = s.caller(request)
+    caller = await s.account_caller(request)
     doc = await json_body(request)
     device = await asyncio.to_thread(
         s.identity.register_device, caller.account_id, field_of(doc, "name", str),
@@ -78,14 +78,14 @@ async def register_device(request: web.Request) -> web.Response:
 
 async def list_devices(request: web.Request) -> web.Response:
     s = services(request)
-    caller = s.caller(request)
+    caller = await s.account_caller(request)
     devices = await asyncio.to_thread(s.identity.devices, caller.account_id)
     return web.json_response({"devices": [asdict(d) for d in devices]})
 
 
 async def remove_device(request: web.Request) -> web.Response:
     s = services(request)
-    caller = s.caller(request)
+    caller = await s.account_caller(request)
     await asyncio.to_thread(s.identity.remove_device, caller.account_id, request.match_info["device_id"])
     s.forget_device(caller.account_id, request.match_info["device_id"])  # other instances: within the device cache (10 min)
     return web.Response(status=204)

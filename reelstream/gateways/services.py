@@ -207,6 +207,15 @@ class Services:
         claims = self.signer.verify(token.strip(), SESSION)
         return Caller(str(claims["sub"]), str(claims["prf"]), claims.get("dev"))
 
+    async def account_caller(self, request: web.Request) -> Caller:
+        """``caller``, for the calls that manage the account (devices, profiles): a
+        device-bound token must still name a registered device (UnknownDevice, 403), so a
+        removed device, a stolen TV say, cannot register itself again or remove the others."""
+        caller = self.caller(request)
+        if caller.device_id is not None:
+            await asyncio.to_thread(self.device, caller.account_id, caller.device_id)
+        return caller
+
     def new_ticket(self, caller: Caller, title_id: str, kind: str = "stream", license_id: str | None = None,
                    ttl_s: int | None = None, session_id: str | None = None) -> tuple[Ticket, str]:
         device_id = caller.require_device()

@@ -1,0 +1,33 @@
+"""A removed device's own token no longer manages the account: a stolen TV, removed by its
+owner, could register itself again with a fresh token and remove the owner's devices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.functional.test_gateways_embedded import US, sign_up, stack
+
+__all__ = ["stack"]  # the fixture
+
+
+async def test_a_removed_devices_token_cannot_register_remove_or_read(stack: dict[str, Any]) -> None:
+    client = stack["client"]
+    owner = await sign_up(client, "owner@example.com", device_type="tv", security="hardware")
+    r = await client.post("/auth/sessions", json={"email": "owner@example.com", "password": "correct horse"})
+    account_token = {"Authorization": f"Bearer {(await r.json())['token']}", **US}
+    r = await client.post("/auth/devices", headers=account_token,
+                          json={"name": "phone", "device_type": "phone", "security_level": "software"})
+    phone = (await r.json())["device_id"]
+    stolen = owner["auth"]  # the TV's device-bound token
+    assert (await client.get("/auth/me", headers=stolen)).status == 200
+    assert (await client.delete(f"/auth/devices/{owner['device_id']}", headers=account_token)).status == 204
+
+    attempts = [("POST", "/auth/devices", {"name": "tv again", "device_type": "tv", "security_level": "hardware"}),
+                ("DELETE", f"/auth/devices/{phone}", None), ("GET", "/auth/devices", None), ("GET", "/auth/me", None),
+                ("POST", "/auth/profiles", {"name": "thief"})]
+    for method, path, body in attempts:
+        r = await client.request(method, path, json=body, headers=stolen)
+        assert r.status == 403 and "removed" in (await r.json())["error"], (method, path, r.status)
+    r = await client.get("/auth/devices", headers=account_token)
+    active = {d["device_id"]: d["active"] for d in (await r.json())["devices"]}
+    assert active == {phone: True, owner["device_id"]: False}, "the phone is still there"
