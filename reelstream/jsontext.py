@@ -16,6 +16,9 @@ LONE_SURROGATE_HINT = ("holds an unpaired UTF-16 surrogate escape (\\ud800-\\udf
                        "be valid Unicode; escape characters beyond U+FFFF as a pair")
 
 
+NESTED_TOO_DEEPLY = "the body is not valid JSON: nested too deeply"
+
+
 def lone_surrogate_at(value: Any, path: str = "") -> str | None:
     """Where in ``value`` (a parsed JSON document) a string holds an unpaired surrogate, or None."""
     if isinstance(value, str):

@@ -30,6 +30,7 @@ from typing import Literal
 
 from reelstream.errors import ReelStreamError
 from reelstream.identity.tokens import b64url, b64url_decode
+from reelstream.jsontext import NESTED_TOO_DEEPLY
 from reelstream.keys.model import ContentKey
 
 SessionType = Literal["temporary", "persistent-license"]
@@ -90,6 +91,8 @@ class ClearKeyAdapter(DrmAdapter):
     def parse(self, body: bytes) -> LicenseRequest:
         try:
             doc = json.loads(body)
+        except RecursionError:
+            raise InvalidLicenseRequest(NESTED_TOO_DEEPLY) from None
         except (ValueError, UnicodeDecodeError):
             raise InvalidLicenseRequest("the license request is not JSON; send "
                                         '{"kids": [base64url key ids], "type": "temporary"}') from None

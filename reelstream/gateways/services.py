@@ -33,7 +33,7 @@ from reelstream.gateways.settings import GatewaySettings
 from reelstream.gateways.signing import EdgeSigner
 from reelstream.identity.accounts import Device, IdentityStore, UnknownDevice
 from reelstream.identity.tokens import KeyRing, TokenSigner
-from reelstream.jsontext import LONE_SURROGATE_HINT, lone_surrogate_at
+from reelstream.jsontext import LONE_SURROGATE_HINT, NESTED_TOO_DEEPLY, lone_surrogate_at
 from reelstream.keys.service import KeyService
 from reelstream.runtime import Runtime
 
@@ -244,11 +244,14 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         doc = json.loads(raw)
+        where = lone_surrogate_at(doc) if isinstance(doc, dict) else None  # else a 500 far from here (jsontext)
+    except RecursionError:  # the decoder and the walk recurse: [[[[...]]]] a few KB deep was a 500
+        raise BadRequest(NESTED_TOO_DEEPLY) from None
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(doc, dict):
         raise BadRequest("the body must be a JSON object")
-    if (where := lone_surrogate_at(doc)) is not None:  # else a 500 far from here (see jsontext)
+    if where is not None:
         raise BadRequest(f"{where} {LONE_SURROGATE_HINT}")
     return doc
 

@@ -291,3 +291,17 @@ async def test_a_finished_episode_puts_the_next_one_in_continue_watching(stack: 
     assert await listed() == [("show-s2e1", "next_episode")]
     await watch("show-s2e1", 600_000)  # the finale: nothing after it
     assert await listed() == []
+
+
+@pytest.mark.parametrize("path", ["/playback/heartbeats", "/auth/sessions", "/licenses/clearkey"])
+async def test_a_body_nested_too_deeply_is_a_400_not_a_500(stack: dict[str, Any], path: str) -> None:
+    # A 3-KB body of nested arrays hit the JSON decoder's recursion limit: a 500 on every JSON endpoint.
+    client = stack["client"]
+    user = await sign_up(client, f"deep{len(path)}@example.com")
+    query = ""
+    if path == "/licenses/clearkey":
+        ticket, _ = await open_session(client, user)
+        query = f"?ticket={ticket}"
+    body = '{"kids": ["S7O9frd7NniLQT2Xf96PCw"], "sid": "s", "x": ' + "[" * 1500 + "]" * 1500 + "}"
+    r = await client.post(path + query, data=body, headers={**user["auth"], "Content-Type": "application/json"})
+    assert r.status == 400 and "nested too deeply" in (await r.json())["error"]
