@@ -47,7 +47,10 @@ END_SLACK_MS = 2_000
 EVENTS = ("start", "heartbeat", "seek", "pause", "stop", "exit")
 STATES = ("PLAYING", "PAUSED", "BUFFERING", "SEEKING", "STOPPED")
 END_REASONS = ("STOPPED", "EXIT", "ENDED", "ERROR")
-MAX_CLIENT_LAG_MS = 24 * 3600 * 1000  # beats queued offline for longer are stamped on arrival
+# Beats queued offline (a downloaded title played on a plane) keep their own time for as
+# long as a download's license can last, so a late sync never overwrites a newer position
+# from another device; a time older than that is a broken clock, stamped on arrival.
+MAX_CLIENT_LAG_MS = 31 * 24 * 3600 * 1000
 MAX_SEQ = 2 ** 31 - 1
 _REPORT_IDS = uuid.UUID("5d0c7f2e-3a51-4b7e-9d1c-6c2b8f1e0a47")  # namespace of retry-stable event ids
 

@@ -305,3 +305,26 @@ async def test_a_body_nested_too_deeply_is_a_400_not_a_500(stack: dict[str, Any]
     body = '{"kids": ["S7O9frd7NniLQT2Xf96PCw"], "sid": "s", "x": ' + "[" * 1500 + "]" * 1500 + "}"
     r = await client.post(path + query, data=body, headers={**user["auth"], "Content-Type": "application/json"})
     assert r.status == 400 and "nested too deeply" in (await r.json())["error"]
+
+
+async def test_beats_synced_a_day_late_do_not_overwrite_a_newer_position(stack: dict[str, Any]) -> None:
+    # Offline play on a downloaded title syncs its beats when the device is back online, up
+    # to the download's 30 days later: they were stamped "now" after 24 h and won resume.
+    client, runtime, clock = stack["client"], stack["runtime"], stack["clock"]
+    tv = await sign_up(client, "late@example.com", device_type="tv", security="hardware")
+    r = await client.post("/auth/sessions", json={"email": "late@example.com", "password": "correct horse"})
+    token = (await r.json())["token"]
+    r = await client.post("/auth/devices", json={"name": "tablet", "device_type": "tablet",
+                                                 "security_level": "software"},
+                          headers={"Authorization": f"Bearer {token}"})
+    tablet = {"Authorization": f"Bearer {(await r.json())['token']}", **US}
+    now_ms = int(clock() * 1000)
+    beat = {"cid": "film-1", "event": "heartbeat"}
+    assert (await client.post("/playback/heartbeats", headers=tv["auth"],
+                              json={**beat, "sid": "on-tv", "position_ms": 400_000, "ts": now_ms})).status == 204
+    r = await client.post("/playback/heartbeats", headers=tablet,
+                          json={**beat, "sid": "on-plane", "position_ms": 150_000, "ts": now_ms - 25 * 3600 * 1000})
+    assert r.status == 204
+    drain(runtime)
+    body = await (await client.get("/playback/resume/film-1", headers=tv["auth"])).json()
+    assert body["position_ms"] == 400_000, body
