@@ -79,8 +79,8 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
 
         from reelstream.edge.origin import origin_app
 
-        print(f"origin   http://127.0.0.1:{args.base_port - 1} (no cache tiers)", flush=True)
-        web.run_app(origin_app(runtime.objects), host="127.0.0.1", port=args.base_port - 1, print=None,
+        print(f"origin   http://{args.host}:{args.base_port - 1} (no cache tiers)", flush=True)
+        web.run_app(origin_app(runtime.objects), host=args.host, port=args.base_port - 1, print=None,
                     access_log=None)
         return 0
     stack = start_edge(runtime.objects, Path(args.work_dir).resolve(), EdgeSecret(secret),
@@ -115,6 +115,9 @@ def register(sub: Subcommands) -> None:
     add_runtime_flags(up)
     up.add_argument("--work-dir", default=".reel/edge", help="where configs, caches and logs go")
     up.add_argument("--base-port", type=port, default=18400, help="PoP port; origin -1, steering -2, appliance +1")
+    up.add_argument("--host", default="127.0.0.1",
+                    help="with --origin-only, the address the origin binds (0.0.0.0 in a container); the nginx "
+                         "tiers bind the loopback")
     up.add_argument("--origin-only", action="store_true",
                     help="serve only the origin (no nginx tiers): what `reel up` does without nginx")
     up.add_argument("--popular", nargs="*", help="titles the appliance holds (else the popularity processor's list)")
