@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Exit 0 only when every named server answers a real request.
-#   infra/local/health.sh [kafka|cassandra|s3|all] [-q]
+#   infra/local/health.sh [kafka|cassandra|s3|all ...] [-q]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-target=all quiet=0
+targets=() quiet=0
 for a in "$@"; do
   case "$a" in
     -q | --quiet) quiet=1 ;;
     -h | --help) sed -n '2,3p' "$0"; exit 0 ;;
-    *) target="$a" ;;
+    *) targets+=("$a") ;;
   esac
 done
 
 rc=0
-services="$(expand_services "$target")"
+services="$(expand_services "${targets[@]}")"
 for svc in $services; do
   pid="$(service_pid "$svc" || true)"
   if ((quiet)); then

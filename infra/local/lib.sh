@@ -36,14 +36,21 @@ die() {
 }
 
 # ---------------------------------------------------------------- arguments
-# expand_services ARG -> prints service names, one per line
+# expand_services [NAME...] -> the named services (none or "all": every one), one per
+# line, once each, in start order
 expand_services() {
-  local arg="${1:-all}"
-  case "$arg" in
-    all | "") printf '%s\n' "${ALL_SERVICES[@]}" ;;
-    kafka | cassandra | s3) printf '%s\n' "$arg" ;;
-    *) die "unknown service '$arg' (expected one of: ${ALL_SERVICES[*]} all)" ;;
-  esac
+  local arg svc want=()
+  (($#)) || set -- all
+  for arg in "$@"; do
+    case "$arg" in
+      all | "") want+=("${ALL_SERVICES[@]}") ;;
+      kafka | cassandra | s3) want+=("$arg") ;;
+      *) die "unknown service '$arg' (expected one or more of: ${ALL_SERVICES[*]} all)" ;;
+    esac
+  done
+  for svc in "${ALL_SERVICES[@]}"; do
+    if [[ " ${want[*]} " == *" $svc "* ]]; then printf '%s\n' "$svc"; fi
+  done
 }
 
 # ---------------------------------------------------------------- tools

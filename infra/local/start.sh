@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start the local servers in the background (fetching them first if needed).
-#   infra/local/start.sh [kafka|cassandra|s3|all]
+#   infra/local/start.sh [kafka|cassandra|s3|all ...]
 # Idempotent: a server already running and healthy is left alone.
 # Logs: <run>/logs/<name>.log, pids: <run>/pids/<name>.pid, data: <run>/data/<name>/
 set -euo pipefail
@@ -71,7 +71,22 @@ wait_one() {
 }
 
 declare -A STARTED_AT=()
-services="$(expand_services "${1:-all}")"
+services="$(expand_services "$@")"
+
+# A server this run launched is stopped again when a later one fails (a port taken, a
+# start-up that dies): a failed start leaves nothing running that it started.
+stop_launched_on_failure() {
+  local status=$? launched=("${!STARTED_AT[@]}")
+  if ((status != 0 && ${#launched[@]})); then
+    info "stopping what this run started: ${launched[*]}"
+    for svc in "${launched[@]}"; do  # here, not by stop.sh: this process holds their locks
+      stop_service_process "$svc" "$("svc_${svc}_stop_timeout")" || true
+    done
+  fi
+  return "$status"
+}
+trap stop_launched_on_failure EXIT
+
 # launch every server first, then wait: the JVMs start side by side
 for svc in $services; do
   launch_one "$svc"

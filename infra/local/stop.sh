@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Stop the local servers: SIGTERM, then SIGKILL after a timeout.
-#   infra/local/stop.sh [kafka|cassandra|s3|all] [--wipe]
+#   infra/local/stop.sh [kafka|cassandra|s3|all ...] [--wipe]
 # --wipe also deletes the data of the named servers (<run>/data/<name>/).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-target=all wipe=0
+targets=() wipe=0
 for a in "$@"; do
   case "$a" in
     --wipe) wipe=1 ;;
     -h | --help) sed -n '2,4p' "$0"; exit 0 ;;
-    *) target="$a" ;;
+    *) targets+=("$a") ;;
   esac
 done
 
-services="$(expand_services "$target")"
+services="$(expand_services "${targets[@]}")"
 for svc in $services; do
   with_lock "$svc"
   if service_pid "$svc" > /dev/null; then
