@@ -92,13 +92,13 @@ def heartbeat_events(s: Services, account_id: str, profile_id: str, device_id: s
     if state not in STATES:  # a start carries none in its event, but a bad one is still a bad report
         raise BadRequest(f"'state' must be one of {', '.join(STATES)}")
     if kind == "start":
-        return [event("PlaybackStarted", startup_ms=field_of(doc, "startup_ms", int, required=False))]
+        return [event("PlaybackStarted", startup_ms=_bounded(doc, "startup_ms", 10 ** 9))]
     beat = event("PlaybackHeartbeat", state=state, reason={"heartbeat": "INTERVAL"}.get(kind, kind.upper()),
-                 rendition_id=field_of(doc, "rendition_id", str, required=False),
+                 rendition_id=_short_text(doc, "rendition_id"),
                  bitrate_kbps=_bounded(doc, "br", 10_000_000), buffer_ms=_bounded(doc, "bl", 10 ** 9),
                  rebuffer_ms=_bounded(doc, "rebuffer_ms", 10 ** 9) or 0,
                  startup_ms=_bounded(doc, "startup_ms", 10 ** 9), throughput_kbps=_bounded(doc, "mtp", 10 ** 9),
-                 cdn_node=field_of(doc, "cdn_node", str, required=False))
+                 cdn_node=_short_text(doc, "cdn_node"))
     if kind == "pause":
         return [beat, event("PlaybackPaused")]
     if kind in ("stop", "exit"):
@@ -107,6 +107,13 @@ def heartbeat_events(s: Services, account_id: str, profile_id: str, device_id: s
             raise BadRequest(f"'end_reason' must be one of {', '.join(END_REASONS)}")
         return [beat, event("PlaybackStopped", reason=reason)]
     return [beat]
+
+
+def _short_text(doc: dict[str, Any], name: str, limit: int = 256) -> str | None:
+    value: str | None = field_of(doc, name, str, required=False)
+    if value is not None and not 1 <= len(value) <= limit:
+        raise BadRequest(f"'{name}' must be 1 to {limit} characters")
+    return value
 
 
 def _bounded(doc: dict[str, Any], name: str, limit: int) -> int | None:
@@ -172,7 +179,7 @@ async def get_continue_watching(request: web.Request) -> web.Response:
 
 ROUTES = (
     Route("POST", "/heartbeats", post_heartbeat, "Post a player heartbeat (durable before 204)",
-          body=obj(["sid", "cid", "position_ms"], sid=STR, cid=STR, position_ms=INT,
+          body=obj(["sid", "cid", "position_ms"], sid={**STR, "maxLength": 128}, cid=STR, position_ms=INT,
                    event={"type": "string", "enum": list(EVENTS)}, state={"type": "string", "enum": list(STATES)},
                    rendition_id=STR, br=INT, bl=INT, mtp=INT, rebuffer_ms=INT, startup_ms=INT, cdn_node=STR,
                    ts=INT, seq={"type": "integer", "minimum": 0, "maximum": MAX_SEQ},

@@ -182,6 +182,11 @@ async def test_reports_without_seq_are_each_new_and_a_bad_seq_is_refused(stack: 
     r = await client.post("/playback/heartbeats", json={**report, "event": "start", "state": "playing"},
                           headers=user["auth"])
     assert r.status == 400 and "'state' must be one of" in (await r.json())["error"]
+    for bad, says in (({"event": "start", "startup_ms": -5}, "'startup_ms' must be between"),
+                      ({"cdn_node": "x" * 10_000}, "'cdn_node' must be 1 to 256"),
+                      ({"rendition_id": "r" * 300}, "'rendition_id' must be 1 to 256")):
+        r = await client.post("/playback/heartbeats", json={**report, **bad}, headers=user["auth"])
+        assert r.status == 400 and says in (await r.json())["error"], bad
     assert log_size(runtime) == before
     reader = runtime.log.consumer(["reel.playback"], group_id=None)
     ids = {runtime.codec.decode(rec.value).event_id for rec in reader.poll(max_records=1000, timeout=2)}
