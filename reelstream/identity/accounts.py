@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from reelstream.errors import ReelStreamError
+from reelstream.errors import ReelStreamError, StateStoreError
 from reelstream.stores.ports import Column, Row, StateStore, ViewSpec
 
 SecurityLevel = Literal["hardware", "software"]
@@ -37,10 +37,12 @@ ACCOUNTS = ViewSpec(
     columns={"account_id": Column.TEXT, "email": Column.TEXT, "password": Column.TEXT, "country": Column.TEXT,
              "profiles": Column.JSON, "created_ms": Column.BIGINT},
     query="an account with its profiles, by account id")
-# Partition key: email. Sign-in names an email; this maps it to the account.
+# Partition key: email. Sign-in names an email; this maps it to the account. Sign-up
+# claims the email here (put_if_absent) before it writes the account: the claim is what
+# makes an email's account unique. ``claimed_ms`` is None on rows older than the claim.
 ACCOUNT_EMAILS = ViewSpec(
     name="account_emails", partition_key=("email",), clustering_key=(),
-    columns={"email": Column.TEXT, "account_id": Column.TEXT},
+    columns={"email": Column.TEXT, "account_id": Column.TEXT, "claimed_ms": Column.BIGINT},
     query="the account of an email address")
 # Partition key: account_id; clustering: device_id. Device limits count one partition.
 DEVICES = ViewSpec(
@@ -65,6 +67,11 @@ class AuthenticationFailed(IdentityError):
 
 class AccountExists(IdentityError):
     """Sign-up with an email that already has an account (409)."""
+
+
+class AccountContended(StateStoreError):
+    """An account changed under every one of our compare-and-set tries (503: retry). Not
+    expected in practice: each lost try means another request's change landed."""
 
 
 class UnknownDevice(IdentityError):
@@ -99,6 +106,13 @@ class Device:
     registered_ms: int
     active: bool = True
 
+
+MAX_PROFILES = 5
+# An email claimed this long ago whose account row was never written is free again: the
+# sign-up that claimed it failed between its two writes (a request lasts seconds, so a
+# claimant still running after this is not a case worth locking the email out for).
+CLAIM_EXPIRY_MS = 10 * 60 * 1000
+_PROFILE_TRIES = 2 * MAX_PROFILES  # each lost try is another profile added: the limit ends it sooner
 
 # Checked against for an email with no account, so that sign-in costs one scrypt either way
 # and its timing does not tell which emails have accounts. Well formed (a 16-byte salt, a
@@ -139,15 +153,31 @@ class IdentityStore:
             raise InvalidIdentityInput("password must be 8 to 256 characters")
         if not isinstance(country, str) or not _COUNTRY.match(country):
             raise InvalidIdentityInput("country must be an ISO 3166-1 alpha-2 code such as 'US'")
-        if self._state.get(ACCOUNT_EMAILS, (email,)) is not None:
-            raise AccountExists(f"an account with {email} exists; sign in instead")
         account = Account(f"acc-{uuid.uuid4().hex[:16]}", email, country, (Profile("p-main", profile_name),))
+        password_hash = hash_password(password)  # before the claim: it takes ~50 ms of CPU
+        now = self._clock_ms()
+        # The claim decides between concurrent sign-ups (a read then a write let each of
+        # them see no account and write its own); only its winner writes the account.
+        claim = Row({"email": email, "account_id": account.account_id, "claimed_ms": now})
+        if not self._state.put_if_absent(ACCOUNT_EMAILS, claim) and not self._reclaim(claim):
+            raise AccountExists(f"an account with {email} exists; sign in instead")
         self._state.put(ACCOUNTS, Row({"account_id": account.account_id, "email": email,
-                                       "password": hash_password(password), "country": country,
+                                       "password": password_hash, "country": country,
                                        "profiles": [p.__dict__ for p in account.profiles],
-                                       "created_ms": self._clock_ms()}))
-        self._state.put(ACCOUNT_EMAILS, Row({"email": email, "account_id": account.account_id}))
+                                       "created_ms": now}))
         return account
+
+    def _reclaim(self, claim: Row) -> bool:
+        """Take over an expired claim whose account was never written; False otherwise."""
+        held = self._state.get(ACCOUNT_EMAILS, (claim.values["email"],))
+        if held is None or held.values["claimed_ms"] is None:  # None: written after its account, before claims
+            return False
+        if claim.values["claimed_ms"] - held.values["claimed_ms"] < CLAIM_EXPIRY_MS:
+            return False  # possibly a sign-up still writing its account
+        if self._state.get(ACCOUNTS, (held.values["account_id"],)) is not None:
+            return False
+        # Conditional on the dead claim's account id, so that of two sign-ups taking it over one wins.
+        return self._state.put_if(ACCOUNT_EMAILS, claim, "account_id", held.values["account_id"])
 
     def authenticate(self, email: str, password: str) -> Account:
         row = self._state.get(ACCOUNT_EMAILS, (str(email).strip().lower(),))
@@ -165,15 +195,20 @@ class IdentityStore:
     def add_profile(self, account_id: str, name: str) -> Profile:
         if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
             raise InvalidIdentityInput("profile name must be 1 to 64 characters")
-        row = self._state.get(ACCOUNTS, (account_id,))
-        if row is None:
-            raise AuthenticationFailed("the account no longer exists")
-        profiles = list(row.values["profiles"])
-        if len(profiles) >= 5:
-            raise InvalidIdentityInput("an account has at most 5 profiles")
         profile = Profile(f"p-{uuid.uuid4().hex[:10]}", name.strip())
-        self._state.put(ACCOUNTS, Row({**row.values, "profiles": profiles + [profile.__dict__]}, row.applied))
-        return profile
+        # Compare-and-set on the profiles column: a plain read-modify-write let two requests
+        # each append to the same old list, and the later write dropped the earlier profile.
+        for _ in range(_PROFILE_TRIES):
+            row = self._state.get(ACCOUNTS, (account_id,))
+            if row is None:
+                raise AuthenticationFailed("the account no longer exists")
+            profiles = row.values["profiles"]
+            if len(profiles) >= MAX_PROFILES:
+                raise InvalidIdentityInput(f"an account has at most {MAX_PROFILES} profiles")
+            updated = Row({**row.values, "profiles": [*profiles, profile.__dict__]}, row.applied)
+            if self._state.put_if(ACCOUNTS, updated, "profiles", profiles):
+                return profile
+        raise AccountContended(f"account {account_id} kept changing while adding a profile; retry")
 
     def register_device(self, account_id: str, name: str, device_type: str, security_level: str) -> Device:
         if device_type not in DEVICE_TYPES:

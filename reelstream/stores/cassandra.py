@@ -40,6 +40,7 @@ from reelstream.errors import StateStoreError
 from reelstream.stores.ports import APPLIED, Column, Row, StateStore, ViewSpec
 from reelstream.stores.sqlite_state import (
     MIGRATIONS_TABLE,
+    check_condition,
     check_key,
     check_row,
     check_spec,
@@ -220,11 +221,16 @@ class CassandraStateStore(StateStore):
             # Qualified: a statement prepared against the session's USE keyspace draws a
             # server warning ("an anti-pattern") that the driver logged on every command.
             table = f"{q(self._keyspace)}.{q(spec.name)}"
-            if op == "put":
+            if op in ("put", "put_if_absent"):
                 cql = (
                     f"INSERT INTO {table} ({names}) "
                     f"VALUES ({', '.join('?' * (len(spec.columns) + 1))})"
-                )
+                ) + (" IF NOT EXISTS" if op == "put_if_absent" else "")
+            elif op.startswith("put_if "):
+                # Bound as: the non-key values (applied last), the key, the expected value.
+                sets = ", ".join(f"{q(c)} = ?" for c in [*spec.columns, APPLIED] if c not in spec.key_columns)
+                where = " AND ".join(f"{q(c)} = ?" for c in spec.key_columns)
+                cql = f"UPDATE {table} SET {sets} WHERE {where} IF {q(op.removeprefix('put_if '))} = ?"
             else:
                 key = {"get": spec.key_columns, "query": spec.partition_key, "scan": ()}[op]
                 where = " AND ".join(f"{q(c)} = ?" for c in key)
@@ -252,6 +258,28 @@ class CassandraStateStore(StateStore):
         params = self._put_params(spec, row)
         with _translated(f"writing {spec.name!r}"):
             self._session.execute(self._statement(spec, "put"), params)
+
+    # Lightweight transactions (Paxos) at the profile's serial consistency, SERIAL by
+    # default: a condition decided in one DC only (LOCAL_SERIAL) would let two DCs each
+    # win the same key. A timeout leaves the outcome unknown (the write may land later);
+    # it is a StateStoreError like any other failed write, and a retry may then answer
+    # False for a row this caller wrote: a caller that must know reads the row back and
+    # compares it with what it wrote.
+
+    def put_if_absent(self, spec: ViewSpec, row: Row) -> bool:
+        params = self._put_params(spec, row)
+        with _translated(f"writing {spec.name!r} if absent"):
+            return bool(self._session.execute(self._statement(spec, "put_if_absent"), params).was_applied)
+
+    def put_if(self, spec: ViewSpec, row: Row, column: str, expected: Any) -> bool:
+        check_condition(spec, column, expected)
+        values = dict(zip([*spec.columns, APPLIED], self._put_params(spec, row), strict=True))
+        params = [v for c, v in values.items() if c not in spec.key_columns]
+        params += [values[c] for c in spec.key_columns]
+        params.append(encode(spec.columns[column], expected))
+        with _translated(f"writing {spec.name!r} if {column!r} is unchanged"):
+            result = self._session.execute(self._statement(spec, f"put_if {column}"), params)
+            return bool(result.was_applied)
 
     def put_many(self, rows: Sequence[tuple[ViewSpec, Row]]) -> None:
         # All in flight at once, then one wait (see query_many).

@@ -184,6 +184,29 @@ class StateStore(ABC):
     def put(self, spec: ViewSpec, row: Row) -> None:
         """Upsert the row (all columns, ``applied`` included) in one write."""
 
+    # The two conditional writes are for rows several writers race for (a sign-up claiming
+    # an email, two requests adding to one account), where a read then a ``put`` would let
+    # the last writer silently win. Each is one atomic step in the store (a Cassandra
+    # lightweight transaction, a single SQLite statement), so they cost more than ``put``:
+    # processors, which own their rows and are idempotent by ``applied``, do not need them.
+    # Rows that are written conditionally are best never written by a plain ``put`` while
+    # a race may be on (Cassandra does not order a plain write against a Paxos round).
+
+    @abstractmethod
+    def put_if_absent(self, spec: ViewSpec, row: Row) -> bool:
+        """Write the row only if no row has its key; True when this call created it, False
+        (and nothing written) when one existed. Of N concurrent calls for one key, exactly
+        one returns True."""
+
+    @abstractmethod
+    def put_if(self, spec: ViewSpec, row: Row, column: str, expected: Any) -> bool:
+        """Replace the row (all columns, like ``put``) only if a row with its key exists and
+        its ``column`` holds ``expected``: a compare-and-set. True when written; False,
+        with nothing written, when the row is absent or the column holds something else
+        (read it again and retry). ``column`` must be a non-key column and ``expected``
+        not None; JSON values compare as their canonical encoding, which is how every
+        adapter stores them, so a value read back matches what is stored."""
+
     @abstractmethod
     def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]:
         """Every row of one partition, in clustering order."""

@@ -128,6 +128,22 @@ def check_row(spec: ViewSpec, row: Row) -> None:
         )
 
 
+def check_condition(spec: ViewSpec, column: str, expected: Any) -> None:
+    """Refuse a compare-and-set condition both stores could not evaluate alike: Cassandra
+    allows no condition on a key column, and ``= null`` differs between the two (SQL's
+    NULL never equals; Cassandra's matches a missing row, creating it)."""
+    if column not in spec.columns or column in spec.key_columns:
+        raise StateStoreError(
+            f"view {spec.name!r}: a conditional write must compare a non-key column, got {column!r}"
+        )
+    if expected is None:
+        raise StateStoreError(
+            f"view {spec.name!r}: put_if cannot expect {column!r} to be None; "
+            "create rows with put_if_absent, and compare a column that is always set"
+        )
+    check_value(spec, column, expected)
+
+
 def check_key(spec: ViewSpec, columns: Sequence[str], key: Sequence[Any]) -> None:
     """Refuse a key (or partition) tuple of the wrong length or with values of the wrong type."""
     if len(key) != len(columns):
@@ -279,18 +295,51 @@ class SqliteStateStore(StateStore):
             record = self._conn().execute(f"{sql} WHERE {where}", tuple(key)).fetchone()
         return None if record is None else self._row(spec, names, record)
 
-    def put(self, spec: ViewSpec, row: Row) -> None:
+    @staticmethod
+    def _params(spec: ViewSpec, row: Row) -> tuple[list[str], list[Any]]:
+        """Column names (``applied`` last) and their encoded values for writing ``row``."""
         check_row(spec, row)
-        names = [*spec.columns, APPLIED]
         params = [encode(k, row.values.get(c)) for c, k in spec.columns.items()]
         params.append(json.dumps(row.applied, separators=(",", ":"), sort_keys=True))
-        updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in names if c not in spec.key_columns)
-        sql = (
+        return [*spec.columns, APPLIED], params
+
+    def _insert_sql(self, spec: ViewSpec, names: Sequence[str]) -> str:
+        return (
             f"INSERT INTO {q(spec.name)} ({qs(names)}) VALUES ({', '.join('?' * len(names))}) "
-            f"ON CONFLICT ({qs(spec.key_columns)}) DO UPDATE SET {updates}"
+            f"ON CONFLICT ({qs(spec.key_columns)})"
         )
+
+    def put(self, spec: ViewSpec, row: Row) -> None:
+        names, params = self._params(spec, row)
+        updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in names if c not in spec.key_columns)
+        sql = f"{self._insert_sql(spec, names)} DO UPDATE SET {updates}"
         with self._errors(f"writing {spec.name!r}"):
             self._conn().execute(sql, params)
+
+    # Both conditional writes are one statement on an autocommit connection: SQLite runs
+    # it under the database's write lock, so the check and the write are one atomic step
+    # across threads and processes alike; rowcount says whether it wrote.
+
+    def put_if_absent(self, spec: ViewSpec, row: Row) -> bool:
+        names, params = self._params(spec, row)
+        with self._errors(f"writing {spec.name!r} if absent"):
+            cursor = self._conn().execute(f"{self._insert_sql(spec, names)} DO NOTHING", params)
+        return cursor.rowcount == 1
+
+    def put_if(self, spec: ViewSpec, row: Row, column: str, expected: Any) -> bool:
+        check_condition(spec, column, expected)
+        names, params = self._params(spec, row)
+        sets = [(c, p) for c, p in zip(names, params, strict=True) if c not in spec.key_columns]
+        where = " AND ".join(f"{q(c)} = ?" for c in spec.key_columns)
+        sql = (
+            f"UPDATE {q(spec.name)} SET {', '.join(f'{q(c)} = ?' for c, _ in sets)} "
+            f"WHERE {where} AND {q(column)} = ?"
+        )
+        args = [p for _, p in sets] + [encode(spec.columns[k], row.values[k]) for k in spec.key_columns]
+        args.append(encode(spec.columns[column], expected))
+        with self._errors(f"writing {spec.name!r} if {column!r} is unchanged"):
+            cursor = self._conn().execute(sql, args)
+        return cursor.rowcount == 1
 
     def query(self, spec: ViewSpec, partition: Sequence[Any]) -> list[Row]:
         check_key(spec, spec.partition_key, partition)

@@ -266,6 +266,103 @@ def test_concurrent_writers_from_threads(state: StateHarness, spec: ViewSpec) ->
     assert [r.values["n"] for r in state.store.query(spec, ("u3",))] == sorted(range(20), key=str)
 
 
+def test_put_if_absent_creates_only_a_missing_row(state: StateHarness, spec: ViewSpec) -> None:
+    applied = {"t/0": 3}
+    assert state.store.put_if_absent(spec, Row(row("u1", "v1", title="first").values, applied))
+    assert not state.store.put_if_absent(spec, row("u1", "v1", title="second", position_ms=9))
+
+    got = state.store.get(spec, ("u1", "v1", 0))
+    assert got == Row(full("u1", "v1", title="first"), applied)
+    assert state.store.put_if_absent(spec, row("u1", "v1", 1))  # another clustering key: another row
+    with pytest.raises(StateStoreError):
+        state.store.put_if_absent(spec, Row({**row("u1", "v2").values, "n": "zero"}))
+
+
+def test_put_if_absent_has_exactly_one_winner_among_racing_threads(
+    state: StateHarness, spec: ViewSpec
+) -> None:
+    # Every thread on its own store instance (another process, for Cassandra another
+    # client), all released at once so their writes overlap.
+    racers = 8
+    stores = [state.reopen() for _ in range(racers)]
+    start = threading.Barrier(racers)
+    won: list[bool] = [False] * racers
+
+    def race(i: int) -> None:
+        start.wait()
+        won[i] = stores[i].put_if_absent(spec, row("u1", "v1", title=f"racer {i}"))
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert won.count(True) == 1
+    got = state.store.get(spec, ("u1", "v1", 0))
+    assert got is not None and got.values["title"] == f"racer {won.index(True)}"
+
+
+def test_put_if_replaces_the_row_only_when_the_column_matches(
+    state: StateHarness, spec: ViewSpec
+) -> None:
+    extra = {"profiles": [{"id": "p1", "name": "É"}], "n": 1.5}
+    state.store.put(spec, row("u1", "v1", title="a", position_ms=5, extra=extra))
+
+    assert not state.store.put_if(spec, row("u1", "v1", title="x"), "title", "b")
+    assert not state.store.put_if(spec, row("u1", "v1", title="x"), "extra", {"n": 1.5})
+    assert state.store.get(spec, ("u1", "v1", 0)) == Row(full("u1", "v1", title="a", position_ms=5, extra=extra))
+
+    # A JSON value read back matches what is stored; the whole row is replaced.
+    read = state.store.get(spec, ("u1", "v1", 0))
+    assert read is not None
+    assert state.store.put_if(spec, Row(row("u1", "v1", title="b").values, {"t/1": 2}),
+                              "extra", read.values["extra"])
+    assert state.store.get(spec, ("u1", "v1", 0)) == Row(full("u1", "v1", title="b"), {"t/1": 2})
+    assert state.store.put_if(spec, row("u1", "v1", title="c", finished=True), "title", "b")
+    assert state.store.put_if(spec, row("u1", "v1", title="d", finished=False), "finished", True)
+    assert state.store.get(spec, ("u1", "v1", 0)) == Row(full("u1", "v1", title="d", finished=False))
+
+
+def test_put_if_never_creates_a_row(state: StateHarness, spec: ViewSpec) -> None:
+    assert not state.store.put_if(spec, row("u1", "v1", title="x"), "title", "x")
+    assert state.store.get(spec, ("u1", "v1", 0)) is None
+
+
+@pytest.mark.parametrize("column, expected", [("video_id", "v1"), ("title", None), ("title", 5),
+                                              ("nope", "x")])
+def test_put_if_refuses_a_condition_no_store_can_check(
+    state: StateHarness, spec: ViewSpec, column: str, expected: Any
+) -> None:
+    state.store.put(spec, row("u1", "v1", title="a"))
+    with pytest.raises(StateStoreError):
+        state.store.put_if(spec, row("u1", "v1", title="x"), column, expected)
+    assert state.store.get(spec, ("u1", "v1", 0)) == Row(full("u1", "v1", title="a"))
+
+
+def test_put_if_lets_exactly_one_of_racing_updates_win(state: StateHarness, spec: ViewSpec) -> None:
+    # Compare-and-set from many clients on one expected value: one wins, the rest see a change.
+    state.store.put(spec, row("u1", "v1", extra=["start"]))
+    racers = 8
+    stores = [state.reopen() for _ in range(racers)]
+    start = threading.Barrier(racers)
+    won: list[bool] = [False] * racers
+
+    def race(i: int) -> None:
+        start.wait()
+        won[i] = stores[i].put_if(spec, row("u1", "v1", extra=["start", i]), "extra", ["start"])
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert won.count(True) == 1
+    got = state.store.get(spec, ("u1", "v1", 0))
+    assert got is not None and got.values["extra"] == ["start", won.index(True)]
+
+
 def test_drop_deletes_the_whole_store(state: StateHarness, spec: ViewSpec, tmp_path: Path) -> None:
     # A store of the harness's kind of its own (the harness's is shared by the session).
     from reelstream.stores.cassandra import CassandraStateStore
