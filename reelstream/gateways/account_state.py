@@ -14,7 +14,12 @@
   counting 70 s after its last beat), so a session the cache holds is *certainly* live
   while its last known event is recent and only *possibly* live after; a license needs a
   fresh read only when those two counts fall on either side of the limit
-  (``count_is_settled``), which in practice means an account at its limit.
+  (``count_is_settled``), which in practice means an account at its limit. A streaming
+  license this gateway grants counts as a live session at once (``granted``), for
+  ``LIVE_TIMEOUT_MS`` or until the fold has the session: the sessions processor announces
+  it only after the player's first heartbeat has been through the log.
+- ``AccountLocks``: one asyncio lock per account, held from a decision's reads to folding
+  its event, so one account's parallel requests on this instance decide one after another.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from reelstream.events.model import Event
@@ -43,10 +48,45 @@ SESSION_OVERLAY_MAX = 16
 REFRESH_LINGER_S = 0.02  # how long a background refresh may wait for other reads to share its batch
 
 
+class AccountLocks:
+    """One ``asyncio.Lock`` per account, dropped once nobody holds or waits for it.
+
+    A license or download decision reads the caches, may wait (reads, the vendor's
+    license service, the log's ack), then folds its own event: without the lock, requests
+    of one account arriving together all decide on the state before any of them, and all
+    pass the stream, device and download limits. Within one process only: several
+    gateway instances stay eventually consistent with each other (through the log), so an
+    account's requests spread over N instances can exceed a limit by up to N - 1 for the
+    moment it takes their events to cross."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # account -> (lock, holders and waiters)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, user_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(user_id, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[user_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[user_id]
+            if users == 1:
+                del self._locks[user_id]  # an account's lock lives only while in use: no growth
+            else:
+                self._locks[user_id] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 class LicenseCache:
     def __init__(self, state: StateStore, now_ms: Callable[[], int], clock: Callable[[], float] = time.monotonic,
                  ttl_s: float = 300.0, capacity: int = 200_000) -> None:
         self._now_ms = now_ms
+        self.locks = AccountLocks()  # decide + fold, per account (licenses and downloads alike)
         self.view = FoldedView(state, LICENSES, LicenseProcessor(), keep=self._active, clock=clock, ttl_s=ttl_s,
                                capacity=capacity, supersedes=renews)
 
@@ -65,6 +105,11 @@ class LicenseCache:
 
     def get(self, user_id: str) -> list[ActiveLicense]:
         return licenses_of(self.view.get(user_id).values())
+
+    def rows(self, user_id: str) -> list[dict[str, Any]]:
+        """The account's rows (do not mutate) with this gateway's own events folded in, so
+        the downloads gateway reads its writes; loads on a miss: in a worker thread."""
+        return list(self.view.get(user_id).values())
 
     def apply(self, event: Event) -> None:
         self.view.apply(event)
@@ -108,6 +153,8 @@ class LiveSessionCache:
         self._clock = clock
         self._now_ms = now_ms
         self._recent: dict[str, list[tuple[float, Event]]] = {}  # folded events per account (overlay)
+        # Streaming licenses granted here, per account: session id -> (device id, wall ms granted)
+        self._granted: dict[str, dict[str, tuple[str, int]]] = {}
         self._fresh = fresh_s
         self._max_age = max_age_s
         self._capacity = capacity
@@ -170,6 +217,30 @@ class LiveSessionCache:
         if hit is not None:
             self._cached[user] = (hit[0], fold_session(hit[1], event))  # copy on write
 
+    def granted(self, user_id: str, session_id: str, device_id: str) -> None:
+        """Count a playback session this gateway just licensed as live, at once.
+
+        The sessions processor announces a session only after its player's first heartbeat
+        has gone through the log and the processor, a second or more after the license:
+        devices licensed one after another within that gap each saw the others' sessions
+        missing, and a plan's 3 streams let 5 play. So a grant is a session live from the
+        moment of the grant, until its last known event (the fold's, once it has it) is
+        ``LIVE_TIMEOUT_MS`` old, as if the player had beaten then: a player that never
+        starts stops counting after that. Kept apart from the rows and re-applied to every
+        read, as a view that has not caught up would otherwise drop it. A renewal of the
+        same session updates its one row (one session, one stream); a device's streams
+        count once whatever its sessions (``live_sessions``)."""
+        now = self._now_ms()
+        grants = {sid: g for sid, g in self._granted.get(user_id, {}).items() if now - g[1] <= LIVE_TIMEOUT_MS}
+        grants[session_id] = (device_id, now)
+        self._granted[user_id] = grants
+        if len(self._granted) > 10_000:
+            self._granted = {u: gs for u, gs in self._granted.items()
+                             if any(now - g[1] <= LIVE_TIMEOUT_MS for g in gs.values())}
+        hit = self._cached.get(user_id)
+        if hit is not None:
+            self._cached[user_id] = (hit[0], with_grants(hit[1], {session_id: (device_id, now)}))  # copy on write
+
     async def drained(self) -> None:
         """Return once every queued read is done (shutdown, tests)."""
         while self._reader is not None:
@@ -231,6 +302,7 @@ class LiveSessionCache:
                       if not r.values["ended"] and wall - r.values["last_event_ms"] <= LIVE_TIMEOUT_MS]
             for _, event in self._recent.get(user, ()):
                 values = fold_session(values, event)
+            values = with_grants(values, self._granted.get(user, {}))
             # an opening the read shows lapsed since (its player vanished) is dropped too
             values = [r for r in values if r["ended"] or wall - r["last_event_ms"] <= LIVE_TIMEOUT_MS]
             self._cached[user] = (now, values)
@@ -254,6 +326,22 @@ def fold_session(rows: list[dict[str, Any]], event: Event) -> list[dict[str, Any
         return [*others, {"session_id": sid, "device_id": event["device_id"], "last_event_ms": opened,
                           "ended": False}]
     return [*others, {**row, "last_event_ms": max(row["last_event_ms"], opened)}]
+
+
+def with_grants(rows: list[dict[str, Any]], grants: dict[str, tuple[str, int]]) -> list[dict[str, Any]]:
+    """``rows`` (not changed) with the sessions of streaming licenses granted (session id ->
+    (device id, wall ms)) live as of their grant: a session not in ``rows`` is added, a
+    live one's last event is the later of the two; an ended one stays ended."""
+    if not grants:
+        return rows
+    by_id = {r["session_id"]: r for r in rows}
+    for sid, (device_id, granted_ms) in grants.items():
+        row = by_id.get(sid)
+        if row is None:
+            by_id[sid] = {"session_id": sid, "device_id": device_id, "last_event_ms": granted_ms, "ended": False}
+        elif not row["ended"] and row["last_event_ms"] < granted_ms:
+            by_id[sid] = {**row, "last_event_ms": granted_ms}
+    return list(by_id.values())
 
 
 def count_is_settled(rows: list[dict[str, Any]], now_ms: int, except_device: str, limit: int) -> bool:

@@ -177,8 +177,19 @@ def license_id_of(ticket: Ticket, session_type: SessionType) -> str:
 
 async def issue(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, body: bytes) -> Issued:
     """Decide, build the license, and emit the decision's event (durable soon after; the
-    response does not wait for the log: see ``Publisher.emit``)."""
+    response does not wait for the log: see ``Publisher.emit``).
+
+    One account's requests decide one at a time on this instance (``AccountLocks``): the
+    reads, the vendor's call and the fold of the grant all come between a decision and
+    the next one seeing it, so parallel requests of five devices all passed a limit of
+    three streams. Across instances the limits stay eventually consistent (the log)."""
     request = adapter.parse(body)
+    async with s.licenses.locks.hold(ticket.account_id):
+        return await _issue_locked(s, ticket, country, adapter, body, request)
+
+
+async def _issue_locked(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, body: bytes,
+                        request: LicenseRequest) -> Issued:
     account = await read_account(s, ticket)
     decision = decide(s, ticket, country, request, account)
     common = {"user_id": ticket.account_id, "device_id": ticket.device_id, "title_id": ticket.title_id}
@@ -203,6 +214,9 @@ async def issue(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, 
         producer=s.producer, correlation_id=ticket.session_id)
     s.publisher.emit([event])
     s.licenses.apply(event)  # this instance sees its own grant at once (device limit)
+    if session_type != "persistent-license":
+        # A stream from now on, not from when reel.sessions announces it (concurrent streams).
+        s.live_sessions.granted(ticket.account_id, ticket.session_id, ticket.device_id)
     return Issued(license_body, adapter.content_type, keys)
 
 

@@ -276,3 +276,57 @@ def test_an_account_whose_count_is_open_is_read_again_once_its_rows_are_older_th
     clock.advance(6.0)
     assert not cache.settled("a", stale, NOW_MS + 100_000, "me", 1)  # the limit hangs on x: read again
     assert cache.settled("a", stale, NOW_MS + 100_000, "me", 2)
+
+
+# --------------------------------------------------------------------------- streams this gateway licensed
+
+def test_a_granted_stream_is_live_at_once_through_reads_until_the_live_timeout(runtime: Runtime) -> None:
+    """A streaming license counts before reel.sessions announces its session: through a
+    re-read of a view that lacks it, merged with the fold's row once that comes, and no
+    longer once its grant is ``LIVE_TIMEOUT_MS`` old with no event since."""
+    from reelstream.processors.sessions.logic import LIVE_TIMEOUT_MS, live_sessions
+
+    now = [NOW_MS]
+    cache = LiveSessionCache(runtime.state, now_ms=lambda: now[0], clock=Clock(0.0), fresh_s=5.0)
+    asyncio.run(cache.get("a"))
+    cache.granted("a", "s1", "d1")
+    cache.granted("a", "s1", "d1")  # a renewal: the same one session
+    assert [(r["session_id"], r["last_event_ms"]) for r in cache.peek("a") or []] == [("s1", NOW_MS)]
+    cache.invalidate("a")  # a heartbeat's start: the next license reads the view, which lacks s1
+    assert live(asyncio.run(cache.get("a"))) == ["s1"]
+    cache.apply(opened("a", "s1", "d1", NOW_MS + 500))  # the fold catches up: still one row
+    assert [(r["session_id"], r["last_event_ms"]) for r in cache.peek("a") or []] == [("s1", NOW_MS + 500)]
+    now[0] = NOW_MS + 500 + LIVE_TIMEOUT_MS + 1  # neither a beat nor a renewal since: lapsed
+    assert live_sessions(cache.peek("a") or [], now[0]) == []
+    cache.invalidate("a")
+    assert asyncio.run(cache.get("a")) == []
+
+
+def test_a_granted_stream_does_not_reopen_an_ended_session(runtime: Runtime) -> None:
+    cache = LiveSessionCache(runtime.state, now_ms=lambda: NOW_MS, clock=Clock(0.0))
+    asyncio.run(cache.get("a"))
+    cache.apply(closed("a", "s1", "d1", NOW_MS))
+    cache.granted("a", "s1", "d1")
+    assert live(cache.peek("a") or []) == []
+
+
+def test_account_locks_serialise_one_account_and_are_dropped_when_unused() -> None:
+    from reelstream.gateways.account_state import AccountLocks
+
+    locks = AccountLocks()
+    order: list[str] = []
+
+    async def hold(user: str, name: str) -> None:
+        async with locks.hold(user):
+            order.append(f"{name}+")
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            order.append(f"{name}-")
+
+    async def scenario() -> None:
+        await asyncio.gather(hold("a", "a1"), hold("a", "a2"), hold("b", "b1"))
+
+    asyncio.run(scenario())
+    assert order.index("a1-") < order.index("a2+")  # one account: one after the other
+    assert order.index("b1+") < order.index("a1-")  # another account does not wait
+    assert len(locks) == 0
