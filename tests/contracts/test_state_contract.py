@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,23 @@ def row(user: str, video: str, n: int = 0, **values: Any) -> Row:
 def full(user: str, video: str, n: int = 0, **values: Any) -> dict[str, Any]:
     """What a row reads back as: every column, the unset ones None."""
     return dict.fromkeys(COLUMNS) | {"user_id": user, "video_id": video, "n": n, **values}
+
+
+def released_together(racers: int, write: Callable[[int], bool]) -> list[bool]:
+    """``write(i)`` in ``racers`` threads released by one barrier, so their writes overlap."""
+    start = threading.Barrier(racers)
+    won = [False] * racers
+
+    def race(i: int) -> None:
+        start.wait()
+        won[i] = write(i)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return won
 
 
 def test_get_missing_returns_none(state: StateHarness, spec: ViewSpec) -> None:
@@ -285,19 +303,7 @@ def test_put_if_absent_has_exactly_one_winner_among_racing_threads(
     # client), all released at once so their writes overlap.
     racers = 8
     stores = [state.reopen() for _ in range(racers)]
-    start = threading.Barrier(racers)
-    won: list[bool] = [False] * racers
-
-    def race(i: int) -> None:
-        start.wait()
-        won[i] = stores[i].put_if_absent(spec, row("u1", "v1", title=f"racer {i}"))
-
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(racers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
+    won = released_together(racers, lambda i: stores[i].put_if_absent(spec, row("u1", "v1", title=f"racer {i}")))
     assert won.count(True) == 1
     got = state.store.get(spec, ("u1", "v1", 0))
     assert got is not None and got.values["title"] == f"racer {won.index(True)}"
@@ -345,19 +351,8 @@ def test_put_if_lets_exactly_one_of_racing_updates_win(state: StateHarness, spec
     state.store.put(spec, row("u1", "v1", extra=["start"]))
     racers = 8
     stores = [state.reopen() for _ in range(racers)]
-    start = threading.Barrier(racers)
-    won: list[bool] = [False] * racers
-
-    def race(i: int) -> None:
-        start.wait()
-        won[i] = stores[i].put_if(spec, row("u1", "v1", extra=["start", i]), "extra", ["start"])
-
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(racers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
+    won = released_together(racers, lambda i: stores[i].put_if(spec, row("u1", "v1", extra=["start", i]), "extra",
+                                                                ["start"]))
     assert won.count(True) == 1
     got = state.store.get(spec, ("u1", "v1", 0))
     assert got is not None and got.values["extra"] == ["start", won.index(True)]

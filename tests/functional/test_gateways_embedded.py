@@ -10,30 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from reelstream.config import Settings
-from reelstream.gateways.app import create_app
 from reelstream.identity.tokens import b64url
 from reelstream.runtime import Runtime
-from tests.unit.gateways.support import Clock, drain, grant, key_service, publish_title, settings
+from tests.unit.gateways.support import drain, embedded_gateways, grant, publish_title
 
 US = {"X-Client-Country": "US"}
 
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    import time
-
-    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
-    keys = key_service(runtime)
-    package = publish_title(runtime, keys, "film-1", duration_s=600)
-    drain(runtime)
-    clock = Clock(time.time())
-    app = create_app(runtime, settings(), keys, clock=clock)
-    async with TestClient(TestServer(app)) as client:
-        yield {"client": client, "runtime": runtime, "package": package, "clock": clock, "keys": keys}
-    runtime.close()
+    async with embedded_gateways(tmp_path) as deployed:
+        yield deployed
 
 
 async def sign_up(client: TestClient, email: str, device_type: str = "browser", security: str = "software"

@@ -14,36 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from reelstream.config import Settings
-from reelstream.gateways.app import create_app
 from reelstream.gateways.keys import SERVICES
-from reelstream.runtime import Runtime
 from tests.functional.test_gateways_embedded import US, kid_b64
-from tests.unit.gateways.support import Clock, drain, grant, key_service, publish_title, settings
+from tests.unit.gateways.support import drain, embedded_gateways, grant
 
 DAY_S = 86_400
 
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
-    keys = key_service(runtime)
-    package = publish_title(runtime, keys, "film-1", duration_s=600)
-    drain(runtime)
-    clock = Clock(time.time())
     # Session tokens outlive a download's 30 days: a test renews an expired one.
-    app = create_app(runtime, settings(session_ttl_s=40 * DAY_S), keys, clock=clock)
-    async with TestClient(TestServer(app)) as client:
-        yield {"client": client, "runtime": runtime, "package": package, "clock": clock}
-    runtime.close()
+    async with embedded_gateways(tmp_path, session_ttl_s=40 * DAY_S) as deployed:
+        yield deployed
 
 
 async def subscriber(stack: dict[str, Any], email: str, devices: int) -> tuple[str, list[dict[str, str]]]:

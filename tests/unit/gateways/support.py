@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from reelstream.events.model import new_event
@@ -274,3 +278,25 @@ class Api:
 
 def kid(package: Package, key_class: str) -> str:
     return next(str(t.key_id) for t in package.tracks if t.key_class == key_class)
+
+
+@asynccontextmanager
+async def embedded_gateways(root: Path, **overrides: Any) -> AsyncIterator[dict[str, Any]]:
+    """Every gateway through the real app factory on the embedded runtime under ``root``,
+    film-1 (600 s) published, a stepped clock: client, runtime, package, clock, keys."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from reelstream.config import Settings
+    from reelstream.gateways.app import create_app
+
+    runtime = Runtime(Settings(data_dir=root / "reel"))
+    keys = key_service(runtime)
+    package = publish_title(runtime, keys, "film-1", duration_s=600)
+    drain(runtime)
+    clock = Clock(time.time())
+    app = create_app(runtime, settings(**overrides), keys, clock=clock)
+    try:
+        async with TestClient(TestServer(app)) as client:
+            yield {"client": client, "runtime": runtime, "package": package, "clock": clock, "keys": keys}
+    finally:
+        runtime.close()
