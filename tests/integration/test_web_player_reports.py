@@ -42,8 +42,10 @@ pytestmark = pytest.mark.skipif(browser_missing() is not None or NO_NGINX is not
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     # Every test here signs in as a new browser of the one account, most of them play: more
-    # than the default ten devices an account may register, and five that may hold licenses.
-    with web_stack(tmp_path_factory.mktemp("web-reports"), max_devices=50, max_licensed_devices=50) as stack:
+    # than the default ten devices an account may register, five that may hold licenses, and
+    # three streams (a closed tab that sent no stop counts for 70 s, from its license on).
+    with web_stack(tmp_path_factory.mktemp("web-reports"), max_devices=50, max_licensed_devices=50,
+                   max_streams=50) as stack:
         yield stack
 
 
