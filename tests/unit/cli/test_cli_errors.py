@@ -78,3 +78,13 @@ def test_a_gateway_port_in_use_is_a_message(tmp_path: Path, monkeypatch: pytest.
         port = taken.getsockname()[1]
         status, err = run(["gateway", "--data-dir", str(tmp_path), "--port", str(port)], capsys)
     assert status == 2 and f"port {port} on 127.0.0.1 is in use" in err and "--port PORT" in err
+
+
+def test_output_cut_short_by_its_reader_is_no_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # The reader closes its end before `reel` has written a line (as `| head -1` does once it has its line).
+    done = subprocess.run(f"{sys.executable} -m reelstream.cli topics --data-dir {tmp_path} | (exec 0<&-; sleep 3)",
+                          shell=True, capture_output=True, text=True, timeout=60, check=False)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
