@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
+from typing import Any
 
 from aiohttp import web
 
 from reelstream.gateways.keys import services
-from reelstream.gateways.openapi import STR, Route, add_routes, obj
+from reelstream.gateways.openapi import BOOL, ID, INT, STR, Route, add_routes, array, nullable, obj
 from reelstream.gateways.services import field_of, json_body
-from reelstream.identity.accounts import DEVICE_TYPES, SECURITY_LEVELS, AuthenticationFailed
+from reelstream.identity.accounts import (
+    DEVICE_TYPES,
+    MAX_PROFILE_NAME,
+    SECURITY_LEVELS,
+    AuthenticationFailed,
+)
 
 
 async def create_account(request: web.Request) -> web.Response:
@@ -91,23 +97,39 @@ async def remove_device(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+PROFILE_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_PROFILE_NAME}
+PROFILE = obj(["profile_id", "name"], profile_id=ID, name=PROFILE_NAME)
+ACCOUNT_FIELDS: dict[str, dict[str, Any]] = {"account_id": ID, "email": ID, "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
+                  "profiles": array(PROFILE)}
+DEVICE_TYPE = {"type": "string", "enum": list(DEVICE_TYPES)}
+SECURITY_LEVEL = {"type": "string", "enum": list(SECURITY_LEVELS)}
+DEVICE_FIELDS: dict[str, dict[str, Any]] = {"account_id": ID, "device_id": ID, "name": ID, "device_type": DEVICE_TYPE,
+                 "security_level": SECURITY_LEVEL, "registered_ms": INT, "active": BOOL}
+
 ROUTES = (
     Route("POST", "/accounts", create_account, "Sign up", auth=None,
           body=obj(["email", "password", "country"], email=STR, password=STR,
-                   country={"type": "string", "pattern": "^[A-Z]{2}$"}, profile_name=STR),
-          responses={201: "account created", 409: "email already registered"}),
+                   country={"type": "string", "pattern": "^[A-Z]{2}$"}, profile_name=PROFILE_NAME),
+          responses={201: "account created", 409: "email already registered"},
+          returns=obj(list(ACCOUNT_FIELDS), **ACCOUNT_FIELDS)),
     Route("POST", "/sessions", create_session, "Sign in: a signed, expiring session token", auth=None,
           body=obj(["email", "password"], email=STR, password=STR, profile_id=STR, device_id=STR),
-          responses={201: "session token", 403: "device not registered"}),
-    Route("GET", "/me", me, "The caller's account and profiles", responses={200: "account"}),
-    Route("POST", "/profiles", add_profile, "Add a profile", body=obj(["name"], name=STR),
-          responses={201: "profile"}),
+          responses={201: "session token", 403: "device not registered"},
+          returns=obj(["token", "token_type", "expires_in", "account_id", "profile_id", "device_id"],
+                      token=ID, token_type={"type": "string", "enum": ["Bearer"]}, expires_in=INT,
+                      account_id=ID, profile_id=ID, device_id=nullable(ID))),
+    Route("GET", "/me", me, "The caller's account and profiles", responses={200: "account"},
+          returns=obj([*ACCOUNT_FIELDS, "profile_id", "device_id"], **ACCOUNT_FIELDS,
+                      profile_id=ID, device_id=nullable(ID))),
+    Route("POST", "/profiles", add_profile, "Add a profile", body=obj(["name"], name=PROFILE_NAME),
+          responses={201: "profile"}, returns=PROFILE),
     Route("POST", "/devices", register_device, "Register this device; returns a device-bound token",
-          body=obj(["name", "device_type", "security_level"], name=STR,
-                   device_type={"type": "string", "enum": list(DEVICE_TYPES)},
-                   security_level={"type": "string", "enum": list(SECURITY_LEVELS)}),
-          responses={201: "device and token", 409: "device limit reached"}),
-    Route("GET", "/devices", list_devices, "The account's devices", responses={200: "devices"}),
+          body=obj(["name", "device_type", "security_level"], name={**STR, "maxLength": 100},
+                   device_type=DEVICE_TYPE, security_level=SECURITY_LEVEL),
+          responses={201: "device and token", 409: "device limit reached"},
+          returns=obj([*DEVICE_FIELDS, "token"], **DEVICE_FIELDS, token=ID)),
+    Route("GET", "/devices", list_devices, "The account's devices", responses={200: "devices"},
+          returns=obj(["devices"], devices=array(obj(list(DEVICE_FIELDS), **DEVICE_FIELDS)))),
     Route("DELETE", "/devices/{device_id}", remove_device, "Remove a device",
           responses={204: "removed", 403: "not this account's device"}),
 )

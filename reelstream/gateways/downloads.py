@@ -34,7 +34,7 @@ from reelstream.gateways import policy
 from reelstream.gateways.errors import BadRequest, NotFound, Refused
 from reelstream.gateways.keys import services
 from reelstream.gateways.licenses import at
-from reelstream.gateways.openapi import STR, Route, add_routes, obj
+from reelstream.gateways.openapi import BOOL, ID, INT, STR, Route, add_routes, array, obj
 from reelstream.gateways.services import Caller, Services, field_of, json_body
 from reelstream.processors.licenses.logic import LICENSES
 
@@ -148,7 +148,9 @@ async def return_download(request: web.Request) -> web.Response:
 
 def _active(s: Services, caller: Caller) -> list[dict[str, Any]]:
     now = s.now_ms()
-    return [{k: v[k] for k in ("license_id", "title_id", "device_id", "expires_ms")}
+    # expires_ms: the name this list used before it matched the license's expires_at_ms (deprecated)
+    return [{"license_id": v["license_id"], "title_id": v["title_id"], "device_id": v["device_id"],
+             "expires_at_ms": v["expires_ms"], "expires_ms": v["expires_ms"]}
             for v in s.licenses.rows(caller.account_id)
             if v["kind"] == "download" and not v["returned"] and (v["expires_ms"] or 0) > now]
 
@@ -159,17 +161,26 @@ async def list_downloads(request: web.Request) -> web.Response:
     return web.json_response({"downloads": await asyncio.to_thread(_active, s, caller)})
 
 
+LICENSED = obj(["license_id", "title_id", "expires_at_ms", "playback_window_ms", "renewal", "ticket",
+                "license_url", "manifest_url"],
+               license_id=ID, title_id=ID, expires_at_ms=INT, playback_window_ms=INT, renewal=BOOL, ticket=ID,
+               license_url={"type": "string", "format": "uri"}, manifest_url={"type": "string", "format": "uri"})
+ACTIVE = obj(["license_id", "title_id", "device_id", "expires_at_ms"],
+             license_id=ID, title_id=ID, device_id=ID, expires_at_ms=INT,
+             expires_ms={**INT, "deprecated": True, "description": "the same as expires_at_ms"})
+
 ROUTES = (
     Route("POST", "/licenses", create_download, "License a download (persistent license with expiry)",
           body=obj(["title_id"], title_id=STR),
           responses={201: "download license and ticket", 403: "refused; 'reason' says why",
-                     404: "title not published"}),
+                     404: "title not published"}, returns=LICENSED),
     Route("GET", "/licenses", list_downloads, "This account's active downloads (including those licensed, and "
-          "without those returned, a moment ago)", responses={200: "downloads"}),
+          "without those returned, a moment ago)", responses={200: "downloads"},
+          returns=obj(["downloads"], downloads=array(ACTIVE))),
     Route("POST", "/licenses/{license_id}/renew", renew_download, "Renew a download's license (not a returned "
           "one: license the title again)",
           responses={201: "renewed", 403: "refused", 404: "no such active download (returned, unknown, or "
-                     "another device's)"}),
+                     "another device's)"}, returns=LICENSED),
     Route("DELETE", "/licenses/{license_id}", return_download, "Return a download. Not idempotent: returning it "
           "again is a 404 and writes nothing (the one DownloadReturned event's id is derived from the download, "
           "so a return that was written twice anyway is de-duplicated)",

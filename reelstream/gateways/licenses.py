@@ -33,7 +33,7 @@ from reelstream.gateways.catalog import Title
 from reelstream.gateways.drm import DrmAdapter, LicenseRequest, LicenseTerms, SessionType
 from reelstream.gateways.errors import BadRequest, NotFound, Refused, Unauthorized, UnknownKeyId
 from reelstream.gateways.keys import services
-from reelstream.gateways.openapi import Route, add_routes
+from reelstream.gateways.openapi import Route, add_routes, array, obj
 from reelstream.gateways.services import Services, Ticket
 from reelstream.identity.accounts import Device
 from reelstream.keys.model import ContentKey
@@ -266,6 +266,10 @@ def _b64(kid_hex: str) -> str:
 
 
 TICKET = {"ticket": {"type": "string", "maxLength": 4096}}
+B64URL = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}
+JWK_SET = obj(["keys", "type"], keys=array(obj(["kty", "kid", "k"], kty={"type": "string", "enum": ["oct"]},
+                                               kid=B64URL, k=B64URL)),
+              type={"type": "string", "enum": ["temporary", "persistent-license"]})
 ROUTES = (
     Route("POST", "/clearkey", clearkey_license, "Clear Key license (W3C EME §9.1): JWK set for the key ids",
           auth="ticket", query=TICKET,
@@ -273,7 +277,7 @@ ROUTES = (
               "kids": {"type": "array", "items": {"type": "string"}, "minItems": 1},
               "type": {"type": "string", "enum": ["temporary", "persistent-license"]}}},
           responses={200: "JSON Web Key set", 403: "refused; 'reason' is the LicenseDenied reason (absent: "
-                     "the ticket's device was removed)", 404: "title not published"}),
+                     "the ticket's device was removed)", 404: "title not published"}, returns=JWK_SET),
     Route("POST", "/widevine", widevine_license, "Widevine license (proxy mode): the CDM's challenge is "
           "forwarded to the vendor's license service with the policy's decision",
           auth="ticket", query=TICKET, produces="application/octet-stream",

@@ -40,6 +40,7 @@ from reelstream.media.package import dash, hls
 
 PREFIX = "/manifests"
 TYPES = {"mpd": "application/dash+xml", "m3u8": "application/vnd.apple.mpegurl"}
+SESSION_HEADER = "the playback session id: heartbeats carry it as 'sid'"
 
 
 def render(s: Services, ticket: Ticket, token: str, name: str, country: str, origin: str,
@@ -145,16 +146,21 @@ ROUTES = (
     Route("GET", "/titles/{title_id}/{name}", title_manifest, "Open a playback session: the title's manifest "
           "for the caller's device", path_patterns={"name": "^(manifest\\.mpd|master\\.m3u8)$"},
           responses={200: "manifest", 403: "refused (territory, window, nothing playable)",
-                     404: "title not published"}, produces="application/dash+xml"),
+                     404: "title not published"}, produces=tuple(TYPES.values()),
+          headers={"X-Reel-Ticket": "the session's playback ticket: the license server's ?ticket= and the "
+                                    "/t/{ticket}/ manifest paths take it",
+                   "X-Reel-Session": SESSION_HEADER}),
     Route("GET", "/t/{ticket}/{name}", ticket_manifest, "A manifest or media playlist of an open session",
           auth="ticket", path_patterns={"ticket": "^[A-Za-z0-9._-]{1,4096}$"},
-          responses={200: "manifest or playlist", 403: "refused", 404: "no such manifest or track"},
-          produces="application/vnd.apple.mpegurl"),
+          responses={200: "manifest or playlist", 403: "refused, or a track not offered to this device",
+                     404: "no such manifest or track"},
+          produces=tuple(TYPES.values()), headers={"X-Reel-Session": SESSION_HEADER}),
     Route("GET", "/t/{ticket}/p/{pathway}/{name}", ticket_manifest, "An HLS media playlist of an open session "
           "with its segments on one content-steering pathway", auth="ticket",
           path_patterns={"ticket": "^[A-Za-z0-9._-]{1,4096}$", "pathway": "^[A-Za-z0-9._-]{1,64}$"},
-          responses={200: "media playlist", 403: "refused", 404: "no such pathway or track"},
-          produces="application/vnd.apple.mpegurl"),
+          responses={200: "media playlist", 403: "refused, or a track not offered to this device",
+                     404: "no such pathway or track"},
+          produces="application/vnd.apple.mpegurl", headers={"X-Reel-Session": SESSION_HEADER}),
 )
 
 

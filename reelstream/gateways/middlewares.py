@@ -26,7 +26,7 @@ from reelstream.identity.accounts import (
     UnknownDevice,
 )
 from reelstream.identity.tokens import TokenInvalid
-from reelstream.media.package.hls import NothingPlayable
+from reelstream.media.package.hls import NothingPlayable, UnknownTrack
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (g.BadRequest, 400), (InvalidLicenseRequest, 400), (InvalidIdentityInput, 400), (SchemaViolation, 400),
     (g.Unauthorized, 401), (TokenInvalid, 401), (AuthenticationFailed, 401),
+    (UnknownTrack, 404),
     (g.Refused, 403), (g.Forbidden, 403), (UnknownDevice, 403), (NothingPlayable, 403),
     (g.NotFound, 404),
     (AccountExists, 409), (DeviceLimitReached, 409),

@@ -26,8 +26,10 @@ class Route:
     query: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> schema (optional params)
     responses: dict[int, str] = field(default_factory=dict)  # status -> description
     auth: str | None = "bearer"  # "bearer", "ticket" (in the path or query) or None
-    produces: str = "application/json"
+    produces: str | tuple[str, ...] = "application/json"
     path_patterns: dict[str, str] = field(default_factory=dict)
+    returns: dict[str, Any] | None = None  # JSON schema of a JSON success body
+    headers: dict[str, str] = field(default_factory=dict)  # success response header -> description
 
     @property
     def operation_id(self) -> str:
@@ -66,12 +68,15 @@ def _operation(route: Route) -> dict[str, Any]:
                for name, schema in route.query.items()]
     responses: dict[str, Any] = {}
     for status, text in sorted({**STANDARD_ERRORS, **route.responses}.items()):
-        content: dict[str, Any] | None
-        if status < 400:
-            content = {route.produces: {"schema": {}}} if status != 204 else None
-        else:
-            content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-        responses[str(status)] = {"description": text, **({"content": content} if content else {})}
+        response: dict[str, Any] = {"description": text}
+        if status >= 400:
+            response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        elif status != 204:
+            response["content"] = {media: {"schema": _body_schema(route, media)} for media in _media_types(route)}
+        if status < 400 and route.headers:
+            response["headers"] = {name: {"description": about, "schema": {"type": "string"}}
+                                   for name, about in route.headers.items()}
+        responses[str(status)] = response
     op: dict[str, Any] = {"operationId": route.operation_id, "summary": route.summary, "responses": responses}
     if params:
         op["parameters"] = params
@@ -82,10 +87,33 @@ def _operation(route: Route) -> dict[str, Any]:
     return op
 
 
+def _media_types(route: Route) -> tuple[str, ...]:
+    return (route.produces,) if isinstance(route.produces, str) else route.produces
+
+
+def _body_schema(route: Route, media: str) -> dict[str, Any]:
+    if media == "application/json":
+        if route.returns is None:
+            raise ValueError(f"{route.method} {route.path} answers JSON but declares no 'returns' schema")
+        return route.returns
+    return {"type": "string", "format": "binary"} if media == "application/octet-stream" else {"type": "string"}
+
+
 def obj(required: Sequence[str], **properties: dict[str, Any]) -> dict[str, Any]:
     """A JSON-schema object with ``properties``, the ``required`` ones listed."""
     return {"type": "object", "required": list(required), "properties": properties}
 
 
+def array(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or JSON null (OpenAPI 3.1: a type list)."""
+    return {**schema, "type": [schema["type"], "null"]}
+
+
 STR = {"type": "string", "minLength": 1, "maxLength": 256}
 INT = {"type": "integer", "minimum": 0}
+ID = {"type": "string", "minLength": 1}  # an identifier the server made (no request limits apply)
+BOOL = {"type": "boolean"}

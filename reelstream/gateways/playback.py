@@ -27,15 +27,15 @@ import asyncio
 import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from aiohttp import web
 
 from reelstream.events.model import Event, new_event
 from reelstream.gateways.errors import BadRequest, PositionOutOfRange
 from reelstream.gateways.keys import services
-from reelstream.gateways.openapi import INT, STR, Route, add_routes, obj
-from reelstream.gateways.resume import continue_watching, resume_point
+from reelstream.gateways.openapi import ID, INT, STR, Route, add_routes, array, nullable, obj
+from reelstream.gateways.resume import Status, continue_watching, resume_point
 from reelstream.gateways.services import Services, field_of, json_body
 from reelstream.processors.playback.logic import PROFILE_PROGRESS
 
@@ -188,9 +188,19 @@ ROUTES = (
                      400: "a field is missing or invalid (named)", 403: "device not registered",
                      404: "title not published"}),
     Route("GET", "/resume/{title_id}", get_resume, "Where this profile should start the title",
-          responses={200: "resume point", 404: "title not published"}),
+          responses={200: "resume point", 404: "title not published"},
+          returns=obj(["title_id", "status", "position_ms", "duration_ms", "last_position_ms", "device_type",
+                       "updated_ms"],
+                      title_id=ID, status={"type": "string", "enum": list(get_args(Status))}, position_ms=INT,
+                      duration_ms=INT, last_position_ms=nullable(INT), device_type=nullable(ID),
+                      updated_ms=nullable(INT))),
     Route("GET", "/continue-watching", get_continue_watching, "This profile's continue-watching row",
-          responses={200: "items"}),
+          responses={200: "items"},
+          returns=obj(["profile_id", "items"], profile_id=ID, items=array(obj(
+              ["title_id", "position_ms", "duration_ms", "status", "updated_ms", "device_type"],
+              title_id=ID, position_ms=INT, duration_ms=INT,
+              status={"type": "string", "enum": ["resume", "next_episode"]}, updated_ms=INT,
+              device_type=nullable(ID))))),
 )
 
 

@@ -108,6 +108,7 @@ class Device:
 
 
 MAX_PROFILES = 5
+MAX_PROFILE_NAME = 64
 # An email claimed this long ago whose account row was never written is free again: the
 # sign-up that claimed it failed between its two writes (a request lasts seconds, so a
 # claimant still running after this is not a case worth locking the email out for).
@@ -136,6 +137,13 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(expected, digest)
 
 
+def _profile_name(name: object) -> str:
+    """One rule for the first profile (at sign-up) and for those added later."""
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_PROFILE_NAME:
+        raise InvalidIdentityInput(f"profile name must be 1 to {MAX_PROFILE_NAME} characters")
+    return name.strip()
+
+
 class IdentityStore:
     """Accounts, profiles and devices. ``clock_ms`` is injected."""
 
@@ -153,7 +161,8 @@ class IdentityStore:
             raise InvalidIdentityInput("password must be 8 to 256 characters")
         if not isinstance(country, str) or not _COUNTRY.match(country):
             raise InvalidIdentityInput("country must be an ISO 3166-1 alpha-2 code such as 'US'")
-        account = Account(f"acc-{uuid.uuid4().hex[:16]}", email, country, (Profile("p-main", profile_name),))
+        account = Account(f"acc-{uuid.uuid4().hex[:16]}", email, country,
+                          (Profile("p-main", _profile_name(profile_name)),))
         password_hash = hash_password(password)  # before the claim: it takes ~50 ms of CPU
         now = self._clock_ms()
         # The claim decides between concurrent sign-ups (a read then a write let each of
@@ -193,9 +202,7 @@ class IdentityStore:
         return _account(row) if row else None
 
     def add_profile(self, account_id: str, name: str) -> Profile:
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
-            raise InvalidIdentityInput("profile name must be 1 to 64 characters")
-        profile = Profile(f"p-{uuid.uuid4().hex[:10]}", name.strip())
+        profile = Profile(f"p-{uuid.uuid4().hex[:10]}", _profile_name(name))
         # Compare-and-set on the profiles column: a plain read-modify-write let two requests
         # each append to the same old list, and the later write dropped the earlier profile.
         for _ in range(_PROFILE_TRIES):

@@ -1,5 +1,6 @@
 """Schemathesis against every gateway's own OpenAPI document: generated requests (valid
-and invalid, with and without a valid device-bound token) never get a 5xx."""
+and invalid, with and without a valid device-bound token) never get a 5xx, and every
+answer has a documented status, content type and body schema."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from tests.support.browser import serve
 from tests.unit.gateways.support import Clock, drain, grant, key_service, publish_title, settings
 
 schemathesis = pytest.importorskip("schemathesis")
+FailureGroup = pytest.importorskip("schemathesis.core.failures").FailureGroup
 EXAMPLES = 30
+CONFORMANCE = [schemathesis.checks.status_code_conformance, schemathesis.checks.content_type_conformance,
+               schemathesis.checks.response_schema_conformance]
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +64,12 @@ def test_no_server_errors(gateway: dict[str, Any], name: str) -> None:
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} -> {response.status_code} "
                                 f"{response.text[:200]}")
+                return
+            try:
+                case.validate_response(response, checks=CONFORMANCE)
+            except FailureGroup as group:
+                failures.extend(f"{case.method} {case.formatted_path} -> {response.status_code}: {failure.title}: "
+                                f"{failure.message[:300]}" for failure in group.exceptions)
 
         run()
     assert failures == []

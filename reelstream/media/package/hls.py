@@ -42,6 +42,11 @@ class NothingPlayable(ReelStreamError):
     message lists what was dropped and why."""
 
 
+class UnknownTrack(NothingPlayable):
+    """The package has no track of that id at all (a wrong name, not one this device
+    is refused): a not-found, where a track withheld from the device is a refusal."""
+
+
 # --------------------------------------------------------------------------- shared with dash.py
 
 
@@ -339,8 +344,12 @@ def media_playlist(package: Package, track_id: str, profile: DeviceProfile, urls
     chosen = select_tracks(package, profile)
     track = next((t for t in chosen.video + chosen.audio + chosen.text if t.track_id == track_id), None)
     if track is None:
-        reason = dict(chosen.dropped).get(track_id, "no such track")
-        raise NothingPlayable(f"title {package.title_id}: track {track_id} not offered to {profile.name} ({reason})")
+        dropped = dict(chosen.dropped)
+        if track_id not in dropped:
+            raise UnknownTrack(f"title {package.title_id} has no track {track_id!r}; the multivariant "
+                               "playlist (master.m3u8) lists this device's tracks")
+        raise NothingPlayable(f"title {package.title_id}: track {track_id} not offered to {profile.name} "
+                              f"({dropped[track_id]})")
     durations = [s.duration / track.timescale for s in track.segments]
     target = max((int(d + 0.5) for d in durations), default=1)  # RFC 8216 §4.3.3.1: rounded EXTINF <= target
     first = track.segments[0].number if track.segments else 1
