@@ -48,21 +48,39 @@ def ensure_port_free(host: str, port: int, flag: str) -> None:
 def ensure_secrets(data_dir: Path) -> dict[str, str]:
     """The embedded runtime's secrets, generated once and kept (0600) under the data dir.
 
-    Servers take them from the environment instead; set the same variables there.
+    A secret added in a later version is generated into an existing file once; those already
+    there are never changed (the KEK wraps every content key). Servers take them from the
+    environment instead; set the same variables there.
     """
     path = data_dir / "secrets.json"
-    if path.is_file():
-        return dict(json.loads(path.read_text()))
+    kept = dict(json.loads(path.read_text())) if path.is_file() else {}
+    new = {name: make() for name, make in _SECRETS.items() if name not in kept}
+    if not new:
+        return kept
     data_dir.mkdir(parents=True, exist_ok=True)
-    values = {
-        "REEL_KEK": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "REEL_GATEWAY_SIGNING_KEYS": f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
-        "REEL_EDGE_SECRET": secrets.token_urlsafe(32),
-    }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    values = {**kept, **new}
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(values, f)
-    return values
+    if kept:
+        os.replace(partial, path)
+    else:
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass  # two first runs at once: the other's file won, and both use it
+        finally:
+            os.unlink(partial)
+    return dict(json.loads(path.read_text()))
+
+
+_SECRETS: dict[str, Callable[[], str]] = {
+    "REEL_KEK": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+    "REEL_GATEWAY_SIGNING_KEYS": lambda: f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
+    "REEL_EDGE_SECRET": lambda: secrets.token_urlsafe(32),
+    "REEL_INGEST_TOKENS": lambda: secrets.token_urlsafe(32),
+}
 
 
 def child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:

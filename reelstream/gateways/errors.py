@@ -39,3 +39,7 @@ class Refused(GatewayError):
 
 class NotFound(GatewayError):
     """The title, package, download or session does not exist (404)."""
+
+
+class Conflict(GatewayError):
+    """The request conflicts with work in progress on the same resource (409)."""

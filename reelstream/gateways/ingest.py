@@ -1,27 +1,40 @@
-"""The ingest endpoint: the same ingest as `reel ingest`, over HTTP, for studio tools.
+"""The ingest gateway: the same ingest as `reel ingest`, over HTTP, for studio tools
+(`reel ingest-server`).
 
 Files go up resumably, one request per piece (like tus): ``HEAD`` says how many bytes
 of a file the server has (``Upload-Offset``), ``PUT`` with ``Upload-Offset`` appends
 from there. Then ``POST /titles/{title_id}/ingest`` with the metadata document runs the
-ingest on the staged files: 201 with the plan, or 422 with every rejection reason.
+ingest on the staged files: 201 with the plan (the staged files are then removed: origin
+storage holds them), or 422 with every rejection reason (the files stay staged, so the
+tool fixes the metadata or one file and posts again without sending the rest).
 
     PUT  /titles/{title_id}/files/{name}     body: bytes; header Upload-Offset: N
     HEAD /titles/{title_id}/files/{name}     -> Upload-Offset
     POST /titles/{title_id}/ingest           body: title.json -> 201 | 422 {"reasons": [...]}
+
+Studio tools are operators, not viewers: every request but ``/openapi.json`` carries
+``Authorization: Bearer T`` with T one of the configured ingest tokens
+(``REEL_INGEST_TOKENS``), and the server does not start without one. While a title's
+ingest runs, its files cannot change and a second ingest of it is a 409.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from reelstream.errors import ReelStreamError
+from reelstream.errors import ConfigError
+from reelstream.gateways.errors import BadRequest, Conflict, Unauthorized
+from reelstream.gateways.middlewares import errors
+from reelstream.gateways.openapi import ID, INT, Route, add_routes, array, obj
 from reelstream.ingest.reasons import IngestRejected
 from reelstream.ingest.service import IngestService
 from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung
@@ -30,18 +43,44 @@ from reelstream.runtime import Runtime
 RUNTIME = web.AppKey("runtime", Runtime)
 STAGING = web.AppKey("staging", Path)
 LADDER = web.AppKey("ladder", tuple)
+TOKENS = web.AppKey("tokens", tuple)
+BUSY = web.AppKey("busy", set)  # title ids whose ingest is running
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 _TITLE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _PIECE = 1024 * 1024
+MAX_METADATA_BYTES = 1024 * 1024
+MIN_TOKEN_CHARS = 24
+
+
+class IngestBusy(Conflict):
+    """The title's ingest is running: its files cannot change and it cannot start twice (409)."""
+
+
+def ingest_tokens(setting: str) -> tuple[str, ...]:
+    """REEL_INGEST_TOKENS, a comma list; ConfigError naming the variable when unusable."""
+    tokens = tuple(t.strip() for t in setting.split(",") if t.strip())
+    if not tokens:
+        raise ConfigError("REEL_INGEST_TOKENS: set at least one token (comma-separated) that studio tools send as "
+                          "'Authorization: Bearer TOKEN'; `reel secrets` prints a generated one")
+    if short := [t for t in tokens if len(t) < MIN_TOKEN_CHARS]:
+        raise ConfigError(f"REEL_INGEST_TOKENS: {len(short)} token(s) shorter than {MIN_TOKEN_CHARS} characters; "
+                          "use long random tokens (`reel secrets` prints one)")
+    return tokens
 
 
 def _staged(request: web.Request) -> Path:
     title, name = request.match_info["title_id"], request.match_info.get("name", "")
     if not _TITLE.match(title) or (name and not _NAME.match(name)):
-        raise web.HTTPBadRequest(text="title id or file name not allowed (letters, digits, '.', '_', '-')")
+        raise BadRequest("title id (a-z, 0-9, '.', '_', '-') or file name (letters, digits, '.', '_', '-') "
+                         "not allowed")
     folder = request.app[STAGING] / title
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name if name else folder
+
+
+def _idle(request: web.Request) -> None:
+    if request.match_info["title_id"] in request.app[BUSY]:
+        raise IngestBusy(f"title {request.match_info['title_id']}'s ingest is running; wait for its answer")
 
 
 async def head_file(request: web.Request) -> web.Response:
@@ -52,14 +91,16 @@ async def head_file(request: web.Request) -> web.Response:
 
 async def put_file(request: web.Request) -> web.Response:
     path = _staged(request)
+    _idle(request)
     have = path.stat().st_size if path.exists() else 0
     try:
         offset = int(request.headers.get("Upload-Offset", "0"))
     except ValueError:
-        raise web.HTTPBadRequest(text="Upload-Offset must be an integer") from None
+        raise BadRequest("Upload-Offset must be an integer") from None
     if offset != have:
         # The client resumes from what the server has, never from what it thinks it sent.
-        raise web.HTTPConflict(text=f"the server has {have} bytes of {path.name}", headers={"Upload-Offset": str(have)})
+        return web.json_response({"error": f"the server has {have} bytes of {path.name}; resume from there"},
+                                 status=409, headers={"Upload-Offset": str(have)})
     with path.open("r+b" if path.exists() else "wb") as out:
         out.seek(offset)
         while piece := await request.content.read(_PIECE):
@@ -69,51 +110,89 @@ async def put_file(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"Upload-Offset": str(offset)})
 
 
+async def _metadata(request: web.Request) -> dict[str, Any]:
+    raw = b""
+    while len(raw) <= MAX_METADATA_BYTES and (piece := await request.content.read(MAX_METADATA_BYTES + 1 - len(raw))):
+        raw += piece
+    if len(raw) > MAX_METADATA_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_METADATA_BYTES, actual_size=len(raw),
+                                            text=f"the metadata document is over {MAX_METADATA_BYTES} bytes")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("the body must be the title's metadata as JSON") from None
+    if not isinstance(doc, dict) or doc.get("title_id") != request.match_info["title_id"]:
+        raise BadRequest("the metadata's title_id must match the URL")
+    return doc
+
+
 async def post_ingest(request: web.Request) -> web.Response:
     folder = _staged(request)
-    try:
-        doc: Any = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text="the body must be the title's metadata as JSON") from None
-    if not isinstance(doc, dict) or doc.get("title_id") != request.match_info["title_id"]:
-        raise web.HTTPBadRequest(text="the metadata's title_id must match the URL")
+    doc = await _metadata(request)
     master_name = (doc.get("master") or {}).get("file")
-    if not isinstance(master_name, str) or not (folder / master_name).is_file():
-        raise web.HTTPBadRequest(text="metadata master.file must name an uploaded file")
-    metadata = folder / "title.json"
-    metadata.write_text(json.dumps(doc))
-    service = IngestService(request.app[RUNTIME], request.app[LADDER])
-    result = await asyncio.to_thread(service.ingest, folder / master_name, metadata)
+    if not isinstance(master_name, str) or not _NAME.match(master_name) or not (folder / master_name).is_file():
+        raise BadRequest("metadata master.file must name an uploaded file")
+    _idle(request)
+    busy = request.app[BUSY]
+    busy.add(folder.name)
+    try:
+        metadata = folder / "title.json"
+        metadata.write_text(json.dumps(doc))
+        service = IngestService(request.app[RUNTIME], request.app[LADDER])
+        result = await asyncio.to_thread(service.ingest, folder / master_name, metadata)
+    except IngestRejected as e:  # the files stay staged for the corrected post
+        return web.json_response({"title_id": e.title_id, "reasons": [r.to_avro() for r in e.reasons]}, status=422)
+    finally:
+        busy.discard(folder.name)
+    shutil.rmtree(folder, ignore_errors=True)
     return web.json_response({"title_id": result.title_id, "master_key": result.master_key,
                               "renditions": result.renditions, "chunk_count": result.chunk_count,
                               "jobs": result.jobs}, status=201)
 
 
 @web.middleware
-async def errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                 ) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except IngestRejected as e:
-        return web.json_response({"title_id": e.title_id, "reasons": [r.to_avro() for r in e.reasons]}, status=422)
-    except ReelStreamError as e:
-        return web.json_response({"error": str(e)}, status=400)
+async def authorized(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> web.StreamResponse:
+    if request.path != "/openapi.json":
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not any(hmac.compare_digest(token.encode(), t.encode())
+                                                 for t in request.app[TOKENS]):
+            raise Unauthorized("send 'Authorization: Bearer TOKEN' with one of the ingest tokens "
+                               "(REEL_INGEST_TOKENS on the server)")
+    return await handler(request)
 
 
-def setup_routes(app: web.Application) -> None:
-    app.router.add_route("HEAD", "/titles/{title_id}/files/{name}", head_file)
-    app.router.add_put("/titles/{title_id}/files/{name}", put_file)
-    app.router.add_post("/titles/{title_id}/ingest", post_ingest)
+UPLOAD_OFFSET = {"Upload-Offset": "bytes of the file the server holds"}
+REASON = obj(["code", "message"], code=ID, field={"type": ["string", "null"]}, message={"type": "string"})
+ROUTES = (
+    Route("HEAD", "/titles/{title_id}/files/{name}", head_file, "How many bytes of a staged file the server "
+          "holds (0: none)", responses={200: "Upload-Offset says"}, produces=(), headers=UPLOAD_OFFSET),
+    Route("PUT", "/titles/{title_id}/files/{name}", put_file, "Append to a staged file from Upload-Offset "
+          "(0 starts it)", responses={204: "stored; Upload-Offset is the new size",
+                                      409: "Upload-Offset is not what the server holds (the answer's "
+                                           "Upload-Offset is), or the title's ingest is running"},
+          headers=UPLOAD_OFFSET),
+    Route("POST", "/titles/{title_id}/ingest", post_ingest, "Ingest the staged files with this metadata "
+          "(title.json): validated, stored in origin storage, transcode jobs published",
+          responses={201: "ingested: the plan", 409: "this title's ingest is running",
+                     422: "rejected: every reason (the files stay staged)"},
+          returns=obj(["title_id", "master_key", "renditions", "chunk_count", "jobs"], title_id=ID,
+                      master_key=ID, renditions=array(ID), chunk_count=INT, jobs=INT),
+          rejects={422: obj(["title_id", "reasons"], title_id={"type": ["string", "null"]},
+                            reasons=array(REASON))}),
+)
 
 
-def create_app(runtime: Runtime, staging: Path, ladder: tuple[Rung, ...] = DEFAULT_LADDER) -> web.Application:
-    app = web.Application(middlewares=[errors], client_max_size=1024 ** 4)
-    app[RUNTIME], app[STAGING], app[LADDER] = runtime, staging, ladder
+def create_app(runtime: Runtime, staging: Path, tokens: Sequence[str],
+               ladder: tuple[Rung, ...] = DEFAULT_LADDER) -> web.Application:
+    # The body limit is the JSON parsers' (aiohttp's read()); pieces are streamed to disk.
+    app = web.Application(middlewares=[errors, authorized], client_max_size=MAX_METADATA_BYTES)
+    app[RUNTIME], app[STAGING], app[LADDER], app[TOKENS], app[BUSY] = runtime, staging, ladder, tuple(tokens), set()
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         app[RUNTIME].close()
 
     app.cleanup_ctx.append(runtime_ctx)
-    setup_routes(app)
+    add_routes(app, ROUTES, "ReelStream ingest gateway", __doc__ or "")
     return app

@@ -37,7 +37,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (UnknownTrack, 404),
     (g.Refused, 403), (g.Forbidden, 403), (UnknownDevice, 403), (NothingPlayable, 403),
     (g.NotFound, 404),
-    (AccountExists, 409), (DeviceLimitReached, 409),
+    (g.Conflict, 409), (AccountExists, 409), (DeviceLimitReached, 409),
     (VendorLicenseError, 502),
     (EventLogError, 503), (StateStoreError, 503), (ObjectStoreError, 503),
 )

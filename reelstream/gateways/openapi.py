@@ -30,6 +30,7 @@ class Route:
     path_patterns: dict[str, str] = field(default_factory=dict)
     returns: dict[str, Any] | None = None  # JSON schema of a JSON success body
     headers: dict[str, str] = field(default_factory=dict)  # success response header -> description
+    rejects: dict[int, dict[str, Any]] = field(default_factory=dict)  # error status -> its body, when not Error
 
     @property
     def operation_id(self) -> str:
@@ -70,8 +71,9 @@ def _operation(route: Route) -> dict[str, Any]:
     for status, text in sorted({**STANDARD_ERRORS, **route.responses}.items()):
         response: dict[str, Any] = {"description": text}
         if status >= 400:
-            response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-        elif status != 204:
+            body = route.rejects.get(status, {"$ref": "#/components/schemas/Error"})
+            response["content"] = {"application/json": {"schema": body}}
+        elif status != 204 and _media_types(route):
             response["content"] = {media: {"schema": _body_schema(route, media)} for media in _media_types(route)}
         if status < 400 and route.headers:
             response["headers"] = {name: {"description": about, "schema": {"type": "string"}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,19 @@ def test_secrets_are_made_once_and_printed_as_an_env_file(tmp_path: Path,
     assert main(["secrets", "--data-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out == first
     values = dict(line.split("=", 1) for line in first.splitlines())
-    assert set(values) == {"REEL_KEK", "REEL_GATEWAY_SIGNING_KEYS", "REEL_EDGE_SECRET"}
+    assert set(values) == {"REEL_KEK", "REEL_GATEWAY_SIGNING_KEYS", "REEL_EDGE_SECRET", "REEL_INGEST_TOKENS"}
     kek_from_setting(values["REEL_KEK"])  # a valid 32-byte KEK
     assert len(base64.b64decode(values["REEL_GATEWAY_SIGNING_KEYS"].split(":", 1)[1])) == 32
+
+
+def test_a_secret_added_by_an_upgrade_joins_an_existing_file_without_changing_the_others(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    older = {"REEL_KEK": base64.b64encode(b"k" * 32).decode(), "REEL_GATEWAY_SIGNING_KEYS": "k1:c2VjcmV0",
+             "REEL_EDGE_SECRET": "edge-secret-of-an-older-version"}
+    (tmp_path / "secrets.json").write_text(json.dumps(older))
+    assert main(["secrets", "--data-dir", str(tmp_path)]) == 0
+    values = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
+    assert {k: values[k] for k in older} == older  # the KEK above all: it wraps every content key
+    assert len(values["REEL_INGEST_TOKENS"]) >= 24
+    assert json.loads((tmp_path / "secrets.json").read_text()) == values
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
