@@ -18,7 +18,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 from reelstream.errors import ReelStreamError, StateStoreError
@@ -39,10 +39,12 @@ ACCOUNTS = ViewSpec(
     query="an account with its profiles, by account id")
 # Partition key: email. Sign-in names an email; this maps it to the account. Sign-up
 # claims the email here (put_if_absent) before it writes the account: the claim is what
-# makes an email's account unique. ``claimed_ms`` is None on rows older than the claim.
+# makes an email's account unique. ``claimed_ms`` is None on rows older than the claim;
+# ``password`` (the hash) lets the same sign-up's retry finish an account its first try
+# claimed but never wrote, and is None on rows older than that.
 ACCOUNT_EMAILS = ViewSpec(
     name="account_emails", partition_key=("email",), clustering_key=(),
-    columns={"email": Column.TEXT, "account_id": Column.TEXT, "claimed_ms": Column.BIGINT},
+    columns={"email": Column.TEXT, "account_id": Column.TEXT, "claimed_ms": Column.BIGINT, "password": Column.TEXT},
     query="the account of an email address")
 # Partition key: account_id; clustering: device_id. Device limits count one partition.
 DEVICES = ViewSpec(
@@ -167,14 +169,30 @@ class IdentityStore:
         now = self._clock_ms()
         # The claim decides between concurrent sign-ups (a read then a write let each of
         # them see no account and write its own); only its winner writes the account.
-        claim = Row({"email": email, "account_id": account.account_id, "claimed_ms": now})
-        if not self._state.put_if_absent(ACCOUNT_EMAILS, claim) and not self._reclaim(claim):
-            raise AccountExists(f"an account with {email} exists; sign in instead")
+        claim = Row({"email": email, "account_id": account.account_id, "claimed_ms": now, "password": password_hash})
+        if not self._state.put_if_absent(ACCOUNT_EMAILS, claim):
+            if (unfinished := self._own_unfinished_claim(email, password)) is not None:
+                account = replace(account, account_id=unfinished)
+            elif not self._reclaim(claim):
+                raise AccountExists(f"an account with {email} exists; sign in instead")
         self._state.put(ACCOUNTS, Row({"account_id": account.account_id, "email": email,
                                        "password": password_hash, "country": country,
                                        "profiles": [p.__dict__ for p in account.profiles],
                                        "created_ms": now}))
         return account
+
+    def _own_unfinished_claim(self, email: str, password: str) -> str | None:
+        """The account id of a claim on ``email`` that this sign-up's earlier try made (the same
+        password) and whose account was never written (the try failed, or its store write timed
+        out with the claim applied), so that the retry finishes it; None otherwise. Without
+        this, the retry got "an account exists; sign in", and sign-in "wrong password", for
+        the claim's 10 minutes."""
+        held = self._state.get(ACCOUNT_EMAILS, (email,))
+        if held is None or not held.values.get("password"):
+            return None
+        if self._state.get(ACCOUNTS, (held.values["account_id"],)) is not None:
+            return None
+        return str(held.values["account_id"]) if check_password(password, held.values["password"]) else None
 
     def _reclaim(self, claim: Row) -> bool:
         """Take over an expired claim whose account was never written; False otherwise."""

@@ -197,6 +197,25 @@ def test_an_email_whose_sign_up_died_after_its_claim_is_free_once_the_claim_expi
         identity.create_account(EMAIL, "password789", "US")
 
 
+def test_a_retry_of_a_sign_up_whose_account_write_failed_finishes_it_at_once(runtime: Runtime) -> None:
+    now = [1_000]
+    broken = IdentityStore(cast(StateStore, FailingAccountWrites(runtime.state)), lambda: now[0])
+    with pytest.raises(StateStoreError):  # the claim landed, the account did not (or its outcome is unknown)
+        broken.create_account(EMAIL, "password123", "US", profile_name="Ann")
+    identity = IdentityStore(runtime.state, lambda: now[0])
+    with pytest.raises(AccountExists):  # someone else: the claim stays theirs
+        identity.create_account(EMAIL, "password456", "US")
+
+    account = identity.create_account(EMAIL, "password123", "US", profile_name="Ann")  # the user's retry
+
+    claimed = runtime.state.get(ACCOUNT_EMAILS, (EMAIL,))
+    assert claimed is not None and account.account_id == claimed.values["account_id"]
+    assert identity.authenticate(EMAIL, "password123") == account
+    with pytest.raises(AccountExists):  # once written, a sign-up is a sign-up again, whatever the password
+        identity.create_account(EMAIL, "password123", "US")
+    assert [r.values["account_id"] for r in runtime.state.scan(ACCOUNTS)] == [account.account_id]
+
+
 # --------------------------------------------------------------------------- over HTTP
 
 
