@@ -11,6 +11,11 @@ tool fixes the metadata or one file and posts again without sending the rest).
     PUT  /titles/{title_id}/files/{name}     body: bytes; header Upload-Offset: N
     HEAD /titles/{title_id}/files/{name}     -> Upload-Offset
     POST /titles/{title_id}/ingest           body: title.json -> 201 | 422 {"reasons": [...]}
+    GET  /titles/{title_id}/ingest           -> the latest ingest's state, step and bytes
+
+A master of many gigabytes takes minutes to hash, store and check: with ``Prefer:
+respond-async`` (RFC 7240) the post answers 202 at once, and the tool polls the GET (the
+``Location``) for its progress and outcome.
 
 Studio tools are operators, not viewers: every request but ``/openapi.json`` carries
 ``Authorization: Bearer T`` with T one of the configured ingest tokens
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -32,7 +38,8 @@ from typing import Any
 from aiohttp import web
 
 from reelstream.errors import ConfigError
-from reelstream.gateways.errors import BadRequest, Conflict, Unauthorized
+from reelstream.gateways.errors import BadRequest, Conflict, NotFound, Unauthorized
+from reelstream.gateways.ingest_jobs import STATES, IngestJob
 from reelstream.gateways.middlewares import errors
 from reelstream.gateways.openapi import ID, INT, Route, add_routes, array, obj
 from reelstream.ingest.reasons import IngestRejected
@@ -44,7 +51,8 @@ RUNTIME = web.AppKey("runtime", Runtime)
 STAGING = web.AppKey("staging", Path)
 LADDER = web.AppKey("ladder", tuple)
 TOKENS = web.AppKey("tokens", tuple)
-BUSY = web.AppKey("busy", set)  # title ids whose ingest is running
+JOBS: web.AppKey[dict[str, IngestJob]] = web.AppKey("jobs", dict)  # title id -> its latest ingest here
+RUNNING: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("running", set)  # asynchronous ingests' tasks
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 _TITLE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _PIECE = 1024 * 1024
@@ -78,9 +86,14 @@ def _staged(request: web.Request) -> Path:
     return folder / name if name else folder
 
 
+log = logging.getLogger(__name__)
+
+
 def _idle(request: web.Request) -> None:
-    if request.match_info["title_id"] in request.app[BUSY]:
-        raise IngestBusy(f"title {request.match_info['title_id']}'s ingest is running; wait for its answer")
+    job = request.app[JOBS].get(request.match_info["title_id"])
+    if job is not None and job.state == "running":
+        raise IngestBusy(f"title {job.title_id}'s ingest is running ({job.doing}); wait for its answer or poll "
+                         f"GET /titles/{job.title_id}/ingest")
 
 
 async def head_file(request: web.Request) -> web.Response:
@@ -133,21 +146,49 @@ async def post_ingest(request: web.Request) -> web.Response:
     if not isinstance(master_name, str) or not _NAME.match(master_name) or not (folder / master_name).is_file():
         raise BadRequest("metadata master.file must name an uploaded file")
     _idle(request)
-    busy = request.app[BUSY]
-    busy.add(folder.name)
+    job = request.app[JOBS][folder.name] = IngestJob(folder.name)  # from here on the title is held
+    metadata = folder / "title.json"
+    metadata.write_text(json.dumps(doc))
+    ingest = _run(request.app, job, folder / master_name, metadata)
+    where = {"Location": request.path}  # GET it for the status
+    if "respond-async" not in request.headers.get("Prefer", ""):
+        await ingest
+        return _outcome(job, where)
+    task = asyncio.create_task(ingest)
+    request.app[RUNNING].add(task)
+    task.add_done_callback(request.app[RUNNING].discard)
+    return web.json_response(job.status(), status=202, headers=where)
+
+
+async def _run(app: web.Application, job: IngestJob, master: Path, metadata: Path) -> None:
+    service = IngestService(app[RUNTIME], app[LADDER], progress=job)
     try:
-        metadata = folder / "title.json"
-        metadata.write_text(json.dumps(doc))
-        service = IngestService(request.app[RUNTIME], request.app[LADDER])
-        result = await asyncio.to_thread(service.ingest, folder / master_name, metadata)
+        result = await asyncio.to_thread(service.ingest, master, metadata)
     except IngestRejected as e:  # the files stay staged for the corrected post
-        return web.json_response({"title_id": e.title_id, "reasons": [r.to_avro() for r in e.reasons]}, status=422)
-    finally:
-        busy.discard(folder.name)
-    shutil.rmtree(folder, ignore_errors=True)
-    return web.json_response({"title_id": result.title_id, "master_key": result.master_key,
-                              "renditions": result.renditions, "chunk_count": result.chunk_count,
-                              "jobs": result.jobs}, status=201)
+        job.rejected(e)
+    except Exception as e:  # the job says it failed; the log has the rest
+        log.exception("ingest of %s failed", job.title_id)
+        job.failed(e)
+    else:
+        shutil.rmtree(master.parent, ignore_errors=True)  # origin storage holds them now
+        job.ingested(result)
+
+
+def _outcome(job: IngestJob, where: dict[str, str]) -> web.Response:
+    if job.state == "ingested":
+        return web.json_response(job.result, status=201, headers=where)
+    if job.state == "rejected":
+        return web.json_response({"title_id": job.title_id, "reasons": job.reasons}, status=422)
+    return web.json_response({"error": job.error}, status=503 if job.transient else 500)
+
+
+async def get_ingest(request: web.Request) -> web.Response:
+    _staged(request)  # checks the title id
+    job = request.app[JOBS].get(request.match_info["title_id"])
+    if job is None:
+        raise NotFound(f"no ingest of {request.match_info['title_id']} on this server since it started "
+                       "(the title's events on the log say what happened before)")
+    return web.json_response(job.status())
 
 
 @web.middleware
@@ -162,6 +203,15 @@ async def authorized(request: web.Request, handler: Callable[[web.Request], Awai
     return await handler(request)
 
 
+PLAN = obj(["title_id", "master_key", "renditions", "chunk_count", "jobs"], title_id=ID, master_key=ID,
+           renditions=array(ID), chunk_count=INT, jobs=INT)
+STATUS = obj(["title_id", "state", "step", "files", "started_ms", "ended_ms", "result", "reasons", "error"],
+             title_id=ID, state={"type": "string", "enum": list(STATES)}, step={"type": "string"},
+             files={"type": "object", "description": "'master', and each sidecar by its file name",
+                    "additionalProperties": obj(["hashed", "uploaded", "size"], hashed=INT,
+                                                                   uploaded=INT, size=INT)},
+             started_ms=INT, ended_ms={"type": ["integer", "null"]}, result={**PLAN, "type": ["object", "null"]},
+             reasons={"type": ["array", "null"], "items": {"type": "object"}}, error={"type": ["string", "null"]})
 UPLOAD_OFFSET = {"Upload-Offset": "bytes of the file the server holds"}
 REASON = obj(["code", "message"], code=ID, field={"type": ["string", "null"]}, message={"type": "string"})
 ROUTES = (
@@ -174,12 +224,17 @@ ROUTES = (
           headers=UPLOAD_OFFSET),
     Route("POST", "/titles/{title_id}/ingest", post_ingest, "Ingest the staged files with this metadata "
           "(title.json): validated, stored in origin storage, transcode jobs published",
-          responses={201: "ingested: the plan", 409: "this title's ingest is running",
-                     422: "rejected: every reason (the files stay staged)"},
-          returns=obj(["title_id", "master_key", "renditions", "chunk_count", "jobs"], title_id=ID,
-                      master_key=ID, renditions=array(ID), chunk_count=INT, jobs=INT),
+          responses={201: "ingested: the plan", 202: "with 'Prefer: respond-async': started; poll the Location",
+                     409: "this title's ingest is running", 422: "rejected: every reason (the files stay staged)",
+                     500: "the ingest failed unexpectedly (the server's log says why)",
+                     503: "a backing store failed; retry shortly"},
+          returns=PLAN, returns_by_status={202: STATUS}, headers={"Location": "the ingest's status (GET)"},
           rejects={422: obj(["title_id", "reasons"], title_id={"type": ["string", "null"]},
                             reasons=array(REASON))}),
+    Route("GET", "/titles/{title_id}/ingest", get_ingest, "The title's latest ingest on this server: its state, "
+          "the step it is on, each file's bytes hashed and uploaded, then its plan, reasons or error",
+          responses={200: "the ingest's status", 404: "no ingest of this title since the server started"},
+          returns=STATUS),
 )
 
 
@@ -187,10 +242,15 @@ def create_app(runtime: Runtime, staging: Path, tokens: Sequence[str],
                ladder: tuple[Rung, ...] = DEFAULT_LADDER) -> web.Application:
     # The body limit is the JSON parsers' (aiohttp's read()); pieces are streamed to disk.
     app = web.Application(middlewares=[errors, authorized], client_max_size=MAX_METADATA_BYTES)
-    app[RUNTIME], app[STAGING], app[LADDER], app[TOKENS], app[BUSY] = runtime, staging, ladder, tuple(tokens), set()
+    app[RUNTIME], app[STAGING], app[LADDER], app[TOKENS] = runtime, staging, ladder, tuple(tokens)
+    app[JOBS] = {}
+    app[RUNNING] = set()
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
+        running = app[RUNNING]
+        if running:  # an ingest's thread cannot be cancelled: let it finish with the runtime open
+            await asyncio.wait(list(running))
         app[RUNTIME].close()
 
     app.cleanup_ctx.append(runtime_ctx)

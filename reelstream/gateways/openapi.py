@@ -29,6 +29,7 @@ class Route:
     produces: str | tuple[str, ...] = "application/json"
     path_patterns: dict[str, str] = field(default_factory=dict)
     returns: dict[str, Any] | None = None  # JSON schema of a JSON success body
+    returns_by_status: dict[int, dict[str, Any]] = field(default_factory=dict)  # a success status's own body
     headers: dict[str, str] = field(default_factory=dict)  # success response header -> description
     rejects: dict[int, dict[str, Any]] = field(default_factory=dict)  # error status -> its body, when not Error
 
@@ -74,7 +75,8 @@ def _operation(route: Route) -> dict[str, Any]:
             body = route.rejects.get(status, {"$ref": "#/components/schemas/Error"})
             response["content"] = {"application/json": {"schema": body}}
         elif status != 204 and _media_types(route):
-            response["content"] = {media: {"schema": _body_schema(route, media)} for media in _media_types(route)}
+            response["content"] = {media: {"schema": route.returns_by_status.get(status) or _body_schema(route, media)}
+                                   for media in _media_types(route)}
         if status < 400 and route.headers:
             response["headers"] = {name: {"description": about, "schema": {"type": "string"}}
                                    for name, about in route.headers.items()}

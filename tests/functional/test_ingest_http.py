@@ -30,8 +30,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @asynccontextmanager
-async def ingest_client(tmp_path: Path) -> AsyncIterator[TestClient]:
-    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+async def ingest_client(tmp_path: Path, **settings: Any) -> AsyncIterator[TestClient]:
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel", **settings))
     app = create_app(runtime, tmp_path / "staging", (TOKEN,), (Rung("h264", 144, 200),))
     async with TestClient(TestServer(app)) as client:
         yield client
@@ -74,6 +74,56 @@ def test_resumable_http_upload_then_ingest_and_a_422_with_reasons(tmp_path: Path
             assert body["renditions"] == ["h264-144p-200k"] and body["chunk_count"] == 2
             conforms(document, "/titles/{title_id}/ingest", "POST", 201, body)
             assert not (tmp_path / "staging" / "web-1").exists()  # origin storage holds it now
+
+    asyncio.run(scenario())
+
+
+def test_an_asynchronous_ingest_answers_at_once_and_its_status_shows_progress_then_the_plan(tmp_path: Path) -> None:
+    master = make_master(tmp_path / "film.mp4", seconds=3)
+    doc = title_metadata("poll-1", master)
+
+    async def scenario() -> None:
+        async with ingest_client(tmp_path) as client:
+            document = await (await client.get("/openapi.json")).json()
+            status_path = "/titles/poll-1/ingest"
+            none_yet = await client.get(status_path, headers=AUTH)
+            assert none_yet.status == 404 and "no ingest of poll-1" in (await none_yet.json())["error"]
+            await client.put("/titles/poll-1/files/film.mp4", data=master.read_bytes(),
+                             headers={**AUTH, "Upload-Offset": "0"})
+            started = await client.post(status_path, headers={**AUTH, "Prefer": "respond-async"}, data=json.dumps(doc))
+            assert started.status == 202 and started.headers["Location"] == status_path
+            first = await started.json()
+            assert first["state"] == "running"
+            conforms(document, "/titles/{title_id}/ingest", "POST", 202, first)
+            seen = []
+            while (status := await (await client.get(status_path, headers=AUTH)).json())["state"] == "running":
+                seen.append(status["step"])
+                await asyncio.sleep(0.01)
+            assert status["state"] == "ingested", status
+            assert status["result"]["renditions"] == ["h264-144p-200k"] and status["result"]["chunk_count"] == 2
+            size = master.stat().st_size
+            assert status["files"]["master"] == {"hashed": size, "uploaded": size, "size": size}
+            assert status["ended_ms"] >= status["started_ms"]
+            assert len(set(seen)) >= 2, seen  # it moved through steps while it ran
+            conforms(document, "/titles/{title_id}/ingest", "GET", 200, status)
+
+    asyncio.run(scenario())
+
+
+def test_a_store_that_is_down_fails_the_ingest_as_retryable_and_keeps_the_files(tmp_path: Path) -> None:
+    master = make_master(tmp_path / "film.mp4", seconds=3)
+    down = f"s3://masters?endpoint=http://127.0.0.1:{free_port()}"
+
+    async def scenario() -> None:
+        async with ingest_client(tmp_path, objects_url=down) as client:
+            await client.put("/titles/down-1/files/film.mp4", data=master.read_bytes(),
+                             headers={**AUTH, "Upload-Offset": "0"})
+            failed = await client.post("/titles/down-1/ingest", headers=AUTH,
+                                       data=json.dumps(title_metadata("down-1", master)))
+            assert failed.status == 503 and "retry shortly" in (await failed.json())["error"]
+            status = await (await client.get("/titles/down-1/ingest", headers=AUTH)).json()
+            assert status["state"] == "failed" and status["result"] is None
+            assert (tmp_path / "staging" / "down-1" / "film.mp4").stat().st_size == master.stat().st_size
 
     asyncio.run(scenario())
 

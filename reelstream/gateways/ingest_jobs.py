@@ -1,0 +1,69 @@
+"""The ingest gateway's record of each title's latest ingest on this server: its state, the
+step it is on and its files' bytes hashed and uploaded (it is the ingest's progress sink),
+then its plan, its rejection reasons or its failure. Kept in memory: the events on the log
+are the durable record, and this is what a studio tool polls while its ingest runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reelstream.errors import ReelStreamError
+from reelstream.ingest.reasons import IngestRejected
+from reelstream.ingest.service import IngestResult
+
+State = Literal["running", "ingested", "rejected", "failed"]
+STATES: tuple[State, ...] = ("running", "ingested", "rejected", "failed")
+
+
+@dataclass
+class IngestJob:
+    title_id: str
+    state: State = "running"
+    doing: str = "starting"
+    files: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> hashed, uploaded, size
+    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    ended_ms: int | None = None
+    result: dict[str, Any] | None = None
+    reasons: list[dict[str, Any]] | None = None
+    error: str | None = None
+    transient: bool = False  # a failure that a retry may get past (a store that was down)
+
+    # IngestProgress, called from the ingest's thread: each call replaces one small value.
+    def hashing(self, name: str, done: int, total: int) -> None:
+        self._file(name, total)["hashed"] = done
+
+    def uploading(self, name: str, done: int, total: int) -> None:
+        self._file(name, total)["uploaded"] = done
+
+    def step(self, message: str) -> None:
+        self.doing = message
+
+    def _file(self, name: str, total: int) -> dict[str, int]:
+        return self.files.setdefault(name, {"hashed": 0, "uploaded": 0, "size": total})
+
+    def ingested(self, result: IngestResult) -> None:
+        self.result = {"title_id": result.title_id, "master_key": result.master_key, "renditions": result.renditions,
+                       "chunk_count": result.chunk_count, "jobs": result.jobs}
+        self._end("ingested", "transcode jobs published")
+
+    def rejected(self, error: IngestRejected) -> None:
+        self.reasons = [r.to_avro() for r in error.reasons]
+        self._end("rejected", "rejected; the files stay staged for a corrected post")
+
+    def failed(self, error: BaseException) -> None:
+        if isinstance(error, ReelStreamError):
+            self.transient = error.transient
+            self.error = f"{error} ({'retry shortly' if error.transient else 'retrying will not help'})"
+        else:
+            self.error = "internal error; the server's log says what"
+        self._end("failed", "failed")
+
+    def _end(self, state: State, step: str) -> None:
+        self.state, self.doing, self.ended_ms = state, step, int(time.time() * 1000)
+
+    def status(self) -> dict[str, Any]:
+        return {"title_id": self.title_id, "state": self.state, "step": self.doing,
+                "files": self.files, "started_ms": self.started_ms, "ended_ms": self.ended_ms,
+                "result": self.result, "reasons": self.reasons, "error": self.error}
