@@ -157,7 +157,7 @@ def _active(s: Services, caller: Caller) -> list[dict[str, Any]]:
 
 async def list_downloads(request: web.Request) -> web.Response:
     s = services(request)
-    caller = s.caller(request)
+    caller = await s.account_caller(request)
     return web.json_response({"downloads": await asyncio.to_thread(_active, s, caller)})
 
 
@@ -175,7 +175,7 @@ ROUTES = (
           responses={201: "download license and ticket", 403: "refused; 'reason' says why",
                      404: "title not published"}, returns=LICENSED),
     Route("GET", "/licenses", list_downloads, "This account's active downloads (including those licensed, and "
-          "without those returned, a moment ago)", responses={200: "downloads"},
+          "without those returned, a moment ago)", responses={200: "downloads", 403: "the token's device was removed"},
           returns=obj(["downloads"], downloads=array(ACTIVE))),
     Route("POST", "/licenses/{license_id}/renew", renew_download, "Renew a download's license (not a returned "
           "one: license the title again)",

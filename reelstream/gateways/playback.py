@@ -149,7 +149,7 @@ def resume_for(s: Services, account_id: str, profile_id: str, title_id: str) -> 
 
 async def get_resume(request: web.Request) -> web.Response:
     s = services(request)
-    caller = s.caller(request)
+    caller = await s.account_caller(request)
     body = await asyncio.to_thread(resume_for, s, caller.account_id, caller.profile_id,
                                    request.match_info["title_id"])
     return web.json_response(body)
@@ -172,7 +172,7 @@ def continue_list(s: Services, account_id: str, profile_id: str) -> list[dict[st
 
 async def get_continue_watching(request: web.Request) -> web.Response:
     s = services(request)
-    caller = s.caller(request)
+    caller = await s.account_caller(request)
     items = await asyncio.to_thread(continue_list, s, caller.account_id, caller.profile_id)
     return web.json_response({"profile_id": caller.profile_id, "items": items})
 
@@ -188,14 +188,14 @@ ROUTES = (
                      400: "a field is missing or invalid (named)", 403: "device not registered",
                      404: "title not published"}),
     Route("GET", "/resume/{title_id}", get_resume, "Where this profile should start the title",
-          responses={200: "resume point", 404: "title not published"},
+          responses={200: "resume point", 403: "the token's device was removed", 404: "title not published"},
           returns=obj(["title_id", "status", "position_ms", "duration_ms", "last_position_ms", "device_type",
                        "updated_ms"],
                       title_id=ID, status={"type": "string", "enum": list(get_args(Status))}, position_ms=INT,
                       duration_ms=INT, last_position_ms=nullable(INT), device_type=nullable(ID),
                       updated_ms=nullable(INT))),
     Route("GET", "/continue-watching", get_continue_watching, "This profile's continue-watching row",
-          responses={200: "items"},
+          responses={200: "items", 403: "the token's device was removed"},
           returns=obj(["profile_id", "items"], profile_id=ID, items=array(obj(
               ["title_id", "position_ms", "duration_ms", "status", "updated_ms", "device_type"],
               title_id=ID, position_ms=INT, duration_ms=INT,

@@ -208,9 +208,10 @@ class Services:
         return Caller(str(claims["sub"]), str(claims["prf"]), claims.get("dev"))
 
     async def account_caller(self, request: web.Request) -> Caller:
-        """``caller``, for the calls that manage the account (devices, profiles): a
-        device-bound token must still name a registered device (UnknownDevice, 403), so a
-        removed device, a stolen TV say, cannot register itself again or remove the others."""
+        """``caller``, for the calls that manage the account (devices, profiles) or read what
+        its profiles watched and downloaded: a device-bound token must still name a registered
+        device (UnknownDevice, 403), so a removed device, a stolen TV say, cannot register
+        itself again, remove the others, or keep following the account's viewing."""
         caller = self.caller(request)
         if caller.device_id is not None:
             await asyncio.to_thread(self.device, caller.account_id, caller.device_id)

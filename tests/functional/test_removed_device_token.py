@@ -31,3 +31,24 @@ async def test_a_removed_devices_token_cannot_register_remove_or_read(stack: dic
     r = await client.get("/auth/devices", headers=account_token)
     active = {d["device_id"]: d["active"] for d in (await r.json())["devices"]}
     assert active == {phone: True, owner["device_id"]: False}, "the phone is still there"
+
+
+async def test_a_removed_devices_token_cannot_read_the_profiles_history_or_the_downloads(
+        stack: dict[str, Any]) -> None:
+    """The stolen TV's token kept reading where the owner's profile stopped every title (and
+    the account's downloads) for the rest of its 12 hours: it reached only the device check
+    that writes (heartbeats) and the account calls."""
+    client = stack["client"]
+    owner = await sign_up(client, "viewer@example.com", device_type="tv", security="hardware")
+    r = await client.post("/auth/sessions", json={"email": "viewer@example.com", "password": "correct horse"})
+    account_token = {"Authorization": f"Bearer {(await r.json())['token']}", **US}
+    stolen = owner["auth"]
+    reads = ("/playback/resume/film-1", "/playback/continue-watching", "/downloads/licenses")
+    for path in reads:
+        assert (await client.get(path, headers=stolen)).status == 200, path
+    assert (await client.delete(f"/auth/devices/{owner['device_id']}", headers=account_token)).status == 204
+
+    for path in reads:
+        r = await client.get(path, headers=stolen)
+        assert r.status == 403 and "removed" in (await r.json())["error"], (path, r.status)
+        assert (await client.get(path, headers=account_token)).status == 200, path  # the account's own token reads
