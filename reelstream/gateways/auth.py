@@ -31,7 +31,7 @@ from reelstream.identity.accounts import (
 async def create_account(request: web.Request) -> web.Response:
     doc = await json_body(request)
     s = services(request)
-    account = await asyncio.to_thread(
+    account = await s.passwords.run(
         s.identity.create_account, field_of(doc, "email", str), field_of(doc, "password", str),
         field_of(doc, "country", str), field_of(doc, "profile_name", str, required=False, default="main"))
     return web.json_response(asdict(account), status=201)
@@ -40,8 +40,8 @@ async def create_account(request: web.Request) -> web.Response:
 async def create_session(request: web.Request) -> web.Response:
     doc = await json_body(request)
     s = services(request)
-    account = await asyncio.to_thread(s.identity.authenticate, field_of(doc, "email", str),
-                                      field_of(doc, "password", str))
+    account = await s.passwords.run(s.identity.authenticate, field_of(doc, "email", str),
+                                    field_of(doc, "password", str))
     profile_id = field_of(doc, "profile_id", str, required=False) or account.profiles[0].profile_id
     if profile_id not in {p.profile_id for p in account.profiles}:
         raise AuthenticationFailed(f"profile {profile_id} is not one of this account's profiles")
@@ -97,24 +97,26 @@ async def remove_device(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+SIGN_INS_BUSY = "too many sign-ins and sign-ups at once on this instance; retry after Retry-After seconds"
 PROFILE_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_PROFILE_NAME}
 PROFILE = obj(["profile_id", "name"], profile_id=ID, name=PROFILE_NAME)
-ACCOUNT_FIELDS: dict[str, dict[str, Any]] = {"account_id": ID, "email": ID, "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
-                  "profiles": array(PROFILE)}
+ACCOUNT_FIELDS: dict[str, dict[str, Any]] = {
+    "account_id": ID, "email": ID, "country": {"type": "string", "pattern": "^[A-Z]{2}$"}, "profiles": array(PROFILE)}
 DEVICE_TYPE = {"type": "string", "enum": list(DEVICE_TYPES)}
 SECURITY_LEVEL = {"type": "string", "enum": list(SECURITY_LEVELS)}
-DEVICE_FIELDS: dict[str, dict[str, Any]] = {"account_id": ID, "device_id": ID, "name": ID, "device_type": DEVICE_TYPE,
-                 "security_level": SECURITY_LEVEL, "registered_ms": INT, "active": BOOL}
+DEVICE_FIELDS: dict[str, dict[str, Any]] = {
+    "account_id": ID, "device_id": ID, "name": ID, "device_type": DEVICE_TYPE, "security_level": SECURITY_LEVEL,
+    "registered_ms": INT, "active": BOOL}
 
 ROUTES = (
     Route("POST", "/accounts", create_account, "Sign up", auth=None,
           body=obj(["email", "password", "country"], email=STR, password=STR,
                    country={"type": "string", "pattern": "^[A-Z]{2}$"}, profile_name=PROFILE_NAME),
-          responses={201: "account created", 409: "email already registered"},
+          responses={201: "account created", 409: "email already registered", 503: SIGN_INS_BUSY},
           returns=obj(list(ACCOUNT_FIELDS), **ACCOUNT_FIELDS)),
     Route("POST", "/sessions", create_session, "Sign in: a signed, expiring session token", auth=None,
           body=obj(["email", "password"], email=STR, password=STR, profile_id=STR, device_id=STR),
-          responses={201: "session token", 403: "device not registered"},
+          responses={201: "session token", 403: "device not registered", 503: SIGN_INS_BUSY},
           returns=obj(["token", "token_type", "expires_in", "account_id", "profile_id", "device_id"],
                       token=ID, token_type={"type": "string", "enum": ["Bearer"]}, expires_in=INT,
                       account_id=ID, profile_id=ID, device_id=nullable(ID))),

@@ -43,3 +43,13 @@ class NotFound(GatewayError):
 
 class Conflict(GatewayError):
     """The request conflicts with work in progress on the same resource (409)."""
+
+
+class Busy(GatewayError):
+    """This gateway instance is taking as much of one kind of work as it allows (sign-ins
+    waiting for password hashing): 503 with ``Retry-After``; another instance, or this one
+    a moment later, answers."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -28,6 +28,7 @@ from reelstream.gateways.catalog import TitleCatalog
 from reelstream.gateways.drm import DrmAdapter
 from reelstream.gateways.entitlements import EntitlementCache
 from reelstream.gateways.errors import BadRequest, Unauthorized
+from reelstream.gateways.passwords import PasswordWork
 from reelstream.gateways.publisher import Publisher
 from reelstream.gateways.settings import GatewaySettings
 from reelstream.gateways.signing import EdgeSigner
@@ -101,6 +102,7 @@ class Services:
     def __post_init__(self) -> None:
         self.signer = TokenSigner(KeyRing.from_setting(self.settings.signing_keys), self.clock)
         self.identity = IdentityStore(self.runtime.state, self.now_ms, self.settings.max_devices)
+        self.passwords = PasswordWork(self.settings.max_pending_sign_ins)
         self.entitlements = EntitlementCache(self.runtime.state)
         self.licenses = LicenseCache(self.runtime.state, self.now_ms)
         refresh = self.settings.live_sessions_refresh_s
@@ -183,8 +185,9 @@ class Services:
         loop.run_in_executor(self._refresher, refresh)
 
     def close(self) -> None:
-        """Drop the device refreshes still queued (the app is stopping)."""
+        """Drop the device refreshes and password checks still queued (the app is stopping)."""
         self._refresher.shutdown(wait=False, cancel_futures=True)
+        self.passwords.close()
 
     def forget_device(self, account_id: str, device_id: str) -> None:
         """Drop a cached device (removed here: this instance stops serving it at once)."""

@@ -59,6 +59,9 @@ class GatewaySettings:
     """REEL_MAX_DOWNLOADS_PER_DEVICE: active offline downloads per device."""
     max_body_bytes: int = 64 * 1024
     """REEL_MAX_BODY_BYTES: the largest request body a gateway reads (413 above)."""
+    max_pending_sign_ins: int = 16
+    """REEL_MAX_PENDING_SIGN_INS: sign-ins and sign-ups (one scrypt each) an instance takes at once,
+    on its own two threads; one more is refused with 503 and Retry-After (``gateways.passwords``)."""
     live_sessions_refresh_s: int = 5
     """REEL_LIVE_SESSIONS_REFRESH_S: the license server keeps an account's live sessions current by
     folding reel.sessions; when its concurrent-stream check hangs on sessions the fold cannot
