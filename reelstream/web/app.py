@@ -15,6 +15,8 @@ from pathlib import Path
 from aiohttp import web
 
 from reelstream.errors import ObjectNotFound
+from reelstream.gateways.errors import NotFound
+from reelstream.ingest.metadata import id_problem
 from reelstream.processors.catalog.logic import PUBLISHED, TITLES
 from reelstream.runtime import Runtime
 from reelstream.web.posters import poster_key
@@ -50,8 +52,13 @@ async def catalog(request: web.Request) -> web.Response:
 
 async def poster(request: web.Request) -> web.Response:
     objects = request.app[RUNTIME].objects
+    title_id = request.match_info["title_id"]
+    if (problem := id_problem(title_id)) is not None:
+        # The route's segment arrives percent-decoded ('..%2F' is '../'): the store refused
+        # such a key with a 503 and a logged traceback per request, for anyone to repeat.
+        raise NotFound(f"no poster: the title id {problem}")
     try:
-        body = objects.get(poster_key(request.match_info["title_id"]))
+        body = objects.get(poster_key(title_id))
     except ObjectNotFound:
         return web.Response(text=PLACEHOLDER, content_type="image/svg+xml")
     return web.Response(body=body, content_type="image/jpeg", headers={"Cache-Control": "public, max-age=300"})
