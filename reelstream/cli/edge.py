@@ -79,9 +79,11 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
 
         from reelstream.edge.origin import origin_app
 
-        print(f"origin   http://{args.host}:{args.base_port - 1} (no cache tiers)", flush=True)
-        web.run_app(origin_app(runtime.objects), host=args.host, port=args.base_port - 1, print=None,
-                    access_log=None)
+        print(f"origin   http://{args.host}:{args.base_port - 1} (no cache tiers: it verifies the signed URLs)",
+              flush=True)
+        # Viewers reach it directly here: it checks the signatures the edges would.
+        web.run_app(origin_app(runtime.objects, secret=EdgeSecret(secret)), host=args.host,
+                    port=args.base_port - 1, print=None, access_log=None)
         return 0
     stack = start_edge(runtime.objects, Path(args.work_dir).resolve(), EdgeSecret(secret),
                        popular=args.popular or (), base_port=args.base_port)

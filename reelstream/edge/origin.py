@@ -10,23 +10,28 @@ from ``package.json`` with relative segment URLs.
   store's ``get_range`` so S3 serves only those bytes.
 
 The origin trusts its network (PoPs reach it on a private address); viewers never do:
-the edges verify the signed URLs.
+the edges verify the signed URLs. Without cache tiers (``reel edge up --origin-only``, the
+compose file's ``origin``) viewers do reach it: given the edge secret it verifies the
+signed URLs itself, as nginx would, and serves nothing unsigned.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from functools import lru_cache
 
 from aiohttp import web
 
+from reelstream.edge.signing import EdgeSecret, SignedUrlExpired, SignedUrlRefused, verify
 from reelstream.errors import ObjectNotFound
 from reelstream.media.package import dash, hls
 from reelstream.media.package.model import Package
 from reelstream.stores.ports import ObjectStore
 
 OBJECTS = web.AppKey("objects", ObjectStore)
+SECRET = web.AppKey("edge_secret", EdgeSecret)
 KEY_URLS: web.AppKey[Callable[[Package], hls.UrlBuilder]] = web.AppKey("key_urls")
 PROFILES: dict[str, hls.DeviceProfile] = {hls.CHROMIUM_CLEARKEY.name: hls.CHROMIUM_CLEARKEY}
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -68,8 +73,23 @@ def default_key_urls(license_base: str) -> Callable[[Package], hls.UrlBuilder]:
 
 
 async def serve_object(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, "packages/" + request.match_info["key"])
+
+
+async def serve_signed_object(request: web.Request) -> web.StreamResponse:
+    """``/s/{token}/{expires}/packages/...``, verified as the edges' nginx verifies it: 403
+    forged or malformed, 410 expired."""
+    try:
+        path = verify(request.app[SECRET], request.path, time.time())
+    except SignedUrlExpired as e:
+        raise web.HTTPGone(text=str(e)) from None
+    except SignedUrlRefused as e:
+        raise web.HTTPForbidden(text=str(e)) from None
+    return await _serve(request, path.lstrip("/"))
+
+
+async def _serve(request: web.Request, key: str) -> web.StreamResponse:
     objects = request.app[OBJECTS]
-    key = "packages/" + request.match_info["key"]
     if any(segment in ("", ".", "..") for segment in key.split("/")):
         # A folder (trailing '/') or a dot segment names no object; the store would refuse the key.
         raise web.HTTPNotFound(text=f"no object {key}")
@@ -128,15 +148,24 @@ async def serve_manifest(request: web.Request) -> web.Response:
                                                      "Cache-Control": manifest_cache_control()})
 
 
-def origin_app(objects: ObjectStore, license_base: str = "/license") -> web.Application:
+def origin_app(objects: ObjectStore, license_base: str = "/license", secret: EdgeSecret | None = None
+               ) -> web.Application:
     """The origin: ``/packages/{title}/{package}/{key}`` objects, and rendered manifests at
     ``/packages/{title}/{package}/{dash|hls}/{profile}/{name}`` (segment URLs relative, so
-    they inherit the signed prefix of the manifest's own URL at the edge)."""
+    they inherit the signed prefix of the manifest's own URL at the edge).
+
+    With ``secret`` it faces viewers (no cache tiers in front): objects only at the signed
+    URLs the gateways hand out, ``/s/{token}/{expires}/packages/...``. Without it those URLs
+    were a 404 (nothing played) and every title's objects were a plain GET away."""
     app = web.Application()
     app[OBJECTS] = objects
     app[KEY_URLS] = default_key_urls(license_base)
-    app.router.add_get(r"/packages/{title}/{package}/{format:dash|hls}/{profile}/{name}", serve_manifest)
-    app.router.add_get("/packages/{key:.+}", serve_object)  # HEAD is added with GET
+    if secret is not None:
+        app[SECRET] = secret
+        app.router.add_get("/s/{signed:.+}", serve_signed_object)  # HEAD is added with GET
+    else:
+        app.router.add_get(r"/packages/{title}/{package}/{format:dash|hls}/{profile}/{name}", serve_manifest)
+        app.router.add_get("/packages/{key:.+}", serve_object)
     app.router.add_get("/healthz", healthz)
     return app
 
