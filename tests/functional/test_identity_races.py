@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from reelstream.config import Settings
 from reelstream.errors import StateStoreError
 from reelstream.gateways.app import create_app
+from reelstream.gateways.passwords import PasswordWork
 from reelstream.identity.accounts import (
     ACCOUNT_EMAILS,
     ACCOUNTS,
@@ -227,6 +228,7 @@ async def test_racing_requests_get_one_201_then_409s_and_keep_every_profile(runt
     async with TestClient(TestServer(app)) as client:
         services = app[SERVICES]
         services.identity = racing(runtime, n)
+        services.passwords = PasswordWork(max_pending=16, threads=n)  # all n in the store at once, as on n instances
 
         signs = await asyncio.gather(*(client.post("/auth/accounts", json={
             "email": EMAIL, "password": f"password{i}xx", "country": "US"}) for i in range(n)))
