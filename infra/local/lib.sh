@@ -90,6 +90,26 @@ port_owner() { # best-effort description of who listens on PORT
   ss -ltnpH "sport = :$1" 2> /dev/null | sed -n 's/.*users:((\(.*\)))/\1/p' | head -n1 || true
 }
 
+port_holder_pid() { # port_holder_pid PORT -> the pid listening on PORT, when ss can tell
+  port_owner "$1" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n1
+}
+
+describe_pid() { # describe_pid PID -> "pid N: its command line" (cut at 120 characters)
+  local cmd
+  cmd="$(tr '\0' ' ' < "/proc/$1/cmdline" 2> /dev/null | cut -c1-120 || true)"
+  printf 'pid %s%s\n' "$1" "${cmd:+: ${cmd% }}"
+}
+
+port_holder() { # port_holder PORT -> who holds it, for a message ("" when ss cannot tell)
+  local pid
+  pid="$(port_holder_pid "$1")"
+  if [[ -n "$pid" ]]; then describe_pid "$pid"; else port_owner "$1"; fi
+}
+
+listening_ports() { # listening_ports PID -> the TCP ports PID listens on, one per line
+  ss -ltnpH 2> /dev/null | awk -v pid="pid=$1," 'index($0, pid) { n = split($4, a, ":"); print a[n] }' | sort -un
+}
+
 wait_for_port() { # wait_for_port HOST PORT TIMEOUT_S
   local host="$1" port="$2" timeout="$3" start=$SECONDS
   while ((SECONDS - start < timeout)); do
@@ -101,6 +121,8 @@ wait_for_port() { # wait_for_port HOST PORT TIMEOUT_S
 
 # ---------------------------------------------------------------- pids
 pid_file() { printf '%s/%s.pid\n' "$PID_DIR" "$1"; }
+# "HOST PORT..." a server was launched with: a later start compares it with the settings now
+ports_file() { printf '%s/%s.ports\n' "$PID_DIR" "$1"; }
 
 # service_pid NAME -> prints the pid when the recorded process is alive and is ours
 service_pid() {
@@ -119,7 +141,7 @@ clear_stale_pid() {
   local f
   f="$(pid_file "$1")"
   if [[ -f "$f" ]] && ! service_pid "$1" > /dev/null; then
-    rm -f "$f"
+    rm -f "$f" "$(ports_file "$1")"
   fi
 }
 
@@ -156,7 +178,7 @@ tail_log() { # tail_log NAME [LINES]
 stop_service_process() {
   local name="$1" timeout="${2:-60}" pid start
   if ! pid="$(service_pid "$name")"; then
-    rm -f "$(pid_file "$name")"
+    rm -f "$(pid_file "$name")" "$(ports_file "$name")"
     return 0
   fi
   info "$name: stopping pid $pid (SIGTERM)"
@@ -170,7 +192,7 @@ stop_service_process() {
     kill -KILL "$pid" 2> /dev/null || true
     sleep 0.5
   fi
-  rm -f "$(pid_file "$name")"
+  rm -f "$(pid_file "$name")" "$(ports_file "$name")"
   info "$name: stopped after $((SECONDS - start))s"
 }
 

@@ -12,12 +12,13 @@ declare -A PIDS=() READY=()
 
 # launch_one NAME : fetch if needed and start the server, unless it already runs
 launch_one() {
-  local svc="$1" pid host t0 p owner
+  local svc="$1" pid host t0 p holder
   host="$("svc_${svc}_host")"
   with_lock "$svc"
   clear_stale_pid "$svc"
 
   if pid="$(service_pid "$svc")"; then
+    check_running_matches "$svc" "$pid" "$host"
     if "svc_${svc}_health" 2> /dev/null; then
       info "$svc: already running (pid $pid) and healthy"
       READY[$svc]=1
@@ -29,8 +30,8 @@ launch_one() {
   fi
   for p in $("svc_${svc}_ports"); do
     if port_open "$host" "$p"; then
-      owner="$(port_owner "$p")"
-      die "$svc: port $host:$p is already in use by another process${owner:+ ($owner)}, not by a server this script started. Stop it, or move ReelStream's $svc to other ports (see infra/local/env.sh)."
+      holder="$(port_holder "$p")"
+      die "$svc: port $host:$p is already in use by ${holder:-another process}, not by a server this script started. Stop that process, or give ReelStream's $svc other ports ($(svc_settings_hint "$svc"); see infra/local/env.sh)."
     fi
   done
   if ! "svc_${svc}_fetched"; then
@@ -41,9 +42,58 @@ launch_one() {
   mkdir -p "$DATA_DIR/$svc"
   "svc_${svc}_start"
   pid="$(tr -dc '0-9' < "$(pid_file "$svc")")"
+  echo "$host $("svc_${svc}_ports")" > "$(ports_file "$svc")"
   PIDS[$svc]="$pid"
   STARTED_AT[$svc]="$(now_s)"
   info "$svc: started pid $pid (log: $LOG_DIR/$svc.log)"
+}
+
+svc_settings_hint() { # svc_settings_hint NAME -> "VAR=value ..." of the settings that place it
+  local v out=()
+  for v in $("svc_${1}_settings"); do out+=("$v=${!v}"); done
+  echo "now ${out[*]}"
+}
+
+# check_running_matches NAME PID HOST : the server this script started earlier runs, so
+# waiting for it only makes sense when it was started on the ports asked for now and no
+# other process holds one of them; otherwise it would never turn healthy there, and the
+# start would wait its whole timeout. Fails at once, saying what holds what.
+check_running_matches() {
+  local svc="$1" pid="$2" host="$3" want launched listening p holder
+  want="$host $("svc_${svc}_ports")"
+  launched="$(cat "$(ports_file "$svc")" 2> /dev/null || true)"
+  if [[ -z "$launched" ]]; then  # started before the ports were recorded: ask ss what it listens on
+    listening="$(listening_ports "$pid" | tr '\n' ' ')"
+    launched="$want"
+    for p in $("svc_${svc}_ports"); do
+      if [[ -n "$listening" && " $listening" != *" $p "* ]]; then launched="$host ${listening% }"; fi
+    done
+  fi
+  if [[ "$launched" != "$want" ]]; then
+    die "$svc: the server this script started earlier runs ($(describe_pid "$pid")) on $(where "$launched"), not on $(where "$want") as asked now ($(svc_settings_hint "$svc")). Use that one (set the settings it was started with), or stop it first: infra/local/stop.sh $svc"
+  fi
+  for p in $("svc_${svc}_ports"); do
+    holder="$(port_holder_pid "$p")"
+    if [[ -n "$holder" && "$holder" != "$pid" ]] && ! is_descendant "$holder" "$pid"; then
+      die "$svc: port $host:$p is held by $(describe_pid "$holder"), not by the $svc server this script started (pid $pid), which cannot serve there. Stop pid $holder, or stop ours (infra/local/stop.sh $svc) and give $svc other ports ($(svc_settings_hint "$svc"))."
+    fi
+  done
+}
+
+where() { # where "HOST PORT..." -> "HOST port(s) PORT, PORT"
+  local -a w
+  read -r -a w <<< "$1"
+  local IFS=,
+  echo "${w[0]} port(s) ${w[*]:1}"
+}
+
+is_descendant() { # is_descendant PID ANCESTOR
+  local p="$1"
+  while [[ -n "$p" && "$p" != 0 && "$p" != 1 ]]; do
+    [[ "$p" == "$2" ]] && return 0
+    p="$(awk '{ print $4 }' "/proc/$p/stat" 2> /dev/null || true)"
+  done
+  return 1
 }
 
 # wait_one NAME : wait until healthy; on failure show the log and exit non-zero

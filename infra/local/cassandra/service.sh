@@ -11,6 +11,7 @@ CASSANDRA_DATA="$DATA_DIR/cassandra"
 CASSANDRA_CONF="$CONF_DIR/cassandra"
 
 svc_cassandra_ports() { echo "$CASSANDRA_PORT $CASSANDRA_STORAGE_PORT"; }
+svc_cassandra_settings() { echo "REEL_CASSANDRA_HOSTS REEL_CASSANDRA_PORT REEL_CASSANDRA_STORAGE_PORT"; }
 svc_cassandra_host() { echo "$CASSANDRA_HOST"; }
 svc_cassandra_start_timeout() { echo "${REEL_CASSANDRA_START_TIMEOUT:-180}"; }
 svc_cassandra_stop_timeout() { echo 60; }

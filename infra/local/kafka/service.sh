@@ -11,6 +11,7 @@ KAFKA_DATA="$DATA_DIR/kafka"
 KAFKA_CONF="$CONF_DIR/kafka"
 
 svc_kafka_ports() { echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT"; }
+svc_kafka_settings() { echo "REEL_KAFKA_BOOTSTRAP REEL_KAFKA_CONTROLLER_PORT"; }
 svc_kafka_host() { echo "$KAFKA_HOST"; }
 svc_kafka_start_timeout() { echo "${REEL_KAFKA_START_TIMEOUT:-90}"; }
 svc_kafka_stop_timeout() { echo 60; }

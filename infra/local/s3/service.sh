@@ -13,6 +13,7 @@ S3_DATA="$DATA_DIR/s3"
 S3_CONF="$CONF_DIR/s3"
 
 svc_s3_ports() { echo "$S3_PORT"; }
+svc_s3_settings() { echo "REEL_S3_ENDPOINT"; }
 svc_s3_host() { echo "$S3_HOST"; }
 svc_s3_start_timeout() { echo "${REEL_S3_START_TIMEOUT:-60}"; }
 svc_s3_stop_timeout() { echo 20; }
