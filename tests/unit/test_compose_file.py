@@ -4,6 +4,7 @@ and what is published on the host is bound where Docker's port map reaches it.""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,45 @@ def test_the_roles_get_the_secrets_and_where_segments_come_from() -> None:
                  "REEL_DEFAULT_COUNTRY"):
         assert name in env, name
     assert env["REEL_EDGE_BASE_URL"].endswith(":18399}"), "the origin service's published port"
+
+
+def pinned_version(service: str, server: str) -> str:
+    """The release infra/local runs (``infra/local/SERVICE/pom.xml``'s ``<SERVER.version>``)."""
+    pom = (COMPOSE.parent / "local" / service / "pom.xml").read_text()
+    found = re.search(rf"<{server}\.version>([^<]+)</{server}\.version>", pom)
+    assert found, f"infra/local/{service}/pom.xml names no {server}.version"
+    return found.group(1)
+
+
+@pytest.mark.parametrize(("service", "server"), [("kafka", "kafka"), ("cassandra", "cassandra"), ("s3", "s3proxy")])
+def test_each_server_image_is_the_exact_release_infra_local_runs(service: str, server: str) -> None:
+    # A floating tag (cassandra:5.0) pulls whatever patch release is newest that day.
+    tag = services()[service]["image"].rsplit(":", 1)[1]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tag), f"{service}: tag {tag!r} is not an exact release"
+    pinned = pinned_version(service, server)
+    assert tag == pinned, f"{service}: image {tag}, infra/local runs {pinned}"
+
+
+def env_default(value: str, variable: str) -> str:
+    """The default of ``${VARIABLE:-default}``, asserting the value is that overridable form."""
+    found = re.fullmatch(rf"\$\{{{variable}:-([^}}]+)\}}", str(value))
+    assert found, f"{value!r} is not ${{{variable}:-default}}: it cannot be set from infra/.env"
+    return found.group(1)
+
+
+def size_bytes(size: str) -> int:
+    found = re.fullmatch(r"(\d+)([kmgKMG])", size)
+    assert found, size
+    return int(found.group(1)) * 1024 ** " kmg".index(found.group(2).lower())
+
+
+def test_cassandra_heap_is_sized_and_overridable() -> None:
+    cassandra = services()["cassandra"]
+    env = cassandra["environment"]
+    heap = size_bytes(env_default(env["MAX_HEAP_SIZE"], "CASSANDRA_MAX_HEAP_SIZE"))
+    young = size_bytes(env_default(env["HEAP_NEWSIZE"], "CASSANDRA_HEAP_NEWSIZE"))  # cassandra-env.sh wants both
+    limit = size_bytes(env_default(cassandra["mem_limit"], "CASSANDRA_MEM_LIMIT"))
+    assert heap >= 2 * 1024**3, "under the 2 GiB heap infra/local and the benchmarks run with"
+    assert young < heap and limit >= 2 * heap, "off-heap memory needs about as much as the heap"
+    header = COMPOSE.read_text().split("\nname:")[0]
+    assert all(v in header for v in ("CASSANDRA_MAX_HEAP_SIZE", "CASSANDRA_HEAP_NEWSIZE", "CASSANDRA_MEM_LIMIT"))
