@@ -3,8 +3,9 @@
 FROM python:3.11-slim-bookworm
 
 # x265's command line encodes the HEVC Main10 HDR10 rungs (ffmpeg's static build has no
-# 10-bit libx265); scripts/bootstrap installs the same Debian package on a host.
-RUN apt-get update && apt-get install -y --no-install-recommends x265 && rm -rf /var/lib/apt/lists/*
+# 10-bit libx265); nginx runs the edge service's cache tiers (`reel edge up`, as a user
+# process). scripts/bootstrap installs the same Debian packages on a host.
+RUN apt-get update && apt-get install -y --no-install-recommends x265 nginx && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
 COPY pyproject.toml README.md ./

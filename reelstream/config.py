@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from reelstream.addresses import check_bind
 from reelstream.errors import ConfigError
 from reelstream.stores.namespaced import check_namespace
 
@@ -61,6 +62,10 @@ class Settings:
     """REEL_S3_SECRET_KEY: S3 secret key."""
     s3_region: str = "us-east-1"
     """REEL_S3_REGION: S3 region."""
+    edge_host: str = "127.0.0.1"
+    """REEL_EDGE_HOST: the address ``reel edge up`` listens on: origin, nginx tiers (PoP, ISP
+    appliance) and steering server. ``127.0.0.1``: this machine only; ``0.0.0.0``: every
+    interface (in a container, whose port map cannot reach a loopback listener). An IP address."""
     ladder_mode: str = "fixed"
     """REEL_LADDER_MODE: ``fixed`` (the configured ladder, every title alike; the baseline) or
     ``per_title`` (H.264 rungs chosen per title from trial encodes scored with SSIM)."""
@@ -78,6 +83,7 @@ class Settings:
                 object.__setattr__(self, name, default)
         if self.namespace:
             check_namespace(self.namespace)
+        check_bind(self.edge_host, "edge_host (REEL_EDGE_HOST)")
         if self.ladder_mode not in ("fixed", "per_title"):
             raise ConfigError(f"ladder_mode (REEL_LADDER_MODE) = {self.ladder_mode!r}: must be fixed or per_title")
         for name, schemes in _SCHEMES.items():

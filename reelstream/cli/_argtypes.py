@@ -32,6 +32,20 @@ def port(text: str) -> int:
     return value
 
 
+def http_origin(text: str) -> str:
+    """``http://host:port`` and nothing after it: what nginx's ``upstream`` can fill from."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    try:
+        has_port = parts.port is not None
+    except ValueError:
+        has_port = False
+    if parts.scheme != "http" or not parts.hostname or not has_port or parts.path.strip("/") or parts.query:
+        raise argparse.ArgumentTypeError(f"{text!r}: give http://host:port (no path), e.g. http://origin:18399")
+    return f"http://{parts.netloc}"
+
+
 def readable_file(text: str) -> Path:
     """A file this process can read (a list of accounts, a metadata sidecar)."""
     path = Path(text)

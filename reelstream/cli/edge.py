@@ -13,7 +13,8 @@ import sys
 import threading
 from pathlib import Path
 
-from reelstream.cli._argtypes import port
+from reelstream.addresses import check_bind, url_host
+from reelstream.cli._argtypes import http_origin, port
 from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 
 
@@ -33,8 +34,8 @@ def cmd_edge_config(args: argparse.Namespace) -> int:
     from reelstream.edge.signing import EdgeSecret
     from reelstream.edge.topology import local_topology
 
-    topology = local_topology(f"http://127.0.0.1:{args.base_port - 1}", Path(args.work_dir).resolve(),
-                              base_port=args.base_port)
+    topology = local_topology(args.origin_url or f"http://127.0.0.1:{args.base_port - 1}",
+                              Path(args.work_dir).resolve(), base_port=args.base_port, bind=_host(args))
     node = topology.node(args.node)
     if node is None:
         print(f"reel edge config: no node {args.node!r}; nodes: {', '.join(n.name for n in topology.nodes)}",
@@ -52,6 +53,11 @@ def cmd_edge_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _host(args: argparse.Namespace) -> str:
+    """--host, else REEL_EDGE_HOST (checked like it: an IP address)."""
+    return check_bind(args.host, "--host") if args.host else settings_from(args).edge_host
+
+
 def _kept_secret(data_dir: Path) -> str | None:
     """The edge secret `reel up` generated into the data dir, if it did."""
     path = data_dir / "secrets.json"
@@ -67,8 +73,16 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
     from reelstream.processors.popularity.logic import TITLE_POPULARITY
     from reelstream.runtime import Runtime
 
+    if args.for_tiers and not args.origin_only:
+        print("reel edge up: --for-tiers is a kind of --origin-only; give both", file=sys.stderr)
+        return 2
+    if args.origin_only and args.origin_url:
+        print("reel edge up: --origin-only serves the origin, --origin-url fills from one that runs elsewhere: "
+              "give one of them", file=sys.stderr)
+        return 2
     logging.getLogger("reelstream.edge").setLevel(logging.INFO)
     runtime = Runtime(settings_from(args))
+    host = _host(args)
     secret = os.environ.get("REEL_EDGE_SECRET")
     if not secret:
         secret = _secret()
@@ -79,15 +93,20 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
 
         from reelstream.edge.origin import origin_app
 
-        print(f"origin   http://{args.host}:{args.base_port - 1} (no cache tiers: it verifies the signed URLs)",
-              flush=True)
-        # Viewers reach it directly here: it checks the signatures the edges would.
-        web.run_app(origin_app(runtime.objects, secret=EdgeSecret(secret)), host=args.host,
+        if args.for_tiers:
+            print(f"origin   http://{url_host(host)}:{args.base_port - 1} (for the cache tiers to fill from: plain "
+                  "object paths, nothing verified; keep it off the viewers' network)", flush=True)
+        else:
+            print(f"origin   http://{url_host(host)}:{args.base_port - 1} (no cache tiers: it verifies the signed "
+                  "URLs, as the tiers would)", flush=True)
+        web.run_app(origin_app(runtime.objects, secret=None if args.for_tiers else EdgeSecret(secret)), host=host,
                     port=args.base_port - 1, print=None, access_log=None)
         return 0
     stack = start_edge(runtime.objects, Path(args.work_dir).resolve(), EdgeSecret(secret),
-                       popular=args.popular or (), base_port=args.base_port)
-    print(f"origin    {stack.origin.url}")
+                       popular=args.popular or (), base_port=args.base_port, host=host, origin_url=args.origin_url)
+    print(f"origin    {stack.origin_url}{'' if stack.origin else ' (not started here)'}")
+    if host != stack.topology.nodes[0].host:
+        print(f"listening on {host}; this machine reaches the tiers at {stack.topology.nodes[0].host}")
     for node in stack.topology.nodes:
         print(f"{node.tier:<10}{node.base_url}  ({node.name})")
     print(f"steering  {stack.steering_url}/steering")
@@ -117,11 +136,16 @@ def register(sub: Subcommands) -> None:
     add_runtime_flags(up)
     up.add_argument("--work-dir", default=".reel/edge", help="where configs, caches and logs go")
     up.add_argument("--base-port", type=port, default=18400, help="PoP port; origin -1, steering -2, appliance +1")
-    up.add_argument("--host", default="127.0.0.1",
-                    help="with --origin-only, the address the origin binds (0.0.0.0 in a container); the nginx "
-                         "tiers bind the loopback")
+    up.add_argument("--host", help="the address origin, nginx tiers and steering listen on (default: "
+                                   "REEL_EDGE_HOST, else 127.0.0.1; 0.0.0.0 in a container)")
+    up.add_argument("--origin-url", type=http_origin, help="fill the PoP from this origin (http://host:port, e.g. another "
+                                         "`reel edge up --origin-only`) instead of starting one here")
     up.add_argument("--origin-only", action="store_true",
-                    help="serve only the origin (no nginx tiers): what `reel up` does without nginx")
+                    help="serve only the origin (no nginx tiers), to viewers: the signed URLs, verified (what "
+                         "`reel up` does without nginx)")
+    up.add_argument("--for-tiers", action="store_true",
+                    help="with --origin-only: serve the cache tiers elsewhere (their --origin-url) the plain object "
+                         "paths they fill from; nothing is verified, so keep it on a private network")
     up.add_argument("--popular", nargs="*", help="titles the appliance holds (else the popularity processor's list)")
     up.set_defaults(fn=cmd_edge_up)
     config = edge.add_parser("config", help="print a node's generated nginx.conf")
@@ -129,6 +153,8 @@ def register(sub: Subcommands) -> None:
     config.add_argument("node", help="pop-1 or appliance-isp-a")
     config.add_argument("--work-dir", default=".reel/edge")
     config.add_argument("--base-port", type=port, default=18400)
+    config.add_argument("--host", help="the address the node listens on (as `reel edge up --host`)")
+    config.add_argument("--origin-url", type=http_origin, help="where the PoP fills from (as `reel edge up --origin-url`)")
     config.set_defaults(fn=cmd_edge_config)
     check = edge.add_parser("check", help="say whether nginx is installed, and how to get it when not")
     check.set_defaults(fn=cmd_edge_check)

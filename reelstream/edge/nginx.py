@@ -81,7 +81,7 @@ def render_config(topology: Topology, node: EdgeNode, secret: EdgeSecret, run_as
                   "  }"]
     lines += [
         "  server {",
-        f"    listen {node.host}:{node.port};",
+        f"    listen {node.listen};",
         "    server_name _;",
         "    set $object '';",
         # Health for the steering server's probes; the edge holds no other unsigned resource.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from reelstream.addresses import check_bind, reach_host, url_host
 from reelstream.edge.origin import origin_app
 from reelstream.edge.runner import EdgePortUnavailable, EdgeRunner, EdgeStartFailed, find_nginx
 from reelstream.edge.signing import EdgeSecret
@@ -35,7 +36,8 @@ LOG_OFFSETS_FILE = "log-offsets.json"
 
 
 class _Server:
-    """An aiohttp app on a loopback port in a background thread."""
+    """An aiohttp app on ``host``:``port`` in a background thread; ``url`` is where this
+    machine reaches it (the loopback when ``host`` is a wildcard)."""
 
     def __init__(self, app: web.Application, host: str, port: int) -> None:
         self.loop = asyncio.new_event_loop()
@@ -66,7 +68,7 @@ class _Server:
             raise RuntimeError(f"could not serve on {host}:{port}: not listening after 10 s")
         if failed:
             raise EdgePortUnavailable(host, port, failed[0])
-        self.url = f"http://{host}:{bound[0]}"
+        self.url = f"http://{url_host(reach_host(host))}:{bound[0]}"
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -77,7 +79,7 @@ class _Server:
 class EdgeStack:
     topology: Topology
     runner: EdgeRunner
-    origin: _Server
+    origin: _Server | None  # None: the PoP fills from an origin that runs elsewhere
     steering: _Server
     steering_state: SteeringState
     log_offsets: dict[str, int] = field(default_factory=dict)
@@ -86,6 +88,10 @@ class EdgeStack:
     @property
     def steering_url(self) -> str:
         return self.steering.url
+
+    @property
+    def origin_url(self) -> str:
+        return self.topology.origin_url
 
     def set_popular(self, titles: Iterable[str]) -> None:
         titles = list(titles)
@@ -160,7 +166,8 @@ class EdgeStack:
     def stop(self) -> None:
         self.runner.stop()
         self.steering.stop()
-        self.origin.stop()
+        if self.origin is not None:
+            self.origin.stop()
 
 
 def _skipped_line(node: str, offset: int, line: str, error: Exception) -> None:
@@ -170,19 +177,26 @@ def _skipped_line(node: str, offset: int, line: str, error: Exception) -> None:
 def start_edge(objects: ObjectStore, work_dir: Path, secret: EdgeSecret, *, popular: Iterable[str] = (),
                base_port: int = 18400, isps: tuple[str, ...] = ("isp-a",), license_base: str = "/licenses",
                host: str = "127.0.0.1", appliance_connections: int = 512, steering_ttl_s: int = DEFAULT_TTL_S,
-               probe_interval_s: float = 2.0) -> EdgeStack:
+               probe_interval_s: float = 2.0, origin_url: str | None = None) -> EdgeStack:
     """Start origin (``base_port - 1``), PoP (``base_port``), one appliance per ISP and the
-    steering server (``base_port - 2``), which probes every node each ``probe_interval_s``.
+    steering server (``base_port - 2``), which probes every node each ``probe_interval_s``,
+    all listening on ``host`` (0.0.0.0: every interface, as in a container). With
+    ``origin_url`` the PoP fills from that origin and none is started here.
     Raises NginxMissing (saying how to install it) when nginx is absent; ``reel up`` prints
     that and runs without the tiers."""
     find_nginx()
-    origin = _Server(origin_app(objects, license_base), host, base_port - 1)
+    check_bind(host)
+    origin: _Server | None = None
+    if not origin_url:
+        origin = _Server(origin_app(objects, license_base), host, base_port - 1)
+        origin_url = origin.url
     try:
-        topology = local_topology(origin.url, work_dir, base_port=base_port, isps=isps,
-                                  appliance_connections=appliance_connections)
+        topology = local_topology(origin_url, work_dir, base_port=base_port, isps=isps,
+                                  appliance_connections=appliance_connections, bind=host)
         runner = EdgeRunner(topology, secret, popular=popular).start()
     except BaseException:
-        origin.stop()
+        if origin is not None:
+            origin.stop()
         raise
     state = SteeringState(topology, popular=frozenset(popular), ttl_s=steering_ttl_s)
     steering = _Server(steering_app(state, probe_interval_s), host, base_port - 2)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from reelstream.addresses import check_bind, reach_host, url_host
 from reelstream.errors import ConfigError
 
 Tier = Literal["pop", "appliance"]
@@ -30,14 +31,22 @@ class EdgeNode:
     cache_bytes: int  # proxy_cache max_size
     parent: str | None = None  # an appliance's PoP; None for a PoP (it fills from the origin)
     isp: str | None = None  # an appliance serves one ISP's subscribers
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # where the others on this machine reach it: probes, an appliance's fills
+    # The address nginx listens on; empty: ``host``. A wildcard (0.0.0.0 in a container) makes
+    # the node reachable from outside, while ``host`` stays the loopback the prober uses.
+    bind: str = ""
     # Connections the node serves before steering sends sessions elsewhere (the load the
     # steering server reads from its stub_status is open connections over this).
     max_connections: int = 512
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{url_host(self.host)}:{self.port}"
+
+    @property
+    def listen(self) -> str:
+        """nginx's ``listen`` address:port."""
+        return f"{url_host(self.bind or self.host)}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -82,12 +91,20 @@ class Topology:
         return self.work_dir / node.name
 
 
+LOOPBACK = ("127.0.0.1", "::1")
+
+
 def local_topology(origin_url: str, work_dir: Path, base_port: int = 18400,
-                   isps: tuple[str, ...] = ("isp-a",), appliance_connections: int = 512) -> Topology:
-    """One machine: a PoP on ``base_port`` and one appliance per ISP on the next ports;
-    ``appliance_connections``: what an appliance serves before steering moves sessions away."""
-    pop = EdgeNode("pop-1", "pop", base_port, 2 * GB)
+                   isps: tuple[str, ...] = ("isp-a",), appliance_connections: int = 512,
+                   bind: str = "127.0.0.1") -> Topology:
+    """One machine: a PoP on ``base_port`` and one appliance per ISP on the next ports, all
+    listening on ``bind``; ``appliance_connections``: what an appliance serves before steering
+    moves sessions away."""
+    host = reach_host(check_bind(bind))
+    pop = EdgeNode("pop-1", "pop", base_port, 2 * GB, host=host, bind=bind)
     appliances = tuple(EdgeNode(f"appliance-{isp}", "appliance", base_port + 1 + i, 1 * GB, parent=pop.name, isp=isp,
-                                max_connections=appliance_connections)
+                                max_connections=appliance_connections, host=host, bind=bind)
                        for i, isp in enumerate(isps))
-    return Topology(origin_url, (pop, *appliances), work_dir)
+    # The prober connects from the address it reaches the nodes at: let it read stub_status.
+    allow = LOOPBACK if host in LOOPBACK else (*LOOPBACK, host)
+    return Topology(origin_url, (pop, *appliances), work_dir, status_allow=allow)

@@ -36,23 +36,67 @@ def test_every_role_a_title_needs_to_be_published_runs() -> None:
     assert {"processors --kafka", "worker transcode", "worker package", "gateway --web", "edge up"} <= roles
 
 
+def published(name: str) -> set[int]:
+    """The container ports ``name`` publishes (``127.0.0.1:HOST:CONTAINER``)."""
+    return {int(p.rsplit(":", 1)[1]) for p in services()[name].get("ports", [])}
+
+
+def bound_ports(name: str) -> set[int]:
+    """The ports ``name``'s command listens on."""
+    args = build_parser().parse_args(services()[name]["command"][1:])
+    if name == "gateway":
+        return {args.port}
+    if args.origin_only:
+        return {args.base_port - 1}
+    return {args.base_port - 2, args.base_port, args.base_port + 1}  # steering, PoP, appliance
+
+
 def test_published_roles_bind_every_interface_on_the_published_port() -> None:
     for name, service in services().items():
         if service.get("image") != "reelstream:local" or not service.get("ports"):
             continue
         args = build_parser().parse_args(service["command"][1:])
         assert args.host == "0.0.0.0", f"{name} listens on {args.host}: the port map cannot reach it"
-        published = {int(p.rsplit(":", 1)[1]) for p in service["ports"]}
-        bound = args.port if hasattr(args, "port") and name == "gateway" else args.base_port - 1
-        assert bound in published, f"{name} binds {bound}, publishes {published}"
+        assert bound_ports(name) == published(name), f"{name} binds {bound_ports(name)}, publishes {published(name)}"
+
+
+def env_default_url(value: str) -> str:
+    """The default of ``${NAME:-default}``."""
+    return str(value).split(":-", 1)[1].rstrip("}")
 
 
 def test_the_roles_get_the_secrets_and_where_segments_come_from() -> None:
     env = services()["gateway"]["environment"]
     for name in ("REEL_KEK", "REEL_GATEWAY_SIGNING_KEYS", "REEL_EDGE_SECRET", "REEL_EDGE_BASE_URL",
-                 "REEL_DEFAULT_COUNTRY"):
+                 "REEL_DEFAULT_COUNTRY", "REEL_DEFAULT_ISP"):
         assert name in env, name
-    assert env["REEL_EDGE_BASE_URL"].endswith(":18399}"), "the origin service's published port"
+    edge = build_parser().parse_args(services()["edge"]["command"][1:])
+    assert env_default_url(env["REEL_EDGE_BASE_URL"]) == f"http://127.0.0.1:{edge.base_port + 1}", "the appliance"
+
+
+def test_the_cache_tiers_fill_from_the_origin_service_as_reel_up_wires_them() -> None:
+    edge_service, origin = services()["edge"], services()["origin"]
+    edge = build_parser().parse_args(edge_service["command"][1:])
+    assert not edge.origin_only and edge.host == "0.0.0.0"
+    # The PoP fills from the origin service by its name, on the port the origin binds.
+    assert edge.origin_url == f"http://origin:{min(bound_ports('origin'))}"
+    # It serves them the plain object paths (an origin facing viewers serves only signed URLs,
+    # and every fill would be a 404), and only on this host's loopback.
+    origin_args = build_parser().parse_args(origin["command"][1:])
+    assert origin_args.origin_only and origin_args.for_tiers
+    assert all(p.startswith("127.0.0.1:") for p in origin.get("ports", []))
+    assert edge_service["depends_on"]["origin"]["condition"] == "service_healthy" and "healthcheck" in origin
+    # The gateways name both tiers as pathways (appliance first) and the steering server, on the
+    # edge service's published ports, as `reel up` sets REEL_EDGE_PATHWAYS and REEL_STEERING_URL.
+    env = services()["gateway"]["environment"]
+    pathways = env_default_url(env["REEL_EDGE_PATHWAYS"])
+    assert pathways == (f"appliance-isp-a=http://127.0.0.1:{edge.base_port + 1},"
+                        f"pop-1=http://127.0.0.1:{edge.base_port}")
+    assert env_default_url(env["REEL_STEERING_URL"]) == f"http://127.0.0.1:{edge.base_port - 2}"
+    assert env_default_url(env["REEL_DEFAULT_ISP"]) == "isp-a"
+    # nginx writes caches and logs under the work dir: on a volume, where the image's user may write.
+    assert any(v.endswith(":" + edge.work_dir) for v in edge_service["volumes"])
+    assert edge.work_dir.startswith("/var/lib/reelstream/")
 
 
 def pinned_version(service: str, server: str) -> str:

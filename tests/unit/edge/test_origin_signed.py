@@ -1,4 +1,4 @@
-"""An origin that faces viewers (``reel edge up --origin-only``, the compose file's origin)
+"""An origin that faces viewers (``reel edge up --origin-only``, as `reel up` runs it without nginx)
 serves the signed URLs the gateways hand out, verified as the nginx edges verify them,
 and nothing unsigned: before, the signed URLs were a 404 and every object a plain GET."""
 
