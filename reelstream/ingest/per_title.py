@@ -140,7 +140,7 @@ def choose_ladder(mode: str, master: Path, video: VideoInfo, fixed: Sequence[Run
         step(f"measuring the title's complexity for its {group} rungs (trial encodes scored with SSIM)")
         started = time.monotonic()
         analysis, chosen = measure_and_choose(master, video.frame_rate, video.frame_count,
-                                              (video.width, video.height), fixed, policy, workers, group, base, cuts)
+                                              video.display_size, fixed, policy, workers, group, base, cuts)
         cuts = analysis.scene_changes
         method = scoring_method(group, video.hdr)
         analyzed = new_event("TitleComplexityAnalyzed",

@@ -218,7 +218,7 @@ class IngestService:
             self.runtime.objects.put(key, subtitles.to_webvtt(media.subtitles[spec.file]).encode(),
                                      content_type="text/vtt")
             text.append(TextPlan(track, spec.language, spec.sdh, spec.forced, key))
-        rungs = ladder_for(video.width, video.height, video.hdr, self.ladder, meta.license_terms["max_height"])
+        rungs = ladder_for(*video.display_size, video.hdr, self.ladder, meta.license_terms["max_height"])
         ladder = choose_ladder(self.runtime.settings.ladder_mode, master, video, rungs, meta.title_id,
                                result.master_key, producer=self.runtime.settings.producer, caused_by=validated,
                                step=self.progress.step)

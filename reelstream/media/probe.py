@@ -28,10 +28,21 @@ class VideoInfo:
     color_space: str | None
     master_display: str | None = None  # x265 syntax, from the SMPTE ST 2086 side data
     max_cll: str | None = None  # "MaxCLL,MaxFALL"
+    sample_aspect: Fraction = Fraction(1)  # SAR: anamorphic masters (DVD, HDV) store non-square pixels
+    rotation: int = 0  # degrees, from the display matrix (phone footage): ffmpeg's decode applies it
 
     @property
     def hdr(self) -> bool:
         return self.color_transfer in HDR_TRANSFERS
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """The picture as it is meant to be seen, the size rungs take their aspect ratio from:
+        square pixels (width times SAR), and turned as the display matrix says, because ffmpeg
+        decodes a rotated master upright. The stored size squeezed anamorphic 16:9 into 5:4
+        and a portrait phone clip into landscape."""
+        width = max(1, round(self.width * self.sample_aspect))
+        return (self.height, width) if self.rotation % 180 == 90 else (width, self.height)
 
     @property
     def frame_rate_text(self) -> str:
@@ -93,6 +104,23 @@ def _side_data(path: Path) -> tuple[str | None, str | None]:
     return display, cll
 
 
+def _sample_aspect(text: str | None) -> Fraction:
+    """ffprobe writes SAR as "64:45"; "0:1" or nothing means unknown, taken as square."""
+    value = _fraction((text or "").replace(":", "/"))
+    return value if value > 0 else Fraction(1)
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    """The display matrix's rotation in degrees, 0..359."""
+    for side in stream.get("side_data_list", []):
+        if side.get("side_data_type") == "Display Matrix" and "rotation" in side:
+            try:
+                return round(float(side["rotation"])) % 360
+            except (TypeError, ValueError):
+                return 0
+    return 0
+
+
 def probe(path: Path) -> MediaInfo:
     """Streams of ``path``. Raises MediaCommandFailed when ffprobe cannot read it."""
     out = run([tools.ffprobe(), "-v", "error", "-count_packets", "-show_format", "-show_streams",
@@ -110,7 +138,8 @@ def probe(path: Path) -> MediaInfo:
             codec=v.get("codec_name", "unknown"), width=int(v.get("width", 0)), height=int(v.get("height", 0)),
             frame_rate=_fraction(v.get("r_frame_rate")), frame_count=int(v.get("nb_read_packets") or 0),
             pix_fmt=v.get("pix_fmt", ""), color_transfer=transfer, color_primaries=v.get("color_primaries"),
-            color_space=v.get("color_space"), master_display=display, max_cll=cll)
+            color_space=v.get("color_space"), master_display=display, max_cll=cll,
+            sample_aspect=_sample_aspect(v.get("sample_aspect_ratio")), rotation=_rotation(v))
     audio = [AudioInfo(index=i, codec=s.get("codec_name", "unknown"), channels=int(s.get("channels", 0)),
                        sample_rate=int(s.get("sample_rate", 0)), language=(s.get("tags") or {}).get("language"))
              for i, s in enumerate(x for x in streams if x.get("codec_type") == "audio")]
