@@ -27,6 +27,7 @@ from reelstream.ingest.reasons import IngestRejected, Reason
 from reelstream.ingest.upload import UploadReport, upload_resumable
 from reelstream.ingest.validate import (
     MediaReport,
+    check_ladder,
     check_master,
     check_sidecar_audio,
     check_subtitle,
@@ -138,6 +139,7 @@ class IngestService:
         for spec in meta.audio:
             check_sidecar_audio(sidecars[spec.file], spec, duration, media)
         check_track_ids(meta, media)
+        check_ladder(self.ladder, meta.license_terms["max_height"], media)
         reasons += media.reasons
         if reasons or media.master is None or media.master.video is None:
             publish("IngestRejected", {"title_id": meta.title_id, "reasons": [r.to_avro() for r in reasons],

@@ -10,6 +10,7 @@ from reelstream.ingest.languages import primary
 from reelstream.ingest.metadata import SidecarSpec, TitleMetadata
 from reelstream.ingest.reasons import Reason
 from reelstream.media.probe import MediaInfo, decode_errors, probe
+from reelstream.media.transcode.ladder import Rung, ladder_for
 from reelstream.media.transcode.layout import audio_track_id, text_track_id
 from reelstream.media.transcode.run import MediaCommandFailed
 
@@ -171,3 +172,23 @@ def check_track_ids(meta: TitleMetadata, report: MediaReport) -> None:
     for spec in meta.audio:
         claim(audio_track_id(primary(spec.language) or spec.language, spec.audio_description), f"audio/{spec.file}",
               "AUDIO_INVALID")
+
+
+def check_ladder(ladder: tuple[Rung, ...], max_height: int | None, report: MediaReport) -> None:
+    """At least one rung of the ladder must fit the master (no rung above its picture or the
+    license's max_height, HDR rungs only from HDR): a plan with no video rendition was
+    transcoded (audio only) and then never packaged, the title stuck at TRANSCODED."""
+    video = report.master.video if report.master else None
+    if video is None or ladder_for(*video.display_size, video.hdr, ladder, max_height):
+        return
+    width, height = video.display_size
+    usable = [r.height for r in ladder if video.hdr or not r.hdr]  # an SDR master gets no HDR rung
+    cap = f", the license's max_height {max_height}" if max_height else ""
+    if not usable:
+        fix = "the ladder has only HDR rungs: ingest with a ladder (--ladder) that has SDR rungs"
+    else:
+        fix = (f"the lowest rung is {min(usable)}p: deliver a master of at least {min(usable)} lines, or ingest "
+               f"with a ladder (--ladder) that has a rung at or below {min(height, max_height or height)}p")
+    report.reasons.append(Reason("OTHER", "master", f"no rung of the ladder fits the master ({width}x{height}"
+                                                    f"{' HDR' if video.hdr else ''}{cap}), so the title would have "
+                                                    f"no video; {fix}"))

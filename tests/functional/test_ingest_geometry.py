@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reelstream.config import Settings
+from reelstream.ingest.reasons import IngestRejected
 from reelstream.ingest.service import IngestService
 from reelstream.media.probe import probe
 from reelstream.media.transcode.chunk import encode_chunk
@@ -65,3 +66,19 @@ def test_a_rotated_master_is_encoded_upright_at_the_planned_size(tmp_path: Path)
     video = probe(out).video
     assert video is not None and (video.width, video.height) == (width, height) == (108, 144)
     assert video.display_size == (108, 144)  # the turn is done: no display matrix left to apply again
+
+
+def test_a_master_below_every_rung_is_refused_not_left_without_video(tmp_path: Path) -> None:
+    """It was planned with no rendition: audio transcoded, TitleTranscoded, never packaged."""
+    film = master(tmp_path / "film.mp4", "176x120")
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    metadata = write_metadata(tmp_path / "title.json", title_metadata("film-1", film, languages=("en",)))
+    with pytest.raises(IngestRejected) as info:
+        IngestService(runtime, LADDER, calibrate_rate=False).ingest(film, metadata)
+    [reason] = info.value.reasons
+    assert reason.field == "master" and "176x120" in reason.message and "at least 144 lines" in reason.message
+    reader = runtime.log.consumer(["reel.catalog", "reel.transcode.jobs"], group_id=None)
+    kinds = [runtime.codec.decode(r.value).type for r in reader.poll(max_records=1000, timeout=1)]
+    reader.close()
+    runtime.close()
+    assert "IngestRejected" in kinds and not {"IngestValidated", "TranscodePlanned", "AudioTranscodeRequested"} & set(kinds)
