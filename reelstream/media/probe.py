@@ -13,6 +13,7 @@ from reelstream.media import tools
 from reelstream.media.transcode.run import MediaCommandFailed, run
 
 HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})  # PQ (HDR10) and HLG
+INTERLACED_ORDERS = frozenset({"tt", "bb", "tb", "bt"})  # ffprobe's field_order of interlaced video
 
 
 @dataclass(frozen=True)
@@ -151,17 +152,25 @@ def video_start(path: Path) -> Fraction:
     """How long after the file's first timestamp (the earliest stream's) its first video frame
     comes: what a chunk's seek adds (``grid.seek_seconds``). Read once per file and process."""
     stat = path.stat()
-    return _video_start(path, stat.st_size, stat.st_mtime_ns)
+    return _video_layout(path, stat.st_size, stat.st_mtime_ns)[0]
+
+
+def interlaced(path: Path) -> bool:
+    """Whether the video is stored as interlaced fields (the stream's field order is ``tt``,
+    ``bb``, ``tb`` or ``bt``): broadcast and tape masters. Read with ``video_start``."""
+    stat = path.stat()
+    return _video_layout(path, stat.st_size, stat.st_mtime_ns)[1]
 
 
 @functools.lru_cache(maxsize=64)
-def _video_start(path: Path, size: int, mtime_ns: int) -> Fraction:
+def _video_layout(path: Path, size: int, mtime_ns: int) -> tuple[Fraction, bool]:
     out = run([tools.ffprobe(), "-v", "error", "-select_streams", "v:0", "-show_entries",
-               "stream=start_time:format=start_time", "-of", "json", str(path)], f"reading the start of {path.name}")
+               "stream=start_time,field_order:format=start_time", "-of", "json", str(path)],
+              f"reading the start of {path.name}")
     doc = json.loads(out.stdout or "{}")
     streams = doc.get("streams") or [{}]
     first, video = _fraction(doc.get("format", {}).get("start_time")), _fraction(streams[0].get("start_time"))
-    return max(Fraction(0), video - first)
+    return max(Fraction(0), video - first), streams[0].get("field_order") in INTERLACED_ORDERS
 
 
 def decode_errors(path: Path, seconds: float = 2.0) -> list[str]:

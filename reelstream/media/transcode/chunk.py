@@ -17,7 +17,7 @@ from pathlib import Path
 
 from reelstream.errors import ReelStreamError
 from reelstream.media import tools
-from reelstream.media.probe import count_frames, video_start
+from reelstream.media.probe import count_frames, interlaced, video_start
 from reelstream.media.transcode.commands import ChunkEncode, chunk_command, uses_x265_cli
 from reelstream.media.transcode.run import run, run_with_readers
 from reelstream.media.transcode.x265 import (
@@ -80,6 +80,8 @@ def encode_chunk(job: ChunkEncode, scratch: Path | None = None) -> list[EncodedC
     FIFO); verify every output holds exactly ``job.frame_count`` frames."""
     if job.video_start is None:
         job = replace(job, video_start=video_start(job.master))
+    if job.deinterlace is None:
+        job = replace(job, deinterlace=interlaced(job.master))
     cli = [i for i, r in enumerate(job.rungs) if uses_x265_cli(r, job.gpu)]
     psnr_of: dict[int, float | None] = {}
     ssim_of: dict[int, float | None] = {}

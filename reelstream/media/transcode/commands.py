@@ -47,6 +47,7 @@ class ChunkEncode:
     gpu: bool = False  # NVENC encoders (a GPU worker on a job that prefers one)
     measure: bool = True  # the encoders' PSNR/SSIM (calibration trials, read for their size only, skip it)
     video_start: Fraction | None = None  # the first frame's time after the file's first (None: encode_chunk reads it)
+    deinterlace: bool | None = None  # the master is interlaced (None: encode_chunk reads it)
     extra_inputs: tuple[str, ...] = field(default=())
 
 
@@ -100,7 +101,11 @@ def tonemap_filter(lut: Path | None, width: int, height: int) -> str:
 def filter_graph(job: ChunkEncode) -> str:
     """Drop the frames before the chunk, ``trim`` to its frame count, restart timestamps at 0,
     split, scale each rung."""
-    head = (f"[0:v:0]{first_frame_filter(job.start_frame, job.fps)},trim=end_frame={job.frame_count},"
+    # Interlaced masters: one progressive frame per frame (bwdif, send_frame), so the grid's
+    # frame counts hold; scaling woven fields instead left combing on every moving edge. Before
+    # the frame selection, so the chunk's first frame is interpolated from the one before it.
+    deinterlace = "bwdif=mode=send_frame:parity=auto:deint=all," if job.deinterlace else ""
+    head = (f"[0:v:0]{deinterlace}{first_frame_filter(job.start_frame, job.fps)},trim=end_frame={job.frame_count},"
             "setpts=PTS-STARTPTS")
     sdr_from_hdr = job.source_hdr and not all(r.hdr for r in job.rungs)
     if sdr_from_hdr:
