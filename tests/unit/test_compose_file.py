@@ -126,7 +126,7 @@ def env_default(value: str, variable: str) -> str:
 def size_bytes(size: str) -> int:
     found = re.fullmatch(r"(\d+)([kmgKMG])", size)
     assert found, size
-    return int(found.group(1)) * 1024 ** " kmg".index(found.group(2).lower())
+    return int(found.group(1)) * int(1024 ** " kmg".index(found.group(2).lower()))
 
 
 def test_cassandra_heap_is_sized_and_overridable() -> None:
