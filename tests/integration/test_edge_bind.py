@@ -17,14 +17,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reelstream.edge.signing import EdgeSecret, signed_base
 from reelstream.stores.localdir import LocalDirObjectStore
 from tests.integration.test_edge_delivery import NO_NGINX
-from tests.support.ports import free_port_block
+from tests.support.ports import free_port, free_port_block
 
 pytestmark = pytest.mark.skipif(NO_NGINX is not None, reason=NO_NGINX or "")
 OTHER_ADDRESS = "127.0.0.2"  # on the host, but not the 127.0.0.1 the tiers used to bind
+COMPOSE = Path(__file__).resolve().parents[2] / "infra" / "docker-compose.yml"
+
+
+def compose_check(service: str, ports: dict[int, int]) -> int:
+    """``service``'s compose health check (a python command), its container ports mapped to
+    ``ports``; its exit status."""
+    test = yaml.safe_load(COMPOSE.read_text())["services"][service]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"], test
+    code = test[3]
+    for container_port, port in ports.items():
+        code = code.replace(str(container_port), str(port))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=20, check=False).returncode
 
 
 def answers(url: str) -> bool:
@@ -79,3 +92,7 @@ def test_the_tiers_listen_on_the_bind_address_and_fill_from_the_given_origin(
     with urllib.request.urlopen(f"http://{OTHER_ADDRESS}:{edge_base - 2}/steering?session=s1&title=t1&isp=isp-a",
                                 timeout=5) as r:
         assert r.status == 200  # the steering server listens there too
+    # The compose file's health checks for the two services pass against these two processes.
+    assert compose_check("origin", {18399: origin_base - 1}) == 0
+    assert compose_check("edge", {18400: edge_base, 18401: edge_base + 1}) == 0
+    assert compose_check("edge", {18400: edge_base, 18401: free_port()}) != 0  # one tier down: unhealthy
