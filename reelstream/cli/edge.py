@@ -138,8 +138,9 @@ def register(sub: Subcommands) -> None:
     up.add_argument("--base-port", type=port, default=18400, help="PoP port; origin -1, steering -2, appliance +1")
     up.add_argument("--host", help="the address origin, nginx tiers and steering listen on (default: "
                                    "REEL_EDGE_HOST, else 127.0.0.1; 0.0.0.0 in a container)")
-    up.add_argument("--origin-url", type=http_origin, help="fill the PoP from this origin (http://host:port, e.g. another "
-                                         "`reel edge up --origin-only`) instead of starting one here")
+    up.add_argument("--origin-url", type=http_origin,
+                    help="fill the PoP from this origin (http://host:port, e.g. another `reel edge up "
+                         "--origin-only`) instead of starting one here")
     up.add_argument("--origin-only", action="store_true",
                     help="serve only the origin (no nginx tiers), to viewers: the signed URLs, verified (what "
                          "`reel up` does without nginx)")
@@ -154,7 +155,8 @@ def register(sub: Subcommands) -> None:
     config.add_argument("--work-dir", default=".reel/edge")
     config.add_argument("--base-port", type=port, default=18400)
     config.add_argument("--host", help="the address the node listens on (as `reel edge up --host`)")
-    config.add_argument("--origin-url", type=http_origin, help="where the PoP fills from (as `reel edge up --origin-url`)")
+    config.add_argument("--origin-url", type=http_origin,
+                        help="where the PoP fills from (as `reel edge up --origin-url`)")
     config.set_defaults(fn=cmd_edge_config)
     check = edge.add_parser("check", help="say whether nginx is installed, and how to get it when not")
     check.set_defaults(fn=cmd_edge_check)
