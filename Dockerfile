@@ -15,7 +15,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends x265 nginx tini
 # volume: the embedded runtime's files, the edge's nginx caches and logs) and /tmp (ffmpeg's
 # chunks); the folders exist here, owned by it, so a new named volume starts out writable.
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/reelstream --shell /usr/sbin/nologin reel \
-    && mkdir -p /var/lib/reelstream/edge && chown -R reel:reel /var/lib/reelstream
+    && mkdir -p /var/lib/reelstream/edge /var/lib/reelstream/ingest-staging && chown -R reel:reel /var/lib/reelstream
 
 WORKDIR /app
 # Dependencies first, exactly the versions the suite passed with (requirements.lock, made by

@@ -33,7 +33,8 @@ def test_each_command_is_one_reel_accepts(name: str) -> None:
 
 def test_every_role_a_title_needs_to_be_published_runs() -> None:
     roles = {" ".join(c[1:3]) for c in reel_services().values()}
-    assert {"processors --kafka", "worker transcode", "worker package", "gateway --web", "edge up"} <= roles
+    assert {"processors --kafka", "worker transcode", "worker package", "gateway --web", "edge up",
+            "ingest-server --host"} <= roles
 
 
 def published(name: str) -> set[int]:
@@ -44,7 +45,7 @@ def published(name: str) -> set[int]:
 def bound_ports(name: str) -> set[int]:
     """The ports ``name``'s command listens on."""
     args = build_parser().parse_args(services()[name]["command"][1:])
-    if name == "gateway":
+    if name in ("gateway", "ingest"):
         return {args.port}
     if args.origin_only:
         return {args.base_port - 1}
@@ -72,6 +73,15 @@ def test_the_roles_get_the_secrets_and_where_segments_come_from() -> None:
         assert name in env, name
     edge = build_parser().parse_args(services()["edge"]["command"][1:])
     assert env_default_url(env["REEL_EDGE_BASE_URL"]) == f"http://127.0.0.1:{edge.base_port + 1}", "the appliance"
+    # The ingest server does not start without its tokens (`reel secrets` writes them into infra/.env).
+    assert "REEL_INGEST_TOKENS" in services()["ingest"]["environment"]
+
+
+def test_the_ingest_server_stages_on_a_volume_and_answers_its_health_check_path() -> None:
+    ingest = services()["ingest"]
+    args = build_parser().parse_args(ingest["command"][1:])
+    assert any(v.endswith(f":{args.staging}") for v in ingest["volumes"])  # uploads survive a new container
+    assert f"http://127.0.0.1:{args.port}/openapi.json" in " ".join(ingest["healthcheck"]["test"])
 
 
 def test_the_cache_tiers_fill_from_the_origin_service_as_reel_up_wires_them() -> None:

@@ -18,6 +18,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "infra" / "docker-compose.yml"
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -54,7 +55,11 @@ def test_the_processes_run_as_an_unprivileged_user_who_owns_the_data_dir() -> No
     # The data dir and the edge's work dir under it exist in the image and are the user's, so a
     # new named volume mounted there (compose's edge-data) starts out writable by it.
     owning = steps[created][1]
-    assert re.search(rf"mkdir -p {data_dir}/edge\b", owning) and re.search(rf"chown -R {user}:\S+ {data_dir}\b", owning)
+    assert re.search(rf"chown -R {user}:\S+ {data_dir}\b", owning)
+    made = set(re.search(r"mkdir -p ((?:\S+ )*\S+) &&", owning).group(1).split())  # type: ignore[union-attr]
+    mounted = {mount.split(":")[1] for service in yaml.safe_load(COMPOSE.read_text())["services"].values()
+               for mount in service.get("volumes", []) if mount.split(":")[1].startswith(f"{data_dir}/")}
+    assert mounted and mounted <= made, f"compose mounts {mounted - made} that the image does not make"
     assert env()["HOME"] == data_dir, "libraries that write under ~ need a home the user may write"
     assert any(op == "VOLUME" and args.strip() == data_dir for op, args in steps)
     assert [args for op, args in steps if op == "WORKDIR"][-1] == data_dir, "relative paths land in the volume"
