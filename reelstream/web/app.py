@@ -1,5 +1,6 @@
 """The web player app: the page people use (sign in, catalog with posters, title page,
-playback with Shaka Player), its static files, Shaka Player from ``web/node_modules``
+playback with Shaka Player), its static files, Shaka Player from ``web/node_modules`` or
+``REEL_SHAKA_DIR``
 (no outside network), and two reads the page needs besides the gateways' API: the
 published catalog and posters.
 
@@ -10,6 +11,8 @@ gateways on the same origin (``/auth``, ``/manifests``, ``/licenses``, ``/playba
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 from aiohttp import web
@@ -22,7 +25,11 @@ from reelstream.runtime import Runtime
 from reelstream.web.posters import poster_key
 
 WEB_DIR = Path(__file__).resolve().parent
+# Where `npm ci` in the repository's web/ puts it; an installed package (the image) has no
+# repository around it, and names the folder in REEL_SHAKA_DIR.
 SHAKA_DIST = WEB_DIR.parents[1] / "web" / "node_modules" / "shaka-player" / "dist"
+SHAKA_SCRIPT = "shaka-player.compiled.js"
+log = logging.getLogger(__name__)
 RUNTIME = web.AppKey("runtime", Runtime)
 # Shown when a title has no poster yet: a plain SVG frame, no network.
 PLACEHOLDER = ('<svg xmlns="http://www.w3.org/2000/svg" width="320" height="180"><rect width="100%" height="100%" '
@@ -64,13 +71,24 @@ async def poster(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="image/jpeg", headers={"Cache-Control": "public, max-age=300"})
 
 
+def shaka_dist() -> Path:
+    """The folder served at /web/shaka/: REEL_SHAKA_DIR, else the repository's web/node_modules."""
+    setting = os.environ.get("REEL_SHAKA_DIR")
+    return Path(setting) if setting else SHAKA_DIST
+
+
 def web_app(runtime: Runtime) -> web.Application:
     app = web.Application()
     app[RUNTIME] = runtime
     app.router.add_get("/", index)
     app.router.add_get("/api/catalog", catalog)
     app.router.add_get("/posters/{title_id}.jpg", poster)
-    if SHAKA_DIST.exists():
-        app.router.add_static("/shaka/", SHAKA_DIST)
+    shaka = shaka_dist()
+    if (shaka / SHAKA_SCRIPT).is_file():
+        app.router.add_static("/shaka/", shaka)
+    else:
+        # The page still lists the catalog; it cannot play. Said once, at start, with the fix.
+        log.warning("the web page cannot play: no Shaka Player at %s (run `cd web && npm ci` in the repository, "
+                    "or set REEL_SHAKA_DIR to a folder holding %s)", shaka, SHAKA_SCRIPT)
     app.router.add_static("/static/", WEB_DIR)
     return app

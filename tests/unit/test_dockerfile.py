@@ -21,12 +21,20 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "infra" / "docker-compose.yml"
 
 
-def instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
+def stages() -> list[list[tuple[str, str]]]:
+    """Each build stage's (INSTRUCTION, arguments), in order: continuation lines joined,
+    comments dropped; a stage starts at its FROM."""
     text = re.sub(r"\\\n", " ", "\n".join(line for line in (REPO / "Dockerfile").read_text().splitlines()
                                          if not line.lstrip().startswith("#")))
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
-            for line in text.splitlines() if line.strip()]
+    steps = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
+             for line in text.splitlines() if line.strip()]
+    starts = [i for i, (op, _) in enumerate(steps) if op == "FROM"]
+    return [steps[a:b] for a, b in zip(starts, [*starts[1:], len(steps)], strict=True)]
+
+
+def instructions() -> list[tuple[str, str]]:
+    """The final stage's: the image that runs."""
+    return stages()[-1]
 
 
 def index(predicate: str, instruction: str) -> int:
@@ -131,3 +139,12 @@ def test_the_lock_script_follows_requirements_extras_and_markers() -> None:
     assert lock.render(pinned).splitlines()[2:] == ["app==1.0", "base==3.0", "lib==2.5", "speedup==0.9"]
     with pytest.raises(lock.LockError, match="lib>=3 is required but lib 2.5 is installed"):
         lock.closure([Requirement("lib>=3")], lambda name: installed[name])
+
+
+def test_the_web_page_gets_the_locked_shaka_player_and_finds_it() -> None:
+    builder = next(stage for stage in stages()[:-1] if re.search(r"\bAS shaka$", stage[0][1]))
+    assert any(op == "COPY" and "web/package-lock.json" in args for op, args in builder)
+    assert any(op == "RUN" and re.search(r"\bnpm ci\b", args) for op, args in builder), "the lock's exact version"
+    copied = [args.split() for op, args in instructions() if op == "COPY" and args.startswith("--from=shaka ")]
+    assert copied and copied[0][1].endswith("/node_modules/shaka-player/dist")
+    assert env()["REEL_SHAKA_DIR"] == copied[0][2], "the web app looks where the player was copied"
