@@ -148,3 +148,12 @@ def test_the_web_page_gets_the_locked_shaka_player_and_finds_it() -> None:
     copied = [args.split() for op, args in instructions() if op == "COPY" and args.startswith("--from=shaka ")]
     assert copied and copied[0][1].endswith("/node_modules/shaka-player/dist")
     assert env()["REEL_SHAKA_DIR"] == copied[0][2], "the web app looks where the player was copied"
+
+
+def test_the_environment_the_suite_runs_in_is_the_one_the_image_installs() -> None:
+    # scripts/bootstrap installs with -c requirements.lock; a package upgraded by hand, or a
+    # dependency added to pyproject without a new lock, would ship untested versions.
+    lock = lock_script()
+    expected = lock.render(lock.closure(lock.runtime_requirements(), lock._installed))
+    assert (REPO / "requirements.lock").read_text() == expected, (
+        "requirements.lock differs from this environment: run .venv/bin/python scripts/lock.py once the suite passes")
