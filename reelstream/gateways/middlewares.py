@@ -65,10 +65,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ReelStreamError as e:
         status = status_of(e)
         if status == 502:  # a vendor service failed: its status is safe and useful to show
-            log.warning("%s %s: %s", request.method, request.path, e)
+            log.warning("%s %s: %s", request.method, loggable_path(request), e)
             body = {"error": str(e)}
         elif status >= 500:
-            log.exception("%s %s failed", request.method, request.path)
+            log.exception("%s %s failed", request.method, loggable_path(request))
             body = {"error": f"a backing service failed ({type(e).__name__}); "
                              + ("retry shortly" if e.transient else "retrying will not help: the operator must "
                                 "fix the server's configuration (its log says what)")}
@@ -79,8 +79,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
         return web.json_response(body, status=status, headers=headers)
     except Exception:
-        log.exception("%s %s failed unexpectedly", request.method, request.path)
+        log.exception("%s %s failed unexpectedly", request.method, loggable_path(request))
         return web.json_response({"error": "internal error; it has been logged"}, status=500)
+
+
+def loggable_path(request: web.Request) -> str:
+    """The path without the playback ticket some routes carry in it (``/manifests/t/{ticket}/``):
+    a ticket is a bearer credential for hours (a download's for 30 days), and logs travel
+    further than the gateways do."""
+    ticket = request.match_info.get("ticket")
+    return request.path.replace(ticket, "<ticket>") if ticket else request.path
 
 
 def _allow(e: web.HTTPException) -> dict[str, str] | None:
