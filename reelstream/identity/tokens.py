@@ -81,10 +81,15 @@ class KeyRing:
     def from_setting(cls, value: str, name: str = "REEL_GATEWAY_SIGNING_KEYS") -> KeyRing:
         """``kid:base64secret[,kid:base64secret...]``, newest first."""
         keys = []
-        for item in filter(None, (v.strip() for v in value.split(","))):
+        for position, item in enumerate((v.strip() for v in value.split(",")), start=1):
+            if not item:
+                continue
             kid, sep, secret = item.partition(":")
             if not sep or not kid:
-                raise ConfigError(f"{name}: {item[:12]!r}... is not 'kid:base64secret'")
+                # Never echo the item: without its 'kid:' it is the secret itself, and this
+                # message goes to the terminal, the role's log and the supervisor's.
+                raise ConfigError(f"{name}: item {position} of {value.count(',') + 1} is not 'kid:base64secret' "
+                                  "(a key id, a colon, then the base64 secret)")
             try:
                 raw = base64.b64decode(secret, validate=True)
             except (binascii.Error, ValueError) as e:

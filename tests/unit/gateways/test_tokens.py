@@ -61,3 +61,12 @@ def test_key_ring_setting_is_validated() -> None:
     for bad in ("", "nocolon", "a:not-base64!", "a:" + base64.b64encode(b"short").decode()):
         with pytest.raises(ConfigError, match="REEL_GATEWAY_SIGNING_KEYS|signing key"):
             KeyRing.from_setting(bad)
+
+
+def test_a_key_ring_setting_without_its_kid_is_refused_without_echoing_the_secret() -> None:
+    secret = base64.b64encode(b"s3cret-bytes-of-the-signing-key!").decode()
+    with pytest.raises(ConfigError) as refused:
+        KeyRing.from_setting(f"k2:{base64.b64encode(b'x' * 32).decode()},{secret}")
+    message = str(refused.value)
+    assert "item 2 of 2 is not 'kid:base64secret'" in message
+    assert secret[:6] not in message  # before: the first 12 characters of the secret
