@@ -9,7 +9,7 @@ from reelstream.ingest import subtitles
 from reelstream.ingest.languages import primary
 from reelstream.ingest.metadata import SidecarSpec, TitleMetadata
 from reelstream.ingest.reasons import Reason
-from reelstream.media.probe import MediaInfo, decode_errors, probe
+from reelstream.media.probe import MediaInfo, VideoInfo, decode_errors, probe
 from reelstream.media.transcode.ladder import Rung, ladder_for
 from reelstream.media.transcode.layout import audio_track_id, text_track_id
 from reelstream.media.transcode.run import MediaCommandFailed
@@ -19,6 +19,10 @@ VIDEO_CODECS = frozenset({"prores", "dnxhd", "h264", "hevc", "mpeg2video", "ffv1
                           "vp9", "av1"})
 MIN_DURATION_S, MAX_DURATION_S = 1.0, 6 * 3600.0
 DURATION_TOLERANCE_S = 2.0
+# How far the frame grid (frame n at n / frame rate) may stray from the master's own timestamps
+# before picture and sound visibly part: lip sync is noticed from about 45 ms early or 125 ms
+# late (ITU-R BT.1359); a variable-frame-rate master strays by seconds.
+FRAME_TIMING_TOLERANCE_S = 0.1
 
 
 @dataclass
@@ -76,6 +80,7 @@ def check_master(path: Path, meta: TitleMetadata, report: MediaReport) -> None:
     if problems:
         report.reasons.append(Reason("DECODE_FAILED", "master", "; ".join(problems)))
     _check_duration(info, meta, report)
+    _check_frame_timing(video, report)
     _check_languages(info, meta, report)
 
 
@@ -93,6 +98,22 @@ def _check_duration(info: MediaInfo, meta: TitleMetadata, report: MediaReport) -
         if abs(video_s - duration) > DURATION_TOLERANCE_S:
             report.reasons.append(Reason("DURATION_INVALID", "master",
                                          f"the video runs {video_s:.3f}s but the file {duration:.3f}s"))
+
+
+def _check_frame_timing(video: VideoInfo, report: MediaReport) -> None:
+    """Chunks are cut and timed by frame count at the nominal rate (``grid.py``). A variable-frame-rate
+    master (phones, screen captures, edits of mixed rates) has timestamps that are not: its average
+    rate differs from the nominal one, and its video would end early and drift from its sound."""
+    if video.frame_rate <= 0 or video.avg_frame_rate <= 0 or video.frame_count <= 0:
+        return
+    on_grid = float(video.frame_count / video.frame_rate)
+    stamped = float(video.frame_count / video.avg_frame_rate)
+    if abs(on_grid - stamped) > FRAME_TIMING_TOLERANCE_S:
+        rate = float(video.frame_rate)
+        report.reasons.append(Reason("DURATION_INVALID", "master", (
+            f"variable frame rate: {video.frame_count} frames at the nominal {rate:.3f} fps run {on_grid:.3f}s, "
+            f"their timestamps {stamped:.3f}s (average {float(video.avg_frame_rate):.3f} fps), so picture and "
+            f"sound would drift apart; deliver a constant-frame-rate master (e.g. ffmpeg -vf fps={video.frame_rate_text} ...)")))
 
 
 def _check_languages(info: MediaInfo, meta: TitleMetadata, report: MediaReport) -> None:
