@@ -25,6 +25,25 @@ class Cue:
     settings: str = ""
 
 
+# Byte order marks name their encoding unambiguously; subtitle tools on Windows save SRT as
+# UTF-16 ("Unicode") with one. UTF-32's marks start with UTF-16's, so they are tried first.
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def decode(data: bytes) -> str:
+    """The file's text: in the encoding its byte order mark names, else UTF-8. Raises
+    SubtitleError naming the line of the first byte that is not UTF-8 (Latin-1 or Windows-1252
+    files guessed at would show wrong letters to viewers, so they are refused, not guessed)."""
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise SubtitleError(f"line {line}: byte 0x{data[e.start]:02x} is not {encoding.upper()}; save the file as "
+                            "UTF-8 (e.g. iconv -f WINDOWS-1252 -t UTF-8 if it was written on Windows)") from e
+
+
 def _ms(h: str | None, m: str, s: str, ms: str) -> int:
     return ((int(h or 0) * 60 + int(m)) * 60 + int(s)) * 1000 + int(ms)
 

@@ -135,9 +135,9 @@ def _check_languages(info: MediaInfo, meta: TitleMetadata, report: MediaReport) 
 def check_subtitle(path: Path, spec: SidecarSpec, duration_ms: int | None, report: MediaReport) -> None:
     name = f"subtitles/{spec.file}"
     try:
-        _, cues = subtitles.parse(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, subtitles.SubtitleError) as e:
-        report.reasons.append(Reason("SUBTITLE_INVALID", name, f"not readable SRT/WebVTT (UTF-8): {e}"))
+        _, cues = subtitles.parse(subtitles.decode(path.read_bytes()))
+    except (OSError, subtitles.SubtitleError) as e:
+        report.reasons.append(Reason("SUBTITLE_INVALID", name, f"not readable SRT/WebVTT: {e}"))
         return
     problems = subtitles.timing_problems(cues, duration_ms)
     if problems:
