@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from reelstream.httplog import quiet_malformed_requests
+
+    quiet_malformed_requests()  # every server a command runs: scanners' garbage is no ERROR of ours
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args))

@@ -189,7 +189,8 @@ def test_reel_ingest_server_refuses_to_start_without_tokens_and_serves_with_one(
                            capture_output=True, text=True, timeout=60, check=False)
     assert short.returncode == 2 and "shorter than 24 characters" in short.stderr
     port = free_port()
-    server = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=log,
                               env={**env, "REEL_INGEST_TOKENS": f"other-{TOKEN},{TOKEN}"})
     try:
         base = f"http://127.0.0.1:{port}"
@@ -204,6 +205,10 @@ def test_reel_ingest_server_refuses_to_start_without_tokens_and_serves_with_one(
         assert requests.head(f"{base}/titles/t-1/files/a.mp4", timeout=5).status_code == 401
         held = requests.head(f"{base}/titles/t-1/files/a.mp4", headers=AUTH, timeout=5)
         assert held.status_code == 200 and held.headers["Upload-Offset"] == "0"
+        assert requests.get(f"{base}/{'x' * 10_000}", timeout=5).status_code == 400  # a scanner's request
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
+    logged = (tmp_path / "server.log").read_text()
+    assert "malformed request answered with 400" in logged and "Traceback" not in logged, logged
