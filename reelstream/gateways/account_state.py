@@ -114,6 +114,10 @@ class LicenseCache:
     def apply(self, event: Event) -> None:
         self.view.apply(event)
 
+    def withdraw(self, event: Event) -> None:
+        """Undo ``apply`` of a grant whose license was never issued (``FoldedView.withdraw``)."""
+        self.view.withdraw(event)
+
 
 def renews(old: Event, new: Event) -> bool:
     """``new`` grants the same license as ``old`` again (a renewal, or another key request of
@@ -240,6 +244,12 @@ class LiveSessionCache:
         hit = self._cached.get(user_id)
         if hit is not None:
             self._cached[user_id] = (hit[0], with_grants(hit[1], {session_id: (device_id, now)}))  # copy on write
+
+    def withdraw(self, user_id: str, session_id: str) -> None:
+        """Undo ``granted``: the license was never issued (its vendor failed). The account's
+        rows are read again at their next use, so a session the view has live stays live."""
+        self._granted.get(user_id, {}).pop(session_id, None)
+        self._cached.pop(user_id, None)
 
     async def drained(self) -> None:
         """Return once every queued read is done (shutdown, tests)."""

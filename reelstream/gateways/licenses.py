@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from reelstream.events.model import new_event
+from reelstream.events.model import Event, new_event
 from reelstream.gateways import policy
 from reelstream.gateways.catalog import Title
 from reelstream.gateways.drm import DrmAdapter, LicenseRequest, LicenseTerms, SessionType
@@ -180,16 +180,38 @@ async def issue(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, 
     response does not wait for the log: see ``Publisher.emit``).
 
     One account's requests decide one at a time on this instance (``AccountLocks``): the
-    reads, the vendor's call and the fold of the grant all come between a decision and
-    the next one seeing it, so parallel requests of five devices all passed a limit of
-    three streams. Across instances the limits stay eventually consistent (the log)."""
+    reads and the fold of the grant come between a decision and the next one seeing it, so
+    parallel requests of five devices all passed a limit of three streams. The vendor's
+    call (proxy mode) comes after, outside the lock: a household starting three streams at
+    once waited for each other's vendor round trips. Should the vendor fail, the grant is
+    withdrawn from what this instance counts, and no event says it. Across instances the
+    limits stay eventually consistent (the log)."""
     request = adapter.parse(body)
     async with s.licenses.locks.hold(ticket.account_id):
-        return await _issue_locked(s, ticket, country, adapter, body, request)
+        held = await _decide_and_count(s, ticket, country, request)
+    try:
+        license_body = await adapter.issue(held.request, held.keys, held.terms, body)  # proxy mode: the vendor
+    except BaseException:
+        s.licenses.withdraw(held.event)
+        if held.streaming:
+            s.live_sessions.withdraw(ticket.account_id, ticket.session_id)
+        raise
+    s.publisher.emit([held.event])
+    return Issued(license_body, adapter.content_type, held.keys)
 
 
-async def _issue_locked(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, body: bytes,
-                        request: LicenseRequest) -> Issued:
+@dataclass(frozen=True)
+class _Held:
+    """A grant decided and counted on this instance, its license not built yet."""
+
+    request: LicenseRequest
+    keys: tuple[ContentKey, ...]
+    terms: LicenseTerms
+    event: Event
+    streaming: bool
+
+
+async def _decide_and_count(s: Services, ticket: Ticket, country: str, request: LicenseRequest) -> _Held:
     account = await read_account(s, ticket)
     decision = decide(s, ticket, country, request, account)
     common = {"user_id": ticket.account_id, "device_id": ticket.device_id, "title_id": ticket.title_id}
@@ -201,23 +223,21 @@ async def _issue_locked(s: Services, ticket: Ticket, country: str, adapter: DrmA
         raise Refused(decision.reason, decision.detail)
     keys = await content_keys(s, ticket.title_id, decision.key_ids)
     session_type = session_type_of(request, ticket)
-    granted = LicenseRequest(decision.key_ids, session_type)
     classes = account.title.key_classes
     terms = LicenseTerms(decision.expires_ms, session_type == "persistent-license", ticket.title_id,
                          {k: classes[k] for k in decision.key_ids}, s.now_ms())
-    license_body = await adapter.issue(granted, keys, terms, body)  # proxy mode: the vendor's call
     event = new_event("LicenseGranted", {
         **common, "license_id": license_id_of(ticket, session_type), "key_ids": list(decision.key_ids),
         "session_type": session_type, "expires_at": at(decision.expires_ms),
         "playback_session_id": ticket.session_id,
         "withheld_keys": [{"key_id": k, "reason": why} for k, why in decision.withheld]},
         producer=s.producer, correlation_id=ticket.session_id)
-    s.publisher.emit([event])
     s.licenses.apply(event)  # this instance sees its own grant at once (device limit)
-    if session_type != "persistent-license":
+    streaming = session_type != "persistent-license"
+    if streaming:
         # A stream from now on, not from when reel.sessions announces it (concurrent streams).
         s.live_sessions.granted(ticket.account_id, ticket.session_id, ticket.device_id)
-    return Issued(license_body, adapter.content_type, keys)
+    return _Held(LicenseRequest(decision.key_ids, session_type), keys, terms, event, streaming)
 
 
 def ticket_of(request: web.Request, s: Services) -> Ticket:

@@ -154,6 +154,17 @@ class FoldedView:
             if len(self._overlay) > 10_000:
                 self._overlay = {u: es for u, es in self._overlay.items() if now - es[-1][0] < OVERLAY_S}
 
+    def withdraw(self, event: Event) -> None:
+        """Undo ``apply`` of an event that did not happen after all (a grant whose license the
+        vendor never issued): it leaves the overlay, and the account's rows are read again
+        at their next use, without it."""
+        user = event["user_id"]
+        with self._lock:
+            recent = self._overlay.get(user)
+            if recent is not None:
+                self._overlay[user] = deque((t, e) for t, e in recent if e.header.event_id != event.header.event_id)
+            self._cached.pop(user, None)
+
     def _fold(self, rows: Rows, event: Event) -> None:
         for spec, values in self._processor.handle(event, _Reader(rows)).writes:
             if spec is self._spec:

@@ -5,11 +5,13 @@ it was asked, the way Widevine's license proxy API defines the message."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +32,25 @@ CHALLENGE = b"\x08\x01\x12\x10opaque-cdm-challenge\x00\xff"
 
 
 class Vendor:
-    """The stand-in license service: verifies, records, answers (or fails when told to)."""
+    """The stand-in license service: verifies, records, answers (or fails when told to),
+    taking ``delay_s`` over each answer and counting the calls in flight at once."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.fail: int | None = None
+        self.delay_s = 0.0
+        self.in_flight = self.most_in_flight = 0
 
     async def handle(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay_s)
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         envelope = await request.json()
         body = base64.b64decode(envelope["request"])
         digest = unpad(AES.new(KEY, AES.MODE_CBC, IV).decrypt(base64.b64decode(envelope["signature"])), 16)
@@ -50,8 +64,8 @@ class Vendor:
             b"LICENSE:" + base64.b64decode(message["payload"])).decode()})
 
 
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+@asynccontextmanager
+async def widevine_stack(tmp_path: Path, **overrides: Any) -> AsyncIterator[dict[str, Any]]:
     vendor = Vendor()
     vendor_app = web.Application()
     vendor_app.router.add_post("/getlicense", vendor.handle)
@@ -62,11 +76,41 @@ async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
         drain(runtime)
         app = create_app(runtime, settings(widevine_proxy_url=str(vendor_server.make_url("/getlicense")),
                                            widevine_provider="reelstream",
-                                           widevine_signing_key=f"{KEY.hex()}:{IV.hex()}"),
+                                           widevine_signing_key=f"{KEY.hex()}:{IV.hex()}", **overrides),
                          keys, clock=Clock(time.time()))
         async with TestClient(TestServer(app)) as client:
             yield {"client": client, "runtime": runtime, "package": package, "vendor": vendor, "keys": keys}
         runtime.close()
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    async with widevine_stack(tmp_path) as built:
+        yield built
+
+
+async def household(client: TestClient, runtime: Runtime, email: str, devices: int) -> list[dict[str, Any]]:
+    """One subscribed account with ``devices`` hardware TVs, each with its own open session's ticket."""
+    first = await sign_up(client, email, "tv", "hardware")
+    grant(runtime, first["account_id"], f"sub-{email}")
+    drain(runtime)
+    token = (await (await client.post("/auth/sessions", json={"email": email, "password": "correct horse"})).json())[
+        "token"]
+    members = [first]
+    for n in range(1, devices):
+        r = await client.post("/auth/devices", json={"name": f"tv{n}", "device_type": "tv",
+                                                     "security_level": "hardware"},
+                              headers={"Authorization": f"Bearer {token}"})
+        device = await r.json()
+        members.append({**first, "device_id": device["device_id"],
+                        "auth": {"Authorization": f"Bearer {device['token']}", **US}})
+    for member in members:
+        member["ticket"] = (await open_session(client, member))[0]
+    return members
+
+
+def widevine(client: TestClient, ticket: str) -> Any:
+    return client.post(f"/licenses/widevine?ticket={ticket}", data=CHALLENGE, headers=US)
 
 
 def classes_of(package: Any) -> dict[str, str]:
@@ -152,3 +196,45 @@ def test_proxy_mode_builds_no_license_locally_and_says_where_licenses_come_from(
     adapter = WidevineProxyAdapter("https://vendor.example/getlicense", "reelstream", KEY, IV)
     with pytest.raises(TypeError, match="call issue\\(\\) with the CDM's challenge"):
         adapter.license(LicenseRequest((), "temporary"), [], LicenseTerms(0, False))
+
+
+async def test_one_households_vendor_calls_overlap(stack: dict[str, Any]) -> None:
+    # Decisions run one at a time per account; the vendor's round trips need not: three TVs
+    # starting at once each waited for the others' calls (their waits added up).
+    client, runtime, vendor = stack["client"], stack["runtime"], stack["vendor"]
+    members = await household(client, runtime, "wv-family@example.com", 3)
+    vendor.delay_s = 0.3
+    answers = await asyncio.gather(*(widevine(client, m["ticket"]) for m in members))
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert vendor.most_in_flight == 3
+
+
+async def test_the_stream_limit_holds_with_the_vendor_called_outside_the_lock(tmp_path: Path) -> None:
+    async with widevine_stack(tmp_path, max_streams=1) as built:
+        client, runtime, vendor = built["client"], built["runtime"], built["vendor"]
+        members = await household(client, runtime, "wv-one@example.com", 2)
+        vendor.delay_s = 0.3
+        answers = await asyncio.gather(*(widevine(client, m["ticket"]) for m in members))
+        assert sorted(a.status for a in answers) == [200, 403]
+        refused = next(a for a in answers if a.status == 403)
+        assert (await refused.json())["reason"] == "CONCURRENT_STREAMS"
+        assert len(vendor.requests) == 1  # the refused one never reached the vendor
+
+
+async def test_a_grant_the_vendor_failed_is_withdrawn_and_never_an_event(tmp_path: Path) -> None:
+    async with widevine_stack(tmp_path, max_streams=1) as built:
+        client, runtime, vendor = built["client"], built["runtime"], built["vendor"]
+        first, second = await household(client, runtime, "wv-outage2@example.com", 2)
+        vendor.fail = 503
+        assert (await widevine(client, first["ticket"])).status == 502
+        vendor.fail = None
+        # The failed grant no longer holds the plan's one stream: the other TV plays at once,
+        # not after the 70 s a licensed session that never beats stays counted.
+        second_answer = await widevine(client, second["ticket"])
+        assert second_answer.status == 200, await second_answer.text()
+        await services_of(client).publisher.settled()
+        reader = runtime.log.consumer(["reel.licenses"], None)
+        granted = [e for e in (runtime.codec.decode(r.value) for r in reader.poll(100, 1.0))
+                   if e.type == "LicenseGranted"]
+        reader.close()
+        assert [e["device_id"] for e in granted] == [second["device_id"]]
