@@ -137,6 +137,9 @@ async def ticket_manifest(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if not (name.endswith(".m3u8") or name == "manifest.mpd"):
         raise NotFound(f"no manifest {name!r}")
+    # A ticket outlives its device's removal (a download's, by 30 days): without this a
+    # removed device kept getting freshly signed edge URLs, each good for hours more.
+    await asyncio.to_thread(s.device, ticket.account_id, ticket.device_id)
     body = await asyncio.to_thread(render, s, ticket, token, name, s.country(request), _origin(request),
                                    _isp(s, request), request.match_info.get("pathway"))
     return _response(body, name, ticket)
@@ -152,13 +155,13 @@ ROUTES = (
                    "X-Reel-Session": SESSION_HEADER}),
     Route("GET", "/t/{ticket}/{name}", ticket_manifest, "A manifest or media playlist of an open session",
           auth="ticket", path_patterns={"ticket": "^[A-Za-z0-9._-]{1,4096}$"},
-          responses={200: "manifest or playlist", 403: "refused, or a track not offered to this device",
+          responses={200: "manifest or playlist", 403: "refused, a track not offered to this device, or the ticket's device was removed",
                      404: "no such manifest or track"},
           produces=tuple(TYPES.values()), headers={"X-Reel-Session": SESSION_HEADER}),
     Route("GET", "/t/{ticket}/p/{pathway}/{name}", ticket_manifest, "An HLS media playlist of an open session "
           "with its segments on one content-steering pathway", auth="ticket",
           path_patterns={"ticket": "^[A-Za-z0-9._-]{1,4096}$", "pathway": "^[A-Za-z0-9._-]{1,64}$"},
-          responses={200: "media playlist", 403: "refused, or a track not offered to this device",
+          responses={200: "media playlist", 403: "refused, a track not offered to this device, or the ticket's device was removed",
                      404: "no such pathway or track"},
           produces="application/vnd.apple.mpegurl", headers={"X-Reel-Session": SESSION_HEADER}),
 )

@@ -52,3 +52,23 @@ async def test_a_removed_devices_token_cannot_read_the_profiles_history_or_the_d
         r = await client.get(path, headers=stolen)
         assert r.status == 403 and "removed" in (await r.json())["error"], (path, r.status)
         assert (await client.get(path, headers=account_token)).status == 200, path  # the account's own token reads
+
+
+async def test_a_removed_devices_playback_ticket_gets_no_more_manifests(stack: dict[str, Any]) -> None:
+    """Its manifests carried freshly signed edge URLs, good for hours past the request, for
+    as long as the ticket lived (a download's: 30 days)."""
+    client = stack["client"]
+    owner = await sign_up(client, "tickets@example.com", device_type="tv", security="hardware")
+    r = await client.post("/auth/sessions", json={"email": "tickets@example.com", "password": "correct horse"})
+    account_token = {"Authorization": f"Bearer {(await r.json())['token']}", **US}
+    r = await client.get("/manifests/titles/film-1/master.m3u8", headers=owner["auth"])
+    assert r.status == 200, await r.text()
+    ticket = r.headers["X-Reel-Ticket"]
+    paths = [f"/manifests/t/{ticket}/{name}" for name in ("manifest.mpd", "master.m3u8", "audio-en.m3u8")]
+    for path in paths:
+        assert (await client.get(path, headers=US)).status == 200, path
+    assert (await client.delete(f"/auth/devices/{owner['device_id']}", headers=account_token)).status == 204
+
+    for path in paths:
+        r = await client.get(path, headers=US)
+        assert r.status == 403 and "removed" in (await r.json())["error"], (path, r.status)
