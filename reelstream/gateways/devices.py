@@ -22,7 +22,11 @@ _BY_TYPE: dict[str, DeviceProfile] = {
 }
 
 
-def profile_for(device_type: str, security_level: str, studio_max_height: int) -> DeviceProfile:
+def profile_for(device_type: str, security_level: str, studio_max_height: int,
+                clearkey_security: str = "hardware") -> DeviceProfile:
+    """``clearkey_security``: what the license server trusts Clear Key with (REEL_CLEARKEY_SECURITY);
+    a device with no DRM but Clear Key gets no track whose key it would not be given."""
     base = _BY_TYPE.get(device_type, CHROMIUM_CLEARKEY)
-    return replace(base, security="hardware" if security_level == "hardware" else "software",
+    hardware = security_level == "hardware" and (base.drm != ("clearkey",) or clearkey_security == "hardware")
+    return replace(base, security="hardware" if hardware else "software",
                    max_height=min(base.max_height, studio_max_height))

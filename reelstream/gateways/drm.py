@@ -60,10 +60,16 @@ class LicenseTerms:
 
 
 class DrmAdapter(ABC):
-    """One DRM system's license protocol."""
+    """One DRM system's license protocol.
+
+    ``security_ceiling`` is the most a license of this system can be trusted with, whatever
+    level the device registered: a vendor's license names the security each key needs and
+    the CDM enforces it ("hardware"), while Clear Key hands its keys to JavaScript, so a
+    device that registers as "hardware" and asks for Clear Key keys gets a software CDM's."""
 
     name: str
     content_type: str
+    security_ceiling: str = "hardware"
 
     @abstractmethod
     def parse(self, body: bytes) -> LicenseRequest:
@@ -87,6 +93,9 @@ class DrmAdapter(ABC):
 class ClearKeyAdapter(DrmAdapter):
     name = "clearkey"
     content_type = "application/json"
+
+    def __init__(self, security_ceiling: str = "software") -> None:
+        self.security_ceiling = security_ceiling  # "hardware" only to exercise HD keys without a vendor (tests)
 
     def parse(self, body: bytes) -> LicenseRequest:
         try:

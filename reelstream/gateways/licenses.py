@@ -122,8 +122,10 @@ def session_type_of(request: LicenseRequest, ticket: Ticket) -> SessionType:
     return request.session_type
 
 
-def decide(s: Services, ticket: Ticket, country: str, request: LicenseRequest, account: Account) -> policy.Decision:
-    """Pure given ``account``: the checks of ``policy`` for the requested keys."""
+def decide(s: Services, ticket: Ticket, country: str, request: LicenseRequest, account: Account,
+           security_ceiling: str = "hardware") -> policy.Decision:
+    """Pure given ``account``: the checks of ``policy`` for the requested keys, the device's
+    security level capped at what the DRM system asked can be trusted with (``DrmAdapter``)."""
     classes = account.title.key_classes
     kids = request.kids or tuple(classes)  # an opaque challenge (proxy mode) asks for the title's keys
     unknown = [k for k in kids if k not in classes]
@@ -137,7 +139,8 @@ def decide(s: Services, ticket: Ticket, country: str, request: LicenseRequest, a
     # to the download license's 30 days, and a device's record is the upper bound allowed.
     r = policy.Request(
         now_ms=now, title_id=ticket.title_id, device_id=ticket.device_id,
-        security_level=account.device.security_level, country=country, terms=account.title.terms,
+        security_level=account.device.security_level if security_ceiling == "hardware" else "software",
+        country=country, terms=account.title.terms,
         entitlements=account.entitlements, key_classes={k: classes[k] for k in kids},
         other_live_devices=len(live_sessions(account.sessions, now, except_device=ticket.device_id)),
         licenses=account.licenses)
@@ -188,7 +191,7 @@ async def issue(s: Services, ticket: Ticket, country: str, adapter: DrmAdapter, 
     limits stay eventually consistent (the log)."""
     request = adapter.parse(body)
     async with s.licenses.locks.hold(ticket.account_id):
-        held = await _decide_and_count(s, ticket, country, request)
+        held = await _decide_and_count(s, ticket, country, request, adapter.security_ceiling)
     try:
         license_body = await adapter.issue(held.request, held.keys, held.terms, body)  # proxy mode: the vendor
     except BaseException:
@@ -211,9 +214,10 @@ class _Held:
     streaming: bool
 
 
-async def _decide_and_count(s: Services, ticket: Ticket, country: str, request: LicenseRequest) -> _Held:
+async def _decide_and_count(s: Services, ticket: Ticket, country: str, request: LicenseRequest,
+                            security_ceiling: str) -> _Held:
     account = await read_account(s, ticket)
-    decision = decide(s, ticket, country, request, account)
+    decision = decide(s, ticket, country, request, account, security_ceiling)
     common = {"user_id": ticket.account_id, "device_id": ticket.device_id, "title_id": ticket.title_id}
     if isinstance(decision, policy.Denial):
         s.publisher.emit([new_event("LicenseDenied", {

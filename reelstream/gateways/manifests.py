@@ -47,7 +47,8 @@ def render(s: Services, ticket: Ticket, token: str, name: str, country: str, ori
            isp: str | None = None, pathway: str | None = None) -> str:
     title = s.catalog.title(ticket.title_id)
     _check_availability(s, title, country)
-    profile = profile_for(ticket.device_type, ticket.security_level, title.terms.max_height)
+    profile = profile_for(ticket.device_type, ticket.security_level, title.terms.max_height,
+                          s.settings.clearkey_security)
     license_base = (s.settings.license_base_url or origin).rstrip("/")
     now = s.clock()
     urls = hls.UrlBuilder(

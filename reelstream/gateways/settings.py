@@ -67,6 +67,11 @@ class GatewaySettings:
     folding reel.sessions; when its concurrent-stream check hangs on sessions the fold cannot
     see into (possibly lapsed), rows read less than this long ago are used as they are, older
     ones are read again first (a state-store query; the count lags by at most this much)."""
+    clearkey_security: str = "software"
+    """REEL_CLEARKEY_SECURITY: the security level a Clear Key license is trusted with, whatever the
+    device registered: ``software`` (Clear Key's keys reach JavaScript, so HD and UHD keys go
+    only through a vendor DRM) or ``hardware``, only to exercise HD keys without a vendor
+    (development, tests): it releases every key to anyone who registers a "hardware" device."""
     widevine_proxy_url: str = ""
     """REEL_WIDEVINE_PROXY_URL: the vendor's license proxy endpoint ("" = no Widevine: /licenses/widevine 404)."""
     widevine_provider: str = ""
@@ -81,6 +86,8 @@ class GatewaySettings:
                 raise ConfigError(f"REEL_{f.name.upper()} = {value!r}: must be a positive integer")
         if not self.edge_secret or len(self.edge_secret) < 16:
             raise ConfigError("REEL_EDGE_SECRET: set a secret of at least 16 characters, shared with the edge")
+        if self.clearkey_security not in ("software", "hardware"):
+            raise ConfigError(f"REEL_CLEARKEY_SECURITY = {self.clearkey_security!r}: must be software or hardware")
         KeyRing.from_setting(self.signing_keys)  # fails with the variable named
         self.drm_adapters()  # a bad vendor setting fails at start, named
         check_steering(self.edge_pathways, self.steering_url)  # fails with the variable named
@@ -90,7 +97,7 @@ class GatewaySettings:
         from reelstream.gateways.drm import ClearKeyAdapter
         from reelstream.gateways.widevine import WidevineProxyAdapter
 
-        adapters: dict[str, Any] = {"clearkey": ClearKeyAdapter()}
+        adapters: dict[str, Any] = {"clearkey": ClearKeyAdapter(self.clearkey_security)}
         if self.widevine_proxy_url:
             adapters["widevine"] = WidevineProxyAdapter.from_settings(
                 self.widevine_proxy_url, self.widevine_provider, self.widevine_signing_key)

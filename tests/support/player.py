@@ -72,7 +72,8 @@ def player_stack(root: Path, media: Path, settings: Settings, child_processors: 
                     "default_isp": "isp-a"} if steering else {}
         gateway_settings = GatewaySettings(
             signing_keys="k1:" + base64.b64encode(secrets.token_bytes(32)).decode(), edge_secret=SECRET.value,
-            edge_base_url=appliance.base_url, default_country="US", **pathways)
+            edge_base_url=appliance.base_url, default_country="US", **pathways,
+            clearkey_security="hardware")  # the TV's HD keys through Clear Key: no vendor DRM here
         stack.enter_context(EdgeRunner(topology, SECRET, popular=list(packages)))
         base = stack.enter_context(serve(create_app(runtime, gateway_settings, keys)))
         api = Api(base)

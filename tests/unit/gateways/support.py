@@ -28,8 +28,11 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def settings(**overrides: Any) -> GatewaySettings:
+    # Clear Key trusted as a hardware CDM: the tests exercise the HD and UHD key policy without a
+    # vendor DRM (test_clearkey_security.py checks the production default, software).
     values: dict[str, Any] = {"signing_keys": SIGNING_KEYS, "edge_secret": EDGE_SECRET,
-                              "edge_base_url": "http://edge.test", "default_country": ""}
+                              "edge_base_url": "http://edge.test", "default_country": "",
+                              "clearkey_security": "hardware"}
     return GatewaySettings(**{**values, **overrides})
 
 
