@@ -25,6 +25,7 @@ from reelstream.errors import EventLogError, UnknownTopic
 from reelstream.events.partitioning import partition_for
 from reelstream.events.topics import Topic
 from reelstream.stores.ports import EventLog, LogConsumer, Record
+from reelstream.stores.private import owner_only_file
 
 T = TypeVar("T")
 
@@ -96,6 +97,7 @@ class _Db:
         self._watching = False
         self._watcher_pid = 0
         path.parent.mkdir(parents=True, exist_ok=True)
+        owner_only_file(path)
         self.conn.executescript(_SCHEMA)
 
     @property

@@ -41,6 +41,7 @@ from reelstream.stores.ports import (
     UploadedPart,
     UploadNotFound,
 )
+from reelstream.stores.private import owner_only_dir
 
 CHUNK = 1024 * 1024
 META_DIR = ".meta"  # reserved first key segment: the sidecars and temp files live there
@@ -146,6 +147,7 @@ class LocalDirObjectStore(ObjectStore):
         self._tmp = self._root / META_DIR / "tmp"
         self._locks = self._root / META_DIR / "locks"
         try:
+            owner_only_dir(self._root)
             self._tmp.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ObjectStoreError(

@@ -24,6 +24,7 @@ from typing import Any
 
 from reelstream.errors import StateStoreError
 from reelstream.stores.ports import APPLIED, Column, Row, StateStore, ViewSpec
+from reelstream.stores.private import owner_only_file
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _INT32 = (-(2**31), 2**31 - 1)  # Cassandra's int; SQLite would accept more, so we refuse it too
@@ -197,8 +198,9 @@ class SqliteStateStore(StateStore):
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._path.parent.mkdir(parents=True, exist_ok=True)
         with self._errors("open"):
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            owner_only_file(self._path)
             self._conn().execute(
                 f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
                 '(id TEXT PRIMARY KEY, "view" TEXT NOT NULL, applied_at TEXT NOT NULL)'
