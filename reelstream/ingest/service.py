@@ -38,6 +38,7 @@ from reelstream.media.probe import MediaInfo
 from reelstream.media.transcode import layout
 from reelstream.media.transcode.calibrate import Calibration, calibrate
 from reelstream.media.transcode.commands import ChunkEncode, RungEncode
+from reelstream.media.transcode.damage import MasterDamaged
 from reelstream.media.transcode.grid import chunk_grid
 from reelstream.media.transcode.ladder import DEFAULT_LADDER, Rung, groups, ladder_for
 from reelstream.media.transcode.tonemap import peak_of, write_cube
@@ -146,7 +147,13 @@ class IngestService:
                                        "object_key": result.master_key})
             raise IngestRejected(meta.title_id, reasons, uploaded=True)
         validated = publish("IngestValidated", self._validated(meta, result.master_key, media))
-        self._plan(meta, master, media, validated, result)
+        try:
+            self._plan(meta, master, media, validated, result)
+        except MasterDamaged as e:  # the calibration's sample encodes decoded a damaged stretch
+            reasons = [Reason("DECODE_FAILED", "master", str(e))]
+            publish("IngestRejected", {"title_id": meta.title_id, "reasons": [r.to_avro() for r in reasons],
+                                       "object_key": result.master_key})
+            raise IngestRejected(meta.title_id, reasons, uploaded=True) from e
         return result
 
     def _upload(self, key: str, path: Path, name: str) -> UploadReport:

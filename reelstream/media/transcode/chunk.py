@@ -19,6 +19,7 @@ from reelstream.errors import ReelStreamError
 from reelstream.media import tools
 from reelstream.media.probe import count_frames, interlaced, video_start
 from reelstream.media.transcode.commands import ChunkEncode, chunk_command, uses_x265_cli
+from reelstream.media.transcode.damage import check_video
 from reelstream.media.transcode.run import run, run_with_readers
 from reelstream.media.transcode.x265 import (
     csv_of,
@@ -112,6 +113,7 @@ def encode_chunk(job: ChunkEncode, scratch: Path | None = None) -> list[EncodedC
                 csv_of(job.outputs[i]).unlink(missing_ok=True)
         else:
             stderr = run(argv, what).stderr
+        check_video(stderr, f"the chunk from frame {job.start_frame} ({job.frame_count} frames)")
         x264 = [i for i, r in enumerate(job.rungs) if r.codec == "h264" and not job.gpu]
         ssim_of.update(zip(x264, parse_x264_ssim(stderr), strict=False))
         stats = parse_vstats(vstats.read_text(errors="replace") if vstats.exists() else "", len(job.rungs))
