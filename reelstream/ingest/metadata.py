@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reelstream.ingest.languages import is_tag
+from reelstream.ingest.ratings import rating_problem
 from reelstream.ingest.reasons import Reason
 from reelstream.jsontext import LONE_SURROGATE_HINT, lone_surrogate_at
 
@@ -139,6 +140,8 @@ def parse_metadata(doc: Any) -> tuple[TitleMetadata | None, list[Reason]]:
         c.bad("rating", "is required: {\"system\": \"MPAA\", \"value\": \"PG-13\"}")
     system, value = (c.text(rating, "system", "rating.system"), c.text(rating, "value", "rating.value")) \
         if rating else ("", "")
+    if system and value and (wrong := rating_problem(system, value)) is not None:
+        c.bad(*wrong)
     terms = _license_terms(c, doc.get("license_terms"))
     genres = doc.get("genres", [])
     if not isinstance(genres, list) or not all(isinstance(g, str) for g in genres):

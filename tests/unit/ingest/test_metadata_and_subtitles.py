@@ -109,3 +109,17 @@ def test_malformed_timing_line_is_an_error() -> None:
         assert "cue 1" in str(e)
     else:
         raise AssertionError("malformed timing accepted")
+
+
+def test_a_rating_outside_its_system_or_an_unknown_system_is_named_with_the_choices() -> None:
+    for rating, field, says in [
+        ({"system": "MPAA", "value": "PG13"}, "rating.value", "'PG13' is not among MPAA's ratings: did you mean 'PG-13'?"),
+        ({"system": "MPAA", "value": "TV-MA"}, "rating.value", "one of G, PG, PG-13, R, NC-17, NR"),
+        ({"system": "mpaa", "value": "R"}, "rating.system", "did you mean 'MPAA'?"),
+        ({"system": "XYZ", "value": "R"}, "rating.system", "reelstream/ingest/ratings.py"),
+    ]:
+        _, reasons = parse_metadata({**GOOD, "rating": rating})
+        assert [(r.code, r.field) for r in reasons] == [("METADATA_INVALID", field)]
+        assert says in reasons[0].message
+    for system, value in [("TV", "TV-14"), ("BBFC", "12A"), ("FSK", "16")]:
+        assert parse_metadata({**GOOD, "rating": {"system": system, "value": value}})[1] == []
