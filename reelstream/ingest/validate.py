@@ -76,6 +76,12 @@ def check_master(path: Path, meta: TitleMetadata, report: MediaReport) -> None:
                                      f"{', '.join(sorted(VIDEO_CODECS))}"))
     if video.frame_rate <= 0 or video.frame_count <= 0:
         report.reasons.append(Reason("PROBE_FAILED", "master", "no frame rate or frame count could be read"))
+    if video.indexed_frames and video.frame_count < video.indexed_frames:
+        # A copy cut short keeps the index written first (faststart MP4): the frames it lists
+        # past the cut are missing, which showed only as a decode error or a duration mismatch.
+        report.reasons.append(Reason("TRUNCATED_UPLOAD", "master", (
+            f"the file is cut short: its index lists {video.indexed_frames} video frames, only "
+            f"{video.frame_count} are in it; deliver the complete file (compare its size with the studio's)")))
     problems = decode_errors(path)
     if problems:
         report.reasons.append(Reason("DECODE_FAILED", "master", "; ".join(problems)))

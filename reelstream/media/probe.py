@@ -32,6 +32,7 @@ class VideoInfo:
     sample_aspect: Fraction = Fraction(1)  # SAR: anamorphic masters (DVD, HDV) store non-square pixels
     rotation: int = 0  # degrees, from the display matrix (phone footage): ffmpeg's decode applies it
     avg_frame_rate: Fraction = Fraction(0)  # frames over the stream's duration; 0: unknown
+    indexed_frames: int | None = None  # frames the container's index lists (MP4/MOV); None: no index
 
     @property
     def hdr(self) -> bool:
@@ -142,7 +143,8 @@ def probe(path: Path) -> MediaInfo:
             pix_fmt=v.get("pix_fmt", ""), color_transfer=transfer, color_primaries=v.get("color_primaries"),
             color_space=v.get("color_space"), master_display=display, max_cll=cll,
             sample_aspect=_sample_aspect(v.get("sample_aspect_ratio")), rotation=_rotation(v),
-            avg_frame_rate=_fraction(v.get("avg_frame_rate")))
+            avg_frame_rate=_fraction(v.get("avg_frame_rate")),
+            indexed_frames=int(v["nb_frames"]) if str(v.get("nb_frames", "")).isdigit() else None)
     audio = [AudioInfo(index=i, codec=s.get("codec_name", "unknown"), channels=int(s.get("channels", 0)),
                        sample_rate=int(s.get("sample_rate", 0)), language=(s.get("tags") or {}).get("language"))
              for i, s in enumerate(x for x in streams if x.get("codec_type") == "audio")]

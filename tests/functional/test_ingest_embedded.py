@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,6 +115,21 @@ def test_truncated_upload(studio: Path, tmp_path: Path) -> None:
     master.write_bytes(data[: len(data) * 2 // 3])
     error = rejected(runtime, master, metadata)
     assert error.reasons[0].code == "TRUNCATED_UPLOAD" and "CHECKSUM_MISMATCH" not in {r.code for r in error.reasons}
+
+
+def test_a_master_cut_short_before_its_checksum_is_named_truncated(studio: Path, tmp_path: Path) -> None:
+    """The studio's own copy was cut short, so its checksum and size agree with it: the MP4 index
+    (written first) still lists every frame. It was refused as a decode error of its last seconds."""
+    folder = tmp_path / "t"
+    folder.mkdir()
+    master = folder / "film.mp4"
+    data = (studio / "film.mp4").read_bytes()
+    master.write_bytes(data[: len(data) * 9 // 10])
+    error = rejected(runtime=Runtime(Settings(data_dir=tmp_path / "reel")), master=master,
+                     metadata=write_metadata(folder / "title.json", title_metadata("film-1", master)))
+    truncated = [r for r in error.reasons if r.code == "TRUNCATED_UPLOAD"]
+    assert truncated and truncated[0].field == "master"
+    assert re.search(r"its index lists 96 video frames, only \d+ are in it", truncated[0].message)
 
 
 def test_corrupt_master(studio: Path, tmp_path: Path) -> None:
