@@ -285,7 +285,7 @@ class TranscodeWorker:
 
     def _encode_audio(self, job: Event) -> dict[str, Any]:
         from reelstream.media import tools
-        from reelstream.media.probe import probe
+        from reelstream.media.probe import probe, video_start
         from reelstream.media.transcode.damage import check_audio
 
         title = job["title_id"]
@@ -293,7 +293,7 @@ class TranscodeWorker:
         with tempfile.TemporaryDirectory(dir=self._dir("jobs"), prefix="audio-") as tmp:
             out = Path(tmp) / f"{job['track_id']}.mp4"
             done = run(audio_command(tools.ffmpeg(), source, job["stream_index"], job["language"],
-                                     job["bitrate_kbps"], job["audio_description"], out),
+                                     job["bitrate_kbps"], job["audio_description"], out, video_start(source)),
                        f"encoding {job['track_id']} of {title}")
             check_audio(done.stderr, f"audio stream {job['stream_index']} of {job['source_key']}")
             duration_ms = int(probe(out).duration_s * 1000)

@@ -168,10 +168,15 @@ def aac_args(bitrate_kbps: int) -> list[str]:
 
 
 def audio_command(ffmpeg: str, source: Path, stream_index: int, language: str, bitrate_kbps: int,
-                  audio_description: bool, out: Path) -> list[str]:
-    """AAC-LC stereo, 48 kHz, the whole track, one MP4 per track."""
+                  audio_description: bool, out: Path, video_start: Fraction = Fraction(0)) -> list[str]:
+    """AAC-LC stereo, 48 kHz, the whole track, one MP4 per track, starting where the master's
+    video starts (``video_start``, ``probe.video_start``; 0 for a sidecar): silence before a late
+    first sample, nothing before the first frame. A late track was written with an empty edit,
+    which packaging drops (``remux.py``): it played that much early (0.45 s measured)."""
     disposition = "+descriptions+visual_impaired" if audio_description else "default"
+    align = f"asetpts=PTS-{float(video_start):.6f}/TB,aresample=async=1:first_pts=0"
     return [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(source),
-            "-map", f"0:a:{stream_index}", "-vn", "-sn", "-dn", "-map_metadata", "-1", *aac_args(bitrate_kbps),
+            "-map", f"0:a:{stream_index}", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-af", align,
+            *aac_args(bitrate_kbps),
             "-metadata:s:a:0", f"language={language}", "-disposition:a:0", disposition,
             "-fflags", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(out)]
