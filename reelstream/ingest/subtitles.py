@@ -90,9 +90,15 @@ def _stamp(ms: int) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
+def _payload(text: str) -> str:
+    """Cue text as WebVTT allows it (W3C WebVTT §4.2.2: a cue's text never contains "-->"; a
+    parser reads such a line as the next cue's timing and loses the cue's text from there on)."""
+    return text.replace("-->", "--&gt;")
+
+
 def to_webvtt(cues: list[Cue]) -> str:
-    blocks = [f"{_stamp(c.start_ms)} --> {_stamp(c.end_ms)}{' ' + c.settings if c.settings else ''}\n{c.text}"
-              for c in cues]
+    blocks = [f"{_stamp(c.start_ms)} --> {_stamp(c.end_ms)}{' ' + c.settings if c.settings else ''}\n"
+              f"{_payload(c.text)}" for c in cues]
     return "WEBVTT\n\n" + "\n\n".join(blocks) + "\n"
 
 

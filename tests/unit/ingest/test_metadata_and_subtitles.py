@@ -123,3 +123,12 @@ def test_a_rating_outside_its_system_or_an_unknown_system_is_named_with_the_choi
         assert says in reasons[0].message
     for system, value in [("TV", "TV-14"), ("BBFC", "12A"), ("FSK", "16")]:
         assert parse_metadata({**GOOD, "rating": {"system": system, "value": value}})[1] == []
+
+
+def test_an_arrow_in_srt_cue_text_is_escaped_in_webvtt() -> None:
+    _, cues = subtitles.parse("1\n00:00:01,000 --> 00:00:02,000\nHe said -->\nthen left\n\n"
+                              "2\n00:00:03,000 --> 00:00:04,000\nNext\n")
+    vtt = subtitles.to_webvtt(cues)
+    assert "He said --&gt;\nthen left" in vtt
+    lines = vtt.split("\n")
+    assert [line for line in lines if "-->" in line] == ["00:00:01.000 --> 00:00:02.000", "00:00:03.000 --> 00:00:04.000"]
