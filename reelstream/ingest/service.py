@@ -146,6 +146,8 @@ class IngestService:
             publish("IngestRejected", {"title_id": meta.title_id, "reasons": [r.to_avro() for r in reasons],
                                        "object_key": result.master_key})
             raise IngestRejected(meta.title_id, reasons, uploaded=True)
+        for note in media.unused_audio:
+            self.progress.step(note)
         validated = publish("IngestValidated", self._validated(meta, result.master_key, media))
         try:
             self._plan(meta, master, media, validated, result)
@@ -190,7 +192,7 @@ class IngestService:
 
         assert media.master is not None
         tracks = [AudioPlan(layout.audio_track_id(primary(a.language) or "und", False), primary(a.language) or "und",
-                            False, master_key, a.index) for a in media.master.audio]
+                            False, master_key, a.index) for a in media.master_audio]
         for spec in meta.audio:
             lang = primary(spec.language) or spec.language
             tracks.append(AudioPlan(layout.audio_track_id(lang, spec.audio_description), lang,
@@ -204,7 +206,7 @@ class IngestService:
         audio = [{"language": t.language, "channels": 2, "codec": "aac", "audio_description": t.audio_description,
                   "object_key": None if t.source_key == master_key else t.source_key}
                  for t in self._audio_tracks(meta, master_key, media)]
-        for entry, stream in zip(audio, info.audio):
+        for entry, stream in zip(audio, media.master_audio):
             entry.update(channels=stream.channels, codec=stream.codec)
         return {"title_id": meta.title_id, "master_key": master_key, "duration_ms": int(info.duration_s * 1000),
                 "video": {"codec": video.codec, "width": video.width, "height": video.height,

@@ -9,7 +9,7 @@ from reelstream.ingest import subtitles
 from reelstream.ingest.languages import primary
 from reelstream.ingest.metadata import SidecarSpec, TitleMetadata
 from reelstream.ingest.reasons import Reason
-from reelstream.media.probe import MediaInfo, VideoInfo, decode_errors, probe
+from reelstream.media.probe import AudioInfo, MediaInfo, VideoInfo, decode_errors, probe
 from reelstream.media.transcode.ladder import Rung, ladder_for
 from reelstream.media.transcode.layout import audio_track_id, text_track_id
 from reelstream.media.transcode.run import MediaCommandFailed
@@ -30,6 +30,8 @@ class MediaReport:
     master: MediaInfo | None = None
     reasons: list[Reason] = field(default_factory=list)
     sidecar_audio: dict[str, MediaInfo] = field(default_factory=dict)  # file -> probe
+    master_audio: list[AudioInfo] = field(default_factory=list)  # the master's streams that become tracks
+    unused_audio: list[str] = field(default_factory=list)  # why each other stream is not one
     subtitles: dict[str, list[subtitles.Cue]] = field(default_factory=dict)  # file -> cues
 
 
@@ -88,6 +90,7 @@ def check_master(path: Path, meta: TitleMetadata, report: MediaReport) -> None:
     _check_duration(info, meta, report)
     _check_frame_timing(video, report)
     _check_languages(info, meta, report)
+    report.master_audio, report.unused_audio = one_stream_per_language(info.audio)
 
 
 def _check_duration(info: MediaInfo, meta: TitleMetadata, report: MediaReport) -> None:
@@ -136,6 +139,24 @@ def _check_languages(info: MediaInfo, meta: TitleMetadata, report: MediaReport) 
     for lang in sorted(x for x in declared - delivered if x):
         report.reasons.append(Reason("LANGUAGE_MISMATCH", "audio_languages",
                                      f"lists {lang!r} but neither the master nor a sidecar carries it"))
+
+
+def one_stream_per_language(streams: list[AudioInfo]) -> tuple[list[AudioInfo], list[str]]:
+    """The master's streams that become audio tracks, and a note for each that does not. Masters
+    carry a language's 5.1 mix beside its stereo one; every track is encoded AAC stereo, so one
+    stream per language is kept: the first with at most two channels (the studio's own stereo
+    mix, not a downmix), else the first. Both had been refused as one track id."""
+    chosen: dict[str | None, AudioInfo] = {}
+    for stream in streams:
+        lang = primary(stream.language)
+        held = chosen.get(lang)
+        if lang is None or held is None or (held.channels > 2 >= stream.channels):
+            chosen[lang if lang is not None else f"#{stream.index}"] = stream
+    kept = sorted(chosen.values(), key=lambda a: a.index)
+    notes = [f"master audio stream {s.index} ({primary(s.language)}, {s.channels} channels) is not used: stream "
+             f"{chosen[primary(s.language)].index} ({chosen[primary(s.language)].channels} channels) carries that "
+             "language (tracks are stereo)" for s in streams if s not in kept]
+    return kept, notes
 
 
 def check_subtitle(path: Path, spec: SidecarSpec, duration_ms: int | None, report: MediaReport) -> None:
@@ -193,7 +214,7 @@ def check_track_ids(meta: TitleMetadata, report: MediaReport) -> None:
 
     for spec in meta.subtitles:
         claim(text_track_id(spec.language, spec.sdh, spec.forced), f"subtitles/{spec.file}", "SUBTITLE_INVALID")
-    for stream in report.master.audio if report.master else []:
+    for stream in report.master_audio:
         claim(audio_track_id(primary(stream.language) or "und", False), f"master audio stream {stream.index}",
               "AUDIO_INVALID")
     for spec in meta.audio:
