@@ -136,9 +136,11 @@ def _check_languages(info: MediaInfo, meta: TitleMetadata, report: MediaReport) 
             report.reasons.append(Reason("LANGUAGE_MISMATCH", f"master audio stream {i}",
                                          f"is in {lang!r}, which audio_languages does not list"))
     delivered = set(in_master) | {primary(s.language) for s in meta.audio if not s.audio_description}
+    silent = not info.audio and not meta.audio
     for lang in sorted(x for x in declared - delivered if x):
+        hint = "; a master without sound declares audio_languages [\"zxx\"] (no linguistic content)" if silent else ""
         report.reasons.append(Reason("LANGUAGE_MISMATCH", "audio_languages",
-                                     f"lists {lang!r} but neither the master nor a sidecar carries it"))
+                                     f"lists {lang!r} but neither the master nor a sidecar carries it{hint}"))
 
 
 def one_stream_per_language(streams: list[AudioInfo]) -> tuple[list[AudioInfo], list[str]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reelstream.config import Settings
+from reelstream.ingest.reasons import IngestRejected
 from reelstream.ingest.service import IngestService
 from reelstream.media.transcode.ladder import Rung
 from reelstream.runtime import Runtime
@@ -74,3 +75,21 @@ def test_a_language_in_5_1_and_stereo_becomes_one_track_from_the_stereo_mix(tmp_
     jobs = {e["track_id"]: e["stream_index"] for e in published if e.type == "AudioTranscodeRequested"}
     assert jobs == {"audio-en": 1, "audio-fr": 2}
     assert "master audio stream 0 (en, 6 channels) is not used: stream 1 (2 channels)" in " ".join(progress.steps)
+
+
+def test_a_silent_master_is_told_how_to_declare_itself_and_then_has_no_audio_track(tmp_path: Path) -> None:
+    film = tmp_path / "film.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=256x144:r=24:d=2", "-c:v", "libx264", "-preset", "ultrafast",
+           "-pix_fmt", "yuv420p", str(film))
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    service = IngestService(runtime, (Rung("h264", 144, 200),), calibrate_rate=False)
+    try:
+        with pytest.raises(IngestRejected) as info:
+            service.ingest(film, write_metadata(tmp_path / "en.json", title_metadata("film-1", film, languages=("en",))))
+        [reason] = info.value.reasons
+        assert reason.code == "LANGUAGE_MISMATCH" and 'audio_languages ["zxx"]' in reason.message
+        result = service.ingest(film, write_metadata(tmp_path / "zxx.json",
+                                                     title_metadata("film-1", film, languages=("zxx",))))
+    finally:
+        runtime.close()
+    assert result.jobs == 1  # one video chunk, no audio job
