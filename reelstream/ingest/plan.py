@@ -100,7 +100,7 @@ def plan_events(title_id: str, master_key: str, video: SourceVideo, rungs: Itera
             "job_id": audio_job_id(title_id, track.track_id, next(slots), partitions), "title_id": title_id, "track_id": track.track_id,
             "language": track.language, "audio_description": track.audio_description,
             "source_key": track.source_key, "stream_index": track.stream_index, "bitrate_kbps": AUDIO_KBPS,
-            "attempt": 1}))
+            "attempt": 1, "duration_ms": round(video.frame_count * 1000 / fps) if fps else 0}))
     return out
 
 

@@ -293,7 +293,8 @@ class TranscodeWorker:
         with tempfile.TemporaryDirectory(dir=self._dir("jobs"), prefix="audio-") as tmp:
             out = Path(tmp) / f"{job['track_id']}.mp4"
             done = run(audio_command(tools.ffmpeg(), source, job["stream_index"], job["language"],
-                                     job["bitrate_kbps"], job["audio_description"], out, video_start(source)),
+                                     job["bitrate_kbps"], job["audio_description"], out, video_start(source),
+                                     job["duration_ms"] / 1000 or None),
                        f"encoding {job['track_id']} of {title}")
             check_audio(done.stderr, f"audio stream {job['stream_index']} of {job['source_key']}")
             duration_ms = int(probe(out).duration_s * 1000)

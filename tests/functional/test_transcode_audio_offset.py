@@ -1,5 +1,6 @@
-"""Masters whose sound and picture do not start together: the audio track is encoded from the
-first video frame on, so it stays in sync after packaging (which drops edit lists). Real ffmpeg."""
+"""Masters whose sound and picture do not start or end together: the audio track is encoded from
+the first video frame on, so it stays in sync after packaging (which drops edit lists), and to the
+video's length, so every track ends with the picture. Real ffmpeg."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from reelstream.config import Settings
 from reelstream.ingest.service import IngestService
 from reelstream.media import tools
+from reelstream.media.probe import probe
 from reelstream.media.transcode.ladder import Rung
 from reelstream.runtime import Runtime
 from reelstream.workers.capabilities import Capabilities
@@ -22,11 +24,11 @@ PICTURE = "testsrc2=s=256x144:r=24:d={d}"
 TONE_THEN_SILENCE = "sine=f=440:sample_rate=48000:d=1,apad=whole_dur={d}"  # 1 s of tone from its start
 
 
-def audio_track(tmp_path: Path, video_offset: float, audio_offset: float) -> Path:
+def audio_track(tmp_path: Path, video_offset: float, audio_offset: float, audio_end: float = 4) -> Path:
     """The worker's encode of a 4-s master's audio; the master's streams start at the offsets given."""
     film = tmp_path / "film.mp4"
     ffmpeg("-itsoffset", str(video_offset), "-f", "lavfi", "-i", PICTURE.format(d=4 - video_offset),
-           "-itsoffset", str(audio_offset), "-f", "lavfi", "-i", TONE_THEN_SILENCE.format(d=4 - audio_offset),
+           "-itsoffset", str(audio_offset), "-f", "lavfi", "-i", TONE_THEN_SILENCE.format(d=audio_end - audio_offset),
            "-c:v", "libx264", "-preset", "ultrafast", "-g", "48", "-pix_fmt", "yuv420p", "-c:a", "aac",
            "-metadata:s:a:0", "language=eng", str(film))
     runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
@@ -66,3 +68,10 @@ def test_the_audio_track_starts_with_the_first_video_frame(tmp_path: Path, video
                                                            tone: tuple[float, float]) -> None:
     start, stop = tone_spans(audio_track(tmp_path, video_offset, audio_offset))
     assert abs(start - tone[0]) < 0.04 and abs(stop - tone[1]) < 0.04, (start, stop)
+
+
+@pytest.mark.parametrize("audio_end", [2.5, 5.5])
+def test_the_audio_track_lasts_as_long_as_the_video(tmp_path: Path, audio_end: float) -> None:
+    """A dub 1.5 s short ended before the picture; one 1.5 s long ran on past its last frame."""
+    track = audio_track(tmp_path, 0.0, 0.0, audio_end)
+    assert abs(probe(track).duration_s - 4.0) < 0.03

@@ -168,15 +168,19 @@ def aac_args(bitrate_kbps: int) -> list[str]:
 
 
 def audio_command(ffmpeg: str, source: Path, stream_index: int, language: str, bitrate_kbps: int,
-                  audio_description: bool, out: Path, video_start: Fraction = Fraction(0)) -> list[str]:
-    """AAC-LC stereo, 48 kHz, the whole track, one MP4 per track, starting where the master's
-    video starts (``video_start``, ``probe.video_start``; 0 for a sidecar): silence before a late
-    first sample, nothing before the first frame. A late track was written with an empty edit,
-    which packaging drops (``remux.py``): it played that much early (0.45 s measured)."""
+                  audio_description: bool, out: Path, video_start: Fraction = Fraction(0),
+                  duration_s: float | None = None) -> list[str]:
+    """AAC-LC stereo, 48 kHz, one MP4 per track, starting where the master's video starts
+    (``video_start``, ``probe.video_start``; 0 for a sidecar): silence before a late first
+    sample, nothing before the first frame. A late track was written with an empty edit, which
+    packaging drops (``remux.py``): it played that much early (0.45 s measured). With
+    ``duration_s`` (the video's), padded with silence or cut to it: a dub shorter than the picture
+    ended early, a longer one ran on over the last frame."""
     disposition = "+descriptions+visual_impaired" if audio_description else "default"
     align = f"asetpts=PTS-{float(video_start):.6f}/TB,aresample=async=1:first_pts=0"
+    length = ["-t", f"{duration_s:.6f}"] if duration_s else []
     return [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(source),
-            "-map", f"0:a:{stream_index}", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-af", align,
-            *aac_args(bitrate_kbps),
+            "-map", f"0:a:{stream_index}", "-vn", "-sn", "-dn", "-map_metadata", "-1",
+            "-af", align + (",apad" if duration_s else ""), *length, *aac_args(bitrate_kbps),
             "-metadata:s:a:0", f"language={language}", "-disposition:a:0", disposition,
             "-fflags", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(out)]
