@@ -42,6 +42,7 @@ from reelstream.events.topics import GPU_JOBS_TOPIC, SECONDARY_TOPICS
 from reelstream.media.transcode import layout
 from reelstream.media.transcode.chunk import EncodedChunk, encode_chunk
 from reelstream.media.transcode.commands import ChunkEncode, RungEncode, audio_command
+from reelstream.media.transcode.damage import MasterDamaged
 from reelstream.media.transcode.run import MediaStopped, Supervisor, run
 from reelstream.media.transcode.tonemap import peak_of, write_cube
 from reelstream.runtime import Runtime
@@ -255,7 +256,8 @@ class TranscodeWorker:
         except MediaStopped:
             raise  # the worker is stopping: the job did not fail
         except (ReelStreamError, OSError) as e:
-            return self._failed(job, str(e))
+            # A damaged master decodes the same way on every worker: a retry only spends the fleet.
+            return self._failed(job, str(e), retry=not isinstance(e, MasterDamaged))
         store_result(self.runtime.objects, result)
         self.stats.encoded += 1
         return [result]
@@ -306,9 +308,9 @@ class TranscodeWorker:
 
     # -- failures, retries, stored results ----------------------------------------------
 
-    def _failed(self, job: Event, reason: str) -> list[Event]:
+    def _failed(self, job: Event, reason: str, retry: bool = True) -> list[Event]:
         attempt = job["attempt"]
-        final = attempt >= self.max_attempts
+        final = attempt >= self.max_attempts or not retry
         log.warning("%s attempt %d failed%s: %s", job["job_id"], attempt, " for good" if final else "", reason)
         self.stats.failed += 1
         is_chunk = job.type == "ChunkTranscodeRequested"
@@ -320,9 +322,9 @@ class TranscodeWorker:
         if final:
             return [failed]
         self.stats.retried += 1
-        retry = new_event(job.type, {**job.data, "attempt": attempt + 1}, producer=self.producer, caused_by=job,
+        again = new_event(job.type, {**job.data, "attempt": attempt + 1}, producer=self.producer, caused_by=job,
                           event_id=result_id(job["job_id"], attempt + 1, "retry"))
-        return [failed, retry]
+        return [failed, again]
 
     def _stored_result(self, job: Event) -> Event | None:
         key = layout.job_record_key(job["title_id"], job["job_id"])

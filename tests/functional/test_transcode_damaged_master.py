@@ -60,11 +60,13 @@ def test_chunks_and_audio_of_a_damaged_stretch_fail_naming_it(tmp_path: Path, da
                              threads=1)
     outcome: dict[int | str, Event] = {}
     for job in events(runtime, "reel.transcode.jobs"):
-        [result, *_] = worker.handle(job)
+        [result, *retries] = worker.handle(job)
+        assert retries == [], f"{job['job_id']}: a damaged master is not encoded again"
         outcome[job["chunk_index"] if job.type == "ChunkTranscodeRequested" else "audio"] = result
     runtime.close()
     assert {k: e.type for k, e in outcome.items()} == {
         0: "ChunkTranscoded", 1: "ChunkFailed", 2: "ChunkFailed", 3: "ChunkTranscoded", "audio": "ChunkFailed"}
+    assert all(e["final"] and e["attempt"] == 1 for e in outcome.values() if e.type == "ChunkFailed")
     assert "the master's video is damaged in the chunk from frame 48 (48 frames)" in outcome[1]["reason"]
     assert "deliver the master again" in outcome[1]["reason"]
     assert "audio stream 0 of titles/film-1/master/film.mp4 is damaged" in outcome["audio"]["reason"]
