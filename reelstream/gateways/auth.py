@@ -21,6 +21,7 @@ from reelstream.gateways.keys import services
 from reelstream.gateways.openapi import BOOL, ID, INT, STR, Route, add_routes, array, nullable, obj
 from reelstream.gateways.services import field_of, json_body
 from reelstream.identity.accounts import (
+    AGE_BANDS,
     DEVICE_TYPES,
     MAX_PROFILE_NAME,
     SECURITY_LEVELS,
@@ -67,8 +68,19 @@ async def add_profile(request: web.Request) -> web.Response:
     s = services(request)
     caller = await s.account_caller(request)
     doc = await json_body(request)
-    profile = await asyncio.to_thread(s.identity.add_profile, caller.account_id, field_of(doc, "name", str))
+    profile = await asyncio.to_thread(s.identity.add_profile, caller.account_id, field_of(doc, "name", str),
+                                      field_of(doc, "max_age", int, required=False, default=18))
     return web.json_response(asdict(profile), status=201)
+
+
+async def set_profile_max_age(request: web.Request) -> web.Response:
+    s = services(request)
+    caller = await s.account_caller(request)
+    doc = await json_body(request)
+    profile = await s.passwords.run(s.identity.set_profile_max_age, caller.account_id,
+                                    request.match_info["profile_id"], field_of(doc, "password", str),
+                                    field_of(doc, "max_age", int))
+    return web.json_response(asdict(profile))
 
 
 async def register_device(request: web.Request) -> web.Response:
@@ -99,7 +111,9 @@ async def remove_device(request: web.Request) -> web.Response:
 
 SIGN_INS_BUSY = "too many sign-ins and sign-ups at once on this instance; retry after Retry-After seconds"
 PROFILE_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_PROFILE_NAME}
-PROFILE = obj(["profile_id", "name"], profile_id=ID, name=PROFILE_NAME)
+MAX_AGE = {"type": "integer", "enum": list(AGE_BANDS),
+           "description": "the oldest age band of titles the profile may play (18: every title)"}
+PROFILE = obj(["profile_id", "name", "max_age"], profile_id=ID, name=PROFILE_NAME, max_age=MAX_AGE)
 ACCOUNT_FIELDS: dict[str, dict[str, Any]] = {
     "account_id": ID, "email": ID, "country": {"type": "string", "pattern": "^[A-Z]{2}$"}, "profiles": array(PROFILE)}
 DEVICE_TYPE = {"type": "string", "enum": list(DEVICE_TYPES)}
@@ -123,8 +137,13 @@ ROUTES = (
     Route("GET", "/me", me, "The caller's account and profiles", responses={200: "account"},
           returns=obj([*ACCOUNT_FIELDS, "profile_id", "device_id"], **ACCOUNT_FIELDS,
                       profile_id=ID, device_id=nullable(ID))),
-    Route("POST", "/profiles", add_profile, "Add a profile", body=obj(["name"], name=PROFILE_NAME),
-          responses={201: "profile"}, returns=PROFILE),
+    Route("POST", "/profiles", add_profile, "Add a profile (max_age 7: a kids' profile)",
+          body=obj(["name"], name=PROFILE_NAME, max_age=MAX_AGE), responses={201: "profile"}, returns=PROFILE),
+    Route("PATCH", "/profiles/{profile_id}", set_profile_max_age, "Change a profile's maturity limit (the "
+          "account's password again: a child holding the family TV's token cannot lift it)",
+          body=obj(["password", "max_age"], password=STR, max_age=MAX_AGE),
+          responses={200: "profile", 401: "the password is wrong", 404: "no such profile",
+                     503: SIGN_INS_BUSY}, returns=PROFILE),
     Route("POST", "/devices", register_device, "Register this device; returns a device-bound token",
           body=obj(["name", "device_type", "security_level"], name={**STR, "maxLength": 100},
                    device_type=DEVICE_TYPE, security_level=SECURITY_LEVEL),

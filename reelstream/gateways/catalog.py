@@ -31,6 +31,7 @@ class Title:
     package: Package
     series: dict[str, Any] | None = None  # series_id, series_title, season, episode (TitleRegistered v3)
     end_credits_start_ms: int | None = None
+    rating: tuple[str, str] | None = None  # (system, value), e.g. ("MPAA", "PG-13")
 
     @property
     def duration_ms(self) -> int:
@@ -104,8 +105,10 @@ class TitleCatalog:
         terms = TitleTerms(frozenset(t["territories"]), int(t["window_start"]),
                            int(t["window_end"]) if t.get("window_end") is not None else None,
                            bool(t["offline_download_allowed"]), int(t["max_height"]))
+        rating = meta.get("rating") or {}
         return Title(title_id, row.values["title"] or title_id, terms, package, meta.get("series"),
-                     meta.get("end_credits_start_ms"))
+                     meta.get("end_credits_start_ms"),
+                     (rating["system"], rating["value"]) if rating.get("system") and rating.get("value") else None)
 
     def next_episode(self, title_id: str) -> str | None:
         """The published episode after ``title_id`` in its series (season, then episode

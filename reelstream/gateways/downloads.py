@@ -86,6 +86,7 @@ async def _license(s: Services, request: web.Request, caller: Caller, title_id: 
             title_id = (await asyncio.to_thread(_download_row, s, caller, renewing))["title_id"]
         if title_id is None:
             raise BadRequest("field 'title_id' is required")
+        await asyncio.to_thread(s.check_maturity, caller, title_id)
         r = await asyncio.to_thread(_request, s, caller, title_id, s.country(request), renewing)
         decision = policy.decide_download(r, s.settings.limits)
         if isinstance(decision, policy.Denial):

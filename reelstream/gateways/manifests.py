@@ -46,7 +46,7 @@ SESSION_HEADER = "the playback session id: heartbeats carry it as 'sid'"
 def render(s: Services, ticket: Ticket, token: str, name: str, country: str, origin: str,
            isp: str | None = None, pathway: str | None = None) -> str:
     title = s.catalog.title(ticket.title_id)
-    _check_availability(s, title, country)
+    _check_availability(s, title, country, ticket.account_id)
     profile = profile_for(ticket.device_type, ticket.security_level, title.terms.max_height,
                           s.settings.clearkey_security)
     license_base = (s.settings.license_base_url or origin).rstrip("/")
@@ -99,12 +99,17 @@ def _isp(s: Services, request: web.Request) -> str | None:
     return isp[:64] or None
 
 
-def _check_availability(s: Services, title: Title, country: str) -> None:
+def _check_availability(s: Services, title: Title, country: str, account_id: str) -> None:
+    """Territory, window and entitlement, before any signed URL is handed out: the license
+    server would refuse the keys anyway, but an unentitled account got the clear subtitles
+    and hours of signed, encrypted segments from the edges."""
     probe = policy.Request(now_ms=s.now_ms(), title_id=title.title_id, device_id="", security_level="",
-                           country=country, terms=title.terms, entitlements=())
+                           country=country, terms=title.terms, entitlements=s.entitlements.get(account_id))
     for check in (policy.check_territory, policy.check_window):
         if (denial := check(probe)) is not None:
             raise Refused(denial.reason, denial.detail)
+    if isinstance(entitled := policy.entitlement_for(probe), policy.Denial):
+        raise Refused(entitled.reason, entitled.detail)
 
 
 def _origin(request: web.Request) -> str:
@@ -124,6 +129,7 @@ async def title_manifest(request: web.Request) -> web.Response:
         raise NotFound("ask for manifest.mpd (DASH) or master.m3u8 (HLS)")
     title_id = request.match_info["title_id"]
     country = s.country(request)
+    await asyncio.to_thread(s.check_maturity, caller, title_id)
     ticket, token = await asyncio.to_thread(s.new_ticket, caller, title_id)
     body = await asyncio.to_thread(render, s, ticket, token, name, country, _origin(request), _isp(s, request))
     response = _response(body, name, ticket)
@@ -149,7 +155,8 @@ async def ticket_manifest(request: web.Request) -> web.Response:
 ROUTES = (
     Route("GET", "/titles/{title_id}/{name}", title_manifest, "Open a playback session: the title's manifest "
           "for the caller's device", path_patterns={"name": "^(manifest\\.mpd|master\\.m3u8)$"},
-          responses={200: "manifest", 403: "refused (territory, window, nothing playable)",
+          responses={200: "manifest", 403: "refused (territory, window, entitlement, the profile's maturity limit, "
+                                          "nothing playable)",
                      404: "title not published"}, produces=tuple(TYPES.values()),
           headers={"X-Reel-Ticket": "the session's playback ticket: the license server's ?ticket= and the "
                                     "/t/{ticket}/ manifest paths take it",

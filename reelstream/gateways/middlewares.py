@@ -24,6 +24,7 @@ from reelstream.identity.accounts import (
     DeviceLimitReached,
     InvalidIdentityInput,
     UnknownDevice,
+    UnknownProfile,
 )
 from reelstream.identity.tokens import TokenInvalid
 from reelstream.media.package.hls import NothingPlayable, UnknownTrack
@@ -36,7 +37,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (g.Unauthorized, 401), (TokenInvalid, 401), (AuthenticationFailed, 401),
     (UnknownTrack, 404),
     (g.Refused, 403), (g.Forbidden, 403), (UnknownDevice, 403), (NothingPlayable, 403),
-    (g.NotFound, 404),
+    (g.NotFound, 404), (UnknownProfile, 404),
     (g.Conflict, 409), (AccountExists, 409), (DeviceLimitReached, 409),
     (VendorLicenseError, 502),
     (EventLogError, 503), (StateStoreError, 503), (ObjectStoreError, 503),

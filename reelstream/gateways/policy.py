@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from reelstream.ingest.ratings import minimum_age
+
 # The LicenseDenialReason symbols of the LicenseDenied event (less OTHER): the type checker
 # holds every Denial to them, and a test holds them to the schema, so no refusal's event fails
 # validation (which would turn the refusal into a 400).
@@ -133,6 +135,18 @@ def entitlement_for(r: Request) -> Entitlement | Denial:
         return Denial("RENTAL_EXPIRED", f"the rental of {r.title_id} has expired; rent it again to watch")
     return Denial("NO_ENTITLEMENT", f"the account is not entitled to {r.title_id} (no active subscription, "
                                     "purchase or rental)")
+
+
+def maturity_problem(title_id: str, rating: tuple[str, str] | None, max_age: int) -> str | None:
+    """Why a profile may not play the title, or None: it plays titles whose rating's age band
+    is at most its ``max_age``. A profile control, checked where a session or a download
+    starts, not a license decision (no LicenseDenied reason of its own)."""
+    age = minimum_age(*(rating or (None, None)))
+    if age <= max_age:
+        return None
+    rated = f"rated {rating[1]} ({rating[0]}, {age}+)" if rating else f"not rated here (counted as {age}+)"
+    return (f"title {title_id} is {rated}; this profile plays titles up to {max_age}+ (changing that needs the "
+            "account's password)")
 
 
 def split_keys(r: Request) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:

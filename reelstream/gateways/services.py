@@ -23,16 +23,17 @@ from typing import Any
 from aiohttp import web
 
 from reelstream.errors import StateStoreError
+from reelstream.gateways import policy
 from reelstream.gateways.account_state import LicenseCache, LiveSessionCache
 from reelstream.gateways.catalog import TitleCatalog
 from reelstream.gateways.drm import DrmAdapter
 from reelstream.gateways.entitlements import EntitlementCache
-from reelstream.gateways.errors import BadRequest, Unauthorized
+from reelstream.gateways.errors import BadRequest, Refused, Unauthorized
 from reelstream.gateways.passwords import PasswordWork
 from reelstream.gateways.publisher import Publisher
 from reelstream.gateways.settings import GatewaySettings
 from reelstream.gateways.signing import EdgeSigner
-from reelstream.identity.accounts import Device, IdentityStore, UnknownDevice
+from reelstream.identity.accounts import AGE_BANDS, Device, IdentityStore, UnknownDevice
 from reelstream.identity.tokens import KeyRing, TokenSigner
 from reelstream.jsontext import LONE_SURROGATE_HINT, NESTED_TOO_DEEPLY, lone_surrogate_at
 from reelstream.keys.service import KeyService
@@ -219,6 +220,15 @@ class Services:
         if caller.device_id is not None:
             await asyncio.to_thread(self.device, caller.account_id, caller.device_id)
         return caller
+
+    def check_maturity(self, caller: Caller, title_id: str) -> None:
+        """Refused (PROFILE_MATURITY) when the caller's profile may not play the title (a state
+        read: called where a session or a download starts, in a worker thread)."""
+        profile = self.identity.profile(caller.account_id, caller.profile_id)
+        problem = policy.maturity_problem(title_id, self.catalog.title(title_id).rating,
+                                          profile.max_age if profile else AGE_BANDS[-1])
+        if problem is not None:
+            raise Refused("PROFILE_MATURITY", problem)
 
     def new_ticket(self, caller: Caller, title_id: str, kind: str = "stream", license_id: str | None = None,
                    ttl_s: int | None = None, session_id: str | None = None) -> tuple[Ticket, str]:

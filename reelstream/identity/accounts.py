@@ -80,6 +80,10 @@ class UnknownDevice(IdentityError):
     """The device is not registered to the account, or was removed (403)."""
 
 
+class UnknownProfile(IdentityError):
+    """The account has no profile of that id (404)."""
+
+
 class DeviceLimitReached(IdentityError):
     """The account already has its maximum number of active devices (409); remove one first."""
 
@@ -88,6 +92,7 @@ class DeviceLimitReached(IdentityError):
 class Profile:
     profile_id: str
     name: str
+    max_age: int = 18  # the oldest age band of titles it may play (a kids' profile: 7); 18: all
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class Device:
 
 
 MAX_PROFILES = 5
+AGE_BANDS = (0, 7, 13, 16, 18)  # All, 7+, 13+, 16+, 18+ (``ingest.ratings`` places each rating in one)
 MAX_PROFILE_NAME = 64
 # An email claimed this long ago whose account row was never written is free again: the
 # sign-up that claimed it failed between its two writes (a request lasts seconds, so a
@@ -137,6 +143,12 @@ def check_password(password: str, stored: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(expected, digest)
+
+
+def _age_band(max_age: object) -> int:
+    if isinstance(max_age, bool) or max_age not in AGE_BANDS:
+        raise InvalidIdentityInput(f"max_age must be one of {', '.join(map(str, AGE_BANDS))} (18: every title)")
+    return int(max_age)
 
 
 def _profile_name(name: object) -> str:
@@ -219,8 +231,8 @@ class IdentityStore:
         row = self._state.get(ACCOUNTS, (account_id,))
         return _account(row) if row else None
 
-    def add_profile(self, account_id: str, name: str) -> Profile:
-        profile = Profile(f"p-{uuid.uuid4().hex[:10]}", _profile_name(name))
+    def add_profile(self, account_id: str, name: str, max_age: int = 18) -> Profile:
+        profile = Profile(f"p-{uuid.uuid4().hex[:10]}", _profile_name(name), _age_band(max_age))
         # Compare-and-set on the profiles column: a plain read-modify-write let two requests
         # each append to the same old list, and the later write dropped the earlier profile.
         for _ in range(_PROFILE_TRIES):
@@ -234,6 +246,30 @@ class IdentityStore:
             if self._state.put_if(ACCOUNTS, updated, "profiles", profiles):
                 return profile
         raise AccountContended(f"account {account_id} kept changing while adding a profile; retry")
+
+    def set_profile_max_age(self, account_id: str, profile_id: str, password: str, max_age: int) -> Profile:
+        """Change a profile's maturity limit. The account's password is asked again: a child
+        holding the family TV's token must not lift its own profile's limit."""
+        band = _age_band(max_age)
+        for attempt in range(_PROFILE_TRIES):
+            row = self._state.get(ACCOUNTS, (account_id,))
+            if row is None:
+                raise AuthenticationFailed("the account no longer exists")
+            if attempt == 0 and not check_password(str(password), row.values["password"]):
+                raise AuthenticationFailed("the account's password is wrong; changing a profile's limit needs it")
+            profiles = row.values["profiles"]
+            at = next((i for i, p in enumerate(profiles) if p["profile_id"] == profile_id), None)
+            if at is None:
+                raise UnknownProfile(f"the account has no profile {profile_id!r}")
+            changed = {**profiles[at], "max_age": band}
+            updated = Row({**row.values, "profiles": [*profiles[:at], changed, *profiles[at + 1:]]}, row.applied)
+            if self._state.put_if(ACCOUNTS, updated, "profiles", profiles):
+                return Profile(**changed)
+        raise AccountContended(f"account {account_id} kept changing while changing a profile; retry")
+
+    def profile(self, account_id: str, profile_id: str) -> Profile | None:
+        account = self.account(account_id)
+        return next((p for p in account.profiles if p.profile_id == profile_id), None) if account else None
 
     def register_device(self, account_id: str, name: str, device_type: str, security_level: str) -> Device:
         if device_type not in DEVICE_TYPES:

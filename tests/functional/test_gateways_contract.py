@@ -84,7 +84,10 @@ def test_every_operation_answers_as_documented(walk: tuple[ContractWalk, Runtime
     grant(runtime, session["account_id"], "sub-1")
     drain(runtime)
     api.call("auth", "GET", "/me", "/me", 200, session["token"])
-    api.call("auth", "POST", "/profiles", "/profiles", 201, session["token"], json={"name": "Kids"})
+    kids = api.call("auth", "POST", "/profiles", "/profiles", 201, session["token"],
+                    json={"name": "Kids", "max_age": 7}).json()
+    api.call("auth", "PATCH", "/profiles/{profile_id}", f"/profiles/{kids['profile_id']}", 200, session["token"],
+             json={"password": "password1", "max_age": 13})
     device = api.call("auth", "POST", "/devices", "/devices", 201, session["token"],
                       json={"name": "tv", "device_type": "tv", "security_level": "hardware"}).json()
     token = device["token"]

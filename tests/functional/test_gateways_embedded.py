@@ -101,6 +101,8 @@ async def test_software_browser_gets_sd_keys_only_and_every_decision_is_an_event
 async def test_hardware_tv_gets_uhd_and_hls_playlists_follow_the_ticket(stack: dict[str, Any]) -> None:
     client = stack["client"]
     user = await sign_up(client, "tv@example.com", "tv", "hardware")
+    grant(stack["runtime"], user["account_id"], "sub-tv")
+    drain(stack["runtime"])
     ticket, master = await open_session(client, user, "master.m3u8")
     assert "RESOLUTION=3840x2160" in master
     playlist_url = next(line for line in master.splitlines() if line.endswith("h264-2160p.m3u8"))
@@ -188,6 +190,8 @@ async def test_bad_license_requests_are_4xx_with_a_message_and_write_nothing(sta
                                                                              case: str) -> None:
     client, runtime, package, clock = stack["client"], stack["runtime"], stack["package"], stack["clock"]
     user = await sign_up(client, f"{case}@example.com")
+    grant(runtime, user["account_id"], f"sub-{case}")
+    drain(runtime)
     ticket, _ = await open_session(client, user)
     before = log_size(runtime)
     body: Any = json.dumps({"kids": [kid_b64(package, "SD")]})
@@ -292,6 +296,8 @@ async def test_a_body_nested_too_deeply_is_a_400_not_a_500(stack: dict[str, Any]
     # A 3-KB body of nested arrays hit the JSON decoder's recursion limit: a 500 on every JSON endpoint.
     client = stack["client"]
     user = await sign_up(client, f"deep{len(path)}@example.com")
+    grant(stack["runtime"], user["account_id"], f"sub-deep{len(path)}")
+    drain(stack["runtime"])
     query = ""
     if path == "/licenses/clearkey":
         ticket, _ = await open_session(client, user)

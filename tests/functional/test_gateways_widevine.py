@@ -25,7 +25,15 @@ from reelstream.config import Settings
 from reelstream.gateways.app import create_app
 from reelstream.runtime import Runtime
 from tests.functional.test_gateways_embedded import US, open_session, services_of, sign_up
-from tests.unit.gateways.support import Clock, drain, grant, key_service, publish_title, settings
+from tests.unit.gateways.support import (
+    Clock,
+    drain,
+    grant,
+    key_service,
+    publish_title,
+    revoke,
+    settings,
+)
 
 KEY, IV = bytes(range(32)), bytes(range(16))
 CHALLENGE = b"\x08\x01\x12\x10opaque-cdm-challenge\x00\xff"
@@ -153,9 +161,13 @@ async def test_the_vendor_issues_the_license_for_the_keys_the_policy_allowed(sta
 
 
 async def test_a_denial_never_reaches_the_vendor(stack: dict[str, Any]) -> None:
-    client, vendor = stack["client"], stack["vendor"]
-    user = await sign_up(client, "wv-unentitled@example.com", "tv", "hardware")  # no subscription
+    client, runtime, vendor = stack["client"], stack["runtime"], stack["vendor"]
+    user = await sign_up(client, "wv-unentitled@example.com", "tv", "hardware")
+    grant(runtime, user["account_id"], "sub-cancelled")
+    drain(runtime)
     ticket, _ = await open_session(client, user)
+    revoke(runtime, user["account_id"], "sub-cancelled")  # cancelled while the session was open
+    drain(runtime)
     r = await client.post(f"/licenses/widevine?ticket={ticket}", data=CHALLENGE, headers=US)
     assert r.status == 403 and (await r.json())["reason"] == "NO_ENTITLEMENT"
     r = await client.post(f"/licenses/widevine?ticket={ticket}", data=b"", headers=US)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.functional.test_gateways_embedded import US, sign_up, stack
+from tests.unit.gateways.support import drain, grant
 
 __all__ = ["stack"]  # the fixture
 
@@ -59,6 +60,8 @@ async def test_a_removed_devices_playback_ticket_gets_no_more_manifests(stack: d
     as long as the ticket lived (a download's: 30 days)."""
     client = stack["client"]
     owner = await sign_up(client, "tickets@example.com", device_type="tv", security="hardware")
+    grant(stack["runtime"], owner["account_id"], "sub-tickets")
+    drain(stack["runtime"])
     r = await client.post("/auth/sessions", json={"email": "tickets@example.com", "password": "correct horse"})
     account_token = {"Authorization": f"Bearer {(await r.json())['token']}", **US}
     r = await client.get("/manifests/titles/film-1/master.m3u8", headers=owner["auth"])

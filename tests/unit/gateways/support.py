@@ -68,7 +68,7 @@ def _track(track_id: str, kind: str, codecs: str, height: int | None, key_id: st
 def publish_title(runtime: Runtime, keys: KeyService, title_id: str, *, territories: tuple[str, ...] = ("US",),
                   window_start: datetime = T0, window_end: datetime | None = None, offline: bool = True,
                   max_height: int = 2160, duration_s: int = 600, series: dict[str, Any] | None = None,
-                  end_credits_start_ms: int | None = None) -> Package:
+                  end_credits_start_ms: int | None = None, rating: tuple[str, str] = ("MPAA", "PG")) -> Package:
     """Register, package (a synthetic package.json, real keys from the key service) and publish."""
     kids = {c: k.kid for c, k in keys.keys_for(title_id, ["AUDIO", "SD", "HD", "UHD"]).items()}
     package_id = f"pkg-{title_id}"
@@ -81,7 +81,7 @@ def publish_title(runtime: Runtime, keys: KeyService, title_id: str, *, territor
     runtime.objects.put(prefix + "package.json", package.to_json().encode(), content_type="application/json")
     runtime.publish(new_event("TitleRegistered", {
         "title_id": title_id, "title": f"Title {title_id}", "original_language": "en", "audio_languages": ["en"],
-        "rating": {"system": "MPAA", "value": "PG"}, "genres": ["drama"],
+        "rating": {"system": rating[0], "value": rating[1]}, "genres": ["drama"],
         "license_terms": {"territories": list(territories), "window_start": window_start, "window_end": window_end,
                           "offline_download_allowed": offline, "max_height": max_height},
         "series": series, "end_credits_start_ms": end_credits_start_ms},
@@ -263,9 +263,17 @@ class Api:
         return {"account_id": session["account_id"], "tokens": tokens}
 
     def ticket(self, token: str, title_id: str, **kw: Any) -> str:
-        r = self.call("GET", f"/manifests/titles/{title_id}/manifest.mpd", token, **kw)
-        assert r.status_code == 200, r.text
-        return str(r.headers["X-Reel-Ticket"])
+        """A session's ticket. A session opens only for an entitled account, and on servers a
+        grant reaches the gateway a moment after it is written: refusals for want of one are
+        waited out (30 s)."""
+        deadline = time.monotonic() + 30
+        while True:
+            r = self.call("GET", f"/manifests/titles/{title_id}/manifest.mpd", token, **kw)
+            if r.status_code == 200:
+                return str(r.headers["X-Reel-Ticket"])
+            waiting = r.status_code == 403 and r.json().get("reason") == "NO_ENTITLEMENT"
+            assert waiting and time.monotonic() < deadline, r.text
+            time.sleep(0.2)
 
     def license(self, ticket: str, kids: list[str], session_type: str = "temporary", **kw: Any) -> Any:
         from reelstream.identity.tokens import b64url
