@@ -95,7 +95,7 @@ def _pathways(setting: str) -> tuple[tuple[str, str], ...]:
 
 def _isp(s: Services, request: web.Request) -> str | None:
     """The viewer's ISP from the trusted header (or the default); only the steering server reads it."""
-    isp = request.headers.get(s.settings.isp_header, "") or s.settings.default_isp
+    isp = s.trusted_header(request, s.settings.isp_header) or s.settings.default_isp
     return isp[:64] or None
 
 

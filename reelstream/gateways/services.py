@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from typing import Any
 
 from aiohttp import web
@@ -104,6 +105,11 @@ class Services:
         self.signer = TokenSigner(KeyRing.from_setting(self.settings.signing_keys), self.clock)
         self.identity = IdentityStore(self.runtime.state, self.now_ms, self.settings.max_devices)
         self.passwords = PasswordWork(self.settings.max_pending_sign_ins)
+        self._proxy_networks = self.settings.proxy_networks()
+        if not self._proxy_networks:
+            log.warning("REEL_TRUSTED_PROXIES is not set: the %s and %s headers are believed from any client, so "
+                        "territory checks are only as good as its word (set it to the load balancers' addresses)",
+                        self.settings.country_header, self.settings.isp_header)
         self.entitlements = EntitlementCache(self.runtime.state)
         self.licenses = LicenseCache(self.runtime.state, self.now_ms)
         refresh = self.settings.live_sessions_refresh_s
@@ -245,8 +251,20 @@ class Services:
         return Ticket(c["sub"], c["prf"], c["dev"], c["dty"], c["sec"], c["ttl"], c["sid"], c["knd"], c.get("lic"),
                       int(c["exp"]))
 
+    def trusted_header(self, request: web.Request, name: str) -> str:
+        """A header only a trusted proxy may set (country, ISP): "" from any other client."""
+        networks = self._proxy_networks
+        if networks:
+            try:
+                peer = ip_address(request.remote or "")
+            except ValueError:
+                return ""
+            if not any(peer in network for network in networks):
+                return ""
+        return request.headers.get(name, "")
+
     def country(self, request: web.Request) -> str:
-        country = request.headers.get(self.settings.country_header, "") or self.settings.default_country
+        country = self.trusted_header(request, self.settings.country_header) or self.settings.default_country
         if len(country) != 2 or not country.isalpha():
             raise BadRequest(f"no client country: the edge must set {self.settings.country_header} "
                              "(ISO 3166-1 alpha-2)")

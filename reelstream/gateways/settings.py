@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from reelstream.edge.steering import check_steering
@@ -43,6 +44,12 @@ class GatewaySettings:
     """REEL_COUNTRY_HEADER: header carrying the client's ISO country, set by the trusted edge/LB."""
     default_country: str = ""
     """REEL_DEFAULT_COUNTRY: the country when the header is absent ("" = refuse such requests)."""
+    trusted_proxies: str = ""
+    """REEL_TRUSTED_PROXIES: the load balancers or edges that set the country and ISP headers, as
+    comma-separated addresses or networks (``10.0.0.0/8,2001:db8::/32``); those headers from any
+    other client are ignored (its country is REEL_DEFAULT_COUNTRY, else refused). Empty: every
+    client's headers are believed, and territories are only as good as the client's word: for
+    development only, and the gateway says so at start."""
     session_ttl_s: int = 12 * 3600
     """REEL_SESSION_TTL_S: lifetime of a session token."""
     ticket_ttl_s: int = 6 * 3600
@@ -86,11 +93,19 @@ class GatewaySettings:
                 raise ConfigError(f"REEL_{f.name.upper()} = {value!r}: must be a positive integer")
         if not self.edge_secret or len(self.edge_secret) < 16:
             raise ConfigError("REEL_EDGE_SECRET: set a secret of at least 16 characters, shared with the edge")
+        self.proxy_networks()  # a bad address fails at start, named
         if self.clearkey_security not in ("software", "hardware"):
             raise ConfigError(f"REEL_CLEARKEY_SECURITY = {self.clearkey_security!r}: must be software or hardware")
         KeyRing.from_setting(self.signing_keys)  # fails with the variable named
         self.drm_adapters()  # a bad vendor setting fails at start, named
         check_steering(self.edge_pathways, self.steering_url)  # fails with the variable named
+
+    def proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        try:
+            return tuple(ip_network(item.strip(), strict=False) for item in self.trusted_proxies.split(",")
+                         if item.strip())
+        except ValueError as e:
+            raise ConfigError(f"REEL_TRUSTED_PROXIES = {self.trusted_proxies!r}: {e}") from None
 
     def drm_adapters(self) -> dict[str, Any]:
         """The license server's DRM adapters: Clear Key always, vendors in proxy mode when configured."""
