@@ -41,8 +41,14 @@ async def create_account(request: web.Request) -> web.Response:
 async def create_session(request: web.Request) -> web.Response:
     doc = await json_body(request)
     s = services(request)
-    account = await s.passwords.run(s.identity.authenticate, field_of(doc, "email", str),
-                                    field_of(doc, "password", str))
+    email = field_of(doc, "email", str)
+    s.sign_ins.check(email)  # before the hash: a throttled guess costs no scrypt
+    try:
+        account = await s.passwords.run(s.identity.authenticate, email, field_of(doc, "password", str))
+    except AuthenticationFailed:
+        s.sign_ins.failed(email)
+        raise
+    s.sign_ins.succeeded(email)
     profile_id = field_of(doc, "profile_id", str, required=False) or account.profiles[0].profile_id
     if profile_id not in {p.profile_id for p in account.profiles}:
         raise AuthenticationFailed(f"profile {profile_id} is not one of this account's profiles")
@@ -77,9 +83,16 @@ async def set_profile_max_age(request: web.Request) -> web.Response:
     s = services(request)
     caller = await s.account_caller(request)
     doc = await json_body(request)
-    profile = await s.passwords.run(s.identity.set_profile_max_age, caller.account_id,
-                                    request.match_info["profile_id"], field_of(doc, "password", str),
-                                    field_of(doc, "max_age", int))
+    guesser = f"account:{caller.account_id}"  # a child holding the TV's token may try the password in a loop
+    s.sign_ins.check(guesser)
+    try:
+        profile = await s.passwords.run(s.identity.set_profile_max_age, caller.account_id,
+                                        request.match_info["profile_id"], field_of(doc, "password", str),
+                                        field_of(doc, "max_age", int))
+    except AuthenticationFailed:
+        s.sign_ins.failed(guesser)
+        raise
+    s.sign_ins.succeeded(guesser)
     return web.json_response(asdict(profile))
 
 
@@ -130,7 +143,9 @@ ROUTES = (
           returns=obj(list(ACCOUNT_FIELDS), **ACCOUNT_FIELDS)),
     Route("POST", "/sessions", create_session, "Sign in: a signed, expiring session token", auth=None,
           body=obj(["email", "password"], email=STR, password=STR, profile_id=STR, device_id=STR),
-          responses={201: "session token", 403: "device not registered", 503: SIGN_INS_BUSY},
+          responses={201: "session token", 403: "device not registered",
+                     429: "too many failed sign-ins for this email lately; Retry-After says when to try again",
+                     503: SIGN_INS_BUSY},
           returns=obj(["token", "token_type", "expires_in", "account_id", "profile_id", "device_id"],
                       token=ID, token_type={"type": "string", "enum": ["Bearer"]}, expires_in=INT,
                       account_id=ID, profile_id=ID, device_id=nullable(ID))),
@@ -143,6 +158,7 @@ ROUTES = (
           "account's password again: a child holding the family TV's token cannot lift it)",
           body=obj(["password", "max_age"], password=STR, max_age=MAX_AGE),
           responses={200: "profile", 401: "the password is wrong", 404: "no such profile",
+                     429: "too many wrong passwords lately; Retry-After says when to try again",
                      503: SIGN_INS_BUSY}, returns=PROFILE),
     Route("POST", "/devices", register_device, "Register this device; returns a device-bound token",
           body=obj(["name", "device_type", "security_level"], name={**STR, "maxLength": 100},

@@ -53,3 +53,12 @@ class Busy(GatewayError):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class TooManyAttempts(GatewayError):
+    """Too many failed sign-ins for one email on this instance lately (429 with ``Retry-After``):
+    a password is not guessed at scrypt's pace."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -63,6 +63,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.json_response({"error": message}, status=e.status, headers=_allow(e))
     except g.Busy as e:  # this instance's own limit, not a failed backend: the client can act on the message
         return web.json_response({"error": str(e)}, status=503, headers={"Retry-After": str(e.retry_after_s)})
+    except g.TooManyAttempts as e:
+        return web.json_response({"error": str(e)}, status=429, headers={"Retry-After": str(e.retry_after_s)})
     except ReelStreamError as e:
         status = status_of(e)
         if status == 502:  # a vendor service failed: its status is safe and useful to show

@@ -34,6 +34,7 @@ from reelstream.gateways.passwords import PasswordWork
 from reelstream.gateways.publisher import Publisher
 from reelstream.gateways.settings import GatewaySettings
 from reelstream.gateways.signing import EdgeSigner
+from reelstream.gateways.throttle import SignInThrottle
 from reelstream.identity.accounts import AGE_BANDS, Device, IdentityStore, UnknownDevice
 from reelstream.identity.tokens import KeyRing, TokenSigner
 from reelstream.jsontext import LONE_SURROGATE_HINT, NESTED_TOO_DEEPLY, lone_surrogate_at
@@ -105,6 +106,7 @@ class Services:
         self.signer = TokenSigner(KeyRing.from_setting(self.settings.signing_keys), self.clock)
         self.identity = IdentityStore(self.runtime.state, self.now_ms, self.settings.max_devices)
         self.passwords = PasswordWork(self.settings.max_pending_sign_ins)
+        self.sign_ins = SignInThrottle()
         self._proxy_networks = self.settings.proxy_networks()
         if not self._proxy_networks:
             log.warning("REEL_TRUSTED_PROXIES is not set: the %s and %s headers are believed from any client, so "
