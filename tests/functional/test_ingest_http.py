@@ -37,6 +37,11 @@ async def ingest_client(tmp_path: Path, **settings: Any) -> AsyncIterator[TestCl
         yield client
 
 
+@pytest.fixture(scope="module")
+def master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_master(tmp_path_factory.mktemp("master") / "film.mp4", seconds=3)
+
+
 def conforms(document: dict[str, Any], path: str, method: str, status: int, body: Any) -> None:
     """``body`` validates against the schema ``document`` declares for that answer."""
     jsonschema_rs = pytest.importorskip("jsonschema_rs")  # installed with schemathesis
@@ -44,8 +49,7 @@ def conforms(document: dict[str, Any], path: str, method: str, status: int, body
     jsonschema_rs.validator_for(answer["content"]["application/json"]["schema"]).validate(body)
 
 
-def test_resumable_http_upload_then_ingest_and_a_422_with_reasons(tmp_path: Path) -> None:
-    master = make_master(tmp_path / "film.mp4", seconds=3)
+def test_resumable_http_upload_then_ingest_and_a_422_with_reasons(tmp_path: Path, master: Path) -> None:
     data = master.read_bytes()
     doc = title_metadata("web-1", master)
 
@@ -78,8 +82,7 @@ def test_resumable_http_upload_then_ingest_and_a_422_with_reasons(tmp_path: Path
     asyncio.run(scenario())
 
 
-def test_an_asynchronous_ingest_answers_at_once_and_its_status_shows_progress_then_the_plan(tmp_path: Path) -> None:
-    master = make_master(tmp_path / "film.mp4", seconds=3)
+def test_an_asynchronous_ingest_answers_at_once_and_its_status_shows_progress_then_the_plan(tmp_path: Path, master: Path) -> None:
     doc = title_metadata("poll-1", master)
 
     async def scenario() -> None:
@@ -110,8 +113,7 @@ def test_an_asynchronous_ingest_answers_at_once_and_its_status_shows_progress_th
     asyncio.run(scenario())
 
 
-def test_a_store_that_is_down_fails_the_ingest_as_retryable_and_keeps_the_files(tmp_path: Path) -> None:
-    master = make_master(tmp_path / "film.mp4", seconds=3)
+def test_a_store_that_is_down_fails_the_ingest_as_retryable_and_keeps_the_files(tmp_path: Path, master: Path) -> None:
     down = f"s3://masters?endpoint=http://127.0.0.1:{free_port()}"
 
     async def scenario() -> None:
@@ -144,8 +146,7 @@ def test_without_a_valid_token_nothing_is_staged_or_ingested(tmp_path: Path) -> 
     asyncio.run(scenario())
 
 
-def test_a_running_ingest_keeps_its_files_and_runs_once(tmp_path: Path) -> None:
-    master = make_master(tmp_path / "film.mp4", seconds=3)
+def test_a_running_ingest_keeps_its_files_and_runs_once(tmp_path: Path, master: Path) -> None:
     doc = title_metadata("busy-1", master)
 
     async def scenario() -> None:

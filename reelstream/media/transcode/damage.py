@@ -27,19 +27,23 @@ def _first(lines: list[str], marker: str) -> str:
     return next((_ADDRESS.sub("", line.strip()) for line in lines if marker in line), "")
 
 
+def _complaints(stderr: str, marker: str, first_marker: str) -> tuple[int, str]:
+    """How many decoder lines carry ``marker``, and the first with ``first_marker``."""
+    lines = stderr.splitlines()
+    return sum(marker in line for line in lines), _first(lines, first_marker)
+
+
 def check_video(stderr: str, where: str) -> None:
     """Raise MasterDamaged when the decode of ``where`` (a chunk) returned corrupt frames."""
-    lines = stderr.splitlines()
-    corrupt = sum(_CORRUPT_FRAME in line for line in lines)
+    corrupt, first = _complaints(stderr, _CORRUPT_FRAME, "[error]")
     if corrupt:
         raise MasterDamaged(f"the master's video is damaged in {where}: {corrupt} frames decoded corrupt "
-                            f"(first error: {_first(lines, '[error]')}); deliver the master again")
+                            f"(first error: {first}); deliver the master again")
 
 
 def check_audio(stderr: str, where: str) -> None:
     """Raise MasterDamaged when the decode of ``where`` (an audio track) dropped packets."""
-    lines = stderr.splitlines()
-    refused = sum(_BAD_AUDIO_PACKET in line for line in lines)
+    refused, first = _complaints(stderr, _BAD_AUDIO_PACKET, _BAD_AUDIO_PACKET)
     if refused:
         raise MasterDamaged(f"{where} is damaged: the decoder refused {refused} packets "
-                            f"(first error: {_first(lines, _BAD_AUDIO_PACKET)}); deliver it again")
+                            f"(first error: {first}); deliver it again")
