@@ -26,6 +26,10 @@ def test_malformed_requests_are_one_warning_line_per_interval(caplog: pytest.Log
     now = [100.0]
     quiet = MalformedRequests(interval_s=10, clock=lambda: now[0])
     logger = logging.getLogger(SERVER_LOGGER)
+    # `reel` commands run in this process (other tests) install one on the real clock: set it aside.
+    earlier = [f for f in logger.filters if isinstance(f, MalformedRequests)]
+    for f in earlier:
+        logger.removeFilter(f)
     logger.addFilter(quiet)
 
     async def scenario() -> list[bytes]:
@@ -52,6 +56,8 @@ def test_malformed_requests_are_one_warning_line_per_interval(caplog: pytest.Log
             answers = asyncio.run(scenario())
     finally:
         logger.removeFilter(quiet)
+        for f in earlier:
+            logger.addFilter(f)
     assert all(a.startswith(b"HTTP/1.") and b" 400 " in a.split(b"\r\n")[0] for a in answers)
     lines = [r for r in caplog.records if r.name == SERVER_LOGGER]
     assert [r.levelname for r in lines] == ["WARNING", "WARNING"]
