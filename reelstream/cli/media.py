@@ -22,15 +22,19 @@ from reelstream.runtime import Runtime
 
 
 class CliProgress:
-    """Hashing, then upload bytes, rate and ETA on one line per file, then the ingest's steps."""
+    """Hashing, then upload bytes, rate and ETA on one line per file, then the ingest's steps;
+    a step still running after ``tick_s`` (validating a feature-length master reads all of it)
+    says so with its time so far, every ``tick_s``, until the next step or ``close``."""
 
     def __init__(self, quiet: bool = False, clock: Callable[[], float] = time.monotonic,
-                 out: TextIO | None = None) -> None:
+                 out: TextIO | None = None, tick_s: float = 15.0) -> None:
         self.quiet = quiet
         self.clock = clock
         self.out = out
+        self.tick_s = tick_s
         self._last = 0.0
         self._meters: dict[str, TransferMeter] = {}
+        self._step_done: threading.Event | None = None
 
     def _due(self, done: int, total: int) -> bool:
         now = self.clock()
@@ -52,8 +56,23 @@ class CliProgress:
                   f"ETA {eta:4.0f}s", end="\n" if done >= total else "", file=self.out or sys.stderr, flush=True)
 
     def step(self, message: str) -> None:
-        if not self.quiet:
-            print(f"  {message}", file=self.out or sys.stderr, flush=True)
+        self.close()
+        if self.quiet:
+            return
+        print(f"  {message}", file=self.out or sys.stderr, flush=True)
+        done = self._step_done = threading.Event()
+        threading.Thread(target=self._tick, args=(message, done), name="ingest-progress", daemon=True).start()
+
+    def close(self) -> None:
+        """The current step is over (no more "still ..." lines for it)."""
+        if self._step_done is not None:
+            self._step_done.set()
+            self._step_done = None
+
+    def _tick(self, message: str, done: threading.Event) -> None:
+        started = self.clock()
+        while not done.wait(self.tick_s):
+            print(f"  ... still {message} ({self.clock() - started:.0f} s)", file=self.out or sys.stderr, flush=True)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -62,7 +81,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     runtime = Runtime(settings_from(args))
     ladder = load_ladder(args.ladder) if args.ladder else DEFAULT_LADDER
-    service = IngestService(runtime, ladder, CliProgress(args.quiet), calibrate_rate=not args.no_calibrate)
+    progress = CliProgress(args.quiet)
+    service = IngestService(runtime, ladder, progress, calibrate_rate=not args.no_calibrate)
     try:
         result = service.ingest(args.master, args.metadata)
     except BaseException:
@@ -70,6 +90,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         # the broker down, that error would hide the ingest's own).
         runtime.close()
         raise
+    finally:
+        progress.close()
     runtime.log.flush()
     print(f"{result.title_id}: validated; {len(result.renditions)} renditions "
           f"({', '.join(result.renditions)}), {result.chunk_count} chunks each, {result.jobs} jobs queued")

@@ -4,6 +4,7 @@ MB/s and ETA count the transfer only, not the minutes of hashing before it."""
 from __future__ import annotations
 
 import io
+import time
 
 from reelstream.cli.media import CliProgress
 from tests.unit.ingest.test_upload_meter import Clock
@@ -30,3 +31,22 @@ def test_quiet_prints_nothing() -> None:
     progress.uploading("m", 1, 1)
     progress.step("validating")
     assert out.getvalue() == ""
+
+
+def test_a_long_step_says_it_is_still_running_until_the_next_one() -> None:
+    out = io.StringIO()
+    progress = CliProgress(out=out, tick_s=0.02)
+    progress.step("validating the master and sidecars")
+    deadline = time.monotonic() + 10
+    while out.getvalue().count("still validating") < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    progress.step("calibrating rate control for 6 rungs")
+    progress.close()
+    time.sleep(0.1)  # a tick's length several times over: nothing more comes
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "  validating the master and sidecars"
+    assert lines[1].startswith("  ... still validating the master and sidecars (") and lines[1].endswith(" s)")
+    assert "  calibrating rate control for 6 rungs" in lines
+    settled = out.getvalue()
+    time.sleep(0.1)
+    assert out.getvalue() == settled  # closed: silent
