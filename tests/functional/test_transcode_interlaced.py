@@ -46,3 +46,19 @@ def test_a_progressive_master_is_not_deinterlaced(tmp_path: Path) -> None:
     master = tmp_path / "film.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=1", "-c:v", "libx264", "-preset", "ultrafast", str(master))
     assert not interlaced(master)
+
+
+def test_per_title_trials_of_an_interlaced_master_are_scored_against_its_deinterlaced_frames(tmp_path: Path) -> None:
+    # The trials are deinterlaced like every chunk; scored against the woven fields, each lost
+    # the combing it no longer had (SSIM ~0.965 where it is ~0.99), and the ladder choice with it.
+    from reelstream.media.ladder.analyze import analyze, ssim_of
+
+    master = interlaced_master(tmp_path / "film.mp4")
+    out = tmp_path / "chunk.mp4"
+    encode_chunk(ChunkEncode(master=master, fps=FPS, start_frame=50, frame_count=50,
+                             rungs=(RungEncode("r", "h264", 320, 180, 800),), outputs=(out,)))
+    [woven] = ssim_of(master, FPS, 50, 50, [out], (320, 180))
+    [progressive] = ssim_of(master, FPS, 50, 50, [out], (320, 180), deinterlace=True)
+    assert progressive > woven + 0.01
+    [point] = analyze(master, FPS, 100, (320, 180), [180], crfs=[23], workers=1, scratch=tmp_path).points
+    assert point.ssim > woven + 0.01

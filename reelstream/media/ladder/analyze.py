@@ -26,9 +26,9 @@ from pathlib import Path
 
 from reelstream.media import tools
 from reelstream.media.ladder.hull import RatePoint
-from reelstream.media.probe import video_start
+from reelstream.media.probe import interlaced, video_start
 from reelstream.media.transcode.chunk import encode_chunk
-from reelstream.media.transcode.commands import ChunkEncode, RungEncode, tonemap_filter
+from reelstream.media.transcode.commands import DEINTERLACE, ChunkEncode, RungEncode, tonemap_filter
 from reelstream.media.transcode.grid import Chunk, chunk_grid, first_frame_filter, seek_args
 from reelstream.media.transcode.ladder import even
 from reelstream.media.transcode.run import run
@@ -114,18 +114,22 @@ def trial_sizes(width: int, height: int, heights: Sequence[int]) -> list[tuple[i
 
 def ssim_of(master: Path, fps: Fraction, start_frame: int, frame_count: int, encoded: Sequence[Path],
             size: tuple[int, int], scratch: Path | None = None, *, tonemap_lut: Path | None = None,
-            ten_bit: bool = False) -> list[float]:
+            ten_bit: bool = False, deinterlace: bool = False) -> list[float]:
     """Mean SSIM ("All") of each encoded file against frames ``start_frame..+frame_count`` of
     the master, each scaled (bicubic) to the master's ``size``; one decode of the master.
 
     ``tonemap_lut``: the encodes are SDR rungs tone-mapped from an HDR master, and the
     master's frames are tone-mapped the same way (``commands.tonemap_filter``, the jobs' chain,
     at the master's size) before the comparison. ``ten_bit``: both sides compared in 10 bits (HDR
-    rungs against the PQ master: SSIM of the PQ-coded signal)."""
+    rungs against the PQ master: SSIM of the PQ-coded signal). ``deinterlace``: the master is
+    interlaced, and its frames are deinterlaced as the encodes' were (``commands.DEINTERLACE``):
+    woven fields as the reference scored every trial down by the combing it no longer has."""
     width, height = size
     pix = "yuv420p10le" if ten_bit else "yuv420p"
     reference = f"{tonemap_filter(tonemap_lut, width, height)}," if tonemap_lut else ""
-    graph = [f"[0:v:0]{first_frame_filter(start_frame, fps)},trim=end_frame={frame_count},setpts=PTS-STARTPTS,"
+    deinterlaced = DEINTERLACE if deinterlace else ""
+    graph = [f"[0:v:0]{deinterlaced}{first_frame_filter(start_frame, fps)},trim=end_frame={frame_count},"
+             "setpts=PTS-STARTPTS,"
              f"{reference}format={pix},split={len(encoded)}" + "".join(f"[r{i}]" for i in range(len(encoded)))]
     with tempfile.TemporaryDirectory(dir=scratch, prefix="ssim-") as tmp:
         stats = [Path(tmp) / f"{i}.log" for i in range(len(encoded))]
@@ -159,10 +163,12 @@ def _trial(master: Path, fps: Fraction, size: tuple[int, int], sample: Sample, s
         job = replace(template, master=master, fps=fps, start_frame=chunk.start_frame, frame_count=chunk.frame_count,
                       rungs=rungs, outputs=tuple(Path(tmp) / f"{r.rendition_id}.mp4" for r in rungs),
                       preset=preset, threads=1)
+        if job.deinterlace is None:
+            job = replace(job, deinterlace=interlaced(master))
         encoded = encode_chunk(job, scratch)
         scores = ssim_of(master, fps, chunk.start_frame, chunk.frame_count, [e.path for e in encoded], size, scratch,
                          tonemap_lut=job.tonemap_lut if job.source_hdr and not trials.hdr else None,
-                         ten_bit=trials.hdr)
+                         ten_bit=trials.hdr, deinterlace=bool(job.deinterlace))
     return [(r.width, r.height, r.crf or 0.0, e.size_bytes, s) for r, e, s in zip(rungs, encoded, scores, strict=True)]
 
 

@@ -98,13 +98,16 @@ def tonemap_filter(lut: Path | None, width: int, height: int) -> str:
             f"lut3d=file='{lut}':interp=tetrahedral,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p")
 
 
+DEINTERLACE = "bwdif=mode=send_frame:parity=auto:deint=all,"  # one progressive frame per frame
+
+
 def filter_graph(job: ChunkEncode) -> str:
     """Drop the frames before the chunk, ``trim`` to its frame count, restart timestamps at 0,
     split, scale each rung."""
     # Interlaced masters: one progressive frame per frame (bwdif, send_frame), so the grid's
     # frame counts hold; scaling woven fields instead left combing on every moving edge. Before
     # the frame selection, so the chunk's first frame is interpolated from the one before it.
-    deinterlace = "bwdif=mode=send_frame:parity=auto:deint=all," if job.deinterlace else ""
+    deinterlace = DEINTERLACE if job.deinterlace else ""
     head = (f"[0:v:0]{deinterlace}{first_frame_filter(job.start_frame, job.fps)},trim=end_frame={job.frame_count},"
             "setpts=PTS-STARTPTS")
     sdr_from_hdr = job.source_hdr and not all(r.hdr for r in job.rungs)
