@@ -53,11 +53,13 @@ LADDER = web.AppKey("ladder", tuple)
 TOKENS = web.AppKey("tokens", tuple)
 JOBS: web.AppKey[dict[str, IngestJob]] = web.AppKey("jobs", dict)  # title id -> its latest ingest here
 RUNNING: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("running", set)  # asynchronous ingests' tasks
+WRITING: web.AppKey[set[Path]] = web.AppKey("writing", set)  # staged files a PUT is appending to
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 _TITLE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _PIECE = 1024 * 1024
 MAX_METADATA_BYTES = 1024 * 1024
 MIN_TOKEN_CHARS = 24
+log = logging.getLogger(__name__)
 
 
 class IngestBusy(Conflict):
@@ -86,9 +88,6 @@ def _staged(request: web.Request) -> Path:
     return folder / name if name else folder
 
 
-log = logging.getLogger(__name__)
-
-
 def _idle(request: web.Request) -> None:
     job = request.app[JOBS].get(request.match_info["title_id"])
     if job is not None and job.state == "running":
@@ -114,12 +113,19 @@ async def put_file(request: web.Request) -> web.Response:
         # The client resumes from what the server has, never from what it thinks it sent.
         return web.json_response({"error": f"the server has {have} bytes of {path.name}; resume from there"},
                                  status=409, headers={"Upload-Offset": str(have)})
-    with path.open("r+b" if path.exists() else "wb") as out:
-        out.seek(offset)
-        while piece := await request.content.read(_PIECE):
-            out.write(piece)
-            offset += len(piece)
-        out.truncate(offset)
+    writing = request.app[WRITING]
+    if path in writing:  # two writers at one offset would interleave their bytes
+        raise IngestBusy(f"another upload of {path.name} is in progress; resume once it ends (HEAD says where)")
+    writing.add(path)
+    try:
+        with path.open("r+b" if path.exists() else "wb") as out:
+            out.seek(offset)
+            while piece := await request.content.read(_PIECE):
+                out.write(piece)
+                offset += len(piece)
+            out.truncate(offset)
+    finally:
+        writing.discard(path)
     return web.Response(status=204, headers={"Upload-Offset": str(offset)})
 
 
@@ -220,7 +226,8 @@ ROUTES = (
     Route("PUT", "/titles/{title_id}/files/{name}", put_file, "Append to a staged file from Upload-Offset "
           "(0 starts it)", responses={204: "stored; Upload-Offset is the new size",
                                       409: "Upload-Offset is not what the server holds (the answer's "
-                                           "Upload-Offset is), or the title's ingest is running"},
+                                           "Upload-Offset is), another upload of the file is in progress, "
+                                           "or the title's ingest is running"},
           headers=UPLOAD_OFFSET),
     Route("POST", "/titles/{title_id}/ingest", post_ingest, "Ingest the staged files with this metadata "
           "(title.json): validated, stored in origin storage, transcode jobs published",
@@ -245,6 +252,7 @@ def create_app(runtime: Runtime, staging: Path, tokens: Sequence[str],
     app[RUNTIME], app[STAGING], app[LADDER], app[TOKENS] = runtime, staging, ladder, tuple(tokens)
     app[JOBS] = {}
     app[RUNNING] = set()
+    app[WRITING] = set()
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         yield

@@ -213,3 +213,31 @@ def test_reel_ingest_server_refuses_to_start_without_tokens_and_serves_with_one(
         log.close()
     logged = (tmp_path / "server.log").read_text()
     assert "malformed request answered with 400" in logged and "Traceback" not in logged, logged
+
+
+def test_a_second_writer_of_one_staged_file_is_refused_while_the_first_is_writing(tmp_path: Path) -> None:
+    first_bytes, started, go_on = b"a" * 300_000, asyncio.Event(), asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield first_bytes[:100_000]
+        started.set()
+        await go_on.wait()
+        yield first_bytes[100_000:]
+
+    async def scenario() -> None:
+        async with ingest_client(tmp_path) as client:
+            url = "/titles/two-1/files/film.mp4"
+            first = asyncio.create_task(client.put(url, data=slow_body(), headers={**AUTH, "Upload-Offset": "0"}))
+            await started.wait()
+            staged = tmp_path / "staging" / "two-1" / "film.mp4"
+            while not staged.exists() or staged.stat().st_size == 0:  # the first writer holds the file
+                await asyncio.sleep(0.005)
+            # A second client asks where the file stands and resumes from there, mid-write.
+            where = (await client.head(url, headers=AUTH)).headers["Upload-Offset"]
+            second = await client.put(url, data=b"b" * 1000, headers={**AUTH, "Upload-Offset": where})
+            go_on.set()
+            done = await first
+            assert second.status == 409 and "another upload of film.mp4" in (await second.json())["error"]
+            assert done.status == 204 and staged.read_bytes() == first_bytes
+
+    asyncio.run(scenario())
