@@ -70,6 +70,9 @@ def build_app(settings: Settings, processors: Sequence[Processor], runtime: Runt
     brokers = [f"kafka://{h}" for h in settings.log_url.removeprefix("kafka://").split(",")]
     app = faust.App(
         faust_app_id(settings.group_prefix, settings.namespace), broker=brokers, value_serializer="raw", key_serializer="raw",
+        # Faust's own files (table changelogs' local state) belong with the rest of the data
+        # dir; its default is "<app id>-data" in whatever folder the worker was started from.
+        datadir=str(settings.data_dir / "faust"),
         store="memory://", web_enabled=False, topic_allow_declare=False,
         consumer_auto_offset_reset="earliest", producer_acks=-1,
         broker_commit_every=100, broker_commit_interval=1.0,

@@ -17,6 +17,7 @@ import pytest
 from reelstream.config import Settings
 from reelstream.events.model import Event
 from reelstream.events.topics import DEAD_LETTER_TOPIC
+from reelstream.processors.app import faust_app_id
 from reelstream.processors.entitlements.logic import ENTITLEMENTS
 from reelstream.processors.playback.logic import WATCH_POSITIONS
 from reelstream.runtime import Runtime
@@ -91,6 +92,10 @@ def test_processors_materialize_into_cassandra_and_replay_verifies(
         assert "verified: rebuilt state equals the live state" in verify.stdout
     finally:
         stop(process)
+    # Faust keeps its files in the data dir, not in the folder the worker started from.
+    assert not (REPO / f"{faust_app_id(server_settings.group_prefix, server_settings.namespace)}-data").exists()
+    if host == "faust":
+        assert (server_settings.data_dir / "faust").is_dir()
     # The garbage went to the dead-letter topic and processing went on past it.
     reader = runtime.log.consumer([DEAD_LETTER_TOPIC], group_id=None)
     letters: list[Event] = []
