@@ -4,6 +4,8 @@
     POST   /auth/sessions          sign in (email, password)   -> 201 session token
     GET    /auth/me                the caller's account         -> 200
     POST   /auth/profiles          add a profile                -> 201
+    PATCH  /auth/profiles/{profile_id}   change its maturity limit (raising it: the password) -> 200
+    POST   /auth/profiles/{profile_id}/sessions   switch this device to the profile -> 201 token
     POST   /auth/devices           register this device         -> 201 device + device-bound token
     GET    /auth/devices           the account's devices        -> 200
     DELETE /auth/devices/{device_id}                            -> 204
@@ -12,21 +14,25 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from reelstream.gateways.keys import services
 from reelstream.gateways.openapi import BOOL, ID, INT, STR, Route, add_routes, array, nullable, obj
-from reelstream.gateways.services import field_of, json_body
+from reelstream.gateways.services import Caller, Services, field_of, json_body
 from reelstream.identity.accounts import (
     AGE_BANDS,
     DEVICE_TYPES,
     MAX_PROFILE_NAME,
     SECURITY_LEVELS,
     AuthenticationFailed,
+    PasswordRequired,
 )
+
+T = TypeVar("T")
 
 
 async def create_account(request: web.Request) -> web.Response:
@@ -83,17 +89,45 @@ async def set_profile_max_age(request: web.Request) -> web.Response:
     s = services(request)
     caller = await s.account_caller(request)
     doc = await json_body(request)
-    guesser = f"account:{caller.account_id}"  # a child holding the TV's token may try the password in a loop
-    s.sign_ins.check(guesser)
-    try:
-        profile = await s.passwords.run(s.identity.set_profile_max_age, caller.account_id,
-                                        request.match_info["profile_id"], field_of(doc, "password", str),
-                                        field_of(doc, "max_age", int))
-    except AuthenticationFailed:
-        s.sign_ins.failed(guesser)
-        raise
-    s.sign_ins.succeeded(guesser)
+    password = field_of(doc, "password", str, required=False)
+    profile = await _with_password(
+        s, caller, password, s.identity.set_profile_max_age, caller.account_id, request.match_info["profile_id"],
+        password, field_of(doc, "max_age", int))
     return web.json_response(asdict(profile))
+
+
+async def switch_profile(request: web.Request) -> web.Response:
+    """A session token for another of the account's profiles, on the caller's device."""
+    s = services(request)
+    caller = await s.account_caller(request)
+    doc = await json_body(request)
+    password = field_of(doc, "password", str, required=False)
+    profile = await _with_password(s, caller, password, s.identity.switch_profile, caller.account_id,
+                                   caller.profile_id, request.match_info["profile_id"], password)
+    token = s.session_token(caller.account_id, profile.profile_id, caller.device_id)
+    return web.json_response({"token": token, "token_type": "Bearer", "expires_in": s.settings.session_ttl_s,
+                              "account_id": caller.account_id, "profile_id": profile.profile_id,
+                              "device_id": caller.device_id, "profile": asdict(profile)}, status=201)
+
+
+async def _with_password(s: Services, caller: Caller, password: str | None, call: Callable[..., T],
+                         *args: Any) -> T:
+    """``call`` on the password threads, a wrong password counted against the account: a child
+    holding the TV's token may try passwords in a loop. None sent is no guess."""
+    guesser = f"account:{caller.account_id}"
+    if password is not None:
+        s.sign_ins.check(guesser)
+    try:
+        result = await s.passwords.run(call, *args)
+    except PasswordRequired:
+        raise
+    except AuthenticationFailed:
+        if password is not None:
+            s.sign_ins.failed(guesser)
+        raise
+    if password is not None:
+        s.sign_ins.succeeded(guesser)
+    return result
 
 
 async def register_device(request: web.Request) -> web.Response:
@@ -154,12 +188,24 @@ ROUTES = (
                       profile_id=ID, device_id=nullable(ID))),
     Route("POST", "/profiles", add_profile, "Add a profile (max_age 7: a kids' profile)",
           body=obj(["name"], name=PROFILE_NAME, max_age=MAX_AGE), responses={201: "profile"}, returns=PROFILE),
-    Route("PATCH", "/profiles/{profile_id}", set_profile_max_age, "Change a profile's maturity limit (the "
-          "account's password again: a child holding the family TV's token cannot lift it)",
-          body=obj(["password", "max_age"], password=STR, max_age=MAX_AGE),
-          responses={200: "profile", 401: "the password is wrong", 404: "no such profile",
+    Route("PATCH", "/profiles/{profile_id}", set_profile_max_age, "Change a profile's maturity limit (raising "
+          "it needs the account's password again: a child holding the family TV's token cannot lift it)",
+          body=obj(["max_age"], password=STR, max_age=MAX_AGE),
+          responses={200: "profile", 401: "raising the limit needs the password, or the password is wrong",
+                     404: "no such profile",
                      429: "too many wrong passwords lately; Retry-After says when to try again",
                      503: SIGN_INS_BUSY}, returns=PROFILE),
+    Route("POST", "/profiles/{profile_id}/sessions", switch_profile, "Switch this device to another of the "
+          "account's profiles (\"Who's watching?\"): a session token naming it, for this device. A profile whose "
+          "band is above the current one's needs the account's password",
+          body=obj([], password=STR),
+          responses={201: "session token for the profile", 401: "the profile's band is above the current "
+                     "profile's: the password is needed, or it is wrong", 404: "no such profile",
+                     429: "too many wrong passwords lately; Retry-After says when to try again",
+                     503: SIGN_INS_BUSY},
+          returns=obj(["token", "token_type", "expires_in", "account_id", "profile_id", "device_id", "profile"],
+                      token=ID, token_type={"type": "string", "enum": ["Bearer"]}, expires_in=INT,
+                      account_id=ID, profile_id=ID, device_id=nullable(ID), profile=PROFILE)),
     Route("POST", "/devices", register_device, "Register this device; returns a device-bound token",
           body=obj(["name", "device_type", "security_level"], name={**STR, "maxLength": 100},
                    device_type=DEVICE_TYPE, security_level=SECURITY_LEVEL),

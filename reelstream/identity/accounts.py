@@ -67,6 +67,11 @@ class AuthenticationFailed(IdentityError):
     """Email and password do not match an account (401; the message never says which)."""
 
 
+class PasswordRequired(AuthenticationFailed):
+    """A change that widens what a profile may watch was asked for without the account's
+    password (401, as a wrong one: the client asks the person for it)."""
+
+
 class AccountExists(IdentityError):
     """Sign-up with an email that already has an account (409)."""
 
@@ -247,25 +252,56 @@ class IdentityStore:
                 return profile
         raise AccountContended(f"account {account_id} kept changing while adding a profile; retry")
 
-    def set_profile_max_age(self, account_id: str, profile_id: str, password: str, max_age: int) -> Profile:
-        """Change a profile's maturity limit. The account's password is asked again: a child
-        holding the family TV's token must not lift its own profile's limit."""
+    def set_profile_max_age(self, account_id: str, profile_id: str, password: str | None, max_age: int) -> Profile:
+        """Change a profile's maturity limit. Raising it asks for the account's password again:
+        a child holding the family TV's token must not lift its own profile's limit. Lowering
+        it (or keeping it) needs none: it only ever keeps titles out."""
         band = _age_band(max_age)
-        for attempt in range(_PROFILE_TRIES):
+        verified = False
+        for _ in range(_PROFILE_TRIES):
             row = self._state.get(ACCOUNTS, (account_id,))
             if row is None:
                 raise AuthenticationFailed("the account no longer exists")
-            if attempt == 0 and not check_password(str(password), row.values["password"]):
-                raise AuthenticationFailed("the account's password is wrong; changing a profile's limit needs it")
             profiles = row.values["profiles"]
             at = next((i for i, p in enumerate(profiles) if p["profile_id"] == profile_id), None)
             if at is None:
                 raise UnknownProfile(f"the account has no profile {profile_id!r}")
+            # Checked on every try that raises: a retry may find the limit lowered meanwhile.
+            if band > profiles[at]["max_age"] and not verified:
+                self._check_password(row, password, f"raising {profiles[at]['name']}'s limit "
+                                     f"from {profiles[at]['max_age']}+ to {band}+")
+                verified = True
             changed = {**profiles[at], "max_age": band}
             updated = Row({**row.values, "profiles": [*profiles[:at], changed, *profiles[at + 1:]]}, row.applied)
             if self._state.put_if(ACCOUNTS, updated, "profiles", profiles):
                 return Profile(**changed)
         raise AccountContended(f"account {account_id} kept changing while changing a profile; retry")
+
+    def switch_profile(self, account_id: str, from_profile_id: str, to_profile_id: str,
+                       password: str | None) -> Profile:
+        """The profile a device may switch to from ``from_profile_id`` ("Who's watching?").
+        One whose band is above the current profile's needs the account's password: without
+        it a kids' profile's limit would be one tap away on the family TV."""
+        row = self._state.get(ACCOUNTS, (account_id,))
+        if row is None:
+            raise AuthenticationFailed("the account no longer exists")
+        profiles = {p["profile_id"]: p for p in row.values["profiles"]}
+        target = profiles.get(to_profile_id)
+        if target is None:
+            raise UnknownProfile(f"the account has no profile {to_profile_id!r}")
+        current = profiles.get(from_profile_id)
+        current_band = current["max_age"] if current else AGE_BANDS[0]  # a profile gone: the strictest
+        if target["max_age"] > current_band:
+            self._check_password(row, password, f"switching to {target['name']} ({target['max_age']}+) "
+                                 f"from a profile limited to {current_band}+")
+        return Profile(**target)
+
+    @staticmethod
+    def _check_password(row: Row, password: str | None, what: str) -> None:
+        if password is None or password == "":
+            raise PasswordRequired(f"{what} needs the account's password: send it as 'password'")
+        if not check_password(str(password), row.values["password"]):
+            raise AuthenticationFailed(f"the account's password is wrong; {what} needs it")
 
     def profile(self, account_id: str, profile_id: str) -> Profile | None:
         account = self.account(account_id)

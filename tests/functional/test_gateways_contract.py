@@ -88,6 +88,8 @@ def test_every_operation_answers_as_documented(walk: tuple[ContractWalk, Runtime
                     json={"name": "Kids", "max_age": 7}).json()
     api.call("auth", "PATCH", "/profiles/{profile_id}", f"/profiles/{kids['profile_id']}", 200, session["token"],
              json={"password": "password1", "max_age": 13})
+    api.call("auth", "POST", "/profiles/{profile_id}/sessions", f"/profiles/{kids['profile_id']}/sessions", 201,
+             session["token"], json={})
     device = api.call("auth", "POST", "/devices", "/devices", 201, session["token"],
                       json={"name": "tv", "device_type": "tv", "security_level": "hardware"}).json()
     token = device["token"]
