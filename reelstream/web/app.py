@@ -20,6 +20,7 @@ from aiohttp import web
 from reelstream.errors import ObjectNotFound
 from reelstream.gateways.errors import NotFound
 from reelstream.ingest.metadata import id_problem
+from reelstream.ingest.ratings import minimum_age
 from reelstream.processors.catalog.logic import PUBLISHED, TITLES
 from reelstream.runtime import Runtime
 from reelstream.web.posters import poster_key
@@ -49,7 +50,13 @@ async def catalog(request: web.Request) -> web.Response:
         if v.get("status") != PUBLISHED:
             continue
         meta = v.get("metadata") or {}
+        rating = meta.get("rating") or {}
+        rated = bool(rating.get("system") and rating.get("value"))
         titles.append({"title_id": v["title_id"], "title": v.get("title") or v["title_id"],
+                       # The age band the manifest gateway holds profiles to (policy.maturity_problem),
+                       # so the page can say which titles the active profile cannot open.
+                       "rating": {"system": rating["system"], "value": rating["value"]} if rated else None,
+                       "min_age": minimum_age(rating.get("system"), rating.get("value")),
                        "genres": meta.get("genres", []), "audio_languages": meta.get("audio_languages", []),
                        "offline": bool((meta.get("license_terms") or {}).get("offline_download_allowed")),
                        "poster": f"posters/{v['title_id']}.jpg"})
