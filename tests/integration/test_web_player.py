@@ -51,15 +51,16 @@ pytestmark = pytest.mark.skipif(browser_missing() is not None or NO_NGINX is not
 
 
 def publish(runtime: Any, keys: Any, media: Path, title_id: str = TITLE, scheme: str = "cenc",
-            name: str = "Signal Tones", offline: bool = True) -> Any:
-    """Register, package, extract a poster, publish (the bench reuses it for a clear twin)."""
+            name: str = "Signal Tones", offline: bool = True, rating: str = "G") -> Any:
+    """Register, package, extract a poster, publish (the bench reuses it for a clear twin);
+    ``rating`` is an MPAA rating."""
     from reelstream.events.model import new_event
     from reelstream.web.posters import extract_poster
     from tests.support.browser import package_for_test
 
     runtime.publish(new_event("TitleRegistered", {
         "title_id": title_id, "title": name, "original_language": "en", "audio_languages": ["en", "fr"],
-        "rating": {"system": "MPAA", "value": "G"}, "genres": ["test"],
+        "rating": {"system": "MPAA", "value": rating}, "genres": ["test"],
         "license_terms": {"territories": ["US"], "window_start": datetime(2020, 1, 1, tzinfo=UTC),
                           "window_end": None, "offline_download_allowed": offline, "max_height": 2160}},
         producer="test", correlation_id=title_id))
@@ -97,7 +98,7 @@ def web_stack(root: Path, titles: tuple[tuple[Any, ...], ...] = ((TITLE, "cenc",
               **gateway_settings: Any) -> Iterator[dict[str, Any]]:
     """Origin, PoP and appliance on nginx, the steering server probing them, the gateways
     (manifests naming both tiers as steering pathways) with the web page at /web, the titles
-    (``(id, scheme, name[, offline allowed])``) published and popular, one account subscribed."""
+    (``(id, scheme, name[, offline allowed[, MPAA rating]])``) published and popular, one account subscribed."""
     from reelstream.config import Settings
     from reelstream.edge.origin import origin_app
     from reelstream.edge.steering import SteeringState, steering_app
