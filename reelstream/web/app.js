@@ -1,5 +1,6 @@
 // ReelStream's page: the gateways' API (/auth, /manifests, /licenses, /playback, /downloads)
-// plus /web/api/catalog. window.reelApp exposes state for tests and the start-up bench.
+// plus /web/api/catalog. window.reelApp exposes state for tests and the start-up bench;
+// profiles.js (loaded after this) adds "Who's watching?" and the profiles' maturity bands.
 (function () {
   'use strict';
   const HEARTBEAT_MS = 30000;
@@ -24,12 +25,13 @@
     const text = await response.text();
     const error = new Error(what + ': ' + response.status + ' ' + text);
     error.status = response.status;
+    error.retryAfter = response.headers.get('Retry-After');  // 429 and 503: seconds to wait
     try { error.body = JSON.parse(text); } catch (e) { error.body = null; }
     return error;
   }
 
   function show(id) {
-    for (const s of ['signin', 'catalog', 'title']) $(s).hidden = s !== id;
+    for (const s of ['signin', 'profiles', 'catalog', 'title']) $(s).hidden = s !== id;
   }
 
   // ------------------------------------------------------------------ what the viewer reads when something fails
@@ -46,7 +48,7 @@
       status = e.data[1];
       try { body = JSON.parse(e.data[2]); } catch (x) { body = null; }
     }
-    if (body && body.error) return { status, text: body.error };
+    if (body && body.error) return { status, text: body.error, reason: body.reason || null };
     if (e instanceof TypeError || e.code === 1002 || e.code === 1003) {
       return { status, text: 'No connection to ReelStream: check your network and try again.' };
     }
@@ -64,7 +66,11 @@
       $('signin-error').textContent = 'Your session has expired: sign in again.';
       return;
     }
-    $(element).textContent = text;
+    const { reason } = explain(error);
+    // A title above the profile's band (its rating is in the message): say what the viewer can do.
+    $(element).textContent = reason === 'PROFILE_MATURITY'
+      ? text + ' Switch profile, or raise its limit under Profiles.' : text;
+    $(element).dataset.reason = reason || '';
   }
 
   // ------------------------------------------------------------------ sign in: a session, then this device
@@ -92,7 +98,7 @@
     }
     app.deviceId = deviceId;
     $('who').textContent = email;
-    await app.showCatalog();
+    await app.startProfiles();  // profiles.js: "Who's watching?" when the account has a choice
   };
 
   app.showCatalog = async function () {
@@ -104,9 +110,15 @@
       const card = document.createElement('div');
       card.className = 'card';
       card.dataset.titleId = t.title_id;
-      card.innerHTML = '<img alt=""><div></div>';
+      card.innerHTML = '<img alt=""><div class="name"></div><div class="band"></div><div class="lock"></div>';
       card.querySelector('img').src = '/web/' + t.poster;
-      card.querySelector('div').textContent = t.title;
+      card.querySelector('.name').textContent = t.title;
+      card.querySelector('.band').textContent = app.ratingLabel(t);
+      if (app.maturityBlock(t)) {  // above the active profile's band: it would be refused
+        card.classList.add('locked');
+        card.dataset.reason = 'PROFILE_MATURITY';
+        card.querySelector('.lock').textContent = 'Not on the ' + app.profile.name + ' profile';
+      }
       card.onclick = () => app.showTitle(t).catch((e) => report(e, 'catalog-error'));
       grid.appendChild(card);
     }
@@ -120,6 +132,17 @@
     await app.stop('STOPPED');
     app.title = t;
     $('title-name').textContent = t.title;
+    const blocked = app.maturityBlock(t);
+    for (const id of ['play', 'resume', 'download']) $(id).disabled = Boolean(blocked);
+    if (blocked) {  // the manifest gateway would refuse it (PROFILE_MATURITY): say so before a press
+      $('resume').hidden = true;
+      $('download').hidden = true;
+      $('download-status').textContent = '';
+      $('player-error').textContent = blocked;
+      $('player-error').dataset.reason = 'PROFILE_MATURITY';
+      show('title');
+      return;
+    }
     app.resume = await api('GET', '/playback/resume/' + encodeURIComponent(t.title_id));
     const at = app.resume.status === 'resume' ? app.resume.position_ms : (app.resume.last_position_ms || 0);
     const resume = $('resume');
@@ -133,6 +156,7 @@
     });
     $('download-status').textContent = '';
     $('player-error').textContent = '';
+    $('player-error').dataset.reason = '';
     show('title');
   };
 
@@ -154,6 +178,7 @@
     app.player = player;
     app.errors = [];
     $('player-error').textContent = '';
+    $('player-error').dataset.reason = '';
     app.edgeNodes = [];
     app.pathways = [];
     const t0 = performance.now();
@@ -527,5 +552,9 @@
   $('back').onclick = () => app.stop('STOPPED').then(() => app.showCatalog()).catch((e) => report(e, 'player-error'));
   $('pause').onclick = () => app.pause();
   $('stop').onclick = () => app.stop('STOPPED');
+  app.api = api;  // for profiles.js
+  app.explain = explain;
+  app.report = report;
+  app.show = show;
   window.reelApp = app;
 })();
