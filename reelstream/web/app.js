@@ -469,7 +469,9 @@
     await storage.destroy();
     localStorage.setItem(OFFLINE_KEY + app.title.title_id, JSON.stringify({
       license_id: grant.license_id, type: license.type, keys: license.keys, expires_at_ms: grant.expires_at_ms,
-      playback_window_ms: grant.playback_window_ms, offline_uri: stored.offlineUri }));
+      playback_window_ms: grant.playback_window_ms, offline_uri: stored.offlineUri,
+      // The download is this browser's, not the profile's: its band goes with it (checked offline).
+      title: app.title.title, rating: app.title.rating, min_age: app.title.min_age }));
     status.textContent = 'downloaded (licence until ' + new Date(grant.expires_at_ms).toLocaleDateString() + ')';
     app.downloaded = stored.offlineUri;
     return stored.offlineUri;
@@ -502,6 +504,8 @@
     const kept = JSON.parse(localStorage.getItem(OFFLINE_KEY + titleId) || 'null');
     if (!kept) throw new Error('no download of ' + titleId + ' on this device');
     if (Date.now() >= kept.expires_at_ms) throw new Error('the download licence of ' + titleId + ' has expired');
+    const blocked = app.maturityBlock(kept.min_age === undefined ? { title: titleId, min_age: 18 } : kept);
+    if (blocked) throw Object.assign(new Error(blocked), { reason: 'PROFILE_MATURITY' });
     await app.stop('STOPPED');
     shaka.polyfill.installAll();
     const player = new shaka.Player();

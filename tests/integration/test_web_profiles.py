@@ -15,6 +15,7 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from tests.integration.test_web_player import (
     TITLE,
     WAIT_MS,
     browser,
+    drain,
     post,
     wait,
     web_stack,
@@ -228,4 +230,45 @@ def test_who_is_watching_after_sign_in_and_bands_lowered_freely_raised_with_the_
     page.click("#profile-password-cancel")
     page.click(f".profile[data-profile-id='{profile_id(page, 'main')}'] .pick")
     shown(page, "catalog")
+    context.close()
+
+
+def test_a_download_made_on_one_profile_does_not_play_offline_on_a_kids_profile(
+        site: dict[str, Any], browser: Any) -> None:
+    """The browser keeps downloads for every profile on it; offline, no gateway is asked, so
+    the page holds the kept download's band to the active profile itself."""
+    from reelstream.events.model import new_event
+
+    base, email = site["base"], "offline@example.com"
+    account = post(f"{base}/auth/accounts", {"email": email, "password": PASSWORD, "country": "US"})
+    site["runtime"].publish(new_event("EntitlementGranted", {
+        "entitlement_id": "e-offline", "user_id": account["account_id"], "kind": "SUBSCRIPTION", "title_id": None,
+        "plan": "standard", "starts_at": datetime(2020, 1, 1, tzinfo=UTC), "ends_at": None}, producer="test"))
+    drain(site["runtime"])
+    token = post(f"{base}/auth/sessions", {"email": email, "password": PASSWORD})["token"]
+    assert account_call(base, "POST", "/auth/profiles", token, {"name": "Kids", "max_age": 7}) == 201
+
+    context = browser.new_context()
+    page = sign_in(context, base, email)
+    shown(page, "profiles")
+    page.click(f".profile[data-profile-id='{profile_id(page, 'main')}'] .pick")
+    shown(page, "catalog")
+    page.click(f".card[data-title-id='{ADULT}']")
+    shown(page, "title")
+    page.click("#download")
+    page.wait_for_function("() => /^downloaded|Not available|failed/i.test("
+                           "document.querySelector('#download-status').textContent)", timeout=WAIT_MS)
+    assert text(page, "#download-status").startswith("downloaded"), text(page, "#download-status")
+
+    page.click("#switch-profile")
+    shown(page, "profiles")
+    page.click(f".profile[data-profile-id='{profile_id(page, 'Kids')}'] .pick")
+    shown(page, "catalog")
+    context.set_offline(True)
+    refused = page.evaluate(f"reelApp.playOffline('{ADULT}').then(() => 'played', (e) => [e.reason, e.message])")
+    context.set_offline(False)
+    assert refused == ["PROFILE_MATURITY", ('"Night Shift" is rated R (MPAA, 18+), and the Kids profile plays titles '
+                       "up to 7+. Switch profile, or raise Kids's limit under Profiles (it needs the account "
+                       "password).")]
+    assert page.evaluate("reelApp.player") is None, "nothing was loaded"
     context.close()
