@@ -20,12 +20,16 @@ async def test_a_removed_devices_token_cannot_register_remove_or_read(stack: dic
                           json={"name": "phone", "device_type": "phone", "security_level": "software"})
     phone = (await r.json())["device_id"]
     stolen = owner["auth"]  # the TV's device-bound token
+    me = await (await client.get("/auth/me", headers=account_token)).json()
+    profile = me["profiles"][0]["profile_id"]
     assert (await client.get("/auth/me", headers=stolen)).status == 200
     assert (await client.delete(f"/auth/devices/{owner['device_id']}", headers=account_token)).status == 204
 
     attempts = [("POST", "/auth/devices", {"name": "tv again", "device_type": "tv", "security_level": "hardware"}),
                 ("DELETE", f"/auth/devices/{phone}", None), ("GET", "/auth/devices", None), ("GET", "/auth/me", None),
-                ("POST", "/auth/profiles", {"name": "thief"})]
+                ("POST", "/auth/profiles", {"name": "thief"}),
+                # switching profile would mint the removed TV a fresh token; lowering a band needs no password
+                ("POST", f"/auth/profiles/{profile}/sessions", {}), ("PATCH", f"/auth/profiles/{profile}", {"max_age": 0})]
     for method, path, body in attempts:
         r = await client.request(method, path, json=body, headers=stolen)
         assert r.status == 403 and "removed" in (await r.json())["error"], (method, path, r.status)
