@@ -22,6 +22,7 @@ import pytest
 
 from tests.integration.test_edge_delivery import NO_NGINX
 from tests.integration.test_web_player import (
+    ARTIFACTS,
     EMAIL,
     PASSWORD,
     TITLE,
@@ -112,6 +113,8 @@ def test_a_kids_profile_chosen_in_the_page_marks_and_refuses_an_r_title_and_play
     page.wait_for_function("() => reelApp.profiles.length === 2", timeout=WAIT_MS)
     assert picks(page) == ["main · 18+", "Kids · 7+"], text(page, "#profiles-error")
     kids = profile_id(page, "Kids")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-profiles.png"))
 
     page.click(f".profile[data-profile-id='{kids}'] .pick")
     shown(page, "catalog")
@@ -123,6 +126,9 @@ def test_a_kids_profile_chosen_in_the_page_marks_and_refuses_an_r_title_and_play
     assert text(page, f".card[data-title-id='{ADULT}'] .lock") == "Not on the Kids profile"
     assert page.query_selector(f".card.locked[data-title-id='{TITLE}']") is None
 
+    page.wait_for_function(f"() => document.querySelector(\".card[data-title-id='{ADULT}'] img\").complete",
+                           timeout=WAIT_MS)
+    page.screenshot(path=str(ARTIFACTS / "web-profiles-catalog.png"))
     # The page says why before anyone presses Play...
     locked.click()
     shown(page, "title")
@@ -130,6 +136,7 @@ def test_a_kids_profile_chosen_in_the_page_marks_and_refuses_an_r_title_and_play
     said = text(page, "#player-error")
     assert '"Night Shift" is rated R (MPAA, 18+), and the Kids profile plays titles up to 7+' in said, said
     assert "raise Kids's limit under Profiles" in said
+    page.screenshot(path=str(ARTIFACTS / "web-profiles-refused.png"))
     # ...and when played anyway, the gateway's refusal reaches the viewer with its reason.
     page.evaluate("reelApp.play(0).catch(() => null)")
     page.wait_for_function("() => document.getElementById('player-error').textContent.startsWith('title ')",
