@@ -113,19 +113,20 @@ async def switch_profile(request: web.Request) -> web.Response:
 async def _with_password(s: Services, caller: Caller, password: str | None, call: Callable[..., T],
                          *args: Any) -> T:
     """``call`` on the password threads, a wrong password counted against the account: a child
-    holding the TV's token may try passwords in a loop. None sent is no guess."""
+    holding the TV's token may try passwords in a loop. None sent is no guess; one sent is always
+    checked (identity), so only a right one clears the count."""
     guesser = f"account:{caller.account_id}"
-    if password is not None:
+    if password:
         s.sign_ins.check(guesser)
     try:
         result = await s.passwords.run(call, *args)
     except PasswordRequired:
         raise
     except AuthenticationFailed:
-        if password is not None:
+        if password:
             s.sign_ins.failed(guesser)
         raise
-    if password is not None:
+    if password:
         s.sign_ins.succeeded(guesser)
     return result
 

@@ -266,8 +266,10 @@ class IdentityStore:
             at = next((i for i, p in enumerate(profiles) if p["profile_id"] == profile_id), None)
             if at is None:
                 raise UnknownProfile(f"the account has no profile {profile_id!r}")
-            # Checked on every try that raises: a retry may find the limit lowered meanwhile.
-            if band > profiles[at]["max_age"] and not verified:
+            # Checked on every try that raises (a retry may find the limit lowered meanwhile), and
+            # whenever one is sent: a right one resets the account's wrong-password count, so one
+            # never checked must not reach that reset.
+            if (password or band > profiles[at]["max_age"]) and not verified:
                 self._check_password(row, password, f"raising {profiles[at]['name']}'s limit "
                                      f"from {profiles[at]['max_age']}+ to {band}+")
                 verified = True
@@ -291,14 +293,14 @@ class IdentityStore:
             raise UnknownProfile(f"the account has no profile {to_profile_id!r}")
         current = profiles.get(from_profile_id)
         current_band = current["max_age"] if current else AGE_BANDS[0]  # a profile gone: the strictest
-        if target["max_age"] > current_band:
+        if password or target["max_age"] > current_band:  # one sent is checked: see set_profile_max_age
             self._check_password(row, password, f"switching to {target['name']} ({target['max_age']}+) "
                                  f"from a profile limited to {current_band}+")
         return Profile(**target)
 
     @staticmethod
     def _check_password(row: Row, password: str | None, what: str) -> None:
-        if password is None or password == "":
+        if not password:
             raise PasswordRequired(f"{what} needs the account's password: send it as 'password'")
         if not check_password(str(password), row.values["password"]):
             raise AuthenticationFailed(f"the account's password is wrong; {what} needs it")

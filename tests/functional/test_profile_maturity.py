@@ -93,6 +93,10 @@ async def test_lowering_a_limit_needs_no_password_and_raising_one_asks_for_it(tm
         assert asked.status == 401 and "raising Teen's limit from 13+ to 16+ needs the account's password" in error
         wrong = await client.patch(path, json={"max_age": 16, "password": "nope"}, headers=tv["auth"])
         assert wrong.status == 401 and "password is wrong" in (await wrong.json())["error"]
+        # A password sent is checked even where none is needed: a lowering with a guess must not
+        # pass for a right password and clear the count of wrong ones.
+        guessed = await client.patch(path, json={"max_age": 7, "password": "nope"}, headers=tv["auth"])
+        assert guessed.status == 401 and "password is wrong" in (await guessed.json())["error"]
         missing = await client.patch("/auth/profiles/p-none", json={"max_age": 0}, headers=tv["auth"])
         assert missing.status == 404 and "no profile 'p-none'" in (await missing.json())["error"]
 
@@ -125,8 +129,12 @@ async def test_a_device_switches_profile_down_freely_and_up_only_with_the_passwo
         assert asked.status == 401
         assert "switching to main (18+) from a profile limited to 7+ needs the account's password" in \
             (await asked.json())["error"]
-        for _ in range(10):
+        for attempt in range(9):  # with the lowering below: ten wrong passwords
             assert (await client.post(up, json={"password": "guess"}, headers=kid_auth)).status == 401
+            if attempt == 4:  # a lowering with a guess in between resets nothing
+                lowering = await client.patch(f"/auth/profiles/{kids['profile_id']}",
+                                              json={"max_age": 0, "password": "guess"}, headers=kid_auth)
+                assert lowering.status == 401
         held = await client.post(up, json={"password": PASSWORD}, headers=kid_auth)
         assert held.status == 429 and int(held.headers["Retry-After"]) > 0, "the right password waits too"
         unknown = await client.post("/auth/profiles/p-none/sessions", json={}, headers=kid_auth)
