@@ -524,7 +524,8 @@
   app.state = function () {
     const video = $('video');
     const player = app.player;
-    if (!player) return { errors: app.errors.slice(), playing: false };
+    const profile = app.profile ? Object.assign({}, app.profile) : null;
+    if (!player) return { errors: app.errors.slice(), playing: false, profile };
     const audio = player.getAudioTracks().find((t) => t.active) || {};
     const text = player.getTextTracks().find((t) => t.active) || {};
     const variant = player.getVariantTracks().find((t) => t.active) || {};
@@ -538,7 +539,7 @@
       quality: $('quality').textContent, sessionId: app.sessionId, edgeNodes: app.edgeNodes.slice(),
       pathways: app.pathways.slice(),
       heartbeats: app.heartbeats.slice(), timing: app.timing, errors: app.errors.slice(),
-      buffering: app.stallStart !== null, ended: app.ended,
+      buffering: app.stallStart !== null, ended: app.ended, profile,
     };
   };
 
