@@ -9,6 +9,7 @@ from reelstream.ingest import subtitles
 from reelstream.ingest.languages import primary
 from reelstream.ingest.metadata import SidecarSpec, TitleMetadata
 from reelstream.ingest.reasons import Reason
+from reelstream.media import timestamps
 from reelstream.media.probe import AudioInfo, MediaInfo, VideoInfo, decode_errors, probe
 from reelstream.media.transcode.ladder import Rung, ladder_for
 from reelstream.media.transcode.layout import audio_track_id, text_track_id
@@ -88,7 +89,7 @@ def check_master(path: Path, meta: TitleMetadata, report: MediaReport) -> None:
     if problems:
         report.reasons.append(Reason("DECODE_FAILED", "master", "; ".join(problems)))
     _check_duration(info, meta, report)
-    _check_frame_timing(video, report)
+    _check_frame_timing(path, info, video, report)
     _check_languages(info, meta, report)
     report.master_audio, report.unused_audio = one_stream_per_language(info.audio)
 
@@ -109,20 +110,39 @@ def _check_duration(info: MediaInfo, meta: TitleMetadata, report: MediaReport) -
                                          f"the video runs {video_s:.3f}s but the file {duration:.3f}s"))
 
 
-def _check_frame_timing(video: VideoInfo, report: MediaReport) -> None:
+def _check_frame_timing(path: Path, info: MediaInfo, video: VideoInfo, report: MediaReport) -> None:
     """Chunks are cut and timed by frame count at the nominal rate (``grid.py``). A variable-frame-rate
     master (phones, screen captures, edits of mixed rates) has timestamps that are not: its average
-    rate differs from the nominal one, and its video would end early and drift from its sound."""
-    if video.frame_rate <= 0 or video.avg_frame_rate <= 0 or video.frame_count <= 0:
+    rate differs from the nominal one, and its video would end early and drift from its sound; or
+    a stretch of it runs at another rate, and drifts there. One reason at most: the first found."""
+    if video.frame_rate <= 0 or video.frame_count <= 0:
         return
-    on_grid = float(video.frame_count / video.frame_rate)
-    stamped = float(video.frame_count / video.avg_frame_rate)
-    if abs(on_grid - stamped) > FRAME_TIMING_TOLERANCE_S:
-        rate = float(video.frame_rate)
+    try:
+        sample = timestamps.sample(path, info.duration_s)
+    except MediaCommandFailed as e:
+        report.reasons.append(Reason("PROBE_FAILED", "master", f"cannot read the video's timestamps: {e}"))
+        return
+    fix = (f"so picture and sound would drift apart; deliver a constant-frame-rate master "
+           f"(e.g. ffmpeg -vf fps={video.frame_rate_text} ...)")
+    rate, on_grid = float(video.frame_rate), float(video.frame_count / video.frame_rate)
+    # MP4's average rate is its frames over the track's duration, read from the real sample
+    # times; Matroska's is the DefaultDuration the muxer was told, so there the span is measured.
+    span = sample.span(video.frame_rate) if "matroska" in info.format_name else (
+        video.frame_count / video.avg_frame_rate if video.avg_frame_rate > 0 else None)
+    if span is not None and abs(on_grid - float(span)) > FRAME_TIMING_TOLERANCE_S:
         report.reasons.append(Reason("DURATION_INVALID", "master", (
             f"variable frame rate: {video.frame_count} frames at the nominal {rate:.3f} fps run {on_grid:.3f}s, "
-            f"their timestamps {stamped:.3f}s (average {float(video.avg_frame_rate):.3f} fps), so picture and "
-            f"sound would drift apart; deliver a constant-frame-rate master (e.g. ffmpeg -vf fps={video.frame_rate_text} ...)")))
+            f"their timestamps {float(span):.3f}s (average {float(video.frame_count / span):.3f} fps), {fix}")))
+        return
+    for window in (sample.first, *sample.inner, sample.last):
+        drift, at = window.drift(video.frame_rate)
+        if drift > FRAME_TIMING_TOLERANCE_S:
+            start = float(window.times[0])
+            report.reasons.append(Reason("DURATION_INVALID", "master", (
+                f"variable frame rate: in the {len(window.times)} frames from {start:.3f}s, frame {at} is stamped "
+                f"{float(window.times[at]):.3f}s, {float(drift):.3f}s off where the nominal {rate:.3f} fps puts it "
+                f"({start + at / rate:.3f}s), {fix}")))
+            return
 
 
 def _check_languages(info: MediaInfo, meta: TitleMetadata, report: MediaReport) -> None:
