@@ -18,50 +18,71 @@ from reelstream.cli._records import Horizon, decoded
 from reelstream.cli.core import Subcommands, add_runtime_flags, settings_from
 from reelstream.events.model import Event
 from reelstream.ingest.upload import TransferMeter
+from reelstream.media.reading import Reading, reading
 from reelstream.runtime import Runtime
 
 
 class CliProgress:
-    """Hashing, then upload bytes, rate and ETA on one line per file, then the ingest's steps;
-    a step still running after ``tick_s`` (validating a feature-length master reads all of it)
-    says so with its time so far, every ``tick_s``, until the next step or ``close``."""
+    """Hashing, then upload bytes, rate and ETA per file, then the ingest's steps; a step still
+    running after ``tick_s`` (validating a feature-length master reads all of it) says so with
+    its time so far, every ``tick_s``, until the next step or ``close``, and, for a step that
+    reads a file (``step(..., reading=path)``), how far into it the media command has read, its
+    rate and ETA. On a terminal a file's line is rewritten in place; in a log (not a terminal) a
+    new line comes every ``tick_s`` and at the end: 100 GB hashed at 0.2-s updates was one line of
+    thousands of carriage returns."""
 
     def __init__(self, quiet: bool = False, clock: Callable[[], float] = time.monotonic,
-                 out: TextIO | None = None, tick_s: float = 15.0) -> None:
+                 out: TextIO | None = None, tick_s: float = 15.0,
+                 reader: Callable[[Path], Reading | None] = reading) -> None:
         self.quiet = quiet
         self.clock = clock
         self.out = out
         self.tick_s = tick_s
-        self._last = 0.0
+        self.reader = reader
+        self._last = -float("inf")
         self._meters: dict[str, TransferMeter] = {}
         self._step_done: threading.Event | None = None
 
+    @property
+    def _stream(self) -> TextIO:
+        return self.out or sys.stderr
+
+    @property
+    def _live(self) -> bool:
+        isatty = getattr(self._stream, "isatty", None)
+        return bool(isatty and isatty())
+
     def _due(self, done: int, total: int) -> bool:
         now = self.clock()
-        if self.quiet or (now - self._last < 0.2 and done < total):
+        if self.quiet or (now - self._last < (0.2 if self._live else self.tick_s) and done < total):
             return False
         self._last = now
         return True
 
+    def _line(self, text: str, finished: bool) -> None:
+        if self._live:
+            print(f"\r{text}", end="\n" if finished else "", file=self._stream, flush=True)
+        else:
+            print(text, file=self._stream, flush=True)
+
     def hashing(self, name: str, done: int, total: int) -> None:
+        rate, eta = self._meters.setdefault(f"hashing {name}", TransferMeter(self.clock)).update(done, total)
         if self._due(done, total):
-            print(f"\r  hashing {name}: {done / 1e6:8.1f} / {total / 1e6:.1f} MB", end="\n" if done >= total else "",
-                  file=self.out or sys.stderr, flush=True)
+            self._line(f"  hashing {name}: {amount(done, total)}{speed(rate, eta)}", done >= total)
 
     def uploading(self, name: str, done: int, total: int) -> None:
         # The rate counts the transfer alone: hashing a large master first takes minutes.
         rate, eta = self._meters.setdefault(name, TransferMeter(self.clock)).update(done, total)
         if self._due(done, total):
-            print(f"\r  uploading {name}: {done / 1e6:8.1f} / {total / 1e6:.1f} MB  {rate / 1e6:6.1f} MB/s  "
-                  f"ETA {eta:4.0f}s", end="\n" if done >= total else "", file=self.out or sys.stderr, flush=True)
+            self._line(f"  uploading {name}: {amount(done, total)}{speed(rate, eta)}", done >= total)
 
-    def step(self, message: str) -> None:
+    def step(self, message: str, reading: Path | None = None) -> None:
         self.close()
         if self.quiet:
             return
-        print(f"  {message}", file=self.out or sys.stderr, flush=True)
+        print(f"  {message}", file=self._stream, flush=True)
         done = self._step_done = threading.Event()
-        threading.Thread(target=self._tick, args=(message, done), name="ingest-progress", daemon=True).start()
+        threading.Thread(target=self._tick, args=(message, done, reading), name="ingest-progress", daemon=True).start()
 
     def close(self) -> None:
         """The current step is over (no more "still ..." lines for it)."""
@@ -69,10 +90,47 @@ class CliProgress:
             self._step_done.set()
             self._step_done = None
 
-    def _tick(self, message: str, done: threading.Event) -> None:
+    def _tick(self, message: str, done: threading.Event, source: Path | None) -> None:
         started = self.clock()
+        total = source.stat().st_size if source is not None else 0
+        before: tuple[Reading, float] | None = None
         while not done.wait(self.tick_s):
-            print(f"  ... still {message} ({self.clock() - started:.0f} s)", file=self.out or sys.stderr, flush=True)
+            now_reading = self.reader(source) if source is not None else None
+            now = self.clock()
+            line = f"  ... still {message} ({now - started:.0f} s)"
+            if source is not None and now_reading is not None:
+                line += f": {source.name} read {amount(now_reading.position, total).strip()}"
+                # A rate only across one command's read: the next command starts again from 0.
+                if before is not None and (before[0].pid, before[0].fd) == (now_reading.pid, now_reading.fd) \
+                        and now_reading.position >= before[0].position and now > before[1]:
+                    rate = (now_reading.position - before[0].position) / (now - before[1])
+                    if rate > 0:
+                        line += f", {rate / 1e6:.1f} MB/s, ETA {eta_text((total - now_reading.position) / rate).strip()}"
+                before = (now_reading, now)
+            print(line, file=self._stream, flush=True)
+
+
+def amount(done: int, total: int) -> str:
+    """Bytes done of total, in GB from 10 GB (a feature master's 107374.2 MB reads poorly)."""
+    if total >= 10e9:
+        return f"{done / 1e9:6.1f} / {total / 1e9:.1f} GB"
+    return f"{done / 1e6:8.1f} / {total / 1e6:.1f} MB"
+
+
+def speed(rate: float, eta: float) -> str:
+    """Rate and ETA, once there is a rate: a file hashed in one block, or a transfer's first
+    report, has none (it read "0.0 MB/s  ETA 0s")."""
+    return f"  {rate / 1e6:6.1f} MB/s  ETA {eta_text(eta)}" if rate > 0 else ""
+
+
+def eta_text(seconds: float) -> str:
+    """Seconds under 100, then minutes and seconds, then hours and minutes."""
+    if seconds < 100:
+        return f"{seconds:4.0f}s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

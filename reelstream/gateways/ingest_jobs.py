@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from reelstream.errors import ReelStreamError
@@ -37,7 +38,7 @@ class IngestJob:
     def uploading(self, name: str, done: int, total: int) -> None:
         self._file(name, total)["uploaded"] = done
 
-    def step(self, message: str) -> None:
+    def step(self, message: str, reading: Path | None = None) -> None:
         self.doing = message
 
     def _file(self, name: str, total: int) -> dict[str, int]:

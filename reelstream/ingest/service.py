@@ -52,7 +52,8 @@ class IngestProgress(Protocol):
 
     def uploading(self, name: str, done: int, total: int) -> None: ...
 
-    def step(self, message: str) -> None: ...
+    def step(self, message: str, reading: Path | None = None) -> None:
+        """A step begins; ``reading``: the file its media commands read through (their progress)."""
 
 
 class _Silent:
@@ -62,7 +63,7 @@ class _Silent:
     def uploading(self, name: str, done: int, total: int) -> None:
         pass
 
-    def step(self, message: str) -> None:
+    def step(self, message: str, reading: Path | None = None) -> None:
         pass
 
 
@@ -131,7 +132,7 @@ class IngestService:
         for spec, report in stored:
             publish("MezzanineUploaded", self._uploaded(meta.title_id, spec.kind.upper(), spec.language, report))
         reasons += self._check_checksum(master, meta, result.uploads["master"])
-        self.progress.step("validating the master and sidecars")
+        self.progress.step("validating the master and sidecars", reading=master)
         media = MediaReport()
         check_master(master, meta, media)
         duration = media.master.duration_s if media.master else None
