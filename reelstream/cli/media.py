@@ -91,8 +91,11 @@ class CliProgress:
             self._step_done = None
 
     def _tick(self, message: str, done: threading.Event, source: Path | None) -> None:
-        started = self.clock()
-        total = source.stat().st_size if source is not None else 0
+        started, total = self.clock(), 0
+        try:
+            total = source.stat().st_size if source is not None else 0
+        except OSError:  # gone or unreadable: the step itself will say so; show elapsed time only
+            source = None
         before: tuple[Reading, float] | None = None
         while not done.wait(self.tick_s):
             now_reading = self.reader(source) if source is not None else None

@@ -118,7 +118,11 @@ def _check_frame_timing(path: Path, info: MediaInfo, video: VideoInfo, report: M
     if video.frame_rate <= 0 or video.frame_count <= 0:
         return
     try:
-        sample = timestamps.sample(path, info.duration_s)
+        # The frames' own duration where the container's is missing or short (a Matroska file
+        # written to a pipe): the windows are spread over the frames there are.
+        matroska = "matroska" in info.format_name
+        sample = timestamps.sample(path, max(info.duration_s, float(video.frame_count / video.frame_rate)),
+                                   indexed=not matroska or timestamps.matroska_has_cues(path))
     except MediaCommandFailed as e:
         report.reasons.append(Reason("PROBE_FAILED", "master", f"cannot read the video's timestamps: {e}"))
         return
@@ -127,7 +131,7 @@ def _check_frame_timing(path: Path, info: MediaInfo, video: VideoInfo, report: M
     rate, on_grid = float(video.frame_rate), float(video.frame_count / video.frame_rate)
     # MP4's average rate is its frames over the track's duration, read from the real sample
     # times; Matroska's is the DefaultDuration the muxer was told, so there the span is measured.
-    span = sample.span(video.frame_rate) if "matroska" in info.format_name else (
+    span = sample.span(video.frame_rate) if matroska else (
         video.frame_count / video.avg_frame_rate if video.avg_frame_rate > 0 else None)
     if span is not None and abs(on_grid - float(span)) > FRAME_TIMING_TOLERANCE_S:
         report.reasons.append(Reason("DURATION_INVALID", "master", (

@@ -5,6 +5,7 @@ timestamps say, and rounds them to 1 ms. Real ffmpeg."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from reelstream.config import Settings
 from reelstream.ingest.reasons import IngestRejected
 from reelstream.ingest.service import IngestService
+from reelstream.media import timestamps, tools
 from reelstream.media.transcode.ladder import Rung
 from reelstream.runtime import Runtime
 from tests.support.media import ffmpeg, title_metadata, write_metadata
@@ -27,6 +29,10 @@ def ingest(tmp_path: Path, video: str, seconds: float, container: str = "mp4", p
     ffmpeg("-f", "lavfi", "-i", video, "-f", "lavfi", "-i", f"sine=d={seconds}", "-fps_mode", "vfr",
            *extra, "-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p", "-c:a", "aac",
            "-metadata:s:a:0", "language=eng", "-t", str(seconds), str(film))
+    ingest_file(tmp_path, film)
+
+
+def ingest_file(tmp_path: Path, film: Path) -> None:
     runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
     try:
         metadata = write_metadata(tmp_path / "title.json", title_metadata("film-1", film, languages=("en",)))
@@ -73,3 +79,28 @@ def test_a_rate_that_swings_back_is_found_in_the_middle(tmp_path: Path, containe
 def test_a_long_constant_rate_master_with_b_frames_passes(tmp_path: Path, container: str) -> None:
     # Long enough for the sampled windows; B-frames store a picture after the one it references.
     ingest(tmp_path, "testsrc2=s=256x144:r=24000/1001:d=90", 90, container, preset="veryfast")
+
+
+def piped_mkv(tmp_path: Path, video: str, seconds: float) -> Path:
+    """A Matroska file written to a pipe, as a live capture is: no Cues (the index ffmpeg seeks by)."""
+    film = tmp_path / "film.mkv"
+    with film.open("wb") as out:
+        subprocess.run([tools.ffmpeg(), "-nostdin", "-v", "error", "-f", "lavfi", "-i", video, "-f", "lavfi", "-i",
+                        f"sine=d={seconds}", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast",
+                        "-pix_fmt", "yuv420p", "-c:a", "aac", "-metadata:s:a:0", "language=eng", "-t", str(seconds),
+                        "-f", "matroska", "-"], stdout=out, check=True)
+    return film
+
+
+def test_a_matroska_file_without_cues_is_read_in_one_pass_and_still_checked(tmp_path: Path) -> None:
+    # Without Cues each window's seek would read the file from its start: one pass reads it once.
+    ingest(tmp_path, "testsrc2=s=256x144:r=25:d=2", 2, "mkv")
+    assert timestamps.matroska_has_cues(tmp_path / "film.mkv")
+    piped = tmp_path / "piped"
+    piped.mkdir()
+    film = piped_mkv(piped, PHONE, 6)
+    assert not timestamps.matroska_has_cues(film)
+    with pytest.raises(IngestRejected) as info:
+        ingest_file(piped, film)
+    [reason] = info.value.reasons
+    assert "variable frame rate: 150 frames at the nominal 30.000 fps run 5.000s" in reason.message
