@@ -216,6 +216,10 @@ STATUS = obj(["title_id", "state", "step", "files", "started_ms", "ended_ms", "r
              files={"type": "object", "description": "'master', and each sidecar by its file name",
                     "additionalProperties": obj(["hashed", "uploaded", "size"], hashed=INT,
                                                                    uploaded=INT, size=INT)},
+             reading={"type": ["object", "null"], "required": ["file", "done", "size"],
+                      "description": "while a step's media command reads a file (validating the master: "
+                                     "all of it), how far it has got",
+                      "properties": {"file": ID, "done": INT, "size": INT}},
              started_ms=INT, ended_ms={"type": ["integer", "null"]}, result={**PLAN, "type": ["object", "null"]},
              reasons={"type": ["array", "null"], "items": {"type": "object"}}, error={"type": ["string", "null"]})
 UPLOAD_OFFSET = {"Upload-Offset": "bytes of the file the server holds"}
@@ -239,7 +243,8 @@ ROUTES = (
           rejects={422: obj(["title_id", "reasons"], title_id={"type": ["string", "null"]},
                             reasons=array(REASON))}),
     Route("GET", "/titles/{title_id}/ingest", get_ingest, "The title's latest ingest on this server: its state, "
-          "the step it is on, each file's bytes hashed and uploaded, then its plan, reasons or error",
+          "the step it is on, each file's bytes hashed and uploaded, how far validation has read the master, "
+          "then its plan, reasons or error",
           responses={200: "the ingest's status", 404: "no ingest of this title since the server started"},
           returns=STATUS),
 )

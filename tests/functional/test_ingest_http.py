@@ -241,3 +241,31 @@ def test_a_second_writer_of_one_staged_file_is_refused_while_the_first_is_writin
             assert done.status == 204 and staged.read_bytes() == first_bytes
 
     asyncio.run(scenario())
+
+
+def test_a_polled_status_shows_how_far_validation_has_read_the_master(tmp_path: Path) -> None:
+    long_master = make_master(tmp_path / "film.mp4", seconds=40, languages=("en",))  # validation reads all of it
+    doc = title_metadata("read-1", long_master, languages=("en",))
+    size = long_master.stat().st_size
+
+    async def scenario() -> None:
+        async with ingest_client(tmp_path) as client:
+            document = await (await client.get("/openapi.json")).json()
+            status_path = "/titles/read-1/ingest"
+            await client.put("/titles/read-1/files/film.mp4", data=long_master.read_bytes(),
+                             headers={**AUTH, "Upload-Offset": "0"})
+            await client.post(status_path, headers={**AUTH, "Prefer": "respond-async"}, data=json.dumps(doc))
+            readings = []
+            while (status := await (await client.get(status_path, headers=AUTH)).json())["state"] == "running":
+                if status["reading"] is not None:
+                    readings.append(status)
+                await asyncio.sleep(0.005)
+            assert status["state"] == "ingested" and status["reading"] is None, status
+            assert readings, "no poll saw a media command reading the master"
+            seen = readings[-1]
+            assert seen["step"] == "validating the master and sidecars"
+            assert seen["reading"]["file"] == "film.mp4" and seen["reading"]["size"] == size
+            assert 0 <= seen["reading"]["done"] <= size
+            conforms(document, "/titles/{title_id}/ingest", "GET", 200, seen)
+
+    asyncio.run(scenario())
