@@ -129,9 +129,10 @@ def _check_frame_timing(path: Path, info: MediaInfo, video: VideoInfo, report: M
     fix = (f"so picture and sound would drift apart; deliver a constant-frame-rate master "
            f"(e.g. ffmpeg -vf fps={video.frame_rate_text} ...)")
     rate, on_grid = float(video.frame_rate), float(video.frame_count / video.frame_rate)
-    # MP4's average rate is its frames over the track's duration, read from the real sample
-    # times; Matroska's is the DefaultDuration the muxer was told, so there the span is measured.
-    span = sample.span(video.frame_rate) if matroska else (
+    # MP4/MOV's average rate is its frames over the track's duration, summed from the real sample
+    # durations; elsewhere it is a claim (Matroska's DefaultDuration, MPEG-TS's guess from its
+    # first frames, MXF's edit rate), so the span is measured.
+    span = sample.span(video.frame_rate) if "mov" not in info.format_name.split(",") else (
         video.frame_count / video.avg_frame_rate if video.avg_frame_rate > 0 else None)
     if span is not None and abs(on_grid - float(span)) > FRAME_TIMING_TOLERANCE_S:
         report.reasons.append(Reason("DURATION_INVALID", "master", (

@@ -24,8 +24,9 @@ from reelstream.media.transcode.run import run
 WINDOWS = 8  # evenly spaced between the first and the last window
 WINDOW_S = 4.0
 # A packet whose picture falls in the window can come after the window's last packet (B-frames
-# are stored after the frame they reference): the last few timestamps of a window, sorted, may
-# have a gap that is only the window's edge. x264's b-pyramid reorders at most 3; HEVC up to 16.
+# are stored after the frame they reference), or before its first: the first and last few
+# timestamps of a window, sorted, may have a gap that is only the window's edge. x264's
+# b-pyramid reorders at most 3 frames; HEVC up to 16.
 REORDER_SLACK = 16
 
 
@@ -60,13 +61,18 @@ class TimestampSample:
         return self.last.times[-1] + 1 / rate - self.first.times[0]
 
 
-def _times(path: Path, interval: str, keep_all: bool) -> Window:
+def _times(path: Path, interval: str, head: bool, tail: bool) -> Window:
+    """The sorted timestamps of the packets ``interval`` reads, less the first and the last
+    ``REORDER_SLACK`` where the read begins (``head``) or ends (``tail``) mid-stream: a seek that
+    lands mid-GOP (MPEG-TS seeks by timestamp, not to a keyframe) misses the pictures stored
+    before it but shown after, and a read that stops misses those stored after its end."""
     out = run([tools.ffprobe(), "-v", "error", "-select_streams", "v:0", "-read_intervals", interval,
                "-show_entries", "packet=pts_time", "-of", "csv=p=0", str(path)],
               f"reading frame timestamps of {path.name}")
     times = sorted(Fraction(line.strip().rstrip(",")) for line in out.stdout.splitlines()
                    if line.strip().rstrip(",") not in ("", "N/A"))
-    return Window(tuple(times if keep_all else times[:max(0, len(times) - REORDER_SLACK)]))
+    cut = REORDER_SLACK if head else 0
+    return Window(tuple(times[cut:len(times) - REORDER_SLACK if tail else len(times)]))
 
 
 # EBML element ids (Matroska, RFC 9559 §5.1): Segment, SeekHead, Seek, SeekID, and Cues.
@@ -132,14 +138,14 @@ def sample(path: Path, duration_s: float, indexed: bool = True) -> TimestampSamp
     would read from the start, five passes over the file where this is one). Raises
     MediaCommandFailed."""
     if not indexed or duration_s <= (WINDOWS + 2) * WINDOW_S * 2:
-        whole = _times(path, "%", keep_all=True)
+        whole = _times(path, "%", head=False, tail=False)
         return TimestampSample(whole, whole, (whole,))
-    first = _times(path, f"%+{WINDOW_S:g}", keep_all=False)
+    first = _times(path, f"%+{WINDOW_S:g}", head=False, tail=True)
     # From WINDOW_S before the end, read to the end: every frame's packet, so no slack is cut.
-    last = _times(path, f"{max(0.0, duration_s - WINDOW_S):.3f}%", keep_all=True)
+    last = _times(path, f"{max(0.0, duration_s - WINDOW_S):.3f}%", head=True, tail=False)
     step = duration_s / (WINDOWS + 1)
     # The read starts at the keyframe before each point and ends at an absolute time (a relative
     # end counts from that keyframe: with long GOPs the window would stop short of its point).
     points = [math.floor(step * i * 1000) / 1000 for i in range(1, WINDOWS + 1)]
-    inner = tuple(_times(path, f"{t:.3f}%{t + WINDOW_S:.3f}", keep_all=False) for t in points)
+    inner = tuple(_times(path, f"{t:.3f}%{t + WINDOW_S:.3f}", head=True, tail=True) for t in points)
     return TimestampSample(first, last, inner)

@@ -1,7 +1,7 @@
 """A variable-frame-rate master is refused: the grid times frames at the nominal rate, so its
 picture would end early and drift from its sound. Constant rates, NTSC's included, pass. In MP4
 and in Matroska, whose header claims a constant rate (its DefaultDuration) whatever the frames'
-timestamps say, and rounds them to 1 ms. Real ffmpeg."""
+timestamps say, and rounds them to 1 ms, and in MPEG-TS, whose rate is guessed from its first frames. Real ffmpeg."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def ingest_file(tmp_path: Path, film: Path) -> None:
         runtime.close()
 
 
-@pytest.mark.parametrize("container", ["mp4", "mkv"])
+@pytest.mark.parametrize("container", ["mp4", "mkv", "ts"])
 def test_a_variable_frame_rate_master_is_refused_with_the_drift(tmp_path: Path, container: str) -> None:
     with pytest.raises(IngestRejected) as info:
         ingest(tmp_path, PHONE, 6, container)
@@ -51,7 +51,7 @@ def test_a_variable_frame_rate_master_is_refused_with_the_drift(tmp_path: Path, 
     assert "timestamps 6.000s" in reason.message and "fps=30/1" in reason.message
 
 
-@pytest.mark.parametrize("container", ["mp4", "mkv"])
+@pytest.mark.parametrize("container", ["mp4", "mkv", "ts"])
 @pytest.mark.parametrize("rate", ["30000/1001", "60000/1001", "24000/1001", "25"])
 def test_constant_frame_rates_pass(tmp_path: Path, rate: str, container: str) -> None:
     ingest(tmp_path, f"testsrc2=s=256x144:r={rate}:d=3.3", 3.3, container)
