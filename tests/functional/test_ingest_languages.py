@@ -45,7 +45,7 @@ class Steps:
     def uploading(self, name: str, done: int, total: int) -> None:
         pass
 
-    def step(self, message: str) -> None:
+    def step(self, message: str, reading: Path | None = None) -> None:
         self.steps.append(message)
 
 
