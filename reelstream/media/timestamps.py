@@ -2,14 +2,13 @@
 
 Matroska stores no frame rate, only a DefaultDuration (the rate the muxer was told) and each
 block's timestamp, rounded to the segment's TimestampScale (1 ms by default). ffprobe's
-``avg_frame_rate`` there is the DefaultDuration, so a variable-frame-rate MKV looks constant;
-its timestamps do not. Reading every packet's would mean a second pass over the master (the
-probe's packet count already reads it all once: minutes for 100 GB), so a few windows are read:
-the first and the last (the whole stream's span, which a drift accumulates into) and
-``WINDOWS`` in between (a rate that changes and changes back, which the span alone misses).
-Each window is one ffprobe seeking to a keyframe and demuxing ``WINDOW_S`` of packets, nothing
-decoded: constant cost whatever the master's length or bitrate (measured in the README).
-"""
+``avg_frame_rate`` there is the DefaultDuration (in MPEG-TS a guess from the first frames), so a
+variable-frame-rate master looks constant; its timestamps do not. Reading every packet's would
+mean a second pass over the master (the probe's packet count already reads it all once: minutes
+for 100 GB), so a few windows are read: the first and the last (the whole stream's span, which
+a drift accumulates into) and ``WINDOWS`` in between (a rate that changes and changes back, which
+the span alone misses). Each window is one ffprobe seeking and demuxing ``WINDOW_S`` of packets,
+nothing decoded: constant cost whatever the master's length or bitrate (measured in the README)."""
 
 from __future__ import annotations
 
@@ -141,11 +140,15 @@ def sample(path: Path, duration_s: float, indexed: bool = True) -> TimestampSamp
         whole = _times(path, "%", head=False, tail=False)
         return TimestampSample(whole, whole, (whole,))
     first = _times(path, f"%+{WINDOW_S:g}", head=False, tail=True)
-    # From WINDOW_S before the end, read to the end: every frame's packet, so no slack is cut.
-    last = _times(path, f"{max(0.0, duration_s - WINDOW_S):.3f}%", head=True, tail=False)
+    # Seek points are timestamps, counted from the first frame's: a master stamped from its
+    # timecode (MPEG-TS, MXF at 10:00:00:00) put every point before its start, and the last
+    # window, read to the end, read the whole file.
+    base = float(first.times[0]) if first.times else 0.0
+    # From WINDOW_S before the end, read to the end: no slack cut there.
+    last = _times(path, f"{base + max(0.0, duration_s - WINDOW_S):.3f}%", head=True, tail=False)
     step = duration_s / (WINDOWS + 1)
     # The read starts at the keyframe before each point and ends at an absolute time (a relative
     # end counts from that keyframe: with long GOPs the window would stop short of its point).
-    points = [math.floor(step * i * 1000) / 1000 for i in range(1, WINDOWS + 1)]
+    points = [base + math.floor(step * i * 1000) / 1000 for i in range(1, WINDOWS + 1)]
     inner = tuple(_times(path, f"{t:.3f}%{t + WINDOW_S:.3f}", head=True, tail=True) for t in points)
     return TimestampSample(first, last, inner)
