@@ -25,22 +25,55 @@ class Reading:
     position: int
 
 
-def _descendants(root: int) -> list[int]:
+def _children(pid: int) -> list[int] | None:
+    """``pid``'s children, from each of its threads' ``children`` file (the kernel's own list);
+    None where the kernel keeps no such file (built without CONFIG_PROC_CHILDREN)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(PROC / str(pid) / "task")
+    except OSError:
+        return []  # exited
+    for task in tasks:
+        try:
+            found += [int(x) for x in (PROC / str(pid) / "task" / task / "children").read_text().split()]
+        except FileNotFoundError:
+            if (PROC / str(pid) / "task" / task).exists():
+                return None
+        except (OSError, ValueError):
+            continue  # the thread ended
+    return found
+
+
+def _parents() -> dict[int, list[int]]:
+    """Every process's children, from each one's ``stat``: ``pid (comm) state ppid ...``."""
     parents: dict[int, list[int]] = {}
-    for entry in os.scandir(PROC):
-        if not entry.name.isdigit():
+    for name in os.listdir(PROC):
+        if not name.isdigit():
             continue
         try:
-            stat = Path(entry.path, "stat").read_text()
+            fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
+            try:
+                stat = os.read(fd, 1024)
+            finally:
+                os.close(fd)
         except OSError:
             continue  # gone since the listing
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
-        fields = stat.rsplit(")", 1)[-1].split()
+        # comm may hold spaces and parentheses: split after the last ')'.
+        fields = stat.rsplit(b")", 1)[-1].split()
         if len(fields) > 1 and fields[1].isdigit():
-            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+            parents.setdefault(int(fields[1]), []).append(int(name))
+    return parents
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, list[int]] | None = None
     found, queue = [], [root]
     while queue:
-        children = parents.get(queue.pop(), [])
+        pid = queue.pop()
+        children = _children(pid) if parents is None else parents.get(pid, [])
+        if children is None:  # no children files: one scan of every process instead
+            parents = _parents()
+            children = parents.get(pid, [])
         found += children
         queue += children
     return found

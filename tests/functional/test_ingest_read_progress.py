@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from reelstream.cli.media import CliProgress
 from reelstream.config import Settings
 from reelstream.ingest.service import IngestService
+from reelstream.media import reading as reading_module
 from reelstream.media.reading import reading
 from reelstream.media.transcode.ladder import Rung
 from reelstream.runtime import Runtime
@@ -19,7 +22,11 @@ from tests.support.media import ffmpeg, title_metadata, write_metadata
 READER = "import sys; f = open(sys.argv[1], 'rb', buffering=0); f.read(3_000_000); print('ready', flush=True); sys.stdin.read()"
 
 
-def test_how_far_a_child_process_has_read_a_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("children_files", [True, False])
+def test_how_far_a_child_process_has_read_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 children_files: bool) -> None:
+    if not children_files:  # a kernel without /proc/PID/task/TID/children: every process's stat is read
+        monkeypatch.setattr(reading_module, "_children", lambda pid: None)
     master = tmp_path / "film.mkv"
     master.write_bytes(bytes(8_000_000))
     assert reading(master) is None  # nobody has it open
