@@ -12,7 +12,7 @@ RUN npm ci --no-audit --no-fund --loglevel=error
 FROM python:3.11-slim-bookworm
 
 # x265's command line encodes the HEVC Main10 HDR10 rungs (ffmpeg's static build has no
-# 10-bit libx265); nginx runs the edge service's cache tiers (`reel edge up`, as a user
+# 10-bit libx265); nginx runs the pop and appliance services' cache tiers (`reel edge up`, as a user
 # process). scripts/bootstrap installs the same Debian packages on a host. tini is PID 1:
 # it forwards docker's SIGTERM to `reel` and reaps the ffmpeg / packager / nginx processes
 # whose parent exited first (a bare `reel` as PID 1 would leave them as zombies).

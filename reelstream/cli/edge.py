@@ -80,11 +80,18 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
         print("reel edge up: --origin-only serves the origin, --origin-url fills from one that runs elsewhere: "
               "give one of them", file=sys.stderr)
         return 2
+    if problem := _tier_flags_problem(args):
+        print(f"reel edge up: {problem}", file=sys.stderr)
+        return 2
     logging.getLogger("reelstream.edge").setLevel(logging.INFO)
     runtime = Runtime(settings_from(args))
     host = _host(args)
     secret = os.environ.get("REEL_EDGE_SECRET")
-    if not secret:
+    if not secret and args.tier:
+        print(f"reel edge up: --tier {args.tier} verifies the signed URLs the gateways hand out: set "
+              "REEL_EDGE_SECRET to the gateways' (`reel secrets` makes it)", file=sys.stderr)
+        return 2
+    if not secret and not args.for_tiers:  # an origin for the tiers verifies nothing: no secret
         secret = _secret()
         print("REEL_EDGE_SECRET was unset; generated one for this run (give the gateways the same value):")
         print(f"  export REEL_EDGE_SECRET={secret}")
@@ -99,19 +106,26 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
         else:
             print(f"origin   http://{url_host(host)}:{args.base_port - 1} (no cache tiers: it verifies the signed "
                   "URLs, as the tiers would)", flush=True)
-        web.run_app(origin_app(runtime.objects, secret=None if args.for_tiers else EdgeSecret(secret)), host=host,
-                    port=args.base_port - 1, print=None, access_log=None)
+        verify = EdgeSecret(secret) if secret and not args.for_tiers else None
+        web.run_app(origin_app(runtime.objects, secret=verify), host=host, port=args.base_port - 1, print=None,
+                    access_log=None)
         return 0
-    stack = start_edge(runtime.objects, Path(args.work_dir).resolve(), EdgeSecret(secret),
-                       popular=args.popular or (), base_port=args.base_port, host=host, origin_url=args.origin_url)
+    stack = start_edge(runtime.objects, Path(args.work_dir).resolve(), EdgeSecret(secret or _secret()),
+                       popular=args.popular or (), base_port=args.base_port, host=host, origin_url=args.origin_url,
+                       tier=args.tier, pop_host=args.pop_host, appliance_host=args.appliance_host,
+                       status_allow=tuple(args.status_allow or ()))
     print(f"origin    {stack.origin_url}{'' if stack.origin else ' (not started here)'}")
-    if host != stack.topology.nodes[0].host:
-        print(f"listening on {host}; this machine reaches the tiers at {stack.topology.nodes[0].host}")
+    local = stack.runner.nodes
+    if host != local[0].host:
+        print(f"listening on {host}; this machine reaches the tiers at {local[0].host}")
     for node in stack.topology.nodes:
-        print(f"{node.tier:<10}{node.base_url}  ({node.name})")
-    print(f"steering  {stack.steering_url}/steering")
-    pathways = ",".join(f"{n.name}={n.base_url}" for n in sorted(stack.topology.nodes, key=lambda n: n.tier == "pop"))
-    print(f"gateways: export REEL_EDGE_PATHWAYS={pathways} REEL_STEERING_URL={stack.steering_url}", flush=True)
+        print(f"{node.tier:<10}{node.base_url}  ({node.name}){'' if node in local else ' (not started here)'}")
+    if stack.steering_url:
+        print(f"steering  {stack.steering_url}/steering")
+        pathways = ",".join(f"{n.name}={n.base_url}"
+                            for n in sorted(stack.topology.nodes, key=lambda n: n.tier == "pop"))
+        print(f"gateways: export REEL_EDGE_PATHWAYS={pathways} REEL_STEERING_URL={stack.steering_url}")
+    sys.stdout.flush()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -127,6 +141,21 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
         stack.stop()
         runtime.close()
     return 0
+
+
+def _tier_flags_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with --tier and the flags that place the other tier, if anything."""
+    if not args.tier:
+        if args.pop_host or args.appliance_host:
+            return "--pop-host and --appliance-host place the other tier of a --tier run; give --tier"
+        return None
+    if not args.origin_url:
+        return f"--tier {args.tier} runs one tier of a chain: give --origin-url (where the PoP fills from)"
+    if args.tier == "appliance" and not args.pop_host:
+        return "--tier appliance fills from the PoP: give --pop-host (where `reel edge up --tier pop` runs)"
+    if args.tier == "pop" and not args.appliance_host:
+        return "--tier pop runs the steering server, which probes the appliance: give --appliance-host"
+    return None
 
 
 def register(sub: Subcommands) -> None:
@@ -147,6 +176,15 @@ def register(sub: Subcommands) -> None:
     up.add_argument("--for-tiers", action="store_true",
                     help="with --origin-only: serve the cache tiers elsewhere (their --origin-url) the plain object "
                          "paths they fill from; nothing is verified, so keep it on a private network")
+    up.add_argument("--tier", choices=("pop", "appliance"),
+                    help="run this tier only, one per machine as a deployment does (needs --origin-url): pop (with "
+                         "the steering server), or appliance (filling from the PoP at --pop-host)")
+    up.add_argument("--pop-host", help="with --tier: where the PoP runs (a host name or address; same --base-port)")
+    up.add_argument("--appliance-host",
+                    help="with --tier pop: where the appliance runs, for steering to probe (same --base-port)")
+    up.add_argument("--status-allow", nargs="+", metavar="CIDR",
+                    help="further addresses that may read the nodes' load (nginx stub_status): where the steering "
+                         "server probes from when it runs on another machine")
     up.add_argument("--popular", nargs="*", help="titles the appliance holds (else the popularity processor's list)")
     up.set_defaults(fn=cmd_edge_up)
     config = edge.add_parser("config", help="print a node's generated nginx.conf")

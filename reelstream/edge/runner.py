@@ -21,7 +21,7 @@ from typing import Self
 from reelstream.edge import nginx
 from reelstream.edge.signing import EdgeSecret
 from reelstream.edge.topology import EdgeNode, Topology
-from reelstream.errors import ReelStreamError
+from reelstream.errors import ConfigError, ReelStreamError
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "install Debian's nginx: sudo apt-get install -y nginx (ReelStream runs it as a user process)"
@@ -63,8 +63,15 @@ class EdgeRunner:
     """Runs every node of a topology; use as a context manager or call start/stop."""
 
     def __init__(self, topology: Topology, secret: EdgeSecret, popular: Iterable[str] = (),
-                 nginx_binary: str | None = None, start_timeout_s: float = 10.0) -> None:
+                 nginx_binary: str | None = None, start_timeout_s: float = 10.0,
+                 only: Iterable[str] | None = None) -> None:
         self.topology = topology
+        # The nodes run here (``only``: one tier per machine); the others are this topology's
+        # too, run elsewhere: a PoP's address for an appliance's fills, nodes steering probes.
+        names = set(only) if only is not None else {n.name for n in topology.nodes}
+        if unknown := names - {n.name for n in topology.nodes}:
+            raise ConfigError(f"edge nodes {sorted(unknown)} are not in the topology")
+        self.nodes = tuple(n for n in topology.nodes if n.name in names)
         self.secret = secret
         self.popular = tuple(popular)
         self.nginx = nginx_binary or find_nginx()
@@ -83,7 +90,7 @@ class EdgeRunner:
 
     def start(self) -> Self:
         # PoPs first: an appliance's first fill goes to its PoP.
-        for node in sorted(self.topology.nodes, key=lambda n: n.tier != "pop"):
+        for node in sorted(self.nodes, key=lambda n: n.tier != "pop"):
             self._stop_stale(node)
             self.write(node)
             checked = _run_logged(nginx.command(self.nginx, self.topology, node, test_only=True))
@@ -138,7 +145,7 @@ class EdgeRunner:
         """Rewrite the appliances' popularity list and reload them (SIGHUP: new workers take
         the list; in-flight requests finish on the old ones)."""
         titles = tuple(titles)
-        for node in self.topology.tier("appliance"):
+        for node in (n for n in self.nodes if n.tier == "appliance"):
             path = self.topology.node_dir(node) / "popular.map"
             before = path.read_text() if path.exists() else None
             path.write_text(nginx.render_popular_map(titles))

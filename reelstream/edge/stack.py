@@ -22,7 +22,8 @@ from reelstream.edge.origin import origin_app
 from reelstream.edge.runner import EdgePortUnavailable, EdgeRunner, EdgeStartFailed, find_nginx
 from reelstream.edge.signing import EdgeSecret
 from reelstream.edge.steering import DEFAULT_TTL_S, SteeringState, steering_app
-from reelstream.edge.topology import Topology, local_topology
+from reelstream.edge.topology import Tier, Topology, local_topology
+from reelstream.errors import ConfigError
 from reelstream.events.model import Event
 from reelstream.processors.base import StateReader
 from reelstream.processors.cmcd.logic import edge_events
@@ -80,14 +81,14 @@ class EdgeStack:
     topology: Topology
     runner: EdgeRunner
     origin: _Server | None  # None: the PoP fills from an origin that runs elsewhere
-    steering: _Server
+    steering: _Server | None  # None: it runs beside the PoP, elsewhere (an appliance-only stack)
     steering_state: SteeringState
     log_offsets: dict[str, int] = field(default_factory=dict)
     log_inodes: dict[str, int] = field(default_factory=dict)  # a rotated log is a new file: ship it from 0
 
     @property
-    def steering_url(self) -> str:
-        return self.steering.url
+    def steering_url(self) -> str | None:
+        return self.steering.url if self.steering else None
 
     @property
     def origin_url(self) -> str:
@@ -141,7 +142,7 @@ class EdgeStack:
         """Publish the access-log lines written since the last call; returns events published.
         A line that cannot become an event is logged and skipped, never retried."""
         shipped = 0
-        for node in self.topology.nodes:
+        for node in self.runner.nodes:  # those run here: another machine ships its own
             path = self.topology.node_dir(node) / "logs" / "access.log"
             if not path.exists():
                 continue
@@ -165,7 +166,8 @@ class EdgeStack:
 
     def stop(self) -> None:
         self.runner.stop()
-        self.steering.stop()
+        if self.steering is not None:
+            self.steering.stop()
         if self.origin is not None:
             self.origin.stop()
 
@@ -177,30 +179,44 @@ def _skipped_line(node: str, offset: int, line: str, error: Exception) -> None:
 def start_edge(objects: ObjectStore, work_dir: Path, secret: EdgeSecret, *, popular: Iterable[str] = (),
                base_port: int = 18400, isps: tuple[str, ...] = ("isp-a",), license_base: str = "/licenses",
                host: str = "127.0.0.1", appliance_connections: int = 512, steering_ttl_s: int = DEFAULT_TTL_S,
-               probe_interval_s: float = 2.0, origin_url: str | None = None) -> EdgeStack:
+               probe_interval_s: float = 2.0, origin_url: str | None = None, tier: Tier | None = None,
+               pop_host: str | None = None, appliance_host: str | None = None,
+               status_allow: tuple[str, ...] = ()) -> EdgeStack:
     """Start origin (``base_port - 1``), PoP (``base_port``), one appliance per ISP and the
     steering server (``base_port - 2``), which probes every node each ``probe_interval_s``,
     all listening on ``host`` (0.0.0.0: every interface, as in a container). With
     ``origin_url`` the PoP fills from that origin and none is started here.
+
+    ``tier``: run that tier only (one machine or container per tier), the other reached at
+    ``pop_host`` / ``appliance_host`` on its usual port: ``pop`` runs the PoP and the steering
+    server (which probes the appliances there), ``appliance`` the appliances (filling from the
+    PoP there). ``status_allow``: further addresses that may read the nodes' stub_status
+    (where steering probes from, when that is another machine).
     Raises NginxMissing (saying how to install it) when nginx is absent; ``reel up`` prints
     that and runs without the tiers."""
     find_nginx()
     check_bind(host)
     origin: _Server | None = None
+    if tier is not None and not origin_url:
+        raise ConfigError(f"the {tier} tier alone needs the origin's URL (origin_url, `--origin-url`)")
     if not origin_url:
         origin = _Server(origin_app(objects, license_base), host, base_port - 1)
         origin_url = origin.url
     try:
         topology = local_topology(origin_url, work_dir, base_port=base_port, isps=isps,
-                                  appliance_connections=appliance_connections, bind=host)
-        runner = EdgeRunner(topology, secret, popular=popular).start()
+                                  appliance_connections=appliance_connections, bind=host, pop_host=pop_host,
+                                  appliance_host=appliance_host, status_allow=status_allow)
+        here = [n.name for n in topology.nodes if tier in (None, n.tier)]
+        runner = EdgeRunner(topology, secret, popular=popular, only=here).start()
     except BaseException:
         if origin is not None:
             origin.stop()
         raise
     state = SteeringState(topology, popular=frozenset(popular), ttl_s=steering_ttl_s)
-    steering = _Server(steering_app(state, probe_interval_s), host, base_port - 2)
-    for node in topology.nodes:
+    # Steering runs beside the PoP: it is what moves sessions off an appliance that fails, so
+    # it must not go down with one.
+    steering = _Server(steering_app(state, probe_interval_s), host, base_port - 2) if tier != "appliance" else None
+    for node in runner.nodes:
         log.info("edge node %s (%s) on %s", node.name, node.tier, node.base_url)
     stack = EdgeStack(topology, runner, origin, steering, state)
     stack.load_log_offsets()

@@ -10,6 +10,8 @@ without being stored). A *PoP* fills from the origin.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -96,15 +98,45 @@ LOOPBACK = ("127.0.0.1", "::1")
 
 def local_topology(origin_url: str, work_dir: Path, base_port: int = 18400,
                    isps: tuple[str, ...] = ("isp-a",), appliance_connections: int = 512,
-                   bind: str = "127.0.0.1") -> Topology:
+                   bind: str = "127.0.0.1", pop_host: str | None = None, appliance_host: str | None = None,
+                   status_allow: tuple[str, ...] = ()) -> Topology:
     """One machine: a PoP on ``base_port`` and one appliance per ISP on the next ports, all
     listening on ``bind``; ``appliance_connections``: what an appliance serves before steering
-    moves sessions away."""
+    moves sessions away.
+
+    Split over machines (one tier per container, as the compose file runs them), every node
+    keeps its port and ``pop_host`` / ``appliance_host`` name where the others reach the PoP
+    (an appliance's fills, steering's probes) and the appliances (steering's probes);
+    ``status_allow``: the further addresses (CIDRs) that may read a node's stub_status, i.e.
+    where the steering server probes from."""
     host = reach_host(check_bind(bind))
-    pop = EdgeNode("pop-1", "pop", base_port, 2 * GB, host=host, bind=bind)
+    pop = EdgeNode("pop-1", "pop", base_port, 2 * GB, host=check_host(pop_host) if pop_host else host, bind=bind)
     appliances = tuple(EdgeNode(f"appliance-{isp}", "appliance", base_port + 1 + i, 1 * GB, parent=pop.name, isp=isp,
-                                max_connections=appliance_connections, host=host, bind=bind)
+                                max_connections=appliance_connections,
+                                host=check_host(appliance_host) if appliance_host else host, bind=bind)
                        for i, isp in enumerate(isps))
     # The prober connects from the address it reaches the nodes at: let it read stub_status.
-    allow = LOOPBACK if host in LOOPBACK else (*LOOPBACK, host)
+    allow: tuple[str, ...] = LOOPBACK if host in LOOPBACK else (*LOOPBACK, host)
+    allow += tuple(dict.fromkeys(check_network(a) for a in status_allow))
     return Topology(origin_url, (pop, *appliances), work_dir, status_allow=allow)
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def check_host(host: str) -> str:
+    """A host the other tiers reach a node at: a DNS name (a compose service's) or an IP address."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        if _HOSTNAME.match(host):
+            return host
+    raise ConfigError(f"edge node host {host!r}: not a host name or an IP address")
+
+
+def check_network(network: str) -> str:
+    """An address or CIDR block for nginx's ``allow`` (``10.0.0.0/8``, ``::1``)."""
+    try:
+        return str(ipaddress.ip_network(network, strict=False))
+    except ValueError:
+        raise ConfigError(f"edge status allow {network!r}: not an IP address or CIDR block (10.0.0.0/8)") from None

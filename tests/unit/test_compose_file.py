@@ -35,6 +35,8 @@ def test_every_role_a_title_needs_to_be_published_runs() -> None:
     roles = {" ".join(c[1:3]) for c in reel_services().values()}
     assert {"processors --kafka", "worker transcode", "worker package", "gateway --web", "edge up",
             "ingest-server --host"} <= roles
+    tiers = {build_parser().parse_args(c[1:]).tier for c in reel_services().values() if c[1:3] == ["edge", "up"]}
+    assert {"pop", "appliance"} <= tiers, "each cache tier runs as a service of its own"
 
 
 def published(name: str) -> set[int]:
@@ -49,6 +51,10 @@ def bound_ports(name: str) -> set[int]:
         return {args.port}
     if args.origin_only:
         return {args.base_port - 1}
+    if args.tier == "pop":
+        return {args.base_port - 2, args.base_port}  # steering, PoP
+    if args.tier == "appliance":
+        return {args.base_port + 1}
     return {args.base_port - 2, args.base_port, args.base_port + 1}  # steering, PoP, appliance
 
 
@@ -71,8 +77,8 @@ def test_the_roles_get_the_secrets_and_where_segments_come_from() -> None:
     for name in ("REEL_KEK", "REEL_GATEWAY_SIGNING_KEYS", "REEL_EDGE_SECRET", "REEL_EDGE_BASE_URL",
                  "REEL_DEFAULT_COUNTRY", "REEL_DEFAULT_ISP"):
         assert name in env, name
-    edge = build_parser().parse_args(services()["edge"]["command"][1:])
-    assert env_default_url(env["REEL_EDGE_BASE_URL"]) == f"http://127.0.0.1:{edge.base_port + 1}", "the appliance"
+    appliance = build_parser().parse_args(services()["appliance"]["command"][1:])
+    assert env_default_url(env["REEL_EDGE_BASE_URL"]) == f"http://127.0.0.1:{appliance.base_port + 1}"
     # The ingest server does not start without its tokens (`reel secrets` writes them into infra/.env).
     assert "REEL_INGEST_TOKENS" in services()["ingest"]["environment"]
 
@@ -84,29 +90,71 @@ def test_the_ingest_server_stages_on_a_volume_and_answers_its_health_check_path(
     assert f"http://127.0.0.1:{args.port}/openapi.json" in " ".join(ingest["healthcheck"]["test"])
 
 
-def test_the_cache_tiers_fill_from_the_origin_service_as_reel_up_wires_them() -> None:
-    edge_service, origin = services()["edge"], services()["origin"]
-    edge = build_parser().parse_args(edge_service["command"][1:])
-    assert not edge.origin_only and edge.host == "0.0.0.0"
-    # The PoP fills from the origin service by its name, on the port the origin binds.
-    assert edge.origin_url == f"http://origin:{min(bound_ports('origin'))}"
-    # It serves them the plain object paths (an origin facing viewers serves only signed URLs,
-    # and every fill would be a 404), and only on this host's loopback.
+def tier(name: str) -> Any:
+    return build_parser().parse_args(services()[name]["command"][1:])
+
+
+def host_port(name: str, container_port: int) -> int:
+    """The host port ``name`` publishes ``container_port`` on."""
+    found = [int(p.split(":")[1]) for p in services()[name]["ports"] if int(p.rsplit(":", 1)[1]) == container_port]
+    assert found, f"{name} does not publish {container_port}"
+    return found[0]
+
+
+def test_the_cache_tiers_are_two_services_chained_appliance_pop_origin() -> None:
+    pop, appliance, origin = tier("pop"), tier("appliance"), services()["origin"]
+    assert "edge" not in services(), "the tiers run as services of their own, not one 'edge' service"
+    assert (pop.tier, appliance.tier) == ("pop", "appliance") and pop.host == appliance.host == "0.0.0.0"
+    # One port block everywhere, so each service finds the other on its usual port by name.
+    assert pop.base_port == appliance.base_port
+    # The PoP fills from the origin service by its name, on the port the origin binds; the
+    # appliance from the PoP service (its nginx upstream is --pop-host on the PoP's port).
+    assert pop.origin_url == f"http://origin:{min(bound_ports('origin'))}"
+    assert appliance.pop_host == "pop" and pop.appliance_host == "appliance"
+    # The origin serves them the plain object paths (an origin facing viewers serves only signed
+    # URLs, and every fill would be a 404), and only on this host's loopback.
     origin_args = build_parser().parse_args(origin["command"][1:])
     assert origin_args.origin_only and origin_args.for_tiers
     assert all(p.startswith("127.0.0.1:") for p in origin.get("ports", []))
-    assert edge_service["depends_on"]["origin"]["condition"] == "service_healthy" and "healthcheck" in origin
+    # Each starts once what it fills from answers (nginx resolves the upstream's name at load).
+    assert services()["pop"]["depends_on"]["origin"]["condition"] == "service_healthy" and "healthcheck" in origin
+    assert services()["appliance"]["depends_on"]["pop"]["condition"] == "service_healthy"
+    # The steering server runs beside the PoP and reads the appliance's load from the network.
+    assert pop.base_port - 2 in bound_ports("pop") and appliance.status_allow
     # The gateways name both tiers as pathways (appliance first) and the steering server, on the
-    # edge service's published ports, as `reel up` sets REEL_EDGE_PATHWAYS and REEL_STEERING_URL.
+    # ports the tier services publish, as `reel up` sets REEL_EDGE_PATHWAYS and REEL_STEERING_URL.
     env = services()["gateway"]["environment"]
     pathways = env_default_url(env["REEL_EDGE_PATHWAYS"])
-    assert pathways == (f"appliance-isp-a=http://127.0.0.1:{edge.base_port + 1},"
-                        f"pop-1=http://127.0.0.1:{edge.base_port}")
-    assert env_default_url(env["REEL_STEERING_URL"]) == f"http://127.0.0.1:{edge.base_port - 2}"
+    assert pathways == (f"appliance-isp-a=http://127.0.0.1:{host_port('appliance', appliance.base_port + 1)},"
+                        f"pop-1=http://127.0.0.1:{host_port('pop', pop.base_port)}")
+    assert env_default_url(env["REEL_STEERING_URL"]) == f"http://127.0.0.1:{host_port('pop', pop.base_port - 2)}"
     assert env_default_url(env["REEL_DEFAULT_ISP"]) == "isp-a"
-    # nginx writes caches and logs under the work dir: on a volume, where the image's user may write.
-    assert any(v.endswith(":" + edge.work_dir) for v in edge_service["volumes"])
-    assert edge.work_dir.startswith("/var/lib/reelstream/")
+
+
+@pytest.mark.parametrize("name", ["pop", "appliance"])
+def test_each_tier_has_its_own_cache_volume_and_a_health_check_on_its_ports(name: str) -> None:
+    service, args = services()[name], tier(name)
+    # nginx writes cache and logs under the work dir: on a volume of its own, where the image's user may write.
+    volumes = [v for v in service["volumes"] if v.endswith(":" + args.work_dir)]
+    assert len(volumes) == 1 and args.work_dir.startswith("/var/lib/reelstream/")
+    volume = volumes[0].split(":")[0]
+    assert volume in yaml.safe_load(COMPOSE.read_text())["volumes"]
+    others = [v.split(":")[0] for n, s in services().items() if n != name for v in s.get("volumes", [])]
+    assert volume not in others, f"{name} shares its cache volume {volume}"
+    check = " ".join(service["healthcheck"]["test"])
+    assert all(str(p) in check for p in bound_ports(name)), f"{name}'s health check misses one of its ports"
+
+
+@pytest.mark.parametrize("name", ["pop", "appliance", "origin"])
+def test_the_delivery_services_hold_no_keys(name: str) -> None:
+    # Encrypted bytes only: the KEK (which unwraps every content key), the token signing keys
+    # and the ingest tokens stay with the roles that need them; the tiers fill over HTTP, so
+    # they get no S3 credentials either.
+    env = services()[name]["environment"]
+    assert not {"REEL_KEK", "REEL_GATEWAY_SIGNING_KEYS", "REEL_INGEST_TOKENS"} & set(env), name
+    if name != "origin":
+        assert not {"REEL_S3_ACCESS_KEY", "REEL_S3_SECRET_KEY"} & set(env) and "--s3" not in services()[name]["command"]
+        assert "REEL_EDGE_SECRET" in env  # they verify the gateways' signed URLs
 
 
 def pinned_version(service: str, server: str) -> str:
