@@ -6,6 +6,7 @@ setting's name and what is wrong with it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import tomllib
@@ -13,11 +14,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from reelstream.addresses import check_bind
 from reelstream.errors import ConfigError
 from reelstream.stores.namespaced import check_namespace
+
+# infra/local/env.sh's S3 credentials: published, so fit only for a server on the loopback.
+LOCAL_S3_CREDENTIALS = ("reelstream", "reelstream-secret")
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` (a URL's host) is this machine's loopback: ``localhost``, 127.0.0.0/8 or ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
 
 _SCHEMES = {
     "log_url": ("sqlite", "kafka"),
@@ -71,6 +86,7 @@ class Settings:
     ``per_title`` (H.264 rungs chosen per title from trial encodes scored with SSIM)."""
 
     def __post_init__(self) -> None:
+        self._check_s3_credentials()
         data_dir = Path(self.data_dir).resolve()
         if data_dir.exists() and not data_dir.is_dir():
             raise ConfigError(f"data_dir (REEL_DATA_DIR or --data-dir) = {str(self.data_dir)!r}: a file, not a folder")
@@ -95,6 +111,19 @@ class Settings:
             if scheme in ("sqlite", "file"):  # absolute, so every role opens the same file whatever its cwd
                 object.__setattr__(self, name, f"{scheme}://{local_path(getattr(self, name)).resolve()}")
 
+    def _check_s3_credentials(self) -> None:
+        """The local S3 server's well-known credentials are for a server on the loopback only:
+        an S3 anyone on the network knows the keys of is an open one."""
+        parsed = urlparse(self.objects_url)
+        if parsed.scheme != "s3" or (self.s3_access_key, self.s3_secret_key) != LOCAL_S3_CREDENTIALS:
+            return
+        endpoint = parse_qs(parsed.query).get("endpoint", [""])[0]
+        if not is_loopback(urlparse(endpoint).hostname or ""):
+            raise ConfigError(
+                f"REEL_S3_ACCESS_KEY / REEL_S3_SECRET_KEY are the local S3 server's well-known defaults, for a server "
+                f"on this machine's loopback only, and the S3 endpoint is {endpoint or 'AWS'!r}: give the server "
+                "its own credentials (`reel secrets` generates them) and set them here")
+
     @property
     def embedded(self) -> bool:
         return self.log_url.startswith("sqlite:")
@@ -111,8 +140,8 @@ class Settings:
         if s3:
             endpoint = env.get("REEL_S3_ENDPOINT", "http://127.0.0.1:18333")
             changes["objects_url"] = f"s3://reelstream-origin?endpoint={endpoint}"
-            changes["s3_access_key"] = self.s3_access_key or env.get("REEL_S3_ACCESS_KEY", "reelstream")
-            changes["s3_secret_key"] = self.s3_secret_key or env.get("REEL_S3_SECRET_KEY", "reelstream-secret")
+            changes["s3_access_key"] = self.s3_access_key or env.get("REEL_S3_ACCESS_KEY", LOCAL_S3_CREDENTIALS[0])
+            changes["s3_secret_key"] = self.s3_secret_key or env.get("REEL_S3_SECRET_KEY", LOCAL_S3_CREDENTIALS[1])
         return replace(self, **changes)
 
 

@@ -80,7 +80,14 @@ _SECRETS: dict[str, Callable[[], str]] = {
     "REEL_GATEWAY_SIGNING_KEYS": lambda: f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
     "REEL_EDGE_SECRET": lambda: secrets.token_urlsafe(32),
     "REEL_INGEST_TOKENS": lambda: secrets.token_urlsafe(32),
+    # The deployment's own S3 server credentials (compose's S3 server and its clients read them
+    # from infra/.env), never the local server's published ones.
+    "REEL_S3_ACCESS_KEY": lambda: f"reel-{secrets.token_hex(8)}",
+    "REEL_S3_SECRET_KEY": lambda: secrets.token_urlsafe(32),
 }
+# Not for `reel up`'s own roles: they reach the S3 server its settings name (infra/local's, with
+# env.sh's keys), or none.
+_COMPOSE_ONLY = ("REEL_S3_ACCESS_KEY", "REEL_S3_SECRET_KEY")
 
 
 def child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
@@ -192,7 +199,7 @@ def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", 
 
     signal.signal(signal.SIGTERM, stop_on_signal)
     ensure_port_free(host, port, "--port")
-    extra = ensure_secrets(settings.data_dir)
+    extra = {k: v for k, v in ensure_secrets(settings.data_dir).items() if k not in _COMPOSE_ONLY}
     for name, value in extra.items():
         os.environ.setdefault(name, value)
     supervisor = Supervisor(settings.data_dir / "logs", child_env(settings, extra))

@@ -14,6 +14,8 @@ declare -A PIDS=() READY=()
 launch_one() {
   local svc="$1" pid host t0 p holder
   host="$("svc_${svc}_host")"
+  # Settings a server must not start with (checked before any fetch or lock).
+  if declare -F "svc_${svc}_preflight" > /dev/null; then "svc_${svc}_preflight"; fi
   with_lock "$svc"
   clear_stale_pid "$svc"
 

@@ -4,7 +4,9 @@ and what is published on the host is bound where Docker's port map reaches it.""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +199,41 @@ def test_cassandra_heap_is_sized_and_overridable() -> None:
     assert young < heap and limit >= 2 * heap, "off-heap memory needs about as much as the heap"
     header = COMPOSE.read_text().split("\nname:")[0]
     assert all(v in header for v in ("CASSANDRA_MAX_HEAP_SIZE", "CASSANDRA_HEAP_NEWSIZE", "CASSANDRA_MEM_LIMIT"))
+
+
+def test_s3_and_every_client_of_it_take_the_deployments_generated_credentials() -> None:
+    # No fallback to infra/local's published keys: without `reel secrets`'s infra/.env, compose
+    # stops and names the variable (${NAME:?message}) instead of serving the network with them.
+    s3 = services()["s3"]["environment"]
+    assert re.fullmatch(r"\$\{REEL_S3_ACCESS_KEY:\?[^}]+\}", s3["S3PROXY_IDENTITY"]), s3["S3PROXY_IDENTITY"]
+    assert re.fullmatch(r"\$\{REEL_S3_SECRET_KEY:\?[^}]+\}", s3["S3PROXY_CREDENTIAL"]), s3["S3PROXY_CREDENTIAL"]
+    clients = {name: s["environment"] for name, s in services().items()
+               if "REEL_S3_ENDPOINT" in s.get("environment", {})}
+    assert {"gateway", "processors", "package-worker", "transcode-worker", "ingest", "origin", "topics"} <= set(clients)
+    for name, env in clients.items():
+        assert env["REEL_S3_ACCESS_KEY"] == s3["S3PROXY_IDENTITY"], name
+        assert env["REEL_S3_SECRET_KEY"] == s3["S3PROXY_CREDENTIAL"], name
+    assert ":-reelstream}" not in COMPOSE.read_text() and ":-reelstream-secret}" not in COMPOSE.read_text()
+
+
+def s3_entrypoint(identity: str, credential: str) -> subprocess.CompletedProcess[str]:
+    """The s3 service's entrypoint, run here by the shell as the container would run it
+    (compose turns ``$$`` into ``$``); the image's own entrypoint is not here, so getting past
+    the check ends in the shell's 127 (command not found)."""
+    entrypoint = [word.replace("$$", "$") for word in services()["s3"]["entrypoint"]]
+    assert entrypoint[:2] == ["/bin/sh", "-c"] and "exec /opt/s3proxy/run-docker-container.sh" in entrypoint[2]
+    env = {"PATH": os.environ["PATH"], "S3PROXY_IDENTITY": identity, "S3PROXY_CREDENTIAL": credential}
+    return subprocess.run(entrypoint, env=env, capture_output=True, text=True, timeout=10, check=False)
+
+
+@pytest.mark.parametrize(("identity", "credential"), [("reelstream", "reelstream-secret"), ("reelstream", "x" * 40),
+                                                      ("reel-1f2e", "reelstream-secret"), ("", ""), ("reel-1f2e", "")])
+def test_the_s3_server_refuses_to_serve_the_network_with_the_well_known_credentials(
+        identity: str, credential: str) -> None:
+    done = s3_entrypoint(identity, credential)
+    assert done.returncode == 64 and "reel secrets" in done.stderr, done
+
+
+def test_the_s3_server_starts_with_generated_credentials() -> None:
+    done = s3_entrypoint("reel-1f2e3d4c5b6a7980", "pQ3" * 14)
+    assert done.returncode == 127 and "run-docker-container.sh" in done.stderr, done  # went on to the image's own

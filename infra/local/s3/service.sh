@@ -18,6 +18,19 @@ svc_s3_host() { echo "$S3_HOST"; }
 svc_s3_start_timeout() { echo "${REEL_S3_START_TIMEOUT:-60}"; }
 svc_s3_stop_timeout() { echo 20; }
 
+# svc_s3_preflight : env.sh's credentials are published (in this repository), so they are
+# for a server on the loopback only; bound anywhere else, the server would be open to whoever
+# reads them. Kept on the loopback for tests and CI: a per-install pair would have to reach
+# every client (tests, healthcheck.py, checks/, `reel --s3`) for no gain, since whoever can
+# connect to the loopback can usually read <run>/ too.
+svc_s3_preflight() {
+  case "$S3_HOST" in 127.* | localhost | ::1 | '[::1]') return 0 ;; esac
+  if [[ -z "${REEL_S3_ACCESS_KEY:-}" || -z "${REEL_S3_SECRET_KEY:-}" || "$REEL_S3_ACCESS_KEY" == reelstream
+        || "$REEL_S3_SECRET_KEY" == reelstream-secret ]]; then
+    die "s3: refusing to listen on $S3_HOST (not the loopback) with empty or env.sh's well-known credentials (reelstream / reelstream-secret): set REEL_S3_ACCESS_KEY and REEL_S3_SECRET_KEY to your own (\`reel secrets\` prints a generated pair), or keep REEL_S3_ENDPOINT on 127.0.0.1"
+  fi
+}
+
 svc_s3_fetched() { [[ -f "$S3_DIST/.fetched" ]] && cmp -s "$INFRA_DIR/s3/pom.xml" "$S3_DIST/.fetched"; }
 
 svc_s3_fetch() {

@@ -72,3 +72,21 @@ def test_a_data_dir_that_is_a_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ConfigError, match="data_dir .*notes.txt.*a file, not a folder"):
         load_settings(env={"REEL_DATA_DIR": str(tmp_path / "notes.txt")})
+
+
+@pytest.mark.parametrize("endpoint", ["http://s3:18333", "http://0.0.0.0:18333", "http://10.0.0.5:18333", ""])
+def test_the_well_known_s3_credentials_are_refused_off_the_loopback(tmp_path: Path, endpoint: str) -> None:
+    url = f"s3://reelstream-origin?endpoint={endpoint}" if endpoint else "s3://reelstream-origin"
+    env = {"REEL_DATA_DIR": str(tmp_path), "REEL_OBJECTS_URL": url, "REEL_S3_ACCESS_KEY": "reelstream",
+           "REEL_S3_SECRET_KEY": "reelstream-secret"}
+    with pytest.raises(ConfigError, match="well-known defaults.*reel secrets"):
+        load_settings(env=env)
+    assert load_settings(env={**env, "REEL_S3_SECRET_KEY": "generated-x7Qd"}).s3_secret_key == "generated-x7Qd"
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:18333", "http://localhost:18333", "http://[::1]:18333"])
+def test_the_well_known_s3_credentials_are_fine_on_the_loopback(tmp_path: Path, endpoint: str) -> None:
+    # infra/local's server, the tests and CI (which export env.sh's defaults)
+    env = {"REEL_DATA_DIR": str(tmp_path), "REEL_OBJECTS_URL": f"s3://reelstream-origin?endpoint={endpoint}",
+           "REEL_S3_ACCESS_KEY": "reelstream", "REEL_S3_SECRET_KEY": "reelstream-secret"}
+    assert load_settings(env=env).s3_access_key == "reelstream"
