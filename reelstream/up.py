@@ -85,9 +85,13 @@ _SECRETS: dict[str, Callable[[], str]] = {
     "REEL_S3_ACCESS_KEY": lambda: f"reel-{secrets.token_hex(8)}",
     "REEL_S3_SECRET_KEY": lambda: secrets.token_urlsafe(32),
 }
-# Not for `reel up`'s own roles: they reach the S3 server its settings name (infra/local's, with
-# env.sh's keys), or none.
 _COMPOSE_ONLY = ("REEL_S3_ACCESS_KEY", "REEL_S3_SECRET_KEY")
+
+
+def up_secrets(data_dir: Path) -> dict[str, str]:
+    """The secrets `reel up` gives its roles: not the S3 pair made for compose's S3 server (its
+    roles use the S3 server their settings name, with that server's keys, or none)."""
+    return {name: value for name, value in ensure_secrets(data_dir).items() if name not in _COMPOSE_ONLY}
 
 
 def child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
@@ -199,7 +203,7 @@ def run_up(settings: Settings, *, sample: bool = True, host: str = "127.0.0.1", 
 
     signal.signal(signal.SIGTERM, stop_on_signal)
     ensure_port_free(host, port, "--port")
-    extra = {k: v for k, v in ensure_secrets(settings.data_dir).items() if k not in _COMPOSE_ONLY}
+    extra = up_secrets(settings.data_dir)
     for name, value in extra.items():
         os.environ.setdefault(name, value)
     supervisor = Supervisor(settings.data_dir / "logs", child_env(settings, extra))

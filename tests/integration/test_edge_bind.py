@@ -83,6 +83,15 @@ def compose_command(service: str, base_port: int, work_dir: Path) -> list[str]:
     return [sys.executable, "-m", "reelstream.cli", "edge", "up", *out]
 
 
+def compose_env(service: str, env: dict[str, str]) -> dict[str, str]:
+    """Only what ``service``'s compose environment holds (without the server addresses: the
+    embedded runtime runs here) beside PATH and the data dir: no key reaches the tiers."""
+    named = set(yaml.safe_load(COMPOSE.read_text())["services"][service]["environment"])
+    assert not named & {"REEL_KEK", "REEL_GATEWAY_SIGNING_KEYS", "REEL_S3_SECRET_KEY"}
+    return {"PATH": env["PATH"], "REEL_DATA_DIR": env["REEL_DATA_DIR"],
+            **{k: v for k, v in env.items() if k in named and not k.startswith(("REEL_KAFKA", "REEL_CASSANDRA"))}}
+
+
 def test_the_compose_tiers_chain_appliance_pop_origin_each_on_the_bind_address(
         tmp_path: Path, reel: tuple[list[subprocess.Popen[bytes]], dict[str, str]]) -> None:
     started, env = reel
@@ -95,7 +104,7 @@ def test_the_compose_tiers_chain_appliance_pop_origin_each_on_the_bind_address(
     # The titles the appliance keeps come from the popularity processor; here, pinned.
     for service in ("pop", "appliance"):  # as compose starts them: the appliance once the PoP answers
         started.append(subprocess.Popen([*compose_command(service, base, tmp_path / service), "--popular", "t1"],
-                                        env=env, stdout=subprocess.DEVNULL))
+                                        env=compose_env(service, env), stdout=subprocess.DEVNULL))
     deadline = time.monotonic() + 45
     ready = [f"http://{OTHER_ADDRESS}:{p}/healthz" for p in (base - 1, base, base + 1)]
     ready.append(f"http://{OTHER_ADDRESS}:{base - 2}/steering?session=s0")

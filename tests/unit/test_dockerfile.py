@@ -61,7 +61,7 @@ def test_the_processes_run_as_an_unprivileged_user_who_owns_the_data_dir() -> No
     created = index(rf"useradd .*\b{user}\b", "RUN")
     data_dir = env()["REEL_DATA_DIR"]
     # The data dir and the edge's work dir under it exist in the image and are the user's, so a
-    # new named volume mounted there (compose's edge-data) starts out writable by it.
+    # new named volume mounted there (compose's pop-cache, appliance-cache) starts out writable by it.
     owning = steps[created][1]
     assert re.search(rf"chown -R {user}:\S+ {data_dir}\b", owning)
     made = set(re.search(r"mkdir -p ((?:\S+ )*\S+) &&", owning).group(1).split())  # type: ignore[union-attr]

@@ -10,6 +10,7 @@ import pytest
 
 from reelstream.cli import main
 from reelstream.keys.kek import kek_from_setting
+from reelstream.up import up_secrets
 
 
 def test_secrets_are_made_once_and_printed_as_an_env_file(tmp_path: Path,
@@ -54,3 +55,9 @@ def test_the_s3_credentials_are_generated_per_deployment_and_join_an_older_file(
         assert values["REEL_S3_ACCESS_KEY"] != "reelstream" and len(values["REEL_S3_SECRET_KEY"]) >= 32
         assert values["REEL_S3_SECRET_KEY"] != "reelstream-secret"
     assert made[0]["REEL_S3_SECRET_KEY"] != made[1]["REEL_S3_SECRET_KEY"]
+
+
+def test_reel_up_does_not_hand_its_roles_the_compose_s3_pair(tmp_path: Path) -> None:
+    # its roles reach the S3 server their settings name (infra/local's, with env.sh's keys) or none
+    assert not {"REEL_S3_ACCESS_KEY", "REEL_S3_SECRET_KEY"} & set(up_secrets(tmp_path))
+    assert "REEL_KEK" in up_secrets(tmp_path)
