@@ -83,14 +83,14 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
     if problem := _tier_flags_problem(args):
         print(f"reel edge up: {problem}", file=sys.stderr)
         return 2
-    logging.getLogger("reelstream.edge").setLevel(logging.INFO)
-    runtime = Runtime(settings_from(args))
-    host = _host(args)
     secret = os.environ.get("REEL_EDGE_SECRET")
     if not secret and args.tier:
         print(f"reel edge up: --tier {args.tier} verifies the signed URLs the gateways hand out: set "
               "REEL_EDGE_SECRET to the gateways' (`reel secrets` makes it)", file=sys.stderr)
         return 2
+    logging.getLogger("reelstream.edge").setLevel(logging.INFO)
+    runtime = Runtime(settings_from(args))
+    host = _host(args)
     if not secret and not args.for_tiers:  # an origin for the tiers verifies nothing: no secret
         secret = _secret()
         print("REEL_EDGE_SECRET was unset; generated one for this run (give the gateways the same value):")

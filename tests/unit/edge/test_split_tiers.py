@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reelstream.cli import build_parser
+from reelstream.cli import build_parser, main
 from reelstream.cli.edge import _tier_flags_problem
 from reelstream.edge.nginx import render_config
 from reelstream.edge.signing import EdgeSecret
@@ -42,3 +42,15 @@ def test_a_bad_host_or_network_fails_at_start(tmp_path: Path, bad: dict[str, obj
 def test_a_tier_alone_needs_to_know_where_the_others_run(argv: list[str], problem: str | None) -> None:
     found = _tier_flags_problem(build_parser().parse_args(["edge", "up", *argv]))
     assert (problem in found) if problem and found else found is problem
+
+
+def test_a_tier_without_the_gateways_edge_secret_refuses_to_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # A secret made up for the run (what the all-in-one `reel edge up` does) would refuse every
+    # URL the gateways sign: a tier of a deployment must be given theirs.
+    monkeypatch.delenv("REEL_EDGE_SECRET", raising=False)
+    argv = ["edge", "up", "--tier", "appliance", "--origin-url", "http://origin:18399", "--pop-host", "pop",
+            "--data-dir", str(tmp_path), "--work-dir", str(tmp_path / "edge")]
+    assert main(argv) == 2
+    assert "REEL_EDGE_SECRET" in capsys.readouterr().err
+    assert not (tmp_path / "edge").exists()
