@@ -122,6 +122,7 @@ def cmd_edge_up(args: argparse.Namespace) -> int:
         print(f"{node.tier:<10}{node.base_url}  ({node.name}){'' if node in local else ' (not started here)'}")
     if stack.steering_url:
         print(f"steering  {stack.steering_url}/steering")
+    if stack.steering_url and not args.tier:  # split, the viewers reach each tier where it is published
         pathways = ",".join(f"{n.name}={n.base_url}"
                             for n in sorted(stack.topology.nodes, key=lambda n: n.tier == "pop"))
         print(f"gateways: export REEL_EDGE_PATHWAYS={pathways} REEL_STEERING_URL={stack.steering_url}")

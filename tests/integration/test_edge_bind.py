@@ -133,7 +133,12 @@ def test_the_compose_tiers_chain_appliance_pop_origin_each_on_the_bind_address(
                                     timeout=5) as r:
             return list(json.loads(r.read())["PATHWAY-PRIORITY"])
 
-    probed = time.monotonic() + 2 * 2.0 + 0.5  # two probe rounds (2 s apart) after the first answer
+    # The PoP starts first: its first probes may find no appliance yet (probes are 2 s apart).
+    deadline = time.monotonic() + 10
+    while priority() != ["appliance-isp-a", "pop-1"]:
+        assert time.monotonic() < deadline, "steering never found the appliance healthy"
+        time.sleep(0.2)
+    probed = time.monotonic() + 2 * 2.0 + 0.5  # and it stays so over two more probe rounds
     while time.monotonic() < probed:
         assert priority() == ["appliance-isp-a", "pop-1"]
         time.sleep(0.5)
