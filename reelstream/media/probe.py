@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from reelstream.media import tools
-from reelstream.media.transcode.run import MediaCommandFailed, run
+from reelstream.media.transcode.run import MediaCommandFailed, run, run_with_readers
 
 HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})  # PQ (HDR10) and HLG
 INTERLACED_ORDERS = frozenset({"tt", "bb", "tb", "bt"})  # ffprobe's field_order of interlaced video
@@ -177,21 +179,57 @@ def _video_layout(path: Path, size: int, mtime_ns: int) -> tuple[Fraction, bool]
     return max(Fraction(0), video - first), streams[0].get("field_order") in INTERLACED_ORDERS
 
 
+KEYFRAME_LEAD_S = 10.0  # reaches back past the start of a GOP, for masters with GOPs up to this long
+
+
 def decode_errors(path: Path, seconds: float = 2.0) -> list[str]:
-    """Decode the first and the last ``seconds`` of every stream; the decoder's complaints, if any."""
+    """Decode the first and the last ``seconds`` of every stream; the decoder's complaints, if any.
+
+    A complaint is confirmed from a keyframe before it counts: a master without an index
+    (MPEG-TS) is entered mid-GOP by the seek, or starts mid-GOP when it was cut from a
+    broadcast, and its B-frames then miss their references ("co located POCs unavailable",
+    "mmco: unref short failure") although every frame of the master decodes."""
     problems: list[str] = []
     for where, position in (("first", ["-ss", "0"]), ("last", ["-sseof", f"-{seconds}"])):
         argv = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", *position, "-i", str(path),
                 "-t", str(seconds), "-map", "0:v?", "-map", "0:a?", "-f", "null", "-"]
         try:
             result = run(argv, f"decoding the {where} {seconds:g}s of {path.name}")
+            errors = [line for line in result.stderr.splitlines() if line.strip()]
         except MediaCommandFailed as e:
-            problems.append(f"{where} {seconds:g}s: {e}")
-            continue
-        errors = [line for line in result.stderr.splitlines() if line.strip()]
+            errors = [str(e)]
+        if errors:
+            errors = _errors_from_a_keyframe(path, where, seconds)
         if errors:
             problems.append(f"{where} {seconds:g}s: {errors[0]} ({len(errors)} errors)")
     return problems
+
+
+def _errors_from_a_keyframe(path: Path, where: str, seconds: float) -> list[str]:
+    """The decoder's complaints about ``where`` ("first" or "last") ``seconds`` and the GOP
+    before them, decoded from the first keyframe: a stream copy drops the packets before it
+    (ffmpeg's default without ``-copyinkf``) and pipes the rest to a decoder.
+
+    An open GOP's leading B-frames refer to the GOP before the keyframe, so they cannot be
+    decoded from it ("mmco: unref short failure") and are never shown: complaints logged
+    before the first picture comes out are theirs. Decoding on one thread keeps that order."""
+    span = seconds + KEYFRAME_LEAD_S
+    before_input, after_input = ([], ["-t", f"{span:g}"]) if where == "first" else (["-sseof", f"-{span:g}"], [])
+    with tempfile.TemporaryDirectory(prefix="reel-decode-") as folder:
+        fifo = Path(folder) / "from-a-keyframe.nut"
+        os.mkfifo(fifo)
+        copy = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", *before_input, "-i", str(path),
+                *after_input, "-map", "0:v?", "-map", "0:a?", "-c", "copy", "-f", "nut", "-y", str(fifo)]
+        decode = [tools.ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "level+info", "-threads", "1",
+                  "-f", "nut", "-i", str(fifo), "-vf", "select='eq(n,0)',showinfo", "-f", "null", "-"]
+        try:
+            _, (stderr,) = run_with_readers(copy, [decode], f"decoding the {where} {span:g}s of {path.name} "
+                                                               "from a keyframe")
+        except MediaCommandFailed as e:
+            return [str(e)]
+    lines = stderr.splitlines()
+    first_picture = next((i for i, line in enumerate(lines) if "showinfo" in line and " n:" in line), -1)
+    return [line for line in lines[first_picture + 1:] if "[error]" in line or "[fatal]" in line]
 
 
 def mp4_sample_count(path: Path) -> int | None:
