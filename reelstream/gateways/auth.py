@@ -117,7 +117,7 @@ async def _with_password(s: Services, caller: Caller, password: str | None, call
     checked (identity), so only a right one clears the count."""
     guesser = f"account:{caller.account_id}"
     if password:
-        s.sign_ins.check(guesser)
+        s.sign_ins.check(guesser, "wrong passwords for this account's profile changes")
     try:
         result = await s.passwords.run(call, *args)
     except PasswordRequired:

@@ -25,12 +25,13 @@ class SignInThrottle:
         self._clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def check(self, email: object) -> None:
-        """TooManyAttempts when ``email`` has failed ``limit`` times within the window."""
+    def check(self, email: object, attempts: str = "failed sign-ins for this email") -> None:
+        """TooManyAttempts when ``email`` has failed ``limit`` times within the window;
+        ``attempts`` names what failed, in its message."""
         recent = self._recent(_key(email))
         if recent is not None and len(recent) >= self.limit:
             wait = math.ceil(recent[0] + self.window_s - self._clock())
-            raise TooManyAttempts(f"{len(recent)} failed sign-ins for this email in the last "
+            raise TooManyAttempts(f"{len(recent)} {attempts} in the last "
                                   f"{int(self.window_s // 60)} minutes; try again in {wait} s", max(1, wait))
 
     def failed(self, email: object) -> None:

@@ -137,6 +137,7 @@ async def test_a_device_switches_profile_down_freely_and_up_only_with_the_passwo
                 assert lowering.status == 401
         held = await client.post(up, json={"password": PASSWORD}, headers=kid_auth)
         assert held.status == 429 and int(held.headers["Retry-After"]) > 0, "the right password waits too"
+        assert "10 wrong passwords for this account's profile changes" in (await held.json())["error"]
         unknown = await client.post("/auth/profiles/p-none/sessions", json={}, headers=kid_auth)
         assert unknown.status == 404
 
