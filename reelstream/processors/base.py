@@ -44,6 +44,13 @@ class Processor(ABC):
     """True lets the runner write each row once per batch (its last version), all at once
     at the batch's end: for processors whose writes outside an event's primary row go only
     to views that are never a primary (see ``runner._BatchRows``)."""
+    event_time_bound_by_log: ClassVar[bool] = False
+    """True makes the runner hand ``handle`` an event whose ``event_time`` is no later than
+    its record's log timestamp (later times are replaced by the log's): for processors that
+    keep the newest event by event time, where one event stamped in the future (a producer
+    writing to the topic with a fast clock) would otherwise outrank every later one until
+    the wall clock caught up. The log timestamp is stored with the record, so a replay
+    bounds it alike."""
 
     @abstractmethod
     def primary(self, event: Event) -> tuple[ViewSpec, tuple[Any, ...]] | None:

@@ -25,6 +25,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from reelstream.errors import (
@@ -154,6 +155,14 @@ class _Applied:
     rows: list[tuple[ViewSpec, Row]]
 
 
+def _bounded_by_log_time(event: Event, record: Record) -> Event:
+    """``event`` stamped no later than ``record`` was logged (see ``Processor.event_time_bound_by_log``)."""
+    logged = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
+    if event.header.event_time <= logged:
+        return event
+    return replace(event, header=replace(event.header, event_time=logged))
+
+
 class ProcessorRunner:
     def __init__(self, processor: Processor, log_: EventLog, state: StateStore, codec: EventCodec,
                  producer: str, emit: bool = True) -> None:
@@ -223,6 +232,8 @@ class ProcessorRunner:
         if current is not None and current.has_applied(record):
             self.stats.duplicates += 1
             return None
+        if self.processor.event_time_bound_by_log:
+            event = _bounded_by_log_time(event, record)
         outcome = self.processor.handle(event, rows)
         outputs = self._encode(event, outcome.events) if self.emit else []
         position = f"{record.topic}/{record.partition}"

@@ -3,7 +3,7 @@
 One row per (user, title, device type): the newest position that device type
 reported. Resume reads the user's partition and takes the newest across device types,
 so a stale device can never overwrite a newer position from another one: ordering is
-by event time, not arrival.
+by event time, not arrival, an event time being no later than the record's log time.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ class WatchPositionProcessor(Processor):
     # A player's beats in one batch are one write per row: besides its primary rows this
     # processor writes only PROFILE_PROGRESS, which is no event's primary (runner._BatchRows).
     coalesce_writes = True
+    # The gateway stamps a future "ts" with its own clock; a producer writing straight to
+    # reel.playback is held to the same rule by the log's timestamp, or one beat from a
+    # fast clock would pin the resume position until the wall clock passed it.
+    event_time_bound_by_log = True
 
     def primary(self, event: Event) -> tuple[ViewSpec, tuple[Any, ...]] | None:
         return WATCH_POSITIONS, (event["user_id"], event["title_id"], event["device_type"])
