@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import signal
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -184,20 +186,35 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     processor = PROCESSORS[args.processor]()
     runtime = Runtime(settings_from(args))
+    if args.resume and not args.into:
+        print("reel replay: --resume needs --into URL, the store the interrupted rebuild wrote "
+              "(its command printed it)", file=sys.stderr)
+        return 2
     if args.into:
         refuse_live_target(args.into, runtime.settings.state_url)
     into_url = args.into or replay_state_url(runtime.settings.state_url, fresh_suffix())
     fresh = open_state(into_url)
 
+    started, shown = time.monotonic(), [0.0]
+
     def progress(done: int, total: int) -> None:
-        print(f"\r  replayed {done}/{total} records", end="", file=sys.stderr, flush=True)
+        # A line of its own (a warning about a skipped record then starts on a new line),
+        # at most one a second on a long log.
+        now = time.monotonic()
+        if now - shown[0] >= 1.0 or done >= total:
+            shown[0] = now
+            share = f" ({100 * done // total} %)" if total else ""
+            print(f"  replayed {done}/{total} records{share}, {now - started:.0f}s", file=sys.stderr, flush=True)
 
     refused = verified = False
     try:
-        report = rebuild(processor, runtime.log, fresh, runtime.codec, progress, overwrite=args.force)
-        print(file=sys.stderr)
-        print(f"rebuilt {processor.name} from {report.records} records in {report.seconds:.1f}s into {into_url}: "
-              + ", ".join(f"{name} {n} rows" for name, n in report.rows.items()))
+        report = rebuild(processor, runtime.log, fresh, runtime.codec, progress, overwrite=args.force,
+                         resume=args.resume)
+        resumed = f" (resumed after {report.resumed_at})" if args.resume else ""
+        skipped = (f"; {report.skipped} skipped, as the live processor dead-letters them (logged above)"
+                   if report.skipped else "")
+        print(f"rebuilt {processor.name} from {report.records} records{resumed} in {report.seconds:.1f}s "
+              f"into {into_url}: " + ", ".join(f"{name} {n} rows" for name, n in report.rows.items()) + skipped)
         if not args.verify:
             return 0
         verified = _verify_replay(processor, runtime, fresh, args.timeout)
@@ -205,6 +222,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ReplayRefused:
         refused = True  # raised before anything was written: the target is as it was
         raise
+    except KeyboardInterrupt:
+        again = "" if args.resume else f" --into {shlex.quote(into_url)} --resume"
+        print(f"\ninterrupted; to go on from where it stopped, run the same command{again or ' again'}",
+              file=sys.stderr)
+        return 130
     finally:
         runtime.close()
         # A store replay made itself is removed once it has served (it agrees with the live
@@ -277,6 +299,8 @@ def register(sub: Subcommands) -> None:
     replay.add_argument("--verify", action="store_true", help="then prove the rebuilt state equals the live one")
     replay.add_argument("--into", help="state URL to rebuild into (default: a fresh store beside the live one); "
                                        "never the live store, and an empty one unless --force")
+    replay.add_argument("--resume", action="store_true",
+                        help="go on with an interrupted rebuild into the --into store from where it stopped")
     replay.add_argument("--force", action="store_true",
                         help="rebuild into an --into store even though it holds the processor's rows (deleting them)")
     replay.add_argument("--keep", action="store_true",

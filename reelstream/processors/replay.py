@@ -18,7 +18,7 @@ from reelstream.events.codec import EventCodec
 from reelstream.processors.base import Processor
 from reelstream.processors.embedded import group_id
 from reelstream.processors.runner import ProcessorRunner
-from reelstream.stores.ports import Column, EventLog, StateStore, ViewSpec
+from reelstream.stores.ports import Column, EventLog, Row, StateStore, ViewSpec
 
 # Float sums round by fold order (live: arrival; replay: partition by partition): match relatively.
 DOUBLE_REL_TOL = 1e-9
@@ -32,35 +32,64 @@ class ReplayRefused(ReelStreamError):
     is written."""
 
 
+# Where a rebuild has got to, in the store it rebuilds: per partition, the next offset to
+# apply, written after each batch is durable there. An interrupted rebuild resumes from it
+# (`reel replay NAME --into URL --resume`); the rows' own applied positions make the batch
+# in flight when it stopped a no-op the second time.
+REPLAY_PROGRESS = ViewSpec(
+    name="replay_progress", partition_key=("processor",), clustering_key=("topic", "partition"),
+    columns={"processor": Column.TEXT, "topic": Column.TEXT, "partition": Column.INT, "next_offset": Column.BIGINT},
+    query="how far a rebuild of a processor's views has read each partition (resuming it)",
+)
+
+
 @dataclass
 class ReplayReport:
     processor: str
     records: int
     rows: dict[str, int]
     seconds: float
+    skipped: int = 0  # records the live processor dead-letters (undecodable, unapplicable): logged
+    resumed_at: int = 0  # records applied before an interruption this run resumed after
 
 
 def rebuild(processor: Processor, event_log: EventLog, fresh: StateStore, codec: EventCodec,
-            progress: Callable[[int, int], None] | None = None, *, overwrite: bool = False) -> ReplayReport:
+            progress: Callable[[int, int], None] | None = None, *, overwrite: bool = False,
+            resume: bool = False) -> ReplayReport:
     """Apply every record the processor's topics still hold, up to their current end, into ``fresh``.
 
     ``fresh`` is emptied first; ReplayRefused if its views hold rows and not ``overwrite``.
+    With ``resume`` it is not emptied: reading goes on from where a rebuild into it stopped
+    (ReplayRefused if none did). ``progress(done, total)`` counts the records of the log,
+    those read before the interruption included.
     """
     started = time.monotonic()
-    fresh.ensure_views(processor.views)
-    if not overwrite:
-        refuse_occupied(processor, fresh)
-    for spec in processor.views:
-        fresh.truncate(spec)
+    fresh.ensure_views([*processor.views, REPLAY_PROGRESS])
+    saved = {(r.values["topic"], r.values["partition"]): r.values["next_offset"]
+             for r in fresh.query(REPLAY_PROGRESS, (processor.name,))}
+    if resume and not saved:
+        raise ReplayRefused(f"the target holds no interrupted rebuild of {processor.name} to resume; "
+                            "leave --resume out to rebuild from the start")
+    if not resume:
+        if not overwrite:
+            refuse_occupied(processor, fresh)
+        for spec in (*processor.views, REPLAY_PROGRESS):
+            fresh.truncate(spec)
+        saved = {}
     ends = _offsets(event_log.end_offsets, processor.topics)
     # Retention may have removed a partition's oldest records, or all of them: reading starts
     # at its first record still held, and a partition holding none is done before any poll.
-    positions = _offsets(event_log.start_offsets, processor.topics)
-    total = sum(max(0, end - positions[tp]) for tp, end in ends.items())
+    firsts = _offsets(event_log.start_offsets, processor.topics)
+    positions = {tp: max(first, saved.get(tp, first)) for tp, first in firsts.items()}
+    done = sum(max(0, min(positions[tp], end) - firsts[tp]) for tp, end in ends.items())
+    total = sum(max(0, end - firsts[tp]) for tp, end in ends.items())
+    resumed_at = done
     runner = ProcessorRunner(processor, event_log, fresh, codec, producer="reel replay", emit=False)
     reader = event_log.consumer(list(processor.topics), group_id=None)
-    done = 0
     try:
+        for (topic, partition), offset in positions.items():
+            if offset > firsts[(topic, partition)]:
+                reader.seek(topic, partition, offset)
         while any(positions[tp] < end for tp, end in ends.items()):
             records = reader.poll(max_records=1000, timeout=1.0)
             for r in records:
@@ -72,14 +101,27 @@ def rebuild(processor: Processor, event_log: EventLog, fresh: StateStore, codec:
                 for tp, start in _offsets(event_log.start_offsets, processor.topics).items():
                     positions[tp] = max(positions[tp], start)
             batch = [r for r in records if r.offset < ends[(r.topic, r.partition)]]
-            runner.process(batch)
+            runner.process(batch)  # durable when it returns: only then is the progress saved
+            _save_progress(fresh, processor, positions, saved)
             done += len(batch)
             if progress:
                 progress(done, total)
     finally:
         reader.close()
     rows = {spec.name: sum(1 for _ in fresh.scan(spec)) for spec in processor.views}
-    return ReplayReport(processor.name, done, rows, time.monotonic() - started)
+    return ReplayReport(processor.name, done - resumed_at, rows, time.monotonic() - started,
+                        skipped=runner.stats.dead_lettered, resumed_at=resumed_at)
+
+
+def _save_progress(store: StateStore, processor: Processor, positions: Mapping[Partition, int],
+                   saved: dict[Partition, int]) -> None:
+    """Record the partitions whose position moved since the last save."""
+    moved = [(tp, o) for tp, o in positions.items() if saved.get(tp) != o]
+    if not moved:
+        return
+    store.put_many([(REPLAY_PROGRESS, Row({"processor": processor.name, "topic": t, "partition": p,
+                                           "next_offset": o})) for (t, p), o in moved])
+    saved.update(moved)
 
 
 def _offsets(of_topic: Callable[[str], dict[int, int]], topics: Iterable[str]) -> dict[Partition, int]:
@@ -93,8 +135,8 @@ def refuse_occupied(processor: Processor, target: StateStore) -> None:
     if occupied:
         raise ReplayRefused(
             f"the target already holds rows of {', '.join(occupied)}, which the rebuild would delete; "
-            "name an empty store with --into, leave --into out for a fresh one, or add --force to "
-            "overwrite them")
+            "name an empty store with --into, leave --into out for a fresh one, add --resume to go on "
+            "with a rebuild into it that was interrupted, or add --force to overwrite them")
 
 
 def refuse_live_target(into_url: str, live_url: str) -> None:

@@ -6,6 +6,7 @@ import logging
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,6 +149,7 @@ def test_replay_skips_bad_records_without_dead_lettering_them_again(
     with caplog.at_level(logging.WARNING, logger="reelstream.processors.runner"):
         report = rebuild(WatchPositionProcessor(), runtime.log, fresh, runtime.codec)
     assert report.records == 2 and report.rows["watch_positions"] == 1
+    assert report.skipped == 1  # the command's summary says how many, beside the warnings
     # Nothing written to the live log: the live processor dead-letters the record, not the replay.
     assert sum(runtime.log.end_offsets(DEAD_LETTER_TOPIC).values()) == 0
     messages = [r.getMessage() for r in caplog.records]
@@ -156,3 +158,58 @@ def test_replay_skips_bad_records_without_dead_lettering_them_again(
                         r"undecodable", m) for m in messages), messages
     fresh.close()
     runtime.close()
+
+
+def test_an_interrupted_replay_resumes_where_it_stopped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "reel"
+    runtime = Runtime(Settings(data_dir=data))
+    beats = 3_500  # several of the rebuild's 1,000-record polls
+    for i in range(beats):
+        runtime.publish(heartbeat(f"u{i % 40}", "t1", "tv", 1000 * i, i), flush=False)
+    runtime.log.flush()
+    runtime.close()
+
+    from reelstream.processors import replay
+
+    real_rebuild = replay.rebuild
+
+    def interrupted(*args: Any, **kwargs: Any) -> replay.ReplayReport:
+        args = args[:4]  # the command's progress callback, replaced by one that presses Ctrl-C
+        calls = [0]
+
+        def ctrl_c_on_the_second_batch(done: int, total: int) -> None:
+            calls[0] += 1
+            if calls[0] == 2:
+                raise KeyboardInterrupt
+        return real_rebuild(*args, ctrl_c_on_the_second_batch, **kwargs)
+
+    monkeypatch.setattr(replay, "rebuild", interrupted)
+    assert reel_replay(data) == 130  # Ctrl-C
+    monkeypatch.undo()
+    captured = capsys.readouterr()
+    [kept] = data.glob("state-replay_*.db")
+    assert f"run the same command --into sqlite://{kept} --resume" in captured.err
+    assert f"the rebuilt state is kept in sqlite://{kept}" in captured.out
+
+    assert reel_replay(data, "--into", f"sqlite://{kept}", "--resume") == 0
+    out = capsys.readouterr().out
+    resumed = re.search(r"from (\d+) records \(resumed after (\d+)\)", out)
+    assert resumed and int(resumed[1]) < beats and int(resumed[1]) + int(resumed[2]) == beats, out
+    full = tmp_path / "full.db"
+    assert reel_replay(data, "--into", f"sqlite://{full}") == 0
+    a, b = SqliteStateStore(kept), SqliteStateStore(full)
+    processor = WatchPositionProcessor()
+    assert replay.diff_states(processor, a, b) == [] and len(list(a.scan(WATCH_POSITIONS))) == 40
+    a.close()
+    b.close()
+
+
+def test_resume_needs_an_interrupted_rebuild_in_the_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "reel"
+    live_state(data)
+    empty = tmp_path / "empty.db"
+    assert reel_replay(data, "--into", f"sqlite://{empty}", "--resume") == 2
+    assert "holds no interrupted rebuild of watch_positions to resume" in capsys.readouterr().err
+    assert reel_replay(data, "--resume") == 2
+    assert "--resume needs --into URL" in capsys.readouterr().err
