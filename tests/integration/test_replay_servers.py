@@ -119,3 +119,28 @@ def apply_live(runtime: Runtime) -> None:
             consumer.commit(records)
     finally:
         consumer.close()
+
+
+@pytest.mark.timeout(120)
+def test_an_interrupted_rebuild_resumes_from_its_positions_on_kafka(runtime: Runtime, tmp_path: Path) -> None:
+    # The reader seeks each partition to where the interrupted rebuild stopped, before its first poll.
+    for i in range(2_500):
+        runtime.publish(heartbeat(f"v{i % 30}", "t1", "tv", 1000 * i, i), flush=False)
+    runtime.log.flush()
+    processor, target = WatchPositionProcessor(), tmp_path / "resumed.db"
+
+    def ctrl_c(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    fresh = SqliteStateStore(target)
+    with pytest.raises(KeyboardInterrupt):
+        rebuild(processor, runtime.log, fresh, runtime.codec, progress=ctrl_c)
+    first = sum(1 for _ in fresh.scan(WATCH_POSITIONS))
+    report = rebuild(processor, runtime.log, fresh, runtime.codec, resume=True)
+    whole = SqliteStateStore(tmp_path / "whole.db")
+    full = rebuild(processor, runtime.log, whole, runtime.codec)
+    assert 0 < report.resumed_at and report.resumed_at + report.records == full.records == 2_500 + USERS
+    assert first > 0 and report.rows == full.rows
+    assert list(fresh.scan(WATCH_POSITIONS)) == list(whole.scan(WATCH_POSITIONS))
+    fresh.close()
+    whole.close()
