@@ -23,6 +23,11 @@ class SchemaError(ReelStreamError):
     """The event schemas on disk are unreadable, inconsistent or incompatible."""
 
 
+class SchemaRegistryUnavailable(SchemaError):
+    """The schema registry could not be reached, or answered with a server error (5xx): not
+    the message's fault, so a processor retries its batch rather than dead-lettering it."""
+
+
 class SchemaViolation(ReelStreamError):
     """An event does not match its schema; raised at produce time, before anything is written.
 

@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from reelstream.errors import SchemaError
+from reelstream.errors import SchemaError, SchemaRegistryUnavailable
 from reelstream.events.registry import SchemaVersion
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -59,6 +59,13 @@ class ConfluentSchemaRegistry:
                 return dict(json.loads(response.read()))
         except urllib.error.HTTPError as e:
             detail = e.read().decode(errors="replace")[:300]
-            raise SchemaError(f"schema registry {self.url} answered {e.code} to {method} {path}: {detail}") from e
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            raise SchemaError(f"schema registry {self.url} is unreachable or answered garbage: {e}") from e
+            message = f"schema registry {self.url} answered {e.code} to {method} {path}: {detail}"
+            # A 5xx (or a 408/429) is the registry's bad moment; a 4xx is about what was asked
+            # (an id it never gave, a schema it refuses), which asking again will not change.
+            if e.code >= 500 or e.code in (408, 429):
+                raise SchemaRegistryUnavailable(message) from e
+            raise SchemaError(message) from e
+        except (urllib.error.URLError, OSError) as e:
+            raise SchemaRegistryUnavailable(f"schema registry {self.url} is unreachable: {e}") from e
+        except ValueError as e:
+            raise SchemaError(f"schema registry {self.url} answered garbage: {e}") from e

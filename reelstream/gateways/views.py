@@ -23,7 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from reelstream.errors import ReelStreamError
+from reelstream.errors import ReelStreamError, SchemaRegistryUnavailable
 from reelstream.events.codec import EventCodec
 from reelstream.events.model import Event
 from reelstream.processors.base import Processor
@@ -228,6 +228,8 @@ async def _follow(views: Sequence[Folding], topic: str, log_: EventLog, codec: E
                     event = codec.decode(record.value)
                     for view in views:
                         view.apply(event)
+                except SchemaRegistryUnavailable:
+                    raise  # not the record's: the follower restarts at its time and reads it again
                 except (ReelStreamError, KeyError) as e:
                     log.warning("follower of %s skipped %d@%d: %s", topic, record.partition, record.offset, e)
     finally:

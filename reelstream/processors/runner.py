@@ -16,7 +16,8 @@ re-emits the same events.
 A record that cannot be applied (its own fault: undecodable, a field its processor cannot
 use, a row no store accepts, an output that does not fit its schema) is dead-lettered and
 the partition moves on; a store or log that fails (``StateStoreError``, ``EventLogError``,
-``ObjectStoreError``) raises, so nothing is committed and the batch is redelivered.
+``ObjectStoreError``, ``SchemaRegistryUnavailable``) raises, so nothing is committed and the
+batch is redelivered.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from reelstream.errors import (
     EventLogError,
     ObjectStoreError,
     ReelStreamError,
+    SchemaRegistryUnavailable,
     StateStoreError,
     UndecodableEvent,
 )
@@ -46,7 +48,10 @@ log = logging.getLogger(__name__)
 
 # A store or log that failed: not the record's fault, so it raises and the batch is
 # redelivered. Checked before RECORD_FAULTS, which contains them (ReelStreamError).
-INFRASTRUCTURE_FAULTS: tuple[type[Exception], ...] = (StateStoreError, EventLogError, ObjectStoreError)
+# A schema registry that does not answer is one too (it raised SchemaError, a record fault, and
+# every record read during a registry restart was dead-lettered).
+INFRASTRUCTURE_FAULTS: tuple[type[Exception], ...] = (StateStoreError, EventLogError, ObjectStoreError,
+                                                      SchemaRegistryUnavailable)
 # What a record can make a processor raise: dead-lettered, and the partition moves on.
 RECORD_FAULTS: tuple[type[Exception], ...] = (ReelStreamError, KeyError, ValueError, TypeError)
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from reelstream.errors import ObjectNotFound, ReelStreamError
+from reelstream.errors import ObjectNotFound, ReelStreamError, SchemaRegistryUnavailable
 from reelstream.events.model import Event
 from reelstream.media.encrypt.keys import KeyProvider
 from reelstream.media.package.model import Package, Scheme
@@ -38,6 +38,8 @@ from reelstream.runtime import Runtime
 from reelstream.stores.ports import Record
 
 log = logging.getLogger(__name__)
+
+REGISTRY_RETRY_S = 2.0  # a registry restart takes seconds: retry soon, without load
 
 CATALOG_TOPIC = "reel.catalog"
 
@@ -78,8 +80,18 @@ class PackageWorker:
                     if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                         break
                     continue
-                for record in records:
-                    self.process(record)
+                try:
+                    for record in records:
+                        self.process(record)
+                except SchemaRegistryUnavailable as e:
+                    # Not the records' fault: uncommitted, they come again to a new consumer.
+                    log.warning("schema registry unavailable, the records will come again in %.1fs: %s",
+                                REGISTRY_RETRY_S, e)
+                    consumer.close()
+                    time.sleep(REGISTRY_RETRY_S)
+                    consumer = self.runtime.log.consumer([CATALOG_TOPIC],
+                                                         worker_group(self.runtime.settings.group_prefix))
+                    continue
                 self.runtime.log.flush()
                 consumer.commit(records)
                 idle_since = time.monotonic()
@@ -90,6 +102,8 @@ class PackageWorker:
     def process(self, record: Record) -> None:
         try:
             event = self.runtime.codec.decode(record.value)
+        except SchemaRegistryUnavailable:
+            raise  # the registry's bad moment: the record is fine, and comes again
         except ReelStreamError as e:
             log.warning("skipping undecodable record %s/%d@%d: %s", record.topic, record.partition, record.offset, e)
             return

@@ -36,7 +36,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from reelstream.errors import ReelStreamError
+from reelstream.errors import ReelStreamError, SchemaRegistryUnavailable
 from reelstream.events.model import Event, new_event
 from reelstream.events.topics import GPU_JOBS_TOPIC, SECONDARY_TOPICS
 from reelstream.media.transcode import layout
@@ -210,6 +210,8 @@ class TranscodeWorker:
     def process(self, record: Record) -> None:
         try:
             job = self.runtime.codec.decode(record.value)
+        except SchemaRegistryUnavailable:
+            raise  # the registry's bad moment, not the job's: run() retries it, uncommitted
         except ReelStreamError as e:
             log.warning("skipping undecodable job at %s/%d@%d: %s", record.topic, record.partition, record.offset, e)
             return

@@ -92,3 +92,54 @@ def test_subjects_carry_the_deployments_namespace(registry_url: str, tmp_path: P
     runtime = Runtime(Settings(data_dir=tmp_path, namespace="stage", schema_registry_url=registry_url))
     runtime.codec.encode(heartbeat("u1", "t1", "tv", 5_000, 1), "reel.playback")
     assert "stage.reel.playback-reelstream.events.PlaybackHeartbeat" in _Registry.subjects
+
+
+class _Down(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("registry", ["closed port", "503"])
+def test_a_registry_that_does_not_answer_is_retried_not_dead_lettered(
+        registry: str, registry_url: str, tmp_path: Path) -> None:
+    # During a registry restart every record read was dead-lettered: its SchemaError counted as
+    # the record's fault. Now the batch raises, is not committed, and the hosts retry it.
+    from reelstream.config import Settings
+    from reelstream.errors import SchemaRegistryUnavailable
+    from reelstream.events.topics import DEAD_LETTER_TOPIC
+    from reelstream.processors.playback.logic import WatchPositionProcessor
+    from reelstream.processors.runner import ProcessorRunner
+    from reelstream.runtime import Runtime
+    from reelstream.stores.ports import Record
+
+    data = EventCodec(schema_registry=ConfluentSchemaRegistry(registry_url)).encode(
+        heartbeat("u1", "t1", "tv", 5_000, 1), "reel.playback")
+    down = HTTPServer(("127.0.0.1", 0), _Down)
+    thread = threading.Thread(target=down.serve_forever, daemon=True)
+    thread.start()
+    url = "http://127.0.0.1:9" if registry == "closed port" else f"http://127.0.0.1:{down.server_port}"
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    processor = WatchPositionProcessor()
+    runtime.state.ensure_views(processor.views)
+    codec = EventCodec(schema_registry=ConfluentSchemaRegistry(url, timeout=1))
+    runner = ProcessorRunner(processor, runtime.log, runtime.state, codec, "test")
+    try:
+        with pytest.raises(SchemaRegistryUnavailable):
+            runner.process([Record("reel.playback", 0, 0, b"u1", data, 0)])
+        assert runner.stats.dead_lettered == 0
+        assert sum(runtime.log.end_offsets(DEAD_LETTER_TOPIC).values()) == 0
+    finally:
+        runtime.close()
+        down.shutdown()
+
+
+def test_an_id_the_registry_never_gave_is_the_records_fault(registry_url: str) -> None:
+    with pytest.raises(SchemaError, match="404") as raised:
+        EventCodec(schema_registry=ConfluentSchemaRegistry(registry_url)).decode(b"\x00\x00\x00\x03\xe7body")
+    from reelstream.errors import SchemaRegistryUnavailable
+    assert not isinstance(raised.value, SchemaRegistryUnavailable)
