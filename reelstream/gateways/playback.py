@@ -13,6 +13,8 @@ Heartbeat body (JSON): ``sid`` session id (CMCD), ``cid`` title id (CMCD), ``eve
 ``br`` encoded kbps (CMCD), ``bl`` buffer ms (CMCD), ``mtp`` throughput kbps (CMCD),
 ``rebuffer_ms`` since the last beat, ``startup_ms`` (on start), ``cdn_node``,
 ``ts`` the player's event time (ms; clamped to the server's clock, never in the future),
+``sent_ts`` the player's clock when it sends the post (ms; with it, ``ts`` counts as that
+long before the server's now, so a device clock that is off does not misplace its beats),
 ``seq`` the report's number in its session (0, 1, 2, ...).
 
 A post carrying ``seq`` may be retried: its events get ids derived from the account, the
@@ -72,6 +74,12 @@ def heartbeat_events(s: Services, account_id: str, profile_id: str, device_id: s
     device = s.device(account_id, device_id)
     now = s.now_ms()
     ts = field_of(doc, "ts", int, required=False, default=now)
+    sent = field_of(doc, "sent_ts", int, required=False)
+    if sent is not None:
+        # The device's clock may be off by hours (a TV set by hand): what it says is the
+        # beat's age by that clock. Taken as an absolute time, a slow clock's live beats lost
+        # resume to another device's older ones.
+        ts = now - max(0, sent - ts)
     ts = now if ts > now or ts < now - MAX_CLIENT_LAG_MS else ts
     when = datetime.fromtimestamp(ts / 1000, tz=UTC)
     seq = field_of(doc, "seq", int, required=False)
@@ -182,7 +190,7 @@ ROUTES = (
           body=obj(["sid", "cid", "position_ms"], sid={**STR, "maxLength": 128}, cid=STR, position_ms=INT,
                    event={"type": "string", "enum": list(EVENTS)}, state={"type": "string", "enum": list(STATES)},
                    rendition_id=STR, br=INT, bl=INT, mtp=INT, rebuffer_ms=INT, startup_ms=INT, cdn_node=STR,
-                   ts=INT, seq={"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+                   ts=INT, sent_ts=INT, seq={"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
                    end_reason={"type": "string", "enum": list(END_REASONS)}),
           responses={204: "durable in the log (a retry with the same seq is written under the same event ids)",
                      400: "a field is missing or invalid (named)", 403: "device not registered",

@@ -400,7 +400,9 @@
   async function postBeat(body) {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await api('POST', '/playback/heartbeats', body);
+        // sent_ts at each try: the gateway takes ts as (sent_ts - ts) before its own clock,
+        // so this device's clock being off does not misplace the beat.
+        return await api('POST', '/playback/heartbeats', Object.assign({}, body, { sent_ts: Date.now() }));
       } catch (e) {
         if ((e.status && e.status < 500) || attempt >= BEAT_ATTEMPTS) throw e;
         await new Promise((resolve) => setTimeout(resolve, 500 * attempt));

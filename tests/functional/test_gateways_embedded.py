@@ -307,6 +307,36 @@ async def test_a_body_nested_too_deeply_is_a_400_not_a_500(stack: dict[str, Any]
     assert r.status == 400 and "nested too deeply" in (await r.json())["error"]
 
 
+async def test_a_device_whose_clock_is_slow_still_gets_the_newest_position(stack: dict[str, Any]) -> None:
+    # A TV whose clock is an hour slow stamped its live beats an hour ago: they lost resume to
+    # the tablet's older ones. With sent_ts the gateway keeps each beat's age by the device's
+    # own clock instead; a beat queued offline keeps its age too.
+    client, runtime, clock = stack["client"], stack["runtime"], stack["clock"]
+    tablet = await sign_up(client, "skew@example.com", device_type="tablet")
+    r = await client.post("/auth/sessions", json={"email": "skew@example.com", "password": "correct horse"})
+    token = (await r.json())["token"]
+    r = await client.post("/auth/devices", json={"name": "tv", "device_type": "tv", "security_level": "software"},
+                          headers={"Authorization": f"Bearer {token}"})
+    assert r.status == 201, await r.text()
+    tv = {"Authorization": f"Bearer {(await r.json())['token']}", **US}
+    now_ms, hour = int(clock() * 1000), 3600 * 1000
+    beat = {"cid": "film-1", "event": "heartbeat"}
+    # The tablet (right clock) played until 5 minutes ago; the TV (an hour slow) plays now.
+    assert (await client.post("/playback/heartbeats", headers=tablet["auth"], json={
+        **beat, "sid": "tablet", "position_ms": 200_000, "ts": now_ms - 300_000, "sent_ts": now_ms})).status == 204
+    r = await client.post("/playback/heartbeats", headers=tv, json={
+        **beat, "sid": "tv", "position_ms": 500_000, "ts": now_ms - hour, "sent_ts": now_ms - hour})
+    assert r.status == 204, await r.text()
+    # Then a beat the TV queued offline 2 days ago (by its clock) syncs: older than both.
+    assert (await client.post("/playback/heartbeats", headers=tv, json={
+        **beat, "sid": "tv-offline", "position_ms": 60_000, "ts": now_ms - hour - 48 * hour,
+        "sent_ts": now_ms - hour})).status == 204
+    drain(runtime)
+    body = await (await client.get("/playback/resume/film-1", headers=tablet["auth"])).json()
+    assert body["position_ms"] == 500_000 and body["device_type"] == "tv", body
+    assert body["updated_ms"] == now_ms, body
+
+
 async def test_beats_synced_a_day_late_do_not_overwrite_a_newer_position(stack: dict[str, Any]) -> None:
     # Offline play on a downloaded title syncs its beats when the device is back online, up
     # to the download's 30 days later: they were stamped "now" after 24 h and won resume.

@@ -75,8 +75,9 @@ async def post_beat(http: Http, base: str, token: str, beat: Beat, session_id: s
         body["end_reason"] = beat.end_reason
     for attempt in range(1, BEAT_ATTEMPTS + 1):
         try:
-            await http.request("heartbeat", "POST", f"{base}/playback/heartbeats", token=token, json=body,
-                               ok=(204,))
+            # The clock at each try: the gateway takes ts as (sent_ts - ts) before its own now.
+            await http.request("heartbeat", "POST", f"{base}/playback/heartbeats", token=token,
+                               json={**body, "sent_ts": int(time.time() * 1000)}, ok=(204,))
             return body
         except RequestFailed as failed:
             if not failed.transient or attempt == BEAT_ATTEMPTS:
