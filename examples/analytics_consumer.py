@@ -34,10 +34,35 @@ def decode(value, writers):  # C3 01 | 8-byte CRC-64-AVRO fingerprint | Avro bin
     return schema["name"], schemaless_reader(io.BytesIO(value[10:]), schema)
 
 
+def consume(consumer, writers, out=sys.stdout, err=sys.stderr):
+    """Print every event, until 10 s pass without one once partitions are assigned.
+
+    A record it cannot decode (not an event, or a schema newer than ``writers``) is reported
+    with its position and passed over, as ReelStream's processors pass it (dead-lettered):
+    one bad record must not stop the stream, and it stays on the topic to be read again.
+    An offset is stored for commit only once its record is handled: a crash re-reads it."""
+    while True:
+        msg = consumer.poll(10.0)
+        if msg is None:
+            if consumer.assignment():
+                return  # caught up: 10 s with partitions and no event
+            continue  # still joining the group (a member that died must time out first)
+        if msg.error():
+            print(f"consumer error: {msg.error()}", file=err)
+            continue
+        try:
+            print(*decode(msg.value(), writers), file=out)
+        except ValueError as e:
+            print(f"skipped {msg.topic()}/{msg.partition()}@{msg.offset()}: {e}", file=err)
+        consumer.store_offsets(msg)
+
+
 if __name__ == "__main__":
     writers = load_writers()
-    consumer = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "analytics", "auto.offset.reset": "earliest"})
+    consumer = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "analytics", "auto.offset.reset": "earliest",
+                         "enable.auto.offset.store": False})
     consumer.subscribe(sys.argv[2:] or ["reel.playback"])
-    while (msg := consumer.poll(10.0)) is not None:
-        if not msg.error():
-            print(*decode(msg.value(), writers))
+    try:
+        consume(consumer, writers)
+    finally:
+        consumer.close()  # commits what was handled

@@ -54,3 +54,70 @@ def test_the_example_decodes_events_written_with_earlier_schema_versions() -> No
     assert all(v.fingerprint in writers for v in codec_versions), "the same fingerprints ReelStream writes"
     with pytest.raises(ValueError, match="not a ReelStream event"):
         example.decode(b"not avro at all", writers)
+
+
+class _Message:
+    def __init__(self, value: bytes, offset: int, error: str | None = None) -> None:
+        self._value, self._offset, self._error = value, offset, error
+
+    def error(self) -> str | None:
+        return self._error
+
+    def value(self) -> bytes:
+        return self._value
+
+    def topic(self) -> str:
+        return "reel.playback"
+
+    def partition(self) -> int:
+        return 3
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class _Consumer:
+    """confluent-kafka's Consumer as the example uses it: joining (None before an assignment), then the messages."""
+
+    def __init__(self, messages: list[_Message]) -> None:
+        self.queue: list[_Message | None] = [None, *messages]
+        self.stored: list[int] = []
+        self.assigned = False
+
+    def poll(self, timeout: float) -> _Message | None:
+        if self.queue:
+            message = self.queue.pop(0)
+            self.assigned = self.assigned or message is not None
+            return message
+        return None
+
+    def assignment(self) -> list[str]:
+        return ["reel.playback/3"] if self.assigned else []
+
+    def store_offsets(self, message: _Message) -> None:
+        self.stored.append(message.offset())
+
+
+def test_the_example_reports_a_bad_record_with_its_position_and_reads_on() -> None:
+    # It raised on the first record it could not decode: it never read past it, ReelStream's
+    # processors having dead-lettered it and moved on; and a poll that came back empty while
+    # the group was still forming ended it before its first event.
+    import io
+
+    spec = importlib.util.spec_from_file_location("example", REPO / "examples" / "analytics_consumer.py")
+    example = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(example)  # type: ignore[union-attr]
+    writers = example.load_writers(str(REPO / "events" / "schemas"))
+    codec = EventCodec()
+    consumer = _Consumer([
+        _Message(codec.encode(heartbeat("u1", "t1", "tv", 1_000, 1)), 10),
+        _Message(b"\xc3\x01" + b"\x11" * 8 + b"a newer schema's body", 11),
+        _Message(b"", 12, error="broker transport failure"),
+        _Message(codec.encode(heartbeat("u1", "t1", "tv", 2_000, 2)), 13),
+    ])
+    out, err = io.StringIO(), io.StringIO()
+    example.consume(consumer, writers, out, err)
+    assert [line.split()[0] for line in out.getvalue().splitlines()] == ["reelstream.events.PlaybackHeartbeat"] * 2
+    assert "skipped reel.playback/3@11: not a ReelStream event, or a schema newer" in err.getvalue()
+    assert "consumer error: broker transport failure" in err.getvalue()
+    assert consumer.stored == [10, 11, 13]  # each once handled; the bad record is on the topic still
