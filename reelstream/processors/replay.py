@@ -73,9 +73,9 @@ def rebuild(processor: Processor, event_log: EventLog, fresh: StateStore, codec:
     if not resume:
         if not overwrite:
             refuse_occupied(processor, fresh)
-        for spec in (*processor.views, REPLAY_PROGRESS):
+        for spec in processor.views:
             fresh.truncate(spec)
-        saved = {}
+        saved = {}  # this processor's progress is overwritten below (another's in the store stays)
     ends = _offsets(event_log.end_offsets, processor.topics)
     # Retention may have removed a partition's oldest records, or all of them: reading starts
     # at its first record still held, and a partition holding none is done before any poll.
@@ -84,6 +84,7 @@ def rebuild(processor: Processor, event_log: EventLog, fresh: StateStore, codec:
     done = sum(max(0, min(positions[tp], end) - firsts[tp]) for tp, end in ends.items())
     total = sum(max(0, end - firsts[tp]) for tp, end in ends.items())
     resumed_at = done
+    _save_progress(fresh, processor, positions, saved)
     runner = ProcessorRunner(processor, event_log, fresh, codec, producer="reel replay", emit=False)
     reader = event_log.consumer(list(processor.topics), group_id=None)
     try:
