@@ -124,6 +124,9 @@ class LiveSessionProcessor(Processor):
     topics = ("reel.playback",)
     views = (LIVE_SESSIONS,)
     coalesce_writes = True  # a session's beats in one batch are one write (it writes only its primary rows)
+    # A future event time (a producer writing straight to reel.playback with a fast clock)
+    # would freeze the session and keep it live, counted against the account, until then.
+    event_time_bound_by_log = True
 
     def primary(self, event: Event) -> tuple[ViewSpec, tuple[Any, ...]] | None:
         return LIVE_SESSIONS, (event["user_id"], event["session_id"])

@@ -8,12 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from reelstream.events.codec import EventCodec
+from reelstream.processors.base import Processor
 from reelstream.processors.playback.logic import (
     PROFILE_PROGRESS,
     WATCH_POSITIONS,
     WatchPositionProcessor,
 )
 from reelstream.processors.runner import ProcessorRunner
+from reelstream.processors.sessions.logic import LIVE_SESSIONS, LiveSessionProcessor
 from reelstream.stores.ports import Record, StateStore
 from reelstream.stores.sqlite_state import SqliteStateStore
 from tests.support.events import T0, heartbeat
@@ -33,10 +35,11 @@ def positions(state: StateStore) -> tuple[int, int]:
     return tv.values["position_ms"], profile.values["position_ms"]
 
 
-def run(tmp_path: Path, *records: Record) -> StateStore:
+def run(tmp_path: Path, *records: Record, processor: Processor | None = None) -> StateStore:
+    processor = processor or WatchPositionProcessor()
     state = SqliteStateStore(tmp_path / f"state-{len(list(tmp_path.iterdir()))}.db")
-    state.ensure_views(WatchPositionProcessor.views)
-    runner = ProcessorRunner(WatchPositionProcessor(), None, state, EventCodec(), "test", emit=False)  # type: ignore[arg-type]
+    state.ensure_views(processor.views)
+    runner = ProcessorRunner(processor, None, state, EventCodec(), "test", emit=False)  # type: ignore[arg-type]
     for r in records:
         runner.process([r])
     return state
@@ -57,3 +60,15 @@ def test_late_beats_keep_their_own_time(tmp_path: Path) -> None:
     assert positions(run(tmp_path, newer, queued)) == (900_000, 900_000)
     stored = run(tmp_path, newer, queued).get(WATCH_POSITIONS, ("u1", "t1", "tv"))
     assert stored is not None and stored.values["event_time_ms"] == LOGGED + 600_000
+
+
+def test_a_beat_stamped_in_the_future_does_not_freeze_its_session(tmp_path: Path) -> None:
+    # The session's newest event decides its position, state and liveness: one from a fast
+    # clock kept it "live" (counted against the account's streams) until that time had come.
+    codec = EventCodec()
+    fast = record(0, 600_000, event_at_s=timedelta(hours=6).total_seconds(), logged_at_s=0, codec=codec)
+    later = record(1, 630_000, event_at_s=30, logged_at_s=30, codec=codec)
+    state = run(tmp_path, fast, later, processor=LiveSessionProcessor())
+    session = state.get(LIVE_SESSIONS, ("u1", "u1-tv"))
+    assert session is not None
+    assert session.values["position_ms"] == 630_000 and session.values["last_event_ms"] == LOGGED + 30_000
