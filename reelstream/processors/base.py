@@ -34,6 +34,12 @@ class Outcome:
         return self
 
 
+# How far an event time may run ahead of its record's log time and still be believed: the
+# producing host's clock and the log's differ by milliseconds to seconds (and a test's
+# injected clock by minutes); a device clock set wrong is off by hours.
+MAX_EVENT_TIME_LEAD_MS = 15 * 60 * 1000
+
+
 class Processor(ABC):
     """A pure stream processor. Subclasses set ``name``, ``topics`` and ``views``."""
 
@@ -45,11 +51,12 @@ class Processor(ABC):
     at the batch's end: for processors whose writes outside an event's primary row go only
     to views that are never a primary (see ``runner._BatchRows``)."""
     event_time_bound_by_log: ClassVar[bool] = False
-    """True makes the runner hand ``handle`` an event whose ``event_time`` is no later than
-    its record's log timestamp (later times are replaced by the log's): for processors that
-    keep the newest event by event time, where one event stamped in the future (a producer
-    writing to the topic with a fast clock) would otherwise outrank every later one until
-    the wall clock caught up. The log timestamp is stored with the record, so a replay
+    """True makes the runner hand ``handle`` an event whose ``event_time`` is at most
+    ``MAX_EVENT_TIME_LEAD_MS`` after its record's log timestamp, a later one being taken as
+    the log timestamp (a broken clock, as the gateway takes a future ``ts``): for processors
+    that keep the newest event by event time, where one event stamped far in the future (a
+    producer writing to the topic with a fast clock) would otherwise outrank every later one
+    until the wall clock caught up. The log timestamp is stored with the record, so a replay
     bounds it alike."""
 
     @abstractmethod

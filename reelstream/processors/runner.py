@@ -40,7 +40,7 @@ from reelstream.errors import (
 from reelstream.events.codec import EventCodec
 from reelstream.events.model import Event, derived_event_id, new_event
 from reelstream.events.topics import DEAD_LETTER_TOPIC, topic_for
-from reelstream.processors.base import Processor
+from reelstream.processors.base import MAX_EVENT_TIME_LEAD_MS, Processor
 from reelstream.stores.ports import EventLog, Record, Row, StateStore, ViewSpec
 from reelstream.stores.sqlite_state import check_key, check_row
 
@@ -161,10 +161,11 @@ class _Applied:
 
 
 def _bounded_by_log_time(event: Event, record: Record) -> Event:
-    """``event`` stamped no later than ``record`` was logged (see ``Processor.event_time_bound_by_log``)."""
-    logged = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
-    if event.header.event_time <= logged:
+    """``event``, stamped at its record's log time if its own is further ahead than
+    ``MAX_EVENT_TIME_LEAD_MS`` (see ``Processor.event_time_bound_by_log``)."""
+    if event.header.event_time.timestamp() * 1000 <= record.timestamp_ms + MAX_EVENT_TIME_LEAD_MS:
         return event
+    logged = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
     return replace(event, header=replace(event.header, event_time=logged))
 
 

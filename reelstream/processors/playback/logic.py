@@ -3,7 +3,8 @@
 One row per (user, title, device type): the newest position that device type
 reported. Resume reads the user's partition and takes the newest across device types,
 so a stale device can never overwrite a newer position from another one: ordering is
-by event time, not arrival, an event time being no later than the record's log time.
+by event time, not arrival (an event time far ahead of the record's log time is taken as
+the log time).
 """
 
 from __future__ import annotations

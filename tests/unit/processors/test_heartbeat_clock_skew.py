@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from reelstream.events.codec import EventCodec
-from reelstream.processors.base import Processor
+from reelstream.processors.base import MAX_EVENT_TIME_LEAD_MS, Processor
 from reelstream.processors.playback.logic import (
     PROFILE_PROGRESS,
     WATCH_POSITIONS,
@@ -72,3 +72,11 @@ def test_a_beat_stamped_in_the_future_does_not_freeze_its_session(tmp_path: Path
     session = state.get(LIVE_SESSIONS, ("u1", "u1-tv"))
     assert session is not None
     assert session.values["position_ms"] == 630_000 and session.values["last_event_ms"] == LOGGED + 30_000
+
+
+def test_an_event_time_a_few_minutes_ahead_is_believed(tmp_path: Path) -> None:
+    # Hosts' clocks differ by seconds (and a test's injected clock by minutes): only a clock
+    # further ahead than MAX_EVENT_TIME_LEAD_MS is taken for broken.
+    ahead = record(0, 120_000, event_at_s=MAX_EVENT_TIME_LEAD_MS / 1000 - 60, logged_at_s=0, codec=EventCodec())
+    stored = run(tmp_path, ahead).get(WATCH_POSITIONS, ("u1", "t1", "tv"))
+    assert stored is not None and stored.values["event_time_ms"] == LOGGED + MAX_EVENT_TIME_LEAD_MS - 60_000
