@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from reelstream.cli._argtypes import at_least, port
 from reelstream.config import Settings, load_settings
-from reelstream.errors import ReelStreamError
+from reelstream.errors import (
+    EventLogError,
+    ReelStreamError,
+    SchemaRegistryUnavailable,
+    StateStoreError,
+)
 from reelstream.events.topics import SECONDARY_TOPICS, TOPICS, topic
 from reelstream.runtime import Runtime
 
@@ -222,11 +227,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ReplayRefused:
         refused = True  # raised before anything was written: the target is as it was
         raise
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StateStoreError, EventLogError, SchemaRegistryUnavailable) as e:
+        # Ctrl-C, or a store, log or registry that failed: what was rebuilt is kept, and the
+        # rebuild can go on from the last batch it wrote.
         again = "" if args.resume else f" --into {shlex.quote(into_url)} --resume"
-        print(f"\ninterrupted; to go on from where it stopped, run the same command{again or ' again'}",
-              file=sys.stderr)
-        return 130
+        print(f"\n{'interrupted' if isinstance(e, KeyboardInterrupt) else 'stopped'}; to go on from where it "
+              f"stopped, run the same command{again or ' again'}", file=sys.stderr)
+        if isinstance(e, KeyboardInterrupt):
+            return 130
+        raise  # reel's handler prints the failure
     finally:
         runtime.close()
         # A store replay made itself is removed once it has served (it agrees with the live

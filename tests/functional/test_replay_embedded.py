@@ -213,3 +213,27 @@ def test_resume_needs_an_interrupted_rebuild_in_the_store(tmp_path: Path, capsys
     assert "holds no interrupted rebuild of watch_positions to resume" in capsys.readouterr().err
     assert reel_replay(data, "--resume") == 2
     assert "--resume needs --into URL" in capsys.readouterr().err
+
+
+def test_a_rebuild_stopped_by_a_failing_store_says_how_to_go_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from reelstream.errors import StateStoreError
+    from reelstream.processors import replay
+
+    data = tmp_path / "reel"
+    live_state(data)
+    real_rebuild = replay.rebuild
+
+    def failing(*args: Any, **kwargs: Any) -> replay.ReplayReport:
+        def store_fails(done: int, total: int) -> None:
+            raise StateStoreError("cassandra://10.0.0.7:9042/reelstream: write timed out")
+        return real_rebuild(*args[:4], store_fails, **kwargs)
+
+    monkeypatch.setattr(replay, "rebuild", failing)
+    assert reel_replay(data) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    [kept] = data.glob("state-replay_*.db")
+    assert f"stopped; to go on from where it stopped, run the same command --into sqlite://{kept} --resume" in err
+    assert "reel replay: cassandra://10.0.0.7:9042/reelstream: write timed out" in err
+    assert reel_replay(data, "--into", f"sqlite://{kept}", "--resume", "--verify") == 0
