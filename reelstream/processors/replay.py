@@ -103,7 +103,9 @@ def rebuild(processor: Processor, event_log: EventLog, fresh: StateStore, codec:
                     positions[tp] = max(positions[tp], start)
             batch = [r for r in records if r.offset < ends[(r.topic, r.partition)]]
             runner.process(batch)  # durable when it returns: only then is the progress saved
-            _save_progress(fresh, processor, positions, saved)
+            # Not past a partition's end: records appended since were read but not applied, and
+            # a resumed rebuild (whose end is later) must apply them.
+            _save_progress(fresh, processor, {tp: min(o, ends[tp]) for tp, o in positions.items()}, saved)
             done += len(batch)
             if progress:
                 progress(done, total)

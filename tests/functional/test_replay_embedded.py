@@ -237,3 +237,40 @@ def test_a_rebuild_stopped_by_a_failing_store_says_how_to_go_on(
     assert f"stopped; to go on from where it stopped, run the same command --into sqlite://{kept} --resume" in err
     assert "reel replay: cassandra://10.0.0.7:9042/reelstream: write timed out" in err
     assert reel_replay(data, "--into", f"sqlite://{kept}", "--resume", "--verify") == 0
+
+
+def test_records_appended_during_an_interrupted_rebuild_are_applied_when_it_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The rebuild reads to the end it saw at its start; a poll may also bring records appended
+    # since, which it leaves alone. Its saved progress went past them, so the resumed rebuild,
+    # whose end covers them, never applied them.
+    runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
+    for i in range(5):
+        runtime.publish(heartbeat("u1", "t1", "tv", 1000 * i, i), flush=False)
+    runtime.log.flush()
+    real_consumer = runtime.log.consumer
+
+    def consumer_after_more_beats(*args: Any, **kwargs: Any) -> Any:
+        for i in range(5, 8):  # after the rebuild read the ends, before its first poll
+            runtime.publish(heartbeat("u1", "t1", "tv", 1000 * i, i), flush=False)
+        runtime.log.flush()
+        monkeypatch.setattr(runtime.log, "consumer", real_consumer)
+        return real_consumer(*args, **kwargs)
+
+    monkeypatch.setattr(runtime.log, "consumer", consumer_after_more_beats)
+
+    def ctrl_c(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    fresh = SqliteStateStore(tmp_path / "fresh.db")
+    processor = WatchPositionProcessor()
+    with pytest.raises(KeyboardInterrupt):
+        rebuild(processor, runtime.log, fresh, runtime.codec, ctrl_c)
+    row = fresh.get(WATCH_POSITIONS, ("u1", "t1", "tv"))
+    assert row is not None and row.values["position_ms"] == 4000  # to the end it saw
+    report = rebuild(processor, runtime.log, fresh, runtime.codec, resume=True)
+    assert (report.resumed_at, report.records) == (5, 3)
+    row = fresh.get(WATCH_POSITIONS, ("u1", "t1", "tv"))
+    assert row is not None and row.values["position_ms"] == 7000
+    fresh.close()
+    runtime.close()
