@@ -21,6 +21,20 @@ from reelstream.workers.transcode import TranscodeWorker
 from tests.support.events import registered
 
 
+def registry_down_once(runtime: Runtime, monkeypatch: pytest.MonkeyPatch, how: str) -> list[int]:
+    """The codec's first decode fails as a registry outage does; the count of decodes so far."""
+    real_decode, calls = runtime.codec.decode, [0]
+
+    def down_once(data: bytes) -> Event:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise SchemaRegistryUnavailable(f"schema registry http://registry:8081 {how}")
+        return real_decode(data)
+
+    monkeypatch.setattr(runtime.codec, "decode", down_once)
+    return calls
+
+
 def test_the_transcode_worker_hands_a_registry_outage_to_its_retry(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
@@ -39,15 +53,7 @@ def test_the_package_worker_takes_the_records_again_after_a_registry_outage(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
     runtime.publish(registered("t1"))
-    real_decode, calls = runtime.codec.decode, [0]
-
-    def down_once(data: bytes) -> Event:
-        calls[0] += 1
-        if calls[0] == 1:
-            raise SchemaRegistryUnavailable("schema registry http://registry:8081 answered 503")
-        return real_decode(data)
-
-    monkeypatch.setattr(runtime.codec, "decode", down_once)
+    calls = registry_down_once(runtime, monkeypatch, "answered 503")
     monkeypatch.setattr(package, "REGISTRY_RETRY_S", 0.0)
 
     def key_provider() -> Any:
@@ -69,15 +75,7 @@ def test_a_gateway_follower_reads_the_record_again_after_a_registry_outage(
 
     runtime = Runtime(Settings(data_dir=tmp_path / "reel"))
     runtime.publish(registered("t1"))
-    real_decode, calls = runtime.codec.decode, [0]
-
-    def down_once(data: bytes) -> Event:
-        calls[0] += 1
-        if calls[0] == 1:
-            raise SchemaRegistryUnavailable("schema registry http://registry:8081 is unreachable")
-        return real_decode(data)
-
-    monkeypatch.setattr(runtime.codec, "decode", down_once)
+    calls = registry_down_once(runtime, monkeypatch, "is unreachable")
     monkeypatch.setattr(views, "RESTART_DELAY_S", 0.0)
     folded: list[str] = []
 
